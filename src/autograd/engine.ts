@@ -1,0 +1,90 @@
+/**
+ * Reverse-mode differentiation over the dynamic tape of GradNodes.
+ *
+ * Nodes run in reverse topological order; gradients reaching a node from several uses are summed
+ * first. A leaf that requires grad accumulates into `.grad` in its own dtype. Backward rules are
+ * ordinary ops run with recording off, so every backend runs them, in the forward op's dtype.
+ */
+import type { Tensor } from '../tensor/tensor.js';
+import type { GradNode } from './node.js';
+import { noGrad } from './mode.js';
+
+export interface BackwardOptions {
+  /** Keep the graph so that backward can run through it again. */
+  retainGraph?: boolean;
+}
+
+/** Hooks on leaf tensors, kept outside the Tensor class to keep it small. */
+export const leafHooks = new WeakMap<Tensor, ((grad: Tensor) => Tensor | void)[]>();
+
+function runHooks(hooks: readonly ((g: Tensor) => Tensor | void)[] | undefined, grad: Tensor): Tensor {
+  if (!hooks) return grad;
+  for (const h of hooks) {
+    const replaced = h(grad);
+    if (replaced) grad = replaced;
+  }
+  return grad;
+}
+
+/** Nodes reachable from `root`, each after every node that feeds it a gradient. */
+function topoOrder(root: GradNode): GradNode[] {
+  const order: GradNode[] = [];
+  const seen = new Set<GradNode>();
+  const stack: [GradNode, number][] = [[root, 0]];
+  seen.add(root);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const [node, i] = top;
+    if (i < node.inputs.length) {
+      top[1]++;
+      const next = node.inputs[i]!.gradFn;
+      if (next && !seen.has(next)) {
+        seen.add(next);
+        stack.push([next, 0]);
+      }
+    } else {
+      stack.pop();
+      order.push(node);
+    }
+  }
+  return order.reverse();
+}
+
+export function runBackward(
+  root: Tensor,
+  gradient: Tensor,
+  options: BackwardOptions,
+  accumulate: (leaf: Tensor, grad: Tensor) => void,
+  add: (a: Tensor, b: Tensor) => Tensor,
+  castTo: (t: Tensor, like: Tensor) => Tensor,
+): void {
+  noGrad(() => {
+    if (!root.gradFn) {
+      accumulate(root, runHooks(leafHooks.get(root), gradient));
+      return;
+    }
+    const pending = new Map<GradNode, Tensor>();
+    const rootNode = root.gradFn;
+    pending.set(rootNode, gradient);
+    for (const node of topoOrder(rootNode)) {
+      let grad = pending.get(node);
+      pending.delete(node);
+      if (!grad) continue;
+      grad = runHooks(node.hooks, grad);
+      if (node.retainGradOf) node.retainGradOf.grad = grad;
+      const inputGrads = node.apply(grad);
+      if (!options.retainGraph) node.release();
+      node.inputs.forEach((input, i) => {
+        let g = inputGrads[i];
+        if (!g || !input.requiresGrad) return;
+        if (g.dtype !== input.dtype) g = castTo(g, input);
+        if (input.gradFn) {
+          const prev = pending.get(input.gradFn);
+          pending.set(input.gradFn, prev ? add(prev, g) : g);
+        } else {
+          accumulate(input, runHooks(leafHooks.get(input), g));
+        }
+      });
+    }
+  });
+}

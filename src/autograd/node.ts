@@ -1,0 +1,34 @@
+/** One recorded op in the autograd graph: its inputs and the rule that maps the output gradient to theirs. */
+import type { Tensor } from '../tensor/tensor.js';
+
+export type GradHook = (grad: Tensor) => Tensor | void;
+export type BackwardFn = (gradOutput: Tensor) => readonly (Tensor | null | undefined)[];
+
+export class GradNode {
+  /** Hooks registered on the node's output tensor (a non-leaf). */
+  readonly hooks: GradHook[] = [];
+  /** Set after a backward pass without retainGraph: the saved tensors are gone. */
+  released = false;
+  /** The output keeps its gradient in `.grad` (retainGrad). */
+  retainGradOf: Tensor | null = null;
+
+  constructor(
+    readonly op: string,
+    readonly inputs: readonly Tensor[],
+    private backwardFn: BackwardFn | null,
+  ) {}
+
+  apply(gradOutput: Tensor): readonly (Tensor | null | undefined)[] {
+    if (!this.backwardFn) {
+      throw new Error(
+        `Trying to backward through the graph a second time (op '${this.op}'): pass { retainGraph: true } to the first backward()`,
+      );
+    }
+    return this.backwardFn(gradOutput);
+  }
+
+  release(): void {
+    this.backwardFn = null;
+    this.released = true;
+  }
+}

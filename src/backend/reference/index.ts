@@ -1,0 +1,86 @@
+/**
+ * The TypeScript reference backend: every kernel over plain typed arrays. It defines what each
+ * op computes; faster backends are tested against it.
+ */
+import type { Backend, DeviceBuffer, KernelParams, KernelTensor, MemoryStats } from '../backend.js';
+import { MemoryCounter } from '../backend.js';
+import type { DType, StorageArray } from '../../dtype/dtype.js';
+import { gatherToF64, scatterFromF64 } from './codec.js';
+import type { RefKernel } from './kernels/types.js';
+import { elementwiseKernels } from './kernels/elementwise.js';
+import { reduceKernels } from './kernels/reduce.js';
+import { linalgKernels } from './kernels/linalg.js';
+import { convKernels } from './kernels/conv.js';
+import { poolKernels } from './kernels/pool.js';
+import { indexingKernels } from './kernels/indexing.js';
+
+class HostBuffer implements DeviceBuffer {
+  freed = false;
+  constructor(
+    readonly dtype: DType,
+    readonly size: number,
+    readonly data: StorageArray,
+  ) {}
+}
+
+export const REFERENCE_KERNELS: Readonly<Record<string, RefKernel>> = {
+  ...elementwiseKernels,
+  ...reduceKernels,
+  ...linalgKernels,
+  ...convKernels,
+  ...poolKernels,
+  ...indexingKernels,
+};
+
+export class ReferenceBackend implements Backend {
+  readonly name: string = 'reference';
+  private readonly counter = new MemoryCounter();
+
+  allocate(dtype: DType, size: number): DeviceBuffer {
+    this.counter.onAllocate(size * dtype.itemsize);
+    return new HostBuffer(dtype, size, new dtype.storage(size));
+  }
+
+  free(buffer: DeviceBuffer): void {
+    const b = buffer as HostBuffer;
+    if (b.freed) return;
+    b.freed = true;
+    this.counter.onFree(b.size * b.dtype.itemsize);
+  }
+
+  write(buffer: DeviceBuffer, data: StorageArray): void {
+    (buffer as HostBuffer).data.set(data);
+  }
+
+  readSync(buffer: DeviceBuffer): StorageArray {
+    return (buffer as HostBuffer).data.slice();
+  }
+
+  async read(buffer: DeviceBuffer): Promise<StorageArray> {
+    return this.readSync(buffer);
+  }
+
+  hasKernel(kernel: string): boolean {
+    return kernel in REFERENCE_KERNELS;
+  }
+
+  run(kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
+    const fn = REFERENCE_KERNELS[kernel];
+    if (!fn) throw new Error(`reference backend: no kernel named '${kernel}'`);
+    const args = inputs.map((t) => ({
+      data: gatherToF64((t.buffer as HostBuffer).data, t.dtype, t.shape, t.strides, t.offset),
+      shape: t.shape,
+      dtype: t.dtype,
+    }));
+    const results = fn(args, params, outputs);
+    outputs.forEach((o, i) => scatterFromF64(results[i]!, (o.buffer as HostBuffer).data, o.dtype, o.shape, o.strides, o.offset));
+  }
+
+  memory(): MemoryStats {
+    return this.counter.stats();
+  }
+
+  resetPeakMemory(): void {
+    this.counter.resetPeak();
+  }
+}

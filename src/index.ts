@@ -1,0 +1,36 @@
+/**
+ * mixprec: mixed precision deep learning for TypeScript.
+ *
+ *   import * as mx from 'mixprec';
+ *   const a = mx.tensor([[1, 2], [3, 4]], { dtype: 'float16', requiresGrad: true });
+ */
+import './tensor/methods.js';
+import './ops/conv.js';
+import './nn/functional.js';
+
+export { Tensor } from './tensor/tensor.js';
+export type { DTypeName, FInfo } from './dtype/dtype.js';
+export type { DataArray } from './tensor/host.js';
+export * as dtypes from './dtypes.js';
+export { manualSeed, Generator, defaultGenerator } from './random/generator.js';
+export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd/mode.js';
+export { gradcheck, type GradcheckOptions, type GradcheckResult } from './autograd/gradcheck.js';
+export { scope, keep, memory } from './tensor/scope.js';
+export { setBackend, getBackend, listBackends, registerBackend } from './backend/registry.js';
+export type { Backend, DeviceBuffer, KernelTensor, MemoryStats } from './backend/backend.js';
+export { allOps, getOp, type OpDef, type AutocastCategory } from './ops/registry.js';
+
+export {
+  tensor, zeros, ones, full, zerosLike, onesLike, fullLike, arange, linspace, eye, rand, randn, randint,
+  type TensorOptions, type RandomOptions, type TensorData,
+} from './ops/creation.js';
+export {
+  add, sub, mul, div, pow, neg, abs, sign, exp, log, log1p, sqrt, rsqrt, tanh, sigmoid, relu, leakyRelu, gelu,
+  clamp, where, maximum, minimum, square, reciprocal, eq, ne, lt, le, gt, ge, logicalAnd, logicalOr, logicalNot, isfinite,
+} from './ops/elementwise.js';
+export { sum, mean, max, min, argmax, argmin, logsumexp, variance as var, softmax, logSoftmax } from './ops/reduce.js';
+export {
+  reshape, view, permute, transpose, t, flatten, squeeze, unsqueeze, expand, narrow, contiguous, cat, stack, indexSelect, gather,
+} from './ops/shape.js';
+export { matmul, mm, bmm } from './ops/linalg.js';
+export * as nn from './nn/index.js';

@@ -1,0 +1,73 @@
+/**
+ * `apply`: the one path every op takes. Autocast, then input preparation, then either the
+ * composite definition, a view, or a backend kernel; then the autograd node.
+ */
+import type { KernelTensor } from '../backend/backend.js';
+import { Tensor } from '../tensor/tensor.js';
+import { isGradEnabled } from '../autograd/mode.js';
+import { GradNode } from '../autograd/node.js';
+import { getOp, type OpDef } from './registry.js';
+
+/** Set by the amp module while an autocast region is active. */
+export type AutocastHook = (def: OpDef, inputs: readonly Tensor[]) => readonly Tensor[];
+let autocastHook: AutocastHook | null = null;
+
+export function setAutocastHook(hook: AutocastHook | null): AutocastHook | null {
+  const prev = autocastHook;
+  autocastHook = hook;
+  return prev;
+}
+
+/** Observers of every primitive op (precision diagnostics). */
+export type OpObserver = (op: string, inputs: readonly Tensor[], output: Tensor) => void;
+const observers = new Set<OpObserver>();
+export function addOpObserver(fn: OpObserver): () => void {
+  observers.add(fn);
+  return () => observers.delete(fn);
+}
+
+export function kernelView(t: Tensor): KernelTensor {
+  return { buffer: t.storage.buffer, dtype: t.dt, shape: t.shape, strides: t.strides, offset: t.offset };
+}
+
+function record(def: OpDef, inputs: readonly Tensor[], output: Tensor, params: unknown): void {
+  if (!def.backward || !isGradEnabled() || !output.dt.isFloating) return;
+  if (!inputs.some((x) => x.requiresGrad)) return;
+  const backward = def.backward;
+  output.requiresGrad = true;
+  output.gradFn = new GradNode(def.name, inputs, (g) => backward(g, { inputs, output, params }));
+}
+
+export function apply<P extends object>(name: string, inputs: readonly Tensor[], params: P = {} as P): Tensor {
+  const def = getOp(name) as OpDef<P>;
+  for (const x of inputs) x.assertAlive(name);
+  let xs: readonly Tensor[] = autocastHook && def.autocast !== 'none' ? autocastHook(def, inputs) : inputs;
+  if (def.prepare) xs = def.prepare(xs, params);
+  if (def.compose) return def.compose(xs, params);
+
+  const backend = xs[0]?.backend;
+  for (const x of xs) {
+    if (x.backend !== backend) throw new Error(`${name}: tensors are on different backends (${backend?.name} and ${x.backend.name})`);
+  }
+
+  let out: Tensor;
+  if (def.view) {
+    const x = xs[0]!;
+    const g = def.view(x, params);
+    out = new Tensor(x.storage, g.shape, g.strides, g.offset);
+  } else {
+    const { shape, dtype } = def.infer!(xs, params);
+    out = Tensor.empty(shape, dtype, backend);
+    if (out.numel > 0) out.backend.run(def.kernel ?? name, xs.map(kernelView), [kernelView(out)], params as Record<string, unknown>);
+    for (const fn of observers) fn(name, xs, out);
+  }
+  record(def, xs, out, params);
+  return out;
+}
+
+/** Run a kernel writing into an existing tensor view (in-place updates without autograd). */
+export function applyInto(kernel: string, inputs: readonly Tensor[], target: Tensor, params: object = {}): void {
+  target.assertAlive(kernel);
+  for (const x of inputs) x.assertAlive(kernel);
+  target.backend.run(kernel, inputs.map(kernelView), [kernelView(target)], params as Record<string, unknown>);
+}

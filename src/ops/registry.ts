@@ -1,0 +1,60 @@
+/**
+ * The op table: one entry per op holding everything the rest of the library needs to know about it:
+ * how inputs are prepared (promotion, broadcasting), the output's shape and dtype, the kernel that
+ * computes it, the backward rule, and its autocast category. Composite ops are defined by other ops
+ * and get their gradient from them; view ops share storage.
+ */
+import type { DType } from '../dtype/dtype.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+/** How autocast treats the op: run in the lower precision, in float32, in the widest input type, or leave alone. */
+export type AutocastCategory = 'lower' | 'float32' | 'promote' | 'none';
+
+export interface BackwardContext<P> {
+  readonly inputs: readonly Tensor[];
+  readonly output: Tensor;
+  readonly params: P;
+}
+
+export interface ViewGeometry {
+  shape: readonly number[];
+  strides: readonly number[];
+  offset: number;
+}
+
+export interface OpDef<P = any> {
+  readonly name: string;
+  readonly autocast: AutocastCategory;
+  /** Cast and broadcast inputs before anything else (after autocast). */
+  prepare?(inputs: readonly Tensor[], params: P): Tensor[];
+  /** Composite ops: the definition in terms of other ops. */
+  compose?(inputs: readonly Tensor[], params: P): Tensor;
+  /** View ops: the output's geometry over the input's storage. */
+  view?(input: Tensor, params: P): ViewGeometry;
+  /** Primitive ops: the output's shape and dtype; throws a clear error on bad input. */
+  infer?(inputs: readonly Tensor[], params: P): { shape: readonly number[]; dtype: DType };
+  /** Backend kernel name; defaults to the op name. */
+  readonly kernel?: string;
+  /** Gradient of each input given the output gradient; null for inputs without one. */
+  backward?(grad: Tensor, ctx: BackwardContext<P>): readonly (Tensor | null)[];
+}
+
+const table = new Map<string, OpDef>();
+
+export function defineOp<P>(def: OpDef<P>): OpDef<P> {
+  if (table.has(def.name)) throw new Error(`op '${def.name}' is defined twice`);
+  const kinds = [def.compose, def.view, def.infer].filter(Boolean).length;
+  if (kinds !== 1) throw new Error(`op '${def.name}' must have exactly one of compose, view, infer`);
+  table.set(def.name, def as OpDef);
+  return def;
+}
+
+export function getOp(name: string): OpDef {
+  const def = table.get(name);
+  if (!def) throw new Error(`unknown op '${name}'`);
+  return def;
+}
+
+export function allOps(): readonly OpDef[] {
+  return [...table.values()];
+}

@@ -1,0 +1,99 @@
+/** Shared helpers of the op definitions: promotion, broadcasting, casting, error text. */
+import { bool, float32, float64, int32, promoteTypes, type DType, type DTypeKind } from '../dtype/dtype.js';
+import { Tensor } from '../tensor/tensor.js';
+import { apply } from './dispatch.js';
+import { numbersToStorage } from '../tensor/host.js';
+
+export type TensorLike = Tensor | number | boolean;
+
+export const shapeStr = (s: readonly number[]): string => `[${s.join(',')}]`;
+
+const KIND_ORDER: Record<DTypeKind, number> = { bool: 0, int: 1, float: 2 };
+const DEFAULT_OF_KIND: Record<DTypeKind, DType> = { bool, int: int32, float: float32 };
+
+/** A JS number as a 0-d tensor flagged as a wrapped number (kept exact: float64 or int32). */
+export function wrap(x: TensorLike, like?: Tensor): Tensor {
+  if (x instanceof Tensor) return x;
+  const dtype = typeof x === 'boolean' ? bool : Number.isInteger(x) && Math.abs(x) < 2 ** 31 ? int32 : float64;
+  const t = Tensor.fromStorage(numbersToStorage([Number(x)], dtype), [], dtype, { wrappedNumber: true }, like?.backend);
+  return t;
+}
+
+/**
+ * PyTorch's result_type: dimensioned tensors take precedence over 0-d tensors, which take precedence
+ * over wrapped JS numbers; a lower-priority operand only matters when its kind (bool < int < float) is higher.
+ */
+export function resultType(xs: readonly Tensor[]): DType {
+  let dims: DType | null = null;
+  let zeros: DType | null = null;
+  let wrappedKind: DTypeKind | null = null;
+  for (const x of xs) {
+    if (x.wrappedNumber) {
+      if (wrappedKind === null || KIND_ORDER[x.dt.kind] > KIND_ORDER[wrappedKind]) wrappedKind = x.dt.kind;
+    } else if (x.ndim === 0) zeros = zeros ? promoteTypes(zeros, x.dt) : x.dt;
+    else dims = dims ? promoteTypes(dims, x.dt) : x.dt;
+  }
+  let r = dims;
+  if (zeros && (!r || KIND_ORDER[zeros.kind] > KIND_ORDER[r.kind])) r = r && zeros.kind === r.kind ? promoteTypes(r, zeros) : zeros;
+  if (wrappedKind && (!r || KIND_ORDER[wrappedKind] > KIND_ORDER[r.kind])) r = DEFAULT_OF_KIND[wrappedKind];
+  return r ?? float32;
+}
+
+export function broadcastShapes(op: string, shapes: readonly (readonly number[])[]): number[] {
+  const rank = Math.max(...shapes.map((s) => s.length));
+  const out = new Array<number>(rank).fill(1);
+  for (const s of shapes) {
+    for (let i = 0; i < s.length; i++) {
+      const d = s[s.length - 1 - i]!;
+      const o = rank - 1 - i;
+      if (d === out[o] || d === 1) continue;
+      if (out[o] === 1) out[o] = d;
+      else throw new RangeError(`${op}: shapes ${shapes.map(shapeStr).join(' and ')} cannot be broadcast together`);
+    }
+  }
+  return out;
+}
+
+export function castTo(x: Tensor, dtype: DType): Tensor {
+  return x.dt === dtype ? x : apply('cast', [x], { dtype });
+}
+
+export function expandTo(x: Tensor, shape: readonly number[]): Tensor {
+  if (x.shape.length === shape.length && x.shape.every((d, i) => d === shape[i])) return x;
+  return apply('expand', [x], { shape });
+}
+
+/**
+ * Promote to one dtype and broadcast to one shape. A wrapped number next to a 16-bit float is kept in
+ * float32 (PyTorch's "opmath" scalar), so x_f16 * 0.1 multiplies by 0.1f and rounds once.
+ */
+export function promoteAndBroadcast(op: string, xs: readonly Tensor[], floatResult = false): Tensor[] {
+  let dt = resultType(xs);
+  if (floatResult && !dt.isFloating) dt = float32;
+  const shape = broadcastShapes(op, xs.map((x) => x.shape));
+  return xs.map((x) => expandTo(castTo(x, x.wrappedNumber && dt.isHalf ? float32 : dt), shape));
+}
+
+/** The dtype an elementwise op outputs: that of its first operand that is not a wrapped number. */
+export function operandDtype(xs: readonly Tensor[]): DType {
+  return (xs.find((x) => !x.wrappedNumber) ?? xs[0]!).dt;
+}
+
+/** Reduce a broadcast gradient back to `shape` (summing the broadcast dimensions). */
+export function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
+  if (g.shape.length === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
+  const lead = g.ndim - shape.length;
+  const dims: number[] = [];
+  for (let i = 0; i < g.ndim; i++) if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) dims.push(i);
+  const summed = dims.length ? apply('sum', [g], { dims, keepdim: true }) : g;
+  return apply('reshape', [summed], { shape });
+}
+
+/** Normalise an int or [int, int] argument and validate it. */
+export function pair(op: string, name: string, v: number | readonly number[], min: number): [number, number] {
+  const p = typeof v === 'number' ? [v, v] : [...v];
+  if (p.length !== 2 || p.some((x) => !Number.isInteger(x) || x < min)) {
+    throw new RangeError(`${op}: ${name} must be an integer or a pair of integers >= ${min}, got ${JSON.stringify(v)}`);
+  }
+  return p as [number, number];
+}

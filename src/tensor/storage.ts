@@ -1,0 +1,80 @@
+/**
+ * Device memory ownership. A Storage owns one backend buffer; tensors (and views) share it.
+ *
+ * Deterministic reclamation: while a `scope` is open, every Storage created is recorded in it,
+ * and closing the scope frees all of them except the storages of the tensors it returns, of
+ * tensors passed to `keep`, and of gradients written into a leaf's `.grad`. A training step run
+ * inside a scope therefore ends with exactly the memory it started with, plus what it kept.
+ * Storages created outside any scope are freed when the garbage collector finalizes them.
+ */
+import type { Backend, DeviceBuffer } from '../backend/backend.js';
+import type { DType } from '../dtype/dtype.js';
+
+const finalizer = new FinalizationRegistry<{ backend: Backend; buffer: DeviceBuffer }>(({ backend, buffer }) =>
+  backend.free(buffer),
+);
+
+/** Open scopes, innermost last. */
+const scopeStack: Set<Storage>[] = [];
+
+export class Storage {
+  private disposedFlag = false;
+  private readonly token = {};
+
+  constructor(
+    readonly backend: Backend,
+    readonly buffer: DeviceBuffer,
+    readonly dtype: DType,
+  ) {
+    const top = scopeStack[scopeStack.length - 1];
+    if (top) top.add(this);
+    else finalizer.register(this, { backend, buffer }, this.token);
+  }
+
+  get disposed(): boolean {
+    return this.disposedFlag;
+  }
+
+  get size(): number {
+    return this.buffer.size;
+  }
+
+  dispose(): void {
+    if (this.disposedFlag) return;
+    this.disposedFlag = true;
+    finalizer.unregister(this.token);
+    for (const s of scopeStack) s.delete(this);
+    this.backend.free(this.buffer);
+  }
+
+  /** Take this storage out of every open scope; it then lives until `dispose` or garbage collection. */
+  escape(): void {
+    let tracked = false;
+    for (const s of scopeStack) tracked = s.delete(this) || tracked;
+    if (tracked && !this.disposedFlag) finalizer.register(this, { backend: this.backend, buffer: this.buffer }, this.token);
+  }
+
+  /** Move this storage from inner scopes to the scope just outside the innermost one. */
+  escapeToParent(): void {
+    const inner = scopeStack[scopeStack.length - 1];
+    if (!inner || !inner.delete(this)) return;
+    const parent = scopeStack[scopeStack.length - 2];
+    if (parent) parent.add(this);
+    else finalizer.register(this, { backend: this.backend, buffer: this.buffer }, this.token);
+  }
+}
+
+export function openScope(): void {
+  scopeStack.push(new Set());
+}
+
+/** Close the innermost scope, freeing what it still owns. */
+export function closeScope(): void {
+  const owned = scopeStack.pop();
+  if (!owned) throw new Error('closeScope: no scope is open');
+  for (const s of owned) s.dispose();
+}
+
+export function scopeDepth(): number {
+  return scopeStack.length;
+}
