@@ -34,3 +34,5 @@ export {
 } from './ops/shape.js';
 export { matmul, mm, bmm } from './ops/linalg.js';
 export * as nn from './nn/index.js';
+export * as amp from './amp/index.js';
+export * as optim from './optim/index.js';

@@ -42,7 +42,7 @@ const DIR = 'dtype';
 const SIGN = 0x80000000;
 
 /** xorshift32 (13, 17, 5); each output is the state after a step. */
-export function xorshift32(seed: number, n: number): Uint32Array {
+function xorshift32(seed: number, n: number): Uint32Array {
   const out = new Uint32Array(n);
   let x = seed >>> 0;
   for (let i = 0; i < n; i++) {

@@ -1,2 +1,3 @@
-/** mx.nn: functional layers for now (modules arrive with the training stack). */
+/** mx.nn: functional layers and gradient utilities (modules arrive with the training stack). */
 export * as functional from './functional.js';
+export * as utils from './utils.js';

@@ -33,12 +33,20 @@ function make(values: ArrayLike<number>, shape: readonly number[], dtype: DType,
 /**
  * A tensor from nested arrays, a number, or a typed array (1-D unless `shape` is given).
  * Default dtype: float32 for numbers, bool for booleans, and the typed array's own type for
- * Float64Array (float64) and Int32Array (int32).
+ * Float64Array (float64) and Int32Array (int32). A Uint16Array with dtype float16 or bfloat16 is taken
+ * as raw bit patterns.
  */
 export function tensor(data: TensorData, options: TensorOptions & { shape?: readonly number[] } = {}): Tensor {
   let values: ArrayLike<number>;
   let shape: number[];
   let inferred: DType = float32;
+  if (data instanceof Uint16Array && options.dtype && dtypeOf(options.dtype).isHalf) {
+    // A Uint16Array given for a 16-bit float dtype holds raw bit patterns (the storage format).
+    const dtype = dtypeOf(options.dtype);
+    shape = options.shape ? checkShape('tensor', options.shape) : [data.length];
+    if (numel(shape) !== data.length) throw new RangeError(`tensor: shape ${shapeStr(shape)} does not hold ${data.length} values`);
+    return Tensor.fromStorage(data.slice(), shape, dtype, { requiresGrad: options.requiresGrad ?? false });
+  }
   if (ArrayBuffer.isView(data)) {
     values = data as ArrayLike<number>;
     shape = options.shape ? checkShape('tensor', options.shape) : [values.length];

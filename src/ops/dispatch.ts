@@ -18,6 +18,21 @@ export function setAutocastHook(hook: AutocastHook | null): AutocastHook | null 
   return prev;
 }
 
+/**
+ * Run `fn` with autocast suspended: inside an autocast-cast composite op (PyTorch casts once at the
+ * op's entry, not again inside it) and during backward (backward ops run in their forward op's dtype).
+ */
+export function withoutAutocast<T>(fn: () => T): T {
+  if (!autocastHook) return fn();
+  const prev = autocastHook;
+  autocastHook = null;
+  try {
+    return fn();
+  } finally {
+    autocastHook = prev;
+  }
+}
+
 /** Observers of every primitive op (precision diagnostics). */
 export type OpObserver = (op: string, inputs: readonly Tensor[], output: Tensor) => void;
 const observers = new Set<OpObserver>();
@@ -43,7 +58,10 @@ export function apply<P extends object>(name: string, inputs: readonly Tensor[],
   for (const x of inputs) x.assertAlive(name);
   let xs: readonly Tensor[] = autocastHook && def.autocast !== 'none' ? autocastHook(def, inputs) : inputs;
   if (def.prepare) xs = def.prepare(xs, params);
-  if (def.compose) return def.compose(xs, params);
+  if (def.compose) {
+    const compose = def.compose;
+    return autocastHook && def.autocast !== 'none' ? withoutAutocast(() => compose(xs, params)) : compose(xs, params);
+  }
 
   const backend = xs[0]?.backend;
   for (const x of xs) {

@@ -5,7 +5,7 @@ import * as ew from '../ops/elementwise.js';
 import * as red from '../ops/reduce.js';
 import * as shp from '../ops/shape.js';
 import * as la from '../ops/linalg.js';
-import { apply, applyInto } from '../ops/dispatch.js';
+import { apply, applyInto, withoutAutocast } from '../ops/dispatch.js';
 import { castTo, shapeStr, wrap, type TensorLike } from '../ops/util.js';
 import { onesLike } from '../ops/creation.js';
 import { runBackward, type BackwardOptions } from '../autograd/engine.js';
@@ -175,5 +175,6 @@ P.backward = function (gradient, options = {}) {
   } else if (g.shape.length !== this.shape.length || g.shape.some((d, i) => d !== this.shape[i])) {
     throw new RangeError(`backward: gradient ${shapeStr(g.shape)} does not match tensor ${shapeStr(this.shape)}`);
   }
-  runBackward(this, castTo(g, this.dt), options, accumulateGrad, (a, b) => ew.add(a, b), (t, like) => castTo(t, like.dt));
+  const root = castTo(g, this.dt);
+  withoutAutocast(() => runBackward(this, root, options, accumulateGrad, (a, b) => ew.add(a, b), (t, like) => castTo(t, like.dt)));
 };

@@ -1,0 +1,147 @@
+/**
+ * autocast: per-op precision policy, PyTorch's torch.autocast in camelCase.
+ *
+ *   const loss = mx.amp.autocast({ dtype: 'float16' }, () => lossFn(model.forward(x), y));
+ *   { using _ = mx.amp.autocast({ dtype: 'bfloat16' }); ... }
+ *
+ * Each op's category comes from the op table (`mx.amp.policy`): 'lower' ops run in the autocast
+ * dtype, 'float32' ops in float32, 'promote' ops in the widest floating input type, 'none' ops as
+ * called. Only floating tensors other than float64 are cast. Leaf tensors that require grad
+ * (weights) are cast once per outermost region and cached.
+ */
+import { dtypeOf, float32, promoteTypes, type DType } from '../dtype/dtype.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { setAutocastHook, type AutocastHook } from '../ops/dispatch.js';
+import { allOps, type AutocastCategory, type OpDef } from '../ops/registry.js';
+import { castTo } from '../ops/util.js';
+
+export interface AutocastOptions {
+  dtype?: 'float16' | 'bfloat16';
+  enabled?: boolean;
+  cacheEnabled?: boolean;
+  /** Accepted for PyTorch parity; the policy is the same on every backend. */
+  deviceType?: string;
+}
+
+interface Region {
+  enabled: boolean;
+  dtype: DType;
+  cacheEnabled: boolean;
+}
+
+const regions: Region[] = [];
+/** Casts of leaf weights, per target dtype, for the outermost region. */
+let weightCache = new Map<DType, WeakMap<Tensor, Tensor>>();
+
+function current(): Region | undefined {
+  return regions[regions.length - 1];
+}
+
+export function isAutocastEnabled(): boolean {
+  return current()?.enabled ?? false;
+}
+
+export function getAutocastDtype(): 'float16' | 'bfloat16' | null {
+  const r = current();
+  return r?.enabled ? (r.dtype.name as 'float16' | 'bfloat16') : null;
+}
+
+const castable = (x: Tensor) => x.dt.isFloating && x.dt.bits < 64 && !x.wrappedNumber;
+
+function castInput(x: Tensor, target: DType, region: Region): Tensor {
+  if (!castable(x) || x.dt === target) return x;
+  const cacheable = region.cacheEnabled && x.requiresGrad && x.isLeaf;
+  if (!cacheable) return castTo(x, target);
+  let perDtype = weightCache.get(target);
+  if (!perDtype) weightCache.set(target, (perDtype = new WeakMap()));
+  let cached = perDtype.get(x);
+  if (!cached || cached.storage.disposed) {
+    cached = castTo(x, target);
+    perDtype.set(x, cached);
+  }
+  return cached;
+}
+
+const hook: AutocastHook = (def: OpDef, inputs: readonly Tensor[]) => {
+  const region = current();
+  if (!region || !region.enabled) return inputs;
+  switch (def.autocast) {
+    case 'lower':
+      return inputs.map((x) => castInput(x, region.dtype, region));
+    case 'float32':
+      return inputs.map((x) => castInput(x, float32, region));
+    case 'promote': {
+      const floats = inputs.filter(castable);
+      if (floats.length === 0) return inputs;
+      const widest = floats.reduce((w, x) => promoteTypes(w, x.dt), floats[0]!.dt);
+      return inputs.map((x) => castInput(x, widest, region));
+    }
+    default:
+      return inputs;
+  }
+};
+
+function enter(options: AutocastOptions): void {
+  const dtypeName = options.dtype ?? 'float16';
+  if (dtypeName !== 'float16' && dtypeName !== 'bfloat16') {
+    throw new TypeError(`autocast: dtype must be 'float16' or 'bfloat16', got '${String(dtypeName)}'`);
+  }
+  const dtype = dtypeOf(dtypeName);
+  if (regions.length === 0) weightCache = new Map();
+  regions.push({ enabled: options.enabled ?? true, dtype, cacheEnabled: options.cacheEnabled ?? true });
+  setAutocastHook(hook);
+}
+
+function exit(): void {
+  regions.pop();
+  if (regions.length === 0) {
+    weightCache = new Map();
+    setAutocastHook(null);
+  }
+}
+
+/** Returned by the disposable form: `using _ = mx.amp.autocast({...})`. */
+export interface AutocastRegion extends Disposable {
+  exit(): void;
+}
+
+export function autocast(options: AutocastOptions): AutocastRegion;
+export function autocast<T>(options: AutocastOptions, fn: () => T): T;
+export function autocast<T>(options: AutocastOptions, fn?: () => T): T | AutocastRegion {
+  enter(options);
+  if (!fn) {
+    let open = true;
+    const close = () => {
+      if (open) {
+        open = false;
+        exit();
+      }
+    };
+    return { exit: close, [Symbol.dispose]: close };
+  }
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    exit();
+    throw e;
+  }
+  if (result instanceof Promise) {
+    // An async region stays open until the promise settles, then restores the previous state.
+    return result.finally(exit) as T;
+  }
+  exit();
+  return result;
+}
+
+/** Op name to autocast category: a live, read-only view of the op table. */
+export const policy: Readonly<Record<string, AutocastCategory>> = new Proxy({} as Record<string, AutocastCategory>, {
+  get: (_target, name) => (typeof name === 'string' ? allOps().find((op) => op.name === name)?.autocast : undefined),
+  has: (_target, name) => allOps().some((op) => op.name === name),
+  ownKeys: () => allOps().map((op) => op.name),
+  getOwnPropertyDescriptor: (_target, name) => {
+    const op = allOps().find((o) => o.name === name);
+    return op ? { value: op.autocast, enumerable: true, configurable: true, writable: false } : undefined;
+  },
+  set: () => false,
+});

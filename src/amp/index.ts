@@ -1,0 +1,3 @@
+/** mx.amp: autocast, GradScaler, float32 master weights and precision diagnostics. */
+export { autocast, policy, isAutocastEnabled, getAutocastDtype, type AutocastOptions, type AutocastRegion } from './autocast.js';
+export { GradScaler, type GradScalerOptions, type GradScalerState, type ScalerStepEvent } from './grad_scaler.js';
