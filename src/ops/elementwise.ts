@@ -66,9 +66,14 @@ defineOp<{ dtype: DType }>({
   backward: (g, { inputs }) => [castTo(g, inputs[0]!.dt)],
 });
 
-function binaryOp(name: string, backward: ((g: Tensor, a: Tensor, b: Tensor, y: Tensor) => [Tensor | null, Tensor | null]) | null, floatResult = false): void {
+function binaryOp(
+  name: string,
+  backward: ((g: Tensor, a: Tensor, b: Tensor, y: Tensor) => [Tensor | null, Tensor | null]) | null,
+  floatResult = false,
+  autocast: AutocastCategory = 'none',
+): void {
   defineOp({
-    name, autocast: 'none',
+    name, autocast,
     prepare: (xs) => promoteAndBroadcast(name, xs, floatResult),
     infer: sameAsInput,
     ...(backward && { backward: (g: Tensor, { inputs, output }: { inputs: readonly Tensor[]; output: Tensor }) => backward(g, inputs[0]!, inputs[1]!, output) }),
@@ -79,7 +84,7 @@ binaryOp('add', (g) => [g, g]);
 binaryOp('sub', (g) => [g, neg(g)]);
 binaryOp('mul', (g, a, b) => [mul(g, b), mul(g, a)]);
 binaryOp('div', (g, a, b) => [div(g, b), grad('divBackwardDivisor', [a, b, g])], true);
-binaryOp('pow', (g, a, b) => [grad('powBackwardBase', [a, b, g]), grad('powBackwardExponent', [a, b, g])]);
+binaryOp('pow', (g, a, b) => [grad('powBackwardBase', [a, b, g]), grad('powBackwardExponent', [a, b, g])], false, 'float32');
 binaryOp('maximum', (g, a, b) => [grad('maximumBackward', [a, b, g]), grad('maximumBackward', [b, a, g])]);
 binaryOp('minimum', (g, a, b) => [grad('minimumBackward', [a, b, g]), grad('minimumBackward', [b, a, g])]);
 

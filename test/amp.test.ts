@@ -1,0 +1,399 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as mx from '../src/index.js';
+
+const F = mx.nn.functional;
+
+/**
+ * PyTorch's scale update (aten/src/ATen/native/cuda/AmpKernels.cu, _amp_update_scale_cuda_kernel),
+ * transcribed as the oracle: on inf, scale *= backoff and the tracker resets; otherwise the tracker
+ * counts up and at growthInterval the scale grows (if the result is finite) and the tracker resets.
+ */
+function torchRule(scale: number, tracker: number, foundInf: boolean, growth: number, backoff: number, interval: number): [number, number] {
+  if (foundInf) return [Math.fround(scale * backoff), 0];
+  const successful = tracker + 1;
+  if (successful === interval) {
+    const grown = Math.fround(scale * growth);
+    return [Number.isFinite(grown) ? grown : scale, 0];
+  }
+  return [scale, successful];
+}
+
+/** One parameter whose gradient we set by hand, and an SGD optimizer over it. */
+function setup(values: number[] = [1, 2, 3]) {
+  const p = mx.tensor(values, { requiresGrad: true });
+  const opt = new mx.optim.SGD([p], { lr: 0.1 });
+  return { p, opt };
+}
+
+function setGrad(p: mx.Tensor, values: number[]): void {
+  p.grad = mx.tensor(values, { dtype: p.dtype });
+}
+
+describe('GradScaler scale trajectory', () => {
+  it('follows PyTorch\'s update rule on a scripted sequence, growing exactly at growthInterval', () => {
+    const growthInterval = 3;
+    const scaler = new mx.amp.GradScaler({ initScale: 1024, growthInterval });
+    const { p, opt } = setup();
+    // clean x3 (grow), inf, clean x2, inf, inf, clean x5 (grow once, tracker 2)
+    const script = [0, 0, 0, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0].map(Boolean);
+    let [scale, tracker] = [1024, 0];
+    for (const overflow of script) {
+      setGrad(p, overflow ? [1, Infinity, 1] : [1, 1, 1]);
+      const stepped = scaler.step(opt);
+      assert.equal(stepped, !overflow);
+      scaler.update();
+      [scale, tracker] = torchRule(scale, tracker, overflow, 2, 0.5, growthInterval);
+      assert.equal(scaler.getScale(), scale);
+      assert.equal((scaler.stateDict() as mx.amp.GradScalerState).growthTracker, tracker);
+    }
+    assert.equal(scale, 512); // 1024 -> 2048 -> 1024 -> 512 -> 256 -> 512
+  });
+
+  it('matches the rule over a long random sequence with NaN and Inf', () => {
+    const gen = new mx.Generator(7);
+    const scaler = new mx.amp.GradScaler({ initScale: 2 ** 16, growthInterval: 5, growthFactor: 4, backoffFactor: 0.25 });
+    const { p, opt } = setup();
+    let [scale, tracker] = [2 ** 16, 0];
+    for (let i = 0; i < 200; i++) {
+      const r = gen.nextDouble();
+      const overflow = r < 0.15;
+      setGrad(p, overflow ? [r < 0.07 ? NaN : -Infinity, 0, 1] : [0.5, 0.25, 1]);
+      scaler.step(opt);
+      scaler.update();
+      [scale, tracker] = torchRule(scale, tracker, overflow, 4, 0.25, 5);
+      assert.equal(scaler.getScale(), scale, `iteration ${i}`);
+    }
+  });
+
+  it('hysteresis backs off only after N consecutive overflows; min and max bound the scale', () => {
+    const scaler = new mx.amp.GradScaler({ initScale: 8, growthInterval: 1, hysteresis: 2, minScale: 2, maxScale: 32 });
+    const { p, opt } = setup();
+    const expect = (overflow: boolean, scale: number) => {
+      setGrad(p, overflow ? [Infinity, 0, 0] : [1, 1, 1]);
+      scaler.step(opt);
+      scaler.update();
+      assert.equal(scaler.getScale(), scale);
+    };
+    expect(true, 8); // first overflow: held by hysteresis
+    expect(false, 16); // clean step resets the streak, grows (interval 1)
+    expect(true, 16);
+    expect(true, 8); // second consecutive overflow: back off
+    expect(false, 16);
+    expect(false, 32);
+    expect(false, 32); // maxScale
+    // pairs of overflows halve it: 32 -> 16 -> 8 -> 4 -> 2, then minScale holds
+    for (const s of [32, 16, 16, 8, 8, 4, 4, 2, 2, 2, 2]) expect(true, s);
+  });
+
+  it('update(newScale) sets the scale; stateDict round-trips with PyTorch\'s keys', () => {
+    const scaler = new mx.amp.GradScaler({ initScale: 256, growthInterval: 10 });
+    const { p, opt } = setup();
+    setGrad(p, [1, 1, 1]);
+    scaler.step(opt);
+    scaler.update(4096);
+    assert.equal(scaler.getScale(), 4096);
+    setGrad(p, [1, 1, 1]);
+    scaler.step(opt);
+    scaler.update();
+    const state = scaler.stateDict();
+    assert.deepEqual(Object.keys(state).sort(), ['backoffFactor', 'growthFactor', 'growthInterval', 'growthTracker', 'scale']);
+    assert.deepEqual(state, { scale: 4096, growthFactor: 2, backoffFactor: 0.5, growthInterval: 10, growthTracker: 1 });
+    const other = new mx.amp.GradScaler();
+    other.loadStateDict(state);
+    assert.deepEqual(other.stateDict(), state);
+    assert.throws(() => other.loadStateDict({}), /source state dict is empty/);
+  });
+});
+
+describe('GradScaler steps', () => {
+  it('an injected Inf or NaN skips the step, leaves parameters bit-identical and halves the scale', async () => {
+    for (const bad of [Infinity, NaN]) {
+      const w1 = mx.tensor([[0.5, -0.25], [0.125, 1]], { requiresGrad: true });
+      const w2 = mx.tensor([0.3, 0.7], { requiresGrad: true });
+      const opt = new mx.optim.SGD([w1, w2], { lr: 0.5, momentum: 0.9 });
+      const scaler = new mx.amp.GradScaler({ initScale: 1024 });
+      const before = [await w1.storageData(), await w2.storageData()];
+      const loss = mx.amp.autocast({ dtype: 'float16' }, () => mx.matmul(w2.unsqueeze(0), w1).sum());
+      scaler.scale(loss).backward();
+      w1.grad!.copy_(mx.where(mx.tensor([[true, false], [false, false]]), bad, w1.grad!));
+      assert.equal(scaler.step(opt), false);
+      scaler.update();
+      assert.deepEqual(await w1.storageData(), before[0]);
+      assert.deepEqual(await w2.storageData(), before[1]);
+      assert.equal(opt.state.size, 0, 'no optimizer state was created by a skipped step');
+      assert.equal(scaler.getScale(), 512);
+    }
+  });
+
+  it('unscales gradients by exactly 1/scale and steps when clean', async () => {
+    const { p, opt } = setup([1, 1, 1]);
+    const scaler = new mx.amp.GradScaler({ initScale: 2 ** 10 });
+    const loss = scaler.scale(p.mul(mx.tensor([0.5, 0.25, 3])).sum());
+    loss.backward();
+    scaler.unscale_(opt);
+    assert.deepEqual([...(await p.grad!.data())], [0.5, 0.25, 3]);
+    assert.equal(scaler.step(opt), true);
+    scaler.update();
+    assert.deepEqual([...(await p.data())].map((v) => Math.round(v * 1e6) / 1e6), [0.95, 0.975, 0.7]);
+  });
+
+  it('raises on misuse, as PyTorch\'s state machine does', () => {
+    const { p, opt } = setup();
+    const scaler = new mx.amp.GradScaler();
+    setGrad(p, [1, 1, 1]);
+    scaler.unscale_(opt);
+    assert.throws(() => scaler.unscale_(opt), /unscale_\(\) has already been called on this optimizer since the last update\(\)/);
+    scaler.step(opt);
+    assert.throws(() => scaler.unscale_(opt), /unscale_\(\) is being called after step\(\)/);
+    assert.throws(() => scaler.step(opt), /step\(\) has already been called since the last update\(\)/);
+    scaler.update();
+    assert.throws(() => scaler.update(), /No inf checks were recorded prior to update\(\)/);
+    p.grad = null;
+    assert.throws(() => scaler.step(opt), /No inf checks were recorded for this optimizer/);
+  });
+
+  it('refuses float16 gradients: no float32 master weights', () => {
+    const p = mx.tensor([1, 2], { dtype: 'float16', requiresGrad: true });
+    const opt = new mx.optim.SGD([p], { lr: 0.1 });
+    const scaler = new mx.amp.GradScaler();
+    scaler.scale(p.sum()).backward();
+    assert.throws(() => scaler.unscale_(opt), /Attempting to unscale FP16 gradients/);
+    assert.throws(() => scaler.step(opt), /Attempting to unscale FP16 gradients/);
+  });
+
+  it('disabled: every method is a no-op and scale(loss) returns the loss itself', async () => {
+    const { p, opt } = setup([1, 1, 1]);
+    const scaler = new mx.amp.GradScaler({ enabled: false });
+    const loss = p.sum();
+    assert.equal(scaler.scale(loss), loss);
+    loss.backward();
+    scaler.unscale_(opt);
+    scaler.unscale_(opt);
+    assert.equal(scaler.step(opt), true);
+    scaler.update();
+    scaler.update();
+    assert.equal(scaler.getScale(), 1);
+    assert.deepEqual(scaler.stateDict(), {});
+    assert.deepEqual([...(await p.data())].map((v) => Math.round(v * 1e6) / 1e6), [0.9, 0.9, 0.9]);
+  });
+
+  it('one scaler serves two optimizers: an overflow in either skips both and backs off once', async () => {
+    const a = mx.tensor([1, 1], { requiresGrad: true });
+    const b = mx.tensor([2, 2], { requiresGrad: true });
+    const optA = new mx.optim.SGD([a], { lr: 0.1 });
+    const optB = new mx.optim.SGD([b], { lr: 0.1 });
+    const events: mx.amp.ScalerStepEvent[] = [];
+    const scaler = new mx.amp.GradScaler({ initScale: 64, onStep: (e) => events.push(e) });
+    setGrad(a, [1, 1]);
+    setGrad(b, [Infinity, 1]);
+    assert.equal(scaler.step(optA), true, 'optimizer A has clean gradients of its own');
+    assert.equal(scaler.step(optB), false);
+    scaler.update();
+    assert.equal(scaler.getScale(), 32, 'backed off exactly once');
+    assert.deepEqual(events, [{ scale: 32, foundInf: true, skipped: true }]);
+    assert.deepEqual([...(await b.data())], [2, 2]);
+  });
+
+  it('gradient accumulation over micro-batches equals one big batch; clipping after unscale_', async () => {
+    mx.manualSeed(3);
+    const w0 = mx.randn([3, 4]);
+    const x = mx.randn([8, 4]);
+    const y = mx.randint(0, 3, [8]);
+    const grads: Float32Array[] = [];
+    for (const micro of [1, 4]) {
+      const w = w0.clone().requiresGrad_();
+      const opt = new mx.optim.SGD([w], { lr: 0.1 });
+      const scaler = new mx.amp.GradScaler({ initScale: 256 });
+      const size = 8 / micro;
+      for (let i = 0; i < micro; i++) {
+        const loss = F.crossEntropy(F.linear(x.narrow(0, i * size, size), w), y.narrow(0, i * size, size)).div(micro);
+        scaler.scale(loss).backward();
+      }
+      scaler.unscale_(opt);
+      const norm = await mx.nn.utils.clipGradNorm_([w], 0.1).item();
+      assert.ok(norm > 0.1, 'the test gradient is large enough to be clipped');
+      const clippedNorm = await w.grad!.square().sum().sqrt().item();
+      assert.ok(Math.abs(clippedNorm - 0.1) < 1e-5, `clipped norm ${clippedNorm}`);
+      grads.push(await w.grad!.data() as Float32Array);
+      scaler.step(opt);
+      scaler.update();
+    }
+    for (let i = 0; i < grads[0]!.length; i++) assert.ok(Math.abs(grads[0]![i]! - grads[1]![i]!) < 1e-6);
+  });
+
+  it('bfloat16 autocast with a GradScaler works (and needs no scaling)', async () => {
+    const { p, opt } = setup([1, 2, 3]);
+    const scaler = new mx.amp.GradScaler();
+    const loss = mx.amp.autocast({ dtype: 'bfloat16' }, () => scaler.scale(mx.matmul(p, p)));
+    loss.backward();
+    assert.equal(scaler.step(opt), true);
+    scaler.update();
+    assert.equal(p.grad!.dtype, 'float32');
+  });
+});
+
+describe('loss scaling prevents float16 gradient underflow', () => {
+  it('gradients of about 1e-8 vanish in float16 without scaling and match float32 with it', async () => {
+    mx.manualSeed(11);
+    const w = mx.randn([16, 32]).mul(0.5).requiresGrad_();
+    const x = mx.randn([64, 32]);
+    const target = mx.randn([64, 16]).mul(1e-3);
+    // loss = tiny * mean((xW^T - t)^2): true gradients are around 1e-8, far below float16's 2^-24.
+    const lossFn = () => F.mseLoss(F.linear(x, w), target).mul(2e-8);
+
+    const ref = lossFn();
+    ref.backward();
+    const g32 = Float32Array.from(await w.grad!.data());
+    const median = [...g32].map(Math.abs).sort((a, b) => a - b)[g32.length >> 1]!;
+    assert.ok(median > 1e-9 && median < 1e-7, `true gradients are ~1e-8 (median ${median})`);
+    w.grad = null;
+
+    mx.amp.autocast({ dtype: 'float16' }, lossFn).backward();
+    const unscaled = await w.grad!.data();
+    assert.ok(unscaled.every((v) => v === 0), 'every float16 gradient underflowed to zero');
+    w.grad = null;
+
+    const opt = new mx.optim.SGD([w], { lr: 0 });
+    const scaler = new mx.amp.GradScaler({ initScale: 2 ** 24 });
+    scaler.scale(mx.amp.autocast({ dtype: 'float16' }, lossFn)).backward();
+    scaler.unscale_(opt);
+    const scaled = await w.grad!.data();
+    let worst = 0;
+    const maxRef = Math.max(...[...g32].map(Math.abs));
+    for (let i = 0; i < g32.length; i++) worst = Math.max(worst, Math.abs(scaled[i]! - g32[i]!) / maxRef);
+    assert.ok(worst < 1e-3, `scaled float16 gradients match float32 within 1e-3 relative (worst ${worst})`);
+  });
+});
+
+describe('autocast', () => {
+  const x32 = () => mx.randn([4, 8]);
+  const w32 = () => mx.randn([6, 8], { requiresGrad: true });
+
+  for (const dtype of ['float16', 'bfloat16'] as const) {
+    it(`${dtype}: each op gets the dtype its policy category says`, () => {
+      mx.manualSeed(0);
+      const x = x32();
+      const w = w32();
+      const img = mx.randn([2, 3, 8, 8]);
+      const k = mx.randn([4, 3, 3, 3], { requiresGrad: true });
+      const y = mx.tensor([0, 1, 2, 3], { dtype: 'int32' });
+      mx.amp.autocast({ dtype }, () => {
+        const h = mx.matmul(x, w.t());
+        assert.equal(h.dtype, dtype, 'matmul: lower');
+        assert.equal(F.linear(x, w).dtype, dtype, 'linear: lower');
+        assert.equal(F.conv2d(img, k, null, { padding: 1 }).dtype, dtype, 'conv2d: lower');
+        assert.equal(F.softmax(h, 1).dtype, 'float32', 'softmax: float32');
+        assert.equal(mx.sum(h).dtype, 'float32', 'sum: float32');
+        assert.equal(mx.exp(h).dtype, 'float32', 'exp: float32');
+        assert.equal(F.crossEntropy(h, y).dtype, 'float32', 'crossEntropy: float32');
+        assert.equal(F.layerNorm(h, [6]).dtype, 'float32', 'layerNorm: float32');
+        assert.equal(mx.cat([h, x.narrow(1, 0, 6)], 0).dtype, 'float32', 'cat: promote to the widest input');
+        assert.equal(mx.cat([h, h], 0).dtype, dtype, 'cat of two lower tensors stays lower');
+        assert.equal(mx.relu(h).dtype, dtype, 'relu: none, runs in its input dtype');
+        assert.equal(mx.add(h, x.narrow(1, 0, 6)).dtype, 'float32', 'add: none, normal promotion');
+        const d = mx.tensor([1, 2], { dtype: 'float64' });
+        assert.equal(mx.matmul(d, d).dtype, 'float64', 'float64 is never cast');
+      });
+    });
+  }
+
+  it('the policy table follows PyTorch\'s CUDA lists', () => {
+    const p = mx.amp.policy;
+    for (const op of ['matmul', 'bmm', 'linear', 'conv2d', 'convTranspose2d']) assert.equal(p[op], 'lower', op);
+    for (const op of ['exp', 'log', 'log1p', 'pow', 'rsqrt', 'softmax', 'logSoftmax', 'sum', 'logsumexp', 'layerNorm', 'mseLoss', 'l1Loss', 'nllLoss', 'crossEntropy', 'binaryCrossEntropyWithLogits']) {
+      assert.equal(p[op], 'float32', op);
+    }
+    for (const op of ['cat', 'stack']) assert.equal(p[op], 'promote', op);
+    for (const op of ['add', 'relu', 'mean', 'max', 'tanh']) assert.equal(p[op], 'none', op);
+    assert.ok(Object.keys(p).length > 50);
+  });
+
+  it('caches the cast of a weight once per outermost region', () => {
+    const w = w32();
+    const x = x32();
+    const seen = new Set<mx.Tensor>();
+    mx.amp.autocast({ dtype: 'float16' }, () => {
+      const y1 = F.linear(x, w);
+      const y2 = F.linear(x, w);
+      // both ops cast the leaf w: the second use hits the cache
+      for (const y of [y1, y2]) seen.add(castOf(y, w));
+    });
+    assert.equal(seen.size, 1, 'one float16 copy of w per region');
+    const again = mx.amp.autocast({ dtype: 'float16' }, () => castOf(F.linear(x, w), w));
+    assert.ok(!seen.has(again), 'a new outermost region casts afresh');
+    const uncached = new Set<mx.Tensor>();
+    mx.amp.autocast({ dtype: 'float16', cacheEnabled: false }, () => {
+      uncached.add(castOf(F.linear(x, w), w));
+      uncached.add(castOf(F.linear(x, w), w));
+    });
+    assert.equal(uncached.size, 2, 'cacheEnabled: false casts every time');
+  });
+
+  it('nested disabled regions turn autocast off inside and restore it after', () => {
+    const x = x32();
+    const w = w32();
+    mx.amp.autocast({ dtype: 'float16' }, () => {
+      assert.equal(mx.matmul(x, w.t()).dtype, 'float16');
+      mx.amp.autocast({ enabled: false }, () => {
+        assert.equal(mx.amp.isAutocastEnabled(), false);
+        assert.equal(mx.matmul(x, w.t()).dtype, 'float32');
+      });
+      assert.equal(mx.matmul(x, w.t()).dtype, 'float16');
+      mx.amp.autocast({ dtype: 'bfloat16' }, () => assert.equal(mx.matmul(x, w.t()).dtype, 'bfloat16'));
+    });
+    assert.equal(mx.amp.isAutocastEnabled(), false);
+    assert.equal(mx.matmul(x, w.t()).dtype, 'float32');
+  });
+
+  it('restores the previous state when the function throws, and supports async functions and `using`', async () => {
+    assert.throws(() => mx.amp.autocast({ dtype: 'float16' }, () => { throw new Error('boom'); }), /boom/);
+    assert.equal(mx.amp.isAutocastEnabled(), false);
+    const x = x32();
+    const w = w32();
+    const dt = await mx.amp.autocast({ dtype: 'bfloat16' }, async () => {
+      await new Promise((r) => setTimeout(r, 1));
+      return mx.matmul(x, w.t()).dtype;
+    });
+    assert.equal(dt, 'bfloat16');
+    assert.equal(mx.amp.isAutocastEnabled(), false);
+    {
+      const region = mx.amp.autocast({ dtype: 'float16' });
+      try {
+        assert.equal(mx.matmul(x, w.t()).dtype, 'float16');
+      } finally {
+        region[Symbol.dispose]();
+      }
+    }
+    assert.equal(mx.amp.isAutocastEnabled(), false);
+    assert.throws(() => mx.amp.autocast({ dtype: 'float32' as 'float16' }, () => 0), /dtype must be 'float16' or 'bfloat16'/);
+  });
+
+  it('backward runs in the forward ops\' dtypes and returns float32 gradients to float32 weights', () => {
+    const x = x32();
+    const w = w32();
+    const loss = mx.amp.autocast({ dtype: 'float16' }, () => {
+      const h = F.linear(x, w);
+      h.retainGrad();
+      const l = F.crossEntropy(h, mx.tensor([0, 1, 2, 3], { dtype: 'int32' }));
+      l.backward();
+      assert.equal(h.grad!.dtype, 'float16', 'the gradient of a float16 activation is float16');
+      return l;
+    });
+    assert.equal(loss.dtype, 'float32');
+    assert.equal(w.grad!.dtype, 'float32');
+  });
+});
+
+function castOf(y: mx.Tensor, w: mx.Tensor): mx.Tensor {
+  // Walk back from the output to the tensor produced by the cast of `w`.
+  const stack = [y];
+  while (stack.length) {
+    const t = stack.pop()!;
+    const node = t.gradFn;
+    if (!node) continue;
+    if (node.op === 'cast' && node.inputs[0] === w) return t;
+    stack.push(...node.inputs);
+  }
+  throw new Error('no cast of w found');
+}
