@@ -397,3 +397,50 @@ function castOf(y: mx.Tensor, w: mx.Tensor): mx.Tensor {
   }
   throw new Error('no cast of w found');
 }
+
+describe('precision report', () => {
+  it('measures float16 underflow at scale 1 and at the loss scale, autocast dtypes, and the first overflowing op', async () => {
+    mx.manualSeed(11);
+    const w = mx.randn([16, 32]).mul(0.5).requiresGrad_();
+    const x = mx.randn([64, 32]);
+    const target = mx.randn([64, 16]).mul(1e-3);
+    const opt = new mx.optim.SGD([w], { lr: 0 });
+    const scaler = new mx.amp.GradScaler({ initScale: 2 ** 24 });
+    const rec = mx.amp.precisionReport({ parameters: [['w', w]], scaler });
+    try {
+      opt.zeroGrad();
+      const loss = mx.amp.autocast({ dtype: 'float16' }, () => F.mseLoss(F.linear(x, w), target).mul(2e-8));
+      scaler.scale(loss).backward();
+      await rec.step();
+      assert.equal(scaler.step(opt), true);
+      scaler.update();
+      let r = rec.report();
+      const p = r.parameters['w']!;
+      assert.equal(p.observations, 1);
+      assert.ok(p.atScale1.underflow > 0.9, `most true gradients are below 2^-24 (${p.atScale1.underflow})`);
+      assert.equal(p.atCurrentScale.underflow, 0, 'none underflow at scale 2^24');
+      const hist = Object.entries(p.log2Histogram);
+      assert.equal(hist.reduce((a, [, n]) => a + n, 0), 512);
+      assert.ok(hist.every(([k]) => Number(k) < -24));
+      const linear = r.ops.find((o) => o.op === 'linear')!;
+      assert.deepEqual([linear.received, linear.ran], [['float32', 'float32'], ['float16', 'float16']]);
+      const mse = r.ops.find((o) => o.op === 'mseLoss')!;
+      assert.deepEqual(mse.ran, ['float32', 'float32']);
+      assert.equal(r.overflows.length, 0);
+
+      // An oversized loss overflows float16 in the backward pass: the report names where.
+      opt.zeroGrad();
+      const big = mx.amp.autocast({ dtype: 'float16' }, () => F.mseLoss(F.linear(x, w), target).mul(1e3));
+      scaler.scale(big).backward();
+      await rec.step();
+      assert.equal(scaler.step(opt), false);
+      scaler.update();
+      r = rec.report();
+      assert.equal(r.overflows.length, 1);
+      assert.deepEqual({ ...r.overflows[0]!, modulePath: null }, { step: 1, phase: 'backward', op: 'cast', forwardOp: 'cast', modulePath: null, dtype: 'float16' });
+      assert.equal(r.steps, 2);
+    } finally {
+      rec.close();
+    }
+  });
+});

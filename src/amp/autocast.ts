@@ -62,7 +62,21 @@ function castInput(x: Tensor, target: DType, region: Region): Tensor {
   return cached;
 }
 
+/** Listeners told which dtypes each autocast op received and ran in (precision diagnostics). */
+export type AutocastListener = (op: string, received: readonly Tensor[], ran: readonly Tensor[]) => void;
+const listeners = new Set<AutocastListener>();
+export function addAutocastListener(fn: AutocastListener): () => void {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
 const hook: AutocastHook = (def: OpDef, inputs: readonly Tensor[]) => {
+  const ran = castForPolicy(def, inputs);
+  for (const fn of listeners) fn(def.name, inputs, ran);
+  return ran;
+};
+
+function castForPolicy(def: OpDef, inputs: readonly Tensor[]): readonly Tensor[] {
   const region = current();
   if (!region || !region.enabled) return inputs;
   switch (def.autocast) {
@@ -79,7 +93,7 @@ const hook: AutocastHook = (def: OpDef, inputs: readonly Tensor[]) => {
     default:
       return inputs;
   }
-};
+}
 
 function enter(options: AutocastOptions): void {
   const dtypeName = options.dtype ?? 'float16';

@@ -14,6 +14,13 @@ export interface BackwardOptions {
   retainGraph?: boolean;
 }
 
+let activeNode: GradNode | null = null;
+
+/** The node whose backward rule is running (null in the forward pass): lets diagnostics tell the phases apart. */
+export function currentBackwardNode(): GradNode | null {
+  return activeNode;
+}
+
 /** Hooks on leaf tensors, kept outside the Tensor class to keep it small. */
 export const leafHooks = new WeakMap<Tensor, ((grad: Tensor) => Tensor | void)[]>();
 
@@ -72,7 +79,13 @@ export function runBackward(
       if (!grad) continue;
       grad = runHooks(node.hooks, grad);
       if (node.retainGradOf) node.retainGradOf.grad = grad;
-      const inputGrads = node.apply(grad);
+      activeNode = node;
+      let inputGrads: readonly (Tensor | null | undefined)[];
+      try {
+        inputGrads = node.apply(grad);
+      } finally {
+        activeNode = null;
+      }
       if (!options.retainGraph) node.release();
       node.inputs.forEach((input, i) => {
         let g = inputGrads[i];
