@@ -309,6 +309,14 @@ describe('autocast', () => {
     assert.ok(Object.keys(p).length > 50);
   });
 
+  it('refuses binaryCrossEntropy inside float16 autocast and points to the logits form', () => {
+    const p = mx.tensor([0.2, 0.9]);
+    const t = mx.tensor([0, 1]);
+    assert.throws(() => mx.amp.autocast({ dtype: 'float16' }, () => F.binaryCrossEntropy(p, t)), /binaryCrossEntropyWithLogits/);
+    assert.equal(mx.amp.autocast({ dtype: 'float16' }, () => F.binaryCrossEntropyWithLogits(p, t)).dtype, 'float32');
+    assert.equal(F.binaryCrossEntropy(p, t).dtype, 'float32', 'allowed outside autocast');
+  });
+
   it('caches the cast of a weight once per outermost region', () => {
     const w = w32();
     const x = x32();

@@ -79,6 +79,7 @@ const hook: AutocastHook = (def: OpDef, inputs: readonly Tensor[]) => {
 function castForPolicy(def: OpDef, inputs: readonly Tensor[]): readonly Tensor[] {
   const region = current();
   if (!region || !region.enabled) return inputs;
+  if (def.autocastBanned && region.dtype.name === 'float16') throw new Error(def.autocastBanned);
   switch (def.autocast) {
     case 'lower':
       return inputs.map((x) => castInput(x, region.dtype, region));

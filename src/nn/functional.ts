@@ -309,6 +309,8 @@ export function binaryCrossEntropyWithLogits(
 /** Binary cross entropy on probabilities; log terms are clamped at -100 as in PyTorch. */
 defineOp<{ reduction: Reduction; hasWeight: boolean }>({
   name: 'binaryCrossEntropy', autocast: 'float32',
+  autocastBanned:
+    'binaryCrossEntropy is unsafe to autocast in float16: the probabilities saturate to 0 or 1. Most models apply a sigmoid right before it: combine the two with F.binaryCrossEntropyWithLogits (or nn.BCEWithLogitsLoss), which is safe to autocast.',
   compose: ([x0, y0, w0], p) =>
     inFloat32([x0, y0, w0], x0!.dt, ([x, y, w]) => {
       const logP = maximum(log(x!), -100);

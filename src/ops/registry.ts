@@ -25,6 +25,8 @@ export interface ViewGeometry {
 export interface OpDef<P = any> {
   readonly name: string;
   readonly autocast: AutocastCategory;
+  /** Refused inside float16 autocast, with this explanation (PyTorch bans binary_cross_entropy). */
+  readonly autocastBanned?: string;
   /** Cast and broadcast inputs before anything else (after autocast). */
   prepare?(inputs: readonly Tensor[], params: P): Tensor[];
   /** Composite ops: the definition in terms of other ops. */
