@@ -9,7 +9,7 @@ import { apply, applyInto } from '../ops/dispatch.js';
 import { defineOp } from '../ops/registry.js';
 import { castTo, pair, shapeStr } from '../ops/util.js';
 import { slidingOutput, type ConvParams, type PoolParams } from '../ops/conv.js';
-import { add, sub, mul, div, neg, abs, exp, log, log1p, where, ne, ge, relu, maximum } from '../ops/elementwise.js';
+import { add, sub, mul, div, neg, abs, exp, log, log1p, where, eq, ne, ge, relu, maximum } from '../ops/elementwise.js';
 import { sum, mean, logSoftmax, softmax, variance } from '../ops/reduce.js';
 import { reshape, flatten, unsqueeze, squeeze, gather, indexSelect } from '../ops/shape.js';
 import { rand } from '../ops/creation.js';
@@ -26,6 +26,15 @@ export type Reduction = 'mean' | 'sum' | 'none';
 function inFloat32(xs: readonly (Tensor | undefined)[], outDtype: DType, fn: (ys: (Tensor | undefined)[]) => Tensor): Tensor {
   if (!outDtype.isHalf) return fn([...xs]);
   return castTo(fn(xs.map((x) => (x && x.dt.isHalf ? castTo(x, float32) : x))), outDtype);
+}
+
+/**
+ * total / weight, except that a zero weight (every target ignored) gives a NaN loss with zero
+ * gradients, as PyTorch does, instead of gradients of inf * 0.
+ */
+function weightedMean(total: Tensor, weight: Tensor): Tensor {
+  const empty = eq(weight, 0);
+  return add(div(total, where(empty, 1, weight)), where(empty, NaN, 0));
 }
 
 function reduce(op: string, losses: Tensor, reduction: Reduction): Tensor {
@@ -147,7 +156,7 @@ export interface NllOptions {
   reduction?: Reduction;
 }
 
-function checkTarget(op: string, input: Tensor, target: Tensor): void {
+function checkTarget(op: string, input: Tensor, target: Tensor, ignoreIndex: number): void {
   if (target.dt !== int32) throw new TypeError(`${op}: target must be an int32 tensor of class indices, got ${target.dtype}`);
   const expected = input.ndim === 1 ? [] : [input.shape[0]!, ...input.shape.slice(2)];
   if (target.ndim !== expected.length || target.shape.some((d, i) => d !== expected[i])) {
@@ -157,7 +166,7 @@ function checkTarget(op: string, input: Tensor, target: Tensor): void {
   if (target.backend.readSync) {
     // Validate class indices where reading them is free (CPU backends).
     for (const v of target.dataSync()) {
-      if ((v < 0 || v >= classes) && v !== -100) throw new RangeError(`${op}: target ${v} is out of bounds for ${classes} classes`);
+      if ((v < 0 || v >= classes) && v !== ignoreIndex) throw new RangeError(`${op}: target ${v} is out of bounds for ${classes} classes`);
     }
   }
 }
@@ -180,13 +189,13 @@ defineOp<NllParams>({
       let wt = castTo(valid, logp!.dt);
       if (w) wt = mul(wt, reshape(indexSelect(w, 0, flatten(safe)), t.shape));
       const losses = neg(mul(picked, wt));
-      if (p.reduction === 'mean') return div(sum(losses), sum(wt));
+      if (p.reduction === 'mean') return weightedMean(sum(losses), sum(wt));
       return reduce('nllLoss', losses, p.reduction);
     }),
 });
 
 export function nllLoss(input: Tensor, target: Tensor, options: NllOptions = {}): Tensor {
-  checkTarget('nllLoss', input, target);
+  checkTarget('nllLoss', input, target, options.ignoreIndex ?? -100);
   const params: NllParams = { ignoreIndex: options.ignoreIndex ?? -100, reduction: options.reduction ?? 'mean', classDim: input.ndim === 1 ? 0 : 1 };
   return apply('nllLoss', options.weight ? [input, target, options.weight] : [input, target], params);
 }
@@ -222,7 +231,7 @@ defineOp<NllParams & { labelSmoothing: number; probabilities: boolean }>({
       if (p.reduction === 'mean') {
         const safe = where(ne(target!, p.ignoreIndex), target!, 0);
         const denom = w ? sum(mul(reshape(indexSelect(w, 0, flatten(safe)), target!.shape), valid)) : sum(valid);
-        smoothReduced = div(sum(smooth), denom);
+        smoothReduced = weightedMean(sum(smooth), denom);
       } else smoothReduced = reduce('crossEntropy', smooth, p.reduction);
       return add(mul(nll, 1 - eps), mul(smoothReduced, eps / C));
     }),
@@ -236,7 +245,7 @@ export function crossEntropy(input: Tensor, target: Tensor, options: CrossEntrop
     if (target.ndim !== input.ndim || target.shape.some((d, i) => d !== input.shape[i])) {
       throw new RangeError(`crossEntropy: probability target ${shapeStr(target.shape)} must match input ${shapeStr(input.shape)}`);
     }
-  } else checkTarget('crossEntropy', input, target);
+  } else checkTarget('crossEntropy', input, target, options.ignoreIndex ?? -100);
   const params = {
     ignoreIndex: options.ignoreIndex ?? -100,
     reduction: options.reduction ?? 'mean',
@@ -452,3 +461,4 @@ export function embedding(input: Tensor, weight: Tensor, options: { paddingIdx?:
   return reshape(rows, [...input.shape, weight.shape[1]!]);
 }
 
+export * from './functional_more.js';

@@ -35,9 +35,9 @@ unaryFloatOp('exp', 'float32', (g, _x, y) => mul(g, y));
 unaryFloatOp('log', 'float32', (g, x) => div(g, x));
 unaryFloatOp('log1p', 'float32', (g, x) => grad('log1pBackward', [x, g]));
 unaryFloatOp('sqrt', 'none', (g, _x, y) => grad('sqrtBackward', [y, g]));
-unaryFloatOp('rsqrt', 'float32', (g, _x, y) => grad('rsqrtBackward', [y, g]));
-unaryFloatOp('tanh', 'none', (g, _x, y) => grad('tanhBackward', [y, g]));
-unaryFloatOp('sigmoid', 'none', (g, _x, y) => grad('sigmoidBackward', [y, g]));
+unaryFloatOp('rsqrt', 'float32', (g, x) => grad('rsqrtBackward', [x, g]));
+unaryFloatOp('tanh', 'none', (g, x) => grad('tanhBackward', [x, g]));
+unaryFloatOp('sigmoid', 'none', (g, x) => grad('sigmoidBackward', [x, g]));
 unaryFloatOp('gelu', 'none', (g, x, _y, p) => grad('geluBackward', [x, g], p));
 
 const noBool = (name: string) => (xs: readonly Tensor[]) => {

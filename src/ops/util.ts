@@ -71,7 +71,11 @@ export function promoteAndBroadcast(op: string, xs: readonly Tensor[], floatResu
   let dt = resultType(xs);
   if (floatResult && !dt.isFloating) dt = float32;
   const shape = broadcastShapes(op, xs.map((x) => x.shape));
-  return xs.map((x) => expandTo(castTo(x, x.wrappedNumber && dt.isHalf ? float32 : dt), shape));
+  return xs.map((x) => {
+    const e = expandTo(castTo(x, x.wrappedNumber && dt.isHalf ? float32 : dt), shape);
+    // Keep a number's flag through its cast and broadcast, so the output dtype ignores it.
+    return x.wrappedNumber && !e.wrappedNumber ? new Tensor(e.storage, e.shape, e.strides, e.offset, { wrappedNumber: true }) : e;
+  });
 }
 
 /** The dtype an elementwise op outputs: that of its first operand that is not a wrapped number. */

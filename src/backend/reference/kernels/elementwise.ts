@@ -50,17 +50,25 @@ const BINARY: Record<string, Binary> = {
 
 /**
  * Fused backward rules (saved value, incoming gradient) -> input gradient, so that a 16-bit
- * backward computes in float32 and rounds once, like PyTorch's *_backward kernels.
+ * backward computes in float32 and rounds once. tanh, sigmoid and rsqrt recompute from the input:
+ * their 16-bit outputs are too coarse to differentiate from (tanh(x) rounds to 1 long before its
+ * gradient is negligible).
  */
 const GRAD_BINARY: Record<string, Binary> = {
   geluBackward: (x, g, p) => g * geluGrad(x, p.approximate),
-  tanhBackward: (y, g) => g * (1 - y * y),
-  sigmoidBackward: (y, g) => g * y * (1 - y),
+  tanhBackward: (x, g) => {
+    const y = Math.tanh(x);
+    return g * (1 - y * y);
+  },
+  sigmoidBackward: (x, g) => {
+    const y = 1 / (1 + Math.exp(-x));
+    return g * y * (1 - y);
+  },
   reluBackward: (x, g) => (x > 0 ? g : 0),
   leakyReluBackward: (x, g, p) => (x > 0 ? g : g * p.negativeSlope),
   log1pBackward: (x, g) => g / (1 + x),
   sqrtBackward: (y, g) => g / (2 * y),
-  rsqrtBackward: (y, g) => -0.5 * g * y * y * y,
+  rsqrtBackward: (x, g) => -0.5 * g * Math.pow(x, -1.5),
   clampBackward: (x, g, p) => ((p.min === null || x >= p.min) && (p.max === null || x <= p.max) ? g : 0),
 };
 
