@@ -26,13 +26,14 @@ export {
 } from './ops/creation.js';
 export {
   add, sub, mul, div, pow, neg, abs, sign, exp, log, log1p, sqrt, rsqrt, tanh, sigmoid, relu, leakyRelu, gelu,
-  clamp, where, maximum, minimum, square, reciprocal, eq, ne, lt, le, gt, ge, logicalAnd, logicalOr, logicalNot, isfinite,
+  clamp, where, maximum, minimum, square, eq, ne, lt, le, gt, ge, logicalAnd, logicalOr, logicalNot, isfinite,
 } from './ops/elementwise.js';
 export { sum, mean, max, min, argmax, argmin, logsumexp, variance as var, softmax, logSoftmax } from './ops/reduce.js';
 export {
   reshape, view, permute, transpose, t, flatten, squeeze, unsqueeze, expand, narrow, contiguous, cat, stack, indexSelect, gather,
 } from './ops/shape.js';
-export { matmul, mm, bmm } from './ops/linalg.js';
+export { matmul, bmm } from './ops/linalg.js';
+export { reciprocal, softplus, prod, cumsum, norm, cosineSimilarity, atan2, addcmul, addcdiv, dot, mm, addmm, baddbmm } from './ops/math.js';
 export * as nn from './nn/index.js';
 export * as amp from './amp/index.js';
 export * as optim from './optim/index.js';

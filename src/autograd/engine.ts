@@ -78,7 +78,8 @@ export function runBackward(
       pending.delete(node);
       if (!grad) continue;
       grad = runHooks(node.hooks, grad);
-      if (node.retainGradOf) node.retainGradOf.grad = grad;
+      const retained = node.retainGradOf;
+      if (retained) retained.grad = retained.grad ? add(retained.grad, grad) : grad;
       activeNode = node;
       let inputGrads: readonly (Tensor | null | undefined)[];
       try {

@@ -243,7 +243,10 @@ export function crossEntropy(input: Tensor, target: Tensor, options: CrossEntrop
   const probabilities = target.dt.isFloating;
   if (probabilities) {
     if (target.ndim !== input.ndim || target.shape.some((d, i) => d !== input.shape[i])) {
-      throw new RangeError(`crossEntropy: probability target ${shapeStr(target.shape)} must match input ${shapeStr(input.shape)}`);
+      const expected = input.ndim === 1 ? [] : [input.shape[0]!, ...input.shape.slice(2)];
+      throw new RangeError(
+        `crossEntropy: target ${shapeStr(target.shape)} ${target.dtype} must be int32 class indices of shape ${shapeStr(expected)} or class probabilities of the input's shape ${shapeStr(input.shape)}`,
+      );
     }
   } else checkTarget('crossEntropy', input, target, options.ignoreIndex ?? -100);
   const params = {
@@ -264,7 +267,15 @@ defineOp<{ reduction: Reduction }>({
   }),
 });
 
+/** Pointwise losses compare like with like: a shape mismatch is almost always a bug, so it is an error. */
+function checkSameShape(op: string, input: Tensor, target: Tensor): void {
+  if (input.ndim !== target.ndim || input.shape.some((d, i) => d !== target.shape[i])) {
+    throw new RangeError(`${op}: input ${shapeStr(input.shape)} and target ${shapeStr(target.shape)} must have the same shape`);
+  }
+}
+
 export function mseLoss(input: Tensor, target: Tensor, options: { reduction?: Reduction } = {}): Tensor {
+  checkSameShape('mseLoss', input, target);
   return apply('mseLoss', [input, target], { reduction: options.reduction ?? 'mean' });
 }
 
@@ -274,6 +285,7 @@ defineOp<{ reduction: Reduction }>({
 });
 
 export function l1Loss(input: Tensor, target: Tensor, options: { reduction?: Reduction } = {}): Tensor {
+  checkSameShape('l1Loss', input, target);
   return apply('l1Loss', [input, target], { reduction: options.reduction ?? 'mean' });
 }
 
@@ -302,9 +314,7 @@ export function binaryCrossEntropyWithLogits(
   target: Tensor,
   options: { weight?: Tensor | null; posWeight?: Tensor | null; reduction?: Reduction } = {},
 ): Tensor {
-  if (target.ndim !== input.ndim || target.shape.some((d, i) => d !== input.shape[i])) {
-    throw new RangeError(`binaryCrossEntropyWithLogits: target ${shapeStr(target.shape)} must have the input's shape ${shapeStr(input.shape)}`);
-  }
+  checkSameShape('binaryCrossEntropyWithLogits', input, target);
   const xs = [input, target];
   if (options.weight) xs.push(options.weight);
   if (options.posWeight) xs.push(options.posWeight);
@@ -331,6 +341,7 @@ defineOp<{ reduction: Reduction; hasWeight: boolean }>({
 });
 
 export function binaryCrossEntropy(input: Tensor, target: Tensor, options: { weight?: Tensor | null; reduction?: Reduction } = {}): Tensor {
+  checkSameShape('binaryCrossEntropy', input, target);
   return apply('binaryCrossEntropy', options.weight ? [input, target, options.weight] : [input, target], {
     reduction: options.reduction ?? 'mean',
     hasWeight: !!options.weight,
@@ -452,6 +463,10 @@ export function embedding(input: Tensor, weight: Tensor, options: { paddingIdx?:
   if (input.dt !== int32) throw new TypeError(`embedding: input must be an int32 tensor of indices, got ${input.dtype}`);
   if (weight.ndim !== 2) throw new RangeError(`embedding: weight must be 2-D [numEmbeddings, dim], got ${shapeStr(weight.shape)}`);
   const flat = flatten(input);
+  if (flat.backend.readSync) {
+    const n = weight.shape[0]!;
+    for (const v of flat.dataSync()) if (v < 0 || v >= n) throw new RangeError(`embedding: index ${v} is out of range for ${n} embeddings`);
+  }
   let rows = indexSelect(weight, 0, flat);
   const pad = options.paddingIdx;
   if (pad !== undefined && pad !== null) {

@@ -171,8 +171,5 @@ export function square(x: Tensor): Tensor {
   return mul(x, x);
 }
 
-export function reciprocal(x: Tensor): Tensor {
-  return div(1, x);
-}
 
 export { sumToShape };

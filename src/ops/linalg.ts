@@ -62,20 +62,17 @@ defineOp({
 defineOp({
   name: 'linear', autocast: 'lower',
   compose: ([x, w, b]) => {
-    if (w!.ndim !== 2 || x!.shape[x!.ndim - 1] !== w!.shape[1]) {
+    if (w!.ndim !== 2) throw new RangeError(`linear: weight must be 2-D [out, in], got ${shapeStr(w!.shape)}`);
+    if (x!.shape[x!.ndim - 1] !== w!.shape[1]) {
       throw new RangeError(`linear: input ${shapeStr(x!.shape)} does not match weight ${shapeStr(w!.shape)} (expected last dim ${w!.shape[1]})`);
     }
+    if (b && (b.ndim !== 1 || b.shape[0] !== w!.shape[0])) throw new RangeError(`linear: bias ${shapeStr(b.shape)} does not match weight ${shapeStr(w!.shape)}`);
     const y = matmul(x!, t(w!));
     return b ? add(y, b) : y;
   },
 });
 
 export function matmul(a: Tensor, b: Tensor): Tensor {
-  return apply('matmul', [a, b]);
-}
-
-export function mm(a: Tensor, b: Tensor): Tensor {
-  if (a.ndim !== 2 || b.ndim !== 2) throw new RangeError(`mm: expects 2-D tensors, got ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`);
   return apply('matmul', [a, b]);
 }
 

@@ -252,7 +252,8 @@ export function narrow(x: Tensor, dim: number, start: number, length: number): T
   const d = normalizeDim(dim, x.ndim, 'narrow');
   const size = x.shape[d]!;
   const s = start < 0 ? start + size : start;
-  if (!Number.isInteger(s) || !Number.isInteger(length) || s < 0 || length < 0 || s + length > size) {
+  if (!Number.isInteger(length) || length < 0) throw new RangeError(`narrow: length must be a non-negative integer, got ${length}`);
+  if (!Number.isInteger(s) || s < 0 || s + length > size) {
     throw new RangeError(`narrow: start (${start}) + length (${length}) exceeds dimension size (${size}) of ${shapeStr(x.shape)} at dim ${d}`);
   }
   return apply('narrow', [x], { dim: d, start: s, length });

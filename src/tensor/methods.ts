@@ -5,6 +5,7 @@ import * as ew from '../ops/elementwise.js';
 import * as red from '../ops/reduce.js';
 import * as shp from '../ops/shape.js';
 import * as la from '../ops/linalg.js';
+import * as math from '../ops/math.js';
 import { apply, applyInto, withoutAutocast } from '../ops/dispatch.js';
 import { castTo, shapeStr, wrap, type TensorLike } from '../ops/util.js';
 import { onesLike } from '../ops/creation.js';
@@ -95,7 +96,7 @@ for (const name of binary) {
     return f(this, other);
   };
 }
-const unary = ['neg', 'abs', 'sign', 'exp', 'log', 'log1p', 'sqrt', 'rsqrt', 'tanh', 'sigmoid', 'relu', 'square', 'reciprocal', 'isfinite', 'logicalNot'] as const;
+const unary = ['neg', 'abs', 'sign', 'exp', 'log', 'log1p', 'sqrt', 'rsqrt', 'tanh', 'sigmoid', 'relu', 'square', 'isfinite', 'logicalNot'] as const;
 for (const name of unary) {
   const f = ew[name];
   (P as any)[name] = function (this: Tensor) {
@@ -117,7 +118,8 @@ P.var = function (dim, keepdim, correction) { return red.variance(this, dim, kee
 P.softmax = function (dim) { return red.softmax(this, dim); };
 P.logSoftmax = function (dim) { return red.logSoftmax(this, dim); };
 P.matmul = function (other) { return la.matmul(this, other); };
-P.mm = function (other) { return la.mm(this, other); };
+P.mm = function (other) { return math.mm(this, other); };
+P.reciprocal = function () { return math.reciprocal(this); };
 P.reshape = function (...shape) { return shp.reshape(this, ...shape); };
 P.view = function (...shape) { return shp.view(this, ...shape); };
 P.permute = function (...dims) { return shp.permute(this, ...dims); };

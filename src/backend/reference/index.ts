@@ -13,6 +13,7 @@ import { linalgKernels } from './kernels/linalg.js';
 import { convKernels } from './kernels/conv.js';
 import { poolKernels } from './kernels/pool.js';
 import { indexingKernels } from './kernels/indexing.js';
+import { extraKernels } from './kernels/extra.js';
 
 class HostBuffer implements DeviceBuffer {
   freed = false;
@@ -30,6 +31,7 @@ export const REFERENCE_KERNELS: Readonly<Record<string, RefKernel>> = {
   ...convKernels,
   ...poolKernels,
   ...indexingKernels,
+  ...extraKernels,
 };
 
 export class ReferenceBackend implements Backend {
