@@ -452,3 +452,67 @@ describe('precision report', () => {
     }
   });
 });
+
+describe('float32 master weights (O2)', () => {
+  const nn = mx.nn;
+  const net = () =>
+    new nn.Sequential(
+      new nn.Conv2d(3, 4, 3, { padding: 1 }),
+      new nn.BatchNorm2d(4),
+      new nn.ReLU(),
+      new nn.Flatten(),
+      new nn.Linear(4 * 6 * 6, 5),
+    );
+
+  it('a float16 model with float32 masters trains: masters get float32 gradients, batch norm stays float32', async () => {
+    mx.manualSeed(5);
+    const model = net();
+    const opt = new mx.optim.SGD(model.parameters(), { lr: 0.05, momentum: 0.9 });
+    const mw = mx.amp.masterWeights(model, opt, { dtype: 'float16' });
+    const scaler = new mx.amp.GradScaler();
+    const dtypes = Object.fromEntries(model.namedParameters().map(([n, p]) => [n, p.dtype]));
+    assert.deepEqual(dtypes, {
+      '0.weight': 'float16', '0.bias': 'float16', '1.weight': 'float32', '1.bias': 'float32', '4.weight': 'float16', '4.bias': 'float16',
+    });
+    assert.equal(mw.masters.size, 4);
+    const x = mx.randn([8, 3, 6, 6]);
+    const y = mx.randint(0, 5, [8]);
+    const losses: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      opt.zeroGrad();
+      const loss = F.crossEntropy(model.forward(x.half()).float(), y);
+      losses.push(await loss.item());
+      scaler.scale(loss).backward();
+      for (const [, half] of mw.halves) assert.equal(half.grad, null, 'no gradient accumulates in 16 bits');
+      for (const [, master] of mw.masters) assert.equal(master.grad!.dtype, 'float32');
+      scaler.step(opt);
+      scaler.update();
+      for (const [name, half] of mw.halves) {
+        const expected = await mw.masters.get(name)!.to('float16').storageData();
+        assert.deepEqual(await half.storageData(), expected, `${name} is the rounded master after the step`);
+      }
+    }
+    assert.ok(losses[losses.length - 1]! < losses[0]! * 0.5, `loss falls: ${losses[0]} -> ${losses[losses.length - 1]}`);
+    mw.detach();
+  });
+
+  it('updates smaller than half a float16 ulp are lost without masters and kept with them', async () => {
+    const run = async (withMasters: boolean) => {
+      const model = new nn.Linear(1, 1, { bias: false });
+      model.weight.copy_(1);
+      if (!withMasters) model.half();
+      const opt = new mx.optim.SGD(model.parameters(), { lr: 1e-4 });
+      if (withMasters) mx.amp.masterWeights(model, opt);
+      for (let i = 0; i < 20; i++) {
+        opt.zeroGrad();
+        model.forward(mx.ones([1, 1], { dtype: 'float16' })).float().sum().backward(); // gradient 1
+        opt.step();
+      }
+      assert.equal(model.weight.dtype, 'float16');
+      return model.weight.item();
+    };
+    assert.equal(await run(false), 1, 'each 1e-4 step rounds back to 1.0 in float16');
+    const kept = await run(true);
+    assert.ok(Math.abs(kept - (1 - 20 * 1e-4)) < 5e-4, `the float32 master moved by 20 x 1e-4: weight ${kept}`);
+  });
+});

@@ -4,3 +4,4 @@ export { GradScaler, type GradScalerOptions, type GradScalerState, type ScalerSt
 export {
   precisionReport, PrecisionRecorder, type PrecisionReport, type PrecisionReportOptions, type ParameterReport, type OverflowReport, type OpDtypeReport,
 } from './diagnostics.js';
+export { masterWeights, type MasterWeights, type MasterWeightsModel } from './master_weights.js';

@@ -6,7 +6,7 @@
  * ordinary ops run with recording off, so every backend runs them, in the forward op's dtype.
  */
 import type { Tensor } from '../tensor/tensor.js';
-import type { GradNode } from './node.js';
+import type { GradNode, GradHook } from './node.js';
 import { noGrad } from './mode.js';
 
 export interface BackwardOptions {
@@ -22,15 +22,25 @@ export function currentBackwardNode(): GradNode | null {
 }
 
 /** Hooks on leaf tensors, kept outside the Tensor class to keep it small. */
-export const leafHooks = new WeakMap<Tensor, ((grad: Tensor) => Tensor | void)[]>();
+export const leafHooks = new WeakMap<Tensor, GradHook[]>();
 
-function runHooks(hooks: readonly ((g: Tensor) => Tensor | void)[] | undefined, grad: Tensor): Tensor {
+/**
+ * Run hooks in order; a hook may return a replacement gradient. A hook on a leaf may also return
+ * null: it took the gradient itself (float32 master weights do this) and nothing is accumulated.
+ */
+function runHooks(hooks: readonly GradHook[] | undefined, grad: Tensor): Tensor | null {
   if (!hooks) return grad;
   for (const h of hooks) {
     const replaced = h(grad);
+    if (replaced === null) return null;
     if (replaced) grad = replaced;
   }
   return grad;
+}
+
+function accumulateLeaf(leaf: Tensor, grad: Tensor, accumulate: (leaf: Tensor, grad: Tensor) => void): void {
+  const g = runHooks(leafHooks.get(leaf), grad);
+  if (g) accumulate(leaf, g);
 }
 
 /** Nodes reachable from `root`, each after every node that feeds it a gradient. */
@@ -67,7 +77,7 @@ export function runBackward(
 ): void {
   noGrad(() => {
     if (!root.gradFn) {
-      accumulate(root, runHooks(leafHooks.get(root), gradient));
+      accumulateLeaf(root, gradient, accumulate);
       return;
     }
     const pending = new Map<GradNode, Tensor>();
@@ -77,7 +87,7 @@ export function runBackward(
       let grad = pending.get(node);
       pending.delete(node);
       if (!grad) continue;
-      grad = runHooks(node.hooks, grad);
+      grad = runHooks(node.hooks, grad) ?? grad;
       const retained = node.retainGradOf;
       if (retained) retained.grad = retained.grad ? add(retained.grad, grad) : grad;
       activeNode = node;
@@ -96,7 +106,7 @@ export function runBackward(
           const prev = pending.get(input.gradFn);
           pending.set(input.gradFn, prev ? add(prev, g) : g);
         } else {
-          accumulate(input, runHooks(leafHooks.get(input), g));
+          accumulateLeaf(input, g, accumulate);
         }
       });
     }

@@ -1,7 +1,8 @@
 /** One recorded op in the autograd graph: its inputs and the rule that maps the output gradient to theirs. */
 import type { Tensor } from '../tensor/tensor.js';
 
-export type GradHook = (grad: Tensor) => Tensor | void;
+/** Sees a gradient; may return a replacement. On a leaf, returning null consumes it (nothing accumulates). */
+export type GradHook = (grad: Tensor) => Tensor | void | null;
 export type BackwardFn = (gradOutput: Tensor) => readonly (Tensor | null | undefined)[];
 
 export class GradNode {

@@ -10,6 +10,7 @@ import { apply, applyInto, withoutAutocast } from '../ops/dispatch.js';
 import { castTo, shapeStr, wrap, type TensorLike } from '../ops/util.js';
 import { onesLike } from '../ops/creation.js';
 import { runBackward, type BackwardOptions } from '../autograd/engine.js';
+import { accumulateGrad } from '../autograd/accumulate.js';
 import { noGrad } from '../autograd/mode.js';
 
 declare module './tensor.js' {
@@ -151,20 +152,6 @@ P.copy_ = function (src) {
 };
 P.fill_ = function (value) { return this.copy_(value); };
 P.zero_ = function () { return this.copy_(0); };
-
-/** Leaves own their gradient: a private contiguous copy that outlives the step's scope. */
-function accumulateGrad(leaf: Tensor, g: Tensor): void {
-  if (leaf.grad && !leaf.grad.storage.disposed) {
-    if (leaf.grad.shape.some((d, i) => d !== leaf.shape[i])) {
-      throw new RangeError(`backward: existing .grad ${shapeStr(leaf.grad.shape)} does not match the tensor ${shapeStr(leaf.shape)}`);
-    }
-    applyInto('add', [leaf.grad, castTo(g, leaf.grad.dt)], leaf.grad);
-    return;
-  }
-  const own = apply('contiguous', [g]);
-  own.storage.escape();
-  leaf.grad = own;
-}
 
 P.backward = function (gradient, options = {}) {
   if (!this.requiresGrad) {
