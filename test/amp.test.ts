@@ -222,10 +222,21 @@ describe('GradScaler steps', () => {
     for (let i = 0; i < grads[0]!.length; i++) assert.ok(Math.abs(grads[0]![i]! - grads[1]![i]!) < 1e-6);
   });
 
-  it('bfloat16 autocast with a GradScaler works (and needs no scaling)', async () => {
+  it('bfloat16 autocast with a GradScaler works and hints once that it needs no scaling', async () => {
     const { p, opt } = setup([1, 2, 3]);
     const scaler = new mx.amp.GradScaler();
-    const loss = mx.amp.autocast({ dtype: 'bfloat16' }, () => scaler.scale(mx.matmul(p, p)));
+    const warnings: string[] = [];
+    const warn = console.warn;
+    console.warn = (msg: string) => void warnings.push(msg);
+    let loss: mx.Tensor;
+    try {
+      loss = scaler.scale(mx.amp.autocast({ dtype: 'bfloat16' }, () => mx.matmul(p, p)));
+      scaler.scale(mx.amp.autocast({ dtype: 'bfloat16' }, () => mx.matmul(p, p)));
+    } finally {
+      console.warn = warn;
+    }
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /bfloat16 .*not needed/);
     loss.backward();
     assert.equal(scaler.step(opt), true);
     scaler.update();

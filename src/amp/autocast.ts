@@ -107,8 +107,16 @@ function enter(options: AutocastOptions): void {
   setAutocastHook(hook);
 }
 
+let lastDtype: 'float16' | 'bfloat16' | null = null;
+
+/** The dtype of the innermost enabled region now, or else of the last one that closed. */
+export function recentAutocastDtype(): 'float16' | 'bfloat16' | null {
+  return getAutocastDtype() ?? lastDtype;
+}
+
 function exit(): void {
-  regions.pop();
+  const closing = regions.pop();
+  if (closing?.enabled) lastDtype = closing.dtype.name as 'float16' | 'bfloat16';
   if (regions.length === 0) {
     weightCache = new Map();
     setAutocastHook(null);

@@ -28,7 +28,7 @@ import { mul, isfinite, logicalNot, add } from '../ops/elementwise.js';
 import { sum } from '../ops/reduce.js';
 import { castTo } from '../ops/util.js';
 import type { OptimizerLike } from '../optim/optimizer.js';
-import { getAutocastDtype } from './autocast.js';
+import { recentAutocastDtype } from './autocast.js';
 
 export interface GradScalerOptions {
   initScale?: number;
@@ -120,7 +120,7 @@ export class GradScaler {
   /** Multiply the loss (or each of several) by the current scale. */
   scale<T extends Tensor | readonly Tensor[]>(outputs: T): T {
     if (!this.enabled) return outputs;
-    if (!warnedBfloat16 && getAutocastDtype() === 'bfloat16') {
+    if (!warnedBfloat16 && recentAutocastDtype() === 'bfloat16') {
       warnedBfloat16 = true;
       console.warn('mixprec: GradScaler under bfloat16 autocast works, but is not needed: bfloat16 has float32\'s exponent range, so gradients do not underflow.');
     }
