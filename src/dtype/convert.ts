@@ -57,24 +57,24 @@ function buildF16Table(): Float32Array {
 /** Every float16 value as float32, indexed by its bit pattern. */
 export const F16_TO_F32: Float32Array = buildF16Table();
 
-export function float16ToFloat32(src: Uint16Array, dst = new Float32Array(src.length)): Float32Array {
+export function float16ToFloat32<T extends Float32Array<ArrayBufferLike> = Float32Array>(src: Uint16Array<ArrayBufferLike>, dst: T = new Float32Array(src.length) as T): T {
   for (let i = 0; i < src.length; i++) dst[i] = F16_TO_F32[src[i]!]!;
   return dst;
 }
 
-export function bfloat16ToFloat32(src: Uint16Array, dst = new Float32Array(src.length)): Float32Array {
+export function bfloat16ToFloat32<T extends Float32Array<ArrayBufferLike> = Float32Array>(src: Uint16Array<ArrayBufferLike>, dst: T = new Float32Array(src.length) as T): T {
   const out = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
   for (let i = 0; i < src.length; i++) out[i] = src[i]! << 16;
   return dst;
 }
 
-export function float32ToFloat16(src: Float32Array, dst = new Uint16Array(src.length)): Uint16Array {
+export function float32ToFloat16<T extends Uint16Array<ArrayBufferLike> = Uint16Array>(src: Float32Array<ArrayBufferLike>, dst: T = new Uint16Array(src.length) as T): T {
   const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
   for (let i = 0; i < src.length; i++) dst[i] = f32BitsToF16Bits(bits[i]!);
   return dst;
 }
 
-export function float32ToBfloat16(src: Float32Array, dst = new Uint16Array(src.length)): Uint16Array {
+export function float32ToBfloat16<T extends Uint16Array<ArrayBufferLike> = Uint16Array>(src: Float32Array<ArrayBufferLike>, dst: T = new Uint16Array(src.length) as T): T {
   const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
   for (let i = 0; i < src.length; i++) dst[i] = f32BitsToBf16Bits(bits[i]!);
   return dst;

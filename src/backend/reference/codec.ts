@@ -7,7 +7,7 @@
  * round once". It is the definition of each op, not the fast path.
  */
 import type { DType, StorageArray } from '../../dtype/dtype.js';
-import { F16_TO_F32, f32BitsToBf16Bits, f32BitsToF16Bits } from '../../dtype/convert.js';
+import { F16_TO_F32, f32BitsToBf16Bits, f32BitsToF16Bits, float32ToBfloat16, float32ToFloat16 } from '../../dtype/convert.js';
 
 const BF16_TO_F32 = (() => {
   const table = new Float32Array(65536);
@@ -140,7 +140,12 @@ export function scatterFromF64(
   const n = values.length;
   if (isContiguous(shape, strides)) {
     if (dtype.name === 'float32' || dtype.name === 'float64') data.set(values, offset);
-    else for (let i = 0; i < n; i++) data[offset + i] = encode(values[i]!);
+    else if (dtype.isHalf) {
+      // Round to float32 first, then to 16 bits, in two vectorised passes.
+      const out = (data as Uint16Array).subarray(offset, offset + n);
+      if (dtype.name === 'float16') float32ToFloat16(Float32Array.from(values), out);
+      else float32ToBfloat16(Float32Array.from(values), out);
+    } else for (let i = 0; i < n; i++) data[offset + i] = encode(values[i]!);
     return;
   }
   forEachIndex(shape, strides, offset, (p, i) => (data[p] = encode(values[i]!)));
