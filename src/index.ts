@@ -37,3 +37,6 @@ export { reciprocal, softplus, prod, cumsum, norm, cosineSimilarity, atan2, addc
 export * as nn from './nn/index.js';
 export * as amp from './amp/index.js';
 export * as optim from './optim/index.js';
+export * as io from './io/index.js';
+export * as models from './models/index.js';
+export * as data from './data/index.js';

@@ -1,14 +1,18 @@
 #!/usr/bin/env node
-/** The `mixprec` command. Today: `info` (backends, dtypes, op table). Training arrives with the training stack. */
-import { parseArgs } from 'node:util';
+/** The `mixprec` command: train, eval, info. */
 import { readFileSync } from 'node:fs';
 import * as mx from '../index.js';
+import { CliError } from './errors.js';
+import { parseTrainArgs, runTrain } from './train.js';
+import { runEval } from './eval.js';
 
 const HELP = `usage: mixprec <command> [options]
 
 commands:
-  info [--json]    backends, dtypes (finfo) and the op table with autocast categories
-  --version        print the version
+  train     train the seed's CNN with mixed precision (mixprec train --help)
+  eval      accuracy of a training checkpoint (mixprec eval --help)
+  info      backends, dtypes and the op table with autocast categories [--json]
+  --version print the version
 `;
 
 function version(): string {
@@ -37,32 +41,44 @@ function info(json: boolean): void {
   for (const op of ops) console.log(`  ${op.name.padEnd(28)} ${op.kind.padEnd(9)} autocast=${op.autocast}`);
 }
 
-function main(argv: string[]): number {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { json: { type: 'boolean' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-  });
-  if (values.version) {
-    console.log(version());
-    return 0;
+const out = { log: (line: string) => console.log(line), isTTY: Boolean(process.stderr.isTTY) };
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'train':
+      return runTrain(parseTrainArgs(rest), out);
+    case 'eval':
+      return runEval(rest, out);
+    case 'info':
+      info(rest.includes('--json'));
+      return 0;
+    case '--version':
+    case '-v':
+      console.log(version());
+      return 0;
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(HELP);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new CliError(`mixprec: unknown command '${command}' (commands: train, eval, info; see mixprec --help)`, 2);
   }
-  const [command] = positionals;
-  if (values.help || !command) {
-    process.stdout.write(HELP);
-    return values.help ? 0 : 1;
-  }
-  if (command === 'info') {
-    info(values.json ?? false);
-    return 0;
-  }
-  console.error(`mixprec: unknown command '${command}'. Run 'mixprec --help' for the list.`);
-  return 2;
 }
 
-try {
-  process.exitCode = main(process.argv.slice(2));
-} catch (e) {
-  console.error(`mixprec: ${(e as Error).message}`);
-  process.exitCode = 2;
-}
+const argv = process.argv.slice(2);
+const verbose = argv.includes('--verbose');
+main(argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    const err = e as Error;
+    const message = (err?.message ?? String(e)).split('\n')[0];
+    console.error(message!.startsWith('mixprec') ? message : `mixprec: ${message}`);
+    if (verbose && err?.stack) console.error(err.stack);
+    process.exitCode = err instanceof CliError ? err.exitCode : 1;
+  },
+);

@@ -1,0 +1,76 @@
+/** `mixprec eval`: the accuracy and per-class accuracy of a `mixprec train` checkpoint. */
+import { setBackend } from '../backend/registry.js';
+import { LeNet } from '../models/lenet.js';
+import { DataLoader } from '../data/dataloader.js';
+import { loadCheckpoint } from '../io/checkpoint.js';
+import { evaluate, PRECISIONS, type Precision } from '../train/classifier.js';
+import { choice, parseFlags } from './args.js';
+import { CliError, usage } from './errors.js';
+import { resolveData, DATASETS, type DatasetName } from './datasets.js';
+import type { Output } from './train.js';
+
+export const EVAL_HELP = `usage: mixprec eval --checkpoint FILE.safetensors [--dataset NAME] [--data PATH] [--precision P]
+
+Prints the test accuracy and the accuracy of every class of a checkpoint written by mixprec train.
+  --dataset and --data default to what the checkpoint was trained on; --precision to fp32.
+`;
+
+const FLAGS = {
+  checkpoint: { type: 'string' },
+  dataset: { type: 'string' },
+  data: { type: 'string' },
+  backend: { type: 'string' },
+  precision: { type: 'string' },
+  verbose: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+interface TrainMeta {
+  kind?: string;
+  model: 'lenet';
+  dataset: DatasetName;
+  channels: number;
+  imageSize: number;
+  classes: readonly string[];
+  args?: { data?: string };
+}
+
+export async function runEval(argv: string[], out: Output): Promise<number> {
+  const v = parseFlags('eval', argv, FLAGS);
+  if (v['help']) {
+    out.log(EVAL_HELP.trimEnd());
+    return 0;
+  }
+  const path = v['checkpoint'] as string | undefined;
+  if (!path) throw usage('mixprec eval: --checkpoint FILE.safetensors is required');
+  const precision: Precision = choice('eval', 'precision', v['precision'], PRECISIONS, 'fp32');
+  if (v['backend']) await setBackend(v['backend'] as string);
+
+  const { meta } = await loadCheckpoint<TrainMeta>(path);
+  if (!meta || meta.kind !== 'mixprec.train') throw new CliError(`${path}: not a mixprec train checkpoint (no training state in its metadata)`);
+  const dataset = choice('eval', 'dataset', v['dataset'], DATASETS, meta.dataset);
+  const data = await resolveData({
+    dataset,
+    data: (v['data'] as string | undefined) ?? meta.args?.data,
+    download: false,
+    augment: false,
+    progress: false,
+    notice: (line) => out.log(line),
+  });
+  if (data.channels !== meta.channels || data.imageSize !== meta.imageSize) {
+    throw new CliError(`${path}: trained on ${meta.channels}x${meta.imageSize}x${meta.imageSize} images, ${dataset} has ${data.channels}x${data.imageSize}x${data.imageSize}`);
+  }
+  const model = new LeNet({ inChannels: meta.channels, imageSize: meta.imageSize, numClasses: meta.classes.length || 10 });
+  const { tensors } = await loadCheckpoint(path, { expect: model.stateDict(), target: `the ${meta.model} model` });
+  model.loadStateDict(tensors);
+  const loader = new DataLoader(data.test as never, { batchSize: 500, shuffle: false, seed: 0 });
+  const ev = await evaluate(model, loader, precision, meta.classes.length || 10);
+  const names = data.classes.length ? data.classes : meta.classes;
+  const width = Math.max(...names.map((n) => n.length), 5);
+  out.log(`${path} on ${data.name} (${data.source}), ${ev.total} test images, precision ${precision}`);
+  ev.perClass.forEach(([correct, total], c) => {
+    out.log(`  ${(names[c] ?? String(c)).padEnd(width)}  ${total ? ((100 * correct) / total).toFixed(2).padStart(6) : '     -'}%  (${correct}/${total})`);
+  });
+  out.log(`test accuracy: ${(ev.accuracy * 100).toFixed(2)}%`);
+  return 0;
+}

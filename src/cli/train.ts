@@ -1,0 +1,330 @@
+/**
+ * `mixprec train`: the seed's CNN on CIFAR-10 (or MNIST, an image folder, the bundled digits) with
+ * fp32, fp16 (float16 autocast + GradScaler) or bf16 (bfloat16 autocast) precision, checkpoints
+ * after every epoch (and on Ctrl-C), bitwise-exact resume, JSON logs and a precision report.
+ */
+import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
+import { Tensor } from '../tensor/tensor.js';
+import { setBackend, listBackends } from '../backend/registry.js';
+import { manualSeed, defaultGenerator } from '../random/generator.js';
+import { LeNet } from '../models/lenet.js';
+import { SGD } from '../optim/sgd.js';
+import { Adam, AdamW } from '../optim/adam.js';
+import type { Optimizer } from '../optim/optimizer.js';
+import { DataLoader, type DataLoaderState } from '../data/dataloader.js';
+import { saveCheckpoint, loadCheckpoint } from '../io/checkpoint.js';
+import { precisionReport, type PrecisionRecorder } from '../amp/diagnostics.js';
+import { evaluate, scalerFor, trainStep, PRECISIONS, type Precision, type StepContext } from '../train/classifier.js';
+import { choice, number, parseFlags } from './args.js';
+import { CliError, usage } from './errors.js';
+import { resolveData, DATASETS, type DatasetName, type LoadedData } from './datasets.js';
+import { Progress } from './progress.js';
+
+export const TRAIN_HELP = `usage: mixprec train [options]
+
+Trains the seed's CNN (LeNet) and prints the test accuracy after every epoch.
+
+  --model lenet                 the network (default lenet: conv 6, pool, conv 16, pool, fc 120-84-10)
+  --dataset cifar10|mnist|imagefolder|digits   (default cifar10)
+  --data PATH                   archive or folder; without it: ./data/, else download, else the bundled digits
+  --download                    fetch CIFAR-10 into --data (or ./data/) when it is missing
+  --backend NAME                compute backend (default: the current one)
+  --precision fp32|fp16|bf16    fp16: float16 autocast + loss scaling (default); bf16: bfloat16 autocast
+  --epochs N                    (default 10)
+  --batch-size N                (default 64)
+  --lr X                        learning rate (default 0.01 for sgd, 0.001 for adam/adamw)
+  --momentum X                  SGD momentum (default 0.9)
+  --weight-decay X              (default 0)
+  --optimizer sgd|adam|adamw    (default sgd)
+  --augment                     random crop (padding 4) and horizontal flip
+  --seed N                      seeds weights, data order and augmentation (default 0)
+  --checkpoint FILE.safetensors written after every epoch and on Ctrl-C
+  --resume FILE.safetensors     continue a run exactly where its checkpoint left it
+  --log-json PATH               one JSON object per line: step and epoch events
+  --precision-report PATH       float16 range statistics of the gradients, written after every epoch
+  --quiet                       only the final accuracy line
+  --verbose                     stack traces on errors
+`;
+
+const FLAGS = {
+  model: { type: 'string' },
+  dataset: { type: 'string' },
+  data: { type: 'string' },
+  download: { type: 'boolean' },
+  backend: { type: 'string' },
+  precision: { type: 'string' },
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  lr: { type: 'string' },
+  momentum: { type: 'string' },
+  'weight-decay': { type: 'string' },
+  optimizer: { type: 'string' },
+  augment: { type: 'boolean' },
+  seed: { type: 'string' },
+  checkpoint: { type: 'string' },
+  resume: { type: 'string' },
+  'log-json': { type: 'string' },
+  'precision-report': { type: 'string' },
+  quiet: { type: 'boolean' },
+  verbose: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type OptimizerName = 'sgd' | 'adam' | 'adamw';
+
+export interface TrainArgs {
+  model: 'lenet';
+  dataset: DatasetName;
+  data?: string;
+  download: boolean;
+  backend?: string;
+  precision: Precision;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  optimizer: OptimizerName;
+  augment: boolean;
+  seed: number;
+  checkpoint?: string;
+  resume?: string;
+  logJson?: string;
+  precisionReport?: string;
+  quiet: boolean;
+  verbose: boolean;
+  help: boolean;
+}
+
+export function parseTrainArgs(argv: string[]): TrainArgs {
+  const v = parseFlags('train', argv, FLAGS);
+  const optimizer = choice('train', 'optimizer', v['optimizer'], ['sgd', 'adam', 'adamw'] as const, 'sgd');
+  const str = (k: string) => v[k] as string | undefined;
+  const args: TrainArgs = {
+    model: choice('train', 'model', v['model'], ['lenet'] as const, 'lenet'),
+    dataset: choice('train', 'dataset', v['dataset'], DATASETS, 'cifar10'),
+    download: Boolean(v['download']),
+    precision: choice('train', 'precision', v['precision'], PRECISIONS, 'fp16'),
+    epochs: number('train', 'epochs', v['epochs'], 10, { integer: true, min: 1 }),
+    batchSize: number('train', 'batch-size', v['batch-size'], 64, { integer: true, min: 1 }),
+    lr: number('train', 'lr', v['lr'], optimizer === 'sgd' ? 0.01 : 0.001, { exclusiveMin: 0 }),
+    momentum: number('train', 'momentum', v['momentum'], 0.9, { min: 0 }),
+    weightDecay: number('train', 'weight-decay', v['weight-decay'], 0, { min: 0 }),
+    optimizer,
+    augment: Boolean(v['augment']),
+    seed: number('train', 'seed', v['seed'], 0, { integer: true, min: 0 }),
+    quiet: Boolean(v['quiet']),
+    verbose: Boolean(v['verbose']),
+    help: Boolean(v['help']),
+  };
+  for (const [flag, key] of [['data', 'data'], ['backend', 'backend'], ['checkpoint', 'checkpoint'], ['resume', 'resume'], ['log-json', 'logJson'], ['precision-report', 'precisionReport']] as const) {
+    const value = str(flag);
+    if (value !== undefined) {
+      if (value === '') throw usage(`mixprec train: --${flag} needs a value`);
+      args[key] = value;
+    }
+  }
+  if (args.backend !== undefined && !listBackends().includes(args.backend)) {
+    throw usage(`mixprec train: --backend must be one of ${listBackends().join(', ')} (got '${args.backend}')`);
+  }
+  if (args.resume !== undefined && !existsSync(args.resume)) throw new CliError(`--resume ${args.resume}: no such checkpoint file`);
+  return args;
+}
+
+/** What a checkpoint records besides tensors: enough to rebuild the run and check it is the same one. */
+interface RunMeta {
+  kind: 'mixprec.train';
+  model: 'lenet';
+  dataset: DatasetName;
+  channels: number;
+  imageSize: number;
+  classes: readonly string[];
+  precision: Precision;
+  optimizerName: OptimizerName;
+  epoch: number;
+  step: number;
+  skippedSteps: number;
+  data: DataLoaderState;
+  rng: number[];
+  optimizer: ReturnType<Optimizer<object>['stateDict']>;
+  scaler: ReturnType<ReturnType<typeof scalerFor>['stateDict']>;
+  args: Omit<TrainArgs, 'help' | 'quiet' | 'verbose'>;
+}
+
+export interface Output {
+  log(line: string): void;
+  isTTY: boolean;
+}
+
+/** Build the model, optimizer and loaders for a run. */
+function setup(args: TrainArgs, data: LoadedData) {
+  const model = new LeNet({ inChannels: data.channels, imageSize: data.imageSize, numClasses: data.classes.length || 10 });
+  const params = model.parameters();
+  const optimizer: Optimizer<object> =
+    args.optimizer === 'sgd'
+      ? new SGD(params, { lr: args.lr, momentum: args.momentum, weightDecay: args.weightDecay })
+      : args.optimizer === 'adam'
+        ? new Adam(params, { lr: args.lr, weightDecay: args.weightDecay })
+        : new AdamW(params, { lr: args.lr, weightDecay: args.weightDecay || 0.01 });
+  const scaler = scalerFor(args.precision);
+  const trainLoader = new DataLoader(data.train as never, { batchSize: args.batchSize, shuffle: true, seed: args.seed });
+  const testLoader = new DataLoader(data.test as never, { batchSize: 500, shuffle: false, seed: args.seed });
+  return { model, optimizer, scaler, trainLoader, testLoader };
+}
+
+export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
+  if (args.help) {
+    out.log(TRAIN_HELP.trimEnd());
+    return 0;
+  }
+  if (args.backend) await setBackend(args.backend);
+  manualSeed(args.seed);
+  const say = (line: string) => {
+    if (!args.quiet) out.log(line);
+  };
+  const data = await resolveData({
+    dataset: args.dataset,
+    data: args.data,
+    download: args.download,
+    augment: args.augment,
+    progress: out.isTTY && !args.quiet,
+    notice: (line) => out.log(line),
+  });
+  const run = setup(args, data);
+  const { model, optimizer, scaler, trainLoader, testLoader } = run;
+  let epoch = 0;
+  let step = 0;
+  let skippedSteps = 0;
+
+  if (args.resume) {
+    const loaded = await loadCheckpoint<RunMeta>(args.resume, { expect: model.stateDict(), target: `the ${args.model} model for ${data.name}` });
+    const meta = loaded.meta;
+    if (!meta || meta.kind !== 'mixprec.train') throw new CliError(`--resume ${args.resume}: not a mixprec train checkpoint (no training state in its metadata)`);
+    if (meta.dataset !== data.name || meta.channels !== data.channels || meta.imageSize !== data.imageSize) {
+      throw new CliError(
+        `--resume ${args.resume}: written for ${meta.model} on ${meta.dataset} (${meta.channels}x${meta.imageSize}x${meta.imageSize}), not ${data.name} (${data.channels}x${data.imageSize}x${data.imageSize})`,
+      );
+    }
+    if (meta.optimizerName !== args.optimizer) throw new CliError(`--resume ${args.resume}: written with --optimizer ${meta.optimizerName}, not ${args.optimizer}`);
+    model.loadStateDict(loaded.tensors);
+    optimizer.loadStateDict(meta.optimizer);
+    if (meta.precision === 'fp16' && args.precision === 'fp16') scaler.loadStateDict(meta.scaler);
+    defaultGenerator.setState(meta.rng);
+    trainLoader.loadState(meta.data);
+    epoch = meta.epoch;
+    step = meta.step;
+    skippedSteps = meta.skippedSteps;
+    say(`resumed from ${args.resume}: epoch ${epoch}, step ${step}`);
+  }
+
+  const checkpoint = async (path: string) => {
+    const meta: RunMeta = {
+      kind: 'mixprec.train',
+      model: args.model,
+      dataset: data.name,
+      channels: data.channels,
+      imageSize: data.imageSize,
+      classes: data.classes,
+      precision: args.precision,
+      optimizerName: args.optimizer,
+      epoch,
+      step,
+      skippedSteps,
+      data: trainLoader.state(),
+      rng: defaultGenerator.getState(),
+      optimizer: optimizer.stateDict(),
+      scaler: scaler.stateDict(),
+      args: { ...args, help: undefined, quiet: undefined, verbose: undefined } as RunMeta['args'],
+    };
+    await saveCheckpoint(path, { tensors: model.stateDict(), meta });
+  };
+
+  const logFile: WriteStream | null = args.logJson ? createWriteStream(args.logJson, { flags: 'w' }) : null;
+  const logJson = (event: Record<string, unknown>) => logFile?.write(`${JSON.stringify(event)}\n`);
+  let recorder: PrecisionRecorder | null = args.precisionReport
+    ? precisionReport({ model, scaler, format: args.precision === 'bf16' ? 'bfloat16' : 'float16', findOverflow: false })
+    : null;
+
+  let interrupted = false;
+  const onSigint = () => {
+    interrupted = true;
+  };
+  process.on('SIGINT', onSigint);
+  const ctx: StepContext = { model, optimizer, scaler, precision: args.precision };
+  say(
+    `training ${args.model} on ${data.name} (${data.source}): ${data.train.length} train / ${data.test.length} test images, ` +
+      `precision ${args.precision}, ${args.optimizer} lr ${args.lr}, batch ${args.batchSize}, ${args.epochs} epochs, seed ${args.seed}`,
+  );
+  let lastAccuracy: number | null = null;
+  try {
+    while (epoch < args.epochs) {
+      const progress = out.isTTY && !args.quiet ? new Progress(`epoch ${epoch + 1}/${args.epochs}`, trainLoader.length) : null;
+      let lossSum = 0;
+      let lossCount = 0;
+      let images = 0;
+      let epochSkipped = 0;
+      const started = performance.now();
+      for await (const [x, y] of trainLoader) {
+        const { loss, stepped } = trainStep(ctx, x as Tensor, y as Tensor);
+        const value = await loss.item();
+        loss.dispose();
+        if (recorder) await recorder.step();
+        step++;
+        images += (x as Tensor).shape[0]!;
+        if (!stepped) {
+          skippedSteps++;
+          epochSkipped++;
+        }
+        if (Number.isFinite(value)) {
+          lossSum += value;
+          lossCount++;
+        }
+        const seconds = (performance.now() - started) / 1000;
+        logJson({ event: 'step', epoch: epoch + 1, step, loss: value, loss_scale: scaler.getScale(), skipped: !stepped });
+        progress?.update({ loss: lossSum / Math.max(lossCount, 1), imgPerS: images / seconds });
+        if (interrupted) break;
+      }
+      progress?.done();
+      if (interrupted) {
+        if (args.checkpoint) {
+          await checkpoint(args.checkpoint);
+          out.log(`interrupted: checkpoint written to ${args.checkpoint} (resume with --resume ${args.checkpoint})`);
+        } else out.log('interrupted (no --checkpoint given: nothing saved)');
+        return 130;
+      }
+      const trainSeconds = (performance.now() - started) / 1000;
+      epoch++;
+      const ev = await evaluate(model, testLoader, args.precision, data.classes.length || 10);
+      lastAccuracy = ev.accuracy;
+      const trainLoss = lossSum / Math.max(lossCount, 1);
+      const imgPerS = images / trainSeconds;
+      say(
+        `epoch ${epoch}/${args.epochs}  train loss ${trainLoss.toFixed(4)}  test accuracy ${(ev.accuracy * 100).toFixed(2)}%  ` +
+          `${imgPerS.toFixed(0)} img/s  ${trainSeconds.toFixed(1)} s  loss scale ${scaler.getScale()}  skipped steps ${epochSkipped}`,
+      );
+      logJson({
+        event: 'epoch',
+        epoch,
+        train_loss: trainLoss,
+        test_accuracy: ev.accuracy,
+        img_per_s: imgPerS,
+        seconds: trainSeconds,
+        loss_scale: scaler.getScale(),
+        skipped_steps: epochSkipped,
+      });
+      if (args.checkpoint) await checkpoint(args.checkpoint);
+      if (recorder && args.precisionReport) await recorder.save(args.precisionReport);
+    }
+    if (lastAccuracy === null) {
+      const ev = await evaluate(model, testLoader, args.precision, data.classes.length || 10);
+      lastAccuracy = ev.accuracy;
+    }
+    out.log(`test accuracy: ${(lastAccuracy * 100).toFixed(2)}%`);
+    return 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+    recorder?.close();
+    recorder = null;
+    if (logFile) await new Promise<void>((resolve) => logFile.end(resolve));
+  }
+}

@@ -1,0 +1,2 @@
+/** mx.models: ready-made networks. */
+export { LeNet, type LeNetOptions } from './lenet.js';
