@@ -102,7 +102,9 @@ async function cifar10(o: ResolveOptions): Promise<LoadedData> {
   // The main job: ./data/, else download into ./data/, else (offline) the bundled digits.
   const hasLocal = existsSync(join('data', 'cifar-10-binary.tar.gz')) || existsSync(join('data', 'cifar-10-batches-bin'));
   try {
-    const { train, test } = await CIFAR10.loadSplits('data', { download: true, progress: o.progress });
+    // MIXPREC_CIFAR10_URL points the download at a mirror (tests point it at a dead local port).
+    const url = process.env['MIXPREC_CIFAR10_URL'] || undefined;
+    const { train, test } = await CIFAR10.loadSplits('data', { download: true, progress: o.progress, ...(url && { url }) });
     return finish('cifar10', hasLocal ? 'data/' : 'data/ (downloaded)', train, test, o.augment);
   } catch (e) {
     if (hasLocal || o.download) throw e;

