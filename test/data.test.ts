@@ -65,7 +65,7 @@ function writeCifarFolder(root: string, files = cifarFiles()): string {
   return root;
 }
 
-function cifarArchive(files = cifarFiles()): Uint8Array {
+async function cifarArchive(files = cifarFiles()): Promise<Uint8Array> {
   const entries: { name: string; data?: Uint8Array; type?: 'dir' }[] = [{ name: 'cifar-10-batches-bin', type: 'dir' }];
   entries.push({ name: 'cifar-10-batches-bin/readme.html', data: new TextEncoder().encode('<p>hello</p>') });
   for (const [n, b] of files) entries.push({ name: `cifar-10-batches-bin/${n}`, data: b });
@@ -105,7 +105,7 @@ test('CIFAR10 reads the .tar.gz directly (file path or a folder holding it), sam
   const dir = join(tmp, 'cifar-archive');
   mkdirSync(dir, { recursive: true });
   const archive = join(dir, 'cifar-10-binary.tar.gz');
-  writeFileSync(archive, cifarArchive());
+  writeFileSync(archive, await cifarArchive());
   const { train, test: test_ } = await D.CIFAR10.loadSplits(archive, { recordsPerFile: R });
   checkSynthetic(train, [0, 1, 2, 3, 4]);
   checkSynthetic(test_, [5]);
@@ -114,7 +114,7 @@ test('CIFAR10 reads the .tar.gz directly (file path or a folder holding it), sam
   assert.deepEqual(viaDir.labels, test_.labels);
   // An uncompressed tar works as well.
   const tarOnly = join(dir, 'plain.tar');
-  writeFileSync(tarOnly, D.writeTar([...cifarFiles()].map(([n, b]) => ({ name: `cifar-10-batches-bin/${n}`, data: b }))));
+  writeFileSync(tarOnly, await D.writeTar([...cifarFiles()].map(([n, b]) => ({ name: `cifar-10-batches-bin/${n}`, data: b }))));
   const plain = await D.CIFAR10.load(tarOnly, { recordsPerFile: R });
   assert.deepEqual(plain.images, train.images);
 });
@@ -148,11 +148,11 @@ test('CIFAR10 errors name the file and the expected size', async () => {
   const bad = cifarFiles();
   bad.set('data_batch_2.bin', cifarFile(1).subarray(0, 5000));
   const badArchive = join(tmp, 'bad-member.tar.gz');
-  writeFileSync(badArchive, cifarArchive(bad));
+  writeFileSync(badArchive, await cifarArchive(bad));
   await assert.rejects(D.CIFAR10.load(badArchive, { recordsPerFile: R }),
     /^Error: CIFAR10: .*bad-member\.tar\.gz \(member cifar-10-batches-bin\/data_batch_2\.bin\) has 5000 bytes, expected 9219 \(3 records of 3073 bytes\)/);
 
-  const gz = cifarArchive();
+  const gz = await cifarArchive();
   const cut = join(tmp, 'cut.tar.gz');
   writeFileSync(cut, gz.subarray(0, Math.floor(gz.length / 2)));
   await assert.rejects(D.CIFAR10.load(cut, { recordsPerFile: R }), (e: Error) => {
@@ -160,7 +160,7 @@ test('CIFAR10 errors name the file and the expected size', async () => {
     return true;
   });
   const tarCut = join(tmp, 'cut.tar');
-  const tar = D.writeTar([...cifarFiles()].map(([n, b]) => ({ name: `cifar-10-batches-bin/${n}`, data: b })));
+  const tar = await D.writeTar([...cifarFiles()].map(([n, b]) => ({ name: `cifar-10-batches-bin/${n}`, data: b })));
   writeFileSync(tarCut, tar.subarray(0, 512 + 19 * 512 + 512 + 4000)); // member 1 (9219 bytes padded to 19 blocks), header 2, 4000 bytes
   await assert.rejects(D.CIFAR10.load(tarCut, { recordsPerFile: R }),
     /CIFAR10: cannot read .*cut\.tar: truncated tar archive: member cifar-10-batches-bin\/data_batch_2\.bin has 4000 of its 9219 bytes/);
@@ -178,7 +178,7 @@ test('CIFAR10 errors name the file and the expected size', async () => {
   const partial = cifarFiles();
   partial.delete('data_batch_4.bin');
   const partialPath = join(tmp, 'partial.tar.gz');
-  writeFileSync(partialPath, cifarArchive(partial));
+  writeFileSync(partialPath, await cifarArchive(partial));
   await assert.rejects(D.CIFAR10.load(partialPath, { recordsPerFile: R }), /partial\.tar\.gz has no member cifar-10-batches-bin\/data_batch_4\.bin/);
   // The test split alone does not need the train members.
   assert.equal((await D.CIFAR10.load(partialPath, { train: false, recordsPerFile: R })).length, R);
@@ -242,7 +242,7 @@ async function withServer(routes: Record<string, Uint8Array>, fn: (base: string,
 }
 
 test('download: fetches from a local server, checks the md5, renames into place; mismatch and 404 fail cleanly', async () => {
-  const archive = cifarArchive();
+  const archive = await cifarArchive();
   const md5 = createHash('md5').update(archive).digest('hex');
   await withServer({ '/cifar.tar.gz': archive }, async (base, hits) => {
     // CIFAR10 with download: true and the URL and md5 overridden.

@@ -1,7 +1,8 @@
 /**
  * Downloads for datasets: stream to a temporary file next to the destination, with an md5 check and a
- * progress bar on a TTY, then rename into place (atomic on one file system), so an interrupted or
- * corrupt download never leaves a file at the destination.
+ * progress bar on a TTY (the shared ProgressBar of util/progress_bar.ts, in bytes), then rename into
+ * place (atomic on one file system), so an interrupted or corrupt download never leaves a file at the
+ * destination.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -9,6 +10,7 @@ import { mkdir, rename, unlink } from 'node:fs/promises';
 import { dirname, basename } from 'node:path';
 import { once } from 'node:events';
 import { Readable } from 'node:stream';
+import { ProgressBar } from '../util/progress_bar.js';
 
 export type ProgressCallback = (received: number, total: number | null) => void;
 
@@ -19,49 +21,10 @@ export interface DownloadOptions {
   progress?: boolean | ProgressCallback;
 }
 
-function mb(n: number): string {
-  return (n / 1e6).toFixed(1);
-}
-
-/** A one-line progress bar redrawn in place on a TTY, at most 10 times a second. */
-export function progressBar(label: string, stream: NodeJS.WriteStream = process.stderr): { update: ProgressCallback; done: () => void } {
-  if (!stream.isTTY) return { update: () => undefined, done: () => undefined };
-  const start = Date.now();
-  let last = 0;
-  let lastLine = '';
-  const draw = (received: number, total: number | null): void => {
-    const secs = Math.max((Date.now() - start) / 1000, 1e-3);
-    const rate = `${mb(received / secs)} MB/s`;
-    const cols = stream.columns || 100;
-    let line: string;
-    if (total) {
-      const frac = Math.min(received / total, 1);
-      const tail = ` ${(frac * 100).toFixed(1).padStart(5)}% ${mb(received)}/${mb(total)} MB ${rate}`;
-      const width = Math.max(10, Math.min(30, cols - 1 - label.length - tail.length - 3));
-      const fill = Math.round(frac * width);
-      line = `${label} [${'#'.repeat(fill)}${'-'.repeat(width - fill)}]${tail}`;
-    } else {
-      line = `${label} ${mb(received)} MB ${rate}`;
-    }
-    if (line.length > cols - 1) line = line.slice(0, cols - 1);
-    stream.write(`\r${line.padEnd(lastLine.length)}`);
-    lastLine = line;
-  };
-  let state: [number, number | null] = [0, null];
-  return {
-    update: (received, total) => {
-      state = [received, total];
-      const now = Date.now();
-      if (now - last >= 100) {
-        last = now;
-        draw(received, total);
-      }
-    },
-    done: () => {
-      draw(...state);
-      stream.write('\n');
-    },
-  };
+/** A download bar in bytes (MB, MB/s; no bar while the length is unknown), drawn only on a TTY. */
+function byteBar(label: string): { update: ProgressCallback; done: () => void } {
+  const bar = new ProgressBar(label, { unit: 'bytes' });
+  return { update: (received, total) => bar.update(received, { total }), done: () => bar.stop() };
 }
 
 /** md5 of a file, hex. */
@@ -78,9 +41,9 @@ export async function md5File(file: string): Promise<string> {
 export async function downloadFile(url: string, dest: string, options: DownloadOptions = {}): Promise<string> {
   await mkdir(dirname(dest), { recursive: true });
   const temp = `${dest}.part-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
-  const bar = typeof options.progress === 'function' ? { update: options.progress, done: () => undefined }
+  const bar: { update: ProgressCallback; done: () => void } = typeof options.progress === 'function' ? { update: options.progress, done: () => undefined }
     : options.progress === false ? { update: () => undefined, done: () => undefined }
-    : progressBar(`downloading ${basename(dest)}`);
+    : byteBar(`downloading ${basename(dest)}`);
   const hash = createHash('md5');
   let out: ReturnType<typeof createWriteStream> | null = null;
   try {
@@ -115,6 +78,7 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
     await rename(temp, dest);
     return dest;
   } catch (e) {
+    bar.done(); // end the bar's line (and its redraw timer) before the error is reported
     if (out) out.destroy();
     await unlink(temp).catch(() => undefined);
     throw e;

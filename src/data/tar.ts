@@ -1,12 +1,17 @@
 /**
- * A small streaming tar reader (ustar, pax and GNU long names), gunzipping on the fly: enough to pick
- * members out of dataset archives such as cifar-10-binary.tar.gz without extracting them. Members the
- * caller does not select are skipped without being copied. Also a tar writer, for tests and fixtures.
+ * Tar archives through tar-stream: a streaming reader (ustar, pax and GNU long names), gunzipping on
+ * the fly with node:zlib, enough to pick members out of dataset archives such as
+ * cifar-10-binary.tar.gz without extracting them (members the caller does not select are skipped
+ * without being copied), and a writer, for tests and fixtures. What is added here is errors that
+ * name the archive and say what was wrong: corrupt gzip data, a block that is not a tar header, an
+ * archive cut short inside a member or a header.
  */
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { createGunzip, gzipSync } from 'node:zlib';
+import { createGunzip, gzip } from 'node:zlib';
 import { pipeline, type Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { extract as tarExtract, pack as tarPack, type Extract } from 'tar-stream';
 
 export interface TarHeader {
   name: string;
@@ -24,49 +29,10 @@ export interface ReadTarOptions {
 
 const BLOCK = 512;
 
-function cstring(b: Uint8Array, start: number, len: number): string {
-  let end = start;
-  while (end < start + len && b[end] !== 0) end++;
-  return Buffer.from(b.buffer, b.byteOffset + start, end - start).toString('utf8');
-}
-
-function parseNumber(b: Uint8Array, start: number, len: number): number {
-  if (b[start]! & 0x80) {
-    // GNU base-256 (big-endian, first byte's top bit set).
-    let v = b[start]! & 0x7f;
-    for (let i = start + 1; i < start + len; i++) v = v * 256 + b[i]!;
-    return v;
-  }
-  const s = cstring(b, start, len).trim();
-  if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) return NaN;
-  return parseInt(s, 8);
-}
-
-function checksumOk(h: Uint8Array): boolean {
-  const stored = parseNumber(h, 148, 8);
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : h[i]!;
-  return sum === stored;
-}
-
-function parsePax(data: Uint8Array): Record<string, string> {
-  // Records "<length> <key>=<value>\n", the length counting bytes (UTF-8) of the whole record.
-  const out: Record<string, string> = {};
-  const buf = Buffer.from(data.buffer, data.byteOffset, data.length);
-  let pos = 0;
-  while (pos < buf.length) {
-    const space = buf.indexOf(0x20, pos);
-    if (space < 0) break;
-    const len = parseInt(buf.toString('latin1', pos, space), 10);
-    if (!(len > 0) || pos + len > buf.length) break;
-    const rec = buf.toString('utf8', space + 1, pos + len - 1);
-    const eq = rec.indexOf('=');
-    if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1);
-    pos += len;
-  }
-  return out;
-}
+/** tar-stream's member types as ustar typeflags (what TarHeader.type has always reported). */
+const TYPEFLAG: Record<string, string> = {
+  file: '0', link: '1', symlink: '2', 'character-device': '3', 'block-device': '4', directory: '5', fifo: '6', 'contiguous-file': '7',
+};
 
 /** Whether the file starts with the gzip magic bytes. */
 export async function isGzipFile(file: string): Promise<boolean> {
@@ -80,12 +46,33 @@ export async function isGzipFile(file: string): Promise<boolean> {
   }
 }
 
+/** Resolves when the writable can take more (or has closed, e.g. on an error). */
+function drained(w: Extract): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      w.off('drain', done);
+      w.off('close', done);
+      resolve();
+    };
+    w.on('drain', done);
+    w.on('close', done);
+  });
+}
+
 /**
  * Stream a tar (or .tar.gz) file, handing each selected member to `onEntry`. Errors name the file:
- * corrupt gzip data, a block that is not a tar header, or an archive cut short inside a member.
+ * corrupt gzip data, a block that is not a tar header, or an archive cut short inside a member. An
+ * error thrown by `onEntry` ends the reading and is rethrown as it is.
  */
 export async function readTar(file: string, options: ReadTarOptions): Promise<void> {
-  const gz = await isGzipFile(file);
+  let gz: boolean;
+  try {
+    gz = await isGzipFile(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${file}: no such file`, { cause: e });
+    throw e;
+  }
+  const inStream = gz ? ' of the decompressed stream' : '';
   const raw = createReadStream(file, { highWaterMark: 1 << 20 });
   let source: Readable = raw;
   if (gz) {
@@ -93,88 +80,61 @@ export async function readTar(file: string, options: ReadTarOptions): Promise<vo
     pipeline(raw, gunzip, () => undefined); // errors surface through gunzip's iteration
     source = gunzip;
   }
-  const header = new Uint8Array(BLOCK);
-  let headerFill = 0;
-  let offset = 0; // archive byte offset of the next unread byte
-  let member: { header: TarHeader; data: Uint8Array | null; kind: 'file' | 'pax' | 'longname' | 'skip'; got: number; pad: number } | null = null;
-  let pending: { path?: string; longName?: string } = {};
-  let ended = false;
+
+  // Old-style (pre-POSIX) headers are accepted too, as long as their checksum holds.
+  const extract = tarExtract({ allowUnknownFormat: true } as Parameters<typeof tarExtract>[0]); // an option the typings lack
+  let fed = 0; // bytes of tar data written to the extractor
+  /** The member last seen: its header, the header's offset in the archive, how many bytes of it arrived. */
+  let member = null as { header: TarHeader; offset: number; got: number } | null;
+  let entryError: unknown = null; // thrown by onEntry
+  extract.on('entry', (h, stream, next) => {
+    const type = (h.type !== null && TYPEFLAG[h.type]) || '?';
+    const header: TarHeader = { name: h.name, size: h.size, type };
+    const m = { header, offset: stream.offset, got: 0 };
+    member = m;
+    const selected = (type === '0' || type === '7') && options.select(header);
+    const data = selected ? Buffer.allocUnsafe(h.size) : null;
+    let delivered = false;
+    const deliver = (): void => {
+      if (delivered || !data) return;
+      delivered = true;
+      try {
+        options.onEntry(header, data);
+      } catch (e) {
+        entryError = e;
+        extract.destroy(e as Error);
+      }
+    };
+    stream.on('error', () => undefined); // the extractor reports the same error
+    stream.on('data', (bytes) => {
+      const chunk = bytes as Buffer;
+      if (data) data.set(chunk, m.got);
+      m.got += chunk.length;
+      // Deliver as soon as the bytes are all there: a stream missing only the final padding still
+      // fails the extractor, before this member's 'end' would come.
+      if (m.got === h.size) deliver();
+    });
+    stream.on('end', () => {
+      if (m.got === h.size) deliver();
+      next();
+    });
+  });
+  const finished = new Promise<void>((resolve, reject) => {
+    extract.on('error', reject);
+    extract.on('finish', () => resolve());
+    extract.on('close', () => resolve());
+  });
+  finished.catch(() => undefined); // awaited below, unless feeding fails first
+
   try {
     for await (const chunk of source as AsyncIterable<Buffer>) {
-      let pos = 0;
-      while (pos < chunk.length && !ended) {
-        if (member) {
-          const want = member.header.size - member.got;
-          if (want > 0) {
-            const n = Math.min(want, chunk.length - pos);
-            if (member.data) member.data.set(chunk.subarray(pos, pos + n), member.got);
-            member.got += n;
-            pos += n;
-            offset += n;
-            continue;
-          }
-          if (member.pad > 0) {
-            const n = Math.min(member.pad, chunk.length - pos);
-            member.pad -= n;
-            pos += n;
-            offset += n;
-            if (member.pad > 0) continue;
-          }
-          const m = member;
-          member = null;
-          if (m.kind === 'file') options.onEntry(m.header, m.data!);
-          else if (m.kind === 'pax') {
-            const rec = parsePax(m.data!);
-            if (rec.path !== undefined) pending.path = rec.path;
-          } else if (m.kind === 'longname') pending.longName = cstring(m.data!, 0, m.data!.length);
-          continue;
-        }
-        const n = Math.min(BLOCK - headerFill, chunk.length - pos);
-        header.set(chunk.subarray(pos, pos + n), headerFill);
-        headerFill += n;
-        pos += n;
-        offset += n;
-        if (headerFill < BLOCK) continue;
-        headerFill = 0;
-        if (header.every((v) => v === 0)) {
-          ended = true; // end-of-archive marker
-          break;
-        }
-        if (!checksumOk(header)) {
-          throw new Error(`${file}: not a valid tar archive (bad header checksum at byte ${offset - BLOCK}${gz ? ' of the decompressed stream' : ''})`);
-        }
-        let name = cstring(header, 0, 100);
-        const magic = cstring(header, 257, 6);
-        if (magic.startsWith('ustar')) {
-          const prefix = cstring(header, 345, 155);
-          if (prefix) name = `${prefix}/${name}`;
-        }
-        if (pending.path !== undefined) name = pending.path;
-        else if (pending.longName !== undefined) name = pending.longName;
-        const flag = String.fromCharCode(header[156]!);
-        const type = flag === '\0' ? '0' : flag;
-        const size = parseNumber(header, 124, 12);
-        if (!Number.isFinite(size) || size < 0) throw new Error(`${file}: not a valid tar archive (bad size field in the header of ${JSON.stringify(name)})`);
-        const h: TarHeader = { name, size, type };
-        let kind: 'file' | 'pax' | 'longname' | 'skip' = 'skip';
-        if (type === 'x') kind = 'pax';
-        else if (type === 'L') kind = 'longname';
-        else if (type === 'g' || type === 'K') kind = 'skip';
-        else {
-          pending = {};
-          if ((type === '0' || type === '7') && options.select(h)) kind = 'file';
-        }
-        const data = kind === 'skip' ? null : kind === 'file' ? Buffer.allocUnsafe(size) : new Uint8Array(size);
-        member = { header: h, data, kind, got: 0, pad: (BLOCK - (size % BLOCK)) % BLOCK };
-        if (size === 0 && member.pad === 0) {
-          // Empty member: finish it at once (a chunk boundary might otherwise hide it).
-          member = null;
-          if (kind === 'file') options.onEntry(h, data!);
-        }
-      }
-      if (ended) break;
+      if (extract.destroying) break;
+      fed += chunk.length;
+      if (!extract.write(chunk)) await drained(extract);
     }
+    if (!extract.destroying) extract.end(null); // (the typings want an argument; null is no data)
   } catch (e) {
+    extract.destroy();
     const err = e as NodeJS.ErrnoException;
     if (err.code && err.code.startsWith('Z_')) {
       throw new Error(`${file}: corrupt or truncated gzip data (${err.message})`, { cause: e });
@@ -185,14 +145,30 @@ export async function readTar(file: string, options: ReadTarOptions): Promise<vo
     if (!source.destroyed) source.destroy();
     if (!raw.destroyed) raw.destroy();
   }
-  if (member) {
-    if (member.got < member.header.size) {
-      throw new Error(`${file}: truncated tar archive: member ${member.header.name} has ${member.got} of its ${member.header.size} bytes`);
+
+  try {
+    await finished;
+  } catch (e) {
+    if (entryError !== null) throw entryError;
+    const msg = (e as Error).message;
+    const m = member;
+    const after = m ? `after member ${m.header.name}` : 'in the first header';
+    if (msg === 'Unexpected end of data') {
+      if (m && m.got < m.header.size) {
+        throw new Error(`${file}: truncated tar archive: member ${m.header.name} has ${m.got} of its ${m.header.size} bytes`, { cause: e });
+      }
+      // Only the padding after the last member is missing: accept the archive (its members all came).
+      const paddedEnd = m ? m.offset + BLOCK + Math.ceil(m.header.size / BLOCK) * BLOCK : 0;
+      if (m && fed <= paddedEnd) return;
+      throw new Error(`${file}: truncated tar archive (ends inside a header at byte ${fed}${inStream})`, { cause: e });
     }
-    // Only the padding after the last member is missing: accept the member.
-    if (member.kind === 'file') options.onEntry(member.header, member.data!);
-  } else if (headerFill > 0) {
-    throw new Error(`${file}: truncated tar archive (ends inside a header at byte ${offset})`);
+    if (msg.startsWith('Invalid tar header')) {
+      throw new Error(`${file}: not a valid tar archive (bad header checksum ${after}${inStream})`, { cause: e });
+    }
+    if (msg === 'Invalid header') {
+      throw new Error(`${file}: not a valid tar archive (bad size field in the header ${after}${inStream})`, { cause: e });
+    }
+    throw new Error(`${file}: not a valid tar archive (${msg}, ${after}${inStream})`, { cause: e });
   }
 }
 
@@ -203,46 +179,34 @@ export interface TarEntry {
   type?: 'file' | 'dir';
 }
 
-function writeOctal(h: Uint8Array, start: number, len: number, v: number): void {
-  const s = v.toString(8).padStart(len - 1, '0');
-  if (s.length > len - 1) throw new RangeError(`tar: value ${v} does not fit a ${len}-byte field`);
-  h.set(Buffer.from(s + '\0', 'ascii'), start);
-}
+const gzipAsync = promisify(gzip);
 
-/** A ustar archive of `entries` (names up to 100 bytes, or split at a '/' with a 155-byte prefix). */
-export function writeTar(entries: readonly TarEntry[], options: { gzip?: boolean; mtime?: number } = {}): Uint8Array {
-  const parts: Uint8Array[] = [];
+/**
+ * A tar archive of `entries` (ustar; names that do not fit a ustar header get a pax header), gzipped
+ * if asked. Entries have uid/gid 0, mode 644 (755 for folders) and mtime `options.mtime` (seconds, default 0).
+ */
+export async function writeTar(entries: readonly TarEntry[], options: { gzip?: boolean; mtime?: number } = {}): Promise<Uint8Array> {
+  const pack = tarPack();
+  const chunks: Buffer[] = [];
+  const collected = (async () => {
+    for await (const chunk of pack as AsyncIterable<Buffer>) chunks.push(chunk);
+  })();
+  collected.catch(() => undefined); // awaited below
+  const mtime = new Date(Math.floor(options.mtime ?? 0) * 1000);
   for (const e of entries) {
-    const isDir = e.type === 'dir';
-    const data = isDir ? new Uint8Array(0) : e.data ?? new Uint8Array(0);
-    const name = isDir && !e.name.endsWith('/') ? `${e.name}/` : e.name;
-    let prefix = '';
-    let base = name;
-    if (Buffer.byteLength(name) > 100) {
-      const cut = name.lastIndexOf('/', name.length - 2);
-      prefix = name.slice(0, cut);
-      base = name.slice(cut + 1);
-      if (cut < 0 || Buffer.byteLength(base) > 100 || Buffer.byteLength(prefix) > 155) throw new RangeError(`tar: name too long: ${name}`);
-    }
-    const h = new Uint8Array(BLOCK);
-    h.set(Buffer.from(base, 'utf8'), 0);
-    writeOctal(h, 100, 8, isDir ? 0o755 : 0o644);
-    writeOctal(h, 108, 8, 0);
-    writeOctal(h, 116, 8, 0);
-    writeOctal(h, 124, 12, data.length);
-    writeOctal(h, 136, 12, Math.floor(options.mtime ?? 0));
-    h.fill(32, 148, 156);
-    h[156] = (isDir ? '5' : '0').charCodeAt(0);
-    h.set(Buffer.from('ustar\u000000', 'latin1'), 257);
-    if (prefix) h.set(Buffer.from(prefix, 'utf8'), 345);
-    let sum = 0;
-    for (const v of h) sum += v;
-    h.set(Buffer.from(sum.toString(8).padStart(6, '0') + '\0 ', 'ascii'), 148);
-    parts.push(h, data);
-    const pad = (BLOCK - (data.length % BLOCK)) % BLOCK;
-    if (pad) parts.push(new Uint8Array(pad));
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error | null): void => (err ? reject(err) : resolve());
+      if (e.type === 'dir') {
+        pack.entry({ name: e.name, type: 'directory', mtime }, done);
+      } else {
+        const data = e.data ?? new Uint8Array(0);
+        // tar-stream takes the body only as a Buffer (a plain Uint8Array would be read as no body).
+        pack.entry({ name: e.name, type: 'file', mtime }, Buffer.from(data.buffer, data.byteOffset, data.byteLength), done);
+      }
+    });
   }
-  parts.push(new Uint8Array(2 * BLOCK));
-  const tar = Buffer.concat(parts);
-  return options.gzip ? gzipSync(tar) : tar;
+  pack.finalize();
+  await collected;
+  const tar = Buffer.concat(chunks);
+  return options.gzip ? gzipAsync(tar) : tar;
 }
