@@ -7,7 +7,7 @@ import { float32, int32, type DType } from '../dtype/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { apply, applyInto } from '../ops/dispatch.js';
 import { defineOp } from '../ops/registry.js';
-import { castTo, pair, shapeStr } from '../ops/util.js';
+import { castTo, inFloat32, pair, shapeStr } from '../ops/util.js';
 import { slidingOutput, type ConvParams, type PoolParams } from '../ops/conv.js';
 import { add, sub, mul, div, neg, abs, exp, log, log1p, where, eq, ne, ge, relu, maximum } from '../ops/elementwise.js';
 import { sum, mean, logSoftmax, softmax, variance } from '../ops/reduce.js';
@@ -22,11 +22,6 @@ export { gelu, leakyRelu, sigmoid, tanh } from '../ops/elementwise.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
-/** Run `fn` on float32 copies of 16-bit inputs and round the result once back to `outDtype`. */
-function inFloat32(xs: readonly (Tensor | undefined)[], outDtype: DType, fn: (ys: (Tensor | undefined)[]) => Tensor): Tensor {
-  if (!outDtype.isHalf) return fn([...xs]);
-  return castTo(fn(xs.map((x) => (x && x.dt.isHalf ? castTo(x, float32) : x))), outDtype);
-}
 
 /**
  * total / weight, except that a zero weight (every target ignored) gives a NaN loss with zero

@@ -15,7 +15,7 @@ import { bool, float32, type DType } from '../dtype/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { apply } from '../ops/dispatch.js';
 import { defineOp } from '../ops/registry.js';
-import { castTo, resultType, shapeStr } from '../ops/util.js';
+import { castTo, inFloat32, resultType, shapeStr } from '../ops/util.js';
 import { add, sub, mul, div, abs, exp, log, where, eq, gt, lt, ge, tanh, sigmoid } from '../ops/elementwise.js';
 import { sum, mean, softmax } from '../ops/reduce.js';
 import { reshape, unsqueeze, squeeze, narrow, stack, transpose } from '../ops/shape.js';
@@ -27,11 +27,6 @@ export { softplus, cosineSimilarity } from '../ops/math.js';
 
 type Reduction = 'mean' | 'sum' | 'none';
 
-/** Run `fn` on float32 copies of 16-bit inputs and round the result once back to `outDtype`. */
-function inFloat32(xs: readonly (Tensor | undefined)[], outDtype: DType, fn: (ys: (Tensor | undefined)[]) => Tensor): Tensor {
-  if (!outDtype.isHalf) return fn([...xs]);
-  return castTo(fn(xs.map((x) => (x && x.dt.isHalf ? castTo(x, float32) : x))), outDtype);
-}
 
 function reduce(op: string, losses: Tensor, reduction: Reduction): Tensor {
   if (reduction === 'none') return losses;

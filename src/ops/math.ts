@@ -16,9 +16,9 @@ import type { Tensor } from '../tensor/tensor.js';
 import { normalizeDim } from '../tensor/tensor.js';
 import { apply } from './dispatch.js';
 import { defineOp } from './registry.js';
-import { broadcastShapes, castTo, operandDtype, promoteAndBroadcast, resultType, shapeStr, wrap, type TensorLike } from './util.js';
+import { broadcastShapes, castTo, inFloat32, operandDtype, promoteAndBroadcast, resultType, shapeStr, wrap, type TensorLike } from './util.js';
 import { add, mul, div, maximum, sqrt } from './elementwise.js';
-import { reduceDims, sum, type Dims } from './reduce.js';
+import { reduceDims, reducedShape, sum, type Dims } from './reduce.js';
 import { reshape } from './shape.js';
 
 const toFloat = (xs: readonly Tensor[]) => xs.map((x) => (x.dt.isFloating ? x : castTo(x, float32)));
@@ -32,20 +32,7 @@ for (const name of [
   'addcdivBackwardNumerator', 'addcdivBackwardDenominator', 'prodBackward', 'normBackward',
 ]) gradKernel(name);
 
-/** Run `fn` on float32 copies of 16-bit tensors and round the result once back to `dt`. */
-function inFloat32(xs: readonly Tensor[], dt: DType, fn: (ys: Tensor[]) => Tensor): Tensor {
-  if (!dt.isHalf) return fn([...xs]);
-  return castTo(fn(xs.map((x) => (x.dt.isHalf ? castTo(x, float32) : x))), dt);
-}
 
-function reducedShape(shape: readonly number[], dims: readonly number[], keepdim: boolean): number[] {
-  const out: number[] = [];
-  shape.forEach((d, i) => {
-    if (!dims.includes(i)) out.push(d);
-    else if (keepdim) out.push(1);
-  });
-  return out;
-}
 
 /* ------------------------------------------------------------------ float32 category */
 

@@ -17,7 +17,7 @@ interface ReduceParams {
   scale?: number;
 }
 
-function reducedShape(shape: readonly number[], dims: readonly number[], keepdim: boolean): number[] {
+export function reducedShape(shape: readonly number[], dims: readonly number[], keepdim: boolean): number[] {
   const out: number[] = [];
   shape.forEach((d, i) => {
     if (!dims.includes(i)) out.push(d);

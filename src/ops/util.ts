@@ -101,3 +101,12 @@ export function pair(op: string, name: string, v: number | readonly number[], mi
   }
   return p as [number, number];
 }
+
+/**
+ * Run `fn` on float32 copies of the 16-bit inputs and round its result once back to `outDtype`:
+ * how composite ops (norms, losses) give 16-bit inputs float32 numerics.
+ */
+export function inFloat32<T extends Tensor | undefined>(xs: readonly T[], outDtype: DType, fn: (ys: T[]) => Tensor): Tensor {
+  if (!outDtype.isHalf) return fn([...xs]);
+  return castTo(fn(xs.map((x) => (x && x.dt.isHalf ? castTo(x, float32) : x) as T)), outDtype);
+}

@@ -5,36 +5,7 @@
  */
 import type { RefKernel } from './types.js';
 import { numel } from '../codec.js';
-
-/** For each input element, the linear index of the output element it reduces into. */
-function outputIndexMap(shape: readonly number[], dims: readonly number[]): Int32Array {
-  const rank = shape.length;
-  const reduced = new Array<boolean>(rank).fill(false);
-  for (const d of dims) reduced[d] = true;
-  const outStrides = new Array<number>(rank).fill(0);
-  let s = 1;
-  for (let d = rank - 1; d >= 0; d--) {
-    if (!reduced[d]) {
-      outStrides[d] = s;
-      s *= shape[d]!;
-    }
-  }
-  const n = numel(shape);
-  const map = new Int32Array(n);
-  const idx = new Array<number>(rank).fill(0);
-  let o = 0;
-  for (let i = 0; i < n; i++) {
-    map[i] = o;
-    for (let d = rank - 1; d >= 0; d--) {
-      idx[d]!++;
-      o += outStrides[d]!;
-      if (idx[d]! < shape[d]!) break;
-      o -= outStrides[d]! * shape[d]!;
-      idx[d] = 0;
-    }
-  }
-  return map;
-}
+import { outputIndexMap } from './reduce.js';
 
 /** Number of output elements of a reduction of `shape` over `dims`. */
 function reducedSize(shape: readonly number[], dims: readonly number[]): number {

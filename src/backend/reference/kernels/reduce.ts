@@ -3,7 +3,7 @@ import type { RefKernel } from './types.js';
 import { numel } from '../codec.js';
 
 /** For each input element, the linear index of the output element it reduces into. */
-function outputIndexMap(shape: readonly number[], dims: readonly number[]): Int32Array {
+export function outputIndexMap(shape: readonly number[], dims: readonly number[]): Int32Array {
   const rank = shape.length;
   const reduced = new Array<boolean>(rank).fill(false);
   for (const d of dims) reduced[d] = true;
