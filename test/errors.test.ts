@@ -289,3 +289,11 @@ test('backward through a graph whose saved tensors were disposed fails with a di
   // The message names the backward-rule op that touched a freed tensor ('mul' for exp), not exp or backward.
   throwsWith(() => loss!.backward(), Error, /was disposed \(its scope closed\)/);
 });
+
+test('dtype: where needs a bool condition, bool matmul and negative integer powers are refused (as PyTorch)', () => {
+  const a = mx.tensor([1, 2]);
+  throwsWith(() => mx.where(mx.tensor([1, 0]), a, a), TypeError, /where: expected condition to be a bool tensor, got float32/);
+  throwsWith(() => mx.matmul(mx.tensor([[true]]), mx.tensor([[false]])), TypeError, /bmm: not supported for bool tensors/);
+  throwsWith(() => mx.pow(mx.tensor([2, 3], { dtype: 'int32' }), -1), RangeError, /integers to negative integer powers are not allowed/);
+  assert.equal(mx.pow(mx.tensor([2, 3], { dtype: 'int32' }), 2).dtype, 'int32');
+});

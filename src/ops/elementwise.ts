@@ -85,6 +85,12 @@ binaryOp('sub', (g) => [g, neg(g)]);
 binaryOp('mul', (g, a, b) => [mul(g, b), mul(g, a)]);
 binaryOp('div', (g, a, b) => [div(g, b), grad('divBackwardDivisor', [a, b, g])], true);
 binaryOp('pow', (g, a, b) => [grad('powBackwardBase', [a, b, g]), grad('powBackwardExponent', [a, b, g])], false, 'float32');
+
+/** PyTorch refuses integers to negative integer powers (the result is not an integer). */
+function checkIntegerPow(base: Tensor, exponent: Tensor): void {
+  if (base.dt.isFloating || exponent.dt.isFloating || !exponent.backend.readSync) return;
+  if (exponent.dataSync().some((v) => v < 0)) throw new RangeError('pow: integers to negative integer powers are not allowed (cast the base to a float dtype)');
+}
 binaryOp('maximum', (g, a, b) => [grad('maximumBackward', [a, b, g]), grad('maximumBackward', [b, a, g])]);
 binaryOp('minimum', (g, a, b) => [grad('minimumBackward', [a, b, g]), grad('minimumBackward', [b, a, g])]);
 
@@ -95,6 +101,7 @@ for (const name of ['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'logicalAnd', 'logicalOr
 defineOp({
   name: 'where', autocast: 'none',
   prepare: ([c, a, b]) => {
+    if (c!.dt !== bool) throw new TypeError(`where: expected condition to be a bool tensor, got ${c!.dtype} (compare it first, e.g. x.gt(0))`);
     const dt = resultType([a!, b!]);
     const shape = broadcastShapes('where', [c!.shape, a!.shape, b!.shape]);
     return [expandTo(castTo(c!, bool), shape), expandTo(castTo(a!, dt), shape), expandTo(castTo(b!, dt), shape)];
@@ -115,7 +122,13 @@ export const add = (a: TensorLike, b: TensorLike): Tensor => bin('add', a, b);
 export const sub = (a: TensorLike, b: TensorLike): Tensor => bin('sub', a, b);
 export const mul = (a: TensorLike, b: TensorLike): Tensor => bin('mul', a, b);
 export const div = (a: TensorLike, b: TensorLike): Tensor => bin('div', a, b);
-export const pow = (a: TensorLike, b: TensorLike): Tensor => bin('pow', a, b);
+export function pow(a: TensorLike, b: TensorLike): Tensor {
+  const like = typeof a === 'object' ? a : typeof b === 'object' ? b : undefined;
+  const base = wrap(a, like);
+  const exponent = wrap(b, like);
+  checkIntegerPow(base, exponent);
+  return apply('pow', [base, exponent]);
+}
 export const maximum = (a: TensorLike, b: TensorLike): Tensor => bin('maximum', a, b);
 export const minimum = (a: TensorLike, b: TensorLike): Tensor => bin('minimum', a, b);
 export const eq = (a: TensorLike, b: TensorLike): Tensor => bin('eq', a, b);

@@ -13,6 +13,7 @@ defineOp({
     return xs.map((x) => castTo(x, dt));
   },
   infer: ([a, b]) => {
+    if (!a!.dt.isFloating && a!.dt.kind !== 'int') throw new TypeError(`bmm: not supported for ${a!.dtype} tensors`);
     if (a!.ndim !== 3 || b!.ndim !== 3 || a!.shape[0] !== b!.shape[0] || a!.shape[2] !== b!.shape[1]) {
       throw new RangeError(`bmm: cannot multiply ${shapeStr(a!.shape)} by ${shapeStr(b!.shape)}`);
     }
