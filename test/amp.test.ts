@@ -527,3 +527,34 @@ describe('float32 master weights (O2)', () => {
     assert.ok(Math.abs(kept - (1 - 20 * 1e-4)) < 5e-4, `the float32 master moved by 20 x 1e-4: weight ${kept}`);
   });
 });
+
+describe('precision report with a model', () => {
+  it('names the module whose op overflowed first, forward or backward', async () => {
+    mx.manualSeed(2);
+    const model = new mx.nn.Sequential({ hidden: new mx.nn.Linear(8, 16), act: new mx.nn.ReLU(), head: new mx.nn.Linear(16, 4) });
+    const opt = new mx.optim.SGD(model.parameters(), { lr: 0 });
+    const scaler = new mx.amp.GradScaler({ initScale: 2 ** 30 });
+    const rec = mx.amp.precisionReport({ model, scaler });
+    const y = mx.tensor([0, 1, 2, 3], { dtype: 'int32' });
+    const iteration = async (x: mx.Tensor) => {
+      opt.zeroGrad();
+      const loss = mx.amp.autocast({ dtype: 'float16' }, () => F.crossEntropy(model.call(x), y));
+      scaler.scale(loss).backward();
+      await rec.step();
+      assert.equal(scaler.step(opt), false);
+      scaler.update();
+    };
+    try {
+      // A huge scale: the loss gradient overflows when it is cast back to float16 at the logits.
+      await iteration(mx.randn([4, 8]));
+      // Huge inputs: float16 overflows in the first layer's forward.
+      await iteration(mx.randn([4, 8]).mul(1e6));
+      const [backward, forward] = rec.report().overflows;
+      assert.deepEqual([backward!.step, backward!.phase, backward!.op, backward!.dtype], [0, 'backward', 'cast', 'float16']);
+      assert.deepEqual([forward!.step, forward!.phase, forward!.modulePath, forward!.dtype], [1, 'forward', 'hidden', 'float16']);
+      assert.deepEqual(Object.keys(rec.report().parameters).sort(), ['head.bias', 'head.weight', 'hidden.bias', 'hidden.weight']);
+    } finally {
+      rec.close();
+    }
+  });
+});

@@ -46,6 +46,8 @@ export interface PrecisionReportOptions {
 }
 
 export interface RangeFractions {
+  /** Observed values that were already inf/NaN (an overflowing step); excluded from the other classes at scale 1. */
+  nonFinite: number;
   zero: number;
   subnormal: number;
   underflow: number;
@@ -92,13 +94,14 @@ export interface PrecisionReport {
 
 interface Counts {
   total: number;
+  nonFinite: number;
   zero: number;
   subnormal: number;
   underflow: number;
   overflow: number;
 }
 
-const emptyCounts = (): Counts => ({ total: 0, zero: 0, subnormal: 0, underflow: 0, overflow: 0 });
+const emptyCounts = (): Counts => ({ total: 0, nonFinite: 0, zero: 0, subnormal: 0, underflow: 0, overflow: 0 });
 
 export class PrecisionRecorder {
   private readonly format: 'float16' | 'bfloat16';
@@ -203,7 +206,8 @@ export class PrecisionRecorder {
   private count(c: Counts, v: number): void {
     c.total++;
     const a = Math.abs(v);
-    if (a === 0) c.zero++;
+    if (!Number.isFinite(v)) c.nonFinite++;
+    else if (a === 0) c.zero++;
     else if (a > this.limits.max) c.overflow++;
     else if (a < this.limits.smallestSubnormal) c.underflow++;
     else if (a < this.limits.smallestNormal) c.subnormal++;
@@ -212,7 +216,7 @@ export class PrecisionRecorder {
   report(): PrecisionReport {
     const frac = (c: Counts): RangeFractions => {
       const n = Math.max(c.total, 1);
-      return { zero: c.zero / n, subnormal: c.subnormal / n, underflow: c.underflow / n, overflow: c.overflow / n };
+      return { nonFinite: c.nonFinite / n, zero: c.zero / n, subnormal: c.subnormal / n, underflow: c.underflow / n, overflow: c.overflow / n };
     };
     const parameters: Record<string, ParameterReport> = {};
     for (const [name, s] of this.stats) {

@@ -242,7 +242,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
   const logFile: WriteStream | null = args.logJson ? createWriteStream(args.logJson, { flags: 'w' }) : null;
   const logJson = (event: Record<string, unknown>) => logFile?.write(`${JSON.stringify(event)}\n`);
   let recorder: PrecisionRecorder | null = args.precisionReport
-    ? precisionReport({ model, scaler, format: args.precision === 'bf16' ? 'bfloat16' : 'float16', findOverflow: false })
+    ? precisionReport({ model, scaler, format: args.precision === 'bf16' ? 'bfloat16' : 'float16' })
     : null;
 
   let interrupted = false;

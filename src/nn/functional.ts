@@ -28,8 +28,9 @@ export type Reduction = 'mean' | 'sum' | 'none';
  * gradients, as PyTorch does, instead of gradients of inf * 0.
  */
 function weightedMean(total: Tensor, weight: Tensor): Tensor {
-  const empty = eq(weight, 0);
-  return add(div(total, where(empty, 1, weight)), where(empty, NaN, 0));
+  const exact = div(total.detach(), weight.detach()); // NaN (0/0) when every target is ignored
+  const viaSafe = div(total, where(eq(weight, 0), 1, weight)); // the gradient path, never 1/0
+  return add(viaSafe, sub(exact, viaSafe.detach())); // == exact, bit for bit
 }
 
 function reduce(op: string, losses: Tensor, reduction: Reduction): Tensor {

@@ -77,9 +77,9 @@ export function apply<P extends object>(name: string, inputs: readonly Tensor[],
     const { shape, dtype } = def.infer!(xs, params);
     out = Tensor.empty(shape, dtype, backend);
     if (out.numel > 0) out.backend.run(def.kernel ?? name, xs.map(kernelView), [kernelView(out)], params as Record<string, unknown>);
-    for (const fn of observers) fn(name, xs, out);
   }
   record(def, xs, out, params);
+  if (!def.view) for (const fn of observers) fn(name, xs, out);
   return out;
 }
 
