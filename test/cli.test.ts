@@ -126,6 +126,30 @@ describe('mixprec train', () => {
   });
 });
 
+describe('mixprec train on an image folder', () => {
+  it('reads root/train/<class>/*.png and root/test/<class>/*.png, classes sorted', async () => {
+    const { PNG } = await import('pngjs');
+    const root = join(work, 'images');
+    for (const split of ['train', 'test']) {
+      for (const cls of ['cats', 'dogs']) {
+        mkdirSync(join(root, split, cls), { recursive: true });
+        for (let i = 0; i < (split === 'train' ? 32 : 8); i++) {
+          const png = new PNG({ width: 32, height: 32 });
+          for (let p = 0; p < 32 * 32; p++) {
+            const left = p % 32 < 16;
+            const v = (cls === 'cats') === left ? 220 : 20;
+            png.data.set([v, (v + i) % 256, 100, 255], p * 4);
+          }
+          writeFileSync(join(root, split, cls, `${i}.png`), PNG.sync.write(png));
+        }
+      }
+    }
+    const r = cli(['train', '--dataset', 'imagefolder', '--data', root, '--epochs', '3', '--batch-size', '16', '--lr', '0.05', '--quiet']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout.trim(), /^test accuracy: (9\d|100)\.\d\d%$/);
+  });
+});
+
 describe('mixprec eval', () => {
   it('prints per-class accuracy and the test accuracy', () => {
     const ckpt = join(work, 'eval.safetensors');
