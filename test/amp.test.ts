@@ -1,3 +1,4 @@
+import './helpers/backend.js'; // MIXPREC_BACKEND selects the backend (default reference)
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';

@@ -2,6 +2,7 @@
  * Autograd semantics (accumulation, broadcasting, casts, hooks, retainGraph, noGrad, detach),
  * type promotion, host reads per dtype, 16-bit accumulation, seeding and factories.
  */
+import './helpers/backend.js'; // MIXPREC_BACKEND selects the backend (default reference)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';

@@ -8,6 +8,7 @@
  * kernels) was exercised by at least one gradcheck case, so a new differentiable op cannot land
  * without one.
  */
+import './helpers/backend.js'; // MIXPREC_BACKEND selects the backend (default reference)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';

@@ -6,6 +6,7 @@
  * storages made outside any scope are freed by a FinalizationRegistry, whose callbacks only run
  * between tasks, so no garbage collection can move the counters within a block without an await.
  */
+import './helpers/backend.js'; // MIXPREC_BACKEND selects the backend (default reference)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';

@@ -7,6 +7,7 @@
  * the reference is PyTorch in float64 rounded to float32. Outputs and gradients of the scalar
  * sum(output * gradOut) are compared with |actual - expected| <= 1e-5 * max(1, |expected|).
  */
+import './helpers/backend.js'; // MIXPREC_BACKEND selects the backend (default reference)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';

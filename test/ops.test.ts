@@ -17,6 +17,7 @@
  *
  * dropout cannot be compared with PyTorch's RNG; it is checked on its own at the end.
  */
+import './helpers/backend.js'; // MIXPREC_BACKEND selects the backend (default reference)
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 

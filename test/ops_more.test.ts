@@ -4,6 +4,7 @@
  * gradcheck in float64 for every case, and each op's autocast category (the dtype it produces inside
  * mx.amp.autocast), plus edge cases PyTorch defines (zeros in prod, zero norms, beta = 0, masks).
  */
+import './helpers/backend.js'; // MIXPREC_BACKEND selects the backend (default reference)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';

@@ -11,6 +11,9 @@ export function registerBackend(name: string, factory: () => Promise<Backend>): 
   factories.set(name, factory);
 }
 
+/** WebAssembly SIMD kernels on a worker pool over shared memory (src/backend/wasm), loaded on first use. */
+registerBackend('wasm', async () => (await import('./wasm/index.js')).createWasmBackend());
+
 export function getBackend(name?: string): Backend {
   if (name === undefined) return current;
   const b = backends.get(name);

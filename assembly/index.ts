@@ -1,0 +1,33 @@
+/**
+ * The wasm backend's module: its export list. tools/build-wasm.mjs compiles this file with
+ * AssemblyScript (--runtime stub --importMemory --sharedMemory --enable simd,threads) into
+ * src/backend/wasm/generated/kernels.ts; every export below becomes a kernel the runtime
+ * (src/backend/wasm) can call on the main thread or on any worker over the one shared memory.
+ *
+ * Conventions for kernel files (see assembly/kernels/elementwise.ts for the full list):
+ * - arguments are numbers only: byte addresses (usize) into the shared memory, counts and
+ *   strides in elements (i32), scalars (f32 / f64); no allocation inside kernels (the runtime
+ *   owns the heap, src/backend/wasm/memory.ts; ask it for scratch space), no globals written;
+ * - a kernel takes a range of work units (rows, chunks, columns) so the runtime can split one
+ *   call across its threads; results must not depend on the split;
+ * - a file re-exported with `export *` exports only kernels; shared helpers live in files not
+ *   re-exported (kernels/convert16.ts: 16-bit <-> float32 conversions in registers), or the file
+ *   is re-exported by name.
+ */
+export * from './kernels/elementwise';
+export * from './kernels/reduce';
+
+// GEMM, convolution and pooling (docs/kernels.md: their ABI). By name: those files also export
+// internal helpers that take v128 and must not become module exports. Not called by the runtime yet.
+export { gemm, gemm_scratch_bytes } from './kernels/gemm';
+export {
+  conv2d_forward, conv2d_grad_input, conv2d_grad_weight, conv2d_grad_bias, conv2d_scratch_bytes,
+} from './kernels/conv';
+export {
+  maxpool2d_forward, maxpool2d_backward, maxpool2d_scratch_bytes, bias_relu_forward, relu_backward,
+} from './kernels/pool';
+
+/** Start of the heap the runtime manages: everything below is the module's static data. */
+export function heapBase(): usize {
+  return __heap_base;
+}

@@ -1,0 +1,617 @@
+// 2-D convolution kernels (NCHW, weights [Cout, Cin/groups, KH, KW]) for the
+// wasm CPU backend: forward, grad-input, grad-weight, grad-bias.
+//
+// All three products are computed as GEMMs on the 4x8 register tile of gemm.ts
+// with float32 accumulation, and every output is rounded once at the end:
+//
+// * forward, stride 1 ("wide" implicit GEMM): the image (one group's channels)
+//   is copied once into a zero-padded f32 buffer Xp[Cg][Hp][Wp]. For output
+//   column p' = oh*Wp + ow, tap k = (ci, kh, kw) reads Xp[off[k] + p'] with
+//   off[k] = ci*Hp*Wp + kh*dh*Wp + kw*dw, so a row of B is CONTIGUOUS in Xp
+//   and the micro-kernel loads it straight from there (no im2col, no packing
+//   of B). Columns with ow >= OW are computed and dropped at the store.
+// * forward, stride > 1: an im2col block [kc][NC] is gathered into scratch and
+//   fed to the same micro-kernel.
+// * grad-input: dX = stride-1 correlation of Z with the flipped, transposed
+//   weights, where Z is dY dilated by the stride and padded by
+//   dil*(K-1) - pad (so it is the forward path again; any stride).
+// * grad-weight: dW[co][k] = sum_n sum_p dY[co][p] * X_k[p]: dot products
+//   along contiguous pixel runs (2 out-channels x 4 taps per register tile,
+//   lanes over pixels), accumulated over the batch in f32 scratch.
+//
+// Geometry comes in a descriptor of 16 i32 at `desc` (see docs/kernels.md):
+//   N, Cin, H, W, Cout, KH, KW, strideH, strideW, padH, padW, dilH, dilW, groups
+
+import {
+  DT_F32, dtSize, loadF, storeF, load8to, load4of8, madd, storeTile,
+  MR, NR, KC, MC, NC, packA, fillBias, finalizeBlock, GEMM_ACCUMULATE,
+} from "./gemm";
+
+// geometry of the current call (module globals are per instance = per thread)
+let N_ = 0, CI = 0, H_ = 0, W_ = 0, CO = 0, KH = 0, KW = 0;
+let SH = 1, SW = 1, PH = 0, PW = 0, DH = 1, DW = 1, G = 1;
+let CG = 0, OCG = 0, OH = 0, OW = 0, HP = 0, WP = 0, HZ = 0, WZ = 0;
+let KCV = 0; // Cg*KH*KW   (forward / grad-weight reduction length)
+let KCB = 0; // OCg*KH*KW  (grad-input reduction length)
+
+// per-thread scratch offsets (bytes, relative to the thread's slot)
+let S_T: usize = 0, S_BB: usize = 0, S_OFF: usize = 0, S_PIX: usize = 0, S_OFFG: usize = 0;
+let S_A: usize = 0, S_B: usize = 0, S_CW: usize = 0, S_SRC: usize = 0, S_DY: usize = 0, S_COL: usize = 0, S_DW: usize = 0;
+let SLOT: usize = 0;
+let A_CAP: usize = 0; // floats of the S_A region
+let packedKey: i32 = -1; // (group, mode) whose whole packed A is in S_A, -1 none
+
+const LCG: i32 = 64; // pixel chunk of the general (strided) grad-weight path
+
+// @ts-ignore: decorator
+@inline function al64(x: usize): usize {
+  return (x + 63) & ~(<usize>63);
+}
+
+function readDesc(desc: usize): void {
+  N_ = load<i32>(desc, 0); CI = load<i32>(desc, 4); H_ = load<i32>(desc, 8); W_ = load<i32>(desc, 12);
+  CO = load<i32>(desc, 16); KH = load<i32>(desc, 20); KW = load<i32>(desc, 24);
+  SH = load<i32>(desc, 28); SW = load<i32>(desc, 32); PH = load<i32>(desc, 36); PW = load<i32>(desc, 40);
+  DH = load<i32>(desc, 44); DW = load<i32>(desc, 48); G = load<i32>(desc, 52);
+  if (SH < 1) SH = 1;
+  if (SW < 1) SW = 1;
+  if (DH < 1) DH = 1;
+  if (DW < 1) DW = 1;
+  if (G < 1) G = 1;
+  CG = CI / G; OCG = CO / G;
+  HP = H_ + 2 * PH; WP = W_ + 2 * PW;
+  OH = (HP - DH * (KH - 1) - 1) / SH + 1;
+  OW = (WP - DW * (KW - 1) - 1) / SW + 1;
+  if (HP - DH * (KH - 1) - 1 < 0) OH = 0;
+  if (WP - DW * (KW - 1) - 1 < 0) OW = 0;
+  HZ = H_ + DH * (KH - 1); WZ = W_ + DW * (KW - 1);
+  KCV = CG * KH * KW; KCB = OCG * KH * KW;
+  const slack = <usize>((KW - 1) * DW + 4 * NR + 16);
+  const srcElems = <usize>max(CG * HP * WP, OCG * HZ * WZ) + slack;
+  const lr = wideLen();
+  const dyElems = <usize>OCG * <usize>max(lr, LCG);
+  S_T = 0;
+  S_BB = 256;
+  S_OFF = al64(S_BB + <usize>MC * 4);
+  S_PIX = al64(S_OFF + <usize>max(KCV, KCB) * 4 + 64);
+  S_OFFG = al64(S_PIX + <usize>NC * 4);
+  S_A = al64(S_OFFG + <usize>KC * 4);
+  // S_A holds the whole packed weight matrix of one group when it fits in 1 MiB
+  // (then it is packed once per call instead of once per image and block)
+  const fullA = <usize>max(((OCG + 3) & ~3) * KCV, ((CG + 3) & ~3) * KCB);
+  A_CAP = max(<usize>(MC * KC), min(fullA, <usize>262144));
+  packedKey = -1;
+  S_B = al64(S_A + A_CAP * 4);
+  S_CW = al64(S_B + <usize>(KC * NC) * 4);
+  S_SRC = al64(S_CW + <usize>(MC * NC) * 4);
+  S_DY = al64(S_SRC + srcElems * 4);
+  S_COL = al64(S_DY + dyElems * 4 + 64);
+  S_DW = al64(S_COL + (SH == 1 && SW == 1 ? 0 : <usize>KCV * <usize>LCG * 4));
+  SLOT = al64(S_DW + <usize>CO * <usize>KCV * 4 + 64);
+}
+
+/** Columns of the stride-1 "wide" layout, rounded up to a multiple of 4. */
+function wideLen(): i32 {
+  if (OH <= 0 || OW <= 0) return 0;
+  return ((OH - 1) * WP + OW + 3) & ~3;
+}
+
+/** Per-thread scratch bytes for any of the conv2d_* kernels with this geometry. */
+export function conv2d_scratch_bytes(desc: usize): i32 {
+  readDesc(desc);
+  return <i32>SLOT;
+}
+
+// ------------------------------------------------------------- helpers ----
+
+/** Convert n elements (dtype dt) at src to f32 at dst. */
+function copyRowF32(dst: usize, src: usize, dt: i32, n: i32): void {
+  const es = dtSize(dt);
+  let j = 0;
+  for (; j + 8 <= n; j += 8) load8to(dst + <usize>j * 4, src + <usize>j * es, dt);
+  for (; j < n; j++) store<f32>(dst + <usize>j * 4, loadF(src, j, dt));
+}
+
+/**
+ * Copy `ch` channels of an image (planes of h x w, dtype dt, at src) into a
+ * zero-padded f32 buffer dst[ch][h + 2ph][w + 2pw], zeroing `slack` floats after.
+ */
+function buildPadded(dst: usize, src: usize, dt: i32, ch: i32, h: i32, w: i32, ph: i32, pw: i32, slack: i32): void {
+  const hp = h + 2 * ph, wp = w + 2 * pw;
+  const es = dtSize(dt);
+  const total = <usize>(ch * hp * wp);
+  if (ph != 0 || pw != 0) memory.fill(dst, 0, total * 4);
+  for (let c = 0; c < ch; c++) {
+    for (let i = 0; i < h; i++) {
+      copyRowF32(dst + <usize>((c * hp + i + ph) * wp + pw) * 4, src + <usize>((c * h + i) * w) * es, dt, w);
+    }
+  }
+  memory.fill(dst + total * 4, 0, <usize>slack * 4);
+}
+
+/** Fill off[k] (bytes) for taps k = (c, kh, kw) over planes hp x wp. */
+function fillTapOffsets(off: usize, ch: i32, hp: i32, wp: i32): void {
+  let k = 0;
+  for (let c = 0; c < ch; c++)
+    for (let i = 0; i < KH; i++)
+      for (let j = 0; j < KW; j++) {
+        store<i32>(off + <usize>k * 4, ((c * hp + i * DH) * wp + j * DW) * 4);
+        k++;
+      }
+}
+
+/** 4x8 micro-kernel with B rows read in place: B[k][0..8] = f32 at xb + off[k]. */
+function kernel4x8off(ap: usize, xb: usize, offp: usize, kc: i32, t: usize): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  const end = offp + <usize>kc * 4;
+  while (offp < end) {
+    const p = xb + <usize>load<i32>(offp);
+    const b0 = v128.load(p), b1 = v128.load(p, 16);
+    let a = v128.load32_splat(ap);
+    c00 = madd(a, b0, c00); c01 = madd(a, b1, c01);
+    a = v128.load32_splat(ap, 4);
+    c10 = madd(a, b0, c10); c11 = madd(a, b1, c11);
+    a = v128.load32_splat(ap, 8);
+    c20 = madd(a, b0, c20); c21 = madd(a, b1, c21);
+    a = v128.load32_splat(ap, 12);
+    c30 = madd(a, b0, c30); c31 = madd(a, b1, c31);
+    ap += 16;
+    offp += 4;
+  }
+  v128.store(t, c00, 0); v128.store(t, c01, 16);
+  v128.store(t, c10, 32); v128.store(t, c11, 48);
+  v128.store(t, c20, 64); v128.store(t, c21, 80);
+  v128.store(t, c30, 96); v128.store(t, c31, 112);
+}
+
+/** 2x8 variant for a last row panel with <= 2 live rows (same packed layout, MR floats per k). */
+function kernel2x8off(ap: usize, xb: usize, offp: usize, kc: i32, t: usize): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  const end = offp + <usize>kc * 4;
+  while (offp < end) {
+    const p = xb + <usize>load<i32>(offp);
+    const b0 = v128.load(p), b1 = v128.load(p, 16);
+    let a = v128.load32_splat(ap);
+    c00 = madd(a, b0, c00); c01 = madd(a, b1, c01);
+    a = v128.load32_splat(ap, 4);
+    c10 = madd(a, b0, c10); c11 = madd(a, b1, c11);
+    ap += 16;
+    offp += 4;
+  }
+  v128.store(t, c00, 0); v128.store(t, c01, 16);
+  v128.store(t, c10, 32); v128.store(t, c11, 48);
+}
+
+/** cw[mc][nc] (ld NC) (+)= Ap[mc x kc] * B, B[k][j] = f32 at xb + off[k] + 4j. */
+function macroOff(ap: usize, xb: usize, offp: usize, mc: i32, nc: i32, kc: i32, cw: usize, addC: bool, t: usize): void {
+  for (let jr = 0; jr < nc; jr += NR) {
+    const nr = min(NR, nc - jr);
+    for (let ir = 0; ir < mc; ir += MR) {
+      const mr = min(MR, mc - ir);
+      if (mr <= 2) kernel2x8off(ap + <usize>(ir * kc) * 4, xb + <usize>jr * 4, offp, kc, t);
+      else kernel4x8off(ap + <usize>(ir * kc) * 4, xb + <usize>jr * 4, offp, kc, t);
+      const cb = cw + <usize>(ir * NC + jr) * 4;
+      if (addC) storeTile(t, cb, NC, mr, nr, true, 0, 0);
+      else storeTile(t, cb, NC, mr, nr, false, 0, 0);
+    }
+  }
+}
+
+/**
+ * Pack rows [i0, i0+mc) x taps [k0, k0+kc) of the grad-input weight matrix
+ * A'[ci][(co, kh', kw')] = W[g*OCg + co][ci][KH-1-kh'][KW-1-kw'] into MR-row panels.
+ */
+function packAFlip(w: usize, dt: i32, g: i32, i0: i32, k0: i32, mc: i32, kc: i32, ap: usize): void {
+  const khw = KH * KW;
+  for (let p = 0; p < mc; p += MR) {
+    const mr = min(MR, mc - p);
+    const dst = ap + <usize>(p * kc) * 4;
+    for (let r = 0; r < MR; r++) {
+      const d = dst + <usize>r * 4;
+      if (r >= mr) {
+        for (let k = 0; k < kc; k++) store<f32>(d + <usize>(k * MR) * 4, 0);
+        continue;
+      }
+      const ci = i0 + p + r;
+      let co = (k0) / khw;
+      let rem = k0 - co * khw;
+      for (let k = 0; k < kc; k++) {
+        const kh = rem / KW, kw = rem - (rem / KW) * KW;
+        const idx = ((g * OCG + co) * CG + ci) * khw + (KH - 1 - kh) * KW + (KW - 1 - kw);
+        store<f32>(d + <usize>(k * MR) * 4, loadF(w, idx, dt));
+        rem++;
+        if (rem == khw) { rem = 0; co++; }
+      }
+    }
+  }
+}
+
+/**
+ * Implicit-GEMM core shared by forward and grad-input:
+ *   out[r][col] = sum_k A[r][k] * B[k][col]   for rows [0, rows), cols [j0, j1)
+ * aMode 0: A = weights of group g ([OCg][Kc] row-major), 1: flipped (grad-input).
+ * wide:  B[k][p'] = src[off[k] + p'], output pixel of column p' = (p'/srcW, p'%srcW), kept if p'%srcW < outW
+ * !wide: B[k][p]  = src[off[k] + pix(p)], p = oh*outW + ow, pix = oh*SH*srcW + ow*SW (gathered into S_B)
+ * y: output channel 0 of this (image, group); channel stride outH*outW.
+ */
+function convCore(
+  aMode: i32, w: usize, wDt: i32, g: i32, rows: i32, Kc: i32,
+  wide: bool, src: usize, srcW: i32, outH: i32, outW: i32, j0: i32, j1: i32,
+  y: usize, yDt: i32, acc: bool, bias: usize, biasDt: i32, ws: usize,
+): void {
+  const t = ws + S_T, bb = ws + S_BB, off = ws + S_OFF, pix = ws + S_PIX, offg = ws + S_OFFG;
+  const ap0 = ws + S_A, bp = ws + S_B, cw = ws + S_CW;
+  const cacheA = <usize>(((rows + 3) & ~3) * Kc) <= A_CAP;
+  const key = g * 2 + aMode;
+  const es = dtSize(yDt);
+  const ldY = outH * outW;
+  const wg = w + <usize>(g * OCG * Kc) * dtSize(wDt);
+  if (!wide) for (let k = 0; k < KC; k++) store<i32>(offg + <usize>k * 4, k * NC * 4);
+  for (let jc = j0; jc < j1; jc += NC) {
+    const nc = min(NC, j1 - jc);
+    if (!wide) {
+      for (let j = 0; j < nc; j++) {
+        const p = jc + j, oh = p / outW, ow = p - (p / outW) * outW;
+        store<i32>(pix + <usize>j * 4, (oh * SH * srcW + ow * SW) * 4);
+      }
+    }
+    for (let ic = 0; ic < rows; ic += MC) {
+      const mc = min(MC, rows - ic);
+      let pc = 0;
+      do {
+        const kc = min(KC, Kc - pc);
+        // cached layout: block (ic, pc) at ic*Kc + pc*roundup(mc, MR) floats
+        const ap = cacheA ? ap0 + <usize>(ic * Kc + pc * ((mc + MR - 1) & ~(MR - 1))) * 4 : ap0;
+        if (!cacheA || packedKey != key) {
+          if (aMode == 0) packA(wg, Kc, false, wDt, ic, pc, mc, kc, ap);
+          else packAFlip(w, wDt, g, ic, pc, mc, kc, ap);
+        }
+        if (wide) {
+          macroOff(ap, src + <usize>jc * 4, off + <usize>pc * 4, mc, nc, kc, cw, pc != 0, t);
+        } else {
+          for (let k = 0; k < kc; k++) {
+            const s = src + <usize>load<i32>(off + <usize>(pc + k) * 4);
+            const d = bp + <usize>(k * NC) * 4;
+            for (let j = 0; j < nc; j++) store<f32>(d + <usize>j * 4, load<f32>(s + <usize>load<i32>(pix + <usize>j * 4)));
+          }
+          macroOff(ap, bp, offg, mc, nc, kc, cw, pc != 0, t);
+        }
+        pc += KC;
+      } while (pc < Kc);
+      if (cacheA && ic + MC >= rows && jc == j0) packedKey = key;
+      const biasMode = bias != 0 ? 1 : 0;
+      if (biasMode) fillBias(bb, bias, biasDt, g * OCG + ic, mc);
+      const yb = y + <usize>(ic * ldY) * es;
+      if (wide) {
+        // runs of valid columns, one per output row
+        let oh = jc / srcW;
+        while (oh * srcW < jc + nc && oh < outH) {
+          const r0 = max(jc, oh * srcW), r1 = min(jc + nc, oh * srcW + outW);
+          if (r1 > r0) {
+            finalizeBlock(cw + <usize>(r0 - jc) * 4, NC, yb + <usize>(oh * outW + r0 - oh * srcW) * es, ldY, yDt, mc, r1 - r0, acc, biasMode, bb);
+          }
+          oh++;
+        }
+      } else {
+        finalizeBlock(cw, NC, yb + <usize>jc * es, ldY, yDt, mc, nc, acc, biasMode, bb);
+      }
+    }
+  }
+}
+
+/** Split `units` work items over parts: [lo, hi) of part. */
+// @ts-ignore: decorator
+@inline function splitLo(units: i32, part: i32, parts: i32): i32 {
+  return <i32>(<i64>units * part / parts);
+}
+
+// ------------------------------------------------------------- forward ----
+
+/**
+ * y[n][co][oh][ow] (+)= sum_{ci in group, kh, kw} w[co][ci'][kh][kw] * x[n][ci][oh*sh-ph+kh*dh][ow*sw-pw+kw*dw] (+ bias[co])
+ * dtypes: xDt | wDt << 4 | yDt << 8 | biasDt << 12; flags: GEMM_ACCUMULATE (4) adds to y.
+ * bias: 0 for none. scratch: parts * conv2d_scratch_bytes(desc).
+ */
+export function conv2d_forward(desc: usize, dtypes: i32, flags: i32, x: usize, w: usize, bias: usize, y: usize, scratch: usize, part: i32, parts: i32): void {
+  readDesc(desc);
+  if (N_ <= 0 || OH <= 0 || OW <= 0 || OCG <= 0) return;
+  const xDt = dtypes & 15, wDt = (dtypes >> 4) & 15, yDt = (dtypes >> 8) & 15, biasDt = (dtypes >> 12) & 15;
+  const acc = (flags & GEMM_ACCUMULATE) != 0;
+  const ws = scratch + <usize>part * SLOT;
+  const wide = SH == 1 && SW == 1;
+  const src = ws + S_SRC;
+  fillTapOffsets(ws + S_OFF, CG, HP, WP);
+  const cols = wide ? (OH - 1) * WP + OW : OH * OW;
+  const units = N_ * G;
+  const xEs = dtSize(xDt), yEs = dtSize(yDt);
+  const slack = (KW - 1) * DW + 4 * NR + 16;
+  if (units >= parts * 2 || parts <= 1) {
+    const u1 = splitLo(units, part + 1, parts);
+    for (let u = splitLo(units, part, parts); u < u1; u++) {
+      const n = u / G, g = u - (u / G) * G;
+      buildPadded(src, x + <usize>((n * CI + g * CG) * H_ * W_) * xEs, xDt, CG, H_, W_, PH, PW, slack);
+      convCore(0, w, wDt, g, OCG, KCV, wide, src, WP, OH, OW, 0, cols,
+        y + <usize>((n * CO + g * OCG) * OH * OW) * yEs, yDt, acc, bias, biasDt, ws);
+    }
+  } else {
+    // few images: split output columns (multiples of NR)
+    const tiles = (cols + NR - 1) / NR;
+    const c0 = splitLo(tiles, part, parts) * NR, c1 = min(cols, splitLo(tiles, part + 1, parts) * NR);
+    if (c1 <= c0) return;
+    for (let u = 0; u < units; u++) {
+      const n = u / G, g = u - (u / G) * G;
+      buildPadded(src, x + <usize>((n * CI + g * CG) * H_ * W_) * xEs, xDt, CG, H_, W_, PH, PW, slack);
+      convCore(0, w, wDt, g, OCG, KCV, wide, src, WP, OH, OW, c0, c1,
+        y + <usize>((n * CO + g * OCG) * OH * OW) * yEs, yDt, acc, bias, biasDt, ws);
+    }
+  }
+}
+
+// ---------------------------------------------------------- grad-input ----
+
+/** Z[co][yy][xx] = dY[co][(yy-P0h)/sh][(xx-P0w)/sw] where divisible and in range, else 0. */
+function buildZ(dst: usize, dy: usize, dt: i32, slack: i32): void {
+  const p0h = DH * (KH - 1) - PH, p0w = DW * (KW - 1) - PW;
+  const total = <usize>(OCG * HZ * WZ);
+  memory.fill(dst, 0, (total + <usize>slack) * 4);
+  const es = dtSize(dt);
+  for (let c = 0; c < OCG; c++) {
+    for (let oh = 0; oh < OH; oh++) {
+      const yy = oh * SH + p0h;
+      if (yy < 0 || yy >= HZ) continue;
+      const srow = dy + <usize>((c * OH + oh) * OW) * es;
+      const drow = dst + <usize>((c * HZ + yy) * WZ) * 4;
+      if (SW == 1 && p0w >= 0 && p0w + OW <= WZ) {
+        copyRowF32(drow + <usize>p0w * 4, srow, dt, OW);
+      } else {
+        for (let ow = 0; ow < OW; ow++) {
+          const xx = ow * SW + p0w;
+          if (xx >= 0 && xx < WZ) store<f32>(drow + <usize>xx * 4, loadF(srow, ow, dt));
+        }
+      }
+    }
+  }
+}
+
+/**
+ * dx[n][ci][ih][iw] (+)= sum over (co, kh, kw) with ih = oh*sh - ph + kh*dh, ... of w[co][ci'][kh][kw] * dy[n][co][oh][ow]
+ * dtypes: dyDt | wDt << 4 | dxDt << 8; flags: GEMM_ACCUMULATE adds to dx.
+ */
+export function conv2d_grad_input(desc: usize, dtypes: i32, flags: i32, dy: usize, w: usize, dx: usize, scratch: usize, part: i32, parts: i32): void {
+  readDesc(desc);
+  if (N_ <= 0 || CG <= 0 || H_ <= 0 || W_ <= 0) return;
+  const dyDt = dtypes & 15, wDt = (dtypes >> 4) & 15, dxDt = (dtypes >> 8) & 15;
+  const acc = (flags & GEMM_ACCUMULATE) != 0;
+  const ws = scratch + <usize>part * SLOT;
+  const src = ws + S_SRC;
+  // taps k' = (co, kh', kw') over Z planes HZ x WZ
+  fillTapOffsets(ws + S_OFF, OCG, HZ, WZ);
+  const cols = (H_ - 1) * WZ + W_;
+  const units = N_ * G;
+  const dyEs = dtSize(dyDt), dxEs = dtSize(dxDt);
+  const slack = (KW - 1) * DW + 4 * NR + 16;
+  let u0 = 0, u1 = units, c0 = 0, c1 = cols;
+  if (units >= parts * 2 || parts <= 1) {
+    u0 = splitLo(units, part, parts); u1 = splitLo(units, part + 1, parts);
+  } else {
+    const tiles = (cols + NR - 1) / NR;
+    c0 = splitLo(tiles, part, parts) * NR; c1 = min(cols, splitLo(tiles, part + 1, parts) * NR);
+    if (c1 <= c0) return;
+  }
+  for (let u = u0; u < u1; u++) {
+    const n = u / G, g = u - (u / G) * G;
+    if (OH > 0 && OW > 0) {
+      buildZ(src, dy + <usize>((n * CO + g * OCG) * OH * OW) * dyEs, dyDt, slack);
+    } else {
+      memory.fill(src, 0, <usize>(OCG * HZ * WZ + slack) * 4);
+    }
+    convCore(1, w, wDt, g, CG, KCB, true, src, WZ, H_, W_, c0, c1,
+      dx + <usize>((n * CI + g * CG) * H_ * W_) * dxEs, dxDt, acc, 0, DT_F32, ws);
+  }
+}
+
+// --------------------------------------------------------- grad-weight ----
+
+/**
+ * 2 rows x 4 taps of dot products over L (multiple of 4) lanes:
+ * t[r*4 + c] = sum_i d_r[i] * x_c[i], d1 = d0 + dStride, x_c = xb + off_c.
+ */
+function dot2x4(d0: usize, d1: usize, x0: usize, x1: usize, x2: usize, x3: usize, L: i32, t: usize): void {
+  let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a02 = f32x4.splat(0), a03 = f32x4.splat(0);
+  let a10 = f32x4.splat(0), a11 = f32x4.splat(0), a12 = f32x4.splat(0), a13 = f32x4.splat(0);
+  for (let i: usize = 0; i < <usize>L * 4; i += 16) {
+    const u = v128.load(d0 + i), v = v128.load(d1 + i);
+    let xv = v128.load(x0 + i);
+    a00 = madd(u, xv, a00); a10 = madd(v, xv, a10);
+    xv = v128.load(x1 + i);
+    a01 = madd(u, xv, a01); a11 = madd(v, xv, a11);
+    xv = v128.load(x2 + i);
+    a02 = madd(u, xv, a02); a12 = madd(v, xv, a12);
+    xv = v128.load(x3 + i);
+    a03 = madd(u, xv, a03); a13 = madd(v, xv, a13);
+  }
+  // horizontal sums: transpose-add 4 accumulators into one vector
+  v128.store(t, hsum4(a00, a01, a02, a03));
+  v128.store(t, hsum4(a10, a11, a12, a13), 16);
+}
+
+// @ts-ignore: decorator
+@inline function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  // [a0+a1, b0+b1, a2+a3, b2+b3] etc.
+  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 2, 6), v128.shuffle<f32>(a, b, 1, 5, 3, 7));
+  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 2, 6), v128.shuffle<f32>(c, d, 1, 5, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
+}
+
+/**
+ * dw[co][ci'][kh][kw] (+)= sum_n sum_{oh,ow} dy[n][co][oh][ow] * x[n][ci][oh*sh-ph+kh*dh][ow*sw-pw+kw*dw]
+ * dtypes: xDt | dyDt << 4 | dwDt << 8; flags: GEMM_ACCUMULATE adds to dw.
+ * Threads split the output (tiles of 2 out-channels x 4 taps) and each reads
+ * the whole batch; every thread writes a disjoint set of dw elements.
+ */
+export function conv2d_grad_weight(desc: usize, dtypes: i32, flags: i32, x: usize, dy: usize, dw: usize, scratch: usize, part: i32, parts: i32): void {
+  readDesc(desc);
+  if (OCG <= 0 || KCV <= 0) return;
+  const xDt = dtypes & 15, dyDt = (dtypes >> 4) & 15, dwDt = (dtypes >> 8) & 15;
+  const acc = (flags & GEMM_ACCUMULATE) != 0;
+  const ws = scratch + <usize>part * SLOT;
+  const t = ws + S_T, off = ws + S_OFF, src = ws + S_SRC, dyw = ws + S_DY, col = ws + S_COL, dacc = ws + S_DW;
+  const coPairs = (OCG + 1) >> 1, kQuads = (KCV + 3) >> 2;
+  const perG = coPairs * kQuads;
+  const tiles = G * perG;
+  const t0 = splitLo(tiles, part, parts), t1 = splitLo(tiles, part + 1, parts);
+  if (t1 <= t0) return;
+  // zero my accumulators
+  for (let tt = t0; tt < t1; tt++) {
+    const g = tt / perG, rem = tt - g * perG, cp = rem / kQuads, kq = rem - cp * kQuads;
+    for (let r = 0; r < 2; r++) {
+      const co = cp * 2 + r;
+      if (co >= OCG) continue;
+      for (let c = 0; c < 4; c++) {
+        const k = kq * 4 + c;
+        if (k < KCV) store<f32>(dacc + <usize>((g * OCG + co) * KCV + k) * 4, 0);
+      }
+    }
+  }
+  const wide = SH == 1 && SW == 1;
+  const xEs = dtSize(xDt), dyEs = dtSize(dyDt);
+  const slack = (KW - 1) * DW + 4 * NR + 16;
+  const gFirst = t0 / perG, gLast = (t1 - 1) / perG;
+  const P = OH * OW;
+  if (N_ > 0 && P > 0) {
+    for (let n = 0; n < N_; n++) {
+      for (let g = gFirst; g <= gLast; g++) {
+        const ta = max(t0, g * perG) - g * perG, tb = min(t1, (g + 1) * perG) - g * perG;
+        buildPadded(src, x + <usize>((n * CI + g * CG) * H_ * W_) * xEs, xDt, CG, H_, W_, PH, PW, slack);
+        fillTapOffsets(off, CG, HP, WP);
+        // pad the tap list to a multiple of 4 with the last tap (results dropped)
+        for (let k = KCV; k < kQuads * 4; k++) store<i32>(off + <usize>k * 4, load<i32>(off + <usize>(KCV - 1) * 4));
+        const dyg = dy + <usize>((n * CO + g * OCG) * P) * dyEs;
+        if (wide) {
+          // dY rows spread to the wide layout (zeros where ow >= OW)
+          const L = wideLen();
+          memory.fill(dyw, 0, <usize>(OCG * L) * 4);
+          for (let c = 0; c < OCG; c++)
+            for (let oh = 0; oh < OH; oh++)
+              copyRowF32(dyw + <usize>(c * L + oh * WP) * 4, dyg + <usize>((c * OH + oh) * OW) * dyEs, dyDt, OW);
+          gwTiles(g, ta, tb, kQuads, dyw, L, src, off, 0, L, dacc, t);
+        } else {
+          // chunks of LCG output pixels: dY chunk [OCg][LCG] and im2col chunk [KCV][LCG]
+          for (let p0 = 0; p0 < P; p0 += LCG) {
+            const lc = min(LCG, P - p0);
+            const L = (lc + 3) & ~3;
+            for (let c = 0; c < OCG; c++) {
+              const d = dyw + <usize>(c * LCG) * 4;
+              copyRowF32(d, dyg + <usize>(c * P + p0) * dyEs, dyDt, lc);
+              for (let j = lc; j < L; j++) store<f32>(d + <usize>j * 4, 0);
+            }
+            for (let k = 0; k < KCV; k++) {
+              const s = src + <usize>load<i32>(off + <usize>k * 4);
+              const d = col + <usize>(k * LCG) * 4;
+              let oh = p0 / OW, ow = p0 - (p0 / OW) * OW;
+              for (let j = 0; j < lc; j++) {
+                store<f32>(d + <usize>j * 4, load<f32>(s + <usize>((oh * SH * WP + ow * SW) * 4)));
+                ow++;
+                if (ow == OW) { ow = 0; oh++; }
+              }
+              for (let j = lc; j < L; j++) store<f32>(d + <usize>j * 4, 0);
+            }
+            gwTiles(g, ta, tb, kQuads, dyw, LCG, col, 0, LCG, L, dacc, t);
+          }
+        }
+      }
+    }
+  }
+  // write my tiles: dw = round(dacc (+ dw))
+  for (let tt = t0; tt < t1; tt++) {
+    const g = tt / perG, rem = tt - g * perG, cp = rem / kQuads, kq = rem - cp * kQuads;
+    for (let r = 0; r < 2; r++) {
+      const co = cp * 2 + r;
+      if (co >= OCG) continue;
+      for (let c = 0; c < 4; c++) {
+        const k = kq * 4 + c;
+        if (k >= KCV) continue;
+        const idx = (g * OCG + co) * KCV + k;
+        let v = load<f32>(dacc + <usize>idx * 4);
+        if (acc) v += loadF(dw, idx, dwDt);
+        storeF(dw, idx, dwDt, v);
+      }
+    }
+  }
+}
+
+/**
+ * Tiles [ta, tb) of group g: dacc[co][k] += sum_i d[co][i] * X_k[i] for i < L,
+ * d rows at dRows + co*dLd*4; X_k at xb + (offTab ? off[k] : k*xLd*4).
+ */
+function gwTiles(g: i32, ta: i32, tb: i32, kQuads: i32, dRows: usize, dLd: i32, xb: usize, offTab: usize, xLd: i32, L: i32, dacc: usize, t: usize): void {
+  for (let tt = ta; tt < tb; tt++) {
+    const cp = tt / kQuads, kq = tt - cp * kQuads;
+    const co0 = cp * 2, co1 = min(co0 + 1, OCG - 1);
+    const k0 = kq * 4;
+    let x0: usize, x1: usize, x2: usize, x3: usize;
+    if (offTab != 0) {
+      x0 = xb + <usize>load<i32>(offTab + <usize>k0 * 4);
+      x1 = xb + <usize>load<i32>(offTab + <usize>(k0 + 1) * 4);
+      x2 = xb + <usize>load<i32>(offTab + <usize>(k0 + 2) * 4);
+      x3 = xb + <usize>load<i32>(offTab + <usize>(k0 + 3) * 4);
+    } else {
+      const kl = KCV - 1;
+      x0 = xb + <usize>(min(k0, kl) * xLd) * 4;
+      x1 = xb + <usize>(min(k0 + 1, kl) * xLd) * 4;
+      x2 = xb + <usize>(min(k0 + 2, kl) * xLd) * 4;
+      x3 = xb + <usize>(min(k0 + 3, kl) * xLd) * 4;
+    }
+    dot2x4(dRows + <usize>(co0 * dLd) * 4, dRows + <usize>(co1 * dLd) * 4, x0, x1, x2, x3, L, t);
+    for (let r = 0; r < 2; r++) {
+      const co = co0 + r;
+      if (co >= OCG) break;
+      for (let c = 0; c < 4; c++) {
+        const k = k0 + c;
+        if (k >= KCV) break;
+        const p = dacc + <usize>((g * OCG + co) * KCV + k) * 4;
+        store<f32>(p, load<f32>(p) + load<f32>(t + <usize>(r * 4 + c) * 4));
+      }
+    }
+  }
+}
+
+// ----------------------------------------------------------- grad-bias ----
+
+/**
+ * db[co] (+)= sum_n sum_{oh,ow} dy[n][co][oh][ow]; threads split channels.
+ * dtypes: dyDt | dbDt << 8; flags: GEMM_ACCUMULATE adds to db. `desc` as above.
+ */
+export function conv2d_grad_bias(desc: usize, dtypes: i32, flags: i32, dy: usize, db: usize, part: i32, parts: i32): void {
+  readDesc(desc);
+  const dyDt = dtypes & 15, dbDt = (dtypes >> 8) & 15;
+  channelSum(N_, CO, OH * OW, dy, dyDt, db, dbDt, (flags & GEMM_ACCUMULATE) != 0, part, parts);
+}
+
+/** out[c] (+)= sum_n sum_i x[n][c][i] (x: [n][ch][hw]); f32 accumulation, threads split channels. */
+export function channelSum(n: i32, ch: i32, hw: i32, x: usize, xDt: i32, out: usize, outDt: i32, acc: bool, part: i32, parts: i32): void {
+  const c1 = splitLo(ch, part + 1, parts);
+  const es = dtSize(xDt);
+  for (let c = splitLo(ch, part, parts); c < c1; c++) {
+    let v0 = f32x4.splat(0), v1 = f32x4.splat(0);
+    let s: f32 = 0;
+    for (let i = 0; i < n; i++) {
+      const p = x + <usize>((i * ch + c) * hw) * es;
+      let j = 0;
+      for (; j + 8 <= hw; j += 8) {
+        const q = p + <usize>j * es;
+        v0 = f32x4.add(v0, load4of8(q, xDt, false));
+        v1 = f32x4.add(v1, load4of8(q, xDt, true));
+      }
+      for (; j < hw; j++) s += loadF(p, j, xDt);
+    }
+    const v = f32x4.add(v0, v1);
+    let total = s + (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+    if (acc) total += loadF(out, c, outDt);
+    storeF(out, c, outDt, total);
+  }
+}

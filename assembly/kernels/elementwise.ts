@@ -1,0 +1,524 @@
+/**
+ * Elementwise kernels over float32, float16 and bfloat16 storage. 16-bit operands are widened to
+ * float32 in registers, computed in float32 and rounded once on store (round to nearest even), so
+ * every result is bit for bit the reference backend's (float64 compute, one rounding through
+ * float32: double rounding is innocuous for + - * / of float32 operands), NaN payloads aside.
+ *
+ * Calling conventions (pointers are byte addresses in the shared memory, counts and strides are in
+ * elements; every kernel processes a range so the runtime can split one call across threads):
+ *
+ *   <op>_<fmt>(a, b, out, r0, r1, n1, inner, as0, as1, ai, bs0, bs1, bi)
+ *       op in add, sub, mul, div; fmt in f32, f16, bf16. `out` is contiguous [rows, inner], row r
+ *       (r0 <= r < r1) being (i0, i1) = (r / n1, r % n1); operand row starts are
+ *       a + (i0 as0 + i1 as1), b + (i0 bs0 + i1 bs1), and along a row an operand's stride is
+ *       ai / bi in {0, 1} (0: one value broadcast along the row).
+ *   <op>s_<fmt>(a, s, out, r0, r1, n1, inner, as0, as1, swap)
+ *       one operand a float32 scalar `s`: out = swap ? s op a : a op s (a's row stride is 1).
+ *   relu_<fmt>(x, out, n), reluBackward_<fmt>(x, g, out, n)    contiguous
+ *   cast_<from>_<to>(x, out, n)                                contiguous, between f32/f16/bf16
+ *   fill8/16/32(out, n, bits), fill64(out, n, lo, hi)          a bit pattern repeated
+ *   gather8/16/32/64(src, dst, r0, r1, d1, d2, d3, s0, s1, s2, s3)
+ *       strided copy of a [d0, d1, d2, d3] view (strides s0..s3) into contiguous dst, rows
+ *       r0..r1 of the d0 d1 d2 rows of d3 elements.
+ *   sgd_<wfmt>_<gfmt>(w, g, buf, n, lr, momentum, damp1, wd, flags)
+ *       the SGD update in one pass (see `sgd` below).
+ */
+import {
+  F32, F16, BF16, shiftOf, load1, store1, encode, load8lo, load8hi, store8, widenLo, widenHi, narrow8,
+} from './convert16';
+
+const ADD: i32 = 0;
+const SUB: i32 = 1;
+const MUL: i32 = 2;
+const DIV: i32 = 3;
+
+// @ts-ignore: decorator
+@inline function opV(op: i32, a: v128, b: v128): v128 {
+  if (op == ADD) return f32x4.add(a, b);
+  if (op == SUB) return f32x4.sub(a, b);
+  if (op == MUL) return f32x4.mul(a, b);
+  return f32x4.div(a, b);
+}
+
+// @ts-ignore: decorator
+@inline function opS(op: i32, a: f32, b: f32): f32 {
+  if (op == ADD) return a + b;
+  if (op == SUB) return a - b;
+  if (op == MUL) return a * b;
+  return a / b;
+}
+
+/** out[0..n) = a[0..n) op b[0..n). */
+// @ts-ignore: decorator
+@inline function vv(op: i32, fmt: i32, a: usize, b: usize, o: usize, n: i32): void {
+  const sh = shiftOf(fmt);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const off = <usize>i << sh;
+    const lo = opV(op, load8lo(fmt, a + off), load8lo(fmt, b + off));
+    const hi = opV(op, load8hi(fmt, a + off), load8hi(fmt, b + off));
+    store8(fmt, o + off, lo, hi);
+  }
+  for (; i < n; i++) {
+    const off = <usize>i << sh;
+    store1(fmt, o + off, opS(op, load1(fmt, a + off), load1(fmt, b + off)));
+  }
+}
+
+/** out = swap ? s op a : a op s, along a contiguous row. */
+// @ts-ignore: decorator
+@inline function vsRow(op: i32, fmt: i32, a: usize, s: f32, o: usize, n: i32, swap: bool): void {
+  const sh = shiftOf(fmt);
+  const sv = f32x4.splat(s);
+  let i = 0;
+  if (swap) {
+    for (; i + 8 <= n; i += 8) {
+      const off = <usize>i << sh;
+      store8(fmt, o + off, opV(op, sv, load8lo(fmt, a + off)), opV(op, sv, load8hi(fmt, a + off)));
+    }
+    for (; i < n; i++) {
+      const off = <usize>i << sh;
+      store1(fmt, o + off, opS(op, s, load1(fmt, a + off)));
+    }
+  } else {
+    for (; i + 8 <= n; i += 8) {
+      const off = <usize>i << sh;
+      store8(fmt, o + off, opV(op, load8lo(fmt, a + off), sv), opV(op, load8hi(fmt, a + off), sv));
+    }
+    for (; i < n; i++) {
+      const off = <usize>i << sh;
+      store1(fmt, o + off, opS(op, load1(fmt, a + off), s));
+    }
+  }
+}
+
+/** Fill a contiguous row of `fmt` with one float32 value (rounded once). */
+// @ts-ignore: decorator
+@inline function fillRow(fmt: i32, o: usize, v: f32, n: i32): void {
+  const bits = encode(fmt, v);
+  if (fmt == F32) fill32(o, n, bits);
+  else fill16(o, n, bits);
+}
+
+// @ts-ignore: decorator
+@inline function binaryRows(
+  op: i32, fmt: i32, a: usize, b: usize, o: usize, r0: i32, r1: i32, n1: i32, inner: i32,
+  as0: i32, as1: i32, ai: i32, bs0: i32, bs1: i32, bi: i32,
+): void {
+  const sh = shiftOf(fmt);
+  let i0 = r0 / n1;
+  let i1 = r0 % n1;
+  for (let r = r0; r < r1; r++) {
+    const pa = a + ((<usize>i0 * <usize>as0 + <usize>i1 * <usize>as1) << sh);
+    const pb = b + ((<usize>i0 * <usize>bs0 + <usize>i1 * <usize>bs1) << sh);
+    const po = o + ((<usize>r * <usize>inner) << sh);
+    if (ai != 0 && bi != 0) vv(op, fmt, pa, pb, po, inner);
+    else if (ai != 0) vsRow(op, fmt, pa, load1(fmt, pb), po, inner, false);
+    else if (bi != 0) vsRow(op, fmt, pb, load1(fmt, pa), po, inner, true);
+    else fillRow(fmt, po, opS(op, load1(fmt, pa), load1(fmt, pb)), inner);
+    if (++i1 == n1) {
+      i1 = 0;
+      i0++;
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function scalarRows(
+  op: i32, fmt: i32, a: usize, s: f32, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, swap: i32,
+): void {
+  const sh = shiftOf(fmt);
+  let i0 = r0 / n1;
+  let i1 = r0 % n1;
+  for (let r = r0; r < r1; r++) {
+    const pa = a + ((<usize>i0 * <usize>as0 + <usize>i1 * <usize>as1) << sh);
+    const po = o + ((<usize>r * <usize>inner) << sh);
+    if (swap != 0) vsRow(op, fmt, pa, s, po, inner, true);
+    else vsRow(op, fmt, pa, s, po, inner, false);
+    if (++i1 == n1) {
+      i1 = 0;
+      i0++;
+    }
+  }
+}
+
+/* ------------------------------------------------------------------ binary exports */
+
+export function add_f32(a: usize, b: usize, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, ai: i32, bs0: i32, bs1: i32, bi: i32): void {
+  binaryRows(ADD, F32, a, b, o, r0, r1, n1, inner, as0, as1, ai, bs0, bs1, bi);
+}
+export function add_f16(a: usize, b: usize, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, ai: i32, bs0: i32, bs1: i32, bi: i32): void {
+  binaryRows(ADD, F16, a, b, o, r0, r1, n1, inner, as0, as1, ai, bs0, bs1, bi);
+}
+export function add_bf16(a: usize, b: usize, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, ai: i32, bs0: i32, bs1: i32, bi: i32): void {
+  binaryRows(ADD, BF16, a, b, o, r0, r1, n1, inner, as0, as1, ai, bs0, bs1, bi);
+}
+export function sub_f32(a: usize, b: usize, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, ai: i32, bs0: i32, bs1: i32, bi: i32): void {
+  binaryRows(SUB, F32, a, b, o, r0, r1, n1, inner, as0, as1, ai, bs0, bs1, bi);
+}
+export function sub_f16(a: usize, b: usize, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, ai: i32, bs0: i32, bs1: i32, bi: i32): void {
+  binaryRows(SUB, F16, a, b, o, r0, r1, n1, inner, as0, as1, ai, bs0, bs1, bi);
+}
+export function sub_bf16(a: usize, b: usize, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, ai: i32, bs0: i32, bs1: i32, bi: i32): void {
+  binaryRows(SUB, BF16, a, b, o, r0, r1, n1, inner, as0, as1, ai, bs0, bs1, bi);
+}
+export function mul_f32(a: usize, b: usize, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, ai: i32, bs0: i32, bs1: i32, bi: i32): void {
+  binaryRows(MUL, F32, a, b, o, r0, r1, n1, inner, as0, as1, ai, bs0, bs1, bi);
+}
+export function mul_f16(a: usize, b: usize, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, ai: i32, bs0: i32, bs1: i32, bi: i32): void {
+  binaryRows(MUL, F16, a, b, o, r0, r1, n1, inner, as0, as1, ai, bs0, bs1, bi);
+}
+export function mul_bf16(a: usize, b: usize, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, ai: i32, bs0: i32, bs1: i32, bi: i32): void {
+  binaryRows(MUL, BF16, a, b, o, r0, r1, n1, inner, as0, as1, ai, bs0, bs1, bi);
+}
+export function div_f32(a: usize, b: usize, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, ai: i32, bs0: i32, bs1: i32, bi: i32): void {
+  binaryRows(DIV, F32, a, b, o, r0, r1, n1, inner, as0, as1, ai, bs0, bs1, bi);
+}
+export function div_f16(a: usize, b: usize, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, ai: i32, bs0: i32, bs1: i32, bi: i32): void {
+  binaryRows(DIV, F16, a, b, o, r0, r1, n1, inner, as0, as1, ai, bs0, bs1, bi);
+}
+export function div_bf16(a: usize, b: usize, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, ai: i32, bs0: i32, bs1: i32, bi: i32): void {
+  binaryRows(DIV, BF16, a, b, o, r0, r1, n1, inner, as0, as1, ai, bs0, bs1, bi);
+}
+
+export function adds_f32(a: usize, s: f32, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, swap: i32): void {
+  scalarRows(ADD, F32, a, s, o, r0, r1, n1, inner, as0, as1, swap);
+}
+export function adds_f16(a: usize, s: f32, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, swap: i32): void {
+  scalarRows(ADD, F16, a, s, o, r0, r1, n1, inner, as0, as1, swap);
+}
+export function adds_bf16(a: usize, s: f32, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, swap: i32): void {
+  scalarRows(ADD, BF16, a, s, o, r0, r1, n1, inner, as0, as1, swap);
+}
+export function subs_f32(a: usize, s: f32, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, swap: i32): void {
+  scalarRows(SUB, F32, a, s, o, r0, r1, n1, inner, as0, as1, swap);
+}
+export function subs_f16(a: usize, s: f32, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, swap: i32): void {
+  scalarRows(SUB, F16, a, s, o, r0, r1, n1, inner, as0, as1, swap);
+}
+export function subs_bf16(a: usize, s: f32, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, swap: i32): void {
+  scalarRows(SUB, BF16, a, s, o, r0, r1, n1, inner, as0, as1, swap);
+}
+export function muls_f32(a: usize, s: f32, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, swap: i32): void {
+  scalarRows(MUL, F32, a, s, o, r0, r1, n1, inner, as0, as1, swap);
+}
+export function muls_f16(a: usize, s: f32, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, swap: i32): void {
+  scalarRows(MUL, F16, a, s, o, r0, r1, n1, inner, as0, as1, swap);
+}
+export function muls_bf16(a: usize, s: f32, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, swap: i32): void {
+  scalarRows(MUL, BF16, a, s, o, r0, r1, n1, inner, as0, as1, swap);
+}
+export function divs_f32(a: usize, s: f32, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, swap: i32): void {
+  scalarRows(DIV, F32, a, s, o, r0, r1, n1, inner, as0, as1, swap);
+}
+export function divs_f16(a: usize, s: f32, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, swap: i32): void {
+  scalarRows(DIV, F16, a, s, o, r0, r1, n1, inner, as0, as1, swap);
+}
+export function divs_bf16(a: usize, s: f32, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, swap: i32): void {
+  scalarRows(DIV, BF16, a, s, o, r0, r1, n1, inner, as0, as1, swap);
+}
+
+/* ------------------------------------------------------------------ relu */
+
+/** relu(x) = x > 0 || isNaN(x) ? x : +0, on float32 values. */
+// @ts-ignore: decorator
+@inline function reluF32(x: usize, o: usize, n: i32): void {
+  const zero = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const off = <usize>i << 2;
+    const v = v128.load(x + off);
+    const keep = v128.or(f32x4.gt(v, zero), f32x4.ne(v, v));
+    v128.store(o + off, v128.and(v, keep));
+  }
+  for (; i < n; i++) {
+    const off = <usize>i << 2;
+    const v = load<f32>(x + off);
+    store<f32>(o + off, v > 0 || v != v ? v : 0);
+  }
+}
+
+/**
+ * relu on 16-bit patterns without widening: a pattern is kept when its sign is clear or it is a
+ * NaN (magnitude above Inf's `infBits`), and becomes +0 otherwise (-0 included).
+ */
+// @ts-ignore: decorator
+@inline function relu16(infBits: i32, x: usize, o: usize, n: i32): void {
+  const mag = i16x8.splat(0x7fff);
+  const inf = i16x8.splat(<i16>infBits);
+  const zero = i16x8.splat(0);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const off = <usize>i << 1;
+    const v = v128.load(x + off);
+    const keep = v128.or(i16x8.ge_s(v, zero), i16x8.gt_s(v128.and(v, mag), inf));
+    v128.store(o + off, v128.and(v, keep));
+  }
+  for (; i < n; i++) {
+    const off = <usize>i << 1;
+    const v = <i32>load<u16>(x + off);
+    store<u16>(o + off, <u16>((v & 0x8000) == 0 || (v & 0x7fff) > infBits ? v : 0));
+  }
+}
+
+export function relu_f32(x: usize, o: usize, n: i32): void {
+  reluF32(x, o, n);
+}
+export function relu_f16(x: usize, o: usize, n: i32): void {
+  relu16(0x7c00, x, o, n);
+}
+export function relu_bf16(x: usize, o: usize, n: i32): void {
+  relu16(0x7f80, x, o, n);
+}
+
+/** reluBackward(x, g) = x > 0 ? g : +0 (NaN x gives 0), x and g of one format. */
+// @ts-ignore: decorator
+@inline function reluBackwardF32(x: usize, g: usize, o: usize, n: i32): void {
+  const zero = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const off = <usize>i << 2;
+    v128.store(o + off, v128.and(v128.load(g + off), f32x4.gt(v128.load(x + off), zero)));
+  }
+  for (; i < n; i++) {
+    const off = <usize>i << 2;
+    store<f32>(o + off, load<f32>(x + off) > 0 ? load<f32>(g + off) : 0);
+  }
+}
+
+/** On 16-bit patterns: x > 0 exactly when 0 < pattern (as int16) <= Inf's pattern. */
+// @ts-ignore: decorator
+@inline function reluBackward16(infBits: i32, x: usize, g: usize, o: usize, n: i32): void {
+  const inf = i16x8.splat(<i16>infBits);
+  const zero = i16x8.splat(0);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const off = <usize>i << 1;
+    const v = v128.load(x + off);
+    const pos = v128.and(i16x8.gt_s(v, zero), i16x8.le_s(v, inf));
+    v128.store(o + off, v128.and(v128.load(g + off), pos));
+  }
+  for (; i < n; i++) {
+    const off = <usize>i << 1;
+    const v = <i32>load<i16>(x + off);
+    store<u16>(o + off, v > 0 && v <= infBits ? load<u16>(g + off) : 0);
+  }
+}
+
+export function reluBackward_f32(x: usize, g: usize, o: usize, n: i32): void {
+  reluBackwardF32(x, g, o, n);
+}
+export function reluBackward_f16(x: usize, g: usize, o: usize, n: i32): void {
+  reluBackward16(0x7c00, x, g, o, n);
+}
+export function reluBackward_bf16(x: usize, g: usize, o: usize, n: i32): void {
+  reluBackward16(0x7f80, x, g, o, n);
+}
+
+/* ------------------------------------------------------------------ casts */
+
+// @ts-ignore: decorator
+@inline function cast(from: i32, to: i32, x: usize, o: usize, n: i32): void {
+  const si = shiftOf(from);
+  const so = shiftOf(to);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const pi = x + (<usize>i << si);
+    store8(to, o + (<usize>i << so), load8lo(from, pi), load8hi(from, pi));
+  }
+  for (; i < n; i++) store1(to, o + (<usize>i << so), load1(from, x + (<usize>i << si)));
+}
+
+export function cast_f32_f16(x: usize, o: usize, n: i32): void {
+  cast(F32, F16, x, o, n);
+}
+export function cast_f32_bf16(x: usize, o: usize, n: i32): void {
+  cast(F32, BF16, x, o, n);
+}
+export function cast_f16_f32(x: usize, o: usize, n: i32): void {
+  cast(F16, F32, x, o, n);
+}
+export function cast_bf16_f32(x: usize, o: usize, n: i32): void {
+  cast(BF16, F32, x, o, n);
+}
+export function cast_f16_bf16(x: usize, o: usize, n: i32): void {
+  cast(F16, BF16, x, o, n);
+}
+export function cast_bf16_f16(x: usize, o: usize, n: i32): void {
+  cast(BF16, F16, x, o, n);
+}
+
+/* ------------------------------------------------------------------ fill */
+
+export function fill8(o: usize, n: i32, bits: u32): void {
+  memory.fill(o, <u8>bits, <usize>n);
+}
+
+export function fill16(o: usize, n: i32, bits: u32): void {
+  const v = i16x8.splat(<i16>bits);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) v128.store(o + (<usize>i << 1), v);
+  for (; i < n; i++) store<u16>(o + (<usize>i << 1), <u16>bits);
+}
+
+export function fill32(o: usize, n: i32, bits: u32): void {
+  const v = i32x4.splat(bits);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(o + (<usize>i << 2), v);
+  for (; i < n; i++) store<u32>(o + (<usize>i << 2), bits);
+}
+
+export function fill64(o: usize, n: i32, lo: u32, hi: u32): void {
+  const bits = (<u64>hi << 32) | <u64>lo;
+  const v = i64x2.splat(bits);
+  let i = 0;
+  for (; i + 2 <= n; i += 2) v128.store(o + (<usize>i << 3), v);
+  for (; i < n; i++) store<u64>(o + (<usize>i << 3), bits);
+}
+
+/* ------------------------------------------------------------------ strided copy */
+
+// @ts-ignore: decorator
+@inline function gather<T>(src: usize, dst: usize, r0: i32, r1: i32, d1: i32, d2: i32, d3: i32, s0: i32, s1: i32, s2: i32, s3: i32): void {
+  const size = <usize>sizeof<T>();
+  let i2 = r0 % d2;
+  let i1 = (r0 / d2) % d1;
+  let i0 = r0 / d2 / d1;
+  for (let r = r0; r < r1; r++) {
+    let p = src + <usize>(<isize>i0 * s0 + <isize>i1 * s1 + <isize>i2 * s2) * size;
+    const q = dst + <usize>r * <usize>d3 * size;
+    if (s3 == 1) memory.copy(q, p, <usize>d3 * size);
+    else {
+      const step = <usize>(<isize>s3 * size);
+      for (let j = 0; j < d3; j++, p += step) store<T>(q + <usize>j * size, load<T>(p));
+    }
+    if (++i2 == d2) {
+      i2 = 0;
+      if (++i1 == d1) {
+        i1 = 0;
+        i0++;
+      }
+    }
+  }
+}
+
+export function gather8(src: usize, dst: usize, r0: i32, r1: i32, d1: i32, d2: i32, d3: i32, s0: i32, s1: i32, s2: i32, s3: i32): void {
+  gather<u8>(src, dst, r0, r1, d1, d2, d3, s0, s1, s2, s3);
+}
+export function gather16(src: usize, dst: usize, r0: i32, r1: i32, d1: i32, d2: i32, d3: i32, s0: i32, s1: i32, s2: i32, s3: i32): void {
+  gather<u16>(src, dst, r0, r1, d1, d2, d3, s0, s1, s2, s3);
+}
+export function gather32(src: usize, dst: usize, r0: i32, r1: i32, d1: i32, d2: i32, d3: i32, s0: i32, s1: i32, s2: i32, s3: i32): void {
+  gather<u32>(src, dst, r0, r1, d1, d2, d3, s0, s1, s2, s3);
+}
+export function gather64(src: usize, dst: usize, r0: i32, r1: i32, d1: i32, d2: i32, d3: i32, s0: i32, s1: i32, s2: i32, s3: i32): void {
+  gather<u64>(src, dst, r0, r1, d1, d2, d3, s0, s1, s2, s3);
+}
+
+/* ------------------------------------------------------------------ SGD */
+
+/** `flags` bits of the sgd kernels (src/backend/wasm/native.ts mirrors them). */
+const SGD_MOMENTUM: i32 = 1;
+const SGD_FIRST: i32 = 2;
+const SGD_NESTEROV: i32 = 4;
+const SGD_MAXIMIZE: i32 = 8;
+const SGD_WEIGHT_DECAY: i32 = 16;
+
+/**
+ * PyTorch's SGD step for n parameters in one pass, every step rounded to float32 exactly as the
+ * op-by-op optimizer does (so the result is bit for bit the same):
+ *   d = g (widened); d = -d if maximize; d = d + wd w if weight decay;
+ *   with momentum: buf = first ? d : momentum buf + damp1 d (damp1 = 1 - dampening);
+ *                  d = nesterov ? d + momentum buf : buf;
+ *   w = w - lr d, rounded into w's format.
+ * w: parameters (float32 master weights, or 16-bit), g: gradients (any of the three formats),
+ * buf: float32 momentum buffer (unused without momentum).
+ */
+// @ts-ignore: decorator
+@inline function sgd(wfmt: i32, gfmt: i32, w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
+  const sw = shiftOf(wfmt);
+  const sg = shiftOf(gfmt);
+  const hasMomentum = (flags & SGD_MOMENTUM) != 0;
+  const first = (flags & SGD_FIRST) != 0;
+  const nesterov = (flags & SGD_NESTEROV) != 0;
+  const maximize = (flags & SGD_MAXIMIZE) != 0;
+  const decay = (flags & SGD_WEIGHT_DECAY) != 0;
+  const vlr = f32x4.splat(lr);
+  const vmom = f32x4.splat(momentum);
+  const vdamp = f32x4.splat(damp1);
+  const vwd = f32x4.splat(wd);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const pw = w + (<usize>i << sw);
+    const pg = g + (<usize>i << sg);
+    const pb = buf + (<usize>i << 2);
+    let w0 = load8lo(wfmt, pw);
+    let w1 = load8hi(wfmt, pw);
+    let d0 = load8lo(gfmt, pg);
+    let d1 = load8hi(gfmt, pg);
+    if (maximize) {
+      d0 = f32x4.neg(d0);
+      d1 = f32x4.neg(d1);
+    }
+    if (decay) {
+      d0 = f32x4.add(d0, f32x4.mul(w0, vwd));
+      d1 = f32x4.add(d1, f32x4.mul(w1, vwd));
+    }
+    if (hasMomentum) {
+      let b0 = d0;
+      let b1 = d1;
+      if (!first) {
+        b0 = f32x4.add(f32x4.mul(v128.load(pb), vmom), f32x4.mul(d0, vdamp));
+        b1 = f32x4.add(f32x4.mul(v128.load(pb, 16), vmom), f32x4.mul(d1, vdamp));
+      }
+      v128.store(pb, b0);
+      v128.store(pb, b1, 16);
+      if (nesterov) {
+        d0 = f32x4.add(d0, f32x4.mul(b0, vmom));
+        d1 = f32x4.add(d1, f32x4.mul(b1, vmom));
+      } else {
+        d0 = b0;
+        d1 = b1;
+      }
+    }
+    w0 = f32x4.sub(w0, f32x4.mul(d0, vlr));
+    w1 = f32x4.sub(w1, f32x4.mul(d1, vlr));
+    store8(wfmt, pw, w0, w1);
+  }
+  for (; i < n; i++) {
+    const pw = w + (<usize>i << sw);
+    const pb = buf + (<usize>i << 2);
+    let wv = load1(wfmt, pw);
+    let d = load1(gfmt, g + (<usize>i << sg));
+    if (maximize) d = -d;
+    if (decay) d = d + wv * wd;
+    if (hasMomentum) {
+      const b = first ? d : load<f32>(pb) * momentum + d * damp1;
+      store<f32>(pb, b);
+      d = nesterov ? d + b * momentum : b;
+    }
+    store1(wfmt, pw, wv - d * lr);
+  }
+}
+
+export function sgd_f32_f32(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
+  sgd(F32, F32, w, g, buf, n, lr, momentum, damp1, wd, flags);
+}
+export function sgd_f32_f16(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
+  sgd(F32, F16, w, g, buf, n, lr, momentum, damp1, wd, flags);
+}
+export function sgd_f32_bf16(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
+  sgd(F32, BF16, w, g, buf, n, lr, momentum, damp1, wd, flags);
+}
+export function sgd_f16_f16(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
+  sgd(F16, F16, w, g, buf, n, lr, momentum, damp1, wd, flags);
+}
+export function sgd_f16_f32(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
+  sgd(F16, F32, w, g, buf, n, lr, momentum, damp1, wd, flags);
+}
+export function sgd_bf16_bf16(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
+  sgd(BF16, BF16, w, g, buf, n, lr, momentum, damp1, wd, flags);
+}
+export function sgd_bf16_f32(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
+  sgd(BF16, F32, w, g, buf, n, lr, momentum, damp1, wd, flags);
+}

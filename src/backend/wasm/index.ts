@@ -1,0 +1,324 @@
+/**
+ * The `wasm` backend: buffers live in one shared WebAssembly memory, kernels are 128-bit SIMD
+ * WebAssembly (AssemblyScript, assembly/) run on every core by a worker pool, and float16/bfloat16
+ * stay 16-bit in memory (widened in registers).
+ *
+ * `run` calls the native kernel when there is one for the case (native.ts decides: dtypes,
+ * layout, sizes) and otherwise runs the reference kernel (src/backend/reference) over typed-array
+ * views of the wasm memory, through the same gather/scatter codec: every kernel works, results are
+ * the reference's, and native coverage grows case by case. Everything is synchronous: a kernel's
+ * outputs are written when `run` returns, so `readSync` is offered.
+ *
+ *   await mx.setBackend('wasm')          // MIXPREC_THREADS=n sets the thread count
+ *   backend.kernelStats()                // native / fallback calls per kernel
+ *   backend.heapStats()                  // the allocator: heap size, live / cached blocks
+ */
+import type { Backend, DeviceBuffer, KernelParams, KernelTensor, MemoryStats } from '../backend.js';
+import { MemoryCounter } from '../backend.js';
+import type { DType, StorageArray } from '../../dtype/dtype.js';
+import { F16_TO_F32 } from '../../dtype/convert.js';
+import { gatherToF64, scatterFromF64 } from '../reference/codec.js';
+import { REFERENCE_KERNELS } from '../reference/index.js';
+import type { RefKernel } from '../reference/kernels/types.js';
+import { wasmApi, type WasmModule } from './api.js';
+import { WasmHeap, type HeapStats } from './memory.js';
+import { KernelPool } from './pool.js';
+import { EXTRA_REFERENCE_KERNELS, NATIVE_KERNELS, type NativeContext, type NativeKernel } from './native.js';
+import { INITIAL_PAGES, KERNEL_EXPORTS, MAXIMUM_PAGES, WASM_BASE64 } from './generated/kernels.js';
+
+export { NATIVE_KERNELS, registerNativeKernel, type NativeKernel, type NativeContext } from './native.js';
+export type { HeapStats } from './memory.js';
+
+class WasmBuffer implements DeviceBuffer {
+  freed = false;
+  constructor(
+    readonly dtype: DType,
+    readonly size: number,
+    /** Byte address in the wasm memory. */
+    readonly addr: number,
+    readonly bytes: number,
+  ) {}
+}
+
+export interface WasmBackendOptions {
+  /** Threads in all, the calling thread included. Default: MIXPREC_THREADS, else every core. */
+  threads?: number;
+  /** false: run every kernel through the reference fallback (testing). Default: MIXPREC_WASM_NATIVE !== '0'. */
+  native?: boolean;
+  /** Spin iterations before a waiting thread sleeps. */
+  spin?: number;
+  /** Shared memory (needed for threads). Default: whether SharedArrayBuffer exists. */
+  shared?: boolean;
+  /** Time every kernel call (kernelStats().*Ms). Default: MIXPREC_WASM_PROFILE === '1'. */
+  profile?: boolean;
+}
+
+export interface KernelCallStats {
+  native: number;
+  fallback: number;
+  /** Milliseconds spent, with `profile` on (MIXPREC_WASM_PROFILE=1). */
+  nativeMs?: number;
+  fallbackMs?: number;
+}
+
+const own = <T>(table: Readonly<Record<string, T>>, key: string): T | undefined => (Object.hasOwn(table, key) ? table[key] : undefined);
+const fallbackKernel = (kernel: string): RefKernel | undefined => own(REFERENCE_KERNELS, kernel) ?? own(EXTRA_REFERENCE_KERNELS, kernel);
+
+type ViewCtor = new (buffer: ArrayBufferLike, byteOffset: number, length: number) => StorageArray;
+
+const bitsF32 = new Float32Array(1);
+const bitsU32 = new Uint32Array(bitsF32.buffer);
+
+function env(name: string): string | undefined {
+  return typeof process !== 'undefined' ? process.env?.[name] : undefined;
+}
+
+function decodeBase64(b64: string): Uint8Array {
+  const B = (globalThis as { Buffer?: { from(s: string, enc: string): Uint8Array } }).Buffer;
+  if (B) return new Uint8Array(B.from(b64, 'base64'));
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+async function defaultThreads(): Promise<number> {
+  const fromEnv = env('MIXPREC_THREADS');
+  if (fromEnv !== undefined && fromEnv !== '') {
+    const n = Number(fromEnv);
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`MIXPREC_THREADS must be a positive integer, got '${fromEnv}'`);
+    return n;
+  }
+  try {
+    const os = await import('node:os');
+    return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  } catch {
+    const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+    return nav?.hardwareConcurrency ?? 1;
+  }
+}
+
+/**
+ * The module with its memory import declared unshared. The kernels use no atomics, so the same code
+ * runs single-threaded on an ordinary memory where SharedArrayBuffer is unavailable (a browser page
+ * that is not cross-origin isolated). Only the import's limits flags byte changes.
+ */
+export function unsharedModuleBytes(bytes: Uint8Array): Uint8Array {
+  const out = bytes.slice();
+  let p = 8; // magic and version
+  const leb = (): number => {
+    let r = 0;
+    let shift = 0;
+    let b: number;
+    do {
+      b = out[p++]!;
+      r += (b & 0x7f) * 2 ** shift;
+      shift += 7;
+    } while (b & 0x80);
+    return r;
+  };
+  while (p < out.length) {
+    const id = out[p++]!;
+    const size = leb();
+    const end = p + size;
+    if (id === 2) {
+      const count = leb();
+      for (let i = 0; i < count; i++) {
+        const moduleName = leb();
+        p += moduleName;
+        const fieldName = leb();
+        p += fieldName;
+        const kind = out[p++]!;
+        if (kind === 0) leb(); // function: type index
+        else if (kind === 1 || kind === 2) {
+          if (kind === 1) p++; // table: element type
+          const flagsAt = p;
+          const flags = leb();
+          if (kind === 2) {
+            out[flagsAt] = flags & ~2; // drop "shared"
+            return out;
+          }
+          leb();
+          if (flags & 1) leb();
+        } else if (kind === 3) p += 2; // global: type, mutability
+        else throw new Error(`wasm backend: unexpected import kind ${kind}`);
+      }
+    }
+    p = end;
+  }
+  throw new Error('wasm backend: the kernel module imports no memory');
+}
+
+const compiled = new Map<boolean, Promise<WasmModule>>();
+
+/** The kernel module (for a shared or an ordinary memory), compiled once per process. */
+export function kernelModule(shared = true): Promise<WasmModule> {
+  let m = compiled.get(shared);
+  if (!m) {
+    const bytes = decodeBase64(WASM_BASE64);
+    compiled.set(shared, (m = wasmApi().compile(shared ? bytes : unsharedModuleBytes(bytes))));
+  }
+  return m;
+}
+
+export class WasmBackend implements Backend {
+  readonly name: string = 'wasm';
+  private readonly counter = new MemoryCounter();
+  private readonly calls = new Map<string, KernelCallStats>();
+  private readonly ctx: NativeContext;
+
+  private constructor(
+    readonly heap: WasmHeap,
+    readonly pool: KernelPool,
+    /** Whether native kernels are used (false: everything through the reference fallback). */
+    public native: boolean,
+    /** Whether kernel calls are timed. */
+    public profile: boolean,
+  ) {
+    this.ctx = {
+      pool,
+      heap,
+      address: (t, index = 0) => (t.buffer as WasmBuffer).addr + (t.offset + index) * t.dtype.itemsize,
+      readScalar: (t) => this.readScalar(t),
+    };
+  }
+
+  static async create(options: WasmBackendOptions = {}): Promise<WasmBackend> {
+    const threads = options.threads ?? (await defaultThreads());
+    const native = options.native ?? env('MIXPREC_WASM_NATIVE') !== '0';
+    const shared = options.shared ?? typeof SharedArrayBuffer !== 'undefined';
+    const module = await kernelModule(shared);
+    const memory = new (wasmApi().Memory)({ initial: INITIAL_PAGES, maximum: MAXIMUM_PAGES, shared });
+    const instance = await wasmApi().instantiate(module, {
+      env: {
+        memory,
+        abort: () => {
+          throw new Error('wasm kernel aborted');
+        },
+      },
+    });
+    const exports = instance.exports;
+    const heap = new WasmHeap(memory, (exports['heapBase'] as () => number)(), MAXIMUM_PAGES);
+    const pool = await KernelPool.create(module, memory, exports, KERNEL_EXPORTS, { threads, spin: options.spin });
+    return new WasmBackend(heap, pool, native, options.profile ?? env('MIXPREC_WASM_PROFILE') === '1');
+  }
+
+  /** Threads that run kernels (1 when single-threaded). */
+  get threads(): number {
+    return this.pool.threads;
+  }
+
+  allocate(dtype: DType, size: number): DeviceBuffer {
+    const bytes = size * dtype.itemsize;
+    const addr = bytes > 0 ? this.heap.alloc(bytes) : this.heap.base;
+    this.counter.onAllocate(bytes);
+    return new WasmBuffer(dtype, size, addr, bytes);
+  }
+
+  free(buffer: DeviceBuffer): void {
+    const b = buffer as WasmBuffer;
+    if (b.freed) return;
+    b.freed = true;
+    if (b.bytes > 0) this.heap.release(b.addr, b.bytes);
+    this.counter.onFree(b.bytes);
+  }
+
+  /** A typed array over the buffer's bytes in the wasm memory (valid until the memory grows). */
+  view(buffer: DeviceBuffer): StorageArray {
+    const b = buffer as WasmBuffer;
+    if (b.freed) throw new Error('wasm backend: buffer used after free');
+    return new (b.dtype.storage as unknown as ViewCtor)(this.heap.views().buffer, b.addr, b.size);
+  }
+
+  write(buffer: DeviceBuffer, data: StorageArray): void {
+    this.view(buffer).set(data);
+  }
+
+  readSync(buffer: DeviceBuffer): StorageArray {
+    return this.view(buffer).slice();
+  }
+
+  async read(buffer: DeviceBuffer): Promise<StorageArray> {
+    return this.readSync(buffer);
+  }
+
+  hasKernel(kernel: string): boolean {
+    return fallbackKernel(kernel) !== undefined;
+  }
+
+  run(kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
+    let stats = this.calls.get(kernel);
+    if (!stats) this.calls.set(kernel, (stats = { native: 0, fallback: 0 }));
+    const t0 = this.profile ? performance.now() : 0;
+    const nativeKernel = this.native ? own(NATIVE_KERNELS, kernel) : undefined;
+    if (nativeKernel && nativeKernel(this.ctx, inputs, outputs, params)) {
+      stats.native++;
+      if (this.profile) stats.nativeMs = (stats.nativeMs ?? 0) + performance.now() - t0;
+      return;
+    }
+    const fn = fallbackKernel(kernel);
+    if (!fn) throw new Error(`wasm backend: no kernel named '${kernel}'`);
+    stats.fallback++;
+    this.runReference(fn, inputs, outputs, params);
+    if (this.profile) stats.fallbackMs = (stats.fallbackMs ?? 0) + performance.now() - t0;
+  }
+
+  /** A reference kernel over float64 copies of views of the wasm memory, rounded once into the outputs. */
+  private runReference(fn: RefKernel, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
+    const args = inputs.map((t) => ({
+      data: gatherToF64(this.view(t.buffer), t.dtype, t.shape, t.strides, t.offset),
+      shape: t.shape,
+      dtype: t.dtype,
+    }));
+    const results = fn(args, params, outputs);
+    outputs.forEach((o, i) => scatterFromF64(results[i]!, this.view(o.buffer), o.dtype, o.shape, o.strides, o.offset));
+  }
+
+  memory(): MemoryStats {
+    return this.counter.stats();
+  }
+
+  resetPeakMemory(): void {
+    this.counter.resetPeak();
+  }
+
+  heapStats(): HeapStats {
+    return this.heap.stats();
+  }
+
+  /** Native and fallback calls per kernel name since the backend was created (or `resetKernelStats`). */
+  kernelStats(): Record<string, KernelCallStats> {
+    return Object.fromEntries([...this.calls].map(([k, v]) => [k, { ...v }]));
+  }
+
+  resetKernelStats(): void {
+    this.calls.clear();
+  }
+
+  /** Stop the worker threads; later kernels run on the calling thread. */
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+
+  private readScalar(t: KernelTensor): number {
+    const b = t.buffer as WasmBuffer;
+    const v = this.heap.views();
+    const addr = b.addr + t.offset * t.dtype.itemsize;
+    switch (t.dtype.name) {
+      case 'float32':
+        return v.f32[addr >> 2]!;
+      case 'float16':
+        return F16_TO_F32[v.u16[addr >> 1]!]!;
+      case 'bfloat16':
+        bitsU32[0] = v.u16[addr >> 1]! << 16;
+        return bitsF32[0]!;
+      default:
+        return gatherToF64(this.view(b), t.dtype, [], [], t.offset)[0]!;
+    }
+  }
+}
+
+/** The registry's factory (src/backend/registry.ts). */
+export function createWasmBackend(options: WasmBackendOptions = {}): Promise<WasmBackend> {
+  return WasmBackend.create(options);
+}
