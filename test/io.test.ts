@@ -1,3 +1,4 @@
+import './helpers/backend.js';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -11,6 +11,7 @@
  *             float32 result within rounding noise of a 16-bit tie may round either way).
  *   lrs:      within 1e-12 relative (the same double operations as PyTorch; libm may differ by an ulp).
  */
+import './helpers/backend.js';
 import { describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';

@@ -573,7 +573,19 @@ describe('reference fallback', () => {
       }
       return outs;
     };
-    await agree('network', run, ['wasm-t4', 'wasm-fallback']);
+    // The fallback-only backend runs the reference kernels: bit-identical. The native kernels sum in
+    // float32 (GEMM, convolutions) where the reference sums in float64: equal within rounding.
+    await agree('network', run, ['wasm-fallback']);
+    const ref = await on('reference', run);
+    const native = await on('wasm-t4', run);
+    for (let i = 0; i < ref.length; i++) {
+      const [a, b] = [await native[i]!.data(), await ref[i]!.data()];
+      const half = ref[i]!.dt.isHalf;
+      for (let j = 0; j < b.length; j++) {
+        const tol = ref[i]!.dt.isFloating ? (half ? 1e-2 : 1e-4) * Math.max(1, Math.abs(b[j]!)) : 0;
+        assert.ok(Math.abs(a[j]! - b[j]!) <= tol || (Number.isNaN(a[j]!) && Number.isNaN(b[j]!)), `network output ${i}[${j}]: native ${a[j]} vs reference ${b[j]}`);
+      }
+    }
     const used = fb.kernelStats();
     const kernels = Object.keys(used).filter((k) => used[k]!.fallback > (fbBefore[k]?.fallback ?? 0));
     for (const k of kernels) assert.equal(used[k]!.native, 0, `${k} ran natively on the fallback-only backend`);

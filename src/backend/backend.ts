@@ -43,6 +43,8 @@ export interface Backend {
   run(kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void;
   hasKernel(kernel: string): boolean;
   memory(): MemoryStats;
+  /** Restart peak tracking: `memory().peakBytes` becomes the live bytes now (benchmarks, memory tests). */
+  resetPeak?(): void;
 }
 
 /** Counts live buffers and bytes; shared by backends so memory tests read the same numbers everywhere. */

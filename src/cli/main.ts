@@ -5,12 +5,14 @@ import * as mx from '../index.js';
 import { CliError } from './errors.js';
 import { parseTrainArgs, runTrain } from './train.js';
 import { runEval } from './eval.js';
+import { runBench } from './bench.js';
 
 const HELP = `usage: mixprec <command> [options]
 
 commands:
   train     train the seed's CNN with mixed precision (mixprec train --help)
   eval      accuracy of a training checkpoint (mixprec eval --help)
+  bench     GEMM GFLOP/s and LeNet training img/s and memory (mixprec bench --help) [--json]
   info      backends, dtypes and the op table with autocast categories [--json]
   --version print the version
 `;
@@ -50,6 +52,8 @@ async function main(argv: string[]): Promise<number> {
       return runTrain(parseTrainArgs(rest), out);
     case 'eval':
       return runEval(rest, out);
+    case 'bench':
+      return runBench(rest, out);
     case 'info':
       info(rest.includes('--json'));
       return 0;
@@ -64,7 +68,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(HELP);
       return command === undefined ? 2 : 0;
     default:
-      throw new CliError(`mixprec: unknown command '${command}' (commands: train, eval, info; see mixprec --help)`, 2);
+      throw new CliError(`mixprec: unknown command '${command}' (commands: train, eval, bench, info; see mixprec --help)`, 2);
   }
 }
 

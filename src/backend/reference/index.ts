@@ -85,4 +85,8 @@ export class ReferenceBackend implements Backend {
   resetPeakMemory(): void {
     this.counter.resetPeak();
   }
+
+  resetPeak(): void {
+    this.counter.resetPeak();
+  }
 }

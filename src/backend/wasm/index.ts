@@ -282,6 +282,10 @@ export class WasmBackend implements Backend {
     this.counter.resetPeak();
   }
 
+  resetPeak(): void {
+    this.counter.resetPeak();
+  }
+
   heapStats(): HeapStats {
     return this.heap.stats();
   }

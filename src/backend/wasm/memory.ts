@@ -69,6 +69,7 @@ export class WasmHeap {
   /** Merged free runs (address-ordered), made by `compact` when the memory is full. */
   private spans: { addr: number; bytes: number }[] = [];
   private cached: HeapViews | null = null;
+  private readonly cachedBlocks = new Map<string, { addr: number; bytes: number }>();
   private liveBlocks = 0;
   private liveBlockBytes = 0;
   private freeBytes = 0;
@@ -147,6 +148,36 @@ export class WasmHeap {
     this.liveBlocks--;
     this.liveBlockBytes -= size;
     this.freeBytes += size;
+  }
+
+  /**
+   * A block kept between kernel calls under `key` (the GEMM / convolution / pooling scratch and
+   * geometry descriptors): at least `bytes` long, 64-byte aligned, replaced by a larger one when a
+   * call needs more, so a training loop that repeats its shapes allocates it once. Its contents are
+   * unspecified. Calls are synchronous and one at a time, so kernels can share one key.
+   */
+  cachedBlock(key: string, bytes: number): number {
+    const have = this.cachedBlocks.get(key);
+    if (have && have.bytes >= bytes) return have.addr;
+    if (have) this.release(have.addr, have.bytes);
+    this.cachedBlocks.delete(key);
+    const size = blockSize(bytes);
+    const addr = this.alloc(size);
+    this.cachedBlocks.set(key, { addr, bytes: size });
+    return addr;
+  }
+
+  /** Bytes held by `cachedBlock` blocks. */
+  get cachedBlockBytes(): number {
+    let n = 0;
+    for (const b of this.cachedBlocks.values()) n += b.bytes;
+    return n;
+  }
+
+  /** Free every `cachedBlock` block (they are allocated again on demand). */
+  releaseCachedBlocks(): void {
+    for (const b of this.cachedBlocks.values()) this.release(b.addr, b.bytes);
+    this.cachedBlocks.clear();
   }
 
   /** Scratch space for one kernel call: `fn(addr)`, then the block goes back to its free list. */

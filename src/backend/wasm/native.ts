@@ -7,15 +7,20 @@
  *
  * Covered here: add/sub/mul/div (float32, float16, bfloat16; contiguous, broadcast rows and
  * channels, scalar operands), relu, reluBackward, copy (memcpy, strided gather of any dtype, casts
- * between the three float formats), fill (every dtype), sum/mean (over the last axes, the leading
- * axes, all but a middle axis, or everything) and the fused SGD update `sgdUpdate`.
+ * between the three float formats, also from strided views), fill (every dtype), sum/mean (over
+ * the last axes, the leading axes, all but a middle axis, or everything) and the fused SGD update
+ * `sgdUpdate`; bmm, conv2d, conv2dBackwardInput, conv2dBackwardWeight, maxPool2d and
+ * maxPool2dBackward in native_linalg.ts (layout helpers in layout.ts).
  */
 import type { KernelParams, KernelTensor } from '../backend.js';
-import type { DType } from '../../dtype/dtype.js';
-import { contiguousStrides, encoderFor, isContiguous, numel } from '../reference/codec.js';
+import { contiguousStrides, encoderFor, numel } from '../reference/codec.js';
+import { collapse, contiguous, fmtOf, isScalar, unsafeAlias } from './layout.js';
 import type { RefKernel } from '../reference/kernels/types.js';
 import type { KernelPool } from './pool.js';
 import type { WasmHeap } from './memory.js';
+import { LINALG_KERNELS } from './native_linalg.js';
+
+export { collapse, fmtOf } from './layout.js';
 
 export interface NativeContext {
   readonly pool: KernelPool;
@@ -41,72 +46,6 @@ export type NativeKernel = (
 export const MIN_ELEMENTS_PER_PART = 32768;
 /** Elements per chunk of a full sum (fixed, so results do not depend on the thread count). */
 export const SUM_CHUNK = 16384;
-
-type Fmt = 'f32' | 'f16' | 'bf16';
-const FMT: Partial<Record<string, Fmt>> = { float32: 'f32', float16: 'f16', bfloat16: 'bf16' };
-export const fmtOf = (d: DType): Fmt | undefined => FMT[d.name];
-
-/* ------------------------------------------------------------------ layout helpers */
-
-/** Drop size-1 dimensions and merge neighbours that are contiguous in every stride list. */
-export function collapse(shape: readonly number[], stridesList: readonly (readonly number[])[]): { dims: number[]; strides: number[][] } {
-  const dims: number[] = [];
-  const strides: number[][] = stridesList.map(() => []);
-  for (let i = 0; i < shape.length; i++) {
-    const d = shape[i]!;
-    if (d === 1) continue;
-    const last = dims.length - 1;
-    if (last >= 0 && stridesList.every((s, k) => strides[k]![last] === s[i]! * d)) {
-      dims[last]! *= d;
-      stridesList.forEach((s, k) => (strides[k]![last] = s[i]!));
-    } else {
-      dims.push(d);
-      stridesList.forEach((s, k) => strides[k]!.push(s[i]!));
-    }
-  }
-  return { dims, strides };
-}
-
-/** True when every element of the view is the one at its offset (a broadcast scalar). */
-function isScalar(t: KernelTensor): boolean {
-  return t.shape.every((d, i) => d === 1 || t.strides[i] === 0);
-}
-
-function contiguous(t: KernelTensor): boolean {
-  return isContiguous(t.shape, t.strides);
-}
-
-/** [first, last] element indices a view touches. */
-function extent(t: KernelTensor): [number, number] {
-  let lo = t.offset;
-  let hi = t.offset;
-  for (let i = 0; i < t.shape.length; i++) {
-    const reach = (t.shape[i]! - 1) * t.strides[i]!;
-    if (reach > 0) hi += reach;
-    else lo += reach;
-  }
-  return [lo, hi];
-}
-
-/**
- * Whether writing `out` while reading `input` could read already-written elements: the two share
- * memory and are not the very same view (an in-place update of identical views is safe).
- */
-function unsafeAlias(input: KernelTensor, out: KernelTensor): boolean {
-  if (input.buffer !== out.buffer) return false;
-  if (numel(input.shape) === 0 || numel(out.shape) === 0) return false;
-  const [a0, a1] = extent(input);
-  const [b0, b1] = extent(out);
-  const i = input.dtype.itemsize;
-  const o = out.dtype.itemsize;
-  if ((a1 + 1) * i <= b0 * o || (b1 + 1) * o <= a0 * i) return false;
-  return !(
-    input.offset * i === out.offset * o &&
-    i === o &&
-    input.shape.length === out.shape.length &&
-    input.shape.every((d, k) => d === out.shape[k] && (d === 1 || input.strides[k] === out.strides[k]))
-  );
-}
 
 /**
  * The rows layout of the binary kernels: output [rows, inner] contiguous, row r = (r / n1, r % n1)
@@ -249,24 +188,41 @@ const copy: NativeKernel = (ctx, [x], [o]) => {
       if (px !== po) ctx.heap.views().u8.copyWithin(po, px, px + n * size);
       return true;
     }
-    const c = collapse(o.shape, [x.strides]);
-    if (c.dims.length > 4) return false;
-    const pad = 4 - c.dims.length;
-    const d = [...new Array<number>(pad).fill(1), ...c.dims];
-    const s = [...new Array<number>(pad).fill(0), ...c.strides[0]!];
-    const rows = d[0]! * d[1]! * d[2]!;
-    const parts = ctx.pool.split(rows, Math.ceil(MIN_ELEMENTS_PER_PART / d[3]!));
-    ctx.pool.run(`gather${size * 8}`, parts.map(([r0, r1]) => [px, po, r0, r1, d[1]!, d[2]!, d[3]!, s[0]!, s[1]!, s[2]!, s[3]!]));
-    return true;
+    return gather(ctx, x, px, po, o.shape);
   }
   const from = fmtOf(x.dtype);
   const to = fmtOf(o.dtype);
-  if (!from || !to || !contiguous(x)) return false;
+  if (!from || !to) return false;
   const si = x.dtype.itemsize;
   const so = o.dtype.itemsize;
-  ctx.pool.run(`cast_${from}_${to}`, elementParts(ctx, n).map(([u0, u1]) => [px + u0 * si, po + u0 * so, u1 - u0]));
+  const cast = (src: number) => ctx.pool.run(`cast_${from}_${to}`, elementParts(ctx, n).map(([u0, u1]) => [src + u0 * si, po + u0 * so, u1 - u0]));
+  if (contiguous(x)) {
+    cast(px);
+    return true;
+  }
+  // a strided cast (the transposed 16-bit gradient of a linear layer's float32 weight): gather in
+  // the source format into scratch, then cast (both exact, so the result is the reference's)
+  if (collapse(o.shape, [x.strides]).dims.length > 4) return false;
+  ctx.heap.withScratch(n * si, (tmp) => {
+    gather(ctx, x, px, tmp, o.shape);
+    cast(tmp);
+  });
   return true;
 };
+
+/** Gather the strided view `x` (at byte address px) into contiguous memory at `dst` (same format); false beyond 4 collapsed dims. */
+function gather(ctx: NativeContext, x: KernelTensor, px: number, dst: number, shape: readonly number[]): boolean {
+  const size = x.dtype.itemsize;
+  const c = collapse(shape, [x.strides]);
+  if (c.dims.length > 4) return false;
+  const pad = 4 - c.dims.length;
+  const d = [...new Array<number>(pad).fill(1), ...c.dims];
+  const s = [...new Array<number>(pad).fill(0), ...c.strides[0]!];
+  const rows = d[0]! * d[1]! * d[2]!;
+  const parts = ctx.pool.split(rows, Math.ceil(MIN_ELEMENTS_PER_PART / d[3]!));
+  ctx.pool.run(`gather${size * 8}`, parts.map(([r0, r1]) => [px, dst, r0, r1, d[1]!, d[2]!, d[3]!, s[0]!, s[1]!, s[2]!, s[3]!]));
+  return true;
+}
 
 const scratch = new DataView(new ArrayBuffer(8));
 
@@ -459,6 +415,7 @@ export const NATIVE_KERNELS: Record<string, NativeKernel> = {
   fill,
   sum,
   sgdUpdate,
+  ...LINALG_KERNELS,
 };
 
 /**

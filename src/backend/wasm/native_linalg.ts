@@ -1,0 +1,325 @@
+/**
+ * Native handlers of the training hot spots: `bmm` on the GEMM kernel, `conv2d` and its two
+ * gradients on the convolution kernels, `maxPool2d` / `maxPool2dBackward` on the pooling kernels
+ * (assembly/kernels/{gemm,conv,pool}.ts; their ABI is docs/kernels.md). float32, float16 and
+ * bfloat16 storage in any mix, float32 accumulation, every output element rounded once.
+ *
+ * - bmm reads strided views without a copy: a matrix whose columns are contiguous is passed as
+ *   stored row-major with its row stride as `ld`, one whose rows are contiguous (a transpose, as
+ *   autograd's backward makes them) as the transposed operand (the kernel's A^T / B^T flags), and a
+ *   batch stride 0 (an expanded operand) broadcasts. The output must be contiguous.
+ * - convolutions and pooling need contiguous NCHW tensors; geometry goes in a 16-int descriptor.
+ * - Scratch (GEMM panels, padded images, packed weights) is one block from the allocator, kept
+ *   between calls and grown when a geometry needs more (WasmHeap.cachedBlock); the per-geometry
+ *   scratch size the conv kernels report is cached here.
+ * - Threads: a call is split into `parts` (the kernels' `(..., part, parts)` convention, results
+ *   bit-identical for any split) when it has enough work per thread; small calls run on the
+ *   calling thread alone.
+ *
+ * Everything else returns false (reference kernel): other dtypes, non-contiguous convolution or
+ * pooling operands, max-pool dilation, ceil-mode windows past the floor size, layouts the GEMM
+ * cannot express (neither stride 1), aliasing between an input and the output.
+ */
+import type { KernelParams } from '../backend.js';
+import { numel } from '../reference/codec.js';
+import { contiguous, dtCode, unsafeAlias } from './layout.js';
+import type { NativeContext, NativeKernel } from './native.js';
+
+const GEMM_TRANS_A = 1;
+const GEMM_TRANS_B = 2;
+
+/** Multiply-adds per thread below which a GEMM or convolution runs on the calling thread alone. */
+export const MIN_MACS_PER_PART = 1 << 18;
+/** Input elements per thread below which pooling runs on the calling thread alone. */
+export const MIN_POOL_ELEMENTS_PER_PART = 1 << 15;
+
+/** The allocator's cached blocks used here (one scratch for all kernels: calls never overlap). */
+const SCRATCH = 'kernel-scratch';
+const DESC = 'kernel-desc';
+
+const I32_MAX = 0x7fffffff;
+
+function partsFor(ctx: NativeContext, work: number, minPerPart: number, maxUnits = Infinity): number {
+  return Math.max(1, Math.min(ctx.pool.threads, maxUnits, Math.floor(work / minPerPart)));
+}
+
+let gemmScratchPerPart = 0;
+function gemmScratchBytes(ctx: NativeContext): number {
+  if (gemmScratchPerPart === 0) gemmScratchPerPart = ctx.pool.call('gemm_scratch_bytes') as number;
+  return gemmScratchPerPart;
+}
+
+/** Write a 16-int geometry descriptor into the heap (a cached 64-byte block); returns its address. */
+function writeDesc(ctx: NativeContext, values: readonly number[]): number {
+  const addr = ctx.heap.cachedBlock(DESC, 64);
+  const i32 = ctx.heap.views().i32;
+  const base = addr >> 2;
+  for (let i = 0; i < 16; i++) i32[base + i] = values[i] ?? 0;
+  return addr;
+}
+
+/** Per-part scratch bytes a geometry needs, by kernel family and descriptor (cached). */
+const scratchSizes = new Map<string, number>();
+function descScratchBytes(ctx: NativeContext, fn: 'conv2d_scratch_bytes' | 'maxpool2d_scratch_bytes', desc: number, values: readonly number[]): number {
+  const key = `${fn}:${values.join(',')}`;
+  let bytes = scratchSizes.get(key);
+  if (bytes === undefined) {
+    bytes = ctx.pool.call(fn, desc) as number;
+    if (scratchSizes.size > 256) scratchSizes.clear(); // bounded: a handful of shapes per model
+    scratchSizes.set(key, bytes);
+  }
+  return bytes;
+}
+
+/** The shared scratch block, at least `bytes` long (64-byte aligned). */
+function scratch(ctx: NativeContext, bytes: number): number {
+  return ctx.heap.cachedBlock(SCRATCH, Math.max(bytes, 64));
+}
+
+/* ------------------------------------------------------------------ bmm */
+
+/** A matrix view as the GEMM stores it: row-major with row stride `ld`, or transposed (stored [cols, rows]). */
+export interface MatrixLayout {
+  trans: boolean;
+  ld: number;
+}
+
+/**
+ * How the GEMM reads a [rows, cols] view with strides (sr, sc): unit column stride → row-major,
+ * ld = sr (any ld ≥ 0: a row stride 0 repeats one row); unit row stride → transposed, ld = sc;
+ * null when neither stride is 1 (the view needs a copy).
+ */
+export function matrixLayout(rows: number, cols: number, sr: number, sc: number): MatrixLayout | null {
+  if (cols <= 1 || sc === 1) {
+    const ld = rows <= 1 ? Math.max(cols, 1) : sr;
+    return ld >= 0 && ld <= I32_MAX ? { trans: false, ld } : null;
+  }
+  if (rows <= 1 || sr === 1) {
+    const ld = sc;
+    return ld >= 0 && ld <= I32_MAX ? { trans: true, ld } : null;
+  }
+  return null;
+}
+
+/** bmm: [B,M,K] x [B,K,N] -> [B,M,N] contiguous. */
+const bmm: NativeKernel = (ctx, [a, b], [c]) => {
+  if (!a || !b || !c) return false;
+  const da = dtCode(a.dtype);
+  const db = dtCode(b.dtype);
+  const dc = dtCode(c.dtype);
+  if (da === undefined || db === undefined || dc === undefined) return false;
+  if (a.shape.length !== 3 || b.shape.length !== 3 || c.shape.length !== 3) return false;
+  const [B, M, K] = a.shape as [number, number, number];
+  const N = b.shape[2]!;
+  if (b.shape[0] !== B || b.shape[1] !== K || c.shape[0] !== B || c.shape[1] !== M || c.shape[2] !== N) return false;
+  if (B * M * N === 0) return true;
+  if (!contiguous(c) || unsafeAlias(a, c) || unsafeAlias(b, c)) return false;
+  const la = matrixLayout(M, K, a.strides[1]!, a.strides[2]!);
+  const lb = matrixLayout(K, N, b.strides[1]!, b.strides[2]!);
+  if (!la || !lb) return false;
+  const sA = B === 1 ? 0 : a.strides[0]!;
+  const sB = B === 1 ? 0 : b.strides[0]!;
+  if (sA < 0 || sB < 0 || sA > I32_MAX || sB > I32_MAX) return false;
+  const flags = (la.trans ? GEMM_TRANS_A : 0) | (lb.trans ? GEMM_TRANS_B : 0);
+  const dtypes = da | (db << 4) | (dc << 8);
+  const rowTiles = B * Math.ceil(M / 4);
+  const colTiles = Math.ceil(N / 8);
+  const parts = partsFor(ctx, B * M * N * Math.max(K, 1), MIN_MACS_PER_PART, Math.max(rowTiles, colTiles));
+  const ws = scratch(ctx, parts * gemmScratchBytes(ctx));
+  ctx.pool.runParts(
+    'gemm',
+    [flags, dtypes, B, M, N, K, ctx.address(a), la.ld, sA, ctx.address(b), lb.ld, sB, ctx.address(c), N, M * N, 0, ws],
+    parts,
+  );
+  return true;
+};
+
+/* ------------------------------------------------------------------ convolution */
+
+/** [a, b] when `v` is a pair of integers >= min (or one integer, used twice). */
+function intPair(v: unknown, min: number): [number, number] | null {
+  const p = typeof v === 'number' ? [v, v] : Array.isArray(v) && v.length === 2 ? v : null;
+  if (!p || !p.every((x) => Number.isInteger(x) && x >= min)) return null;
+  return [p[0] as number, p[1] as number];
+}
+
+interface ConvGeometry {
+  /** The kernels' descriptor: N, Cin, H, W, Cout, KH, KW, sh, sw, ph, pw, dh, dw, groups. */
+  desc: number[];
+  OH: number;
+  OW: number;
+  /** Multiply-adds of one product (forward, grad-input and grad-weight are the same count). */
+  macs: number;
+  /** grad-weight's work tiles (2 out-channels x 4 taps per group). */
+  weightTiles: number;
+}
+
+/** Geometry of x [N,Cin,H,W] * w [Cout,Cin/g,KH,KW] with the op's params, or null when unsupported. */
+function convGeometry(xShape: readonly number[], wShape: readonly number[], params: KernelParams): ConvGeometry | null {
+  if (xShape.length !== 4 || wShape.length !== 4) return null;
+  const stride = intPair(params['stride'], 1);
+  const padding = intPair(params['padding'], 0);
+  const dilation = intPair(params['dilation'] ?? 1, 1);
+  const groups = params['groups'] ?? 1;
+  if (!stride || !padding || !dilation || !Number.isInteger(groups) || (groups as number) < 1) return null;
+  const g = groups as number;
+  const [N, C, H, W] = xShape as [number, number, number, number];
+  const [O, Cg, KH, KW] = wShape as [number, number, number, number];
+  if (C % g !== 0 || O % g !== 0 || Cg * g !== C) return null;
+  const spanH = H + 2 * padding[0] - dilation[0] * (KH - 1) - 1;
+  const spanW = W + 2 * padding[1] - dilation[1] * (KW - 1) - 1;
+  if (spanH < 0 || spanW < 0) return null;
+  const OH = Math.floor(spanH / stride[0]) + 1;
+  const OW = Math.floor(spanW / stride[1]) + 1;
+  const desc = [N, C, H, W, O, KH, KW, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1], g];
+  if (desc.some((v) => v > I32_MAX)) return null;
+  const macs = N * O * OH * OW * Cg * KH * KW;
+  const weightTiles = g * Math.ceil(O / g / 2) * Math.ceil((Cg * KH * KW) / 4);
+  return { desc, OH, OW, macs, weightTiles };
+}
+
+const sameShape = (s: readonly number[], t: readonly number[]): boolean => s.length === t.length && s.every((d, i) => d === t[i]);
+
+/** Run one of the conv2d_* kernels (args between the descriptor/dtypes/flags and the scratch). */
+function runConv(ctx: NativeContext, kernel: string, geo: ConvGeometry, dtypes: number, pointers: readonly number[], parts: number): void {
+  const desc = writeDesc(ctx, geo.desc);
+  const perPart = descScratchBytes(ctx, 'conv2d_scratch_bytes', desc, geo.desc);
+  const ws = scratch(ctx, parts * perPart);
+  ctx.pool.runParts(kernel, [desc, dtypes, 0, ...pointers, ws], parts);
+}
+
+/** conv2d (x, w, bias?) -> y. */
+const conv2d: NativeKernel = (ctx, [x, w, bias], [y], params) => {
+  if (!x || !w || !y) return false;
+  const dx = dtCode(x.dtype);
+  const dw = dtCode(w.dtype);
+  const dy = dtCode(y.dtype);
+  const dbias = bias ? dtCode(bias.dtype) : 0;
+  if (dx === undefined || dw === undefined || dy === undefined || dbias === undefined) return false;
+  const geo = convGeometry(x.shape, w.shape, params);
+  if (!geo || !sameShape(y.shape, [x.shape[0]!, w.shape[0]!, geo.OH, geo.OW])) return false;
+  if (bias && (numel(bias.shape) !== w.shape[0] || !contiguous(bias) || unsafeAlias(bias, y))) return false;
+  if (!contiguous(x) || !contiguous(w) || !contiguous(y) || unsafeAlias(x, y) || unsafeAlias(w, y)) return false;
+  if (numel(y.shape) === 0) return true;
+  const units = geo.desc[0]! * geo.desc[13]!;
+  const parts = partsFor(ctx, geo.macs, MIN_MACS_PER_PART, Math.max(units, Math.ceil((geo.OH * geo.OW) / 8)));
+  const dtypes = dx | (dw << 4) | (dy << 8) | (dbias << 12);
+  runConv(ctx, 'conv2d_forward', geo, dtypes, [ctx.address(x), ctx.address(w), bias ? ctx.address(bias) : 0, ctx.address(y)], parts);
+  return true;
+};
+
+/** conv2dBackwardInput (gy, w) -> dx, dx shaped as params.inputShape (also convTranspose2d's forward). */
+const conv2dBackwardInput: NativeKernel = (ctx, [gy, w], [dx], params) => {
+  if (!gy || !w || !dx) return false;
+  const dgy = dtCode(gy.dtype);
+  const dw = dtCode(w.dtype);
+  const ddx = dtCode(dx.dtype);
+  if (dgy === undefined || dw === undefined || ddx === undefined) return false;
+  const geo = convGeometry(dx.shape, w.shape, params);
+  // the output size must be the one the forward formula gives (not so for some convTranspose2d output paddings)
+  if (!geo || !sameShape(gy.shape, [dx.shape[0]!, w.shape[0]!, geo.OH, geo.OW])) return false;
+  if (!contiguous(gy) || !contiguous(w) || !contiguous(dx) || unsafeAlias(gy, dx) || unsafeAlias(w, dx)) return false;
+  if (numel(dx.shape) === 0) return true;
+  const units = geo.desc[0]! * geo.desc[13]!;
+  const parts = partsFor(ctx, geo.macs, MIN_MACS_PER_PART, Math.max(units, Math.ceil((dx.shape[2]! * dx.shape[3]!) / 8)));
+  runConv(ctx, 'conv2d_grad_input', geo, dgy | (dw << 4) | (ddx << 8), [ctx.address(gy), ctx.address(w), ctx.address(dx)], parts);
+  return true;
+};
+
+/** conv2dBackwardWeight (x, gy) -> dw, dw shaped as params.weightShape. */
+const conv2dBackwardWeight: NativeKernel = (ctx, [x, gy], [dw], params) => {
+  if (!x || !gy || !dw) return false;
+  const dx = dtCode(x.dtype);
+  const dgy = dtCode(gy.dtype);
+  const ddw = dtCode(dw.dtype);
+  if (dx === undefined || dgy === undefined || ddw === undefined) return false;
+  const geo = convGeometry(x.shape, dw.shape, params);
+  if (!geo || !sameShape(gy.shape, [x.shape[0]!, dw.shape[0]!, geo.OH, geo.OW])) return false;
+  if (!contiguous(x) || !contiguous(gy) || !contiguous(dw) || unsafeAlias(x, dw) || unsafeAlias(gy, dw)) return false;
+  if (numel(dw.shape) === 0) return true;
+  const parts = partsFor(ctx, geo.macs, MIN_MACS_PER_PART, geo.weightTiles);
+  runConv(ctx, 'conv2d_grad_weight', geo, dx | (dgy << 4) | (ddw << 8), [ctx.address(x), ctx.address(gy), ctx.address(dw)], parts);
+  return true;
+};
+
+/* ------------------------------------------------------------------ max-pool */
+
+interface PoolGeometry {
+  /** N, C, H, W, KH, KW, sh, sw, ph, pw. */
+  desc: number[];
+  OH: number;
+  OW: number;
+  planes: number;
+}
+
+/**
+ * Geometry of a max-pool over x ([C,H,W] or [N,C,H,W]; leading dims are planes), or null: the kernels
+ * have no dilation and compute floor-mode sizes, so a ceil-mode output with an extra window falls back.
+ */
+function poolGeometry(xShape: readonly number[], params: KernelParams): PoolGeometry | null {
+  if (xShape.length !== 3 && xShape.length !== 4) return null;
+  const kernel = intPair(params['kernel'], 1);
+  const stride = intPair(params['stride'] ?? params['kernel'], 1);
+  const padding = intPair(params['padding'] ?? 0, 0);
+  const dilation = intPair(params['dilation'] ?? 1, 1);
+  if (!kernel || !stride || !padding || !dilation || dilation[0] !== 1 || dilation[1] !== 1) return null;
+  // every window must hold an input element (PyTorch requires padding <= kernel / 2)
+  if (2 * padding[0] > kernel[0] || 2 * padding[1] > kernel[1]) return null;
+  const H = xShape[xShape.length - 2]!;
+  const W = xShape[xShape.length - 1]!;
+  const planes = numel(xShape.slice(0, -2));
+  const spanH = H + 2 * padding[0] - kernel[0];
+  const spanW = W + 2 * padding[1] - kernel[1];
+  if (spanH < 0 || spanW < 0) return null;
+  const OH = Math.floor(spanH / stride[0]) + 1;
+  const OW = Math.floor(spanW / stride[1]) + 1;
+  const desc = [1, planes, H, W, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1]];
+  if (desc.some((v) => v > I32_MAX)) return null;
+  return { desc, OH, OW, planes };
+}
+
+const pooledShape = (xShape: readonly number[], g: PoolGeometry): number[] => [...xShape.slice(0, -2), g.OH, g.OW];
+
+const maxPool2d: NativeKernel = (ctx, [x], [y], params) => {
+  if (!x || !y) return false;
+  const dx = dtCode(x.dtype);
+  const dy = dtCode(y.dtype);
+  if (dx === undefined || dy === undefined) return false;
+  const geo = poolGeometry(x.shape, params);
+  if (!geo || !sameShape(y.shape, pooledShape(x.shape, geo))) return false;
+  if (!contiguous(x) || !contiguous(y) || unsafeAlias(x, y)) return false;
+  if (numel(y.shape) === 0) return true;
+  const parts = partsFor(ctx, numel(x.shape), MIN_POOL_ELEMENTS_PER_PART, geo.planes);
+  const desc = writeDesc(ctx, geo.desc);
+  ctx.pool.runParts('maxpool2d_forward', [desc, dx | (dy << 8), ctx.address(x), ctx.address(y)], parts);
+  return true;
+};
+
+/** maxPool2dBackward (x, gy) -> dx (the arg-max recomputed from x, as the reference does). */
+const maxPool2dBackward: NativeKernel = (ctx, [x, gy], [dx], params) => {
+  if (!x || !gy || !dx) return false;
+  const cx = dtCode(x.dtype);
+  const cgy = dtCode(gy.dtype);
+  const cdx = dtCode(dx.dtype);
+  if (cx === undefined || cgy === undefined || cdx === undefined) return false;
+  const geo = poolGeometry(x.shape, params);
+  if (!geo || !sameShape(gy.shape, pooledShape(x.shape, geo)) || !sameShape(dx.shape, x.shape)) return false;
+  if (!contiguous(x) || !contiguous(gy) || !contiguous(dx) || unsafeAlias(x, dx) || unsafeAlias(gy, dx)) return false;
+  if (numel(dx.shape) === 0) return true;
+  const parts = partsFor(ctx, numel(x.shape), MIN_POOL_ELEMENTS_PER_PART, geo.planes);
+  const desc = writeDesc(ctx, geo.desc);
+  const perPart = descScratchBytes(ctx, 'maxpool2d_scratch_bytes', desc, geo.desc);
+  const ws = scratch(ctx, parts * perPart);
+  ctx.pool.runParts('maxpool2d_backward', [desc, cx | (cgy << 4) | (cdx << 8), 0, ctx.address(x), ctx.address(gy), ctx.address(dx), ws], parts);
+  return true;
+};
+
+/** The handlers of this file by kernel name (merged into NATIVE_KERNELS by native.ts). */
+export const LINALG_KERNELS: Record<string, NativeKernel> = {
+  bmm,
+  conv2d,
+  conv2dBackwardInput,
+  conv2dBackwardWeight,
+  maxPool2d,
+  maxPool2dBackward,
+};

@@ -1,0 +1,78 @@
+/** Shared by the benchmarks: picking the backend (and the wasm thread count), memory, the environment. */
+import { loadavg } from 'node:os';
+import type { Backend } from '../backend/backend.js';
+import { getBackend, listBackends, registerBackend, setBackend } from '../backend/registry.js';
+
+/** Threads that run a backend's kernels (1 for single-threaded backends such as 'reference'). */
+export function backendThreads(backend: Backend): number {
+  const t = (backend as { threads?: unknown }).threads;
+  return typeof t === 'number' && t >= 1 ? t : 1;
+}
+
+export interface BackendChoice {
+  backend: Backend;
+  /** Set when `threads` was asked for but the backend has a fixed thread count (e.g. 'reference'). */
+  threadsIgnored?: string;
+}
+
+/**
+ * Make `name` (default: the current backend) the current backend. `threads` applies to the wasm
+ * backend (its worker pool is sized when it is first initialised); single-threaded backends ignore
+ * it, which is reported in `threadsIgnored`.
+ */
+export async function selectBackend(name?: string, threads?: number): Promise<BackendChoice> {
+  const target = name ?? getBackend().name;
+  if (!listBackends().includes(target)) throw new Error(`unknown backend '${target}': available are ${listBackends().join(', ')}`);
+  if (threads !== undefined && target === 'wasm') {
+    let initialised: Backend | undefined;
+    try {
+      initialised = getBackend('wasm');
+    } catch {
+      initialised = undefined;
+    }
+    if (!initialised) {
+      registerBackend('wasm', async () => (await import('../backend/wasm/index.js')).createWasmBackend({ threads }));
+    }
+  }
+  const backend = await setBackend(target);
+  if (threads !== undefined) {
+    const have = backendThreads(backend);
+    if (target === 'wasm' && have !== threads) {
+      // Fewer threads than asked for: the pool could not start workers (no worker_threads / SharedArrayBuffer),
+      // or the backend was initialised earlier with another count.
+      return { backend, threadsIgnored: `the wasm backend runs ${have} thread(s), not ${threads}` };
+    }
+    if (target !== 'wasm' && threads !== 1) return { backend, threadsIgnored: `the ${target} backend is single-threaded` };
+  }
+  return { backend };
+}
+
+/** Restart the backend's peak-memory tracking (no-op for a backend without it). */
+export function resetPeak(backend: Backend): void {
+  if (backend.resetPeak) backend.resetPeak();
+  else (backend as { resetPeakMemory?: () => void }).resetPeakMemory?.();
+}
+
+/** The 1-minute load average (0 where the OS does not report one): benchmark numbers depend on it. */
+export function load1(): number {
+  return Number(loadavg()[0]!.toFixed(2));
+}
+
+/** Native / fallback kernel calls, for backends that count them (wasm), restricted to `names`. */
+export function kernelCalls(backend: Backend, names?: readonly string[]): Record<string, { native: number; fallback: number }> | undefined {
+  const stats = (backend as { kernelStats?: () => Record<string, { native: number; fallback: number }> }).kernelStats?.();
+  if (!stats) return undefined;
+  const out: Record<string, { native: number; fallback: number }> = {};
+  for (const [k, v] of Object.entries(stats)) if (!names || names.includes(k)) out[k] = { native: v.native, fallback: v.fallback };
+  return out;
+}
+
+/** Reset the per-kernel call counters of backends that keep them. */
+export function resetKernelCalls(backend: Backend): void {
+  (backend as { resetKernelStats?: () => void }).resetKernelStats?.();
+}
+
+/** `x` to `digits` significant digits (JSON-friendly numbers). */
+export function sig(x: number, digits = 6): number {
+  return Number.isFinite(x) && x !== 0 ? Number(x.toPrecision(digits)) : x;
+}

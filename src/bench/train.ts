@@ -1,0 +1,177 @@
+/**
+ * Training throughput and memory: `trainStep` (src/train/classifier.ts: zeroGrad, forward under the
+ * precision's autocast, GradScaler-scaled backward, SGD momentum step) on LeNet with random
+ * CIFAR-10-shaped data, on the current backend.
+ *
+ * - img_per_s: batch · timed steps / their wall time; every step reads its loss (`await loss.item()`),
+ *   so the work is done when the clock stops.
+ * - peak_bytes: the backend's peak of live device bytes over the timed steps (the peak is reset just
+ *   before them): parameters, gradients, momentum, the batch and everything a step allocates.
+ * - activation_bytes: what the forward pass holds for the backward, measured in one (untimed) step:
+ *   live bytes once the loss is computed (graph alive, before `backward`) minus live bytes when the
+ *   forward starts (after zeroGrad). It counts every tensor the forward creates and keeps alive:
+ *   layer outputs, autocast's 16-bit copies of the input and the weights, the logits and the loss.
+ */
+import type { Tensor } from '../tensor/tensor.js';
+import type { Module } from '../nn/module.js';
+import type { GradScaler } from '../amp/grad_scaler.js';
+import { getBackend } from '../backend/registry.js';
+import { memory } from '../tensor/scope.js';
+import { Generator, manualSeed } from '../random/generator.js';
+import { randint, randn } from '../ops/creation.js';
+import { LeNet } from '../models/lenet.js';
+import { SGD } from '../optim/sgd.js';
+import { scalerFor, trainStep, type Precision, type StepContext } from '../train/classifier.js';
+import { backendThreads, kernelCalls, load1, resetKernelCalls, resetPeak, sig } from './common.js';
+
+export const BENCH_MODELS = ['lenet'] as const;
+export type BenchModel = (typeof BENCH_MODELS)[number];
+
+export interface TrainBenchOptions {
+  model?: BenchModel;
+  /** Default 64. */
+  batchSize?: number;
+  /** Default 'fp32'. */
+  precision?: Precision;
+  /** Timed steps (default 10). */
+  steps?: number;
+  /** Untimed steps first (default 2; at least 1, so momentum buffers exist before measuring). */
+  warmup?: number;
+  /** SGD learning rate (default 0.01) and momentum (default 0.9). */
+  lr?: number;
+  momentum?: number;
+  /** Seeds the weights and the batch (default 0). */
+  seed?: number;
+}
+
+export interface TrainBenchResult {
+  img_per_s: number;
+  /** Peak live device bytes during the timed steps. */
+  peak_bytes: number;
+  /** Live bytes after the forward (loss computed, graph alive) minus live bytes before it, in one step. */
+  activation_bytes: number;
+  model: BenchModel;
+  batch_size: number;
+  precision: Precision;
+  backend: string;
+  threads: number;
+  steps: number;
+  warmup: number;
+  /** Wall seconds of the timed steps, and per step in milliseconds. */
+  seconds: number;
+  step_ms: number;
+  /** Live bytes between steps (parameters, gradients, momentum, the batch). */
+  resident_bytes: number;
+  /** The last timed step's loss, and steps the GradScaler skipped (fp16 only; inf/NaN gradients). */
+  loss: number;
+  skipped_steps: number;
+  load_avg_1m: number;
+  /** wasm backend: kernels that ran through the reference fallback in the timed steps, with call counts. */
+  fallback_kernels?: Record<string, number>;
+}
+
+/** Live device bytes around the forward pass of one trainStep, without changing the step itself. */
+function measuringContext(ctx: StepContext): { ctx: StepContext; marks: { before?: number; after?: number } } {
+  const marks: { before?: number; after?: number } = {};
+  const live = () => memory().liveBytes;
+  const wrap = <T extends object>(target: T, method: string, mark: () => void): T =>
+    new Proxy(target, {
+      get(t, prop) {
+        const v = Reflect.get(t, prop, t) as unknown;
+        if (typeof v !== 'function') return v;
+        const bound = (v as (...a: unknown[]) => unknown).bind(t);
+        if (prop !== method) return bound;
+        return (...args: unknown[]) => {
+          mark();
+          return bound(...args);
+        };
+      },
+    });
+  // trainStep: zeroGrad, model.call(x) (forward starts), crossEntropy, scaler.scale(loss) (forward done).
+  const model = wrap(ctx.model as Module, 'call', () => {
+    marks.before ??= live();
+  });
+  const scaler = wrap(ctx.scaler as GradScaler, 'scale', () => {
+    marks.after ??= live();
+  });
+  return { ctx: { ...ctx, model, scaler }, marks };
+}
+
+export async function benchTrain(options: TrainBenchOptions = {}): Promise<TrainBenchResult> {
+  const modelName = options.model ?? 'lenet';
+  const batchSize = options.batchSize ?? 64;
+  const precision = options.precision ?? 'fp32';
+  const steps = options.steps ?? 10;
+  const warmup = Math.max(1, options.warmup ?? 2);
+  const seed = options.seed ?? 0;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`benchTrain: batchSize must be a positive integer, got ${batchSize}`);
+  if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`benchTrain: steps must be a positive integer, got ${steps}`);
+  const backend = getBackend();
+
+  manualSeed(seed);
+  const model = new LeNet({ inChannels: 3, imageSize: 32, numClasses: 10 });
+  const optimizer = new SGD(model.parameters(), { lr: options.lr ?? 0.01, momentum: options.momentum ?? 0.9 });
+  const ctx: StepContext = { model, optimizer, scaler: scalerFor(precision), precision };
+  const gen = new Generator(seed + 1);
+  const x = randn([batchSize, 3, 32, 32], { generator: gen });
+  const y = randint(0, 10, [batchSize], { generator: gen });
+
+  const step = async (c: StepContext): Promise<{ loss: number; stepped: boolean }> => {
+    const { loss, stepped } = trainStep(c, x as Tensor, y as Tensor);
+    try {
+      return { loss: await loss.item(), stepped };
+    } finally {
+      loss.dispose();
+    }
+  };
+
+  try {
+    for (let i = 0; i < warmup; i++) await step(ctx);
+
+    // One untimed step that records live bytes around the forward pass.
+    const measuring = measuringContext(ctx);
+    await step(measuring.ctx);
+    const { before, after } = measuring.marks;
+    if (before === undefined || after === undefined) throw new Error('benchTrain: could not observe the forward pass of trainStep');
+    const residentBytes = memory().liveBytes;
+
+    resetKernelCalls(backend);
+    resetPeak(backend);
+    let skipped = 0;
+    let last = NaN;
+    const t0 = performance.now();
+    for (let i = 0; i < steps; i++) {
+      const r = await step(ctx);
+      last = r.loss;
+      if (!r.stepped) skipped++;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const peakBytes = memory().peakBytes;
+
+    const result: TrainBenchResult = {
+      img_per_s: sig((batchSize * steps) / seconds),
+      peak_bytes: peakBytes,
+      activation_bytes: after - before,
+      model: modelName,
+      batch_size: batchSize,
+      precision,
+      backend: backend.name,
+      threads: backendThreads(backend),
+      steps,
+      warmup,
+      seconds: sig(seconds),
+      step_ms: sig((seconds * 1000) / steps),
+      resident_bytes: residentBytes,
+      loss: sig(last),
+      skipped_steps: skipped,
+      load_avg_1m: load1(),
+    };
+    const kernels = kernelCalls(backend);
+    if (kernels) result.fallback_kernels = Object.fromEntries(Object.entries(kernels).filter(([, c]) => c.fallback > 0).map(([k, c]) => [k, c.fallback]));
+    return result;
+  } finally {
+    x.dispose();
+    y.dispose();
+    optimizer.zeroGrad();
+  }
+}
