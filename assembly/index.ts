@@ -18,7 +18,7 @@ export * from './kernels/elementwise';
 export * from './kernels/reduce';
 
 // GEMM, convolution and pooling (docs/kernels.md: their ABI). By name: those files also export
-// internal helpers that take v128 and must not become module exports. Not called by the runtime yet.
+// internal helpers that take v128 and must not become module exports. Called from src/backend/wasm/native_linalg.ts.
 export { gemm, gemm_scratch_bytes } from './kernels/gemm';
 export {
   conv2d_forward, conv2d_grad_input, conv2d_grad_weight, conv2d_grad_bias, conv2d_scratch_bytes,
