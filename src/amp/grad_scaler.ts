@@ -24,8 +24,8 @@ import type { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../autograd/mode.js';
 import { scope } from '../tensor/scope.js';
 import { full } from '../ops/creation.js';
-import { mul, isfinite, logicalNot, add } from '../ops/elementwise.js';
-import { sum } from '../ops/reduce.js';
+import { mul, isfinite, logicalNot, logicalOr } from '../ops/elementwise.js';
+import { mean } from '../ops/reduce.js';
 import { castTo } from '../ops/util.js';
 import type { OptimizerLike } from '../optim/optimizer.js';
 import { recentAutocastDtype } from './autocast.js';
@@ -280,13 +280,17 @@ function unscaleGrads(opt: OptimizerLike, invScale: number): boolean | null {
   if (grads.length === 0) return null;
   return noGrad(() =>
     scope(() => {
+      // mean(g) accumulates in float64 and divides before rounding, so it is finite exactly when every
+      // element is (|mean| <= max |g|; NaN and Inf propagate): one reduction per gradient, not three
+      // elementwise passes.
       let nonFinite: Tensor | null = null;
       for (const g of grads) {
-        const bad = sum(logicalNot(isfinite(g)));
-        nonFinite = nonFinite ? add(nonFinite, bad) : bad;
+        if (g.numel === 0) continue;
+        const bad = logicalNot(isfinite(mean(g)));
+        nonFinite = nonFinite ? logicalOr(nonFinite, bad) : bad;
         g.copy_(mul(castTo(g, g.dt.isHalf ? float32 : g.dt), invScale));
       }
-      return nonFinite!.dataSync()[0]! > 0;
+      return nonFinite !== null && nonFinite.dataSync()[0]! > 0;
     }),
   );
 }
