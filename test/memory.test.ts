@@ -107,7 +107,7 @@ function runTraining(steps: number, end: StepEnd, mixed = false) {
   const counts: { buffers: number; bytes: number; peak: number }[] = [];
   const losses: number[] = [];
   // The reference backend can restart its peak counter, so the peak below is this loop's own.
-  (mx.getBackend() as { resetPeakMemory?: () => void }).resetPeakMemory?.();
+  mx.getBackend().resetPeak?.();
   const start = { buffers: live(), bytes: bytes() };
   for (let step = 0; step < steps; step++) {
     const loss = mx.scope(() => {

@@ -49,8 +49,7 @@ export async function selectBackend(name?: string, threads?: number): Promise<Ba
 
 /** Restart the backend's peak-memory tracking (no-op for a backend without it). */
 export function resetPeak(backend: Backend): void {
-  if (backend.resetPeak) backend.resetPeak();
-  else (backend as { resetPeakMemory?: () => void }).resetPeakMemory?.();
+  backend.resetPeak?.();
 }
 
 /** The 1-minute load average (0 where the OS does not report one): benchmark numbers depend on it. */

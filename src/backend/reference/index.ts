@@ -34,6 +34,23 @@ export const REFERENCE_KERNELS: Readonly<Record<string, RefKernel>> = {
   ...extraKernels,
 };
 
+/**
+ * Run a reference kernel on strided views whose storage `dataOf` exposes: float64 copies of the
+ * inputs in, every output rounded once into its dtype. Backends that fall back to the reference
+ * (the wasm backend over views of its memory) use this too.
+ */
+export function runReferenceKernel(
+  fn: RefKernel,
+  inputs: readonly KernelTensor[],
+  outputs: readonly KernelTensor[],
+  params: KernelParams,
+  dataOf: (buffer: DeviceBuffer) => StorageArray,
+): void {
+  const args = inputs.map((t) => ({ data: gatherToF64(dataOf(t.buffer), t.dtype, t.shape, t.strides, t.offset), shape: t.shape, dtype: t.dtype }));
+  const results = fn(args, params, outputs);
+  outputs.forEach((o, i) => scatterFromF64(results[i]!, dataOf(o.buffer), o.dtype, o.shape, o.strides, o.offset));
+}
+
 export class ReferenceBackend implements Backend {
   readonly name: string = 'reference';
   private readonly counter = new MemoryCounter();
@@ -69,21 +86,11 @@ export class ReferenceBackend implements Backend {
   run(kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
     const fn = REFERENCE_KERNELS[kernel];
     if (!fn) throw new Error(`reference backend: no kernel named '${kernel}'`);
-    const args = inputs.map((t) => ({
-      data: gatherToF64((t.buffer as HostBuffer).data, t.dtype, t.shape, t.strides, t.offset),
-      shape: t.shape,
-      dtype: t.dtype,
-    }));
-    const results = fn(args, params, outputs);
-    outputs.forEach((o, i) => scatterFromF64(results[i]!, (o.buffer as HostBuffer).data, o.dtype, o.shape, o.strides, o.offset));
+    runReferenceKernel(fn, inputs, outputs, params, (b) => (b as HostBuffer).data);
   }
 
   memory(): MemoryStats {
     return this.counter.stats();
-  }
-
-  resetPeakMemory(): void {
-    this.counter.resetPeak();
   }
 
   resetPeak(): void {

@@ -17,8 +17,8 @@ import type { Backend, DeviceBuffer, KernelParams, KernelTensor, MemoryStats } f
 import { MemoryCounter } from '../backend.js';
 import type { DType, StorageArray } from '../../dtype/dtype.js';
 import { F16_TO_F32 } from '../../dtype/convert.js';
-import { gatherToF64, scatterFromF64 } from '../reference/codec.js';
-import { REFERENCE_KERNELS } from '../reference/index.js';
+import { gatherToF64 } from '../reference/codec.js';
+import { REFERENCE_KERNELS, runReferenceKernel } from '../reference/index.js';
 import type { RefKernel } from '../reference/kernels/types.js';
 import { wasmApi, type WasmModule } from './api.js';
 import { WasmHeap, type HeapStats } from './memory.js';
@@ -259,27 +259,12 @@ export class WasmBackend implements Backend {
     const fn = fallbackKernel(kernel);
     if (!fn) throw new Error(`wasm backend: no kernel named '${kernel}'`);
     stats.fallback++;
-    this.runReference(fn, inputs, outputs, params);
+    runReferenceKernel(fn, inputs, outputs, params, (b) => this.view(b));
     if (this.profile) stats.fallbackMs = (stats.fallbackMs ?? 0) + performance.now() - t0;
-  }
-
-  /** A reference kernel over float64 copies of views of the wasm memory, rounded once into the outputs. */
-  private runReference(fn: RefKernel, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
-    const args = inputs.map((t) => ({
-      data: gatherToF64(this.view(t.buffer), t.dtype, t.shape, t.strides, t.offset),
-      shape: t.shape,
-      dtype: t.dtype,
-    }));
-    const results = fn(args, params, outputs);
-    outputs.forEach((o, i) => scatterFromF64(results[i]!, this.view(o.buffer), o.dtype, o.shape, o.strides, o.offset));
   }
 
   memory(): MemoryStats {
     return this.counter.stats();
-  }
-
-  resetPeakMemory(): void {
-    this.counter.resetPeak();
   }
 
   resetPeak(): void {
