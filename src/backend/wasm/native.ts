@@ -13,6 +13,7 @@
  * maxPool2dBackward in native_linalg.ts (layout helpers in layout.ts).
  */
 import type { KernelParams, KernelTensor } from '../backend.js';
+import type { SGDOptions } from '../../optim/sgd.js';
 import { contiguousStrides, encoderFor, numel } from '../reference/codec.js';
 import { collapse, contiguous, fmtOf, isScalar, unsafeAlias } from './layout.js';
 import type { RefKernel } from '../reference/kernels/types.js';
@@ -314,13 +315,7 @@ const sum: NativeKernel = (ctx, [x], [o], params) => {
 /* ------------------------------------------------------------------ SGD */
 
 /** Parameters of the `sgdUpdate` kernel (PyTorch's SGD; see `sgdUpdateReference`). */
-export interface SgdUpdateParams {
-  lr: number;
-  momentum: number;
-  dampening: number;
-  weightDecay: number;
-  nesterov: boolean;
-  maximize: boolean;
+export interface SgdUpdateParams extends SGDOptions {
   /** First step with momentum: the buffer starts as the gradient (its old content is ignored). */
   first: boolean;
 }
