@@ -22,18 +22,14 @@ export const BF16: i32 = 2;
 
 /* ------------------------------------------------------------------ scalar */
 
+/** float16 bits -> float32 (exact; subnormals, Inf and NaN payloads kept). */
 // @ts-ignore: decorator
 @inline export function f16ToF32(h: u32): f32 {
-  let o: u32 = (h & 0x7fff) << 13;
-  const e: u32 = o & (0x7c00 << 13);
-  o += (127 - 15) << 23;
-  if (e == 0x7c00 << 13) o += (128 - 16) << 23; // Inf / NaN
-  else if (e == 0) {
-    // zero / subnormal: renormalise through a float subtraction (exact)
-    o += 1 << 23;
-    o = reinterpret<u32>(reinterpret<f32>(o) - reinterpret<f32>(<u32>(113 << 23)));
-  }
-  return reinterpret<f32>(o | ((h & 0x8000) << 16));
+  const m = (h & 0x7fff) << 13;
+  let r: u32;
+  if ((h & 0x7c00) == 0x7c00) r = m | 0x7f800000;
+  else r = reinterpret<u32>(reinterpret<f32>(m) * reinterpret<f32>(0x77800000)); // * 2^112
+  return reinterpret<f32>(r | ((h & 0x8000) << 16));
 }
 
 // @ts-ignore: decorator
@@ -41,31 +37,22 @@ export const BF16: i32 = 2;
   return reinterpret<f32>(h << 16);
 }
 
+/** float32 -> float16 bits, round to nearest even, overflow to Inf, NaN kept (quiet). */
 // @ts-ignore: decorator
 @inline export function f32ToF16(v: f32): u32 {
-  const x = reinterpret<u32>(v);
-  const sign: u32 = (x >>> 16) & 0x8000;
-  const exp: i32 = <i32>((x >>> 23) & 0xff);
-  const mant: u32 = x & 0x7fffff;
-  if (exp == 0xff) return sign | (mant == 0 ? 0x7c00 : 0x7e00 | (mant >>> 13));
-  const e = exp - 112;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    const shift = 14 - e;
-    if (shift > 24) return sign;
-    const sig: u32 = mant | 0x800000;
-    const half: u32 = 1 << (shift - 1);
-    const rem: u32 = sig & ((1 << shift) - 1);
-    let r: u32 = sig >>> shift;
-    if (rem > half || (rem == half && (r & 1) == 1)) r++;
-    return sign | r;
+  const bits = reinterpret<u32>(v);
+  const sign = (bits >>> 16) & 0x8000;
+  const x = bits & 0x7fffffff;
+  if (x > 0x7f800000) return sign | 0x7e00 | ((x >>> 13) & 0x3ff);
+  if (x >= 0x477ff000) return sign | 0x7c00;
+  if (x < 0x38800000) {
+    // subnormal / zero: the FPU's own round-to-nearest-even at ulp 2^-24
+    return sign | (reinterpret<u32>(reinterpret<f32>(x) + 0.5) - 0x3f000000);
   }
-  let r: u32 = (<u32>e << 10) | (mant >>> 13);
-  const rem: u32 = mant & 0x1fff;
-  if (rem > 0x1000 || (rem == 0x1000 && (r & 1) == 1)) r++;
-  return sign | r;
+  return sign | ((x + 0xc8000fff + ((x >>> 13) & 1)) >>> 13);
 }
 
+/** float32 -> bfloat16 bits, round to nearest even, NaN kept (quiet). */
 // @ts-ignore: decorator
 @inline export function f32ToBf16(v: f32): u32 {
   const x = reinterpret<u32>(v);

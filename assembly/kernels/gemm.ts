@@ -13,6 +13,8 @@
 // operands are handled, so the 4x8 register-tiled micro-kernel only ever sees
 // packed float32.
 
+import { f16ToF32, f32ToF16, f32ToBf16 } from './convert16';
+
 // ---------------------------------------------------------------- dtypes ----
 
 export const DT_F32: i32 = 0;
@@ -22,39 +24,6 @@ export const DT_BF16: i32 = 2;
 // @ts-ignore: decorator
 @inline export function dtSize(dt: i32): usize {
   return dt == DT_F32 ? 4 : 2;
-}
-
-/** float16 bits -> float32 (exact; subnormals, Inf and NaN payloads kept). */
-// @ts-ignore: decorator
-@inline export function f16ToF32(h: u32): f32 {
-  const m = (h & 0x7fff) << 13;
-  let r: u32;
-  if ((h & 0x7c00) == 0x7c00) r = m | 0x7f800000;
-  else r = reinterpret<u32>(reinterpret<f32>(m) * reinterpret<f32>(0x77800000)); // * 2^112
-  return reinterpret<f32>(r | ((h & 0x8000) << 16));
-}
-
-/** float32 -> float16 bits, round to nearest even, overflow to Inf, NaN kept (quiet). */
-// @ts-ignore: decorator
-@inline export function f32ToF16(v: f32): u32 {
-  const bits = reinterpret<u32>(v);
-  const sign = (bits >>> 16) & 0x8000;
-  const x = bits & 0x7fffffff;
-  if (x > 0x7f800000) return sign | 0x7e00 | ((x >>> 13) & 0x3ff);
-  if (x >= 0x477ff000) return sign | 0x7c00;
-  if (x < 0x38800000) {
-    // subnormal / zero: the FPU's own round-to-nearest-even at ulp 2^-24
-    return sign | (reinterpret<u32>(reinterpret<f32>(x) + 0.5) - 0x3f000000);
-  }
-  return sign | ((x + 0xc8000fff + ((x >>> 13) & 1)) >>> 13);
-}
-
-/** float32 -> bfloat16 bits, round to nearest even, NaN kept (quiet). */
-// @ts-ignore: decorator
-@inline export function f32ToBf16(v: f32): u32 {
-  const x = reinterpret<u32>(v);
-  if ((x & 0x7fffffff) > 0x7f800000) return (x >>> 16) | 0x40;
-  return (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
 }
 
 /** Element i (in elements) of an array of dtype dt at byte address p, as f32. */
