@@ -95,6 +95,15 @@ export interface Conv2dLayerOptions extends LayerOptions {
   bias?: boolean;
 }
 
+/** Validated (inChannels, outChannels, groups) of a convolution layer: both channel counts divide by groups. */
+function convChannels(op: string, inChannels: number, outChannels: number, groups: number): [number, number, number] {
+  const g = positiveInt(op, 'groups', groups);
+  for (const [name, n] of [['inChannels', inChannels], ['outChannels', outChannels]] as const) {
+    if (positiveInt(op, name, n) % g !== 0) throw new RangeError(`${op}: ${name} ${n} must be divisible by groups ${g}`);
+  }
+  return [inChannels, outChannels, g];
+}
+
 /** 2-D convolution over [N, C, H, W]. weight [out, in/groups, kh, kw], bias [out]. */
 export class Conv2d extends Module {
   declare readonly weight: Tensor;
@@ -109,11 +118,7 @@ export class Conv2d extends Module {
 
   constructor(inChannels: number, outChannels: number, kernelSize: Pair, options: Conv2dLayerOptions = {}) {
     super();
-    this.inChannels = positiveInt('Conv2d', 'inChannels', inChannels);
-    this.outChannels = positiveInt('Conv2d', 'outChannels', outChannels);
-    this.groups = positiveInt('Conv2d', 'groups', options.groups ?? 1);
-    if (inChannels % this.groups !== 0) throw new RangeError(`Conv2d: inChannels ${inChannels} must be divisible by groups ${this.groups}`);
-    if (outChannels % this.groups !== 0) throw new RangeError(`Conv2d: outChannels ${outChannels} must be divisible by groups ${this.groups}`);
+    [this.inChannels, this.outChannels, this.groups] = convChannels('Conv2d', inChannels, outChannels, options.groups ?? 1);
     this.kernelSize = pair('Conv2d', 'kernelSize', kernelSize, 1);
     this.stride = pair('Conv2d', 'stride', options.stride ?? 1, 1);
     this.dilation = pair('Conv2d', 'dilation', options.dilation ?? 1, 1);
@@ -177,11 +182,7 @@ export class ConvTranspose2d extends Module {
 
   constructor(inChannels: number, outChannels: number, kernelSize: Pair, options: ConvTranspose2dLayerOptions = {}) {
     super();
-    this.inChannels = positiveInt('ConvTranspose2d', 'inChannels', inChannels);
-    this.outChannels = positiveInt('ConvTranspose2d', 'outChannels', outChannels);
-    this.groups = positiveInt('ConvTranspose2d', 'groups', options.groups ?? 1);
-    if (inChannels % this.groups !== 0) throw new RangeError(`ConvTranspose2d: inChannels ${inChannels} must be divisible by groups ${this.groups}`);
-    if (outChannels % this.groups !== 0) throw new RangeError(`ConvTranspose2d: outChannels ${outChannels} must be divisible by groups ${this.groups}`);
+    [this.inChannels, this.outChannels, this.groups] = convChannels('ConvTranspose2d', inChannels, outChannels, options.groups ?? 1);
     this.kernelSize = pair('ConvTranspose2d', 'kernelSize', kernelSize, 1);
     this.stride = pair('ConvTranspose2d', 'stride', options.stride ?? 1, 1);
     this.padding = pair('ConvTranspose2d', 'padding', options.padding ?? 0, 0);
