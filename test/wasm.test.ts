@@ -20,6 +20,7 @@ import { gatherView } from '../src/tensor/host.js';
 import { F16_TO_F32 } from '../src/dtype/convert.js';
 import { float32 } from '../src/dtype/dtype.js';
 import { wasmApi } from '../src/backend/wasm/api.js';
+import { rng } from './helpers/rng.js';
 
 const t4 = await WasmBackend.create({ threads: 4, native: true });
 const t1 = await WasmBackend.create({ threads: 1, native: true });
@@ -70,18 +71,6 @@ function assertSameBits(actual: Tensor, expected: Tensor, what: string): void {
   }
 }
 
-/** Deterministic pseudo-random numbers (xorshift), so every backend gets the same inputs. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
 
 function randomValues(n: number, seed: number, scale = 4): Float32Array {
   const r = rng(seed);

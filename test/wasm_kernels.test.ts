@@ -26,6 +26,8 @@ import { WasmBackend } from '../src/backend/wasm/index.js';
 import { matrixLayout } from '../src/backend/wasm/native_linalg.js';
 import { kernelView } from '../src/ops/dispatch.js';
 import { ulp } from './helpers/compare.js';
+import { rng } from './helpers/rng.js';
+import { contiguousStrides, numel } from '../src/backend/reference/codec.js';
 
 const t4 = await WasmBackend.create({ threads: 4, native: true });
 const t1 = await WasmBackend.create({ threads: 1, native: true });
@@ -55,18 +57,6 @@ function on<T>(name: string, fn: () => T): T {
   }
 }
 
-/** Deterministic pseudo-random numbers (xorshift). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 const int = (r: () => number, lo: number, hi: number): number => lo + Math.floor(r() * (hi - lo + 1));
 const randomValues = (r: () => number, n: number, scale = 1): Float32Array => Float32Array.from({ length: n }, () => (r() - 0.5) * 2 * scale);
@@ -80,16 +70,6 @@ interface Spec {
   offset: number;
 }
 
-const contiguousStrides = (shape: readonly number[]): number[] => {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
-};
-const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 function dense(r: () => number, shape: number[], dtype: Float, scale = 1): Spec {
   return { data: randomValues(r, numel(shape), scale), dtype, shape, strides: contiguousStrides(shape), offset: 0 };
