@@ -16,6 +16,10 @@
  */
 export * from './kernels/elementwise';
 export * from './kernels/reduce';
+export * from './kernels/logical';
+export * from './kernels/softmax';
+export * from './kernels/gather';
+export * from './kernels/optim'; // fused Adam/AdamW (src/backend/wasm/native_optim.ts)
 
 // GEMM, convolution and pooling (docs/kernels.md: their ABI). By name: those files also export
 // internal helpers that take v128 and must not become module exports. Called from src/backend/wasm/native_linalg.ts.

@@ -25,7 +25,7 @@ import type { KernelTensor, Tensor } from '../src/index.js';
 import { WasmBackend } from '../src/backend/wasm/index.js';
 import { matrixLayout } from '../src/backend/wasm/native_linalg.js';
 import { kernelView } from '../src/ops/dispatch.js';
-import { ulp } from './helpers/compare.js';
+import { ulp, withinAccumulationBound } from './helpers/compare.js';
 import { rng } from './helpers/rng.js';
 import { contiguousStrides, numel } from '../src/backend/reference/codec.js';
 
@@ -125,26 +125,6 @@ function sameBits(actual: Float32Array, expected: Float32Array, what: string): v
   assert.equal(actual.length, expected.length, `${what}: length`);
   for (let i = 0; i < expected.length; i++) {
     if (!Object.is(actual[i], expected[i])) assert.fail(`${what}: element ${i} is ${actual[i]} with one thread count, ${expected[i]} with another`);
-  }
-}
-
-/** |actual - ref| <= (terms + 2) 2^-24 bound (+ one ulp of a 16-bit output at the larger of the two). */
-function withinAccumulationBound(actual: Float32Array, ref: Float32Array, bound: Float32Array, terms: number, dtype: Float, what: string): void {
-  assert.equal(actual.length, ref.length, `${what}: length`);
-  const eps = (terms + 2) * 2 ** -24;
-  for (let i = 0; i < ref.length; i++) {
-    const a = actual[i]!;
-    const r = ref[i]!;
-    if (!Number.isFinite(r) || !Number.isFinite(a)) {
-      if (a === r || (Number.isNaN(a) && Number.isNaN(r))) continue;
-      assert.fail(`${what}: element ${i} is ${a}, the reference gives ${r}`);
-    }
-    // the bound itself was rounded to float32 (or 16 bits): allow for that
-    let tol = eps * bound[i]! * (1 + 2 ** -7);
-    if (dtype !== 'float32') tol += ulp(Math.max(Math.abs(a), Math.abs(r)), dtype);
-    if (!(Math.abs(a - r) <= tol)) {
-      assert.fail(`${what}: element ${i} is ${a}, the reference gives ${r} (|diff| ${Math.abs(a - r)} > ${tol}, sum|products| ${bound[i]})`);
-    }
   }
 }
 

@@ -1,9 +1,17 @@
 #!/usr/bin/env node
 /**
- * Compile the wasm backend's kernels (assembly/index.ts, AssemblyScript) and write
- *   src/backend/wasm/generated/kernels.ts   the module's bytes as base64, with its memory limits
- *   src/backend/wasm/generated/mixprec.wasm the same bytes, for wasm-objdump / wasm2wat / benchmarks
- * (both gitignored). Run by `npm run build` and `npm run build:test` before tsc.
+ * Compile the wasm backend's kernels (assembly/index.ts, AssemblyScript) twice, as two variants of
+ * the same source:
+ *   plain    `--enable simd,threads`               (every engine with wasm SIMD and threads)
+ *   relaxed  `--enable simd,threads,relaxed-simd`  (ASC_FEATURE_RELAXED_SIMD: f32x4.relaxed_madd, a
+ *            fused multiply-add where the CPU has one; Chrome 114+, Node 20 behind
+ *            --experimental-wasm-relaxed-simd, which the runtime sets itself)
+ * and write
+ *   src/backend/wasm/generated/kernels.ts   both modules' bytes as base64, with the memory limits
+ *   src/backend/wasm/generated/mixprec.wasm, mixprec-relaxed.wasm   the same bytes, for
+ *                                           wasm-objdump / wasm2wat / benchmarks
+ * (all gitignored). Run by `npm run build` and `npm run build:test` before tsc. The runtime picks a
+ * variant when a backend is created (src/backend/wasm/index.ts, `simd`).
  *
  * Skips the compile when the generated module already holds the hash of the current sources and
  * flags; `--force` recompiles anyway, `--wat` also writes mixprec.wat.
@@ -18,19 +26,25 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const entry = 'assembly/index.ts';
 const outDir = join(root, 'src/backend/wasm/generated');
 const outTs = join(outDir, 'kernels.ts');
-const outWasm = join(outDir, 'mixprec.wasm');
+
+/** The two builds: name, output file, asc features. Their export lists must be identical. */
+const VARIANTS = [
+  { name: 'plain', file: 'mixprec.wasm', features: 'simd,threads' },
+  { name: 'relaxed', file: 'mixprec-relaxed.wasm', features: 'simd,threads,relaxed-simd' },
+];
 
 /** Memory limits in 64 KiB pages: the runtime creates the shared memory with the same numbers. */
 const INITIAL_PAGES = 64;
 const MAXIMUM_PAGES = 32768; // 2 GiB: every byte address is a non-negative int32
 
-const FLAGS = [
+/** asc flags of a variant (features: the `--enable` list). */
+const flags = (features) => [
   '--runtime', 'stub',
   '--importMemory',
   '--sharedMemory',
   '--initialMemory', String(INITIAL_PAGES),
   '--maximumMemory', String(MAXIMUM_PAGES),
-  '--enable', 'simd,threads',
+  '--enable', features,
   '-O3',
   '--noAssert',
 ];
@@ -52,7 +66,8 @@ async function sources(dir) {
 async function sourceHash() {
   const h = createHash('sha256');
   const ascPkg = JSON.parse(await readFile(join(root, 'node_modules/assemblyscript/package.json'), 'utf8'));
-  h.update(`asc ${ascPkg.version}\n${FLAGS.join(' ')}\n`);
+  h.update(`asc ${ascPkg.version}\n`);
+  for (const v of VARIANTS) h.update(`${v.name}: ${flags(v.features).join(' ')}\n`);
   h.update(await readFile(fileURLToPath(import.meta.url)));
   for (const f of await sources(join(root, 'assembly'))) {
     h.update(`\0${relative(root, f)}\0`);
@@ -70,12 +85,13 @@ async function currentHash() {
   }
 }
 
-async function compile() {
+async function compile(variant) {
   const asc = await import('assemblyscript/asc');
   const files = new Map();
   const stderr = [];
   const stdout = [];
-  const argv = [entry, '--outFile', 'mixprec.wasm', ...(wat ? ['--textFile', 'mixprec.wat'] : []), ...FLAGS];
+  const watFile = variant.file.replace(/\.wasm$/, '.wat');
+  const argv = [entry, '--outFile', variant.file, ...(wat ? ['--textFile', watFile] : []), ...flags(variant.features)];
   const { error } = await asc.main(argv, {
     readFile: async (name, baseDir) => {
       try {
@@ -99,12 +115,18 @@ async function compile() {
   });
   if (error) {
     process.stderr.write(stderr.join(''));
-    throw new Error(`build-wasm: asc failed: ${error.message}`);
+    throw new Error(`build-wasm: asc failed (${variant.name}): ${error.message}`);
   }
   if (stderr.length) process.stderr.write(stderr.join('')); // warnings
-  const wasm = files.get('mixprec.wasm');
-  if (!wasm) throw new Error('build-wasm: asc wrote no mixprec.wasm');
-  return { wasm: Buffer.from(wasm), wat: files.get('mixprec.wat') };
+  const wasm = files.get(variant.file);
+  if (!wasm) throw new Error(`build-wasm: asc wrote no ${variant.file}`);
+  return { wasm: Buffer.from(wasm), wat: files.get(watFile) };
+}
+
+/** Let this Node validate relaxed SIMD (Node 20 needs the flag; later versions ship it). */
+async function enableRelaxedSimd() {
+  const v8 = await import('node:v8');
+  v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
 }
 
 /** Section ids present in a module (to spot data segments). */
@@ -134,30 +156,45 @@ async function main() {
     return;
   }
   const t0 = Date.now();
-  const { wasm, wat: text } = await compile();
-  if (!WebAssembly.validate(wasm)) throw new Error('build-wasm: the compiled module does not validate');
-  if (sectionIds(wasm).includes(11)) {
-    // Active data segments are copied into the shared memory again by every worker's instantiation:
-    // harmless for constants, a race for anything a kernel writes. Kernels should keep no static data.
-    console.warn('build-wasm: warning: the module has data segments (static data in assembly/); workers re-initialise them');
+  await enableRelaxedSimd();
+  const built = [];
+  for (const variant of VARIANTS) {
+    const { wasm, wat: text } = await compile(variant);
+    if (!WebAssembly.validate(wasm)) throw new Error(`build-wasm: the compiled ${variant.name} module does not validate`);
+    if (sectionIds(wasm).includes(11)) {
+      // Active data segments are copied into the shared memory again by every worker's instantiation:
+      // harmless for constants, a race for anything a kernel writes. Kernels should keep no static data.
+      console.warn(`build-wasm: warning: the ${variant.name} module has data segments (static data in assembly/); workers re-initialise them`);
+    }
+    const module = await WebAssembly.compile(wasm);
+    const exports = WebAssembly.Module.exports(module).filter((e) => e.kind === 'function').map((e) => e.name);
+    built.push({ variant, wasm, text, exports });
   }
-  const module = await WebAssembly.compile(wasm);
-  const exports = WebAssembly.Module.exports(module).filter((e) => e.kind === 'function').map((e) => e.name);
+  const [plain, relaxed] = built;
+  if (JSON.stringify(plain.exports) !== JSON.stringify(relaxed.exports)) {
+    throw new Error('build-wasm: the plain and relaxed modules export different functions');
+  }
   await mkdir(outDir, { recursive: true });
   const ts =
     `// Generated by tools/build-wasm.mjs from ${entry} (AssemblyScript): do not edit, not committed.\n` +
-    `// asc ${FLAGS.join(' ')}\n` +
+    built.map((b) => `// ${b.variant.name}: asc ${flags(b.variant.features).join(' ')}\n`).join('') +
     `export const SOURCE_HASH = '${hash}';\n` +
     `export const INITIAL_PAGES = ${INITIAL_PAGES};\n` +
     `export const MAXIMUM_PAGES = ${MAXIMUM_PAGES};\n` +
-    `/** The module's function exports (kernels), in export order. */\n` +
-    `export const KERNEL_EXPORTS: readonly string[] = ${JSON.stringify(exports)};\n` +
-    `/** The module (${wasm.length} bytes), base64. */\n` +
-    `export const WASM_BASE64 =\n  '${wasm.toString('base64')}';\n`;
+    `/** The modules' function exports (kernels), in export order (the same in both). */\n` +
+    `export const KERNEL_EXPORTS: readonly string[] = ${JSON.stringify(plain.exports)};\n` +
+    `/** The plain SIMD module (${plain.wasm.length} bytes), base64. */\n` +
+    `export const WASM_BASE64 =\n  '${plain.wasm.toString('base64')}';\n` +
+    `/** The relaxed SIMD module (${relaxed.wasm.length} bytes), base64: needs an engine that validates relaxed SIMD. */\n` +
+    `export const WASM_RELAXED_BASE64 =\n  '${relaxed.wasm.toString('base64')}';\n`;
   await writeFile(outTs, ts);
-  await writeFile(outWasm, wasm);
-  if (text) await writeFile(join(outDir, 'mixprec.wat'), text);
-  console.log(`build-wasm: ${exports.length} kernels, ${wasm.length} bytes -> ${relative(root, outTs)} (${Date.now() - t0} ms)`);
+  for (const b of built) {
+    await writeFile(join(outDir, b.variant.file), b.wasm);
+    if (b.text) await writeFile(join(outDir, b.variant.file.replace(/\.wasm$/, '.wat')), b.text);
+  }
+  console.log(
+    `build-wasm: ${plain.exports.length} kernels, ${built.map((b) => `${b.variant.name} ${b.wasm.length} bytes`).join(', ')} -> ${relative(root, outTs)} (${Date.now() - t0} ms)`,
+  );
 }
 
 main().catch((e) => {

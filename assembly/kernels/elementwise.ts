@@ -25,6 +25,7 @@
  */
 import {
   F32, F16, BF16, shiftOf, load1, store1, encode, load8lo, load8hi, store8, widenLo, widenHi, narrow8,
+  kv, K_ABS16X8, K_INF16X8, K_INFBF16X8,
 } from './convert16';
 
 const ADD: i32 = 0;
@@ -244,14 +245,14 @@ export function divs_bf16(a: usize, s: f32, o: usize, r0: i32, r1: i32, n1: i32,
  */
 // @ts-ignore: decorator
 @inline function relu16(infBits: i32, x: usize, o: usize, n: i32): void {
-  const mag = i16x8.splat(0x7fff);
-  const inf = i16x8.splat(<i16>infBits);
   const zero = i16x8.splat(0);
   let i = 0;
   for (; i + 8 <= n; i += 8) {
     const off = <usize>i << 1;
     const v = v128.load(x + off);
-    const keep = v128.or(i16x8.ge_s(v, zero), i16x8.gt_s(v128.and(v, mag), inf));
+    // (constants from the table: a v128.const in a loop is rebuilt at every use, see convert16.ts)
+    const inf = kv(infBits == 0x7c00 ? K_INF16X8 : K_INFBF16X8);
+    const keep = v128.or(i16x8.ge_s(v, zero), i16x8.gt_s(v128.and(v, kv(K_ABS16X8)), inf));
     v128.store(o + off, v128.and(v, keep));
   }
   for (; i < n; i++) {
@@ -289,12 +290,12 @@ export function relu_bf16(x: usize, o: usize, n: i32): void {
 /** On 16-bit patterns: x > 0 exactly when 0 < pattern (as int16) <= Inf's pattern. */
 // @ts-ignore: decorator
 @inline function reluBackward16(infBits: i32, x: usize, g: usize, o: usize, n: i32): void {
-  const inf = i16x8.splat(<i16>infBits);
   const zero = i16x8.splat(0);
   let i = 0;
   for (; i + 8 <= n; i += 8) {
     const off = <usize>i << 1;
     const v = v128.load(x + off);
+    const inf = kv(infBits == 0x7c00 ? K_INF16X8 : K_INFBF16X8);
     const pos = v128.and(i16x8.gt_s(v, zero), i16x8.le_s(v, inf));
     v128.store(o + off, v128.and(v128.load(g + off), pos));
   }
@@ -378,21 +379,93 @@ export function fill64(o: usize, n: i32, lo: u32, hi: u32): void {
 
 /* ------------------------------------------------------------------ strided copy */
 
+/**
+ * 4 rows of 32-bit elements (or 8 rows of 16-bit ones) of a transposing gather: row t of the block
+ * is dst[q + t d3 + j] = src[p + t + j s3] (the rows are adjacent in the source: s2 = 1). Blocks of
+ * 4 x 4 (8 x 8) elements are transposed in registers: one vector load per source column, one
+ * vector store per destination row, instead of a strided scalar load per element.
+ */
+// @ts-ignore: decorator
+@inline function transposeRows32(p: usize, q: usize, d3: i32, s3: i32): void {
+  const step = <usize>(<isize>s3 << 2);
+  const row = <usize>d3 << 2;
+  let j = 0;
+  for (; j + 4 <= d3; j += 4) {
+    const c = p + <usize>j * step;
+    const a0 = v128.load(c), a1 = v128.load(c + step), a2 = v128.load(c + 2 * step), a3 = v128.load(c + 3 * step);
+    const l0 = v128.shuffle<u32>(a0, a1, 0, 4, 1, 5), h0 = v128.shuffle<u32>(a0, a1, 2, 6, 3, 7);
+    const l1 = v128.shuffle<u32>(a2, a3, 0, 4, 1, 5), h1 = v128.shuffle<u32>(a2, a3, 2, 6, 3, 7);
+    const o = q + (<usize>j << 2);
+    v128.store(o, v128.shuffle<u64>(l0, l1, 0, 2));
+    v128.store(o + row, v128.shuffle<u64>(l0, l1, 1, 3));
+    v128.store(o + 2 * row, v128.shuffle<u64>(h0, h1, 0, 2));
+    v128.store(o + 3 * row, v128.shuffle<u64>(h0, h1, 1, 3));
+  }
+  for (; j < d3; j++) {
+    const c = p + <usize>j * step;
+    for (let t: usize = 0; t < 4; t++) store<u32>(q + t * row + (<usize>j << 2), load<u32>(c + (t << 2)));
+  }
+}
+
+// @ts-ignore: decorator
+@inline function transposeRows16(p: usize, q: usize, d3: i32, s3: i32): void {
+  const step = <usize>(<isize>s3 << 1);
+  const row = <usize>d3 << 1;
+  let j = 0;
+  for (; j + 8 <= d3; j += 8) {
+    const c = p + <usize>j * step;
+    const a0 = v128.load(c), a1 = v128.load(c + step), a2 = v128.load(c + 2 * step), a3 = v128.load(c + 3 * step);
+    const a4 = v128.load(c + 4 * step), a5 = v128.load(c + 5 * step), a6 = v128.load(c + 6 * step), a7 = v128.load(c + 7 * step);
+    // 16-bit, then 32-bit, then 64-bit interleaves
+    const b0 = v128.shuffle<u16>(a0, a1, 0, 8, 1, 9, 2, 10, 3, 11), b1 = v128.shuffle<u16>(a0, a1, 4, 12, 5, 13, 6, 14, 7, 15);
+    const b2 = v128.shuffle<u16>(a2, a3, 0, 8, 1, 9, 2, 10, 3, 11), b3 = v128.shuffle<u16>(a2, a3, 4, 12, 5, 13, 6, 14, 7, 15);
+    const b4 = v128.shuffle<u16>(a4, a5, 0, 8, 1, 9, 2, 10, 3, 11), b5 = v128.shuffle<u16>(a4, a5, 4, 12, 5, 13, 6, 14, 7, 15);
+    const b6 = v128.shuffle<u16>(a6, a7, 0, 8, 1, 9, 2, 10, 3, 11), b7 = v128.shuffle<u16>(a6, a7, 4, 12, 5, 13, 6, 14, 7, 15);
+    const c0 = v128.shuffle<u32>(b0, b2, 0, 4, 1, 5), c1 = v128.shuffle<u32>(b0, b2, 2, 6, 3, 7);
+    const c2 = v128.shuffle<u32>(b1, b3, 0, 4, 1, 5), c3 = v128.shuffle<u32>(b1, b3, 2, 6, 3, 7);
+    const c4 = v128.shuffle<u32>(b4, b6, 0, 4, 1, 5), c5 = v128.shuffle<u32>(b4, b6, 2, 6, 3, 7);
+    const c6 = v128.shuffle<u32>(b5, b7, 0, 4, 1, 5), c7 = v128.shuffle<u32>(b5, b7, 2, 6, 3, 7);
+    const o = q + (<usize>j << 1);
+    v128.store(o, v128.shuffle<u64>(c0, c4, 0, 2));
+    v128.store(o + row, v128.shuffle<u64>(c0, c4, 1, 3));
+    v128.store(o + 2 * row, v128.shuffle<u64>(c1, c5, 0, 2));
+    v128.store(o + 3 * row, v128.shuffle<u64>(c1, c5, 1, 3));
+    v128.store(o + 4 * row, v128.shuffle<u64>(c2, c6, 0, 2));
+    v128.store(o + 5 * row, v128.shuffle<u64>(c2, c6, 1, 3));
+    v128.store(o + 6 * row, v128.shuffle<u64>(c3, c7, 0, 2));
+    v128.store(o + 7 * row, v128.shuffle<u64>(c3, c7, 1, 3));
+  }
+  for (; j < d3; j++) {
+    const c = p + <usize>j * step;
+    for (let t: usize = 0; t < 8; t++) store<u16>(q + t * row + (<usize>j << 1), load<u16>(c + (t << 1)));
+  }
+}
+
 // @ts-ignore: decorator
 @inline function gather<T>(src: usize, dst: usize, r0: i32, r1: i32, d1: i32, d2: i32, d3: i32, s0: i32, s1: i32, s2: i32, s3: i32): void {
   const size = <usize>sizeof<T>();
+  // a transpose (rows adjacent in the source, columns strided): blocks of K rows in registers
+  const K = size == 4 ? 4 : size == 2 ? 8 : 0;
+  const blocks = K != 0 && s2 == 1 && s3 != 1 && d3 >= K;
   let i2 = r0 % d2;
   let i1 = (r0 / d2) % d1;
   let i0 = r0 / d2 / d1;
-  for (let r = r0; r < r1; r++) {
+  for (let r = r0; r < r1; ) {
     let p = src + <usize>(<isize>i0 * s0 + <isize>i1 * s1 + <isize>i2 * s2) * size;
     const q = dst + <usize>r * <usize>d3 * size;
+    let rows = 1;
     if (s3 == 1) memory.copy(q, p, <usize>d3 * size);
-    else {
+    else if (blocks && i2 + K <= d2 && r + K <= r1) {
+      if (size == 4) transposeRows32(p, q, d3, s3);
+      else transposeRows16(p, q, d3, s3);
+      rows = K;
+    } else {
       const step = <usize>(<isize>s3 * size);
       for (let j = 0; j < d3; j++, p += step) store<T>(q + <usize>j * size, load<T>(p));
     }
-    if (++i2 == d2) {
+    r += rows;
+    i2 += rows;
+    if (i2 == d2) {
       i2 = 0;
       if (++i1 == d1) {
         i1 = 0;
@@ -521,4 +594,48 @@ export function sgd_bf16_bf16(w: usize, g: usize, buf: usize, n: i32, lr: f32, m
 }
 export function sgd_bf16_f32(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
   sgd(BF16, F32, w, g, buf, n, lr, momentum, damp1, wd, flags);
+}
+
+/* ------------------------------------------------------------------ divBackwardDivisor */
+
+/**
+ * divBackwardDivisor_<fmt>(a, b, g, out, r0, r1, n1, inner, as0, as1, ai, bs0, bs1, bi, gs0, gs1, gi)
+ *     the gradient reaching the divisor of a / b: out = (-g a) / (b b), in float64 as the
+ *     reference computes it (so bit for bit its result), rounded once; operands in the rows
+ *     layout of the binary kernels, all of one format.
+ */
+// @ts-ignore: decorator
+@inline function divGradRows(
+  fmt: i32, a: usize, b: usize, g: usize, o: usize, r0: i32, r1: i32, n1: i32, inner: i32,
+  as0: i32, as1: i32, ai: i32, bs0: i32, bs1: i32, bi: i32, gs0: i32, gs1: i32, gi: i32,
+): void {
+  const sh = shiftOf(fmt);
+  let i0 = r0 / n1;
+  let i1 = r0 % n1;
+  for (let r = r0; r < r1; r++) {
+    const pa = a + ((<usize>i0 * <usize>as0 + <usize>i1 * <usize>as1) << sh);
+    const pb = b + ((<usize>i0 * <usize>bs0 + <usize>i1 * <usize>bs1) << sh);
+    const pg = g + ((<usize>i0 * <usize>gs0 + <usize>i1 * <usize>gs1) << sh);
+    const po = o + ((<usize>r * <usize>inner) << sh);
+    for (let j = 0; j < inner; j++) {
+      const av = <f64>load1(fmt, pa + (<usize>(j * ai) << sh));
+      const bv = <f64>load1(fmt, pb + (<usize>(j * bi) << sh));
+      const gv = <f64>load1(fmt, pg + (<usize>(j * gi) << sh));
+      store1(fmt, po + (<usize>j << sh), <f32>((-gv * av) / (bv * bv)));
+    }
+    if (++i1 == n1) {
+      i1 = 0;
+      i0++;
+    }
+  }
+}
+
+export function divBackwardDivisor_f32(a: usize, b: usize, g: usize, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, ai: i32, bs0: i32, bs1: i32, bi: i32, gs0: i32, gs1: i32, gi: i32): void {
+  divGradRows(F32, a, b, g, o, r0, r1, n1, inner, as0, as1, ai, bs0, bs1, bi, gs0, gs1, gi);
+}
+export function divBackwardDivisor_f16(a: usize, b: usize, g: usize, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, ai: i32, bs0: i32, bs1: i32, bi: i32, gs0: i32, gs1: i32, gi: i32): void {
+  divGradRows(F16, a, b, g, o, r0, r1, n1, inner, as0, as1, ai, bs0, bs1, bi, gs0, gs1, gi);
+}
+export function divBackwardDivisor_bf16(a: usize, b: usize, g: usize, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, ai: i32, bs0: i32, bs1: i32, bi: i32, gs0: i32, gs1: i32, gi: i32): void {
+  divGradRows(BF16, a, b, g, o, r0, r1, n1, inner, as0, as1, ai, bs0, bs1, bi, gs0, gs1, gi);
 }

@@ -13,7 +13,7 @@
 // operands are handled, so the 4x8 register-tiled micro-kernel only ever sees
 // packed float32.
 
-import { f16ToF32, f32ToF16, f32ToBf16 } from './convert16';
+import { f16ToF32, f32ToF16, f32ToBf16, f16x4ToF32, f32x4ToF16, f32x4ToBf16 } from './convert16';
 
 // ---------------------------------------------------------------- dtypes ----
 
@@ -43,40 +43,25 @@ export const DT_BF16: i32 = 2;
   else store<u16>(p + (<usize>i << 1), <u16>f32ToBf16(v));
 }
 
-/** 4 lanes of u16 float16 bits (in i32 lanes) -> f32x4. Pure integer/float SIMD. */
+// The SIMD conversions are convert16.ts's (their constants come from a table in memory: a
+// v128.const in a loop costs V8 a materialisation at every use).
+
+/** 4 lanes of u16 float16 bits (in i32 lanes) -> f32x4 (exact). */
 // @ts-ignore: decorator
 @inline export function f16x4ToF32x4(h: v128): v128 {
-  const m = i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13);
-  const f = f32x4.mul(m, f32x4.splat(reinterpret<f32>(0x77800000)));
-  const special = i32x4.eq(v128.and(h, i32x4.splat(0x7c00)), i32x4.splat(0x7c00));
-  const r = v128.bitselect(v128.or(m, i32x4.splat(0x7f800000)), f, special);
-  return v128.or(r, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+  return f16x4ToF32(h);
 }
 
 /** f32x4 -> 4 float16 bit patterns in i32 lanes (RNE, Inf on overflow, NaN kept). */
 // @ts-ignore: decorator
 @inline export function f32x4ToF16x4(v: v128): v128 {
-  const x = v128.and(v, i32x4.splat(0x7fffffff));
-  const sign = i32x4.shr_u(v128.and(v, i32x4.splat(0x80000000)), 16);
-  const odd = v128.and(i32x4.shr_u(x, 13), i32x4.splat(1));
-  const nrm = i32x4.shr_u(i32x4.add(i32x4.add(x, i32x4.splat(0xc8000fff)), odd), 13);
-  const sub = i32x4.sub(f32x4.add(x, f32x4.splat(0.5)), i32x4.splat(0x3f000000));
-  const nan = v128.or(i32x4.splat(0x7e00), v128.and(i32x4.shr_u(x, 13), i32x4.splat(0x3ff)));
-  // x has its sign bit cleared, so signed compares (native on x86) are exact
-  let r = v128.bitselect(sub, nrm, i32x4.lt_s(x, i32x4.splat(0x38800000)));
-  r = v128.bitselect(i32x4.splat(0x7c00), r, i32x4.gt_s(x, i32x4.splat(0x477fefff)));
-  r = v128.bitselect(nan, r, i32x4.gt_s(x, i32x4.splat(0x7f800000)));
-  return v128.or(r, sign);
+  return f32x4ToF16(v);
 }
 
 /** f32x4 -> 4 bfloat16 bit patterns in i32 lanes (RNE, NaN kept). */
 // @ts-ignore: decorator
 @inline export function f32x4ToBf16x4(v: v128): v128 {
-  const isnan = i32x4.gt_s(v128.and(v, i32x4.splat(0x7fffffff)), i32x4.splat(0x7f800000));
-  const odd = v128.and(i32x4.shr_u(v, 16), i32x4.splat(1));
-  const rnd = i32x4.shr_u(i32x4.add(i32x4.add(v, i32x4.splat(0x7fff)), odd), 16);
-  const nan = v128.or(i32x4.shr_u(v, 16), i32x4.splat(0x40));
-  return v128.bitselect(nan, rnd, isnan);
+  return f32x4ToBf16(v);
 }
 
 /** Load 8 consecutive elements of dtype dt at p as two f32x4 stored at dst, dst+16. */
@@ -119,18 +104,31 @@ export const NR: i32 = 8;
 export const KC: i32 = 256;
 export const MC: i32 = 128; // multiple of MR
 export const NC: i32 = 256; // multiple of NR
+/** Floats of the packed-B region: a whole K x nb panel stays packed while it fits (1 MiB). */
+export const B_CAP: i32 = 262144;
 
 // per-thread scratch layout (bytes, 64-aligned)
-const OFF_T: usize = 0; // MR*NR f32 tile
+const OFF_T: usize = 0; // MR*NR f32 tile (up to 3x12 / 4x8: 192 bytes)
 const OFF_BIAS: usize = 256; // max(MC, NC) f32
 const OFF_A: usize = OFF_BIAS + <usize>NC * 4; // MC*KC f32
-const OFF_B: usize = OFF_A + <usize>(MC * KC) * 4; // KC*NC f32
-const OFF_CW: usize = OFF_B + <usize>(KC * NC) * 4; // MC*NC f32 (16-bit output only)
+const OFF_B: usize = OFF_A + <usize>(MC * KC) * 4; // B_CAP f32
+const OFF_CW: usize = OFF_B + <usize>B_CAP * 4; // MC*NC f32 (16-bit output only)
 export const GEMM_SCRATCH: usize = OFF_CW + <usize>(MC * NC) * 4;
 
 /** Bytes of scratch each thread needs; `scratch` must hold parts * this. */
 export function gemm_scratch_bytes(): i32 {
   return <i32>GEMM_SCRATCH;
+}
+
+/**
+ * The next work unit of a call: with a sync block (an i32 the caller zeroed before the call,
+ * shared by all parts) units are taken from it one at a time, so a thread that runs late (the OS
+ * gave its core to another process) does less of the work; without one, `next` walks the static
+ * range. Every unit is computed the same way whoever takes it, so results never depend on the split.
+ */
+// @ts-ignore: decorator
+@inline export function takeUnit(sync: usize, next: i32): i32 {
+  return sync != 0 ? atomic.add<i32>(sync, 1) : next;
 }
 
 // flags
@@ -181,33 +179,45 @@ export function kernel4x8(ap: usize, bp: usize, kc: i32, t: usize): void {
 }
 
 /**
- * Write the f32 tile T (MR x NR, row-major) to the f32 matrix at c (row stride
- * ldc elements): c = T (+ c if addC) (+ bias). Only mr x nr entries are written.
+ * Write the f32 tile T (MR x tw, row-major; tw = NR = 8, or 12 for conv.ts's 3x12
+ * tile) to the f32 matrix at c (row stride ldc elements): c = T (+ c if addC)
+ * (+ bias). Only mr x nr entries are written.
  * biasMode: 0 none, 1 per-row (biasBuf[row]), 2 per-column (biasBuf[col]);
  * biasBuf is f32, already offset to this tile's first row/column.
  */
 // @ts-ignore: decorator
-@inline export function storeTile(t: usize, c: usize, ldc: i32, mr: i32, nr: i32, addC: bool, biasMode: i32, biasBuf: usize): void {
-  if (nr == NR) {
-    let bv0 = f32x4.splat(0), bv1 = f32x4.splat(0);
-    if (biasMode == 2) { bv0 = v128.load(biasBuf); bv1 = v128.load(biasBuf, 16); }
+@inline export function storeTile(t: usize, c: usize, ldc: i32, mr: i32, nr: i32, addC: bool, biasMode: i32, biasBuf: usize, tw: i32 = NR): void {
+  if (nr == tw && (tw == 8 || tw == 12)) {
+    let bv0 = f32x4.splat(0), bv1 = f32x4.splat(0), bv2 = f32x4.splat(0);
+    if (biasMode == 2) {
+      bv0 = v128.load(biasBuf); bv1 = v128.load(biasBuf, 16);
+      if (tw == 12) bv2 = v128.load(biasBuf, 32);
+    }
     for (let r = 0; r < mr; r++) {
       const dst = c + <usize>(r * ldc) * 4;
-      let v0 = v128.load(t + <usize>r * 32), v1 = v128.load(t + <usize>r * 32, 16);
-      if (addC) { v0 = f32x4.add(v0, v128.load(dst)); v1 = f32x4.add(v1, v128.load(dst, 16)); }
+      const src = t + <usize>(r * tw) * 4;
+      let v0 = v128.load(src), v1 = v128.load(src, 16), v2 = f32x4.splat(0);
+      if (tw == 12) v2 = v128.load(src, 32);
+      if (addC) {
+        v0 = f32x4.add(v0, v128.load(dst)); v1 = f32x4.add(v1, v128.load(dst, 16));
+        if (tw == 12) v2 = f32x4.add(v2, v128.load(dst, 32));
+      }
       if (biasMode == 1) {
         const s = v128.load32_splat(biasBuf + <usize>r * 4);
         v0 = f32x4.add(v0, s); v1 = f32x4.add(v1, s);
+        if (tw == 12) v2 = f32x4.add(v2, s);
       } else if (biasMode == 2) {
         v0 = f32x4.add(v0, bv0); v1 = f32x4.add(v1, bv1);
+        if (tw == 12) v2 = f32x4.add(v2, bv2);
       }
       v128.store(dst, v0); v128.store(dst, v1, 16);
+      if (tw == 12) v128.store(dst, v2, 32);
     }
   } else {
     for (let r = 0; r < mr; r++) {
       const dst = c + <usize>(r * ldc) * 4;
       for (let j = 0; j < nr; j++) {
-        let v = load<f32>(t + <usize>(r * NR + j) * 4);
+        let v = load<f32>(t + <usize>(r * tw + j) * 4);
         if (addC) v += load<f32>(dst + <usize>j * 4);
         if (biasMode == 1) v += load<f32>(biasBuf + <usize>r * 4);
         else if (biasMode == 2) v += load<f32>(biasBuf + <usize>j * 4);
@@ -242,37 +252,64 @@ export function macroKernel(ap: usize, bp: usize, mc: i32, nc: i32, kc: i32, c: 
 
 // --------------------------------------------------------------- packing ----
 
+/** 4 consecutive elements of dtype dt at p as f32x4. */
+// @ts-ignore: decorator
+@inline export function load4F(p: usize, dt: i32): v128 {
+  if (dt == DT_F32) return v128.load(p);
+  const h = v128.load16x4_u(p);
+  if (dt == DT_F16) return f16x4ToF32x4(h);
+  return i32x4.shl(h, 16);
+}
+
+/** Store the 4x4 transpose of rows r0..r3 as 4 vectors at d, d + step, d + 2 step, d + 3 step. */
+// @ts-ignore: decorator
+@inline function storeT4(d: usize, step: usize, r0: v128, r1: v128, r2: v128, r3: v128): void {
+  const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5);
+  const t2 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7), t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+  v128.store(d, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
+  v128.store(d + step, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7));
+  v128.store(d + 2 * step, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5));
+  v128.store(d + 3 * step, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7));
+}
+
 /**
- * Pack the [mc x kc] block of op(A) starting at (i0, k0) into MR-row
- * micro-panels: ap[p][k][r] = op(A)[i0 + p*MR + r, k0 + k] as f32, rows past mc
- * zero. A: element (i,k) at a + (i*lda + k)*es, or (k*lda + i)*es when trans.
+ * Pack the [mc x kc] block of op(A) starting at (i0, k0) into pr-row
+ * micro-panels (pr = MR = 4, or 3 for the 3-row kernels of conv.ts):
+ * ap[p][k][r] = op(A)[i0 + p*pr + r, k0 + k] as f32, rows past mc zero.
+ * A: element (i,k) at a + (i*lda + k)*es, or (k*lda + i)*es when trans.
  */
-export function packA(a: usize, lda: i32, trans: bool, dt: i32, i0: i32, k0: i32, mc: i32, kc: i32, ap: usize): void {
+export function packA(a: usize, lda: i32, trans: bool, dt: i32, i0: i32, k0: i32, mc: i32, kc: i32, ap: usize, pr: i32 = MR): void {
   const es = dtSize(dt);
-  for (let p = 0; p < mc; p += MR) {
-    const mr = min(MR, mc - p);
+  const rowStep = <usize>lda * es;
+  for (let p = 0; p < mc; p += pr) {
+    const mr = min(pr, mc - p);
     const dst = ap + <usize>(p * kc) * 4;
     if (!trans) {
-      for (let r = 0; r < mr; r++) {
-        const src = a + <usize>((i0 + p + r) * lda + k0) * es;
-        const d = dst + <usize>r * 4;
-        if (dt == DT_F32) {
-          for (let k = 0; k < kc; k++) store<f32>(d + <usize>(k * MR) * 4, load<f32>(src + <usize>k * 4));
-        } else if (dt == DT_F16) {
-          for (let k = 0; k < kc; k++) store<f32>(d + <usize>(k * MR) * 4, f16ToF32(load<u16>(src + <usize>k * 2)));
-        } else {
-          for (let k = 0; k < kc; k++) store<f32>(d + <usize>(k * MR) * 4, reinterpret<f32>(<u32>load<u16>(src + <usize>k * 2) << 16));
+      const src = a + <usize>((i0 + p) * lda + k0) * es;
+      let k = 0;
+      if (mr == 4 && pr == 4) {
+        // 4 rows x 4 k at a time: load, transpose, store
+        const s1 = src + rowStep, s2 = s1 + rowStep, s3 = s2 + rowStep;
+        for (; k + 4 <= kc; k += 4) {
+          const o = <usize>k * es;
+          storeT4(dst + <usize>k * 16, 16, load4F(src + o, dt), load4F(s1 + o, dt), load4F(s2 + o, dt), load4F(s3 + o, dt));
         }
+      }
+      for (let r = 0; r < mr; r++) {
+        const sr = src + <usize>r * rowStep;
+        const d = dst + <usize>r * 4;
+        for (let kk = k; kk < kc; kk++) store<f32>(d + <usize>(kk * pr) * 4, loadF(sr, kk, dt));
       }
     } else {
       for (let k = 0; k < kc; k++) {
         const src = a + <usize>((k0 + k) * lda + i0 + p) * es;
-        const d = dst + <usize>(k * MR) * 4;
-        for (let r = 0; r < mr; r++) store<f32>(d + <usize>r * 4, loadF(src, r, dt));
+        const d = dst + <usize>(k * pr) * 4;
+        if (mr == 4 && pr == 4) v128.store(d, load4F(src, dt));
+        else for (let r = 0; r < mr; r++) store<f32>(d + <usize>r * 4, loadF(src, r, dt));
       }
     }
-    for (let r = mr; r < MR; r++) {
-      for (let k = 0; k < kc; k++) store<f32>(dst + <usize>(k * MR + r) * 4, 0);
+    for (let r = mr; r < pr; r++) {
+      for (let k = 0; k < kc; k++) store<f32>(dst + <usize>(k * pr + r) * 4, 0);
     }
   }
 }
@@ -304,19 +341,27 @@ export function packB(b: usize, ldb: i32, trans: bool, dt: i32, k0: i32, j0: i32
         }
       }
     } else {
-      for (let j = 0; j < nr; j++) {
-        const src = b + <usize>((j0 + q + j) * ldb + k0) * es;
-        const d = dst + <usize>j * 4;
-        if (dt == DT_F32) {
-          for (let k = 0; k < kc; k++) store<f32>(d + <usize>k * 32, load<f32>(src + <usize>k * 4));
-        } else if (dt == DT_F16) {
-          for (let k = 0; k < kc; k++) store<f32>(d + <usize>k * 32, f16ToF32(load<u16>(src + <usize>k * 2)));
-        } else {
-          for (let k = 0; k < kc; k++) store<f32>(d + <usize>k * 32, reinterpret<f32>(<u32>load<u16>(src + <usize>k * 2) << 16));
+      const src = b + <usize>((j0 + q) * ldb + k0) * es;
+      const rowStep = <usize>ldb * es;
+      let k = 0;
+      if (nr == NR) {
+        // 8 rows (columns of op(B)) x 4 k at a time: two 4x4 transposes
+        const s1 = src + rowStep, s2 = s1 + rowStep, s3 = s2 + rowStep;
+        const s4 = s3 + rowStep, s5 = s4 + rowStep, s6 = s5 + rowStep, s7 = s6 + rowStep;
+        for (; k + 4 <= kc; k += 4) {
+          const o = <usize>k * es;
+          const d = dst + <usize>k * 32;
+          storeT4(d, 32, load4F(src + o, dt), load4F(s1 + o, dt), load4F(s2 + o, dt), load4F(s3 + o, dt));
+          storeT4(d + 16, 32, load4F(s4 + o, dt), load4F(s5 + o, dt), load4F(s6 + o, dt), load4F(s7 + o, dt));
         }
       }
+      for (let j = 0; j < nr; j++) {
+        const sj = src + <usize>j * rowStep;
+        const d = dst + <usize>j * 4;
+        for (let kk = k; kk < kc; kk++) store<f32>(d + <usize>kk * 32, loadF(sj, kk, dt));
+      }
       for (let j = nr; j < NR; j++) {
-        for (let k = 0; k < kc; k++) store<f32>(dst + <usize>(k * NR + j) * 4, 0);
+        for (let kk = 0; kk < kc; kk++) store<f32>(dst + <usize>(kk * NR + j) * 4, 0);
       }
     }
   }
@@ -365,74 +410,114 @@ export function finalizeBlock(w: usize, ldw: i32, c: usize, ldc: i32, dt: i32, m
       }
       store8(d, v0, v1, dt);
     }
-    for (; j < nc; j++) {
-      let v = load<f32>(src + <usize>j * 4);
-      if (addC) v += loadF(dst, j, dt);
-      if (biasMode == 1) v += load<f32>(biasBuf + <usize>r * 4);
-      else if (biasMode == 2) v += load<f32>(biasBuf + <usize>j * 4);
-      storeF(dst, j, dt, v);
+    if (j + 4 <= nc) {
+      let v = v128.load(src + <usize>j * 4);
+      const d = dst + <usize>j * es;
+      if (addC) v = f32x4.add(v, load4F(d, dt));
+      if (biasMode == 1) v = f32x4.add(v, rb);
+      else if (biasMode == 2) v = f32x4.add(v, v128.load(biasBuf + <usize>j * 4));
+      store4(d, v, dt);
+      j += 4;
+    }
+    const rem = nc - j;
+    if (rem > 0) {
+      // 1..3 columns: gathered into one vector (no reads past the row), rounded by the SIMD codec
+      let v = f32x4.splat(0);
+      v = f32x4.replace_lane(v, 0, load<f32>(src + <usize>j * 4));
+      if (rem > 1) v = f32x4.replace_lane(v, 1, load<f32>(src + <usize>j * 4, 4));
+      if (rem > 2) v = f32x4.replace_lane(v, 2, load<f32>(src + <usize>j * 4, 8));
+      if (addC) {
+        let o = f32x4.splat(0);
+        o = f32x4.replace_lane(o, 0, loadF(dst, j, dt));
+        if (rem > 1) o = f32x4.replace_lane(o, 1, loadF(dst, j + 1, dt));
+        if (rem > 2) o = f32x4.replace_lane(o, 2, loadF(dst, j + 2, dt));
+        v = f32x4.add(v, o);
+      }
+      if (biasMode == 1) v = f32x4.add(v, rb);
+      else if (biasMode == 2) {
+        let bv = f32x4.splat(0);
+        bv = f32x4.replace_lane(bv, 0, load<f32>(biasBuf + <usize>j * 4));
+        if (rem > 1) bv = f32x4.replace_lane(bv, 1, load<f32>(biasBuf + <usize>j * 4, 4));
+        if (rem > 2) bv = f32x4.replace_lane(bv, 2, load<f32>(biasBuf + <usize>j * 4, 8));
+        v = f32x4.add(v, bv);
+      }
+      storeLanes(dst + <usize>j * es, v, dt, rem);
     }
   }
 }
 
+/** Store 4 f32 as dtype dt at p (rounded once for 16-bit). */
+// @ts-ignore: decorator
+@inline export function store4(p: usize, v: v128, dt: i32): void {
+  if (dt == DT_F32) v128.store(p, v);
+  else if (dt == DT_F16) v128.store64_lane(p, i16x8.narrow_i32x4_u(f32x4ToF16x4(v), f32x4ToF16x4(v)), 0);
+  else v128.store64_lane(p, i16x8.narrow_i32x4_u(f32x4ToBf16x4(v), f32x4ToBf16x4(v)), 0);
+}
+
+/** Store lanes 0 .. n-1 (n = 1..3) of v as dtype dt at p (rounded once for 16-bit). */
+function storeLanes(p: usize, v: v128, dt: i32, n: i32): void {
+  if (dt == DT_F32) {
+    v128.store32_lane(p, v, 0);
+    if (n > 1) v128.store32_lane(p, v, 1, 4);
+    if (n > 2) v128.store32_lane(p, v, 2, 8);
+    return;
+  }
+  const h = dt == DT_F16 ? f32x4ToF16x4(v) : f32x4ToBf16x4(v);
+  v128.store16_lane(p, h, 0);
+  if (n > 1) v128.store16_lane(p, h, 2, 2);
+  if (n > 2) v128.store16_lane(p, h, 4, 4);
+}
+
 // ---------------------------------------------------------------- driver ----
 
+// @ts-ignore: decorator
+@inline function cdiv(a: i32, b: i32): i32 {
+  return (a + b - 1) / b;
+}
+
 /**
- * One matrix product on a sub-block of C: rows [m0, m1), columns [n0, n1).
- * a, b, c, bias are already offset to this batch entry.
+ * One block of one product: C[m0..m0+mc, n0..n0+nc] (+)= op(A) op(B) (+ bias), over all of K.
+ * a, b, c, bias are already offset to this batch entry. `bpFull`: op(B)'s panel for these
+ * columns is already packed at bp for all of K (block pc at bp + pc*ncPad floats); otherwise it
+ * is packed here, one KC block at a time. The per-element arithmetic (KC blocks in order, the
+ * 4x8 tile's k order) does not depend on the block bounds.
  */
-export function gemmBlock(
+function gemmBlock(
   flags: i32, aDt: i32, bDt: i32, cDt: i32, biasDt: i32,
   K: i32, a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, bias: usize,
-  m0: i32, m1: i32, n0: i32, n1: i32, ws: usize,
+  m0: i32, mc: i32, n0: i32, nc: i32, bpFull: bool, ws: usize,
 ): void {
-  if (m1 <= m0 || n1 <= n0) return;
   const transA = (flags & GEMM_TRANS_A) != 0;
   const transB = (flags & GEMM_TRANS_B) != 0;
   const acc = (flags & GEMM_ACCUMULATE) != 0;
   let biasMode = (flags >> 8) & 3;
   if (bias == 0) biasMode = 0;
-  const t = ws + OFF_T, bb = ws + OFF_BIAS, ap = ws + OFF_A, bp = ws + OFF_B, cw = ws + OFF_CW;
-  if (cDt == DT_F32) {
-    // Goto order: jc, pc (pack B once), ic (pack A), macro-kernel into C.
-    for (let jc = n0; jc < n1; jc += NC) {
-      const nc = min(NC, n1 - jc);
-      if (biasMode == 2) fillBias(bb, bias, biasDt, jc, nc);
-      let pc = 0;
-      do {
-        const kc = min(KC, K - pc);
-        const first = pc == 0;
-        packB(b, ldb, transB, bDt, pc, jc, kc, nc, bp);
-        for (let ic = m0; ic < m1; ic += MC) {
-          const mc = min(MC, m1 - ic);
-          packA(a, lda, transA, aDt, ic, pc, mc, kc, ap);
-          if (first && biasMode == 1) fillBias(bb, bias, biasDt, ic, mc);
-          macroKernel(ap, bp, mc, nc, kc, c + <usize>(ic * ldc + jc) * 4, ldc, !first || acc, first ? biasMode : 0, bb, t);
-        }
-        pc += KC;
-      } while (pc < K);
+  const t = ws + OFF_T, bb = ws + OFF_BIAS, ap = ws + OFF_A, bp0 = ws + OFF_B, cw = ws + OFF_CW;
+  const ncPad = (nc + NR - 1) & ~(NR - 1);
+  if (biasMode == 1) fillBias(bb, bias, biasDt, m0, mc);
+  else if (biasMode == 2) fillBias(bb, bias, biasDt, n0, nc);
+  const f32out = cDt == DT_F32;
+  const cb = c + <usize>(m0 * ldc + n0) * 4;
+  let pc = 0;
+  do {
+    const kc = min(KC, K - pc);
+    let bp = bp0;
+    if (bpFull) bp = bp0 + <usize>(pc * ncPad) * 4;
+    else packB(b, ldb, transB, bDt, pc, n0, kc, nc, bp);
+    packA(a, lda, transA, aDt, m0, pc, mc, kc, ap);
+    if (f32out) {
+      // C itself accumulates the KC blocks; the first one writes C (+ bias) (+ old C)
+      const first = pc == 0;
+      macroKernel(ap, bp, mc, nc, kc, cb, ldc, !first || acc, first ? biasMode : 0, bb, t);
+    } else {
+      // 16-bit output: accumulate in f32 (cw), round once below
+      macroKernel(ap, bp, mc, nc, kc, cw, NC, pc != 0, 0, 0, t);
     }
-  } else {
-    // 16-bit output: accumulate each MC x NC block over all of K in f32 (cw),
-    // then round once into C.
+    pc += KC;
+  } while (pc < K);
+  if (!f32out) {
     const es = dtSize(cDt);
-    for (let jc = n0; jc < n1; jc += NC) {
-      const nc = min(NC, n1 - jc);
-      for (let ic = m0; ic < m1; ic += MC) {
-        const mc = min(MC, m1 - ic);
-        let pc = 0;
-        do {
-          const kc = min(KC, K - pc);
-          packB(b, ldb, transB, bDt, pc, jc, kc, nc, bp);
-          packA(a, lda, transA, aDt, ic, pc, mc, kc, ap);
-          macroKernel(ap, bp, mc, nc, kc, cw, NC, pc != 0, 0, 0, t);
-          pc += KC;
-        } while (pc < K);
-        if (biasMode == 1) fillBias(bb, bias, biasDt, ic, mc);
-        else if (biasMode == 2) fillBias(bb, bias, biasDt, jc, nc);
-        finalizeBlock(cw, NC, c + <usize>(ic * ldc + jc) * es, ldc, cDt, mc, nc, acc, biasMode, bb);
-      }
-    }
+    finalizeBlock(cw, NC, c + <usize>(m0 * ldc + n0) * es, ldc, cDt, mc, nc, acc, biasMode, bb);
   }
 }
 
@@ -445,46 +530,76 @@ export function gemmBlock(
  * a, b, c, bias: byte addresses; lda/ldb/ldc: row strides of the STORED
  * matrices in elements; strideA/B/C: batch strides in elements (0 = broadcast).
  * scratch: parts * gemm_scratch_bytes() bytes, 16-byte aligned (64 better);
- * thread `part` of `parts` uses slot `part` and writes a disjoint part of C.
+ * thread `part` of `parts` uses slot `part`.
+ * sync: 0, or the address of an i32 (4-byte aligned) that the caller set to 0
+ * before the call: the parts then take work units from it dynamically instead
+ * of a fixed share each. The result is bit-identical either way, for any parts.
+ *
+ * Work units are (batch entry, column block, row block) blocks of C, at most
+ * MC x NC; with parts > 1 blocks are made smaller until there are at least
+ * 4 per part (not below 16 x 32).
  */
 export function gemm(
   flags: i32, dtypes: i32, batch: i32, M: i32, N: i32, K: i32,
   a: usize, lda: i32, strideA: i32,
   b: usize, ldb: i32, strideB: i32,
   c: usize, ldc: i32, strideC: i32,
-  bias: usize, scratch: usize, part: i32, parts: i32,
+  bias: usize, scratch: usize, sync: usize, part: i32, parts: i32,
 ): void {
   if (batch <= 0 || M <= 0 || N <= 0) return;
   const aDt = dtypes & 15, bDt = (dtypes >> 4) & 15, cDt = (dtypes >> 8) & 15, biasDt = (dtypes >> 12) & 15;
   const aEs = dtSize(aDt), bEs = dtSize(bDt), cEs = dtSize(cDt);
   const ws = scratch + <usize>part * GEMM_SCRATCH;
-  const rowTiles = (M + MR - 1) / MR;
-  const total = batch * rowTiles;
-  const colTiles = (N + NR - 1) / NR;
-  if (parts <= 1 || total >= parts * 4 || colTiles < parts * 2) {
-    // split the (batch, row-tile) space into contiguous ranges
-    const t0 = <i32>(<i64>total * part / parts), t1 = <i32>(<i64>total * (part + 1) / parts);
-    let tt = t0;
-    while (tt < t1) {
-      const bi = tt / rowTiles;
-      const r0 = tt - bi * rowTiles;
-      const r1 = min(rowTiles, r0 + (t1 - tt));
-      gemmBlock(flags, aDt, bDt, cDt, biasDt, K,
-        a + <usize>bi * <usize>strideA * aEs, lda,
-        b + <usize>bi * <usize>strideB * bEs, ldb,
-        c + <usize>bi * <usize>strideC * cEs, ldc, bias,
-        r0 * MR, min(M, r1 * MR), 0, N, ws);
-      tt += r1 - r0;
+  const Kp = max(K, 1);
+  // block sizes (depend on the shape and parts only, so every part agrees)
+  let mb = min(MC, (M + MR - 1) & ~(MR - 1));
+  let nb = min(NC, (N + NR - 1) & ~(NR - 1));
+  // keep a whole K x nb panel of op(B) packed when possible (nb >= 64)
+  while (nb > 64 && Kp * nb > B_CAP) nb = ((nb >> 1) + NR - 1) & ~(NR - 1);
+  if (parts > 1) {
+    const want = parts * 4;
+    while (batch * cdiv(M, mb) * cdiv(N, nb) < want) {
+      const canM = mb > 16, canN = nb > 32;
+      if (canM && (mb * 2 >= nb || !canN)) mb = ((mb >> 1) + MR - 1) & ~(MR - 1);
+      else if (canN) nb = ((nb >> 1) + NR - 1) & ~(NR - 1);
+      else break;
     }
-  } else {
-    // few rows: split columns
-    const c0 = <i32>(<i64>colTiles * part / parts), c1 = <i32>(<i64>colTiles * (part + 1) / parts);
-    for (let bi = 0; bi < batch; bi++) {
-      gemmBlock(flags, aDt, bDt, cDt, biasDt, K,
-        a + <usize>bi * <usize>strideA * aEs, lda,
-        b + <usize>bi * <usize>strideB * bEs, ldb,
-        c + <usize>bi * <usize>strideC * cEs, ldc, bias,
-        0, M, c0 * NR, min(N, c1 * NR), ws);
+  }
+  const nI = cdiv(M, mb), nJ = cdiv(N, nb);
+  const perBatch = nI * nJ;
+  const units = batch * perBatch;
+  const nbPad = (nb + NR - 1) & ~(NR - 1);
+  const resident = Kp * nbPad <= B_CAP;
+  const transB = (flags & GEMM_TRANS_B) != 0;
+  const dynamic = sync != 0 && parts > 1;
+  let u = dynamic ? 0 : <i32>(<i64>units * part / parts);
+  const uEnd = dynamic ? units : <i32>(<i64>units * (part + 1) / parts);
+  let packedKey = -1; // the (batch entry, column block) whose whole B panel is packed in this slot
+  for (;;) {
+    u = takeUnit(dynamic ? sync : 0, u);
+    if (u >= uEnd) break;
+    const bi = u / perBatch, rem = u - bi * perBatch;
+    const jb = rem / nI, ib = rem - jb * nI;
+    const m0 = ib * mb, mc = min(mb, M - m0);
+    const n0 = jb * nb, nc = min(nb, N - n0);
+    const bB = b + <usize>bi * <usize>strideB * bEs;
+    if (resident) {
+      const key = (strideB == 0 ? 0 : bi) * nJ + jb;
+      if (key != packedKey) {
+        const ncPad = (nc + NR - 1) & ~(NR - 1);
+        let pc = 0;
+        do {
+          const kc = min(KC, K - pc);
+          packB(bB, ldb, transB, bDt, pc, n0, kc, nc, ws + OFF_B + <usize>(pc * ncPad) * 4);
+          pc += KC;
+        } while (pc < K);
+        packedKey = key;
+      }
     }
+    gemmBlock(flags, aDt, bDt, cDt, biasDt, K,
+      a + <usize>bi * <usize>strideA * aEs, lda, bB, ldb,
+      c + <usize>bi * <usize>strideC * cEs, ldc, bias,
+      m0, mc, n0, nc, resident, ws);
+    if (!dynamic) u++;
   }
 }

@@ -1,48 +1,205 @@
 // Max-pooling (NCHW) and fused bias + ReLU kernels for the wasm CPU backend.
 //
-// Semantics follow PyTorch: windows padded with -Inf, NaN propagates (a window
-// holding NaN outputs NaN and routes its gradient to the LAST NaN in scan
-// order, as ATen's CPU kernel does), otherwise the gradient goes to the FIRST
-// maximum in scan order (kh, kw). 16-bit tensors are widened to f32 and every
-// output rounded once.
+// Semantics are the reference backend's (src/backend/reference/kernels/pool.ts):
+// windows padded with -Inf (padded taps are skipped), the gradient goes to the
+// FIRST maximum in scan order (kh, kw), and a window holding NaN outputs NaN
+// and routes its gradient to its FIRST NaN. 16-bit tensors are widened to f32
+// and every output rounded once.
 //
 // Pool geometry: descriptor of 16 i32 at `desc`:
 //   N, C, H, W, KH, KW, strideH, strideW, padH, padW  (rest unused)
 // Output size OH = floor((H + 2 padH - KH) / strideH) + 1 (no ceil_mode, no dilation).
+//
+// Fast paths (2x2 windows, stride 2, no padding; x, y / dy, dx of one format,
+// no accumulation): SIMD over 4 (float32) or 8 (float16 / bfloat16) windows
+// per step. The 16-bit paths never widen: a float16 / bfloat16 bit pattern is
+// mapped to an int16 that orders like its value (the maximum is an integer
+// maximum) and the gradient is routed as raw bits (it is not rounded: dy and
+// dx have one format). A block holding NaN goes through the scalar rule.
+// Row tails are covered by one more step that overlaps the previous one (it
+// writes the same values again), so LeNet's 14- and 5-wide outputs stay SIMD.
 
-import { DT_F32, DT_F16, dtSize, loadF, storeF, load4of8, store8, f16x4ToF32x4, f32x4ToF16x4, f32x4ToBf16x4, GEMM_ACCUMULATE } from "./gemm";
+import { F32, F16, BF16, shiftOf, load1, store1, load8lo, load8hi, store8, kv, K_SIGN16X8, K_ABS16X8, K_INF16X8, K_INFBF16X8 } from "./convert16";
+
+/** flags bit: add to the output instead of overwriting it (GEMM_ACCUMULATE). */
+const ACCUMULATE: i32 = 4;
 
 // @ts-ignore: decorator
 @inline function splitLo(units: i32, part: i32, parts: i32): i32 {
   return <i32>(<i64>units * part / parts);
 }
 
+/* ------------------------------------------------------------------ 16-bit order keys */
+
+/**
+ * int16 lanes that order like the float16 / bfloat16 values (sign-magnitude to two's
+ * complement, -0 just below +0): the map is its own inverse.
+ */
 // @ts-ignore: decorator
-@inline function isNaN32(v: f32): bool {
-  return v != v;
+@inline function orderKey(v: v128): v128 {
+  return v128.xor(v, v128.and(i16x8.shr_s(v, 15), kv(K_ABS16X8)));
 }
 
-/** 4 consecutive elements of dtype dt at p as f32x4 (reads exactly 4 elements). */
+/** int16 lanes ordering like the values with -0 == +0 (for the arg-max: equal values tie). */
 // @ts-ignore: decorator
-@inline function load4(p: usize, dt: i32): v128 {
-  if (dt == DT_F32) return v128.load(p);
-  const w = i32x4.extend_low_i16x8_u(v128.load64_zero(p));
-  if (dt == DT_F16) return f16x4ToF32x4(w);
-  return i32x4.shl(w, 16);
+@inline function valueKey(v: v128): v128 {
+  const s = i16x8.shr_s(v, 15);
+  return i16x8.sub(v128.xor(v128.and(v, kv(K_ABS16X8)), s), s);
 }
 
-/** Store 4 f32 lanes as 4 elements of dtype dt (rounded once; writes exactly 4 elements). */
+/** Lanes that hold a NaN pattern (magnitude above the format's Inf `inf`). */
 // @ts-ignore: decorator
-@inline function store4(p: usize, v: v128, dt: i32): void {
-  if (dt == DT_F32) { v128.store(p, v); return; }
-  const h = dt == DT_F16 ? f32x4ToF16x4(v) : f32x4ToBf16x4(v);
-  v128.store64_lane(p, i16x8.narrow_i32x4_u(h, h), 0);
+@inline function nan16(v: v128, inf: i32): v128 {
+  return i16x8.gt_s(v128.and(v, kv(K_ABS16X8)), kv(inf == 0x7c00 ? K_INF16X8 : K_INFBF16X8));
 }
 
-/** Per-thread scratch for maxpool2d_backward (f32 plane, only with overlapping windows). */
+// @ts-ignore: decorator
+@inline function evens16(a: v128, b: v128): v128 {
+  return i8x16.shuffle(a, b, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29);
+}
+
+// @ts-ignore: decorator
+@inline function odds16(a: v128, b: v128): v128 {
+  return i8x16.shuffle(a, b, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+}
+
+// @ts-ignore: decorator
+@inline function zipLo16(a: v128, b: v128): v128 {
+  return i8x16.shuffle(a, b, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+}
+
+// @ts-ignore: decorator
+@inline function zipHi16(a: v128, b: v128): v128 {
+  return i8x16.shuffle(a, b, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+}
+
+/* ------------------------------------------------------------------ scalar windows */
+
+/** The reference's pick: a later value wins when larger, or when NaN over a non-NaN. */
+// @ts-ignore: decorator
+@inline function beats(v: f32, m: f32): bool {
+  return v > m || (v != v && m == m);
+}
+
+/** One 2x2 window (columns at r0, r1 in `fmt`): its maximum. */
+// @ts-ignore: decorator
+@inline function window2x2(fmt: i32, r0: usize, r1: usize): f32 {
+  const es = <usize>1 << shiftOf(fmt);
+  let m = load1(fmt, r0);
+  let v = load1(fmt, r0 + es);
+  if (beats(v, m)) m = v;
+  v = load1(fmt, r1);
+  if (beats(v, m)) m = v;
+  v = load1(fmt, r1 + es);
+  if (beats(v, m)) m = v;
+  return m;
+}
+
+/** One 2x2 window's gradient: g to the arg-max tap, 0 to the others (dx in the format of x and g). */
+// @ts-ignore: decorator
+@inline function windowGrad2x2(fmt: i32, r0: usize, r1: usize, g: usize, d0: usize, d1: usize): void {
+  const es = <usize>1 << shiftOf(fmt);
+  let m = load1(fmt, r0);
+  let best = 0;
+  let v = load1(fmt, r0 + es);
+  if (beats(v, m)) { m = v; best = 1; }
+  v = load1(fmt, r1);
+  if (beats(v, m)) { m = v; best = 2; }
+  v = load1(fmt, r1 + es);
+  if (beats(v, m)) best = 3;
+  const gv = load1(fmt, g) + 0; // -0 + 0 = +0: the reference adds the gradient to zeros
+  store1(fmt, d0, best == 0 ? gv : 0);
+  store1(fmt, d0 + es, best == 1 ? gv : 0);
+  store1(fmt, d1, best == 2 ? gv : 0);
+  store1(fmt, d1 + es, best == 3 ? gv : 0);
+}
+
+/* ------------------------------------------------------------------ 2x2 forward */
+
+/** 4 float32 windows: inputs at r0, r1 (8 columns each), outputs at o. */
+// @ts-ignore: decorator
+@inline function fwd4F32(r0: usize, r1: usize, o: usize): void {
+  const a0 = v128.load(r0), a1 = v128.load(r0, 16);
+  const b0 = v128.load(r1), b1 = v128.load(r1, 16);
+  const nan = v128.or(v128.or(f32x4.ne(a0, a0), f32x4.ne(a1, a1)), v128.or(f32x4.ne(b0, b0), f32x4.ne(b1, b1)));
+  if (v128.any_true(nan)) {
+    for (let k: usize = 0; k < 4; k++) store<f32>(o + (k << 2), window2x2(F32, r0 + (k << 3), r1 + (k << 3)));
+    return;
+  }
+  // pmax(m, v) = m < v ? v : m: the reference's scan (the first of equal values, -0 / +0 included)
+  let m = f32x4.pmax(v128.shuffle<f32>(a0, a1, 0, 2, 4, 6), v128.shuffle<f32>(a0, a1, 1, 3, 5, 7));
+  m = f32x4.pmax(m, v128.shuffle<f32>(b0, b1, 0, 2, 4, 6));
+  m = f32x4.pmax(m, v128.shuffle<f32>(b0, b1, 1, 3, 5, 7));
+  v128.store(o, m);
+}
+
+/**
+ * 8 (`wide`) or 4 16-bit windows: inputs at r0, r1 (16 or 8 columns each), outputs at o.
+ * An integer maximum of order keys (a window of -0 and +0 gives +0: equal values).
+ */
+// @ts-ignore: decorator
+@inline function fwd16(fmt: i32, inf: i32, wide: bool, r0: usize, r1: usize, o: usize): void {
+  const a0 = v128.load(r0), b0 = v128.load(r1);
+  const a1 = wide ? v128.load(r0, 16) : i16x8.splat(0);
+  const b1 = wide ? v128.load(r1, 16) : i16x8.splat(0);
+  const nan = v128.or(v128.or(nan16(a0, inf), nan16(a1, inf)), v128.or(nan16(b0, inf), nan16(b1, inf)));
+  if (v128.any_true(nan)) {
+    const n: usize = wide ? 8 : 4;
+    for (let k: usize = 0; k < n; k++) store1(fmt, o + (k << 1), window2x2(fmt, r0 + (k << 2), r1 + (k << 2)));
+    return;
+  }
+  const lo = i16x8.max_s(orderKey(a0), orderKey(b0));
+  const hi = i16x8.max_s(orderKey(a1), orderKey(b1));
+  const m = orderKey(i16x8.max_s(evens16(lo, hi), odds16(lo, hi)));
+  if (wide) v128.store(o, m);
+  else v128.store64_lane(o, m, 0);
+}
+
+/** Planes p0..p1 of 2x2 / stride-2 max-pooling, x and y of one format. */
+// @ts-ignore: decorator
+@inline function forward2x2(fmt: i32, inf: i32, x: usize, y: usize, p0: i32, p1: i32, H: i32, W: i32, OH: i32, OW: i32): void {
+  const sh = shiftOf(fmt);
+  for (let pl = p0; pl < p1; pl++) {
+    const xp = x + ((<usize>pl * <usize>(H * W)) << sh);
+    const yp = y + ((<usize>pl * <usize>(OH * OW)) << sh);
+    for (let oh = 0; oh < OH; oh++) {
+      const r0 = xp + (<usize>(2 * oh * W) << sh), r1 = r0 + (<usize>W << sh);
+      const yo = yp + (<usize>(oh * OW) << sh);
+      if (fmt == F32) {
+        if (OW >= 4) {
+          for (let ow = 0; ; ow += 4) {
+            if (ow + 4 > OW) ow = OW - 4; // the tail: one overlapping step
+            fwd4F32(r0 + (<usize>(2 * ow) << 2), r1 + (<usize>(2 * ow) << 2), yo + (<usize>ow << 2));
+            if (ow + 4 >= OW) break;
+          }
+          continue;
+        }
+      } else if (OW >= 8) {
+        for (let ow = 0; ; ow += 8) {
+          if (ow + 8 > OW) ow = OW - 8;
+          fwd16(fmt, inf, true, r0 + (<usize>(2 * ow) << 1), r1 + (<usize>(2 * ow) << 1), yo + (<usize>ow << 1));
+          if (ow + 8 >= OW) break;
+        }
+        continue;
+      } else if (OW >= 4) {
+        for (let ow = 0; ; ow += 4) {
+          if (ow + 4 > OW) ow = OW - 4;
+          fwd16(fmt, inf, false, r0 + (<usize>(2 * ow) << 1), r1 + (<usize>(2 * ow) << 1), yo + (<usize>ow << 1));
+          if (ow + 4 >= OW) break;
+        }
+        continue;
+      }
+      for (let ow = 0; ow < OW; ow++) {
+        store1(fmt, yo + (<usize>ow << sh), window2x2(fmt, r0 + (<usize>(2 * ow) << sh), r1 + (<usize>(2 * ow) << sh)));
+      }
+    }
+  }
+}
+
+/** Scratch bytes per part for maxpool2d_backward (a float64 plane, used only by the general path). */
 export function maxpool2d_scratch_bytes(desc: usize): i32 {
   const H = load<i32>(desc, 8), W = load<i32>(desc, 12);
-  return (H * W * 4 + 63) & ~63;
+  return (H * W * 8 + 63) & ~63;
 }
 
 /**
@@ -54,62 +211,159 @@ export function maxpool2d_forward(desc: usize, dtypes: i32, x: usize, y: usize, 
   const KH = load<i32>(desc, 16), KW = load<i32>(desc, 20);
   const SH = max(1, load<i32>(desc, 24)), SW = max(1, load<i32>(desc, 28));
   const PH = load<i32>(desc, 32), PW = load<i32>(desc, 36);
+  if (H + 2 * PH < KH || W + 2 * PW < KW) return;
   const OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
-  if (OH <= 0 || OW <= 0 || H + 2 * PH < KH || W + 2 * PW < KW) return;
+  if (OH <= 0 || OW <= 0) return;
   const xDt = dtypes & 15, yDt = (dtypes >> 8) & 15;
-  const xEs = dtSize(xDt), yEs = dtSize(yDt);
   const planes = N * C;
-  const p1 = splitLo(planes, part + 1, parts);
-  const fast = KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0;
-  for (let pl = splitLo(planes, part, parts); pl < p1; pl++) {
-    const xp = x + <usize>(pl * H * W) * xEs;
-    const yp = y + <usize>(pl * OH * OW) * yEs;
+  const p0 = splitLo(planes, part, parts), p1 = splitLo(planes, part + 1, parts);
+  if (KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0 && xDt == yDt) {
+    if (xDt == F32) forward2x2(F32, 0, x, y, p0, p1, H, W, OH, OW);
+    else if (xDt == F16) forward2x2(F16, 0x7c00, x, y, p0, p1, H, W, OH, OW);
+    else forward2x2(BF16, 0x7f80, x, y, p0, p1, H, W, OH, OW);
+    return;
+  }
+  const xs = shiftOf(xDt), ys = shiftOf(yDt);
+  for (let pl = p0; pl < p1; pl++) {
+    const xp = x + ((<usize>pl * <usize>(H * W)) << xs);
+    const yp = y + ((<usize>pl * <usize>(OH * OW)) << ys);
     for (let oh = 0; oh < OH; oh++) {
-      let ow = 0;
-      if (fast) {
-        const r0 = xp + <usize>(2 * oh * W) * xEs, r1 = r0 + <usize>W * xEs;
-        // 4 outputs per step from 8 inputs of each row
-        for (; ow + 4 <= OW; ow += 4) {
-          const q0 = r0 + <usize>(2 * ow) * xEs, q1 = r1 + <usize>(2 * ow) * xEs;
-          const m0 = f32x4.max(load4of8(q0, xDt, false), load4of8(q1, xDt, false));
-          const m1 = f32x4.max(load4of8(q0, xDt, true), load4of8(q1, xDt, true));
-          const v = f32x4.max(v128.shuffle<f32>(m0, m1, 0, 2, 4, 6), v128.shuffle<f32>(m0, m1, 1, 3, 5, 7));
-          store4(yp + <usize>(oh * OW + ow) * yEs, v, yDt);
-        }
-        for (; ow < OW; ow++) {
-          let m = loadF(r0, 2 * ow, xDt);
-          let v = loadF(r0, 2 * ow + 1, xDt);
-          if (v > m || isNaN32(v)) m = v;
-          v = loadF(r1, 2 * ow, xDt);
-          if (v > m || isNaN32(v)) m = v;
-          v = loadF(r1, 2 * ow + 1, xDt);
-          if (v > m || isNaN32(v)) m = v;
-          storeF(yp, oh * OW + ow, yDt, m);
-        }
-        continue;
-      }
-      for (; ow < OW; ow++) {
+      for (let ow = 0; ow < OW; ow++) {
         let m: f32 = -Infinity;
+        let any = false;
         for (let kh = 0; kh < KH; kh++) {
           const ih = oh * SH - PH + kh;
           if (ih < 0 || ih >= H) continue;
           for (let kw = 0; kw < KW; kw++) {
             const iw = ow * SW - PW + kw;
             if (iw < 0 || iw >= W) continue;
-            const v = loadF(xp, ih * W + iw, xDt);
-            if (v > m || isNaN32(v)) m = v;
+            const v = load1(xDt, xp + (<usize>(ih * W + iw) << xs));
+            if (!any || beats(v, m)) m = v;
+            any = true;
           }
         }
-        storeF(yp, oh * OW + ow, yDt, m);
+        store1(yDt, yp + (<usize>(oh * OW + ow) << ys), m);
       }
     }
   }
 }
 
+/* ------------------------------------------------------------------ 2x2 backward */
+
+/** 4 float32 windows: x rows at r0, r1, gradients at g, dx rows at d0, d1. */
+// @ts-ignore: decorator
+@inline function bwd4F32(r0: usize, r1: usize, g: usize, d0: usize, d1: usize): void {
+  const a0 = v128.load(r0), a1 = v128.load(r0, 16);
+  const b0 = v128.load(r1), b1 = v128.load(r1, 16);
+  const nan = v128.or(v128.or(f32x4.ne(a0, a0), f32x4.ne(a1, a1)), v128.or(f32x4.ne(b0, b0), f32x4.ne(b1, b1)));
+  if (v128.any_true(nan)) {
+    for (let k: usize = 0; k < 4; k++) windowGrad2x2(F32, r0 + (k << 3), r1 + (k << 3), g + (k << 2), d0 + (k << 3), d1 + (k << 3));
+    return;
+  }
+  const ae = v128.shuffle<f32>(a0, a1, 0, 2, 4, 6), ao = v128.shuffle<f32>(a0, a1, 1, 3, 5, 7);
+  const be = v128.shuffle<f32>(b0, b1, 0, 2, 4, 6), bo = v128.shuffle<f32>(b0, b1, 1, 3, 5, 7);
+  const m = f32x4.pmax(f32x4.pmax(ae, ao), f32x4.pmax(be, bo));
+  // the first tap equal to the maximum (float compares: -0 == +0)
+  const eA = f32x4.eq(ae, m);
+  const eB = v128.andnot(f32x4.eq(ao, m), eA);
+  const t = v128.or(eA, eB);
+  const eC = v128.andnot(f32x4.eq(be, m), t);
+  const eD = v128.not(v128.or(t, eC));
+  const gv = f32x4.add(v128.load(g), f32x4.splat(0)); // -0 -> +0, as the reference's 0 + g
+  const oA = v128.and(gv, eA), oB = v128.and(gv, eB), oC = v128.and(gv, eC), oD = v128.and(gv, eD);
+  v128.store(d0, v128.shuffle<f32>(oA, oB, 0, 4, 1, 5));
+  v128.store(d0, v128.shuffle<f32>(oA, oB, 2, 6, 3, 7), 16);
+  v128.store(d1, v128.shuffle<f32>(oC, oD, 0, 4, 1, 5));
+  v128.store(d1, v128.shuffle<f32>(oC, oD, 2, 6, 3, 7), 16);
+}
+
+/** 8 (`wide`) or 4 16-bit windows; the gradient routed as raw bits. */
+// @ts-ignore: decorator
+@inline function bwd16(fmt: i32, inf: i32, wide: bool, r0: usize, r1: usize, g: usize, d0: usize, d1: usize): void {
+  const a0 = v128.load(r0), b0 = v128.load(r1);
+  const a1 = wide ? v128.load(r0, 16) : i16x8.splat(0);
+  const b1 = wide ? v128.load(r1, 16) : i16x8.splat(0);
+  const nan = v128.or(v128.or(nan16(a0, inf), nan16(a1, inf)), v128.or(nan16(b0, inf), nan16(b1, inf)));
+  if (v128.any_true(nan)) {
+    const n: usize = wide ? 8 : 4;
+    for (let k: usize = 0; k < n; k++) windowGrad2x2(fmt, r0 + (k << 2), r1 + (k << 2), g + (k << 1), d0 + (k << 2), d1 + (k << 2));
+    return;
+  }
+  const ka0 = valueKey(a0), ka1 = valueKey(a1), kb0 = valueKey(b0), kb1 = valueKey(b1);
+  const ae = evens16(ka0, ka1), ao = odds16(ka0, ka1);
+  const be = evens16(kb0, kb1), bo = odds16(kb0, kb1);
+  const m = i16x8.max_s(i16x8.max_s(ae, ao), i16x8.max_s(be, bo));
+  const eA = i16x8.eq(ae, m);
+  const eB = v128.andnot(i16x8.eq(ao, m), eA);
+  const t = v128.or(eA, eB);
+  const eC = v128.andnot(i16x8.eq(be, m), t);
+  const eD = v128.not(v128.or(t, eC));
+  let gv = wide ? v128.load(g) : v128.load64_zero(g);
+  gv = v128.andnot(gv, i16x8.eq(gv, kv(K_SIGN16X8))); // -0 -> +0, as the reference's 0 + g
+  const oA = v128.and(gv, eA), oB = v128.and(gv, eB), oC = v128.and(gv, eC), oD = v128.and(gv, eD);
+  v128.store(d0, zipLo16(oA, oB));
+  v128.store(d1, zipLo16(oC, oD));
+  if (wide) {
+    v128.store(d0, zipHi16(oA, oB), 16);
+    v128.store(d1, zipHi16(oC, oD), 16);
+  }
+}
+
+/** Planes p0..p1 of the 2x2 / stride-2 gradient, x, dy and dx of one format, dx overwritten. */
+// @ts-ignore: decorator
+@inline function backward2x2(fmt: i32, inf: i32, x: usize, dy: usize, dx: usize, p0: i32, p1: i32, H: i32, W: i32, OH: i32, OW: i32): void {
+  const sh = shiftOf(fmt);
+  for (let pl = p0; pl < p1; pl++) {
+    const xp = x + ((<usize>pl * <usize>(H * W)) << sh);
+    const gp = dy + ((<usize>pl * <usize>(OH * OW)) << sh);
+    const dp = dx + ((<usize>pl * <usize>(H * W)) << sh);
+    for (let oh = 0; oh < OH; oh++) {
+      const off = <usize>(2 * oh * W) << sh;
+      const r0 = xp + off, r1 = r0 + (<usize>W << sh);
+      const d0 = dp + off, d1 = d0 + (<usize>W << sh);
+      const go = gp + (<usize>(oh * OW) << sh);
+      if (fmt == F32) {
+        if (OW >= 4) {
+          for (let ow = 0; ; ow += 4) {
+            if (ow + 4 > OW) ow = OW - 4; // the tail: one overlapping step (same values written again)
+            const c = <usize>(2 * ow) << 2;
+            bwd4F32(r0 + c, r1 + c, go + (<usize>ow << 2), d0 + c, d1 + c);
+            if (ow + 4 >= OW) break;
+          }
+          continue;
+        }
+      } else if (OW >= 8) {
+        for (let ow = 0; ; ow += 8) {
+          if (ow + 8 > OW) ow = OW - 8;
+          const c = <usize>(2 * ow) << 1;
+          bwd16(fmt, inf, true, r0 + c, r1 + c, go + (<usize>ow << 1), d0 + c, d1 + c);
+          if (ow + 8 >= OW) break;
+        }
+        continue;
+      } else if (OW >= 4) {
+        for (let ow = 0; ; ow += 4) {
+          if (ow + 4 > OW) ow = OW - 4;
+          const c = <usize>(2 * ow) << 1;
+          bwd16(fmt, inf, false, r0 + c, r1 + c, go + (<usize>ow << 1), d0 + c, d1 + c);
+          if (ow + 4 >= OW) break;
+        }
+        continue;
+      }
+      for (let ow = 0; ow < OW; ow++) {
+        const c = <usize>(2 * ow) << sh;
+        windowGrad2x2(fmt, r0 + c, r1 + c, go + (<usize>ow << sh), d0 + c, d1 + c);
+      }
+    }
+    // an odd last column / row belongs to no window
+    if (W > 2 * OW) for (let ih = 0; ih < 2 * OH; ih++) store1(fmt, dp + (<usize>(ih * W + W - 1) << sh), 0);
+    if (H > 2 * OH) memory.fill(dp + (<usize>(2 * OH * W) << sh), 0, <usize>((H - 2 * OH) * W) << sh);
+  }
+}
+
 /**
  * dx (+)= scatter of dy to each window's arg-max (see the file comment).
- * dtypes: xDt | dyDt << 4 | dxDt << 8; flags: GEMM_ACCUMULATE (4) adds to dx.
- * scratch: parts * maxpool2d_scratch_bytes(desc) (used only when windows overlap).
+ * dtypes: xDt | dyDt << 4 | dxDt << 8; flags: ACCUMULATE (4) adds to dx.
+ * scratch: parts * maxpool2d_scratch_bytes(desc) (used only by the general path).
  * Threads split the N*C planes.
  */
 export function maxpool2d_backward(desc: usize, dtypes: i32, flags: i32, x: usize, dy: usize, dx: usize, scratch: usize, part: i32, parts: i32): void {
@@ -120,79 +374,24 @@ export function maxpool2d_backward(desc: usize, dtypes: i32, flags: i32, x: usiz
   let OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
   if (H + 2 * PH < KH || W + 2 * PW < KW) { OH = 0; OW = 0; }
   const xDt = dtypes & 15, dyDt = (dtypes >> 4) & 15, dxDt = (dtypes >> 8) & 15;
-  const acc = (flags & GEMM_ACCUMULATE) != 0;
-  const xEs = dtSize(xDt), dyEs = dtSize(dyDt), dxEs = dtSize(dxDt);
+  const acc = (flags & ACCUMULATE) != 0;
   const planes = N * C;
-  const p1 = splitLo(planes, part + 1, parts);
-  const fast = KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0;
+  const p0 = splitLo(planes, part, parts), p1 = splitLo(planes, part + 1, parts);
+  if (KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0 && !acc && xDt == dyDt && xDt == dxDt) {
+    if (xDt == F32) backward2x2(F32, 0, x, dy, dx, p0, p1, H, W, OH, OW);
+    else if (xDt == F16) backward2x2(F16, 0x7c00, x, dy, dx, p0, p1, H, W, OH, OW);
+    else backward2x2(BF16, 0x7f80, x, dy, dx, p0, p1, H, W, OH, OW);
+    return;
+  }
+  // general path: a float64 plane in scratch (windows may overlap: their gradients add up in scan
+  // order, as the reference adds them), then one rounding per element
+  const xs = shiftOf(xDt), gs = shiftOf(dyDt), ds = shiftOf(dxDt);
   const buf = scratch + <usize>part * <usize>maxpool2d_scratch_bytes(desc);
-  for (let pl = splitLo(planes, part, parts); pl < p1; pl++) {
-    const xp = x + <usize>(pl * H * W) * xEs;
-    const gp = dy + <usize>(pl * OH * OW) * dyEs;
-    const dp = dx + <usize>(pl * H * W) * dxEs;
-    if (fast) {
-      // each input belongs to at most one window: write every dx element once
-      for (let oh = 0; oh < OH; oh++) {
-        const r0 = xp + <usize>(2 * oh * W) * xEs, r1 = r0 + <usize>W * xEs;
-        const d0 = dp + <usize>(2 * oh * W) * dxEs, d1 = d0 + <usize>W * dxEs;
-        let ow = 0;
-        for (; ow + 4 <= OW; ow += 4) {
-          const q0 = r0 + <usize>(2 * ow) * xEs, q1 = r1 + <usize>(2 * ow) * xEs;
-          const a0 = load4of8(q0, xDt, false), a1 = load4of8(q0, xDt, true);
-          const b0 = load4of8(q1, xDt, false), b1 = load4of8(q1, xDt, true);
-          const ae = v128.shuffle<f32>(a0, a1, 0, 2, 4, 6), ao = v128.shuffle<f32>(a0, a1, 1, 3, 5, 7);
-          const be = v128.shuffle<f32>(b0, b1, 0, 2, 4, 6), bo = v128.shuffle<f32>(b0, b1, 1, 3, 5, 7);
-          // first maximum in scan order (ae, ao, be, bo)
-          const m = f32x4.max(f32x4.max(ae, ao), f32x4.max(be, bo));
-          const eAe = f32x4.eq(ae, m);
-          const eAo = v128.andnot(f32x4.eq(ao, m), eAe);
-          const eBe = v128.andnot(f32x4.eq(be, m), v128.or(eAe, eAo));
-          let sAe = eAe, sAo = eAo, sBe = eBe, sBo = v128.not(v128.or(v128.or(eAe, eAo), eBe));
-          // NaN windows: the last NaN
-          const nAe = f32x4.ne(ae, ae), nAo = f32x4.ne(ao, ao), nBe = f32x4.ne(be, be), nBo = f32x4.ne(bo, bo);
-          const anyNaN = v128.or(v128.or(nAe, nAo), v128.or(nBe, nBo));
-          if (v128.any_true(anyNaN)) {
-            const tBo = nBo;
-            const tBe = v128.andnot(nBe, nBo);
-            const tAo = v128.andnot(nAo, v128.or(nBe, nBo));
-            const tAe = v128.not(v128.or(v128.or(tBo, tBe), tAo));
-            sAe = v128.bitselect(tAe, sAe, anyNaN); sAo = v128.bitselect(tAo, sAo, anyNaN);
-            sBe = v128.bitselect(tBe, sBe, anyNaN); sBo = v128.bitselect(tBo, sBo, anyNaN);
-          }
-          const g = load4(gp + <usize>(oh * OW + ow) * dyEs, dyDt);
-          let oAe = v128.and(g, sAe), oAo = v128.and(g, sAo), oBe = v128.and(g, sBe), oBo = v128.and(g, sBo);
-          let w0 = v128.shuffle<f32>(oAe, oAo, 0, 4, 1, 5), w1 = v128.shuffle<f32>(oAe, oAo, 2, 6, 3, 7);
-          let w2 = v128.shuffle<f32>(oBe, oBo, 0, 4, 1, 5), w3 = v128.shuffle<f32>(oBe, oBo, 2, 6, 3, 7);
-          const e0 = d0 + <usize>(2 * ow) * dxEs, e1 = d1 + <usize>(2 * ow) * dxEs;
-          if (acc) {
-            w0 = f32x4.add(w0, load4of8(e0, dxDt, false)); w1 = f32x4.add(w1, load4of8(e0, dxDt, true));
-            w2 = f32x4.add(w2, load4of8(e1, dxDt, false)); w3 = f32x4.add(w3, load4of8(e1, dxDt, true));
-          }
-          store8(e0, w0, w1, dxDt);
-          store8(e1, w2, w3, dxDt);
-        }
-        for (; ow < OW; ow++) {
-          const g = loadF(gp, oh * OW + ow, dyDt);
-          let best = 0, m: f32 = -Infinity;
-          for (let k = 0; k < 4; k++) {
-            const v = loadF(xp, (2 * oh + (k >> 1)) * W + 2 * ow + (k & 1), xDt);
-            if (v > m || isNaN32(v)) { m = v; best = k; }
-          }
-          for (let k = 0; k < 4; k++) {
-            const i = (2 * oh + (k >> 1)) * W + 2 * ow + (k & 1);
-            let v: f32 = k == best ? g : 0;
-            if (acc) v += loadF(dp, i, dxDt);
-            storeF(dp, i, dxDt, v);
-          }
-        }
-      }
-      // rows/columns not covered by any window
-      for (let ih = 2 * OH; ih < H; ih++) for (let iw = 0; iw < W; iw++) if (!acc) storeF(dp, ih * W + iw, dxDt, 0);
-      for (let ih = 0; ih < 2 * OH; ih++) for (let iw = 2 * OW; iw < W; iw++) if (!acc) storeF(dp, ih * W + iw, dxDt, 0);
-      continue;
-    }
-    // general path: f32 plane in scratch (windows may overlap), then one rounding per element
-    memory.fill(buf, 0, <usize>(H * W) * 4);
+  for (let pl = p0; pl < p1; pl++) {
+    const xp = x + ((<usize>pl * <usize>(H * W)) << xs);
+    const gp = dy + ((<usize>pl * <usize>(OH * OW)) << gs);
+    const dp = dx + ((<usize>pl * <usize>(H * W)) << ds);
+    memory.fill(buf, 0, <usize>(H * W) * 8);
     for (let oh = 0; oh < OH; oh++) {
       for (let ow = 0; ow < OW; ow++) {
         let m: f32 = -Infinity, bi = -1;
@@ -202,23 +401,26 @@ export function maxpool2d_backward(desc: usize, dtypes: i32, flags: i32, x: usiz
           for (let kw = 0; kw < KW; kw++) {
             const iw = ow * SW - PW + kw;
             if (iw < 0 || iw >= W) continue;
-            const v = loadF(xp, ih * W + iw, xDt);
-            if (v > m || isNaN32(v) || bi < 0 && v == m) { m = v; bi = ih * W + iw; }
+            const v = load1(xDt, xp + (<usize>(ih * W + iw) << xs));
+            if (bi < 0 || beats(v, m)) { m = v; bi = ih * W + iw; }
           }
         }
         if (bi >= 0) {
-          const p = buf + <usize>bi * 4;
-          store<f32>(p, load<f32>(p) + loadF(gp, oh * OW + ow, dyDt));
+          const p = buf + (<usize>bi << 3);
+          store<f64>(p, load<f64>(p) + <f64>load1(dyDt, gp + (<usize>(oh * OW + ow) << gs)));
         }
       }
     }
-    for (let i = 0; i < H * W; i++) {
-      let v = load<f32>(buf + <usize>i * 4);
-      if (acc) v += loadF(dp, i, dxDt);
-      storeF(dp, i, dxDt, v);
+    const n = H * W;
+    for (let i = 0; i < n; i++) {
+      let v = load<f64>(buf + (<usize>i << 3));
+      if (acc) v += <f64>load1(dxDt, dp + (<usize>i << ds));
+      store1(dxDt, dp + (<usize>i << ds), <f32>v);
     }
   }
 }
+
+/* ------------------------------------------------------------------ ReLU */
 
 /**
  * y = relu(x + bias[row % C]) over x viewed as [rows][hw]: NCHW with per-channel
@@ -229,24 +431,24 @@ export function maxpool2d_backward(desc: usize, dtypes: i32, flags: i32, x: usiz
  */
 export function bias_relu_forward(dtypes: i32, rows: i32, C: i32, hw: i32, x: usize, bias: usize, y: usize, part: i32, parts: i32): void {
   const xDt = dtypes & 15, bDt = (dtypes >> 4) & 15, yDt = (dtypes >> 8) & 15;
-  const xEs = dtSize(xDt), yEs = dtSize(yDt);
+  const xs = shiftOf(xDt), ys = shiftOf(yDt);
   const r1 = splitLo(rows, part + 1, parts);
   const zero = f32x4.splat(0);
   for (let r = splitLo(rows, part, parts); r < r1; r++) {
-    const b: f32 = bias != 0 ? loadF(bias, r % C, bDt) : 0;
+    const b: f32 = bias != 0 ? load1(bDt, bias + (<usize>(r % C) << shiftOf(bDt))) : 0;
     const bv = f32x4.splat(b);
-    const xp = x + <usize>(r * hw) * xEs, yp = y + <usize>(r * hw) * yEs;
+    const xp = x + (<usize>(r * hw) << xs), yp = y + (<usize>(r * hw) << ys);
     let j = 0;
     for (; j + 8 <= hw; j += 8) {
-      const q = xp + <usize>j * xEs;
+      const q = xp + (<usize>j << xs);
       // f32x4.max propagates NaN
-      const v0 = f32x4.max(f32x4.add(load4of8(q, xDt, false), bv), zero);
-      const v1 = f32x4.max(f32x4.add(load4of8(q, xDt, true), bv), zero);
-      store8(yp + <usize>j * yEs, v0, v1, yDt);
+      const v0 = f32x4.max(f32x4.add(load8lo(xDt, q), bv), zero);
+      const v1 = f32x4.max(f32x4.add(load8hi(xDt, q), bv), zero);
+      store8(yDt, yp + (<usize>j << ys), v0, v1);
     }
     for (; j < hw; j++) {
-      const v = loadF(xp, j, xDt) + b;
-      storeF(yp, j, yDt, isNaN32(v) ? v : (v > 0 ? v : 0));
+      const v = load1(xDt, xp + (<usize>j << xs)) + b;
+      store1(yDt, yp + (<usize>j << ys), v != v ? v : (v > 0 ? v : 0));
     }
   }
 }
@@ -254,26 +456,26 @@ export function bias_relu_forward(dtypes: i32, rows: i32, C: i32, hw: i32, x: us
 /**
  * dx (+)= (y <= 0 ? 0 : dy) elementwise over n elements (y: the ReLU output, or
  * its input; as ATen's threshold_backward, a NaN y passes the gradient).
- * dtypes: yDt | dyDt << 4 | dxDt << 8; flags: GEMM_ACCUMULATE adds to dx. Threads split ranges of 8.
+ * dtypes: yDt | dyDt << 4 | dxDt << 8; flags: ACCUMULATE adds to dx. Threads split ranges of 8.
  */
 export function relu_backward(dtypes: i32, flags: i32, n: i32, y: usize, dy: usize, dx: usize, part: i32, parts: i32): void {
   const yDt = dtypes & 15, gDt = (dtypes >> 4) & 15, dDt = (dtypes >> 8) & 15;
-  const yEs = dtSize(yDt), gEs = dtSize(gDt), dEs = dtSize(dDt);
-  const acc = (flags & GEMM_ACCUMULATE) != 0;
+  const ys = shiftOf(yDt), gs = shiftOf(gDt), ds = shiftOf(dDt);
+  const acc = (flags & ACCUMULATE) != 0;
   const chunks = (n + 7) >> 3;
   const i0 = splitLo(chunks, part, parts) * 8, i1 = min(n, splitLo(chunks, part + 1, parts) * 8);
   const zero = f32x4.splat(0);
   let i = i0;
   for (; i + 8 <= i1; i += 8) {
-    const yq = y + <usize>i * yEs, gq = dy + <usize>i * gEs, dq = dx + <usize>i * dEs;
-    let v0 = v128.andnot(load4of8(gq, gDt, false), f32x4.le(load4of8(yq, yDt, false), zero));
-    let v1 = v128.andnot(load4of8(gq, gDt, true), f32x4.le(load4of8(yq, yDt, true), zero));
-    if (acc) { v0 = f32x4.add(v0, load4of8(dq, dDt, false)); v1 = f32x4.add(v1, load4of8(dq, dDt, true)); }
-    store8(dq, v0, v1, dDt);
+    const yq = y + (<usize>i << ys), gq = dy + (<usize>i << gs), dq = dx + (<usize>i << ds);
+    let v0 = v128.andnot(load8lo(gDt, gq), f32x4.le(load8lo(yDt, yq), zero));
+    let v1 = v128.andnot(load8hi(gDt, gq), f32x4.le(load8hi(yDt, yq), zero));
+    if (acc) { v0 = f32x4.add(v0, load8lo(dDt, dq)); v1 = f32x4.add(v1, load8hi(dDt, dq)); }
+    store8(dDt, dq, v0, v1);
   }
   for (; i < i1; i++) {
-    let v: f32 = loadF(y, i, yDt) <= 0 ? 0 : loadF(dy, i, gDt);
-    if (acc) v += loadF(dx, i, dDt);
-    storeF(dx, i, dDt, v);
+    let v: f32 = load1(yDt, y + (<usize>i << ys)) <= 0 ? 0 : load1(gDt, dy + (<usize>i << gs));
+    if (acc) v += load1(dDt, dx + (<usize>i << ds));
+    store1(dDt, dx + (<usize>i << ds), v);
   }
 }

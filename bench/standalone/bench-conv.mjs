@@ -36,16 +36,16 @@ for (const threads of threadList) {
       setSeed(3);
       const G = geom(g);
       const desc = pool.alloc(64); writeDesc(pool, desc, G);
-      const scratch = pool.alloc(pool.exports.conv2d_scratch_bytes(desc) * threads);
+      const scratch = pool.alloc(pool.exports.conv2d_scratch_bytes(desc, threads));
       const nx = G.N * G.Cin * G.H * G.W, nw = G.Cout * G.CG * G.KH * G.KW, ny = G.N * G.Cout * G.OH * G.OW;
       const X = makeTensor(pool, dt, nx), W = makeTensor(pool, dt, nw), B = makeTensor(pool, dt, G.Cout);
       const Y = makeTensor(pool, dt, ny), DY = makeTensor(pool, dt, ny), DX = makeTensor(pool, dt, nx), DW = makeTensor(pool, dt, nw), DB = makeTensor(pool, dt, G.Cout);
       const d3 = dt | (dt << 4) | (dt << 8) | (dt << 12);
       const flop = 2 * G.N * G.Cout * G.OH * G.OW * G.CG * G.KH * G.KW;
       const ops = {
-        forward: () => pool.call("conv2d_forward", desc, d3, 0, X.p, W.p, B.p, Y.p, scratch),
-        grad_input: () => pool.call("conv2d_grad_input", desc, d3, 0, DY.p, W.p, DX.p, scratch),
-        grad_weight: () => pool.call("conv2d_grad_weight", desc, d3, 0, X.p, DY.p, DW.p, scratch),
+        forward: () => pool.call("conv2d_forward", desc, d3, 0, X.p, W.p, B.p, Y.p, scratch, pool.sync()),
+        grad_input: () => pool.call("conv2d_grad_input", desc, d3, 0, DY.p, W.p, DX.p, scratch, pool.sync()),
+        grad_weight: () => pool.call("conv2d_grad_weight", desc, d3, 0, X.p, DY.p, DW.p, scratch, pool.sync()),
         grad_bias: () => pool.call("conv2d_grad_bias", desc, d3, 0, DY.p, DB.p),
       };
       const row = { impl: "mixprec-as", variant, threads, dtype: dn, layer, batch: G.N, shape: `${G.Cin}->${G.Cout} k${G.KH} ${G.H}x${G.W}` };

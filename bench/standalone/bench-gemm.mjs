@@ -30,7 +30,7 @@ for (const threads of threadList) {
       setSeed(n);
       const A = makeTensor(pool, dt, n * n), B = makeTensor(pool, dt, n * n), C = makeTensor(pool, dt, n * n, () => 0);
       const dtypesArg = dt | (dt << 4) | (dt << 8);
-      const run = () => pool.call("gemm", 0, dtypesArg, 1, n, n, n, A.p, n, 0, B.p, n, 0, C.p, n, 0, 0, scratch);
+      const run = () => pool.call("gemm", 0, dtypesArg, 1, n, n, n, A.p, n, 0, B.p, n, 0, C.p, n, 0, 0, scratch, pool.sync());
       run();
       let reps = 0, best = Infinity;
       const cpu0 = process.cpuUsage();

@@ -45,6 +45,7 @@ export class Pool {
     const instance = new WebAssembly.Instance(module, { env: { memory, abort() { throw new Error("abort"); } } });
     const ctrlSab = new SharedArrayBuffer(CTRL_INTS * 4 + 64 * 8);
     const pool = new Pool(memory, module, instance, ctrlSab, threads);
+    pool.syncAddr = pool.alloc(64);
     const fnNames = WebAssembly.Module.exports(module).filter((e) => e.kind === "function").map((e) => e.name);
     pool.fnNames = fnNames;
     const ready = [];
@@ -62,6 +63,7 @@ export class Pool {
     this.args = new Float64Array(ctrlSab, CTRL_INTS * 4, 64);
     this.workers = [];
     this.heap = 1 << 20; // bump allocator start (the kernels have no static data)
+    this.syncAddr = 0;
   }
   /** Bump-allocate `bytes` (64-byte aligned); grows memory as needed. */
   alloc(bytes) {
@@ -72,6 +74,8 @@ export class Pool {
     return p;
   }
   reset(to = 1 << 20) { this.heap = to; }
+  /** The sync block of the kernels' dynamic work split (docs/kernels.md), zeroed: pass it as `sync`. */
+  sync() { new Int32Array(this.memory.buffer, this.syncAddr, 16).fill(0); return this.syncAddr; }
   get u8() { return new Uint8Array(this.memory.buffer); }
   f32(p, n) { return new Float32Array(this.memory.buffer, p, n); }
   u16(p, n) { return new Uint16Array(this.memory.buffer, p, n); }

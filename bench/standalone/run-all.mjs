@@ -27,6 +27,9 @@ console.log(`# ${new Date().toISOString()} node ${process.version}, ${os.cpus().
 let failed = 0;
 if (!args.includes("--no-tests")) {
   for (const t of ["test-gemm.mjs", "test-conv.mjs", "test-pool.mjs"]) for (const th of ["1", "2"]) failed += run(t, ["--threads", th]) ? 1 : 0;
+  if (relaxed) {
+    for (const t of ["test-gemm.mjs", "test-conv.mjs"]) for (const th of ["1", "2"]) failed += run(t, ["--threads", th, "--variant", "relaxed"], ["--experimental-wasm-relaxed-simd"]) ? 1 : 0;
+  }
 }
 const sizes = quick ? ["256", "1024"] : ["256", "512", "1024"];
 const minTime = quick ? "0.5" : "1.5";
@@ -39,6 +42,7 @@ for (const n of sizes) {
 }
 run("bench-gemm.mjs", ["--threads", "1,2", "--sizes", sizes.join(","), "--dtypes", "f16,bf16", "--min-time", quick ? "0.3" : "1"]);
 run("bench-conv.mjs", ["--threads", "1,2"]);
+if (relaxed) run("bench-conv.mjs", ["--threads", "1,2", "--variant", "relaxed"], ["--experimental-wasm-relaxed-simd"]);
 run("bench-pool.mjs", ["--threads", "1,2"]);
 
 // summary
@@ -53,9 +57,9 @@ for (const n of sizes.map(Number)) for (const th of [1, 2]) {
   console.log(`| ${n} | ${th} | ${f(a)} | ${f(b)} | ${f(c)} |${relaxed ? ` ${f(rl)} |` : ""} ${f(p)} | ${ratio} |`);
 }
 console.log(`\n## LeNet conv layers, batch 64, ms per batch (best)\n`);
-console.log("| layer | dtype | threads | forward | grad-input | grad-weight | grad-bias | total |");
-console.log("|---|---|---|---|---|---|---|---|");
-for (const r of rows.filter((r) => r.layer && r.forward_ms !== undefined)) console.log(`| ${r.layer} ${r.shape} | ${r.dtype} | ${r.threads} | ${r.forward_ms} | ${r.grad_input_ms} | ${r.grad_weight_ms} | ${r.grad_bias_ms} | ${r.total_ms} |`);
+console.log("| layer | dtype | variant | threads | forward | grad-input | grad-weight | grad-bias | total |");
+console.log("|---|---|---|---|---|---|---|---|---|");
+for (const r of rows.filter((r) => r.layer && r.forward_ms !== undefined)) console.log(`| ${r.layer} ${r.shape} | ${r.dtype} | ${r.variant ?? "simd"} | ${r.threads} | ${r.forward_ms} | ${r.grad_input_ms} | ${r.grad_weight_ms} | ${r.grad_bias_ms} | ${r.total_ms} |`);
 console.log(`\n## LeNet max-pool 2x2 / ReLU, batch 64, ms per batch (best)\n`);
 console.log("| layer | dtype | threads | relu fwd | pool fwd | pool bwd | relu bwd |");
 console.log("|---|---|---|---|---|---|---|");

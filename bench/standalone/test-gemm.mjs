@@ -16,7 +16,7 @@ const E = pool.exports;
 const scratch = pool.alloc(E.gemm_scratch_bytes() * threads);
 const base = pool.heap;
 const U = 2 ** -24;
-let failures = 0, passes = 0, orderExact = 0, orderMismatch = 0, nondet = 0;
+let failures = 0, passes = 0, orderExact = 0, orderMismatch = 0, nondet = 0, calls = 0;
 
 function runCase({ M, N, K, batch = 1, tA = false, tB = false, acc = false, biasMode = 0, aDt, bDt, cDt, biasDt = DT.f32, padA = 0, padB = 0, padC = 0, bcastB = false }) {
   pool.reset(base);
@@ -29,14 +29,16 @@ function runCase({ M, N, K, batch = 1, tA = false, tB = false, acc = false, bias
   const C0 = C.vals.slice();
   const flags = (tA ? 1 : 0) | (tB ? 2 : 0) | (acc ? 4 : 0) | (biasMode << 8);
   const dtypes = aDt | (bDt << 4) | (cDt << 8) | (biasDt << 12);
-  pool.call("gemm", flags, dtypes, batch, M, N, K, A.p, lda, sA, B.p, ldb, sB, C.p, ldc, sC, bias ? bias.p : 0, scratch);
+  // alternate the dynamic split (a zeroed sync block) and the static one (sync = 0)
+  const sync = calls++ % 2 === 0 ? pool.sync() : 0;
+  pool.call("gemm", flags, dtypes, batch, M, N, K, A.p, lda, sA, B.p, ldb, sB, C.p, ldc, sC, bias ? bias.p : 0, scratch, sync);
   const got = readTensor(pool, C), gotBits = readBits(pool, C);
   // determinism: the same call on one thread (parts = 1) must give identical bits
   if (threads > 1) {
     const es = cDt === DT.f32 ? 4 : 2;
     const after = new Uint8Array(pool.memory.buffer, C.p, C.n * es).slice();
     if (cDt === DT.f32) pool.f32(C.p, C.n).set(C0); else pool.u16(C.p, C.n).set(C0.map((v) => toBits(cDt, v)));
-    E.gemm(flags, dtypes, batch, M, N, K, A.p, lda, sA, B.p, ldb, sB, C.p, ldc, sC, bias ? bias.p : 0, scratch, 0, 1);
+    E.gemm(flags, dtypes, batch, M, N, K, A.p, lda, sA, B.p, ldb, sB, C.p, ldc, sC, bias ? bias.p : 0, scratch, 0, 0, 1);
     const single = new Uint8Array(pool.memory.buffer, C.p, C.n * es);
     if (!single.every((v, i) => v === after[i])) { nondet++; console.log("NONDETERMINISTIC", M, N, K); }
   }
@@ -77,7 +79,9 @@ function runCase({ M, N, K, batch = 1, tA = false, tB = false, acc = false, bias
 setSeed(1);
 const dtCombos = [[0, 0, 0], [1, 1, 1], [2, 2, 2], [1, 1, 0], [2, 2, 0], [0, 1, 1], [0, 0, 2]];
 let boundaryTotal = 0, exactTotal = 0;
-const shapes = [[1, 1, 1], [6, 8, 1], [7, 9, 3], [13, 17, 5], [1, 64, 33], [64, 1, 19], [5, 100, 256], [121, 20, 257], [30, 513, 40], [37, 45, 600], [2, 2000, 3]];
+const shapes = [[1, 1, 1], [6, 8, 1], [7, 9, 3], [13, 17, 5], [1, 64, 33], [64, 1, 19], [5, 100, 256], [121, 20, 257], [30, 513, 40], [37, 45, 600], [2, 2000, 3],
+  // LeNet's Linear layers (batch 64), blocks split below MC x NC, B panels past B_CAP / nb
+  [64, 120, 400], [400, 120, 64], [64, 84, 120], [64, 10, 84], [130, 300, 1100], [9, 40, 2100]];
 for (let i = 0; i < 25; i++) shapes.push([randInt(1, 70), randInt(1, 70), randInt(1, 70)]);
 for (const [M, N, K] of shapes) {
   for (const [aDt, bDt, cDt] of dtCombos) {
@@ -100,7 +104,7 @@ runCase({ M: 5, N: 9, K: 0, aDt: 1, bDt: 1, cDt: 1, biasMode: 1 });
   const c32 = pool.alloc(N * 4);
   let bad = 0;
   for (const dt of [DT.f16, DT.bf16]) {
-    pool.call("gemm", 0, 0 | (dt << 4) | (0 << 8), 1, 1, N, 1, one, 1, 0, b16, N, 0, c32, N, 0, 0, scratch);
+    pool.call("gemm", 0, 0 | (dt << 4) | (0 << 8), 1, 1, N, 1, one, 1, 0, b16, N, 0, c32, N, 0, 0, scratch, pool.sync());
     const c = pool.f32(c32, N);
     const u = new Uint32Array(c.buffer, c32, N);
     for (let i = 0; i < N; i++) {
@@ -116,7 +120,7 @@ runCase({ M: 5, N: 9, K: 0, aDt: 1, bDt: 1, cDt: 1, biasMode: 1 });
   for (let i = 0; i < 65536; i++) { bu[i] = (0x33000000 + i * 0x2c0) >>> 0; bu[65536 + i] = 0x477f0000 + i * 0x10; } // f16 subnormal..normal, overflow edge
   const c16 = pool.alloc(n2 * 2);
   for (const dt of [DT.f16, DT.bf16]) {
-    pool.call("gemm", 0, 0 | (0 << 4) | (dt << 8), 1, 1, n2, 1, one, 1, 0, b32, n2, 0, c16, n2, 0, 0, scratch);
+    pool.call("gemm", 0, 0 | (0 << 4) | (dt << 8), 1, 1, n2, 1, one, 1, 0, b32, n2, 0, c16, n2, 0, 0, scratch, pool.sync());
     const c = pool.u16(c16, n2);
     for (let i = 0; i < n2; i++) {
       const x = bf[i];

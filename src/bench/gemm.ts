@@ -1,7 +1,11 @@
 /**
  * GEMM throughput: C = A·B for random N×N A and B of one dtype through `matmul` on the current
- * backend. One rep is matmul plus `await c.data()` (the result is read back, so queued work is
- * really done); reps are timed one by one after a warm-up.
+ * backend. One rep is matmul and then waiting until C is computed: a synchronous (CPU) backend —
+ * one offering `readSync`, such as wasm and reference — has written C when matmul returns; on any
+ * other backend the rep reads C back (`await c.data()`), which waits for the queued work. C stays
+ * on the device as in the jax-js peer (bench/gemm-peer.mjs: matmul + blockUntilReady), so a rep does
+ * not time a host copy of C. The warm-up reads C back and checks one element. Reps are timed one by
+ * one after the warm-up.
  */
 import type { DTypeName } from '../dtype/dtype.js';
 import { getBackend } from '../backend/registry.js';
@@ -9,7 +13,7 @@ import { Generator } from '../random/generator.js';
 import { randn } from '../ops/creation.js';
 import { matmul } from '../ops/linalg.js';
 import { scope } from '../tensor/scope.js';
-import { backendThreads, kernelCalls, load1, resetKernelCalls, sig } from './common.js';
+import { adapterDescription, backendThreads, kernelCalls, load1, resetKernelCalls, sig } from './common.js';
 
 export const GEMM_DTYPES = ['float32', 'float16', 'bfloat16'] as const satisfies readonly DTypeName[];
 export type GemmDtype = (typeof GEMM_DTYPES)[number];
@@ -46,6 +50,12 @@ export interface GemmBenchResult {
   check_abs_err: number;
   /** 1-minute load average when the run ended. */
   load_avg_1m: number;
+  /** GPU backends: the adapter ("vendor architecture device description"). */
+  adapter?: string;
+  /** Whether a timed rep also copied C back to the host (backends that are not synchronous). */
+  readback: boolean;
+  /** The wasm backend's kernel build: 'relaxed' (relaxed SIMD, fused multiply-add) or 'plain'. */
+  simd?: string;
   /** Native / fallback kernel calls (wasm backend), for the timed reps. */
   kernels?: Record<string, { native: number; fallback: number }>;
 }
@@ -61,10 +71,12 @@ export async function benchGemm(options: GemmBenchOptions): Promise<GemmBenchRes
   const gen = new Generator(options.seed ?? 0);
   const a = randn([n, n], { dtype, generator: gen });
   const b = randn([n, n], { dtype, generator: gen });
-  const rep = async (): Promise<ArrayLike<number>> => {
+  // A synchronous backend has finished a kernel when `run` returns (Backend.readSync: CPU backends only).
+  const readback = typeof backend.readSync !== 'function';
+  const rep = async (read: boolean): Promise<ArrayLike<number> | null> => {
     const c = scope(() => matmul(a, b));
     try {
-      return (await c.data()) as ArrayLike<number>;
+      return read ? ((await c.data()) as ArrayLike<number>) : null;
     } finally {
       c.dispose();
     }
@@ -72,7 +84,7 @@ export async function benchGemm(options: GemmBenchOptions): Promise<GemmBenchRes
   try {
     // Warm-up (JIT, allocator, worker start-up), and a check of one element of the product.
     let c0: ArrayLike<number> | null = null;
-    for (let i = 0; i < Math.max(1, warmup); i++) c0 = await rep();
+    for (let i = 0; i < Math.max(1, warmup); i++) c0 = await rep(true);
     const A = (await a.data()) as ArrayLike<number>;
     const B = (await b.data()) as ArrayLike<number>;
     const col = Math.min(3, n - 1);
@@ -85,7 +97,7 @@ export async function benchGemm(options: GemmBenchOptions): Promise<GemmBenchRes
     const t0 = performance.now();
     while (times.length < minReps || performance.now() - t0 < minTime * 1000) {
       const t = performance.now();
-      await rep();
+      await rep(readback);
       times.push((performance.now() - t) / 1000);
     }
     const mean = times.reduce((s, x) => s + x, 0) / times.length;
@@ -104,7 +116,12 @@ export async function benchGemm(options: GemmBenchOptions): Promise<GemmBenchRes
       warmup: Math.max(1, warmup),
       check_abs_err: Number(checkAbsErr.toExponential(3)),
       load_avg_1m: load1(),
+      readback,
     };
+    const simd = (backend as { simd?: unknown }).simd;
+    if (typeof simd === 'string') result.simd = simd;
+    const adapter = adapterDescription(backend);
+    if (adapter) result.adapter = adapter;
     const kernels = kernelCalls(backend);
     if (kernels) result.kernels = kernels;
     return result;

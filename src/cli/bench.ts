@@ -23,8 +23,10 @@ Numbers depend on the machine's load: the JSON output records the 1-minute load 
 export const BENCH_GEMM_HELP = `usage: mixprec bench gemm [--size N] [--dtype float32|float16|bfloat16] [--backend NAME] [--threads N] [--json]
 
 C = A·B with A, B random N×N of --dtype (C the same dtype; float32 accumulation) through matmul.
-One rep is matmul plus reading C back (await data()), so the work is really done; reps are timed
-after the warm-up until both --reps and --min-time are reached.
+On a synchronous backend (reference, wasm) the work is done when matmul returns and a rep is just
+that; on an asynchronous one (webgpu) a rep also reads C back (await data()), the only way to wait
+for it. The warm-up rep always reads C back and checks one element. Reps are timed after the
+warm-up until both --reps and --min-time are reached.
 
   --size N              (default 1024)
   --dtype D             float32|float16|bfloat16 (default float32)
@@ -37,7 +39,9 @@ after the warm-up until both --reps and --min-time are reached.
   --seed N              seeds the inputs (default 0)
   --json                one JSON object: gflops (2·N³ / mean seconds per rep, 10⁹/s), gflops_best,
                         size, dtype, backend, threads, seconds (mean per rep), best_seconds, reps,
-                        warmup, check_abs_err, load_avg_1m, kernels (wasm: native/fallback calls)
+                        warmup, check_abs_err, load_avg_1m, readback (whether reps read C back),
+                        simd (wasm: 'relaxed' or 'plain'), adapter (webgpu), kernels (wasm:
+                        native/fallback calls)
 `;
 
 export const BENCH_TRAIN_HELP = `usage: mixprec bench train [--model lenet] [--batch-size N] [--precision fp32|fp16|bf16] [--backend NAME] [--steps N] [--json]

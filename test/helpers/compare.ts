@@ -19,6 +19,7 @@
  *   'exact':              actual === r (integers, copies).
  * NaN must meet NaN; infinities must match exactly.
  */
+import assert from 'node:assert/strict';
 import { roundToBfloat16, roundToFloat16 } from '../../src/dtype/convert.js';
 
 export type Tolerance = 'elementwise' | 'reduction' | 'exact';
@@ -182,4 +183,28 @@ export function assertClose(
 ): void {
   const result = compareValues(actual, expected, dtype, kind);
   if (!result.ok) throw new Error(describeMismatch(label, result, shape, dtype, kind));
+}
+
+/**
+ * A sum-of-products kernel's result against the reference's: |actual - ref| <= (terms + 2) 2^-24
+ * bound[i] (bound = the same kernel on |inputs|, i.e. sum |products|), plus one ulp of a 16-bit
+ * output at the larger of the two. It holds with and without fused multiply-add, in any order.
+ */
+export function withinAccumulationBound(actual: Float32Array, ref: Float32Array, bound: Float32Array, terms: number, dtype: FloatDType, what: string): void {
+  assert.equal(actual.length, ref.length, `${what}: length`);
+  const eps = (terms + 2) * 2 ** -24;
+  for (let i = 0; i < ref.length; i++) {
+    const a = actual[i]!;
+    const r = ref[i]!;
+    if (!Number.isFinite(r) || !Number.isFinite(a)) {
+      if (a === r || (Number.isNaN(a) && Number.isNaN(r))) continue;
+      assert.fail(`${what}: element ${i} is ${a}, the reference gives ${r}`);
+    }
+    // the bound itself was rounded to float32 (or 16 bits): allow for that
+    let tol = eps * bound[i]! * (1 + 2 ** -7);
+    if (dtype !== 'float32') tol += ulp(Math.max(Math.abs(a), Math.abs(r)), dtype);
+    if (!(Math.abs(a - r) <= tol)) {
+      assert.fail(`${what}: element ${i} is ${a}, the reference gives ${r} (|diff| ${Math.abs(a - r)} > ${tol}, sum|products| ${bound[i]})`);
+    }
+  }
 }

@@ -14,6 +14,7 @@ import { convKernels } from './kernels/conv.js';
 import { poolKernels } from './kernels/pool.js';
 import { indexingKernels } from './kernels/indexing.js';
 import { extraKernels } from './kernels/extra.js';
+import { optimKernels } from './kernels/optim.js';
 
 class HostBuffer implements DeviceBuffer {
   freed = false;
@@ -32,6 +33,7 @@ export const REFERENCE_KERNELS: Readonly<Record<string, RefKernel>> = {
   ...poolKernels,
   ...indexingKernels,
   ...extraKernels,
+  ...optimKernels,
 };
 
 /**

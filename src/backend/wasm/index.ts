@@ -10,6 +10,7 @@
  * outputs are written when `run` returns, so `readSync` is offered.
  *
  *   await mx.setBackend('wasm')          // MIXPREC_THREADS=n sets the thread count
+ *   backend.simd                         // 'relaxed' (fused multiply-add kernels) or 'plain'
  *   backend.kernelStats()                // native / fallback calls per kernel
  *   backend.heapStats()                  // the allocator: heap size, live / cached blocks
  */
@@ -24,7 +25,8 @@ import { wasmApi, type WasmModule } from './api.js';
 import { WasmHeap, type HeapStats } from './memory.js';
 import { KernelPool } from './pool.js';
 import { EXTRA_REFERENCE_KERNELS, NATIVE_KERNELS, type NativeContext, type NativeKernel } from './native.js';
-import { INITIAL_PAGES, KERNEL_EXPORTS, MAXIMUM_PAGES, WASM_BASE64 } from './generated/kernels.js';
+import './native_optim.js'; // registers the fused Adam/AdamW kernel (adamUpdate)
+import { INITIAL_PAGES, KERNEL_EXPORTS, MAXIMUM_PAGES, WASM_BASE64, WASM_RELAXED_BASE64 } from './generated/kernels.js';
 
 export { NATIVE_KERNELS, registerNativeKernel, type NativeKernel, type NativeContext } from './native.js';
 export type { HeapStats } from './memory.js';
@@ -51,7 +53,16 @@ export interface WasmBackendOptions {
   shared?: boolean;
   /** Time every kernel call (kernelStats().*Ms). Default: MIXPREC_WASM_PROFILE === '1'. */
   profile?: boolean;
+  /**
+   * Which build of the kernels to run: 'relaxed' (relaxed SIMD: fused multiply-add where the CPU has
+   * one; an error where the engine cannot run it), 'plain' (SIMD128 only), or 'auto' (relaxed when
+   * the engine validates it, else plain). Default: MIXPREC_WASM_SIMD, else 'auto'.
+   */
+  simd?: WasmSimd | 'auto';
 }
+
+/** The kernel builds (tools/build-wasm.mjs): plain SIMD128, or relaxed SIMD (f32x4.relaxed_madd). */
+export type WasmSimd = 'relaxed' | 'plain';
 
 export interface KernelCallStats {
   native: number;
@@ -149,14 +160,76 @@ export function unsharedModuleBytes(bytes: Uint8Array): Uint8Array {
   throw new Error('wasm backend: the kernel module imports no memory');
 }
 
-const compiled = new Map<boolean, Promise<WasmModule>>();
+/**
+ * (module (func (param v128 v128 v128) (result v128)
+ *   local.get 0 local.get 1 local.get 2 f32x4.relaxed_madd))
+ */
+const RELAXED_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 8, 1, 96, 3, 123, 123, 123, 1, 123, 3, 2, 1, 0, 10, 13, 1, 11, 0, 32, 0, 32, 1, 32, 2, 253,
+  133, 2, 11,
+]);
 
-/** The kernel module (for a shared or an ordinary memory), compiled once per process. */
-export function kernelModule(shared = true): Promise<WasmModule> {
-  let m = compiled.get(shared);
+function validates(bytes: Uint8Array): boolean {
+  try {
+    return (globalThis as unknown as { WebAssembly: { validate(b: Uint8Array): boolean } }).WebAssembly.validate(bytes);
+  } catch {
+    return false;
+  }
+}
+
+let relaxedProbe: Promise<boolean> | null = null;
+
+/**
+ * Whether this engine runs relaxed SIMD. Browsers that have it validate it by default (Chrome 114+).
+ * Node 20 (V8 11.3) has it behind --experimental-wasm-relaxed-simd: in Node, when the probe fails, the
+ * flag is set with v8.setFlagsFromString (process-wide, so the pool's workers see it too) and the
+ * probe repeated. V8 is never touched outside Node.
+ */
+export function relaxedSimdAvailable(): Promise<boolean> {
+  return (relaxedProbe ??= (async () => {
+    if (validates(RELAXED_PROBE)) return true;
+    const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+    if (!isNode) return false;
+    try {
+      const v8 = await import('node:v8');
+      v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+    } catch {
+      return false;
+    }
+    return validates(RELAXED_PROBE);
+  })());
+}
+
+/** The kernel build to use: an explicit choice, else MIXPREC_WASM_SIMD, else relaxed where available. */
+export async function selectSimd(choice: WasmSimd | 'auto' | undefined = undefined): Promise<WasmSimd> {
+  const known = (v: string): v is WasmSimd | 'auto' => v === 'plain' || v === 'relaxed' || v === 'auto';
+  let want = choice;
+  if (want !== undefined && !known(want)) throw new RangeError(`wasm backend: simd must be 'plain', 'relaxed' or 'auto', got '${String(want)}'`);
+  if (want === undefined) {
+    const e = env('MIXPREC_WASM_SIMD');
+    if (e !== undefined && e !== '') {
+      if (!known(e)) throw new RangeError(`MIXPREC_WASM_SIMD must be 'plain', 'relaxed' or 'auto', got '${e}'`);
+      want = e;
+    }
+  }
+  if (want === 'plain') return 'plain';
+  const ok = await relaxedSimdAvailable();
+  if (want === 'relaxed' && !ok) throw new Error('wasm backend: relaxed SIMD was asked for, but this JavaScript engine cannot run it');
+  return ok ? 'relaxed' : 'plain';
+}
+
+const compiled = new Map<string, Promise<WasmModule>>();
+
+/**
+ * The kernel module (for a shared or an ordinary memory; the plain or relaxed SIMD build), compiled
+ * once per process. The relaxed build needs `relaxedSimdAvailable()` to have resolved true.
+ */
+export function kernelModule(shared = true, simd: WasmSimd = 'plain'): Promise<WasmModule> {
+  const key = `${shared}:${simd}`;
+  let m = compiled.get(key);
   if (!m) {
-    const bytes = decodeBase64(WASM_BASE64);
-    compiled.set(shared, (m = wasmApi().compile(shared ? bytes : unsharedModuleBytes(bytes))));
+    const bytes = decodeBase64(simd === 'relaxed' ? WASM_RELAXED_BASE64 : WASM_BASE64);
+    compiled.set(key, (m = wasmApi().compile(shared ? bytes : unsharedModuleBytes(bytes))));
   }
   return m;
 }
@@ -174,6 +247,8 @@ export class WasmBackend implements Backend {
     public native: boolean,
     /** Whether kernel calls are timed. */
     public profile: boolean,
+    /** The kernel build running: 'relaxed' (fused multiply-add) or 'plain' SIMD128. */
+    readonly simd: WasmSimd,
   ) {
     this.ctx = {
       pool,
@@ -187,7 +262,8 @@ export class WasmBackend implements Backend {
     const threads = options.threads ?? (await defaultThreads());
     const native = options.native ?? env('MIXPREC_WASM_NATIVE') !== '0';
     const shared = options.shared ?? typeof SharedArrayBuffer !== 'undefined';
-    const module = await kernelModule(shared);
+    const simd = await selectSimd(options.simd);
+    const module = await kernelModule(shared, simd);
     const memory = new (wasmApi().Memory)({ initial: INITIAL_PAGES, maximum: MAXIMUM_PAGES, shared });
     const instance = await wasmApi().instantiate(module, {
       env: {
@@ -200,7 +276,7 @@ export class WasmBackend implements Backend {
     const exports = instance.exports;
     const heap = new WasmHeap(memory, (exports['heapBase'] as () => number)(), MAXIMUM_PAGES);
     const pool = await KernelPool.create(module, memory, exports, KERNEL_EXPORTS, { threads, spin: options.spin });
-    return new WasmBackend(heap, pool, native, options.profile ?? env('MIXPREC_WASM_PROFILE') === '1');
+    return new WasmBackend(heap, pool, native, options.profile ?? env('MIXPREC_WASM_PROFILE') === '1', simd);
   }
 
   /** Threads that run kernels (1 when single-threaded). */

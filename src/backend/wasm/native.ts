@@ -5,21 +5,30 @@
  * run the reference kernel instead (src/backend/wasm/index.ts), so every kernel works everywhere
  * and native coverage can grow case by case.
  *
- * Covered here: add/sub/mul/div (float32, float16, bfloat16; contiguous, broadcast rows and
- * channels, scalar operands), relu, reluBackward, copy (memcpy, strided gather of any dtype, casts
- * between the three float formats, also from strided views), fill (every dtype), sum/mean (over
- * the last axes, the leading axes, all but a middle axis, or everything) and the fused SGD update
- * `sgdUpdate`; bmm, conv2d, conv2dBackwardInput, conv2dBackwardWeight, maxPool2d and
- * maxPool2dBackward in native_linalg.ts (layout helpers in layout.ts).
+ * Covered here: add/sub/mul/div (float32, float16, bfloat16; the rows layout of native_rows.ts:
+ * contiguous, broadcast rows and channels, scalar operands, 0-dim tensors), relu, reluBackward,
+ * copy (memcpy, strided gather of any dtype with register-blocked transposes, casts between the
+ * three float formats, also from strided views, and into them from bool / int32 / float64), fill
+ * (every dtype), sum/mean (over the last axes, the leading axes, all but a middle axis, or
+ * everything) and the fused SGD update `sgdUpdate`; comparisons, logical ops, isfinite, where,
+ * neg, abs, softmax / logSoftmax and their gradients, gather, scatterAdd and divBackwardDivisor in
+ * native_more.ts; bmm, conv2d, conv2dBackwardInput, conv2dBackwardWeight, maxPool2d and
+ * maxPool2dBackward in native_linalg.ts (layout helpers in layout.ts and native_rows.ts).
+ *
+ * A LeNet training step (fp32, fp16 with loss scaling, bf16) runs every kernel natively. Calls are
+ * split into thread parts only with ~50 us of work per part (native_rows.ts: MIN_ELEMENTS_PER_PART,
+ * COST): smaller ones run on the calling thread.
  */
 import type { KernelParams, KernelTensor } from '../backend.js';
-import type { SGDOptions } from '../../optim/sgd.js';
+import type { SgdUpdateParams } from '../reference/kernels/optim.js';
 import { contiguousStrides, encoderFor, numel } from '../reference/codec.js';
 import { collapse, contiguous, fmtOf, isScalar, unsafeAlias } from './layout.js';
 import type { RefKernel } from '../reference/kernels/types.js';
 import type { KernelPool } from './pool.js';
 import type { WasmHeap } from './memory.js';
 import { LINALG_KERNELS } from './native_linalg.js';
+import { MORE_KERNELS } from './native_more.js';
+import { COST, elementParts as splitElements, minPerPart, rowsLayout } from './native_rows.js';
 
 export { collapse, fmtOf } from './layout.js';
 
@@ -43,46 +52,17 @@ export type NativeKernel = (
   params: KernelParams,
 ) => boolean;
 
-/** Elements per thread below which splitting a memory-bound kernel costs more than it saves. */
-export const MIN_ELEMENTS_PER_PART = 32768;
+export { MIN_ELEMENTS_PER_PART } from './native_rows.js';
 /** Elements per chunk of a full sum (fixed, so results do not depend on the thread count). */
 export const SUM_CHUNK = 16384;
 
-/**
- * The rows layout of the binary kernels: output [rows, inner] contiguous, row r = (r / n1, r % n1)
- * over at most two outer dimensions, each operand with outer strides (s0, s1) and an inner
- * stride 0 or 1.
- */
-interface Rows {
-  rows: number;
-  n1: number;
-  inner: number;
-  outer: [number, number][];
-  innerStride: number[];
+/** Parts splitting n contiguous elements of a kernel of relative `cost` (native_rows.ts). */
+function elementParts(ctx: NativeContext, n: number, cost = 1): [number, number][] {
+  return splitElements(ctx.pool, n, cost);
 }
 
-function rowsLayout(shape: readonly number[], operands: readonly KernelTensor[]): Rows | null {
-  const c = collapse(shape, [contiguousStrides(shape), ...operands.map((t) => t.strides)]);
-  let dims = c.dims;
-  let strides = c.strides.slice(1);
-  if (dims.length === 0) {
-    dims = [1];
-    strides = strides.map(() => [0]);
-  }
-  const r = dims.length;
-  if (r > 3) return null;
-  const inner = dims[r - 1]!;
-  const innerStride = strides.map((s) => s[r - 1]!);
-  if (innerStride.some((s) => s !== 0 && s !== 1)) return null;
-  if (r === 1) return { rows: 1, n1: 1, inner, outer: strides.map(() => [0, 0]), innerStride };
-  if (r === 2) return { rows: dims[0]!, n1: 1, inner, outer: strides.map((s) => [s[0]!, 0]), innerStride };
-  return { rows: dims[0]! * dims[1]!, n1: dims[1]!, inner, outer: strides.map((s) => [s[0]!, s[1]!]), innerStride };
-}
-
-/** Parts splitting n contiguous elements (boundaries at multiples of 16 elements). */
-function elementParts(ctx: NativeContext, n: number): [number, number][] {
-  return ctx.pool.split(n, MIN_ELEMENTS_PER_PART, 16);
-}
+/** Relative cost per element of arithmetic in a format (two loads, one store, conversions). */
+const ARITH_COST = { f32: COST.light, f16: COST.half, bf16: COST.cast } as const;
 
 /* ------------------------------------------------------------------ binary */
 
@@ -109,16 +89,15 @@ function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel {
       const pt = ctx.address(t);
       const kernel = `${op}s_${fmt}`;
       if (L.rows === 1) {
-        ctx.pool.run(kernel, elementParts(ctx, n).map(([u0, u1]) => [pt + u0 * size, value, po + u0 * size, 0, 1, 1, u1 - u0, 0, 0, swap]));
+        ctx.pool.run(kernel, elementParts(ctx, n, ARITH_COST[fmt]).map(([u0, u1]) => [pt + u0 * size, value, po + u0 * size, 0, 1, 1, u1 - u0, 0, 0, swap]));
       } else {
         const [s0, s1] = L.outer[0]!;
-        const parts = ctx.pool.split(L.rows, Math.ceil(MIN_ELEMENTS_PER_PART / L.inner));
+        const parts = ctx.pool.split(L.rows, Math.ceil(minPerPart(ARITH_COST[fmt]) / L.inner));
         ctx.pool.run(kernel, parts.map(([r0, r1]) => [pt, value, po, r0, r1, L.n1, L.inner, s0, s1, swap]));
       }
       return true;
     }
     if (a.dtype !== o.dtype || b.dtype !== o.dtype) return false;
-    if (sa && sb) return false; // one element, or all broadcast: not worth a kernel
     const L = rowsLayout(o.shape, [a, b]);
     if (!L) return false;
     const pa = ctx.address(a);
@@ -127,14 +106,14 @@ function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel {
     const [ai, bi] = L.innerStride as [number, number];
     if (L.rows === 1) {
       // both contiguous (a broadcast operand over a single row would be a scalar)
-      ctx.pool.run(kernel, elementParts(ctx, n).map(([u0, u1]) => {
+      ctx.pool.run(kernel, elementParts(ctx, n, ARITH_COST[fmt]).map(([u0, u1]) => {
         const off = u0 * size;
         return [pa + off * ai, pb + off * bi, po + off, 0, 1, 1, u1 - u0, 0, 0, ai, 0, 0, bi];
       }));
     } else {
       const [as0, as1] = L.outer[0]!;
       const [bs0, bs1] = L.outer[1]!;
-      const parts = ctx.pool.split(L.rows, Math.ceil(MIN_ELEMENTS_PER_PART / L.inner));
+      const parts = ctx.pool.split(L.rows, Math.ceil(minPerPart(ARITH_COST[fmt]) / L.inner));
       ctx.pool.run(kernel, parts.map(([r0, r1]) => [pa, pb, po, r0, r1, L.n1, L.inner, as0, as1, ai, bs0, bs1, bi]));
     }
     return true;
@@ -150,7 +129,7 @@ const relu: NativeKernel = (ctx, [x], [o]) => {
   const size = o.dtype.itemsize;
   const px = ctx.address(x);
   const po = ctx.address(o);
-  ctx.pool.run(`relu_${fmt}`, elementParts(ctx, numel(o.shape)).map(([u0, u1]) => [px + u0 * size, po + u0 * size, u1 - u0]));
+  ctx.pool.run(`relu_${fmt}`, elementParts(ctx, numel(o.shape), fmt === 'f32' ? COST.light : COST.bits).map(([u0, u1]) => [px + u0 * size, po + u0 * size, u1 - u0]));
   return true;
 };
 
@@ -163,7 +142,7 @@ const reluBackward: NativeKernel = (ctx, [x, g], [o]) => {
   const px = ctx.address(x);
   const pg = ctx.address(g);
   const po = ctx.address(o);
-  ctx.pool.run(`reluBackward_${fmt}`, elementParts(ctx, numel(o.shape)).map(([u0, u1]) => [px + u0 * size, pg + u0 * size, po + u0 * size, u1 - u0]));
+  ctx.pool.run(`reluBackward_${fmt}`, elementParts(ctx, numel(o.shape), fmt === 'f32' ? COST.light : COST.bits).map(([u0, u1]) => [px + u0 * size, pg + u0 * size, po + u0 * size, u1 - u0]));
   return true;
 };
 
@@ -193,10 +172,21 @@ const copy: NativeKernel = (ctx, [x], [o]) => {
   }
   const from = fmtOf(x.dtype);
   const to = fmtOf(o.dtype);
-  if (!from || !to) return false;
+  if (!to) return false;
+  const other = CAST_SOURCE[x.dtype.name];
+  if (other) {
+    // bool / int32 / float64 into a float format: through float32, as the reference codec rounds
+    if (!contiguous(x)) return false;
+    const si = x.dtype.itemsize;
+    const so = o.dtype.itemsize;
+    ctx.pool.run(`castto_${other}_${to}`, elementParts(ctx, n, to === 'f32' ? COST.light : COST.cast).map(([u0, u1]) => [px + u0 * si, po + u0 * so, u1 - u0]));
+    return true;
+  }
+  if (!from) return false;
   const si = x.dtype.itemsize;
   const so = o.dtype.itemsize;
-  const cast = (src: number) => ctx.pool.run(`cast_${from}_${to}`, elementParts(ctx, n).map(([u0, u1]) => [src + u0 * si, po + u0 * so, u1 - u0]));
+  const cost = from === 'f16' || to === 'f16' ? COST.cast : COST.light;
+  const cast = (src: number) => ctx.pool.run(`cast_${from}_${to}`, elementParts(ctx, n, cost).map(([u0, u1]) => [src + u0 * si, po + u0 * so, u1 - u0]));
   if (contiguous(x)) {
     cast(px);
     return true;
@@ -211,6 +201,9 @@ const copy: NativeKernel = (ctx, [x], [o]) => {
   return true;
 };
 
+/** Source dtypes of the castto_<src>_<fmt> kernels (into float32 / float16 / bfloat16). */
+const CAST_SOURCE: Partial<Record<string, string>> = { bool: 'u8', int32: 'i32', float64: 'f64' };
+
 /** Gather the strided view `x` (at byte address px) into contiguous memory at `dst` (same format); false beyond 4 collapsed dims. */
 function gather(ctx: NativeContext, x: KernelTensor, px: number, dst: number, shape: readonly number[]): boolean {
   const size = x.dtype.itemsize;
@@ -220,7 +213,7 @@ function gather(ctx: NativeContext, x: KernelTensor, px: number, dst: number, sh
   const d = [...new Array<number>(pad).fill(1), ...c.dims];
   const s = [...new Array<number>(pad).fill(0), ...c.strides[0]!];
   const rows = d[0]! * d[1]! * d[2]!;
-  const parts = ctx.pool.split(rows, Math.ceil(MIN_ELEMENTS_PER_PART / d[3]!));
+  const parts = ctx.pool.split(rows, Math.ceil(minPerPart(COST.light) / d[3]!));
   ctx.pool.run(`gather${size * 8}`, parts.map(([r0, r1]) => [px, dst, r0, r1, d[1]!, d[2]!, d[3]!, s[0]!, s[1]!, s[2]!, s[3]!]));
   return true;
 }
@@ -249,7 +242,7 @@ function fillWith(ctx: NativeContext, o: KernelTensor, value: number): void {
       kernel = `fill${size * 8}`;
       bits = [encoderFor(o.dtype)(value)];
   }
-  ctx.pool.run(kernel, elementParts(ctx, n).map(([u0, u1]) => [po + u0 * size, u1 - u0, ...bits]));
+  ctx.pool.run(kernel, elementParts(ctx, n, COST.bits).map(([u0, u1]) => [po + u0 * size, u1 - u0, ...bits]));
 }
 
 const fill: NativeKernel = (ctx, _inputs, [o], params) => {
@@ -291,10 +284,11 @@ const sum: NativeKernel = (ctx, [x], [o], params) => {
   if (numel(o.shape) !== B) return false;
   const px = ctx.address(x);
   const po = ctx.address(o);
+  const sumCost = fmt === 'f16' ? COST.cast : COST.light;
   if (B === 1) {
     const K = Math.ceil(n / SUM_CHUNK);
     ctx.heap.withScratch(K * 8, (acc) => {
-      const parts = ctx.pool.split(K, Math.ceil(MIN_ELEMENTS_PER_PART / SUM_CHUNK));
+      const parts = ctx.pool.split(K, Math.ceil(minPerPart(sumCost) / SUM_CHUNK));
       ctx.pool.run(`sumchunks_${fmt}`, parts.map(([k0, k1]) => [px, acc, k0, k1, n, SUM_CHUNK]));
       const f64 = ctx.heap.views().f64;
       let s = 0;
@@ -304,21 +298,46 @@ const sum: NativeKernel = (ctx, [x], [o], params) => {
     });
     return true;
   }
+  if (B < SUM_FEW_OUTPUTS && C >= 8 && A >= 16) {
+    // few outputs over many rows (a convolution's bias gradient): the rows in fixed chunks, so
+    // that threads share the work; each output's partial sums added in order (the grouping is a
+    // function of the shape alone: the same bits for any thread count)
+    const nk = Math.min(SUM_ROW_CHUNKS, A >> 3);
+    const chunk = Math.ceil(A / nk);
+    const units = B * Math.ceil(A / chunk);
+    const per = units / B;
+    ctx.heap.withScratch(units * 8, (acc) => {
+      const parts = ctx.pool.split(units, Math.ceil(minPerPart(sumCost) / (chunk * C)));
+      ctx.pool.run(`sum3c_${fmt}`, parts.map(([u0, u1]) => [px, acc, u0, u1, A, B, C, chunk]));
+      const f64 = ctx.heap.views().f64;
+      const base = acc / 8;
+      for (let b = 0; b < B; b++) {
+        let s = 0;
+        for (let k = 0; k < per; k++) s += f64[base + b * per + k]!;
+        f64[base + b] = s;
+      }
+      ctx.pool.call(`finish_${fmt}`, acc, po, B, scale);
+    });
+    return true;
+  }
   ctx.heap.withScratch(B * 8, (acc) => {
-    const parts = ctx.pool.split(B, Math.ceil(MIN_ELEMENTS_PER_PART / (A * C)), 8);
+    const parts = ctx.pool.split(B, Math.ceil(minPerPart(sumCost) / (A * C)), 8);
     ctx.pool.run(`sum3_${fmt}`, parts.map(([b0, b1]) => [px, acc, b0, b1, A, B, C]));
     ctx.pool.call(`finish_${fmt}`, acc, po, B, scale);
   });
   return true;
 };
 
+/** sum3 outputs below which the reduced rows are cut into chunks (threads split the chunks). */
+const SUM_FEW_OUTPUTS = 16;
+/** Chunks the rows are cut into then (at most; at least 8 rows each). */
+const SUM_ROW_CHUNKS = 8;
+
 /* ------------------------------------------------------------------ SGD */
 
-/** Parameters of the `sgdUpdate` kernel (PyTorch's SGD; see `sgdUpdateReference`). */
-export interface SgdUpdateParams extends SGDOptions {
-  /** First step with momentum: the buffer starts as the gradient (its old content is ignored). */
-  first: boolean;
-}
+// The definition of sgdUpdate (and its params) lives with the other optimizer kernels in the
+// reference table (src/backend/reference/kernels/optim.ts); re-exported under its old names.
+export { sgdUpdate as sgdUpdateReference, type SgdUpdateParams } from '../reference/kernels/optim.js';
 
 const SGD_MOMENTUM = 1;
 const SGD_FIRST = 2;
@@ -327,26 +346,36 @@ const SGD_MAXIMIZE = 8;
 const SGD_WEIGHT_DECAY = 16;
 
 /**
- * sgdUpdate: inputs [param, grad] or [param, grad, momentumBuffer], outputs [param] or
+ * sgdUpdate (contract: src/backend/reference/kernels/optim.ts): inputs [param, grad] or
+ * [param, grad, momentumBuffer], then the optional isFirst and foundInf scalars; outputs [param] or
  * [param, momentumBuffer] (the same views: updated in place). Native when everything is contiguous,
- * param float32/float16/bfloat16, grad any of those, buffer float32.
+ * param float32/float16/bfloat16, grad any of those, buffer float32. A nonzero foundInf leaves the
+ * in-place outputs as they are.
  */
-const sgdUpdate: NativeKernel = (ctx, [w, g, buf], [ow, obuf], params) => {
+const sgdUpdate: NativeKernel = (ctx, inputs, [ow, obuf], params) => {
   const p = params as unknown as SgdUpdateParams;
+  const hasMomentum = p.momentum !== 0;
+  const [w, g] = inputs;
+  let k = 2;
+  const buf = hasMomentum ? inputs[k++] : undefined;
+  const isFirst = p.firstInput ? inputs[k++] : undefined;
+  const foundInf = p.foundInfInput ? inputs[k++] : undefined;
   if (!w || !g || !ow) return false;
+  if ((p.firstInput && !isFirst) || (p.foundInfInput && !foundInf)) return false;
   const wf = fmtOf(w.dtype);
   const gf = fmtOf(g.dtype);
   const kernel = `sgd_${wf}_${gf}`;
   if (!wf || !gf || !ctx.pool.hasKernel(kernel)) return false;
-  const hasMomentum = p.momentum !== 0;
   if (hasMomentum && (!buf || !obuf || buf.dtype.name !== 'float32' || obuf.buffer !== buf.buffer || obuf.offset !== buf.offset || !contiguous(buf) || !contiguous(obuf))) return false;
   if (ow.buffer !== w.buffer || ow.offset !== w.offset || !contiguous(w) || !contiguous(ow) || !contiguous(g)) return false;
   const n = numel(w.shape);
   if (numel(g.shape) !== n || (hasMomentum && numel(buf!.shape) !== n)) return false;
   if (unsafeAlias(g, ow) || (hasMomentum && (unsafeAlias(g, obuf!) || unsafeAlias(buf!, ow) || unsafeAlias(w, obuf!)))) return false;
+  if (foundInf && ctx.readScalar(foundInf) !== 0) return true; // skipped: the outputs are the inputs' own views
+  const first = p.firstInput ? ctx.readScalar(isFirst!) !== 0 : p.first;
   const flags =
     (hasMomentum ? SGD_MOMENTUM : 0) |
-    (p.first ? SGD_FIRST : 0) |
+    (first ? SGD_FIRST : 0) |
     (p.nesterov ? SGD_NESTEROV : 0) |
     (p.maximize ? SGD_MAXIMIZE : 0) |
     (p.weightDecay !== 0 ? SGD_WEIGHT_DECAY : 0);
@@ -364,39 +393,10 @@ const sgdUpdate: NativeKernel = (ctx, [w, g, buf], [ow, obuf], params) => {
 };
 
 /**
- * The definition of sgdUpdate, over float64 copies like every reference kernel: each step rounded
- * to float32 as the op-by-op optimizer rounds it (src/optim/sgd.ts), so the result is bit for bit
- * the same. Used by the wasm backend for the cases its native kernel does not cover.
+ * Kernels the wasm backend has beyond the reference table, with their definitions (filled by
+ * `registerNativeKernel`; the optimizer and loss-scaling kernels are in the reference table).
  */
-export const sgdUpdateReference: RefKernel = (inputs, params: SgdUpdateParams) => {
-  const f = Math.fround;
-  const w = inputs[0]!.data;
-  const g = inputs[1]!.data;
-  const buf = inputs[2]?.data;
-  const hasMomentum = params.momentum !== 0;
-  const lr = f(params.lr);
-  const mom = f(params.momentum);
-  const damp1 = f(1 - params.dampening);
-  const wd = f(params.weightDecay);
-  const outW = new Float64Array(w.length);
-  const outB = new Float64Array(hasMomentum ? w.length : 0);
-  for (let i = 0; i < w.length; i++) {
-    const wv = f(w[i]!);
-    let d = f(g[i]!);
-    if (params.maximize) d = -d;
-    if (params.weightDecay !== 0) d = f(d + f(wv * wd));
-    if (hasMomentum) {
-      const b = params.first ? d : f(f(f(buf![i]!) * mom) + f(d * damp1));
-      outB[i] = b;
-      d = params.nesterov ? f(d + f(b * mom)) : b;
-    }
-    outW[i] = f(wv - f(d * lr));
-  }
-  return hasMomentum ? [outW, outB] : [outW];
-};
-
-/** Kernels the wasm backend has beyond the reference table, with their definitions. */
-export const EXTRA_REFERENCE_KERNELS: Record<string, RefKernel> = { sgdUpdate: sgdUpdateReference };
+export const EXTRA_REFERENCE_KERNELS: Record<string, RefKernel> = {};
 
 /** Native handlers by kernel name (extend with `registerNativeKernel`). */
 export const NATIVE_KERNELS: Record<string, NativeKernel> = {
@@ -411,6 +411,7 @@ export const NATIVE_KERNELS: Record<string, NativeKernel> = {
   sum,
   sgdUpdate,
   ...LINALG_KERNELS,
+  ...MORE_KERNELS,
 };
 
 /**

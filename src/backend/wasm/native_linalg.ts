@@ -30,8 +30,12 @@ const GEMM_TRANS_B = 2;
 
 /** Multiply-adds per thread below which a GEMM or convolution runs on the calling thread alone. */
 export const MIN_MACS_PER_PART = 1 << 18;
-/** Input elements per thread below which pooling runs on the calling thread alone. */
-export const MIN_POOL_ELEMENTS_PER_PART = 1 << 15;
+/**
+ * Input elements per thread below which max-pooling runs on the calling thread alone: the 2x2 SIMD
+ * paths take ~0.2 ns per input element, so a part is ~50 us of work, worth a dispatch to a worker
+ * that may have gone to sleep (see MIN_ELEMENTS_PER_PART in native_rows.ts).
+ */
+export const MIN_POOL_ELEMENTS_PER_PART = 1 << 18;
 
 /** The allocator's cached blocks used here (one scratch for all kernels: calls never overlap). */
 const SCRATCH = 'kernel-scratch';
@@ -58,13 +62,16 @@ function writeDesc(ctx: NativeContext, values: readonly number[]): number {
   return addr;
 }
 
-/** Per-part scratch bytes a geometry needs, by kernel family and descriptor (cached). */
+/**
+ * Scratch bytes a geometry needs, by kernel family and descriptor (cached): per part for
+ * 'maxpool2d_scratch_bytes', in all for `parts` parts for 'conv2d_scratch_bytes'.
+ */
 const scratchSizes = new Map<string, number>();
-function descScratchBytes(ctx: NativeContext, fn: 'conv2d_scratch_bytes' | 'maxpool2d_scratch_bytes', desc: number, values: readonly number[]): number {
-  const key = `${fn}:${values.join(',')}`;
+function descScratchBytes(ctx: NativeContext, fn: 'conv2d_scratch_bytes' | 'maxpool2d_scratch_bytes', desc: number, values: readonly number[], parts = 1): number {
+  const key = `${fn}:${parts}:${values.join(',')}`;
   let bytes = scratchSizes.get(key);
   if (bytes === undefined) {
-    bytes = ctx.pool.call(fn, desc) as number;
+    bytes = (fn === 'conv2d_scratch_bytes' ? ctx.pool.call(fn, desc, parts) : ctx.pool.call(fn, desc)) as number;
     if (scratchSizes.size > 256) scratchSizes.clear(); // bounded: a handful of shapes per model
     scratchSizes.set(key, bytes);
   }
@@ -74,6 +81,23 @@ function descScratchBytes(ctx: NativeContext, fn: 'conv2d_scratch_bytes' | 'maxp
 /** The shared scratch block, at least `bytes` long (64-byte aligned). */
 function scratch(ctx: NativeContext, bytes: number): number {
   return ctx.heap.cachedBlock(SCRATCH, Math.max(bytes, 64));
+}
+
+/** Bytes in front of the kernels' scratch in the scratch block: the sync block. */
+const SYNC_BYTES = 64;
+
+/**
+ * Scratch of `bytes` for a call split into `parts`, and its sync block (docs/kernels.md): 64 bytes
+ * in front of the scratch in the same cached block, their counters zeroed here, before the call
+ * (the pool's Atomics.store of the call's sequence number publishes the zeros to the workers). The
+ * parts then take work units from it, so a thread that starts late does less of the work. The sync
+ * address is 0 (none) for one part.
+ */
+function scratchAndSync(ctx: NativeContext, bytes: number, parts: number): { ws: number; sync: number } {
+  const base = scratch(ctx, bytes + SYNC_BYTES);
+  if (parts <= 1) return { ws: base + SYNC_BYTES, sync: 0 };
+  ctx.heap.views().i32.fill(0, base >> 2, (base + SYNC_BYTES) >> 2);
+  return { ws: base + SYNC_BYTES, sync: base };
 }
 
 /* ------------------------------------------------------------------ bmm */
@@ -125,10 +149,10 @@ const bmm: NativeKernel = (ctx, [a, b], [c]) => {
   const rowTiles = B * Math.ceil(M / 4);
   const colTiles = Math.ceil(N / 8);
   const parts = partsFor(ctx, B * M * N * Math.max(K, 1), MIN_MACS_PER_PART, Math.max(rowTiles, colTiles));
-  const ws = scratch(ctx, parts * gemmScratchBytes(ctx));
+  const { ws, sync } = scratchAndSync(ctx, parts * gemmScratchBytes(ctx), parts);
   ctx.pool.runParts(
     'gemm',
-    [flags, dtypes, B, M, N, K, ctx.address(a), la.ld, sA, ctx.address(b), lb.ld, sB, ctx.address(c), N, M * N, 0, ws],
+    [flags, dtypes, B, M, N, K, ctx.address(a), la.ld, sA, ctx.address(b), lb.ld, sB, ctx.address(c), N, M * N, 0, ws, sync],
     parts,
   );
   return true;
@@ -183,9 +207,8 @@ const sameShape = (s: readonly number[], t: readonly number[]): boolean => s.len
 /** Run one of the conv2d_* kernels (args between the descriptor/dtypes/flags and the scratch). */
 function runConv(ctx: NativeContext, kernel: string, geo: ConvGeometry, dtypes: number, pointers: readonly number[], parts: number): void {
   const desc = writeDesc(ctx, geo.desc);
-  const perPart = descScratchBytes(ctx, 'conv2d_scratch_bytes', desc, geo.desc);
-  const ws = scratch(ctx, parts * perPart);
-  ctx.pool.runParts(kernel, [desc, dtypes, 0, ...pointers, ws], parts);
+  const { ws, sync } = scratchAndSync(ctx, descScratchBytes(ctx, 'conv2d_scratch_bytes', desc, geo.desc, parts), parts);
+  ctx.pool.runParts(kernel, [desc, dtypes, 0, ...pointers, ws, sync], parts);
 }
 
 /** conv2d (x, w, bias?) -> y. */

@@ -1,0 +1,155 @@
+/**
+ * Optimizer kernels: the fused Adam / AdamW update (src/backend/reference/kernels/optim.ts,
+ * `adamUpdate`, is the definition; src/backend/wasm/native_optim.ts calls these). The SGD update
+ * lives in elementwise.ts (`sgd_<wfmt>_<gfmt>`).
+ *
+ *   adam_<wfmt>_<gfmt>(w, g, m, v, vmax, n, b1, omb1, b2, omb2, eps, wd, decay, stepNeg, bc2, flags)
+ *       n elements from the given addresses (the runtime splits a call into ranges): parameters w
+ *       (float32 master weights, or 16-bit), gradients g (float32, float16 or bfloat16, widened in
+ *       registers), float32 state m (expAvg), v (expAvgSq) and vmax (maxExpAvgSq, AMSGrad only),
+ *       all updated in place in one pass. Scalars as the reference computes them: b1 = f(beta1),
+ *       omb1 = f(1 - beta1), b2 = f(beta2), omb2 = f(1 - beta2), eps = f(eps), wd = f(weightDecay),
+ *       decay = f(1 - lr weightDecay), stepNeg = f(-lr / biasCorrection1), bc2 = f(sqrt(biasCorrection2)).
+ *
+ * Every step rounds as the reference does, so the results are bit for bit the reference's: float32
+ * operations (correctly rounded, as the reference's float64 operation rounded once to float32), and
+ * the two steps the op-by-op optimizer does as one float64 op (addcmul for v, addcdiv for w) in f64x2
+ * lanes. No relaxed-SIMD operations, so both builds of the module agree.
+ */
+import { F32, F16, BF16, shiftOf, load1, store1, load8lo, load8hi, store8 } from './convert16';
+
+/** `flags` bits (src/backend/wasm/native_optim.ts mirrors them). */
+const ADAM_MAXIMIZE: i32 = 1;
+const ADAM_AMSGRAD: i32 = 2;
+const ADAM_DECOUPLED: i32 = 4;
+const ADAM_WEIGHT_DECAY: i32 = 8;
+
+/** Lanes 0, 1 / 2, 3 of an f32x4 as an f64x2 (exact). */
+// @ts-ignore: decorator
+@inline function low64(x: v128): v128 {
+  return f64x2.promote_low_f32x4(x);
+}
+
+// @ts-ignore: decorator
+@inline function high64(x: v128): v128 {
+  return f64x2.promote_low_f32x4(i32x4.shuffle(x, x, 2, 3, 0, 1));
+}
+
+/** Two f64x2 rounded to float32 lanes 0, 1 and 2, 3 of one f32x4. */
+// @ts-ignore: decorator
+@inline function join32(lo: v128, hi: v128): v128 {
+  return i32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+}
+
+/** f(x + c y y) with x, y f32x4 and c a float32 in f64x2 (addcmul: the float64 result rounded once). */
+// @ts-ignore: decorator
+@inline function addcmulV(x: v128, y: v128, c: v128): v128 {
+  const ylo = low64(y);
+  const yhi = high64(y);
+  const lo = f64x2.add(low64(x), f64x2.mul(f64x2.mul(c, ylo), ylo));
+  const hi = f64x2.add(high64(x), f64x2.mul(f64x2.mul(c, yhi), yhi));
+  return join32(lo, hi);
+}
+
+/** f(x + (c y) / z) (addcdiv: float64, rounded once). */
+// @ts-ignore: decorator
+@inline function addcdivV(x: v128, y: v128, z: v128, c: v128): v128 {
+  const lo = f64x2.add(low64(x), f64x2.div(f64x2.mul(c, low64(y)), low64(z)));
+  const hi = f64x2.add(high64(x), f64x2.div(f64x2.mul(c, high64(y)), high64(z)));
+  return join32(lo, hi);
+}
+
+/** One 4-lane group of the update; returns the new parameters (float32, rounded on store by the caller). */
+// @ts-ignore: decorator
+@inline function adam4(
+  w: v128, g: v128, pm: usize, pv: usize, pvmax: usize, flags: i32,
+  b1: v128, omb1: v128, b2: v128, omb2d: v128, eps: v128, wd: v128, decay: v128, stepNegD: v128, bc2: v128,
+): v128 {
+  if ((flags & ADAM_MAXIMIZE) != 0) g = f32x4.neg(g);
+  if ((flags & ADAM_WEIGHT_DECAY) != 0) {
+    if ((flags & ADAM_DECOUPLED) != 0) w = f32x4.mul(w, decay);
+    else g = f32x4.add(g, f32x4.mul(w, wd));
+  }
+  const m = f32x4.add(f32x4.mul(v128.load(pm), b1), f32x4.mul(g, omb1));
+  const v = addcmulV(f32x4.mul(v128.load(pv), b2), g, omb2d);
+  v128.store(pm, m);
+  v128.store(pv, v);
+  let s = v;
+  if ((flags & ADAM_AMSGRAD) != 0) {
+    s = f32x4.max(v128.load(pvmax), v); // NaN propagates, max(-0, +0) = +0: as Math.max
+    v128.store(pvmax, s);
+  }
+  const denom = f32x4.add(f32x4.div(f32x4.sqrt(s), bc2), eps);
+  return addcdivV(w, m, denom, stepNegD);
+}
+
+// @ts-ignore: decorator
+@inline function adam(
+  wfmt: i32, gfmt: i32, w: usize, g: usize, m: usize, v: usize, vmax: usize, n: i32,
+  b1: f32, omb1: f32, b2: f32, omb2: f32, eps: f32, wd: f32, decay: f32, stepNeg: f32, bc2: f32, flags: i32,
+): void {
+  const sw = shiftOf(wfmt);
+  const sg = shiftOf(gfmt);
+  const amsgrad = (flags & ADAM_AMSGRAD) != 0;
+  const vb1 = f32x4.splat(b1);
+  const vomb1 = f32x4.splat(omb1);
+  const vb2 = f32x4.splat(b2);
+  const vomb2 = f64x2.splat(<f64>omb2);
+  const veps = f32x4.splat(eps);
+  const vwd = f32x4.splat(wd);
+  const vdecay = f32x4.splat(decay);
+  const vstep = f64x2.splat(<f64>stepNeg);
+  const vbc2 = f32x4.splat(bc2);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const pw = w + (<usize>i << sw);
+    const pg = g + (<usize>i << sg);
+    const off = <usize>i << 2;
+    const pvmax = amsgrad ? vmax + off : 0;
+    const w0 = adam4(load8lo(wfmt, pw), load8lo(gfmt, pg), m + off, v + off, pvmax, flags, vb1, vomb1, vb2, vomb2, veps, vwd, vdecay, vstep, vbc2);
+    const w1 = adam4(load8hi(wfmt, pw), load8hi(gfmt, pg), m + off + 16, v + off + 16, amsgrad ? pvmax + 16 : 0, flags, vb1, vomb1, vb2, vomb2, veps, vwd, vdecay, vstep, vbc2);
+    store8(wfmt, pw, w0, w1);
+  }
+  const maximize = (flags & ADAM_MAXIMIZE) != 0;
+  const hasDecay = (flags & ADAM_WEIGHT_DECAY) != 0;
+  const decoupled = (flags & ADAM_DECOUPLED) != 0;
+  for (; i < n; i++) {
+    const pw = w + (<usize>i << sw);
+    const off = <usize>i << 2;
+    let wv = load1(wfmt, pw);
+    let gv = load1(gfmt, g + (<usize>i << sg));
+    if (maximize) gv = -gv;
+    if (hasDecay) {
+      if (decoupled) wv = wv * decay;
+      else gv = gv + wv * wd;
+    }
+    const mv = load<f32>(m + off) * b1 + gv * omb1;
+    const gd = <f64>gv;
+    const vv = <f32>(<f64>(load<f32>(v + off) * b2) + <f64>omb2 * gd * gd);
+    store<f32>(m + off, mv);
+    store<f32>(v + off, vv);
+    let s = vv;
+    if (amsgrad) {
+      s = max<f32>(load<f32>(vmax + off), vv);
+      store<f32>(vmax + off, s);
+    }
+    const denom = sqrt<f32>(s) / bc2 + eps;
+    store1(wfmt, pw, <f32>(<f64>wv + (<f64>stepNeg * <f64>mv) / <f64>denom));
+  }
+}
+
+export function adam_f32_f32(w: usize, g: usize, m: usize, v: usize, vmax: usize, n: i32, b1: f32, omb1: f32, b2: f32, omb2: f32, eps: f32, wd: f32, decay: f32, stepNeg: f32, bc2: f32, flags: i32): void {
+  adam(F32, F32, w, g, m, v, vmax, n, b1, omb1, b2, omb2, eps, wd, decay, stepNeg, bc2, flags);
+}
+export function adam_f32_f16(w: usize, g: usize, m: usize, v: usize, vmax: usize, n: i32, b1: f32, omb1: f32, b2: f32, omb2: f32, eps: f32, wd: f32, decay: f32, stepNeg: f32, bc2: f32, flags: i32): void {
+  adam(F32, F16, w, g, m, v, vmax, n, b1, omb1, b2, omb2, eps, wd, decay, stepNeg, bc2, flags);
+}
+export function adam_f32_bf16(w: usize, g: usize, m: usize, v: usize, vmax: usize, n: i32, b1: f32, omb1: f32, b2: f32, omb2: f32, eps: f32, wd: f32, decay: f32, stepNeg: f32, bc2: f32, flags: i32): void {
+  adam(F32, BF16, w, g, m, v, vmax, n, b1, omb1, b2, omb2, eps, wd, decay, stepNeg, bc2, flags);
+}
+export function adam_f16_f16(w: usize, g: usize, m: usize, v: usize, vmax: usize, n: i32, b1: f32, omb1: f32, b2: f32, omb2: f32, eps: f32, wd: f32, decay: f32, stepNeg: f32, bc2: f32, flags: i32): void {
+  adam(F16, F16, w, g, m, v, vmax, n, b1, omb1, b2, omb2, eps, wd, decay, stepNeg, bc2, flags);
+}
+export function adam_bf16_bf16(w: usize, g: usize, m: usize, v: usize, vmax: usize, n: i32, b1: f32, omb1: f32, b2: f32, omb2: f32, eps: f32, wd: f32, decay: f32, stepNeg: f32, bc2: f32, flags: i32): void {
+  adam(BF16, BF16, w, g, m, v, vmax, n, b1, omb1, b2, omb2, eps, wd, decay, stepNeg, bc2, flags);
+}

@@ -1,0 +1,84 @@
+/**
+ * Native handler of the fused Adam / AdamW update, `adamUpdate` (contract and definition:
+ * src/backend/reference/kernels/optim.ts), on the `adam_<wfmt>_<gfmt>` kernels of
+ * assembly/kernels/optim.ts: one pass over float32 master weights (or 16-bit parameters), float32
+ * state and float32 / float16 / bfloat16 gradients widened in registers, split across the pool's
+ * threads, bit for bit the reference kernel.
+ *
+ * Native when every tensor is contiguous, the outputs are the inputs' own views (in place), the
+ * state is float32 and no two tensors overlap; anything else returns false and the reference kernel
+ * runs. The optional step and foundInf inputs are read here (the backend is synchronous): a nonzero
+ * foundInf leaves the in-place outputs as they are. Registered by importing this module
+ * (src/backend/wasm/index.ts).
+ */
+import type { KernelTensor } from '../backend.js';
+import { numel } from '../reference/codec.js';
+import { adamBiasCorrections, type AdamUpdateParams } from '../reference/kernels/optim.js';
+import { contiguous, extent, fmtOf } from './layout.js';
+import { MIN_ELEMENTS_PER_PART, registerNativeKernel, type NativeKernel } from './native.js';
+
+const ADAM_MAXIMIZE = 1;
+const ADAM_AMSGRAD = 2;
+const ADAM_DECOUPLED = 4;
+const ADAM_WEIGHT_DECAY = 8;
+
+/** Whether two different tensors share any memory. */
+function overlap(a: KernelTensor, b: KernelTensor): boolean {
+  if (a.buffer !== b.buffer) return false;
+  const [a0, a1] = extent(a);
+  const [b0, b1] = extent(b);
+  const i = a.dtype.itemsize;
+  const o = b.dtype.itemsize;
+  return !((a1 + 1) * i <= b0 * o || (b1 + 1) * o <= a0 * i);
+}
+
+const sameView = (a: KernelTensor, b: KernelTensor): boolean => a.buffer === b.buffer && a.offset === b.offset && a.dtype === b.dtype;
+
+const adamUpdate: NativeKernel = (ctx, inputs, outputs, params) => {
+  const p = params as unknown as AdamUpdateParams;
+  const [w, g, m, v] = inputs;
+  let k = 4;
+  const vmax = p.amsgrad ? inputs[k++] : undefined;
+  const stepT = p.stepInput ? inputs[k++] : undefined;
+  const found = p.foundInfInput ? inputs[k++] : undefined;
+  if (!w || !g || !m || !v || (p.amsgrad && !vmax) || (p.stepInput && !stepT) || (p.foundInfInput && !found)) return false;
+  const wf = fmtOf(w.dtype);
+  const gf = fmtOf(g.dtype);
+  const kernel = `adam_${wf}_${gf}`;
+  if (!wf || !gf || !ctx.pool.hasKernel(kernel)) return false;
+  const updated = [w, m, v, ...(vmax ? [vmax] : [])];
+  if (outputs.length !== updated.length || !outputs.every((o, i) => sameView(o, updated[i]!))) return false;
+  const tensors = [w, g, m, v, ...(vmax ? [vmax] : [])];
+  if (!tensors.every(contiguous) || !outputs.every(contiguous)) return false;
+  if ([m, v, ...(vmax ? [vmax] : [])].some((t) => t.dtype.name !== 'float32')) return false;
+  const n = numel(w.shape);
+  if (tensors.some((t) => numel(t.shape) !== n)) return false;
+  for (let i = 0; i < tensors.length; i++) {
+    for (let j = i + 1; j < tensors.length; j++) if (overlap(tensors[i]!, tensors[j]!)) return false;
+  }
+  if (found && ctx.readScalar(found) !== 0) return true; // skipped: the outputs are the inputs' own views
+  if (n === 0) return true;
+  const [bc1, bc2s] = stepT ? adamBiasCorrections(p.beta1, p.beta2, ctx.readScalar(stepT)) : [p.biasCorrection1!, p.biasCorrection2Sqrt!];
+  const f = Math.fround;
+  const flags =
+    (p.maximize ? ADAM_MAXIMIZE : 0) |
+    (p.amsgrad ? ADAM_AMSGRAD : 0) |
+    (p.decoupled ? ADAM_DECOUPLED : 0) |
+    (p.weightDecay !== 0 ? ADAM_WEIGHT_DECAY : 0);
+  const scalars = [
+    f(p.beta1), f(1 - p.beta1), f(p.beta2), f(1 - p.beta2), f(p.eps), f(p.weightDecay),
+    f(1 - p.lr * p.weightDecay), f(-(p.lr / bc1)), f(bc2s), flags,
+  ];
+  const sw = w.dtype.itemsize;
+  const sg = g.dtype.itemsize;
+  const pw = ctx.address(w);
+  const pg = ctx.address(g);
+  const pm = ctx.address(m);
+  const pv = ctx.address(v);
+  const pvmax = vmax ? ctx.address(vmax) : 0;
+  const parts = ctx.pool.split(n, MIN_ELEMENTS_PER_PART, 16);
+  ctx.pool.run(kernel, parts.map(([u0, u1]) => [pw + u0 * sw, pg + u0 * sg, pm + u0 * 4, pv + u0 * 4, vmax ? pvmax + u0 * 4 : 0, u1 - u0, ...scalars]));
+  return true;
+};
+
+registerNativeKernel('adamUpdate', adamUpdate);

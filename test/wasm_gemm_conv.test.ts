@@ -1,0 +1,337 @@
+/**
+ * The wasm backend's two kernel builds (tools/build-wasm.mjs): plain SIMD128 and relaxed SIMD
+ * (f32x4.relaxed_madd, a fused multiply-add on CPUs that have one), and the GEMM / convolution
+ * kernels' work split (docs/kernels.md: the sync block).
+ *
+ * - Variant selection: `simd: 'plain' | 'relaxed'` on WasmBackend.create, MIXPREC_WASM_SIMD in a
+ *   child process (plain, auto, a bad value), relaxed chosen by default where the engine runs it.
+ * - Each build, on 1 and 3 threads, against the reference backend (float64 accumulation, one
+ *   rounding) for bmm, conv2d, conv2dBackwardInput and conv2dBackwardWeight in float32, float16 and
+ *   bfloat16: every element within the float32 accumulation bound (terms + 2) 2^-24 sum|products|
+ *   (+ one ulp of a 16-bit output) — a bound that holds whether relaxed_madd fuses or not — and
+ *   1 vs 3 threads bit for bit. Edge sizes: 1-row and 1-column products, 6-row outputs (the 3-row
+ *   panels), K past the 256 block, row counts past the 128 / 126 blocks, batches cut into several
+ *   grad-weight chunks, LeNet's layers.
+ * - The kernels called directly through the pool: a dynamic split (sync block), the static split
+ *   (sync = 0) and one part give identical bits.
+ *
+ * Makes its own backends and switches to them explicitly, whatever MIXPREC_BACKEND says.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import * as mx from '../src/index.js';
+import type { KernelTensor, Tensor } from '../src/index.js';
+import { relaxedSimdAvailable, selectSimd, WasmBackend, type WasmSimd } from '../src/backend/wasm/index.js';
+import { kernelView } from '../src/ops/dispatch.js';
+import { withinAccumulationBound } from './helpers/compare.js';
+import { rng } from './helpers/rng.js';
+import { contiguousStrides, numel } from '../src/backend/reference/codec.js';
+
+const FLOATS = ['float32', 'float16', 'bfloat16'] as const;
+type Float = (typeof FLOATS)[number];
+
+const relaxedOk = await relaxedSimdAvailable();
+const VARIANTS: WasmSimd[] = relaxedOk ? ['plain', 'relaxed'] : ['plain'];
+
+interface Pair {
+  t3: WasmBackend;
+  t1: WasmBackend;
+}
+const backends = new Map<WasmSimd, Pair>();
+for (const simd of VARIANTS) {
+  const t3 = await WasmBackend.create({ threads: 3, native: true, simd });
+  const t1 = await WasmBackend.create({ threads: 1, native: true, simd });
+  backends.set(simd, { t3, t1 });
+  mx.registerBackend(`wgc-${simd}-t3`, async () => t3);
+  mx.registerBackend(`wgc-${simd}-t1`, async () => t1);
+  await mx.setBackend(`wgc-${simd}-t3`);
+  await mx.setBackend(`wgc-${simd}-t1`);
+}
+await mx.setBackend('reference');
+after(async () => {
+  for (const { t3, t1 } of backends.values()) await Promise.all([t3.close(), t1.close()]);
+});
+
+/** Run `fn` with backend `name` current (then back to the reference backend). */
+function on<T>(name: string, fn: () => T): T {
+  void mx.setBackend(name); // settles synchronously: every backend here is initialised
+  try {
+    return fn();
+  } finally {
+    void mx.setBackend('reference');
+  }
+}
+
+const randomValues = (r: () => number, n: number): Float32Array => Float32Array.from({ length: n }, () => (r() - 0.5) * 2);
+
+interface Spec {
+  data: Float32Array;
+  dtype: Float;
+  shape: number[];
+  strides: number[];
+  offset: number;
+}
+
+const dense = (r: () => number, shape: number[], dtype: Float): Spec => ({
+  data: randomValues(r, numel(shape)),
+  dtype,
+  shape,
+  strides: contiguousStrides(shape),
+  offset: 0,
+});
+const absSpec = (s: Spec): Spec => ({ ...s, data: s.data.map(Math.abs) });
+
+/** A [B, rows, cols] operand, row-major or stored transposed. */
+function matrix(r: () => number, B: number, rows: number, cols: number, dtype: Float, trans: boolean): Spec {
+  const stored = rows * cols;
+  return { data: randomValues(r, B * stored), dtype, shape: [B, rows, cols], strides: trans ? [stored, 1, rows] : [stored, cols, 1], offset: 0 };
+}
+
+interface RunResult {
+  values: Float32Array;
+  native: number;
+  fallback: number;
+}
+
+/** Run `kernel` on backend `name` over the specs: the output (widened) and the call's native / fallback counts. */
+function runKernel(name: string, kernel: string, inputs: readonly Spec[], out: { shape: number[]; dtype: Float }, params: Record<string, unknown>): RunResult {
+  return on(name, () =>
+    mx.scope(() => {
+      const b = mx.getBackend();
+      const views: KernelTensor[] = inputs.map((s) => {
+        const t = mx.tensor(s.data, { dtype: s.dtype, shape: [s.data.length] });
+        return { buffer: t.storage.buffer, dtype: t.dt, shape: s.shape, strides: s.strides, offset: s.offset };
+      });
+      const o = mx.full(out.shape, NaN, { dtype: out.dtype });
+      const wasm = b instanceof WasmBackend ? b : null;
+      const before = wasm?.kernelStats()[kernel] ?? { native: 0, fallback: 0 };
+      b.run(kernel, views, [kernelView(o)], params);
+      const now = wasm?.kernelStats()[kernel] ?? { native: 0, fallback: 0 };
+      return { values: Float32Array.from(o.dataSync()), native: now.native - before.native, fallback: now.fallback - before.fallback };
+    }),
+  );
+}
+
+function sameBits(a: Float32Array, b: Float32Array, what: string): void {
+  assert.equal(a.length, b.length, `${what}: length`);
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) assert.fail(`${what}: element ${i} is ${a[i]} vs ${b[i]}`);
+}
+
+/** One product on the reference backend and on both builds (1 and 3 threads each). */
+function checkProduct(kernel: string, inputs: Spec[], out: { shape: number[]; dtype: Float }, params: Record<string, unknown>, terms: number, what: string): void {
+  const ref = runKernel('reference', kernel, inputs, out, params);
+  const bound = runKernel('reference', kernel, inputs.map(absSpec), { ...out, dtype: 'float32' }, params);
+  for (const simd of VARIANTS) {
+    const r3 = runKernel(`wgc-${simd}-t3`, kernel, inputs, out, params);
+    const r1 = runKernel(`wgc-${simd}-t1`, kernel, inputs, out, params);
+    assert.deepEqual([r3.native, r3.fallback, r1.native, r1.fallback], [1, 0, 1, 0], `${what} (${simd}): runs natively`);
+    withinAccumulationBound(r3.values, ref.values, bound.values, terms, out.dtype, `${what} (${simd}, 3 threads)`);
+    sameBits(r1.values, r3.values, `${what} (${simd}, 1 vs 3 threads)`);
+  }
+}
+
+describe('kernel builds: plain and relaxed SIMD', () => {
+  it('WasmBackend.create({ simd }) runs the build asked for; the default is relaxed where the engine runs it', async () => {
+    for (const simd of VARIANTS) {
+      assert.equal(backends.get(simd)!.t3.simd, simd);
+      assert.equal(backends.get(simd)!.t1.simd, simd);
+    }
+    assert.equal(await selectSimd('plain'), 'plain');
+    assert.equal(await selectSimd('auto'), relaxedOk ? 'relaxed' : 'plain');
+    if (relaxedOk) assert.equal(await selectSimd('relaxed'), 'relaxed');
+    else await assert.rejects(selectSimd('relaxed'), /relaxed SIMD/);
+    // In Node 20 the engine needs --experimental-wasm-relaxed-simd, which the backend sets itself.
+    if (process.versions.node.startsWith('20.')) assert.ok(relaxedOk, 'Node 20: relaxed SIMD enabled through v8.setFlagsFromString');
+  });
+
+  it('MIXPREC_WASM_SIMD picks the build in a fresh process (plain, auto; a bad value is an error)', () => {
+    const entry = new URL('../src/backend/wasm/index.js', import.meta.url).href;
+    const script = `const m = await import(${JSON.stringify(entry)}); const b = await m.createWasmBackend({ threads: 2 }); console.log(b.simd); await b.close();`;
+    const run = (value: string | undefined) => {
+      const env = { ...process.env };
+      delete env['MIXPREC_WASM_SIMD'];
+      if (value !== undefined) env['MIXPREC_WASM_SIMD'] = value;
+      return execFileSync(process.execPath, ['--input-type=module', '-e', script], { env, encoding: 'utf8', cwd: fileURLToPath(new URL('.', import.meta.url)) }).trim();
+    };
+    assert.equal(run('plain'), 'plain');
+    assert.equal(run(undefined), relaxedOk ? 'relaxed' : 'plain');
+    assert.equal(run('auto'), relaxedOk ? 'relaxed' : 'plain');
+    assert.throws(() => execFileSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, MIXPREC_WASM_SIMD: 'fast' }, stdio: 'pipe' }), /MIXPREC_WASM_SIMD/);
+  });
+});
+
+describe('bmm on both builds against the reference backend', () => {
+  it('edge sizes: 1 x 1, one row, one column, 6 rows, K past 256, rows past 128, batches; all dtypes', () => {
+    const r = rng(101);
+    const shapes: [number, number, number, number][] = [
+      // B, M, K, N
+      [1, 1, 1, 1],
+      [1, 1, 300, 9],
+      [1, 13, 40, 1],
+      [2, 6, 75, 33],
+      [1, 131, 257, 70],
+      [3, 5, 17, 260],
+      [1, 64, 400, 120], // LeNet fc1
+      [1, 64, 84, 10], // LeNet fc3
+    ];
+    for (const dtype of FLOATS) {
+      for (const [B, M, K, N] of shapes) {
+        const ta = r() < 0.5;
+        const tb = r() < 0.5;
+        const a = matrix(r, B, M, K, dtype, ta);
+        const b = matrix(r, B, K, N, dtype, tb);
+        checkProduct('bmm', [a, b], { shape: [B, M, N], dtype }, {}, K, `bmm ${dtype} [${B},${M},${K}]x[${B},${K},${N}]${ta ? ' A^T' : ''}${tb ? ' B^T' : ''}`);
+      }
+    }
+  });
+
+  it('16-bit inputs into a float32 output (the master-gradient case)', () => {
+    const r = rng(102);
+    const a = matrix(r, 1, 30, 64, 'float16', true);
+    const b = matrix(r, 1, 64, 21, 'float16', false);
+    checkProduct('bmm', [a, b], { shape: [1, 30, 21], dtype: 'float32' }, {}, 64, 'bmm f16 x f16 -> f32');
+    const c = matrix(r, 1, 7, 300, 'bfloat16', false);
+    const d = matrix(r, 1, 300, 12, 'bfloat16', true);
+    checkProduct('bmm', [c, d], { shape: [1, 7, 12], dtype: 'float32' }, {}, 300, 'bmm bf16 x bf16 -> f32');
+  });
+});
+
+interface Conv {
+  N: number; C: number; H: number; W: number; O: number; KH: number; KW: number;
+  stride: number; padding: number; groups: number;
+}
+
+function checkConv(r: () => number, c: Conv, dtype: Float, label: string): void {
+  const OH = Math.floor((c.H + 2 * c.padding - c.KH) / c.stride) + 1;
+  const OW = Math.floor((c.W + 2 * c.padding - c.KW) / c.stride) + 1;
+  const x = dense(r, [c.N, c.C, c.H, c.W], dtype);
+  const w = dense(r, [c.O, c.C / c.groups, c.KH, c.KW], dtype);
+  const b = dense(r, [c.O], dtype);
+  const gy = dense(r, [c.N, c.O, OH, OW], dtype);
+  const p = { stride: [c.stride, c.stride], padding: [c.padding, c.padding], dilation: [1, 1], groups: c.groups };
+  const what = `${label} ${dtype} ${JSON.stringify(c)}`;
+  checkProduct('conv2d', [x, w, b], { shape: gy.shape, dtype }, p, (c.C / c.groups) * c.KH * c.KW + 1, `conv2d ${what}`);
+  checkProduct('conv2dBackwardInput', [gy, w], { shape: x.shape, dtype }, { ...p, inputShape: x.shape }, (c.O / c.groups) * c.KH * c.KW, `conv2dBackwardInput ${what}`);
+  checkProduct('conv2dBackwardWeight', [x, gy], { shape: w.shape, dtype }, { ...p, weightShape: w.shape }, c.N * OH * OW, `conv2dBackwardWeight ${what}`);
+}
+
+describe('convolutions on both builds against the reference backend', () => {
+  it("LeNet's layers (6 output channels: 3-row panels; 16: 4-row), batches of several grad-weight chunks", () => {
+    const r = rng(111);
+    for (const dtype of FLOATS) {
+      checkConv(r, { N: 9, C: 3, H: 32, W: 32, O: 6, KH: 5, KW: 5, stride: 1, padding: 0, groups: 1 }, dtype, 'conv1');
+      checkConv(r, { N: 13, C: 6, H: 14, W: 14, O: 16, KH: 5, KW: 5, stride: 1, padding: 0, groups: 1 }, dtype, 'conv2');
+    }
+  });
+
+  it('edge geometries: 1x1, one output pixel, 5 / 9 / 129 rows, K past 256, stride 2, groups', () => {
+    const r = rng(112);
+    const cases: Conv[] = [
+      { N: 2, C: 1, H: 1, W: 1, O: 1, KH: 1, KW: 1, stride: 1, padding: 0, groups: 1 },
+      { N: 3, C: 4, H: 5, W: 5, O: 5, KH: 5, KW: 5, stride: 1, padding: 0, groups: 1 },
+      { N: 5, C: 9, H: 7, W: 6, O: 9, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1 },
+      { N: 2, C: 5, H: 6, W: 9, O: 129, KH: 2, KW: 3, stride: 1, padding: 0, groups: 1 },
+      { N: 2, C: 30, H: 8, W: 8, O: 6, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1 },
+      { N: 3, C: 6, H: 11, W: 10, O: 6, KH: 3, KW: 3, stride: 2, padding: 1, groups: 1 },
+      { N: 6, C: 6, H: 9, W: 9, O: 12, KH: 5, KW: 5, stride: 1, padding: 2, groups: 3 },
+    ];
+    for (const dtype of FLOATS) cases.forEach((c, i) => checkConv(r, c, dtype, `edge #${i}`));
+  });
+});
+
+describe('work split: dynamic (sync block), static and one part give the same bits', () => {
+  it('gemm and the convolution kernels called through the pool', () => {
+    const r = rng(121);
+    for (const simd of VARIANTS) {
+      const b = backends.get(simd)!.t3;
+      const heap = b.heap;
+      const f32 = (n: number, scale = 1) => {
+        const addr = heap.alloc(n * 4);
+        heap.views().f32.set(Float32Array.from({ length: n }, () => (r() - 0.5) * 2 * scale), addr >> 2);
+        return addr;
+      };
+      const read = (addr: number, n: number) => heap.views().f32.slice(addr >> 2, (addr >> 2) + n);
+      const sync = heap.alloc(64);
+      const zeroSync = () => heap.views().i32.fill(0, sync >> 2, (sync >> 2) + 16);
+      // three ways to run one call: 3 parts taking units from the sync block, 3 static parts, 1 part
+      const threeWays = (kernel: string, args: number[], out: number, n: number): Float32Array[] => {
+        const results: Float32Array[] = [];
+        for (const [parts, dynamic] of [[3, true], [3, false], [1, false]] as const) {
+          heap.views().f32.fill(NaN, out >> 2, (out >> 2) + n);
+          if (dynamic) zeroSync();
+          b.pool.runParts(kernel, [...args, dynamic ? sync : 0], parts);
+          results.push(read(out, n));
+        }
+        return results;
+      };
+
+      // gemm: [150 x 300] x [300 x 70] (f32), blocks smaller than MC x NC when split
+      const M = 150, K = 300, N = 70;
+      const A = f32(M * K), B = f32(K * N), C = f32(M * N);
+      const gemmWs = heap.alloc(3 * (b.pool.call('gemm_scratch_bytes') as number));
+      const g = threeWays('gemm', [0, 0, 1, M, N, K, A, K, 0, B, N, 0, C, N, 0, 0, gemmWs], C, M * N);
+      sameBits(g[0]!, g[2]!, `gemm ${simd}: dynamic vs one part`);
+      sameBits(g[1]!, g[2]!, `gemm ${simd}: static vs one part`);
+      let ref = 0;
+      for (let k = 0; k < K; k++) ref += read(A + (M - 1) * K * 4, K)[k]! * read(B, K * N)[k * N + N - 1]!;
+      assert.ok(Math.abs(g[2]![M * N - 1]! - ref) < 1e-4, `gemm ${simd}: C[M-1][N-1]`);
+
+      // convolutions: LeNet's conv2 with 10 images (3 grad-weight chunks of <= 4), f32
+      const desc = heap.alloc(64);
+      heap.views().i32.set([10, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, 1, 1, 1, 0, 0], desc >> 2);
+      const nx = 10 * 6 * 14 * 14, nw = 16 * 6 * 25, ny = 10 * 16 * 10 * 10;
+      const X = f32(nx), Wt = f32(nw), DY = f32(ny), Y = f32(ny), DX = f32(nx), DW = f32(nw);
+      const ws = heap.alloc(b.pool.call('conv2d_scratch_bytes', desc, 3) as number);
+      for (const [kernel, args, out, n] of [
+        ['conv2d_forward', [desc, 0, 0, X, Wt, 0, Y, ws], Y, ny],
+        ['conv2d_grad_input', [desc, 0, 0, DY, Wt, DX, ws], DX, nx],
+        ['conv2d_grad_weight', [desc, 0, 0, X, DY, DW, ws], DW, nw],
+      ] as const) {
+        const res = threeWays(kernel, [...args], out, n);
+        assert.ok(res[2]!.every(Number.isFinite), `${kernel} ${simd}: every element written`);
+        sameBits(res[0]!, res[2]!, `${kernel} ${simd}: dynamic vs one part`);
+        sameBits(res[1]!, res[2]!, `${kernel} ${simd}: static vs one part`);
+      }
+    }
+  });
+});
+
+describe('training with each build', () => {
+  it('a LeNet fp16 step: native products only, loss within 1% of the reference', () => {
+    const step = (name: string) =>
+      on(name, () =>
+        mx.scope(() => {
+          mx.manualSeed(3);
+          const model = new mx.models.LeNet();
+          const g = new mx.Generator(4);
+          const x = mx.randn([12, 3, 32, 32], { generator: g });
+          const y = mx.randint(0, 10, [12], { generator: g });
+          const loss = mx.amp.autocast({ dtype: 'float16' }, () => mx.nn.functional.crossEntropy(model.call(x) as Tensor, y));
+          loss.backward();
+          const grads = model.parameters().map((p) => Float32Array.from(p.grad!.dataSync()));
+          const out = { loss: loss.dataSync()[0]!, grads };
+          for (const p of model.parameters()) p.dispose();
+          return out;
+        }),
+      );
+    const ref = step('reference');
+    for (const simd of VARIANTS) {
+      const b = backends.get(simd)!.t3;
+      const before = b.kernelStats();
+      const got = step(`wgc-${simd}-t3`);
+      const now = b.kernelStats();
+      for (const k of ['bmm', 'conv2d', 'conv2dBackwardInput', 'conv2dBackwardWeight']) {
+        assert.ok((now[k]?.native ?? 0) > (before[k]?.native ?? 0), `${simd}: ${k} ran natively`);
+        assert.equal(now[k]?.fallback ?? 0, before[k]?.fallback ?? 0, `${simd}: ${k} did not fall back`);
+      }
+      assert.ok(Math.abs(got.loss - ref.loss) <= 0.01 * Math.abs(ref.loss), `${simd}: loss ${got.loss} vs ${ref.loss}`);
+      got.grads.forEach((gr, i) => {
+        const e = ref.grads[i]!;
+        const scale = e.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        gr.forEach((v, j) => assert.ok(Math.abs(v - e[j]!) <= 0.05 * scale + 1e-6, `${simd}: grad ${i}[${j}] ${v} vs ${e[j]}`));
+      });
+    }
+  });
+});
