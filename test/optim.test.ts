@@ -471,3 +471,156 @@ test('invalid hyperparameters are refused', () => {
   ];
   for (const [label, fn, re] of bad) assert.throws(fn, re, label);
 });
+
+/* ------------------------------------------------------ fused updates and device skips */
+
+/** Storage bits (float32 as uint32 patterns: -0 and NaN payloads count). */
+function rawBits(t: Tensor): number[] {
+  const s = t.storageDataSync();
+  return Array.from(s instanceof Float32Array ? new Uint32Array(s.buffer, s.byteOffset, s.length) : s);
+}
+
+/** Parameters, and state tensors (bits) or counts (numbers, or 0-d device counters read as numbers). */
+function optimizerSnapshot(opt: AnyOptimizer, params: Tensor[]): unknown[] {
+  return params.map((p) => [
+    rawBits(p),
+    Object.fromEntries(Object.entries(opt.state.get(p) ?? {}).map(([k, v]) => [k, typeof v === 'number' ? v : v.ndim === 0 ? v.dataSync()[0] : rawBits(v)])),
+  ]);
+}
+
+/** The wasm backend's native / fallback counts of a kernel (null on other backends). */
+function kernelCalls(kernel: string): { native: number; fallback: number } | null {
+  const b = mx.getBackend() as unknown as { kernelStats?: () => Record<string, { native: number; fallback: number }> };
+  return b.kernelStats ? (b.kernelStats()[kernel] ?? { native: 0, fallback: 0 }) : null;
+}
+
+describe('fused Adam / AdamW (adamUpdate)', () => {
+  const configs: [string, Record<string, unknown>][] = [
+    ['Adam', {}],
+    ['Adam', { weightDecay: 0.1, amsgrad: true }],
+    ['Adam', { maximize: true, betas: [0.8, 0.95], eps: 1e-6 }],
+    ['AdamW', {}],
+    ['AdamW', { weightDecay: 0.05, amsgrad: true, maximize: true }],
+  ];
+  const dtypePairs: [DT, DT][] = [['float32', 'float32'], ['float32', 'float16'], ['float32', 'bfloat16'], ['float16', 'float16'], ['bfloat16', 'bfloat16']];
+
+  it('equals the op-by-op update bit for bit (parameters and state, every step), 16-bit gradients read in the same pass', () => {
+    const before = kernelCalls('adamUpdate');
+    for (const [kind, options] of configs) {
+      for (const [pdt, gdt] of dtypePairs) {
+        const label = `${kind} ${JSON.stringify(options)} param ${pdt} grad ${gdt}`;
+        const r = mx.Generator;
+        // 37 elements: a vector body and a scalar tail in the wasm kernel
+        const init = [mx.randn([37], { generator: new r(3) }), mx.randn([4, 3], { generator: new r(4) })].map((t) => t.to(pdt));
+        const make = (fused: boolean) => {
+          const params = init.map((t) => t.clone().requiresGrad_());
+          const opt = kind === 'Adam' ? new optim.Adam(params, { lr: 0.01, ...options, fused }) : new optim.AdamW(params, { lr: 0.01, ...options, fused });
+          return { params, opt: opt as AnyOptimizer };
+        };
+        const fused = make(true);
+        const plain = make(false);
+        for (let s = 0; s < 5; s++) {
+          for (const run of [fused, plain]) {
+            run.params.forEach((p, i) => (p.grad = mx.randn(p.shape, { generator: new r(100 + 10 * s + i) }).mul(s === 2 ? 1e3 : 1).to(gdt)));
+            run.opt.step();
+          }
+          assert.deepEqual(optimizerSnapshot(fused.opt, fused.params), optimizerSnapshot(plain.opt, plain.params), `${label}, step ${s + 1}`);
+        }
+      }
+    }
+    const after = kernelCalls('adamUpdate');
+    if (before && after) assert.ok(after.native > before.native, 'wasm: adamUpdate ran natively');
+  });
+
+  it('wasm: the native kernel equals the reference kernel (the fallback), split across threads or not', () => {
+    const b = mx.getBackend() as unknown as { native?: boolean; kernelStats?: unknown };
+    if (typeof b.native !== 'boolean') return; // a backend without native kernels: the reference kernel is the only one
+    const run = (native: boolean) => {
+      b.native = native;
+      try {
+        const p = mx.randn([70001], { generator: new mx.Generator(9) }).requiresGrad_();
+        const opt = new optim.AdamW([p], { lr: 0.01, amsgrad: true });
+        for (let s = 0; s < 3; s++) {
+          p.grad = mx.randn([70001], { generator: new mx.Generator(50 + s) }).to('bfloat16');
+          opt.step();
+        }
+        return optimizerSnapshot(opt, [p]);
+      } finally {
+        b.native = true;
+      }
+    };
+    assert.deepEqual(run(true), run(false));
+  });
+});
+
+describe('step({ foundInf }): the skip decided on the device', () => {
+  const makers: [string, (ps: Tensor[], fused: boolean) => AnyOptimizer][] = [
+    ['SGD momentum', (ps, fused) => new optim.SGD(ps, { lr: 0.1, momentum: 0.9, dampening: 0.1, weightDecay: 0.01, fused })],
+    ['SGD Nesterov', (ps, fused) => new optim.SGD(ps, { lr: 0.1, momentum: 0.9, nesterov: true, fused })],
+    ['SGD plain', (ps, fused) => new optim.SGD(ps, { lr: 0.1, fused })],
+    ['Adam amsgrad', (ps, fused) => new optim.Adam(ps, { lr: 0.01, amsgrad: true, weightDecay: 0.1, fused })],
+    ['AdamW', (ps, fused) => new optim.AdamW(ps, { lr: 0.01, fused })],
+    ['RMSprop centered momentum', (ps) => new optim.RMSprop(ps, { lr: 0.01, centered: true, momentum: 0.9 })],
+  ];
+  // skipped first (the momentum buffer and Adam's step count must not start), then a mix
+  const skips = [1, 0, 1, 1, 0, 0, 1, 0];
+
+  for (const [name, make] of makers) {
+    for (const fused of [true, false]) {
+      // Adam op by op with a device step count computes its bias corrections on the device in
+      // float32 (1 - beta2^t cancels): close to the host's float64 ones, not bit for bit
+      const approx = !fused && name.startsWith('Adam');
+      it(`${name}${fused ? '' : ' (op by op)'}: a nonzero flag leaves parameters and state as they are; the run equals one that skips on the host${approx ? ' (within 1e-4)' : ''}`, () => {
+        const init = [mx.randn([9], { generator: new mx.Generator(1) }), mx.randn([2, 3], { generator: new mx.Generator(2) })];
+        const host = init.map((t) => t.clone().requiresGrad_());
+        const device = init.map((t) => t.clone().requiresGrad_());
+        const hostOpt = make(host, fused);
+        const deviceOpt = make(device, fused);
+        assert.equal(deviceOpt.supportsFoundInf, true);
+        skips.forEach((skip, s) => {
+          const grads = init.map((t, i) => mx.randn(t.shape, { generator: new mx.Generator(20 + 3 * s + i) }));
+          host.forEach((p, i) => (p.grad = grads[i]!.clone()));
+          device.forEach((p, i) => (p.grad = grads[i]!.clone()));
+          if (!skip) hostOpt.step();
+          const before = device.map(rawBits);
+          deviceOpt.step({ foundInf: mx.tensor(skip) });
+          if (skip) assert.deepEqual(device.map(rawBits), before, `step ${s}: skipped`);
+          const same = (a: Tensor, b: Tensor, what: string) => {
+            if (!approx) return assert.deepEqual(rawBits(a), rawBits(b), what);
+            const [x, y] = [a.dataSync(), b.dataSync()];
+            y.forEach((e, j) => assert.ok(Math.abs(x[j]! - e) <= 1e-4 * Math.abs(e) + 1e-7, `${what}[${j}]: ${x[j]} vs ${e}`));
+          };
+          device.forEach((p, i) => same(p, host[i]!, `step ${s}: parameter ${i}`));
+          host.forEach((p, i) => {
+            const h = hostOpt.state.get(p) ?? {};
+            const d = deviceOpt.state.get(device[i]!)!;
+            for (const [k, v] of Object.entries(h)) {
+              const dv = d[k]!;
+              if (typeof v === 'number') assert.equal(typeof dv === 'number' ? dv : dv.dataSync()[0], v, `step ${s}: '${k}'`);
+              else same(dv as Tensor, v, `step ${s}: state '${k}'`);
+            }
+          });
+        });
+        // counts are device tensors once a step may be skipped on the device
+        const st = deviceOpt.state.get(device[0]!) ?? {};
+        if ('step' in st) assert.equal((st['step'] as Tensor).dtype, 'float32');
+      });
+    }
+  }
+
+  it('a step without a flag after device-skipped ones continues the device counters', () => {
+    const p = mx.tensor([1, 2, 3], { requiresGrad: true });
+    const q = mx.tensor([1, 2, 3], { requiresGrad: true });
+    const a = new optim.Adam([p], { lr: 0.1 });
+    const b = new optim.Adam([q], { lr: 0.1 });
+    for (const [s, skip] of [1, 0, 0].entries()) {
+      p.grad = mx.tensor([0.1 * s, -0.2, 0.3]);
+      q.grad = mx.tensor([0.1 * s, -0.2, 0.3]);
+      if (s < 2) a.step({ foundInf: mx.tensor(skip) });
+      else a.step();
+      if (!skip) b.step();
+    }
+    assert.equal((a.state.get(p)!['step'] as Tensor).dataSync()[0], 2);
+    assert.deepEqual(rawBits(p), rawBits(q));
+  });
+});

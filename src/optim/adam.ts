@@ -13,13 +13,20 @@
  *
  * The arithmetic is float32 whatever the parameter's dtype: a float16 or bfloat16 parameter is widened,
  * updated in float32 and rounded once back into its dtype; the state (expAvg, expAvgSq, maxExpAvgSq)
- * is float32 and `step` a number, per parameter.
+ * is float32 and `step` a number, per parameter (a 0-d float32 device tensor once a step is given a
+ * device foundInf: see Optimizer.step).
+ *
+ * Where the backend has the `adamUpdate` kernel (reference, wasm; src/backend/reference/kernels/optim.ts)
+ * each parameter is updated by one call: parameter, gradient (float32, float16 or bfloat16) and state
+ * in one pass, bit for bit the op-by-op update below (`fused: false` keeps that one).
  */
-import { Optimizer, type ParamGroup, type ParamGroupInit } from './optimizer.js';
-import type { Tensor } from '../tensor/tensor.js';
-import { zeros } from '../ops/creation.js';
-import { maximum } from '../ops/elementwise.js';
+import { Optimizer, filledTensor, type ParamGroup, type ParamGroupInit, type ParamState } from './optimizer.js';
+import { Tensor } from '../tensor/tensor.js';
+import { keep } from '../tensor/scope.js';
+import { kernelView } from '../ops/dispatch.js';
+import { div, maximum, pow, sub } from '../ops/elementwise.js';
 import { addcdiv, addcmul } from '../ops/math.js';
+import { adamBiasCorrections, type AdamUpdateParams } from '../backend/reference/kernels/optim.js';
 
 export interface AdamOptions {
   lr: number;
@@ -33,6 +40,16 @@ export interface AdamOptions {
 }
 
 export type AdamWOptions = AdamOptions;
+
+/** Constructor-only options (not parameter-group hyperparameters). */
+export interface AdamExtraOptions {
+  /**
+   * Use the fused `adamUpdate` kernel where the backend has it (default true): one pass reading the
+   * gradient (float32, float16 or bfloat16) and the float32 master weight and state, bit for bit the
+   * op-by-op update. false: always op by op.
+   */
+  fused?: boolean;
+}
 
 /** PyTorch's argument checks, with its messages. */
 export function checkAdamOptions(name: string, o: AdamOptions): void {
@@ -49,9 +66,17 @@ export function checkAdamOptions(name: string, o: AdamOptions): void {
 /** A float32 scalar as PyTorch passes a Python number to a float32 kernel (`value=` of addcmul/addcdiv). */
 const f32 = Math.fround;
 
+/** Parameter and gradient dtypes the fused kernel takes. */
+const FUSED_DTYPES = new Set(['float32', 'float16', 'bfloat16']);
+
+const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+
 abstract class AdamBase extends Optimizer<AdamOptions> {
+  override readonly supportsFoundInf = true;
   /** AdamW: weight decay shrinks the parameter instead of adding to the gradient. */
   protected abstract readonly decoupled: boolean;
+  /** Whether the fused `adamUpdate` kernel is used where the backend has it. */
+  fused = true;
 
   override addParamGroup(group: ParamGroupInit<AdamOptions>): void {
     super.addParamGroup(group);
@@ -59,43 +84,108 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
   }
 
   protected updateGroup(group: ParamGroup<AdamOptions>): void {
-    const [beta1, beta2] = group.betas;
-    const { lr, eps, weightDecay, amsgrad } = group;
     for (const p of group.params) {
-      let g = this.grad32(p);
-      if (!g) continue;
-      if (group.maximize) g = g.neg();
-      let p32 = p.float();
+      const grad = p.grad;
+      if (!grad) continue;
       const state = this.stateOf(p);
       if (state['step'] === undefined) {
-        state['step'] = 0;
-        this.setState(state, 'expAvg', zeros(p.shape));
-        this.setState(state, 'expAvgSq', zeros(p.shape));
-        if (amsgrad) this.setState(state, 'maxExpAvgSq', zeros(p.shape));
+        state['step'] = 0; // counted below (a device counter when this step may be skipped on the device)
+        state['expAvg'] = keep(filledTensor(p.backend, p.shape, 0));
+        state['expAvgSq'] = keep(filledTensor(p.backend, p.shape, 0));
+        if (group.amsgrad) state['maxExpAvgSq'] = keep(filledTensor(p.backend, p.shape, 0));
       }
-      const step = (state['step'] as number) + 1;
-      state['step'] = step;
-
-      if (weightDecay !== 0) {
-        if (this.decoupled) p32 = p32.mul(1 - lr * weightDecay);
-        else g = g.add(p32.mul(weightDecay));
-      }
-      const m = this.setState(state, 'expAvg', (state['expAvg'] as Tensor).mul(beta1).add(g.mul(1 - beta1)));
-      const v = this.setState(state, 'expAvgSq', addcmul((state['expAvgSq'] as Tensor).mul(beta2), g, g, { value: f32(1 - beta2) }));
-
-      const biasCorrection1 = 1 - beta1 ** step;
-      const biasCorrection2 = 1 - beta2 ** step;
-      const stepSize = lr / biasCorrection1;
-      const biasCorrection2Sqrt = Math.sqrt(biasCorrection2);
-
-      let second = v;
-      if (amsgrad) {
-        const prev = state['maxExpAvgSq'] as Tensor | undefined; // absent when amsgrad was switched on later
-        second = this.setState(state, 'maxExpAvgSq', prev ? maximum(prev, v) : v);
-      }
-      const denom = second.sqrt().div(biasCorrection2Sqrt).add(eps);
-      this.writeParam(p, addcdiv(p32, m, denom, { value: f32(-stepSize) }));
+      const step = this.countStep(state, 'step', p.backend);
+      if (this.canFuse(p, grad, state, group)) this.fusedUpdate(p, grad, state, step, group);
+      else this.opByOp(p, state, step, group);
     }
+  }
+
+  /** The update op by op (any backend, any dtype); with a device foundInf every new value goes through where(). */
+  private opByOp(p: Tensor, state: ParamState, step: number | Tensor, group: ParamGroup<AdamOptions>): void {
+    const [beta1, beta2] = group.betas;
+    const { lr, eps, weightDecay, amsgrad } = group;
+    let g = this.grad32(p)!;
+    if (group.maximize) g = g.neg();
+    let p32 = p.float();
+    const p0 = p32;
+    if (weightDecay !== 0) {
+      if (this.decoupled) p32 = p32.mul(1 - lr * weightDecay);
+      else g = g.add(p32.mul(weightDecay));
+    }
+    const mOld = state['expAvg'] as Tensor;
+    const vOld = state['expAvgSq'] as Tensor;
+    const m = mOld.mul(beta1).add(g.mul(1 - beta1));
+    const v = addcmul(vOld.mul(beta2), g, g, { value: f32(1 - beta2) });
+    this.setState(state, 'expAvg', this.unlessSkipped(mOld, m));
+    this.setState(state, 'expAvgSq', this.unlessSkipped(vOld, v));
+
+    let second = v;
+    if (amsgrad) {
+      // absent when amsgrad was switched on later: it starts at zero (max(0, v) is v, bit for bit: v >= +0 or NaN)
+      let prev = state['maxExpAvgSq'] as Tensor | undefined;
+      if (!prev) state['maxExpAvgSq'] = prev = keep(filledTensor(p.backend, p.shape, 0));
+      second = maximum(prev, v);
+      this.setState(state, 'maxExpAvgSq', this.unlessSkipped(prev, second));
+    }
+    let updated: Tensor;
+    if (typeof step === 'number') {
+      const [biasCorrection1, biasCorrection2Sqrt] = adamBiasCorrections(beta1, beta2, step);
+      const stepSize = lr / biasCorrection1;
+      const denom = second.sqrt().div(biasCorrection2Sqrt).add(eps);
+      updated = addcdiv(p32, m, denom, { value: f32(-stepSize) });
+    } else {
+      // a device step count (steps skipped on the device): the bias corrections in float32 on the device
+      const bc1 = sub(1, pow(beta1, step));
+      const bc2Sqrt = sub(1, pow(beta2, step)).sqrt();
+      const denom = second.sqrt().div(bc2Sqrt).add(eps);
+      updated = addcdiv(p32, m.mul(div(-lr, bc1)), denom);
+    }
+    this.writeParam(p, this.unlessSkipped(p0, updated));
+  }
+
+  /**
+   * Whether the fused kernel applies: the backend has it, parameter and gradient are float32 /
+   * float16 / bfloat16 of one shape on one backend, and the state is live float32 tensors of that
+   * shape there (a state loaded from elsewhere takes the op-by-op path, which handles or reports it).
+   */
+  private canFuse(p: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<AdamOptions>): boolean {
+    if (!this.fused || !p.backend.hasKernel('adamUpdate') || !FUSED_DTYPES.has(p.dtype) || !FUSED_DTYPES.has(grad.dtype)) return false;
+    if (grad.backend !== p.backend || !sameShape(grad.shape, p.shape)) return false;
+    if (this.stepFoundInf && this.stepFoundInf.backend !== p.backend) return false;
+    const ok = (t: Tensor | number | undefined, shape: readonly number[]) =>
+      t instanceof Tensor && !t.storage.disposed && t.backend === p.backend && t.dtype === 'float32' && sameShape(t.shape, shape);
+    if (!ok(state['expAvg'], p.shape) || !ok(state['expAvgSq'], p.shape)) return false;
+    const vmax = state['maxExpAvgSq'];
+    if (group.amsgrad && vmax !== undefined && !ok(vmax, p.shape)) return false;
+    const step = state['step'];
+    return typeof step === 'number' || ok(step, []);
+  }
+
+  /** The same update as one `adamUpdate` kernel call: parameter and state in place, bit for bit the op-by-op update. */
+  private fusedUpdate(p: Tensor, grad: Tensor, state: ParamState, step: number | Tensor, group: ParamGroup<AdamOptions>): void {
+    const [beta1, beta2] = group.betas;
+    const found = this.stepFoundInf;
+    const params: AdamUpdateParams = {
+      lr: group.lr,
+      beta1,
+      beta2,
+      eps: group.eps,
+      weightDecay: group.weightDecay,
+      decoupled: this.decoupled,
+      amsgrad: group.amsgrad,
+      maximize: group.maximize,
+      stepInput: typeof step !== 'number',
+      foundInfInput: found !== null,
+    };
+    if (typeof step === 'number') [params.biasCorrection1, params.biasCorrection2Sqrt] = adamBiasCorrections(beta1, beta2, step);
+    // amsgrad switched on later: its maximum starts at zero (max(0, v) = v, what the op-by-op path stores)
+    if (group.amsgrad && state['maxExpAvgSq'] === undefined) state['maxExpAvgSq'] = keep(filledTensor(p.backend, p.shape, 0));
+    p.assertAlive(`${this.constructor.name}.step`);
+    grad.assertAlive(`${this.constructor.name}.step`);
+    const states = [state['expAvg'], state['expAvgSq'], ...(group.amsgrad ? [state['maxExpAvgSq']] : [])] as Tensor[];
+    const inputs = [p, grad, ...states, ...(typeof step === 'number' ? [] : [step]), ...(found ? [found] : [])].map(kernelView);
+    const outputs = [p, ...states].map(kernelView);
+    p.backend.run('adamUpdate', inputs, outputs, params as unknown as Record<string, unknown>);
   }
 }
 
@@ -103,10 +193,12 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
 export class Adam extends AdamBase {
   protected readonly decoupled = false;
 
-  constructor(params: Iterable<Tensor> | Iterable<ParamGroupInit<AdamOptions>>, options: Partial<AdamOptions> = {}) {
-    const defaults: AdamOptions = { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, amsgrad: false, maximize: false, ...options };
+  constructor(params: Iterable<Tensor> | Iterable<ParamGroupInit<AdamOptions>>, options: Partial<AdamOptions> & AdamExtraOptions = {}) {
+    const { fused, ...rest } = options;
+    const defaults: AdamOptions = { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, amsgrad: false, maximize: false, ...rest };
     checkAdamOptions('Adam', defaults);
     super(params, defaults);
+    this.fused = fused ?? true;
   }
 }
 
@@ -114,9 +206,11 @@ export class Adam extends AdamBase {
 export class AdamW extends AdamBase {
   protected readonly decoupled = true;
 
-  constructor(params: Iterable<Tensor> | Iterable<ParamGroupInit<AdamWOptions>>, options: Partial<AdamWOptions> = {}) {
-    const defaults: AdamWOptions = { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false, ...options };
+  constructor(params: Iterable<Tensor> | Iterable<ParamGroupInit<AdamWOptions>>, options: Partial<AdamWOptions> & AdamExtraOptions = {}) {
+    const { fused, ...rest } = options;
+    const defaults: AdamWOptions = { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false, ...rest };
     checkAdamOptions('AdamW', defaults);
     super(params, defaults);
+    this.fused = fused ?? true;
   }
 }

@@ -1,7 +1,7 @@
 /** mx.optim: optimizers (arithmetic in float32 for every parameter dtype) and learning-rate schedulers. */
-export { Optimizer, type OptimizerLike, type ParamGroup, type ParamGroupInit, type ParamState } from './optimizer.js';
+export { Optimizer, type OptimizerLike, type OptimizerStepOptions, type ParamGroup, type ParamGroupInit, type ParamState } from './optimizer.js';
 export { SGD, type SGDOptions } from './sgd.js';
-export { Adam, AdamW, type AdamOptions, type AdamWOptions } from './adam.js';
+export { Adam, AdamW, type AdamOptions, type AdamWOptions, type AdamExtraOptions } from './adam.js';
 export { RMSprop, type RMSpropOptions } from './rmsprop.js';
 export * as lrScheduler from './lr_scheduler.js';
 export {

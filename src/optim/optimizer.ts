@@ -2,12 +2,21 @@
  * Optimizer base: parameter groups, per-parameter state, zeroGrad, stateDict. Subclasses implement
  * `updateGroup`; the arithmetic runs in float32 whatever the parameter's dtype, inside a scope so a
  * step leaves only the updated parameters and state behind.
+ *
+ * `step({ foundInf })` (GradScaler on backends without synchronous reads, PyTorch's fused optimizers'
+ * `found_inf`): foundInf is a 0-d float32 device tensor, nonzero when this iteration's gradients
+ * overflowed; the update is then skipped on the device (parameters and state keep their values)
+ * without the host ever reading the flag. Step counts become 0-d float32 device tensors that count
+ * only the steps taken (`countStep`), and the built-in optimizers mark `supportsFoundInf`.
  */
-import { float32 } from '../dtype/dtype.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { float32, type DType } from '../dtype/dtype.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { Backend } from '../backend/backend.js';
 import { noGrad } from '../autograd/mode.js';
 import { scope, keep } from '../tensor/scope.js';
 import { castTo } from '../ops/util.js';
+import { applyInto } from '../ops/dispatch.js';
+import { add, ne, where } from '../ops/elementwise.js';
 
 export type ParamGroup<O> = O & { params: Tensor[] };
 export type ParamGroupInit<O> = Partial<O> & { params: Iterable<Tensor> };
@@ -15,14 +24,33 @@ export type ParamGroupInit<O> = Partial<O> & { params: Iterable<Tensor> };
 /** Per-parameter state: tensors (kept alive across steps) and numbers (e.g. step counts). */
 export type ParamState = Record<string, Tensor | number>;
 
+export interface OptimizerStepOptions {
+  /**
+   * A 0-d float32 tensor on the parameters' backend (GradScaler.unscale_ makes it): nonzero means
+   * the gradients of this iteration hold inf/NaN, and the step leaves every parameter and state
+   * tensor unchanged, decided on the device.
+   */
+  foundInf?: Tensor | null;
+}
+
 export interface OptimizerLike {
   readonly paramGroups: readonly { params: readonly Tensor[] }[];
-  step(): unknown;
+  step(options?: OptimizerStepOptions): unknown;
+  /**
+   * Whether `step({ foundInf })` skips on the device. GradScaler needs it on backends without
+   * synchronous reads (it cannot look at the flag there and skip `step()` itself).
+   */
+  readonly supportsFoundInf?: boolean;
 }
 
 export abstract class Optimizer<O extends object> implements OptimizerLike {
   readonly paramGroups: ParamGroup<O>[];
   readonly state = new Map<Tensor, ParamState>();
+  /** Whether `step({ foundInf })` is honoured (the built-in optimizers: true). A subclass that does not handle `stepFoundInf` keeps false. */
+  readonly supportsFoundInf: boolean = false;
+  /** The found-inf flag of the step in progress (null: no device skip). */
+  protected stepFoundInf: Tensor | null = null;
+  private stepSkipMask: Tensor | null = null;
 
   constructor(params: Iterable<Tensor> | Iterable<ParamGroupInit<O>>, readonly defaults: O) {
     const list = [...(params as Iterable<Tensor | ParamGroupInit<O>>)];
@@ -56,12 +84,67 @@ export abstract class Optimizer<O extends object> implements OptimizerLike {
     }
   }
 
-  step(): void {
+  /**
+   * One update of every parameter that has a gradient. With `foundInf` (see OptimizerStepOptions)
+   * the update is skipped on the device when the flag is nonzero.
+   */
+  step(options: OptimizerStepOptions = {}): void {
+    const foundInf = options.foundInf ?? null;
+    if (foundInf) {
+      if (!this.supportsFoundInf) throw new Error(`${this.constructor.name}.step: this optimizer cannot skip a step on the device (foundInf); it needs supportsFoundInf`);
+      foundInf.assertAlive(`${this.constructor.name}.step`);
+      if (foundInf.numel !== 1) throw new RangeError(`${this.constructor.name}.step: foundInf must hold one value, got shape ${JSON.stringify(foundInf.shape)}`);
+    }
     noGrad(() =>
       scope(() => {
-        for (const group of this.paramGroups) this.updateGroup(group);
+        this.stepFoundInf = foundInf;
+        this.stepSkipMask = null;
+        try {
+          for (const group of this.paramGroups) this.updateGroup(group);
+        } finally {
+          this.stepFoundInf = null;
+          this.stepSkipMask = null;
+        }
       }),
     );
+  }
+
+  /** The bool mask of the step's foundInf (computed once per step), or null without one. */
+  protected skipMask(): Tensor | null {
+    if (!this.stepFoundInf) return null;
+    return (this.stepSkipMask ??= ne(this.stepFoundInf, 0));
+  }
+
+  /** `updated`, or `old` where this step is skipped on the device (identity without a foundInf). */
+  protected unlessSkipped(old: Tensor, updated: Tensor): Tensor {
+    const mask = this.skipMask();
+    return mask ? where(mask, old, updated) : updated;
+  }
+
+  /**
+   * Count one more step in `state[key]` and return the count. Without a foundInf: a number (a device
+   * counter left by earlier skipping steps is incremented on the device). With one: a 0-d float32
+   * tensor on `backend`, incremented on the device only when the step is not skipped.
+   */
+  protected countStep(state: ParamState, key: string, backend: Backend): number | Tensor {
+    const cur = state[key];
+    const mask = this.skipMask();
+    if (!mask) {
+      if (cur === undefined || typeof cur === 'number') {
+        const next = (cur ?? 0) + 1;
+        state[key] = next;
+        return next;
+      }
+      cur.copy_(add(cur, 1));
+      return cur;
+    }
+    let t: Tensor;
+    if (cur === undefined || typeof cur === 'number') {
+      t = keep(filledTensor(backend, [], cur ?? 0));
+      state[key] = t;
+    } else t = cur;
+    t.copy_(where(mask, t, add(t, 1)));
+    return t;
   }
 
   protected abstract updateGroup(group: ParamGroup<O>): void;
@@ -130,6 +213,13 @@ export abstract class Optimizer<O extends object> implements OptimizerLike {
       this.state.set(p, entry);
     }
   }
+}
+
+/** A new float32 tensor on `backend` filled with `value` (a fill kernel: no host copy of the data). */
+export function filledTensor(backend: Backend, shape: readonly number[], value: number, dtype: DType = float32): Tensor {
+  const t = Tensor.empty(shape, dtype, backend);
+  if (t.numel > 0) applyInto('fill', [], t, { shape: t.shape, dtype, value });
+  return t;
 }
 
 function isGroupList<O>(list: readonly unknown[]): list is ParamGroupInit<O>[] {

@@ -1,9 +1,16 @@
-/** SGD with momentum, dampening, Nesterov and weight decay, PyTorch's update rule. */
-import { Optimizer, type ParamGroup, type ParamGroupInit } from './optimizer.js';
+/**
+ * SGD with momentum, dampening, Nesterov and weight decay, PyTorch's update rule. Where the backend
+ * has the `sgdUpdate` kernel (reference, wasm) each parameter is one call, bit for bit the op-by-op
+ * update (`fused: false` keeps that one). With a device foundInf (Optimizer.step) the kernel, or
+ * where() op by op, leaves parameter and buffer unchanged when it is set.
+ */
+import { Optimizer, filledTensor, type ParamGroup, type ParamGroupInit, type ParamState } from './optimizer.js';
 import { Tensor } from '../tensor/tensor.js';
 import { keep } from '../tensor/scope.js';
 import { float32 } from '../dtype/dtype.js';
 import { kernelView } from '../ops/dispatch.js';
+import { ne, where } from '../ops/elementwise.js';
+import type { SgdUpdateParams } from '../backend/reference/kernels/optim.js';
 
 export interface SGDOptions {
   lr: number;
@@ -14,9 +21,21 @@ export interface SGDOptions {
   maximize: boolean;
 }
 
+/**
+ * State key of the momentum buffer's "not started yet" flag (a 0-d float32 tensor, 1 until a step
+ * is taken). Only steps given a device foundInf make it: a buffer created by a step that may be
+ * skipped on the device cannot know on the host whether it holds a step yet.
+ */
+const EMPTY_FLAG = 'momentumBufferEmpty';
+
 export class SGD extends Optimizer<SGDOptions> {
-  constructor(params: Iterable<Tensor> | Iterable<ParamGroupInit<SGDOptions>>, options: Partial<SGDOptions> & { lr?: number } = {}) {
-    const defaults: SGDOptions = { lr: 1e-3, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, maximize: false, ...options };
+  override readonly supportsFoundInf = true;
+  /** Use the fused `sgdUpdate` kernel where the backend has it (default) or never (false). */
+  readonly fused: boolean;
+
+  constructor(params: Iterable<Tensor> | Iterable<ParamGroupInit<SGDOptions>>, options: Partial<SGDOptions> & { lr?: number; fused?: boolean } = {}) {
+    const { fused, ...rest } = options;
+    const defaults: SGDOptions = { lr: 1e-3, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, maximize: false, ...rest };
     if (!(defaults.lr >= 0)) throw new RangeError(`SGD: invalid learning rate ${defaults.lr}`);
     if (!(defaults.momentum >= 0)) throw new RangeError(`SGD: invalid momentum ${defaults.momentum}`);
     if (!(defaults.weightDecay >= 0)) throw new RangeError(`SGD: invalid weightDecay ${defaults.weightDecay}`);
@@ -24,6 +43,7 @@ export class SGD extends Optimizer<SGDOptions> {
       throw new RangeError('SGD: Nesterov momentum requires a momentum and zero dampening');
     }
     super(params, defaults);
+    this.fused = fused ?? true;
   }
 
   protected updateGroup(group: ParamGroup<SGDOptions>): void {
@@ -39,11 +59,36 @@ export class SGD extends Optimizer<SGDOptions> {
       if (group.weightDecay !== 0) d = d.add(p32.mul(group.weightDecay));
       if (group.momentum !== 0) {
         const state = this.stateOf(p);
-        const prev = state['momentumBuffer'] as Tensor | undefined;
-        const buf = this.setState(state, 'momentumBuffer', prev ? prev.mul(group.momentum).add(d.mul(1 - group.dampening)) : d);
-        d = group.nesterov ? d.add(buf.mul(group.momentum)) : buf;
+        let prev = state['momentumBuffer'] as Tensor | undefined;
+        let flag = state[EMPTY_FLAG] as Tensor | undefined;
+        if (!prev && this.stepFoundInf) {
+          // the buffer starts here, but this step may be skipped on the device: flag it as empty
+          prev = keep(filledTensor(p.backend, p.shape, 0));
+          state['momentumBuffer'] = prev;
+          flag = keep(filledTensor(p.backend, [], 1));
+          state[EMPTY_FLAG] = flag;
+        }
+        let candidate: Tensor;
+        if (!prev) candidate = d;
+        else {
+          candidate = prev.mul(group.momentum).add(d.mul(1 - group.dampening));
+          if (flag) candidate = where(ne(flag, 0), d, candidate);
+        }
+        this.setState(state, 'momentumBuffer', prev ? this.unlessSkipped(prev, candidate) : candidate);
+        if (flag) this.settleEmptyFlag(state, flag);
+        d = group.nesterov ? d.add(candidate.mul(group.momentum)) : candidate;
       }
-      this.writeParam(p, p32.sub(d.mul(group.lr)));
+      this.writeParam(p, this.unlessSkipped(p32, p32.sub(d.mul(group.lr))));
+    }
+  }
+
+  /** After a step: the buffer holds a step unless this one was skipped on the device. */
+  private settleEmptyFlag(state: ParamState, flag: Tensor): void {
+    const mask = this.skipMask();
+    if (mask) flag.copy_(where(mask, flag, 0));
+    else {
+      delete state[EMPTY_FLAG];
+      flag.dispose();
     }
   }
 
@@ -54,21 +99,27 @@ export class SGD extends Optimizer<SGDOptions> {
    * takes the op-by-op path, which handles or reports it.
    */
   private canFuse(p: Tensor, grad: Tensor, group: ParamGroup<SGDOptions>): boolean {
-    if (!p.backend.hasKernel('sgdUpdate') || !FUSED_DTYPES.has(p.dtype) || !FUSED_DTYPES.has(grad.dtype)) return false;
+    if (!this.fused || !p.backend.hasKernel('sgdUpdate') || !FUSED_DTYPES.has(p.dtype) || !FUSED_DTYPES.has(grad.dtype)) return false;
     if (grad.backend !== p.backend || !sameShape(grad.shape, p.shape)) return false;
+    if (this.stepFoundInf && this.stepFoundInf.backend !== p.backend) return false;
     if (group.momentum === 0) return true;
-    const buf = this.state.get(p)?.['momentumBuffer'];
+    const state = this.state.get(p);
+    const flag = state?.[EMPTY_FLAG];
+    if (flag !== undefined && (typeof flag === 'number' || flag.storage.disposed || flag.backend !== p.backend || flag.dtype !== 'float32' || flag.numel !== 1)) return false;
+    const buf = state?.['momentumBuffer'];
     if (buf === undefined) return true;
     return typeof buf !== 'number' && !buf.storage.disposed && buf.backend === p.backend && buf.dtype === 'float32' && sameShape(buf.shape, p.shape);
   }
 
   /**
-   * The same update as one `sgdUpdate` kernel call (backends that have it, e.g. wasm): parameter and
-   * float32 momentum buffer updated in place, bit for bit what the op-by-op path computes (every
-   * step rounded to float32, the parameter rounded once into its dtype), without the temporaries.
+   * The same update as one `sgdUpdate` kernel call (backends that have it: reference, wasm):
+   * parameter and float32 momentum buffer updated in place, bit for bit what the op-by-op path
+   * computes (every step rounded to float32, the parameter rounded once into its dtype), without the
+   * temporaries. A device foundInf goes to the kernel, which then leaves both unchanged.
    */
   private fusedUpdate(p: Tensor, grad: Tensor, group: ParamGroup<SGDOptions>): void {
-    const params: Record<string, unknown> = {
+    const found = this.stepFoundInf;
+    const params: SgdUpdateParams = {
       lr: group.lr,
       momentum: group.momentum,
       dampening: group.dampening,
@@ -76,22 +127,38 @@ export class SGD extends Optimizer<SGDOptions> {
       nesterov: group.nesterov,
       maximize: group.maximize,
       first: false,
+      firstInput: false,
+      foundInfInput: found !== null,
     };
     p.assertAlive('SGD.step');
     grad.assertAlive('SGD.step');
-    if (group.momentum === 0) {
-      p.backend.run('sgdUpdate', [kernelView(p), kernelView(grad)], [kernelView(p)], params);
-      return;
+    const inputs = [kernelView(p), kernelView(grad)];
+    const outputs = [kernelView(p)];
+    let flag: Tensor | undefined;
+    let state: ParamState | undefined;
+    if (group.momentum !== 0) {
+      state = this.stateOf(p);
+      let buf = state['momentumBuffer'] as Tensor | undefined;
+      flag = state[EMPTY_FLAG] as Tensor | undefined;
+      if (!buf) {
+        // first step: the kernel starts the buffer from the gradient (its old contents are ignored)
+        buf = keep(Tensor.empty(p.shape, float32, p.backend));
+        state['momentumBuffer'] = buf;
+        if (found) {
+          flag = keep(filledTensor(p.backend, [], 1));
+          state[EMPTY_FLAG] = flag;
+        } else params.first = true;
+      }
+      inputs.push(kernelView(buf));
+      outputs.push(kernelView(buf));
+      if (flag) {
+        params.firstInput = true;
+        inputs.push(kernelView(flag));
+      }
     }
-    const state = this.stateOf(p);
-    let buf = state['momentumBuffer'] as Tensor | undefined;
-    if (!buf) {
-      // first step: the kernel starts the buffer from the gradient (its old contents are ignored)
-      buf = keep(Tensor.empty(p.shape, float32, p.backend));
-      state['momentumBuffer'] = buf;
-      params['first'] = true;
-    }
-    p.backend.run('sgdUpdate', [kernelView(p), kernelView(grad), kernelView(buf)], [kernelView(p), kernelView(buf)], params);
+    if (found) inputs.push(kernelView(found));
+    p.backend.run('sgdUpdate', inputs, outputs, params as unknown as Record<string, unknown>);
+    if (flag) this.settleEmptyFlag(state!, flag);
   }
 }
 

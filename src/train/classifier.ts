@@ -46,8 +46,15 @@ export interface StepContext {
 export interface StepResult {
   /** The float32 loss (a kept 0-d tensor: read it, then dispose it). */
   loss: Tensor;
-  /** False when the scaler skipped the step (inf/NaN gradients). */
+  /**
+   * False when the scaler skipped the step (inf/NaN gradients). On a backend without synchronous
+   * reads (WebGPU) the skip is decided on the device: this is then true (opt.step() ran, and left the
+   * parameters unchanged if the gradients overflowed) and `skipOnDevice` is set; count the skips
+   * with `await scaler.getSkippedStepsAsync()`.
+   */
   stepped: boolean;
+  /** Set when the scaler decided the skip on the device (see `stepped`). */
+  skipOnDevice?: true;
 }
 
 /** One optimisation step on a batch. */
@@ -62,7 +69,7 @@ export function trainStep(ctx: StepContext, x: Tensor, y: Tensor): StepResult {
     }
     const stepped = ctx.scaler.step(ctx.optimizer);
     ctx.scaler.update();
-    return { loss: loss.detach(), stepped };
+    return stepped === undefined ? { loss: loss.detach(), stepped: true, skipOnDevice: true } : { loss: loss.detach(), stepped };
   });
 }
 
