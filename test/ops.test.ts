@@ -167,7 +167,7 @@ function applyView(x: Tensor, views: readonly View[] = []): Tensor {
 
 const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
-function runCase(c: Case, dtype: FloatDType): void {
+async function runCase(c: Case, dtype: FloatDType): Promise<void> {
   const entry = c.dtypes[dtype];
   assert.ok(entry, `${c.id}: no ${dtype} data in the fixture`);
   const label = `${c.id} [${dtype}]`;
@@ -179,7 +179,7 @@ function runCase(c: Case, dtype: FloatDType): void {
       const values = decode(entry.inputs[s.name]!);
       const leaf = mx.tensor(Float32Array.from(values), { dtype: dt, shape: s.shape, requiresGrad: s.grad });
       // The fixture stores values already rounded to the dtype: the tensor must hold them exactly.
-      const held = leaf.dataSync();
+      const held = (await leaf.data());
       const bad = values.findIndex((v, i) => !Object.is(held[i], v) && !(Number.isNaN(v) && Number.isNaN(held[i]!)));
       assert.equal(bad, -1, `${label}: input '${s.name}'[${bad}] = ${values[bad]} is not exact in ${dt} (tensor holds ${held[bad]})`);
       leaves[s.name] = leaf;
@@ -201,7 +201,7 @@ function runCase(c: Case, dtype: FloatDType): void {
   assert.deepEqual([...out.shape], c.outputShape, `${label}: output shape`);
   const outDtype = c.outputKind === 'int32' ? 'int32' : dtype;
   assert.equal(out.dtype, outDtype, `${label}: output dtype`);
-  assertClose(`${label} output`, out.dataSync(), decode(entry.output), c.outputShape, outDtype, c.fwd);
+  assertClose(`${label} output`, (await out.data()), decode(entry.output), c.outputShape, outDtype, c.fwd);
 
   // Backward: every float leaf with grad gets a gradient in its own dtype and shape.
   if (entry.gradOutput && entry.grads) {
@@ -213,14 +213,14 @@ function runCase(c: Case, dtype: FloatDType): void {
       assert.ok(grad, `${label}: input '${name}' got no gradient`);
       assert.deepEqual([...grad.shape], [...leaf.shape], `${label}: grad of '${name}' shape`);
       assert.equal(grad.dtype, leaf.dtype, `${label}: grad of '${name}' dtype`);
-      assertClose(`${label} grad of '${name}'`, grad.dataSync(), decode(expected), leaf.shape, leaf.dtype as FloatDType, c.gradKinds[name] ?? c.bwd);
+      assertClose(`${label} grad of '${name}'`, (await grad.data()), decode(expected), leaf.shape, leaf.dtype as FloatDType, c.gradKinds[name] ?? c.bwd);
     }
   }
 
   // In-place updates (batch-norm running statistics), in their own dtype.
   for (const [name, expected] of Object.entries(entry.after ?? {})) {
     const t = leaves[name]!;
-    assertClose(`${label} '${name}' after the op`, t.dataSync(), decode(expected), t.shape, t.dtype as FloatDType, c.fwd);
+    assertClose(`${label} '${name}' after the op`, (await t.data()), decode(expected), t.shape, t.dtype as FloatDType, c.fwd);
   }
 }
 
@@ -230,7 +230,7 @@ function runCase(c: Case, dtype: FloatDType): void {
 const fixture = readJson<Fixture>('ops', 'ops.json');
 
 describe('op fixtures', () => {
-  it('cover every op of the issue and every op of the call table', () => {
+  it('cover every op of the issue and every op of the call table', async () => {
     const required = [
       'add', 'sub', 'mul', 'div', 'neg', 'abs', 'exp', 'log', 'log1p', 'sqrt', 'rsqrt', 'pow', 'tanh', 'sigmoid', 'relu', 'leakyRelu',
       'gelu', 'clamp', 'where', 'maximum', 'minimum', 'sum', 'mean', 'max', 'min', 'argmax', 'logsumexp', 'var', 'matmul', 'reshape',
@@ -244,7 +244,7 @@ describe('op fixtures', () => {
     assert.deepEqual(Object.keys(KNOWN_FAILURES).filter((id) => !fixture.cases.some((c) => c.id === id)), [], 'stale KNOWN_FAILURES ids');
   });
 
-  it('ulp helper: spacing of the 16-bit formats, subnormals included', () => {
+  it('ulp helper: spacing of the 16-bit formats, subnormals included', async () => {
     assert.equal(ulp(1, 'float16'), 2 ** -10);
     assert.equal(ulp(1.999, 'float16'), 2 ** -10);
     assert.equal(ulp(2, 'float16'), 2 ** -9);
@@ -271,7 +271,7 @@ for (const [op, cases] of byOp) {
         if (!c.dtypes[dtype]) continue;
         const known = KNOWN_FAILURES[c.id];
         const todo = known && (!known.dtypes || known.dtypes.includes(dtype)) ? known.reason : undefined;
-        it(`${c.id} [${dtype}]`, todo ? { todo } : {}, () => runCase(c, dtype));
+        it(`${c.id} [${dtype}]`, todo ? { todo } : {}, async () => runCase(c, dtype));
       }
     }
   });
@@ -286,28 +286,28 @@ describe('dropout', () => {
   const n = shape[0]! * shape[1]!;
 
   for (const dtype of DTYPES) {
-    it(`p=0 and training=false are the identity [${dtype}]`, () => {
+    it(`p=0 and training=false are the identity [${dtype}]`, async () => {
       const x = mx.randn([4, 5], { dtype, requiresGrad: true, generator: new mx.Generator(1) });
       for (const y of [F.dropout(x, { p: 0 }), F.dropout(x, { p: 0.5, training: false })]) {
         assert.equal(y.dtype, dtype);
-        assert.deepEqual([...y.dataSync()], [...x.dataSync()]);
+        assert.deepEqual([...(await y.data())], [...(await x.data())]);
       }
       const y = F.dropout(x, { p: 0.5, training: false });
       const g = mx.randn([4, 5], { dtype, generator: new mx.Generator(2) });
       y.backward(g);
-      assert.deepEqual([...x.grad!.dataSync()], [...g.dataSync()]);
+      assert.deepEqual([...(await x.grad!.data())], [...(await g.data())]);
     });
 
     for (const p of [0.3, 0.75]) {
-      it(`p=${p}: mask fraction ~p, kept values scaled by 1/(1-p), gradient = mask * scale [${dtype}]`, () => {
+      it(`p=${p}: mask fraction ~p, kept values scaled by 1/(1-p), gradient = mask * scale [${dtype}]`, async () => {
         // Inputs away from 0, so a zero output means a dropped element.
         const x0 = mx.rand(shape, { generator: new mx.Generator(11) });
         const x = mx.add(x0, 0.5).to(dtype).detach().requiresGrad_();
         const y = F.dropout(x, { p, generator: new mx.Generator(12) });
         assert.equal(y.dtype, dtype);
         assert.deepEqual([...y.shape], shape);
-        const xv = x.dataSync();
-        const yv = y.dataSync();
+        const xv = (await x.data());
+        const yv = (await y.data());
         const scale = Math.fround(1 / (1 - p)); // the JS-number factor is applied in float32 (opmath)
         let dropped = 0;
         const kept: number[] = [];
@@ -326,8 +326,8 @@ describe('dropout', () => {
 
         const g = mx.add(mx.rand(shape, { generator: new mx.Generator(13) }), 0.25).to(dtype);
         y.backward(g);
-        const gv = g.dataSync();
-        const dx = x.grad!.dataSync();
+        const gv = (await g.data());
+        const dx = (await x.grad!.data());
         assert.equal(x.grad!.dtype, dtype);
         const actual: number[] = [];
         const expected: number[] = [];
@@ -339,20 +339,20 @@ describe('dropout', () => {
       });
     }
 
-    it(`p=1 zeroes everything, gradient included [${dtype}]`, () => {
+    it(`p=1 zeroes everything, gradient included [${dtype}]`, async () => {
       const x = mx.randn([3, 4], { dtype, requiresGrad: true, generator: new mx.Generator(3) });
       const y = F.dropout(x, { p: 1 });
-      assert.ok([...y.dataSync()].every((v) => v === 0));
+      assert.ok([...(await y.data())].every((v) => v === 0));
       y.backward(mx.onesLike(y));
-      assert.ok([...x.grad!.dataSync()].every((v) => v === 0));
+      assert.ok([...(await x.grad!.data())].every((v) => v === 0));
     });
   }
 
-  it('the same generator seed gives the same mask; another seed a different one', () => {
+  it('the same generator seed gives the same mask; another seed a different one', async () => {
     const x = mx.ones([1000]);
-    const a = F.dropout(x, { p: 0.5, generator: new mx.Generator(5) }).dataSync();
-    const b = F.dropout(x, { p: 0.5, generator: new mx.Generator(5) }).dataSync();
-    const c = F.dropout(x, { p: 0.5, generator: new mx.Generator(6) }).dataSync();
+    const a = (await F.dropout(x, { p: 0.5, generator: new mx.Generator(5) }).data());
+    const b = (await F.dropout(x, { p: 0.5, generator: new mx.Generator(5) }).data());
+    const c = (await F.dropout(x, { p: 0.5, generator: new mx.Generator(6) }).data());
     assert.deepEqual([...a], [...b]);
     assert.notDeepEqual([...a], [...c]);
   });

@@ -10,7 +10,9 @@
  * - activation_bytes: what the forward pass holds for the backward, measured in one (untimed) step:
  *   live bytes once the loss is computed (graph alive, before `backward`) minus live bytes when the
  *   forward starts (after zeroGrad). It counts every tensor the forward creates and keeps alive:
- *   layer outputs, autocast's 16-bit copies of the input and the weights, the logits and the loss.
+ *   layer outputs, autocast's 16-bit copies of the weights, the logits and the loss. The batch is
+ *   not counted (it exists before the forward); fp16/bf16 runs feed it in their 16-bit dtype, as
+ *   `mixprec train` does, so there is no 16-bit copy of a float32 batch either.
  */
 import type { Tensor } from '../tensor/tensor.js';
 import type { Module } from '../nn/module.js';
@@ -21,8 +23,8 @@ import { Generator, manualSeed } from '../random/generator.js';
 import { randint, randn } from '../ops/creation.js';
 import { LeNet } from '../models/lenet.js';
 import { SGD } from '../optim/sgd.js';
-import { scalerFor, trainStep, type Precision, type StepContext } from '../train/classifier.js';
-import { backendThreads, kernelCalls, load1, resetKernelCalls, resetPeak, sig } from './common.js';
+import { autocastDtype, scalerFor, trainStep, type Precision, type StepContext } from '../train/classifier.js';
+import { adapterDescription, backendThreads, kernelCalls, load1, resetKernelCalls, resetPeak, sig } from './common.js';
 
 export const BENCH_MODELS = ['lenet'] as const;
 export type BenchModel = (typeof BENCH_MODELS)[number];
@@ -66,6 +68,8 @@ export interface TrainBenchResult {
   loss: number;
   skipped_steps: number;
   load_avg_1m: number;
+  /** GPU backends: the adapter ("vendor architecture device description"). */
+  adapter?: string;
   /** wasm backend: kernels that ran through the reference fallback in the timed steps, with call counts. */
   fallback_kernels?: Record<string, number>;
 }
@@ -113,7 +117,12 @@ export async function benchTrain(options: TrainBenchOptions = {}): Promise<Train
   const optimizer = new SGD(model.parameters(), { lr: options.lr ?? 0.01, momentum: options.momentum ?? 0.9 });
   const ctx: StepContext = { model, optimizer, scaler: scalerFor(precision), precision };
   const gen = new Generator(seed + 1);
-  const x = randn([batchSize, 3, 32, 32], { generator: gen });
+  // fp16/bf16 runs get the batch in the autocast dtype, as `mixprec train`'s loader delivers it
+  // (DataLoader's dtype option): the same values autocast's cast would produce at the first layer.
+  const x32 = randn([batchSize, 3, 32, 32], { generator: gen });
+  const computeDtype = autocastDtype(precision);
+  const x = computeDtype ? x32.to(computeDtype) : x32;
+  if (x !== x32) x32.dispose();
   const y = randint(0, 10, [batchSize], { generator: gen });
 
   const step = async (c: StepContext): Promise<{ loss: number; stepped: boolean }> => {
@@ -166,6 +175,8 @@ export async function benchTrain(options: TrainBenchOptions = {}): Promise<Train
       skipped_steps: skipped,
       load_avg_1m: load1(),
     };
+    const adapter = adapterDescription(backend);
+    if (adapter) result.adapter = adapter;
     const kernels = kernelCalls(backend);
     if (kernels) result.fallback_kernels = Object.fromEntries(Object.entries(kernels).filter(([, c]) => c.fallback > 0).map(([k, c]) => [k, c.fallback]));
     return result;

@@ -14,7 +14,7 @@ import type { Optimizer } from '../optim/optimizer.js';
 import { DataLoader, type DataLoaderState } from '../data/dataloader.js';
 import { saveCheckpoint, loadCheckpoint } from '../io/checkpoint.js';
 import { precisionReport, type PrecisionRecorder } from '../amp/diagnostics.js';
-import { evaluate, scalerFor, trainStep, PRECISIONS, type Precision, type StepContext } from '../train/classifier.js';
+import { autocastDtype, evaluate, scalerFor, trainStep, PRECISIONS, type Precision, type StepContext } from '../train/classifier.js';
 import { choice, number, parseFlags } from './args.js';
 import { CliError, usage } from './errors.js';
 import { resolveData, DATASETS, type DatasetName, type LoadedData } from './datasets.js';
@@ -28,7 +28,7 @@ Trains the seed's CNN (LeNet) and prints the test accuracy after every epoch.
   --dataset cifar10|mnist|imagefolder|digits   (default cifar10)
   --data PATH                   archive or folder; without it: ./data/, else download, else the bundled digits
   --download                    fetch CIFAR-10 into --data (or ./data/) when it is missing
-  --backend NAME                compute backend (default: the current one)
+  --backend NAME                compute backend (default: wasm, or MIXPREC_BACKEND when set)
   --precision fp32|fp16|bf16    fp16: float16 autocast + loss scaling (default); bf16: bfloat16 autocast
   --epochs N                    (default 10)
   --batch-size N                (default 64)
@@ -167,8 +167,11 @@ function setup(args: TrainArgs, data: LoadedData) {
         ? new Adam(params, { lr: args.lr, weightDecay: args.weightDecay })
         : new AdamW(params, { lr: args.lr, weightDecay: args.weightDecay || 0.01 });
   const scaler = scalerFor(args.precision);
-  const trainLoader = new DataLoader(data.train as never, { batchSize: args.batchSize, shuffle: true, seed: args.seed });
-  const testLoader = new DataLoader(data.test as never, { batchSize: 500, shuffle: false, seed: args.seed });
+  // fp16/bf16: batches arrive in the autocast dtype (the same rounding autocast would do, without
+  // keeping a float32 batch and its 16-bit copy alive together).
+  const dtype = autocastDtype(args.precision) ?? undefined;
+  const trainLoader = new DataLoader(data.train as never, { batchSize: args.batchSize, shuffle: true, seed: args.seed, dtype });
+  const testLoader = new DataLoader(data.test as never, { batchSize: 500, shuffle: false, seed: args.seed, dtype });
   return { model, optimizer, scaler, trainLoader, testLoader };
 }
 
@@ -280,7 +283,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
           lossCount++;
         }
         const seconds = (performance.now() - started) / 1000;
-        logJson({ event: 'step', epoch: epoch + 1, step, loss: value, loss_scale: scaler.getScale(), skipped: !stepped });
+        logJson({ event: 'step', epoch: epoch + 1, step, loss: value, loss_scale: (await scaler.getScaleAsync()), skipped: !stepped });
         progress?.update({ loss: lossSum / Math.max(lossCount, 1), imgPerS: images / seconds });
         if (interrupted) break;
       }
@@ -300,7 +303,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       const imgPerS = images / trainSeconds;
       say(
         `epoch ${epoch}/${args.epochs}  train loss ${trainLoss.toFixed(4)}  test accuracy ${(ev.accuracy * 100).toFixed(2)}%  ` +
-          `${imgPerS.toFixed(0)} img/s  ${trainSeconds.toFixed(1)} s  loss scale ${scaler.getScale()}  skipped steps ${epochSkipped}`,
+          `${imgPerS.toFixed(0)} img/s  ${trainSeconds.toFixed(1)} s  loss scale ${(await scaler.getScaleAsync())}  skipped steps ${epochSkipped}`,
       );
       logJson({
         event: 'epoch',
@@ -309,7 +312,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
         test_accuracy: ev.accuracy,
         img_per_s: imgPerS,
         seconds: trainSeconds,
-        loss_scale: scaler.getScale(),
+        loss_scale: (await scaler.getScaleAsync()),
         skipped_steps: epochSkipped,
       });
       if (args.checkpoint) await checkpoint(args.checkpoint);

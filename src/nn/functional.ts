@@ -401,7 +401,8 @@ export interface BatchNormOptions {
   weight?: Tensor | null;
   bias?: Tensor | null;
   training?: boolean;
-  momentum?: number;
+  /** Weight of the batch statistics in the running update (default 0.1); also a 0-d float32 tensor. */
+  momentum?: number | Tensor;
   eps?: number;
 }
 
@@ -439,8 +440,11 @@ export function batchNorm(
         noGrad(() => {
           const m = squeeze(mu.detach(), dims);
           const unbiased = mul(squeeze(v.detach(), dims), count / (count - 1));
-          applyInto('copy', [add(mul(runningMean, 1 - momentum), mul(m, momentum))], runningMean);
-          applyInto('copy', [add(mul(runningVar, 1 - momentum), mul(unbiased, momentum))], runningVar);
+          // A 0-d tensor momentum (BatchNorm's cumulative average on a backend without synchronous
+          // reads) stays on the device.
+          const keepOld = typeof momentum === 'number' ? 1 - momentum : sub(1, momentum);
+          applyInto('copy', [add(mul(runningMean, keepOld), mul(m, momentum))], runningMean);
+          applyInto('copy', [add(mul(runningVar, keepOld), mul(unbiased, momentum))], runningVar);
         });
       }
     } else {

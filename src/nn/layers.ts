@@ -7,6 +7,7 @@ import { int32, type DTypeName } from '../dtype/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { zeros, ones, full } from '../ops/creation.js';
 import { add } from '../ops/elementwise.js';
+import { reciprocal } from '../ops/math.js';
 import { noGrad } from '../autograd/mode.js';
 import { pair, shapeStr } from '../ops/util.js';
 import type { Generator } from '../random/generator.js';
@@ -366,14 +367,13 @@ export abstract class BatchNormBase extends Module {
 
   forward(input: Tensor): Tensor {
     this.checkInputDim(input);
-    let factor = this.momentum ?? 0;
+    let factor: number | Tensor = this.momentum ?? 0;
     if (this.training && this.trackRunningStats && this.numBatchesTracked) {
       const nbt = this.numBatchesTracked;
       noGrad(() => nbt.copy_(add(nbt, 1)));
       if (this.momentum === null) {
-        // Cumulative moving average: the n-th batch gets weight 1/n.
-        if (!nbt.backend.readSync) throw new Error(`${this.constructor.name}: momentum=null needs a backend with synchronous reads`);
-        factor = 1 / nbt.dataSync()[0]!;
+        // Cumulative moving average: the n-th batch gets weight 1/n (on the device where reads are asynchronous).
+        factor = nbt.backend.readSync ? 1 / nbt.dataSync()[0]! : noGrad(() => reciprocal(nbt.to('float32')));
       }
     }
     const useBatchStats = this.training || !this.runningMean || !this.runningVar;

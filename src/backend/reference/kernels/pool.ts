@@ -1,7 +1,7 @@
 /** 2-D pooling over NCHW (any leading dims folded into planes) and the gradients. */
 import type { RefKernel } from './types.js';
 
-interface PoolParams {
+export interface PoolParams {
   kernel: [number, number];
   stride: [number, number];
   padding: [number, number];

@@ -1,0 +1,109 @@
+/**
+ * Device buffers of the webgpu backend and the pool that recycles GPUBuffers by size class.
+ *
+ * A tensor's buffer is a WebGpuBuffer: a GPUBuffer (STORAGE | COPY_SRC | COPY_DST) for every dtype
+ * but float64, which has no WGSL type and lives in a host Float64Array (its kernels run on the
+ * host, see fallback.ts). `free` hands the GPUBuffer back to the pool at once: commands run in
+ * submission order, so a later kernel reusing it cannot overtake the earlier readers.
+ */
+/// <reference types="@webgpu/types" />
+import type { DeviceBuffer } from '../backend.js';
+import type { DType } from '../../dtype/dtype.js';
+
+export class WebGpuBuffer implements DeviceBuffer {
+  freed = false;
+  constructor(
+    readonly dtype: DType,
+    readonly size: number,
+    /** null for host-resident float64 buffers */
+    readonly gpu: GPUBuffer | null,
+    readonly host: Float64Array | null,
+  ) {}
+  /** Bytes of the storage-format data (unpadded). */
+  get bytes(): number {
+    return this.size * this.dtype.itemsize;
+  }
+}
+
+export const BUFFER_USAGE = 0x0080 /* STORAGE */ | 0x0004 /* COPY_SRC */ | 0x0008; /* COPY_DST */
+
+/** Size classes: multiples of 256 bytes up to 4 KiB, then 8 steps per power of two (<= 12.5% waste). */
+export function sizeClass(bytes: number): number {
+  const b = Math.max(256, Math.ceil(bytes / 4) * 4);
+  if (b <= 4096) return Math.ceil(b / 256) * 256;
+  const p = 2 ** Math.floor(Math.log2(b));
+  const step = p / 8;
+  return Math.ceil(b / step) * step;
+}
+
+export interface PoolStats {
+  /** GPUBuffers created since the backend started */
+  created: number;
+  /** allocations served from the pool */
+  reused: number;
+  /** GPUBuffers alive (in use or pooled) and their bytes */
+  gpuBuffers: number;
+  gpuBytes: number;
+  pooledBuffers: number;
+  pooledBytes: number;
+}
+
+export class BufferPool {
+  private readonly free = new Map<number, GPUBuffer[]>();
+  private stats: PoolStats = { created: 0, reused: 0, gpuBuffers: 0, gpuBytes: 0, pooledBuffers: 0, pooledBytes: 0 };
+
+  constructor(
+    private readonly device: GPUDevice,
+    /** pooled bytes kept at most; beyond it freed buffers are destroyed */
+    private readonly maxPooledBytes = 1 << 30,
+  ) {}
+
+  acquire(bytes: number, usage: number = BUFFER_USAGE): GPUBuffer {
+    const cls = sizeClass(bytes);
+    const key = usage === BUFFER_USAGE ? cls : -cls - usage * 1e12;
+    const list = this.free.get(key);
+    const b = list?.pop();
+    if (b) {
+      this.stats.reused++;
+      this.stats.pooledBuffers--;
+      this.stats.pooledBytes -= cls;
+      return b;
+    }
+    this.stats.created++;
+    this.stats.gpuBuffers++;
+    this.stats.gpuBytes += cls;
+    return this.device.createBuffer({ size: cls, usage });
+  }
+
+  release(buffer: GPUBuffer, usage: number = BUFFER_USAGE): void {
+    const cls = buffer.size;
+    if (this.stats.pooledBytes + cls > this.maxPooledBytes) {
+      buffer.destroy();
+      this.stats.gpuBuffers--;
+      this.stats.gpuBytes -= cls;
+      return;
+    }
+    const key = usage === BUFFER_USAGE ? cls : -cls - usage * 1e12;
+    let list = this.free.get(key);
+    if (!list) this.free.set(key, (list = []));
+    list.push(buffer);
+    this.stats.pooledBuffers++;
+    this.stats.pooledBytes += cls;
+  }
+
+  /** Destroy every pooled buffer. */
+  trim(): void {
+    for (const list of this.free.values()) for (const b of list) {
+      b.destroy();
+      this.stats.gpuBuffers--;
+      this.stats.gpuBytes -= b.size;
+    }
+    this.free.clear();
+    this.stats.pooledBuffers = 0;
+    this.stats.pooledBytes = 0;
+  }
+
+  snapshot(): PoolStats {
+    return { ...this.stats };
+  }
+}

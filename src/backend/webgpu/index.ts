@@ -1,0 +1,248 @@
+/**
+ * The `webgpu` backend: tensors in GPU buffers, kernels as generated WGSL compute shaders, run in
+ * Node through the npm package `webgpu` (Dawn) and in browsers through navigator.gpu.
+ *
+ *   await mx.setBackend('webgpu')     // MIXPREC_WEBGPU_F16=0 forces the packed float16 fallback
+ *
+ * `run` only records: each kernel is a dispatch in a shared command encoder (scheduler.ts), submitted
+ * when something is read or the batch is large. `read` is the only synchronisation; there is no
+ * readSync. float64 tensors live on the host and their kernels run the reference there; a host
+ * kernel that needs GPU values waits for them inside the next `read`, so until then every later
+ * command is queued behind it in order (the deferred queue below).
+ */
+/// <reference types="@webgpu/types" />
+import type { Backend, DeviceBuffer, KernelParams, KernelTensor, MemoryStats } from '../backend.js';
+import { MemoryCounter } from '../backend.js';
+import type { DType, StorageArray } from '../../dtype/dtype.js';
+import { REFERENCE_KERNELS } from '../reference/index.js';
+import { acquireDevice, type DeviceOptions, type GpuContext } from './device.js';
+import { BufferPool, WebGpuBuffer, type PoolStats } from './buffers.js';
+import { Scheduler, type SchedulerStats } from './scheduler.js';
+import type { KernelContext } from './kernels/common.js';
+import { runOnHost } from './fallback.js';
+import { GPU_KERNELS } from './kernels/table.js';
+
+export interface WebGpuBackendOptions extends DeviceOptions {
+  /** Dispatches recorded before a submit is forced (default 4096). */
+  maxDispatchesPerSubmit?: number;
+  /** Run every kernel on the host (tests of the ordering machinery). */
+  hostOnly?: boolean;
+}
+
+/** Per kernel: `native` calls ran as WGSL on the GPU, `fallback` calls ran on the host (float64, or no WGSL). */
+export interface WebGpuKernelStats {
+  native: number;
+  fallback: number;
+}
+
+type Task = () => void | Promise<void>;
+
+function env(name: string): string | undefined {
+  return typeof process !== 'undefined' ? process.env?.[name] : undefined;
+}
+
+export class WebGpuBackend implements Backend, KernelContext {
+  readonly name: string = 'webgpu';
+  readonly nativeF16: boolean;
+  readonly sched: Scheduler;
+  readonly pool: BufferPool;
+  private readonly counter = new MemoryCounter();
+  private readonly deferred: Task[] = [];
+  private draining = false;
+  private lock: Promise<void> = Promise.resolve();
+  private readonly kernelCounts = new Map<string, WebGpuKernelStats>();
+  private readonly hostOnly: boolean;
+
+  constructor(
+    readonly gpu: GpuContext,
+    options: WebGpuBackendOptions = {},
+  ) {
+    this.nativeF16 = gpu.nativeF16;
+    this.pool = new BufferPool(gpu.device);
+    this.sched = new Scheduler(gpu.device, this.pool, options.maxDispatchesPerSubmit ?? 4096);
+    this.hostOnly = options.hostOnly ?? env('MIXPREC_WEBGPU_HOST_ONLY') === '1';
+  }
+
+  /** The adapter, e.g. "mesa llvmpipe ..." (bench JSON's `adapter`). */
+  get adapterDescription(): string {
+    return this.gpu.description;
+  }
+
+  private get deferring(): boolean {
+    return this.deferred.length > 0 || this.draining;
+  }
+
+  allocate(dtype: DType, size: number): DeviceBuffer {
+    this.counter.onAllocate(size * dtype.itemsize);
+    if (dtype.name === 'float64') return new WebGpuBuffer(dtype, size, null, new Float64Array(size));
+    return new WebGpuBuffer(dtype, size, this.pool.acquire(size * dtype.itemsize), null);
+  }
+
+  free(buffer: DeviceBuffer): void {
+    const b = buffer as WebGpuBuffer;
+    if (b.freed) return;
+    b.freed = true;
+    this.counter.onFree(b.bytes);
+    if (!b.gpu) return;
+    if (this.deferring) this.deferred.push(() => this.pool.release(b.gpu!));
+    else this.pool.release(b.gpu);
+  }
+
+  write(buffer: DeviceBuffer, data: StorageArray): void {
+    const b = buffer as WebGpuBuffer;
+    if (this.deferring) {
+      const copy = data.slice();
+      this.deferred.push(() => this.writeNow(b, copy));
+    } else this.writeNow(b, data);
+  }
+
+  private writeNow(b: WebGpuBuffer, data: StorageArray): void {
+    if (b.host) {
+      b.host.set(data as Float64Array);
+      return;
+    }
+    this.sched.write(b.gpu!, 0, new Uint8Array(data.buffer, data.byteOffset, Math.min(data.byteLength, b.bytes)));
+  }
+
+  async read(buffer: DeviceBuffer): Promise<StorageArray> {
+    const b = buffer as WebGpuBuffer;
+    if (!this.deferring) return this.readNow(b);
+    return new Promise<StorageArray>((resolve, reject) => {
+      this.deferred.push(() => this.readNow(b).then(resolve, reject));
+      this.drain().catch(reject);
+    });
+  }
+
+  /** Records the copy now (so the value is the one at this point of the command stream). */
+  private readNow(b: WebGpuBuffer): Promise<StorageArray> {
+    if (b.host) return Promise.resolve(b.host.slice());
+    const p = this.sched.read(b.gpu!, b.bytes);
+    const Ctor = b.dtype.storage as unknown as new (buffer: ArrayBuffer) => StorageArray;
+    return p.then((bytes) => new Ctor(bytes));
+  }
+
+  /** Run the deferred tasks in order (host kernels wait for their GPU inputs here). */
+  private drain(): Promise<void> {
+    const next = this.lock.then(() => this.drainNow());
+    this.lock = next.catch(() => undefined);
+    return next;
+  }
+
+  private async drainNow(): Promise<void> {
+    if (this.deferred.length === 0) return;
+    this.draining = true;
+    let error: unknown = null;
+    try {
+      while (this.deferred.length > 0) {
+        const task = this.deferred.shift()!;
+        try {
+          await task();
+        } catch (e) {
+          error ??= e;
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+    if (error) throw error;
+  }
+
+  hasKernel(kernel: string): boolean {
+    return kernel in REFERENCE_KERNELS || kernel in GPU_KERNELS;
+  }
+
+  private count(kernel: string, where: 'native' | 'fallback'): void {
+    let s = this.kernelCounts.get(kernel);
+    if (!s) this.kernelCounts.set(kernel, (s = { native: 0, fallback: 0 }));
+    s[where]++;
+  }
+
+  run(kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
+    const gpuKernel = Object.hasOwn(GPU_KERNELS, kernel) ? GPU_KERNELS[kernel] : undefined;
+    const onGpu =
+      !this.hostOnly &&
+      gpuKernel !== undefined &&
+      [...inputs, ...outputs].every((t) => t.dtype.name !== 'float64') &&
+      (gpuKernel.supports?.(inputs, outputs, params) ?? true);
+    if (onGpu) {
+      this.count(kernel, 'native');
+      const task = () => gpuKernel.run(this, kernel, inputs, outputs, params);
+      if (this.deferring) this.deferred.push(task);
+      else task();
+      return;
+    }
+    const fn = Object.hasOwn(REFERENCE_KERNELS, kernel) ? REFERENCE_KERNELS[kernel] : undefined;
+    if (!fn) throw new Error(`webgpu backend: no kernel named '${kernel}'`);
+    this.count(kernel, 'fallback');
+    const gpuInputs = [...new Set(inputs.map((t) => t.buffer as WebGpuBuffer).filter((b) => b.gpu !== null))];
+    if (!this.deferring && gpuInputs.length === 0) {
+      runOnHost(this, fn, inputs, outputs, params, (b) => b.host!);
+      return;
+    }
+    this.deferred.push(async () => {
+      const values = await Promise.all(gpuInputs.map((b) => this.readNow(b)));
+      const byBuffer = new Map<WebGpuBuffer, StorageArray>(gpuInputs.map((b, i) => [b, values[i]!]));
+      runOnHost(this, fn, inputs, outputs, params, (b) => b.host ?? byBuffer.get(b)!);
+    });
+  }
+
+  tempBuffer(dtype: DType, size: number): WebGpuBuffer {
+    return new WebGpuBuffer(dtype, size, this.pool.acquire(Math.max(4, size * dtype.itemsize)), null);
+  }
+
+  releaseTemp(buffer: WebGpuBuffer): void {
+    if (buffer.gpu) this.pool.release(buffer.gpu);
+  }
+
+  memory(): MemoryStats {
+    return this.counter.stats();
+  }
+
+  resetPeak(): void {
+    this.counter.resetPeak();
+  }
+
+  /** Waits for every queued kernel (deferred host kernels included) to finish on the GPU. */
+  async synchronize(): Promise<void> {
+    await this.drain();
+    await this.sched.finish();
+  }
+
+  /** Submits, dispatches, pipeline cache hits, reads and uploads since the backend started. */
+  schedulerStats(): SchedulerStats {
+    return { ...this.sched.stats };
+  }
+
+  poolStats(): PoolStats {
+    return this.pool.snapshot();
+  }
+
+  /** Per kernel: calls that ran on the GPU (native) and on the host (fallback). */
+  kernelStats(): Record<string, WebGpuKernelStats> {
+    return Object.fromEntries([...this.kernelCounts].map(([k, v]) => [k, { ...v }]));
+  }
+
+  resetKernelStats(): void {
+    this.kernelCounts.clear();
+  }
+}
+
+let warnedPacked = false;
+
+export async function createWebGpuBackend(options: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
+  const gpu = await acquireDevice(options);
+  if (!gpu.nativeF16 && !warnedPacked) {
+    warnedPacked = true;
+    const why = gpu.adapter.features.has('shader-f16') ? 'shader-f16 disabled (MIXPREC_WEBGPU_F16=0 or f16: false)' : 'the adapter has no shader-f16';
+    console.warn(`mixprec webgpu: ${why}: float16 tensors are stored as packed 16-bit pairs and computed in float32 (results are the same, kernels are slower)`);
+  }
+  const backend = new WebGpuBackend(gpu, options);
+  if (env('MIXPREC_WEBGPU_STATS') === '1' && typeof process !== 'undefined') {
+    process.once('exit', () => {
+      const host = Object.entries(backend.kernelStats()).filter(([, v]) => v.fallback > 0);
+      console.error(`mixprec webgpu stats: ${JSON.stringify(backend.schedulerStats())}`);
+      console.error(`mixprec webgpu host kernels: ${JSON.stringify(Object.fromEntries(host))}`);
+    });
+  }
+  return backend;
+}

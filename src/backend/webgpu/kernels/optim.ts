@@ -1,0 +1,154 @@
+/**
+ * Fused optimizer and loss-scaling kernels, from their reference definitions
+ * (src/backend/reference/kernels/optim.ts): sgdUpdate, adamUpdate, ampUnscale (one thread per
+ * element, in place) and ampUpdateScale (one thread). Scalars the step depends on (foundInf,
+ * isFirst, step, invScale) are 0-d tensors read on the device, so a training step never waits for
+ * the host. Arithmetic is float32 in the order of the op-by-op optimizer on this backend; where the
+ * reference rounds a fused op (addcmul, addcdiv) once from float64, float32 may differ by an ulp.
+ */
+import type { KernelParams, KernelTensor } from '../../backend.js';
+import { bind, collapse, entry, groups1d, makeDispatch, Meta, numelOf, shader, stridedOffsets, tensorOperand, type KernelContext } from './common.js';
+
+/** One thread per element of `shape`; 0-d operands are broadcast. Statement sees o<k> offsets and P<i> params. */
+function encodeFused(
+  ctx: KernelContext,
+  key: string,
+  shape: readonly number[],
+  operands: readonly { t: KernelTensor; write?: boolean }[],
+  stmt: (nm: string[]) => string,
+  scalars: number[],
+): void {
+  const n = numelOf(shape);
+  if (n === 0) return;
+  const strides = operands.map((o) => (o.t.shape.length === 0 ? shape.map(() => 0) : o.t.strides));
+  const c = collapse(shape, strides);
+  const rank = c.shape.length;
+  const bound = bind(ctx, operands.map((o) => tensorOperand(o.t, o.write ?? false)));
+  const meta = new Meta().i(n).ints(c.shape);
+  operands.forEach((o, i) => meta.i(o.t.offset).ints(c.strides[i]!));
+  const paramAt = meta.length;
+  for (const s of scalars) meta.f(s);
+  const T = operands.length;
+  const offsetAt = (t: number) => 1 + rank + t * (1 + rank);
+  const code = () =>
+    shader(
+      ctx,
+      bound.decls,
+      entry() +
+        '  if (gid >= mi(0u)) { return; }\n' +
+        stridedOffsets(rank, T, 'gid', 1, offsetAt, (t, d) => offsetAt(t) + 1 + d) +
+        '\n' +
+        stmt(bound.names).replace(/P(\d+)/g, (_, i) => `mf(${paramAt + Number(i)}u)`) +
+        '\n}\n',
+    );
+  ctx.sched.dispatch(makeDispatch(`${key}|r${rank}`, code, bound, meta, groups1d(n)));
+}
+
+const f32 = Math.fround;
+
+export const OPTIM_KERNELS = ['sgdUpdate', 'adamUpdate', 'ampUnscale', 'ampUpdateScale'] as const;
+
+export function runOptim(ctx: KernelContext, kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
+  const p = params as Record<string, number | boolean | undefined>;
+  switch (kernel) {
+    case 'sgdUpdate': {
+      const hasMomentum = p['momentum'] !== 0;
+      let k = 2;
+      const bufIn = hasMomentum ? k++ : -1;
+      const firstIn = p['firstInput'] ? k++ : -1;
+      const foundIn = p['foundInfInput'] ? k++ : -1;
+      const nIn = inputs.length;
+      const ops = [...inputs.map((t) => ({ t })), ...outputs.map((t) => ({ t, write: true }))];
+      const wOut = nIn;
+      const bOut = nIn + 1;
+      const flags = `${hasMomentum}${!!p['nesterov']}${!!p['maximize']}${p['weightDecay'] !== 0}${firstIn >= 0}${foundIn >= 0}`;
+      encodeFused(ctx, `sgd:${flags}`, inputs[0]!.shape, ops, (nm) => {
+        const L = (i: number) => `ld_${nm[i]}(o${i})`;
+        const lines: string[] = [];
+        if (foundIn >= 0) {
+          lines.push(`  if (nonzero(${L(foundIn)})) {`);
+          lines.push(`    str_${nm[wOut]}(o${wOut}, ldr_${nm[0]}(o0));`);
+          if (hasMomentum) lines.push(`    str_${nm[bOut]}(o${bOut}, ldr_${nm[bufIn]}(o${bufIn}));`);
+          lines.push('    return;\n  }');
+        }
+        lines.push(`  let wv = ${L(0)};\n  var d = ${L(1)};`);
+        if (p['maximize']) lines.push('  d = -d;');
+        if (p['weightDecay'] !== 0) lines.push('  d = d + wv * P3;');
+        if (hasMomentum) {
+          const first = firstIn >= 0 ? `nonzero(${L(firstIn)})` : 'P4 != 0.0';
+          lines.push(`  var b = ${L(bufIn)} * P1 + d * P2;\n  if (${first}) { b = d; }\n  st_${nm[bOut]}(o${bOut}, b);`);
+          lines.push(p['nesterov'] ? '  d = d + b * P1;' : '  d = b;');
+        }
+        lines.push(`  st_${nm[wOut]}(o${wOut}, wv - d * P0);`);
+        return lines.join('\n');
+      }, [f32(p['lr'] as number), f32(p['momentum'] as number), f32(1 - (p['dampening'] as number)), f32(p['weightDecay'] as number), p['first'] ? 1 : 0]);
+      return;
+    }
+    case 'adamUpdate': {
+      const amsgrad = !!p['amsgrad'];
+      let k = 4;
+      const vmaxIn = amsgrad ? k++ : -1;
+      const stepIn = p['stepInput'] ? k++ : -1;
+      const foundIn = p['foundInfInput'] ? k++ : -1;
+      const nIn = inputs.length;
+      const ops = [...inputs.map((t) => ({ t })), ...outputs.map((t) => ({ t, write: true }))];
+      const [wO, mO, vO, xO] = [nIn, nIn + 1, nIn + 2, nIn + 3];
+      const lr = p['lr'] as number;
+      const wdv = p['weightDecay'] as number;
+      const b1 = p['beta1'] as number;
+      const b2 = p['beta2'] as number;
+      const flags = `${amsgrad}${!!p['maximize']}${wdv !== 0}${!!p['decoupled']}${stepIn >= 0}${foundIn >= 0}`;
+      const stepNeg = stepIn >= 0 ? 0 : f32(-(lr / (p['biasCorrection1'] as number)));
+      const bc2 = stepIn >= 0 ? 0 : f32(p['biasCorrection2Sqrt'] as number);
+      // P0 b1, P1 1-b1, P2 b2, P3 1-b2, P4 eps, P5 wd, P6 decay, P7 stepNeg, P8 bc2s, P9 lr, P10 beta1 (raw), P11 beta2 (raw)
+      encodeFused(ctx, `adam:${flags}`, inputs[0]!.shape, ops, (nm) => {
+        const L = (i: number) => `ld_${nm[i]}(o${i})`;
+        const lines: string[] = [];
+        if (foundIn >= 0) {
+          lines.push(`  if (nonzero(${L(foundIn)})) {`);
+          lines.push(`    str_${nm[wO]}(o${wO}, ldr_${nm[0]}(o0)); str_${nm[mO]}(o${mO}, ldr_${nm[2]}(o2)); str_${nm[vO]}(o${vO}, ldr_${nm[3]}(o3));`);
+          if (amsgrad) lines.push(`    str_${nm[xO]}(o${xO}, ldr_${nm[vmaxIn]}(o${vmaxIn}));`);
+          lines.push('    return;\n  }');
+        }
+        lines.push(`  var wv = ${L(0)};\n  var g = ${L(1)};`);
+        if (p['maximize']) lines.push('  g = -g;');
+        if (wdv !== 0) lines.push(p['decoupled'] ? '  wv = wv * P6;' : '  g = g + wv * P5;');
+        lines.push(`  let m = ${L(2)} * P0 + g * P1;`);
+        lines.push(`  let v = ${L(3)} * P2 + P3 * g * g;`);
+        lines.push('  var s = v;');
+        if (amsgrad) lines.push(`  s = max_nan(${L(vmaxIn)}, v);\n  st_${nm[xO]}(o${xO}, s);`);
+        if (stepIn >= 0) {
+          lines.push(`  let step = ${L(stepIn)};`);
+          lines.push('  let stepNeg = -(P9 / (1.0 - pow_(P10, step)));');
+          lines.push('  let bc2 = sqrt(1.0 - pow_(P11, step));');
+        } else lines.push('  let stepNeg = P7;\n  let bc2 = P8;');
+        lines.push('  let denom = sqrt(s) / bc2 + P4;');
+        lines.push(`  st_${nm[wO]}(o${wO}, wv + (stepNeg * m) / denom);`);
+        lines.push(`  st_${nm[mO]}(o${mO}, m);\n  st_${nm[vO]}(o${vO}, v);`);
+        return lines.join('\n');
+      }, [f32(b1), f32(1 - b1), f32(b2), f32(1 - b2), f32(p['eps'] as number), f32(wdv), f32(1 - lr * wdv), stepNeg, bc2, lr, b1, b2]);
+      return;
+    }
+    case 'ampUnscale': {
+      // inputs [grad, invScale, foundInf] -> outputs [grad, foundInf]
+      const ops = [{ t: inputs[0]! }, { t: inputs[1]! }, { t: inputs[2]! }, { t: outputs[0]!, write: true }, { t: outputs[1]!, write: true }];
+      encodeFused(ctx, 'ampUnscale', inputs[0]!.shape, ops, (nm) =>
+        `  let x = ld_${nm[0]}(o0);\n  if (!is_finite(x)) { st_${nm[4]}(o4, 1.0); }\n  st_${nm[3]}(o3, x * ld_${nm[1]}(o1));`, []);
+      return;
+    }
+    case 'ampUpdateScale': {
+      // inputs [scale, tracker, streak, foundInf] -> outputs [scale, tracker, streak], all 0-d
+      const ops = [...inputs.map((t) => ({ t })), ...outputs.map((t) => ({ t, write: true }))];
+      // P0 growth, P1 backoff, P2 interval, P3 hysteresis, P4 minScale, P5 maxScale
+      encodeFused(ctx, 'ampUpdateScale', [], ops, (nm) =>
+        `  var scale = ld_${nm[0]}(o0);\n  var tracker = ld_${nm[1]}(o1);\n  var streak = ld_${nm[2]}(o2);\n` +
+        `  if (nonzero(ld_${nm[3]}(o3))) {\n    tracker = 0.0;\n    streak = streak + 1.0;\n` +
+        `    if (streak >= P3) { streak = 0.0; scale = max(scale * P1, P4); }\n  } else {\n    streak = 0.0;\n    let t = tracker + 1.0;\n` +
+        `    if (t == P2) { let g = scale * P0; if (is_finite(g)) { scale = min(g, P5); } tracker = 0.0; } else { tracker = t; }\n  }\n` +
+        `  st_${nm[4]}(o4, scale);\n  st_${nm[5]}(o5, tracker);\n  st_${nm[6]}(o6, streak);`,
+      [p['growthFactor'] as number, p['backoffFactor'] as number, p['growthInterval'] as number, p['hysteresis'] as number, p['minScale'] as number, Math.min(p['maxScale'] as number, 3.4028234663852886e38)]);
+      return;
+    }
+  }
+  throw new Error(`webgpu: no optimizer kernel '${kernel}'`);
+}

@@ -1,0 +1,219 @@
+/**
+ * Command batching: every kernel becomes one compute dispatch recorded into a shared command
+ * encoder (one compute pass, reopened only around copies); the batch is submitted when a value is
+ * read, when it reaches `maxDispatches`, or when the per-dispatch metadata arena is full, so a
+ * training step is a few submits. Per-dispatch metadata (shapes, strides, offsets, scalar params)
+ * goes to a CPU arena that is uploaded with one writeBuffer right before the submit.
+ *
+ * Pipelines are cached by key (kernel, dtypes, rank, layout variant); shapes travel in the metadata,
+ * so one pipeline serves every shape of its rank.
+ */
+/// <reference types="@webgpu/types" />
+import { BufferPool } from './buffers.js';
+
+const MAP_READ = 0x0001;
+const COPY_DST = 0x0008;
+const COPY_SRC = 0x0004;
+
+export interface BindingRef {
+  readonly buffer: GPUBuffer;
+  readonly writable: boolean;
+}
+
+export interface Dispatch {
+  /** pipeline cache key */
+  readonly key: string;
+  /** full WGSL, generated only on a cache miss */
+  readonly code: () => string;
+  /** data bindings 1..n in order (binding 0 is the metadata) */
+  readonly bindings: readonly BindingRef[];
+  readonly meta: Uint32Array;
+  readonly groups: readonly [number, number, number];
+}
+
+export interface SchedulerStats {
+  submits: number;
+  dispatches: number;
+  pipelines: number;
+  pipelineHits: number;
+  reads: number;
+  uploads: number;
+}
+
+export class Scheduler {
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private pending = 0;
+  private readonly arenaBytes: number;
+  private readonly arenaCpu: Uint32Array;
+  private arenaUsed = 0; // in words
+  private readonly arenaGpu: GPUBuffer;
+  private readonly align: number;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly layouts = new Map<string, GPUBindGroupLayout>();
+  private readonly pipelineLayouts = new Map<string, GPUPipelineLayout>();
+  /** upload buffers written this batch; reusable once it is submitted */
+  private uploadsInFlight: GPUBuffer[] = [];
+  private readonly uploads: BufferPool;
+  private readonly staging: BufferPool;
+  readonly stats: SchedulerStats = { submits: 0, dispatches: 0, pipelines: 0, pipelineHits: 0, reads: 0, uploads: 0 };
+
+  constructor(
+    readonly device: GPUDevice,
+    readonly pool: BufferPool,
+    readonly maxDispatches = 4096,
+    arenaBytes = 4 << 20,
+  ) {
+    this.arenaBytes = arenaBytes;
+    this.arenaCpu = new Uint32Array(arenaBytes / 4);
+    this.arenaGpu = device.createBuffer({ size: arenaBytes, usage: 0x0080 | COPY_DST });
+    this.align = Math.max(256, device.limits.minStorageBufferOffsetAlignment);
+    this.uploads = new BufferPool(device, 256 << 20);
+    this.staging = new BufferPool(device, 256 << 20);
+  }
+
+  private bindGroupLayout(writable: readonly boolean[]): { bgl: GPUBindGroupLayout; pl: GPUPipelineLayout } {
+    const key = writable.map((w) => (w ? 'w' : 'r')).join('');
+    let bgl = this.layouts.get(key);
+    let pl = this.pipelineLayouts.get(key);
+    if (!bgl || !pl) {
+      const entries: GPUBindGroupLayoutEntry[] = [{ binding: 0, visibility: 4 /* COMPUTE */, buffer: { type: 'read-only-storage' } }];
+      writable.forEach((w, i) => entries.push({ binding: i + 1, visibility: 4, buffer: { type: w ? 'storage' : 'read-only-storage' } }));
+      bgl = this.device.createBindGroupLayout({ entries });
+      pl = this.device.createPipelineLayout({ bindGroupLayouts: [bgl] });
+      this.layouts.set(key, bgl);
+      this.pipelineLayouts.set(key, pl);
+    }
+    return { bgl, pl };
+  }
+
+  private pipeline(d: Dispatch, pl: GPUPipelineLayout): GPUComputePipeline {
+    const key = `${d.key}|${d.bindings.map((b) => (b.writable ? 'w' : 'r')).join('')}`;
+    let p = this.pipelines.get(key);
+    if (p) {
+      this.stats.pipelineHits++;
+      return p;
+    }
+    const code = d.code();
+    const module = this.device.createShaderModule({ code, label: d.key });
+    module.getCompilationInfo?.().then((info) => {
+      const errors = info.messages.filter((m) => m.type === 'error');
+      if (errors.length > 0) {
+        const lines = code.split('\n');
+        console.error(
+          `mixprec webgpu: shader '${d.key}' failed to compile:\n` +
+            errors.map((m) => `  line ${m.lineNum}: ${m.message}\n    ${lines[m.lineNum - 1] ?? ''}`).join('\n'),
+        );
+      }
+    });
+    p = this.device.createComputePipeline({ layout: pl, compute: { module, entryPoint: 'main' }, label: d.key });
+    this.pipelines.set(key, p);
+    this.stats.pipelines++;
+    return p;
+  }
+
+  private ensurePass(): GPUComputePassEncoder {
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    if (!this.pass) this.pass = this.encoder.beginComputePass();
+    return this.pass;
+  }
+
+  private endPass(): GPUCommandEncoder {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  /** Record one dispatch. */
+  dispatch(d: Dispatch): void {
+    if (d.groups[0] === 0 || d.groups[1] === 0 || d.groups[2] === 0) return;
+    const words = Math.max(4, d.meta.length);
+    const alignWords = this.align / 4;
+    let at = Math.ceil(this.arenaUsed / alignWords) * alignWords;
+    if ((at + words) * 4 > this.arenaBytes) {
+      this.flush();
+      at = 0;
+    }
+    this.arenaCpu.set(d.meta, at);
+    this.arenaUsed = at + words;
+    const { bgl, pl } = this.bindGroupLayout(d.bindings.map((b) => b.writable));
+    const pipeline = this.pipeline(d, pl);
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arenaGpu, offset: at * 4, size: words * 4 } }];
+    d.bindings.forEach((b, i) => entries.push({ binding: i + 1, resource: { buffer: b.buffer } }));
+    const group = this.device.createBindGroup({ layout: bgl, entries });
+    const pass = this.ensurePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
+    this.pending++;
+    this.stats.dispatches++;
+    if (this.pending >= this.maxDispatches) this.flush();
+  }
+
+  /** Nothing recorded since the last submit. */
+  get idle(): boolean {
+    return this.encoder === null;
+  }
+
+  /** Submit everything recorded so far. */
+  flush(): void {
+    if (!this.encoder) return;
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    if (this.arenaUsed > 0) this.device.queue.writeBuffer(this.arenaGpu, 0, this.arenaCpu.buffer, 0, Math.ceil(this.arenaUsed / 4) * 16);
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    this.pending = 0;
+    this.arenaUsed = 0;
+    this.stats.submits++;
+    for (const b of this.uploadsInFlight) this.uploads.release(b, COPY_SRC | COPY_DST);
+    this.uploadsInFlight = [];
+  }
+
+  /** Copy host bytes into `dst` at `dstOffset`, ordered after everything recorded so far. */
+  write(dst: GPUBuffer, dstOffset: number, data: Uint8Array): void {
+    let bytes = data;
+    if (bytes.byteLength % 4 !== 0) {
+      const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+      padded.set(bytes);
+      bytes = padded;
+    }
+    if (bytes.byteLength === 0) return;
+    this.stats.uploads++;
+    if (this.idle) {
+      this.device.queue.writeBuffer(dst, dstOffset, bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      return;
+    }
+    // Commands recorded but not submitted may still read dst's old contents: upload to a fresh
+    // buffer now and copy in command order.
+    const up = this.uploads.acquire(bytes.byteLength, COPY_SRC | COPY_DST);
+    this.device.queue.writeBuffer(up, 0, bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.endPass().copyBufferToBuffer(up, 0, dst, dstOffset, bytes.byteLength);
+    this.uploadsInFlight.push(up);
+  }
+
+  /** Copy `bytes` bytes of src back to the host after everything recorded so far. */
+  async read(src: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+    this.stats.reads++;
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    const staging = this.staging.acquire(size, MAP_READ | COPY_DST);
+    this.endPass().copyBufferToBuffer(src, 0, staging, 0, size);
+    this.flush();
+    await staging.mapAsync(1 /* GPUMapMode.READ */, 0, size);
+    const out = staging.getMappedRange(0, size).slice(0, bytes);
+    staging.unmap();
+    this.staging.release(staging, MAP_READ | COPY_DST);
+    return out;
+  }
+
+  /** Resolves when the GPU has finished everything submitted. */
+  async finish(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+  }
+}
