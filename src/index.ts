@@ -3,10 +3,16 @@
  *
  *   import * as mx from 'mixprec';
  *   const a = mx.tensor([[1, 2], [3, 4]], { dtype: 'float16', requiresGrad: true });
+ *
+ * Importing the package selects the default backend: 'wasm' (WebAssembly SIMD kernels on every
+ * core), or the one MIXPREC_BACKEND names; `await mx.setBackend(name)` switches.
  */
 import './tensor/methods.js';
 import './ops/conv.js';
 import './nn/functional.js';
+import { initDefaultBackend } from './backend/registry.js';
+
+await initDefaultBackend();
 
 export { Tensor } from './tensor/tensor.js';
 export type { DTypeName, FInfo } from './dtype/dtype.js';
@@ -16,7 +22,7 @@ export { manualSeed, Generator, defaultGenerator } from './random/generator.js';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd/mode.js';
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from './autograd/gradcheck.js';
 export { scope, keep, memory } from './tensor/scope.js';
-export { setBackend, getBackend, listBackends, registerBackend } from './backend/registry.js';
+export { setBackend, getBackend, listBackends, registerBackend, defaultBackendName, type BackendOptions, type BackendFactory } from './backend/registry.js';
 export type { Backend, DeviceBuffer, KernelTensor, MemoryStats } from './backend/backend.js';
 export { allOps, getOp, type OpDef, type AutocastCategory } from './ops/registry.js';
 

@@ -45,7 +45,7 @@ describe('mixprec bench gemm', () => {
     positive(o, ['gflops', 'gflops_best', 'seconds', 'reps', 'size']);
     assert.equal(o['size'], 64);
     assert.equal(o['dtype'], 'float32');
-    assert.equal(o['backend'], 'reference');
+    assert.equal(o['backend'], mx.defaultBackendName(), 'the default backend');
     assert.ok((o['reps'] as number) >= 3);
     assert.ok((o['check_abs_err'] as number) < 1e-3, `C is the product (err ${String(o['check_abs_err'])})`);
   });
@@ -61,10 +61,18 @@ describe('mixprec bench gemm', () => {
     });
   }
 
+  it('--threads 1 re-creates the default wasm backend with one thread and still prints its result', () => {
+    // Regression: closing the replaced pool awaited unref'd workers, and the process ended silently.
+    const o = json(['bench', 'gemm', '--size', '32', '--backend', 'wasm', '--threads', '1', '--reps', '2', '--min-time', '0', '--json']);
+    assert.equal(o['backend'], 'wasm');
+    assert.equal(o['threads'], 1);
+    positive(o, ['gflops']);
+  });
+
   it('without --json prints one human-readable line', () => {
     const r = cli(['bench', 'gemm', '--size', '32', '--min-time', '0']);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout.trim(), /^gemm 32x32x32 float32 on reference \(1 thread\): \d+\.\d\d GFLOP\/s mean/);
+    assert.match(r.stdout.trim(), /^gemm 32x32x32 float32 on (reference \(1 thread\)|wasm \(\d+ threads?\)): \d+\.\d\d GFLOP\/s mean/);
   });
 });
 
@@ -149,7 +157,9 @@ describe('bench library functions', () => {
       // The same forward pass by hand: LeNet's first parameters and a batch of the same shape.
       mx.manualSeed(0);
       const model = new mx.models.LeNet();
-      const x = mx.randn([8, 3, 32, 32]);
+      // fp16 runs feed the batch in float16, as benchTrain and mixprec train do.
+      const x32 = mx.randn([8, 3, 32, 32]);
+      const x = precision === 'fp16' ? x32.to('float16') : x32;
       const y = mx.randint(0, 10, [8]);
       const before = mx.memory().liveBytes;
       const grown = mx.scope(() => {

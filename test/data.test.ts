@@ -18,6 +18,7 @@ import pngjs from 'pngjs';
 import jpeg from 'jpeg-js';
 import * as mx from '../src/index.js';
 import type { Tensor } from '../src/index.js';
+import { scalerFor, trainStep } from '../src/train/classifier.js';
 
 const D = mx.data;
 const T = mx.data.transforms;
@@ -786,4 +787,43 @@ test('real CIFAR-10 archive: 50,000 + 10,000 records, 5,000 / 1,000 per class, l
   }
   console.log(`# CIFAR-10: one augmented epoch (${batches} batches of 128) assembled in ${((performance.now() - t1) / 1000).toFixed(2)} s`);
   assert.equal(batches, 390);
+});
+
+test('DataLoader dtype: 16-bit batches hold the float32 values rounded once; labels keep int32; training on them is bitwise the same', async () => {
+  const ds = numbered(6);
+  const xs32: number[][] = [];
+  for await (const [x] of new D.DataLoader(ds, { batchSize: 3, collate: (s) => { const [xb, yb] = D.defaultCollate(s) as [Tensor, Tensor]; return [mx.mul(mx.add(xb, 0.1), 1 / 3), yb]; } })) xs32.push(Array.from(await x.data() as Float32Array));
+  for (const dtype of ['float16', 'bfloat16'] as const) {
+    let b = 0;
+    const loader = new D.DataLoader(ds, { batchSize: 3, dtype, collate: (s) => { const [xb, yb] = D.defaultCollate(s) as [Tensor, Tensor]; return [mx.mul(mx.add(xb, 0.1), 1 / 3), yb]; } });
+    for await (const [x, y] of loader) {
+      assert.equal(x.dtype, dtype);
+      assert.equal(y.dtype, 'int32');
+      const expected = await mx.tensor(Float32Array.from(xs32[b]!)).to(dtype).data();
+      assert.deepEqual(Array.from(await x.data() as ArrayLike<number>), Array.from(expected as ArrayLike<number>));
+      b++;
+    }
+    assert.equal(b, 2);
+  }
+  assert.throws(() => new D.DataLoader(ds, { dtype: 'int32' }), /dtype must be a floating dtype, got int32/);
+
+  // One fp16 and one bf16 LeNet step from a float32 batch and from the same batch in the autocast
+  // dtype: the same loss and the same gradients, bit for bit (autocast rounds the input once either way).
+  for (const precision of ['fp16', 'bf16'] as const) {
+    const gen = new mx.Generator(7);
+    const x32 = mx.randn([4, 3, 32, 32], { generator: gen });
+    const y = mx.randint(0, 10, [4], { generator: gen });
+    const run = async (x: Tensor) => {
+      mx.manualSeed(3);
+      const model = new mx.models.LeNet({ inChannels: 3, imageSize: 32, numClasses: 10 });
+      const opt = new mx.optim.SGD(model.parameters(), { lr: 0.01 });
+      const { loss } = trainStep({ model, optimizer: opt, scaler: scalerFor(precision), precision }, x, y);
+      const grads = await Promise.all(model.parameters().map(async (p) => Array.from(await p.data() as Float32Array)));
+      return { loss: await loss.item(), grads };
+    };
+    const a = await run(x32);
+    const b16 = await run(x32.to(precision === 'fp16' ? 'float16' : 'bfloat16'));
+    assert.equal(b16.loss, a.loss, precision);
+    assert.deepEqual(b16.grads, a.grads, `${precision}: parameters after one step`);
+  }
 });

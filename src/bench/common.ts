@@ -1,7 +1,7 @@
 /** Shared by the benchmarks: picking the backend (and the wasm thread count), memory, the environment. */
 import { loadavg } from 'node:os';
 import type { Backend } from '../backend/backend.js';
-import { getBackend, listBackends, registerBackend, setBackend } from '../backend/registry.js';
+import { getBackend, listBackends, setBackend } from '../backend/registry.js';
 
 /** Threads that run a backend's kernels (1 for single-threaded backends such as 'reference'). */
 export function backendThreads(backend: Backend): number {
@@ -17,24 +17,24 @@ export interface BackendChoice {
 
 /**
  * Make `name` (default: the current backend) the current backend. `threads` applies to the wasm
- * backend (its worker pool is sized when it is first initialised); single-threaded backends ignore
+ * backend (re-created with that many threads when its pool has another size); single-threaded backends ignore
  * it, which is reported in `threadsIgnored`.
  */
 export async function selectBackend(name?: string, threads?: number): Promise<BackendChoice> {
   const target = name ?? getBackend().name;
   if (!listBackends().includes(target)) throw new Error(`unknown backend '${target}': available are ${listBackends().join(', ')}`);
+  let backend: Backend | undefined;
   if (threads !== undefined && target === 'wasm') {
-    let initialised: Backend | undefined;
+    let existing: Backend | undefined;
     try {
-      initialised = getBackend('wasm');
+      existing = getBackend('wasm');
     } catch {
-      initialised = undefined;
+      existing = undefined;
     }
-    if (!initialised) {
-      registerBackend('wasm', async () => (await import('../backend/wasm/index.js')).createWasmBackend({ threads }));
-    }
+    // (Re)create the wasm backend with the thread count asked for.
+    if (!existing || backendThreads(existing) !== threads) backend = await setBackend('wasm', { threads });
   }
-  const backend = await setBackend(target);
+  backend ??= await setBackend(target);
   if (threads !== undefined) {
     const have = backendThreads(backend);
     if (target === 'wasm' && have !== threads) {
@@ -74,4 +74,10 @@ export function resetKernelCalls(backend: Backend): void {
 /** `x` to `digits` significant digits (JSON-friendly numbers). */
 export function sig(x: number, digits = 6): number {
   return Number.isFinite(x) && x !== 0 ? Number(x.toPrecision(digits)) : x;
+}
+
+/** The GPU adapter a backend runs on ("vendor architecture device description"), for GPU backends (webgpu). */
+export function adapterDescription(backend: Backend): string | undefined {
+  const d = (backend as { adapterDescription?: unknown }).adapterDescription;
+  return typeof d === 'string' ? d : undefined;
 }

@@ -39,6 +39,7 @@ import { keep } from '../tensor/scope.js';
 import { scopeDepth } from '../tensor/storage.js';
 import { defaultGenerator, Generator } from '../random/generator.js';
 import { defaultCollate } from './collate.js';
+import { dtypeOf, type DType, type DTypeName } from '../dtype/dtype.js';
 import type { Dataset, SampleContext } from './dataset.js';
 
 export interface DataLoaderOptions<B> {
@@ -58,6 +59,13 @@ export interface DataLoaderOptions<B> {
   prefetch?: number;
   /** Dispose each batch's tensors when the next batch is requested or the loop ends (default true). */
   autoDispose?: boolean;
+  /**
+   * Deliver the batch's floating tensors in this dtype (labels and other integer tensors keep
+   * theirs). With 'float16' or 'bfloat16' a mixed precision loop feeds 16-bit batches: each value
+   * is rounded once from its float32 value, exactly what autocast's cast at the first layer would
+   * compute, but the float32 batch and its 16-bit copy are never both alive. Default: as collated.
+   */
+  dtype?: DTypeName;
 }
 
 /** Where a loader is in its data stream: JSON-serialisable, for checkpoints. */
@@ -124,6 +132,21 @@ function forEachTensor(value: unknown, fn: (t: Tensor) => void, depth = 0): void
   }
 }
 
+/** The batch with every floating tensor converted to `dtype` (the originals disposed). */
+function castFloating(value: unknown, dtype: DType, depth = 0): unknown {
+  if (value instanceof Tensor) {
+    if (!value.dt.isFloating || value.dt === dtype) return value;
+    const out = value.to(dtype);
+    value.dispose();
+    return out;
+  }
+  if (depth < 4 && Array.isArray(value)) return value.map((v) => castFloating(v, dtype, depth + 1));
+  if (depth < 4 && value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, castFloating(v, dtype, depth + 1)]));
+  }
+  return value;
+}
+
 function checkCount(name: string, v: number, min: number): number {
   if (!Number.isInteger(v) || v < min) throw new RangeError(`DataLoader: ${name} must be an integer >= ${min}, got ${v}`);
   return v;
@@ -138,6 +161,7 @@ export class DataLoader<B = [Tensor, Tensor]> implements AsyncIterable<B> {
   readonly prefetch: number;
   readonly autoDispose: boolean;
   readonly collate: ((samples: any[]) => B) | null;
+  readonly dtype: DType | null;
   private seed: number;
   private epochIndex = 0;
   private batchIndex = 0;
@@ -152,6 +176,8 @@ export class DataLoader<B = [Tensor, Tensor]> implements AsyncIterable<B> {
     this.prefetch = checkCount('prefetch', options.prefetch ?? 2, 0);
     this.autoDispose = options.autoDispose ?? true;
     this.collate = options.collate ?? null;
+    this.dtype = options.dtype === undefined ? null : dtypeOf(options.dtype);
+    if (this.dtype && !this.dtype.isFloating) throw new TypeError(`DataLoader: dtype must be a floating dtype, got ${this.dtype.name}`);
     if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new TypeError(`DataLoader: seed must be an integer, got ${options.seed}`);
     this.seed = options.seed ?? (options.generator ?? defaultGenerator).nextUint32();
   }
@@ -215,6 +241,7 @@ export class DataLoader<B = [Tensor, Tensor]> implements AsyncIterable<B> {
       const samples = await Promise.all(pending);
       result = (this.collate ?? defaultCollate)(samples) as B;
     }
+    if (this.dtype) result = castFloating(result, this.dtype) as B;
     // Batches belong to no scope: a consumer's mx.scope must not free them under it.
     if (scopeDepth() > 0) forEachTensor(result, (t) => keep(t));
     return result;

@@ -1,8 +1,9 @@
 /**
- * Imported first by the op suites: runs them on the backend named by MIXPREC_BACKEND
- * (default 'reference'), e.g. `MIXPREC_BACKEND=wasm node --test ...` (npm run test:wasm).
+ * Imported first by the op suites: names the backend they run on, the package's default (importing
+ * it selects MIXPREC_BACKEND, else wasm). `npm test` runs every suite twice: MIXPREC_BACKEND=reference
+ * and MIXPREC_BACKEND=wasm.
  */
 import * as mx from '../../src/index.js';
 
-export const backendName = process.env['MIXPREC_BACKEND'] || 'reference';
+export const backendName = mx.defaultBackendName();
 await mx.setBackend(backendName);

@@ -6,45 +6,15 @@
  * (readSync works, and a kernel's output is ready when `run` returns). Dispatch goes through a
  * shared Int32Array control block with Atomics (protocol.ts), not messages: a few microseconds.
  *
- * Without worker_threads or SharedArrayBuffer (or with one thread asked for) the pool is
- * single-threaded: every part runs on the calling thread, in order.
+ * Workers are worker_threads in Node and module Web Workers in browsers (threads.ts). Without
+ * either, or without SharedArrayBuffer (a page that is not cross-origin isolated), or with one
+ * thread asked for, the pool is single-threaded: every part runs on the calling thread, in order.
  */
-import type { MessagePort } from 'node:worker_threads';
 import type { WasmMemory, WasmModule } from './api.js';
-import { ARGC, ARGS_BYTE_OFFSET, DONE, EXIT_KERNEL, KERNEL, MAX_ARGS, SEQ, SLOT_BYTES, SLOT_INTS, STATUS, type WorkerInit } from './protocol.js';
+import { ARGC, ARGS_BYTE_OFFSET, DONE, ERROR_UNITS, EXIT_KERNEL, KERNEL, MAX_ARGS, SEQ, SLOT_BYTES, SLOT_INTS, STATUS, readError, type WorkerInit } from './protocol.js';
+import { canBlock, workerHost, type PoolWorker } from './threads.js';
 
 type KernelFn = (...args: number[]) => unknown;
-
-interface NodeWorker {
-  readonly threadId: number;
-  on(event: string, fn: (arg: any) => void): unknown;
-  off(event: string, fn: (arg: any) => void): unknown;
-  once(event: string, fn: (arg: any) => void): unknown;
-  unref(): void;
-  terminate(): Promise<number>;
-}
-
-interface WorkerThreadsModule {
-  Worker: new (url: URL, options: { workerData: unknown; transferList: unknown[]; execArgv?: string[] }) => NodeWorker;
-  MessageChannel: new () => { port1: MessagePort; port2: MessagePort };
-  receiveMessageOnPort(port: MessagePort): { message: unknown } | undefined;
-}
-
-/**
- * The parent's Node options without preloads (--import, --require, --loader): a preload that
- * selects the wasm backend must not run again in every worker (each would start its own pool).
- */
-function workerExecArgv(): string[] {
-  const argv = typeof process !== 'undefined' ? process.execArgv : [];
-  const out: string[] = [];
-  const withValue = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader']);
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (withValue.has(a)) i++;
-    else if (![...withValue].some((f) => a.startsWith(`${f}=`))) out.push(a);
-  }
-  return out;
-}
 
 export interface PoolOptions {
   /** Threads in all, the calling thread included (1: no workers). */
@@ -62,16 +32,17 @@ export class KernelPool {
   private readonly fns: KernelFn[];
   private seq = 0;
   private closed = false;
+  /** Whether this thread may sleep in Atomics.wait (not a browser's main thread). */
+  private readonly blocks = canBlock();
 
   private constructor(
     kernels: readonly string[],
     exports: Record<string, unknown>,
-    private readonly workers: NodeWorker[],
-    private readonly ports: MessagePort[],
+    private readonly workers: PoolWorker[],
     private readonly ctrl: Int32Array | null,
     private readonly argv: Float64Array | null,
+    private readonly errors: SharedArrayBuffer | null,
     private readonly spin: number,
-    private readonly wt: WorkerThreadsModule | null,
     degraded: string | null,
   ) {
     kernels.forEach((k, i) => this.ids.set(k, i));
@@ -89,62 +60,28 @@ export class KernelPool {
   ): Promise<KernelPool> {
     const spin = options.spin ?? 2000;
     const want = Math.max(1, Math.floor(options.threads));
-    const single = (why: string | null) => new KernelPool(kernels, exports, [], [], null, null, spin, null, why);
+    const single = (why: string | null) => new KernelPool(kernels, exports, [], null, null, null, spin, why);
     if (want === 1) return single(null);
     if (typeof SharedArrayBuffer === 'undefined' || !(memory.buffer instanceof SharedArrayBuffer)) {
       return single('SharedArrayBuffer is not available');
     }
-    let wt: WorkerThreadsModule;
-    try {
-      wt = (await import('node:worker_threads')) as unknown as WorkerThreadsModule;
-    } catch {
-      return single('worker_threads is not available');
-    }
+    const host = await workerHost();
+    if (typeof host === 'string') return single(host);
     const n = want - 1;
     const control = new SharedArrayBuffer(n * SLOT_BYTES);
-    const workers: NodeWorker[] = [];
-    const ports: MessagePort[] = [];
-    try {
-      await Promise.all(
-        Array.from({ length: n }, (_, slot) => {
-          const { port1, port2 } = new wt.MessageChannel();
-          const init: WorkerInit = { module, memory, control, slot, kernels, spin, port: port2 };
-          const worker = new wt.Worker(new URL('./worker.js', import.meta.url), { workerData: init, transferList: [port2], execArgv: workerExecArgv() });
-          workers.push(worker);
-          ports.push(port1);
-          return new Promise<void>((resolve, reject) => {
-            const onMessage = (m: unknown) => {
-              cleanup();
-              if (m === 'ready') resolve();
-              else reject(new Error(`wasm worker ${slot}: ${(m as { error?: string }).error ?? String(m)}`));
-            };
-            const onError = (e: Error) => {
-              cleanup();
-              reject(e);
-            };
-            const onExit = (code: number) => {
-              cleanup();
-              reject(new Error(`wasm worker ${slot} exited with code ${code} before it was ready`));
-            };
-            const cleanup = () => {
-              worker.off('message', onMessage);
-              worker.off('error', onError);
-              worker.off('exit', onExit);
-            };
-            worker.on('message', onMessage);
-            worker.on('error', onError);
-            worker.on('exit', onExit);
-          });
-        }),
-      );
-    } catch (e) {
-      await Promise.all(workers.map((w) => w.terminate().catch(() => 0)));
-      for (const p of ports) p.close();
+    const errors = new SharedArrayBuffer(n * ERROR_UNITS * 2);
+    const started = await Promise.allSettled(
+      Array.from({ length: n }, (_, slot) => host({ module, memory, control, slot, kernels, spin, errors } satisfies WorkerInit)),
+    );
+    const workers = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const failure = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure) {
+      await Promise.all(workers.map((w) => w.terminate()));
+      const e = failure.reason as unknown;
       return single(`workers failed to start: ${e instanceof Error ? e.message : String(e)}`);
     }
     for (const w of workers) w.unref(); // idle workers do not keep the process alive
-    for (const p of ports) (p as unknown as { unref?: () => void }).unref?.();
-    return new KernelPool(kernels, exports, workers, ports, new Int32Array(control), new Float64Array(control), spin, wt, null);
+    return new KernelPool(kernels, exports, workers, new Int32Array(control), new Float64Array(control), errors, spin, null);
   }
 
   hasKernel(name: string): boolean {
@@ -214,8 +151,7 @@ export class KernelPool {
     for (let w = 0; w < used; w++) this.waitFor(w, seq);
     for (let w = 0; w < used; w++) {
       if (ctrl[w * SLOT_INTS + STATUS] !== 0) {
-        const msg = this.wt!.receiveMessageOnPort(this.ports[w]!)?.message;
-        error ??= new Error(`wasm backend: ${String(msg ?? `${kernel} failed on worker ${w}`)}`);
+        error ??= new Error(`wasm backend: ${readError(this.errors!, w) || `${kernel} failed on worker ${w}`}`);
       }
     }
     if (error) throw error;
@@ -228,9 +164,9 @@ export class KernelPool {
     let d: number;
     while ((d = Atomics.load(ctrl, idx)) !== seq) {
       if (spins++ < this.spin) continue;
-      if (Atomics.wait(ctrl, idx, d, 2000) === 'timed-out' && this.workers[w]!.threadId < 0) {
-        throw new Error(`wasm backend: worker ${w} died while running a kernel`);
-      }
+      // A browser's main thread may not block: it keeps spinning, checking the worker now and then.
+      const timedOut = this.blocks ? Atomics.wait(ctrl, idx, d, 2000) === 'timed-out' : (spins & 0xfffff) === 0;
+      if (timedOut && !this.workers[w]!.alive()) throw new Error(`wasm backend: worker ${w} died while running a kernel`);
     }
   }
 
@@ -246,10 +182,13 @@ export class KernelPool {
       Atomics.store(ctrl, base + SEQ, (this.seq + 1) | 0);
       Atomics.notify(ctrl, base + SEQ, 1);
     });
-    await Promise.all(this.workers.map((w) => new Promise<void>((resolve) => {
-      if (w.threadId < 0) resolve();
-      else w.once('exit', () => resolve());
-    })));
-    for (const p of this.ports) p.close();
+    // The workers are unref'd: hold the event loop open until they have exited, or a program whose
+    // last work is this close (re-creating the backend) would end with the await pending.
+    const hold = setInterval(() => undefined, 1 << 30);
+    try {
+      await Promise.all(this.workers.map((w) => (w.alive() ? w.exited() : undefined)));
+    } finally {
+      clearInterval(hold);
+    }
   }
 }

@@ -5,12 +5,11 @@
  *
  *   main:   write KERNEL, ARGC and the arguments; Atomics.store(SEQ, seq); Atomics.notify(SEQ)
  *   worker: spin briefly, then Atomics.wait(SEQ, lastSeq); run exports[KERNEL](...args);
- *           STATUS = 0 | 1 (error, its message posted on the worker's port); Atomics.store(DONE, seq);
+ *           STATUS = 0 | 1 (error, its message written to the slot's error text); Atomics.store(DONE, seq);
  *           Atomics.notify(DONE)
  *   main:   runs its own part meanwhile, then waits until every used slot's DONE equals seq.
  * KERNEL = -1 asks the worker to exit.
  */
-import type { MessagePort } from 'node:worker_threads';
 import type { WasmMemory, WasmModule } from './api.js';
 
 export const SLOT_BYTES = 256;
@@ -24,8 +23,24 @@ export const ARGC = 4;
 export const ARGS_BYTE_OFFSET = 32;
 export const MAX_ARGS = (SLOT_BYTES - ARGS_BYTE_OFFSET) / 8;
 export const EXIT_KERNEL = -1;
+/** UTF-16 code units of error text per worker (in WorkerInit.errors): length first, then the text. */
+export const ERROR_UNITS = 512;
 
-/** What a worker receives as workerData. */
+/** Write a worker's error message into its slot of the shared error text. */
+export function writeError(errors: SharedArrayBuffer, slot: number, message: string): void {
+  const units = new Uint16Array(errors, slot * ERROR_UNITS * 2, ERROR_UNITS);
+  const n = Math.min(message.length, ERROR_UNITS - 1);
+  units[0] = n;
+  for (let i = 0; i < n; i++) units[i + 1] = message.charCodeAt(i);
+}
+
+/** Read it back on the main thread. */
+export function readError(errors: SharedArrayBuffer, slot: number): string {
+  const units = new Uint16Array(errors, slot * ERROR_UNITS * 2, ERROR_UNITS);
+  return String.fromCharCode(...units.subarray(1, 1 + units[0]!));
+}
+
+/** What a worker receives first (workerData in Node, its first message in a browser). */
 export interface WorkerInit {
   module: WasmModule;
   memory: WasmMemory;
@@ -36,5 +51,6 @@ export interface WorkerInit {
   kernels: readonly string[];
   /** Spin iterations before sleeping in Atomics.wait. */
   spin: number;
-  port: MessagePort;
+  /** ERROR_UNITS UTF-16 units per worker: why a kernel failed (STATUS 1). */
+  errors: SharedArrayBuffer;
 }
