@@ -162,9 +162,10 @@ async function main() {
     const { wasm, wat: text } = await compile(variant);
     if (!WebAssembly.validate(wasm)) throw new Error(`build-wasm: the compiled ${variant.name} module does not validate`);
     if (sectionIds(wasm).includes(11)) {
-      // Active data segments are copied into the shared memory again by every worker's instantiation:
-      // harmless for constants, a race for anything a kernel writes. Kernels should keep no static data.
-      console.warn(`build-wasm: warning: the ${variant.name} module has data segments (static data in assembly/); workers re-initialise them`);
+      // Active data segments are copied into the shared memory again by every worker's instantiation
+      // (the same bytes): harmless for read-only constants (convert16.ts's table), a race for anything
+      // a kernel writes. Kernels keep no writable static data.
+      console.log(`build-wasm: note: the ${variant.name} module has data segments; they must stay read-only constants (each worker's instantiation rewrites them)`);
     }
     const module = await WebAssembly.compile(wasm);
     const exports = WebAssembly.Module.exports(module).filter((e) => e.kind === 'function').map((e) => e.name);
