@@ -266,15 +266,20 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       let lossCount = 0;
       let images = 0;
       let epochSkipped = 0;
+      // Skips are counted by the scaler (on webgpu the step is skipped on the device: trainStep cannot know).
+      let skippedSeen = await scaler.getSkippedStepsAsync();
       const started = performance.now();
       for await (const [x, y] of trainLoader) {
-        const { loss, stepped } = trainStep(ctx, x as Tensor, y as Tensor);
+        const { loss } = trainStep(ctx, x as Tensor, y as Tensor);
         const value = await loss.item();
         loss.dispose();
         if (recorder) await recorder.step();
         step++;
         images += (x as Tensor).shape[0]!;
-        if (!stepped) {
+        const skippedNow = await scaler.getSkippedStepsAsync();
+        const skipped = skippedNow > skippedSeen;
+        skippedSeen = skippedNow;
+        if (skipped) {
           skippedSteps++;
           epochSkipped++;
         }
@@ -283,7 +288,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
           lossCount++;
         }
         const seconds = (performance.now() - started) / 1000;
-        logJson({ event: 'step', epoch: epoch + 1, step, loss: value, loss_scale: (await scaler.getScaleAsync()), skipped: !stepped });
+        logJson({ event: 'step', epoch: epoch + 1, step, loss: value, loss_scale: await scaler.getScaleAsync(), skipped });
         progress?.update({ loss: lossSum / Math.max(lossCount, 1), imgPerS: images / seconds });
         if (interrupted) break;
       }
@@ -303,7 +308,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       const imgPerS = images / trainSeconds;
       say(
         `epoch ${epoch}/${args.epochs}  train loss ${trainLoss.toFixed(4)}  test accuracy ${(ev.accuracy * 100).toFixed(2)}%  ` +
-          `${imgPerS.toFixed(0)} img/s  ${trainSeconds.toFixed(1)} s  loss scale ${(await scaler.getScaleAsync())}  skipped steps ${epochSkipped}`,
+          `${imgPerS.toFixed(0)} img/s  ${trainSeconds.toFixed(1)} s  loss scale ${await scaler.getScaleAsync()}  skipped steps ${epochSkipped}`,
       );
       logJson({
         event: 'epoch',
@@ -312,7 +317,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
         test_accuracy: ev.accuracy,
         img_per_s: imgPerS,
         seconds: trainSeconds,
-        loss_scale: (await scaler.getScaleAsync()),
+        loss_scale: await scaler.getScaleAsync(),
         skipped_steps: epochSkipped,
       });
       if (args.checkpoint) await checkpoint(args.checkpoint);
