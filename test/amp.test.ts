@@ -6,6 +6,13 @@ import * as mx from '../src/index.js';
 const F = mx.nn.functional;
 
 /**
+ * What scaler.step() returns: whether it stepped, on a backend with synchronous reads; undefined on
+ * one without (WebGPU), where the skip happens on the device and is not known without a read.
+ */
+const hostSteps = Boolean(mx.getBackend().readSync);
+const stepResult = (stepped: boolean): boolean | undefined => (hostSteps ? stepped : undefined);
+
+/**
  * PyTorch's scale update (aten/src/ATen/native/cuda/AmpKernels.cu, _amp_update_scale_cuda_kernel),
  * transcribed as the oracle: on inf, scale *= backoff and the tracker resets; otherwise the tracker
  * counts up and at growthInterval the scale grows (if the result is finite) and the tracker resets.
@@ -32,26 +39,28 @@ function setGrad(p: mx.Tensor, values: number[]): void {
 }
 
 describe('GradScaler scale trajectory', () => {
-  it('follows PyTorch\'s update rule on a scripted sequence, growing exactly at growthInterval', () => {
+  it('follows PyTorch\'s update rule on a scripted sequence, growing exactly at growthInterval', async () => {
     const growthInterval = 3;
     const scaler = new mx.amp.GradScaler({ initScale: 1024, growthInterval });
     const { p, opt } = setup();
     // clean x3 (grow), inf, clean x2, inf, inf, clean x5 (grow once, tracker 2)
     const script = [0, 0, 0, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0].map(Boolean);
-    let [scale, tracker] = [1024, 0];
+    let [scale, tracker, skipped] = [1024, 0, 0];
     for (const overflow of script) {
       setGrad(p, overflow ? [1, Infinity, 1] : [1, 1, 1]);
       const stepped = scaler.step(opt);
-      assert.equal(stepped, !overflow);
+      assert.equal(stepped, stepResult(!overflow));
       scaler.update();
       [scale, tracker] = torchRule(scale, tracker, overflow, 2, 0.5, growthInterval);
-      assert.equal(scaler.getScale(), scale);
-      assert.equal((scaler.stateDict() as mx.amp.GradScalerState).growthTracker, tracker);
+      skipped += overflow ? 1 : 0;
+      assert.equal(await scaler.getScaleAsync(), scale);
+      assert.equal(((await scaler.stateDictAsync()) as mx.amp.GradScalerState).growthTracker, tracker);
+      assert.equal(await scaler.getSkippedStepsAsync(), skipped, 'the overflowing iterations were skipped');
     }
     assert.equal(scale, 512); // 1024 -> 2048 -> 1024 -> 512 -> 256 -> 512
   });
 
-  it('matches the rule over a long random sequence with NaN and Inf', () => {
+  it('matches the rule over a long random sequence with NaN and Inf', async () => {
     const gen = new mx.Generator(7);
     const scaler = new mx.amp.GradScaler({ initScale: 2 ** 16, growthInterval: 5, growthFactor: 4, backoffFactor: 0.25 });
     const { p, opt } = setup();
@@ -63,69 +72,89 @@ describe('GradScaler scale trajectory', () => {
       scaler.step(opt);
       scaler.update();
       [scale, tracker] = torchRule(scale, tracker, overflow, 4, 0.25, 5);
-      assert.equal(scaler.getScale(), scale, `iteration ${i}`);
+      assert.equal(await scaler.getScaleAsync(), scale, `iteration ${i}`);
     }
   });
 
-  it('hysteresis backs off only after N consecutive overflows; min and max bound the scale', () => {
+  it('hysteresis backs off only after N consecutive overflows; min and max bound the scale', async () => {
     const scaler = new mx.amp.GradScaler({ initScale: 8, growthInterval: 1, hysteresis: 2, minScale: 2, maxScale: 32 });
     const { p, opt } = setup();
-    const expect = (overflow: boolean, scale: number) => {
+    const expect = async (overflow: boolean, scale: number) => {
       setGrad(p, overflow ? [Infinity, 0, 0] : [1, 1, 1]);
       scaler.step(opt);
       scaler.update();
-      assert.equal(scaler.getScale(), scale);
+      assert.equal(await scaler.getScaleAsync(), scale);
     };
-    expect(true, 8); // first overflow: held by hysteresis
-    expect(false, 16); // clean step resets the streak, grows (interval 1)
-    expect(true, 16);
-    expect(true, 8); // second consecutive overflow: back off
-    expect(false, 16);
-    expect(false, 32);
-    expect(false, 32); // maxScale
+    await expect(true, 8); // first overflow: held by hysteresis
+    await expect(false, 16); // clean step resets the streak, grows (interval 1)
+    await expect(true, 16);
+    await expect(true, 8); // second consecutive overflow: back off
+    await expect(false, 16);
+    await expect(false, 32);
+    await expect(false, 32); // maxScale
     // pairs of overflows halve it: 32 -> 16 -> 8 -> 4 -> 2, then minScale holds
-    for (const s of [32, 16, 16, 8, 8, 4, 4, 2, 2, 2, 2]) expect(true, s);
+    for (const s of [32, 16, 16, 8, 8, 4, 4, 2, 2, 2, 2]) await expect(true, s);
   });
 
-  it('update(newScale) sets the scale; stateDict round-trips with PyTorch\'s keys', () => {
+  it('update(newScale) sets the scale; stateDict round-trips with PyTorch\'s keys', async () => {
     const scaler = new mx.amp.GradScaler({ initScale: 256, growthInterval: 10 });
     const { p, opt } = setup();
     setGrad(p, [1, 1, 1]);
     scaler.step(opt);
     scaler.update(4096);
-    assert.equal(scaler.getScale(), 4096);
+    assert.equal(await scaler.getScaleAsync(), 4096);
     setGrad(p, [1, 1, 1]);
     scaler.step(opt);
     scaler.update();
-    const state = scaler.stateDict();
+    const state = await scaler.stateDictAsync();
     assert.deepEqual(Object.keys(state).sort(), ['backoffFactor', 'growthFactor', 'growthInterval', 'growthTracker', 'scale']);
     assert.deepEqual(state, { scale: 4096, growthFactor: 2, backoffFactor: 0.5, growthInterval: 10, growthTracker: 1 });
     const other = new mx.amp.GradScaler();
     other.loadStateDict(state);
-    assert.deepEqual(other.stateDict(), state);
+    assert.deepEqual(await other.stateDictAsync(), state);
     assert.throws(() => other.loadStateDict({}), /source state dict is empty/);
   });
 });
 
 describe('GradScaler steps', () => {
+  /** A float16 autocast iteration (SGD with momentum) whose gradient gets `bad` injected: the scaler skips its step. */
+  const injectedStep = async (bad: number) => {
+    const w1 = mx.tensor([[0.5, -0.25], [0.125, 1]], { requiresGrad: true });
+    const w2 = mx.tensor([0.3, 0.7], { requiresGrad: true });
+    const opt = new mx.optim.SGD([w1, w2], { lr: 0.5, momentum: 0.9 });
+    const scaler = new mx.amp.GradScaler({ initScale: 1024 });
+    const before = [await w1.storageData(), await w2.storageData()];
+    const loss = mx.amp.autocast({ dtype: 'float16' }, () => mx.matmul(w2.unsqueeze(0), w1).sum());
+    scaler.scale(loss).backward();
+    w1.grad!.copy_(mx.where(mx.tensor([[true, false], [false, false]]), bad, w1.grad!));
+    assert.equal(scaler.step(opt), stepResult(false));
+    scaler.update();
+    return { w1, w2, opt, scaler, before };
+  };
+
   it('an injected Inf or NaN skips the step, leaves parameters bit-identical and halves the scale', async () => {
     for (const bad of [Infinity, NaN]) {
-      const w1 = mx.tensor([[0.5, -0.25], [0.125, 1]], { requiresGrad: true });
-      const w2 = mx.tensor([0.3, 0.7], { requiresGrad: true });
-      const opt = new mx.optim.SGD([w1, w2], { lr: 0.5, momentum: 0.9 });
-      const scaler = new mx.amp.GradScaler({ initScale: 1024 });
-      const before = [await w1.storageData(), await w2.storageData()];
-      const loss = mx.amp.autocast({ dtype: 'float16' }, () => mx.matmul(w2.unsqueeze(0), w1).sum());
-      scaler.scale(loss).backward();
-      w1.grad!.copy_(mx.where(mx.tensor([[true, false], [false, false]]), bad, w1.grad!));
-      assert.equal(scaler.step(opt), false);
-      scaler.update();
+      const { w1, w2, scaler, before } = await injectedStep(bad);
       assert.deepEqual(await w1.storageData(), before[0]);
       assert.deepEqual(await w2.storageData(), before[1]);
-      assert.equal(opt.state.size, 0, 'no optimizer state was created by a skipped step');
-      assert.equal(scaler.getScale(), 512);
+      assert.equal(await scaler.getScaleAsync(), 512);
     }
   });
+
+  it(
+    'a step skipped on the host creates no optimizer state',
+    {
+      skip:
+        !mx.getBackend().readSync &&
+        'without synchronous reads the skip is decided on the device inside opt.step({ foundInf }), which creates the state (SGD: a momentum buffer flagged momentumBufferEmpty) without starting it',
+    },
+    async () => {
+      for (const bad of [Infinity, NaN]) {
+        const { opt } = await injectedStep(bad);
+        assert.equal(opt.state.size, 0, 'no optimizer state was created by a skipped step');
+      }
+    },
+  );
 
   it('unscales gradients by exactly 1/scale and steps when clean', async () => {
     const { p, opt } = setup([1, 1, 1]);
@@ -134,7 +163,7 @@ describe('GradScaler steps', () => {
     loss.backward();
     scaler.unscale_(opt);
     assert.deepEqual([...(await p.grad!.data())], [0.5, 0.25, 3]);
-    assert.equal(scaler.step(opt), true);
+    assert.equal(scaler.step(opt), stepResult(true));
     scaler.update();
     assert.deepEqual([...(await p.data())].map((v) => Math.round(v * 1e6) / 1e6), [0.95, 0.975, 0.7]);
   });
@@ -188,10 +217,11 @@ describe('GradScaler steps', () => {
     const scaler = new mx.amp.GradScaler({ initScale: 64, onStep: (e) => events.push(e) });
     setGrad(a, [1, 1]);
     setGrad(b, [Infinity, 1]);
-    assert.equal(scaler.step(optA), true, 'optimizer A has clean gradients of its own');
-    assert.equal(scaler.step(optB), false);
+    assert.equal(scaler.step(optA), stepResult(true), 'optimizer A has clean gradients of its own');
+    assert.equal(scaler.step(optB), stepResult(false));
     scaler.update();
-    assert.equal(scaler.getScale(), 32, 'backed off exactly once');
+    assert.equal(await scaler.getScaleAsync(), 32, 'backed off exactly once');
+    await scaler.flush(); // onStep events arrive once their values are read (at once with synchronous reads)
     assert.deepEqual(events, [{ scale: 32, foundInf: true, skipped: true }]);
     assert.deepEqual([...(await b.data())], [2, 2]);
   });
@@ -239,7 +269,7 @@ describe('GradScaler steps', () => {
     assert.equal(warnings.length, 1);
     assert.match(warnings[0]!, /bfloat16 .*not needed/);
     loss.backward();
-    assert.equal(scaler.step(opt), true);
+    assert.equal(scaler.step(opt), stepResult(true));
     scaler.update();
     assert.equal(p.grad!.dtype, 'float32');
   });
@@ -418,8 +448,21 @@ function castOf(y: mx.Tensor, w: mx.Tensor): mx.Tensor {
   throw new Error('no cast of w found');
 }
 
+/**
+ * precisionReport reads as things happen (each op's output in its overflow search, the gradients'
+ * statistics and the scale in gradient hooks): it needs synchronous reads.
+ */
+const precisionReportSkip =
+  !mx.getBackend().readSync &&
+  'precisionReport reads its statistics, the scale and every op output as they happen: it needs synchronous reads and refuses backends without them (tested below)';
+
 describe('precision report', () => {
-  it('measures float16 underflow at scale 1 and at the loss scale, autocast dtypes, and the first overflowing op', async () => {
+  it('refuses a backend without synchronous reads, naming it', { skip: !!mx.getBackend().readSync && 'this backend reads synchronously' }, () => {
+    const w = mx.randn([4]).requiresGrad_();
+    assert.throws(() => mx.amp.precisionReport({ parameters: [['w', w]] }), new RegExp(`needs a backend with synchronous reads \\(reference, wasm\\); '${mx.getBackend().name}' has none`));
+  });
+
+  it('measures float16 underflow at scale 1 and at the loss scale, autocast dtypes, and the first overflowing op', { skip: precisionReportSkip }, async () => {
     mx.manualSeed(11);
     const w = mx.randn([16, 32]).mul(0.5).requiresGrad_();
     const x = mx.randn([64, 32]);
@@ -432,7 +475,7 @@ describe('precision report', () => {
       const loss = mx.amp.autocast({ dtype: 'float16' }, () => F.mseLoss(F.linear(x, w), target).mul(2e-8));
       scaler.scale(loss).backward();
       await rec.step();
-      assert.equal(scaler.step(opt), true);
+      assert.equal(scaler.step(opt), stepResult(true));
       scaler.update();
       let r = rec.report();
       const p = r.parameters['w']!;
@@ -453,7 +496,7 @@ describe('precision report', () => {
       const big = mx.amp.autocast({ dtype: 'float16' }, () => F.mseLoss(F.linear(x, w), target).mul(1e3));
       scaler.scale(big).backward();
       await rec.step();
-      assert.equal(scaler.step(opt), false);
+      assert.equal(scaler.step(opt), stepResult(false));
       scaler.update();
       r = rec.report();
       assert.equal(r.overflows.length, 1);
@@ -530,7 +573,7 @@ describe('float32 master weights (O2)', () => {
 });
 
 describe('precision report with a model', () => {
-  it('names the module whose op overflowed first, forward or backward', async () => {
+  it('names the module whose op overflowed first, forward or backward', { skip: precisionReportSkip }, async () => {
     mx.manualSeed(2);
     const model = new mx.nn.Sequential({ hidden: new mx.nn.Linear(8, 16), act: new mx.nn.ReLU(), head: new mx.nn.Linear(16, 4) });
     const opt = new mx.optim.SGD(model.parameters(), { lr: 0 });
@@ -542,7 +585,7 @@ describe('precision report with a model', () => {
       const loss = mx.amp.autocast({ dtype: 'float16' }, () => F.crossEntropy(model.call(x), y));
       scaler.scale(loss).backward();
       await rec.step();
-      assert.equal(scaler.step(opt), false);
+      assert.equal(scaler.step(opt), stepResult(false));
       scaler.update();
     };
     try {

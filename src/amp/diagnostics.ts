@@ -123,6 +123,9 @@ export class PrecisionRecorder {
     this.limits = { max: f.max, smallestNormal: f.smallestNormal, smallestSubnormal: f.smallestSubnormal };
     this.params = [...(options.parameters ?? options.model?.namedParameters() ?? [])];
     if (this.params.length === 0) throw new Error('precisionReport: give a model or named parameters to watch');
+    // The statistics, the loss scale and the overflow search are read on the host as they happen.
+    const async = this.params.find(([, p]) => !p.backend.readSync);
+    if (async) throw new Error(`precisionReport: needs a backend with synchronous reads (reference, wasm); '${async[1].backend.name}' has none`);
 
     for (const [name, p] of this.params) {
       const handle = p.registerHook((g) => {
