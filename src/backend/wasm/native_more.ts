@@ -94,48 +94,36 @@ function signOp(op: number): NativeKernel {
   };
 }
 
-/* ------------------------------------------------------------------ where */
+/* ------------------------------------------------------------------ ternary: where, divBackwardDivisor */
+
+/**
+ * A three-operand elementwise kernel over the rows layout: `kernel(x, y, z, out, r0, r1, n1, len,
+ * then each operand's outer strides and inner stride)`. The caller has checked dtypes and layout.
+ */
+function ternary(ctx: NativeContext, kernel: string, cost: number, xyz: readonly [KernelTensor, KernelTensor, KernelTensor], o: KernelTensor): boolean {
+  if (numel(o.shape) === 0) return true;
+  if (xyz.some((t) => unsafeAlias(t, o))) return false;
+  const L = rowsLayout(o.shape, xyz);
+  if (!L) return false;
+  const size = o.dtype.itemsize;
+  const strides = xyz.flatMap((_, k) => [...L.outer[k]!, L.innerStride[k]!]);
+  const po = ctx.address(o);
+  runRows(ctx.pool, kernel, L, cost, (r0, r1, p) => [
+    ...xyz.map((t, k) => at(ctx, t, L, k, p.offset)), po + p.offset * size, r0, r1, L.n1, p.length, ...strides,
+  ]);
+  return true;
+}
 
 const where: NativeKernel = (ctx, [c, a, b], [o]) => {
   if (!c || !a || !b || !o || c.dtype.name !== 'bool' || a.dtype !== o.dtype || b.dtype !== o.dtype || !contiguous(o)) return false;
-  if (numel(o.shape) === 0) return true;
-  if (unsafeAlias(c, o) || unsafeAlias(a, o) || unsafeAlias(b, o)) return false;
-  const L = rowsLayout(o.shape, [c, a, b]);
-  if (!L) return false;
-  const size = o.dtype.itemsize;
-  const [cs0, cs1] = L.outer[0]!;
-  const [as0, as1] = L.outer[1]!;
-  const [bs0, bs1] = L.outer[2]!;
-  const [ci, ai, bi] = L.innerStride as [number, number, number];
-  const po = ctx.address(o);
-  runRows(ctx.pool, `where${size * 8}`, L, COST.light, (r0, r1, p) => [
-    at(ctx, c, L, 0, p.offset), at(ctx, a, L, 1, p.offset), at(ctx, b, L, 2, p.offset), po + p.offset * size,
-    r0, r1, L.n1, p.length, cs0, cs1, ci, as0, as1, ai, bs0, bs1, bi,
-  ]);
-  return true;
+  return ternary(ctx, `where${o.dtype.itemsize * 8}`, COST.light, [c, a, b], o);
 };
-
-/* ------------------------------------------------------------------ divBackwardDivisor */
 
 const divBackwardDivisor: NativeKernel = (ctx, [a, b, g], [o]) => {
   if (!a || !b || !g || !o || a.dtype !== o.dtype || b.dtype !== o.dtype || g.dtype !== o.dtype || !contiguous(o)) return false;
   const fmt = fmtOf(o.dtype);
   if (!fmt) return false;
-  if (numel(o.shape) === 0) return true;
-  if (unsafeAlias(a, o) || unsafeAlias(b, o) || unsafeAlias(g, o)) return false;
-  const L = rowsLayout(o.shape, [a, b, g]);
-  if (!L) return false;
-  const size = o.dtype.itemsize;
-  const [as0, as1] = L.outer[0]!;
-  const [bs0, bs1] = L.outer[1]!;
-  const [gs0, gs1] = L.outer[2]!;
-  const [ai, bi, gi] = L.innerStride as [number, number, number];
-  const po = ctx.address(o);
-  runRows(ctx.pool, `divBackwardDivisor_${fmt}`, L, COST.half, (r0, r1, p) => [
-    at(ctx, a, L, 0, p.offset), at(ctx, b, L, 1, p.offset), at(ctx, g, L, 2, p.offset), po + p.offset * size,
-    r0, r1, L.n1, p.length, as0, as1, ai, bs0, bs1, bi, gs0, gs1, gi,
-  ]);
-  return true;
+  return ternary(ctx, `divBackwardDivisor_${fmt}`, COST.half, [a, b, g], o);
 };
 
 /* ------------------------------------------------------------------ softmax */
