@@ -1,12 +1,10 @@
 // LeNet convolution layers, batch 64: time per batch of forward / grad-input /
 // grad-weight / grad-bias with the AssemblyScript kernels.
 //   node bench/standalone/bench-conv.mjs [--threads 1,2] [--dtypes f32,f16,bf16] [--variant simd|relaxed] [--min-time 0.5]
-import { build, Pool, relaxedSimdSupported } from "./harness.mjs";
+import { build, Pool, relaxedSimdSupported, opt } from "./harness.mjs";
 import { DT, makeTensor, setSeed } from "./ref.mjs";
 import { geom, writeDesc } from "./convref.mjs";
 
-const args = process.argv.slice(2);
-const opt = (n, d) => { const i = args.indexOf(`--${n}`); return i >= 0 ? args[i + 1] : d; };
 const threadList = opt("threads", "1,2").split(",").map(Number);
 const dtypes = opt("dtypes", "f32,f16,bf16").split(",");
 const variant = opt("variant", "simd");

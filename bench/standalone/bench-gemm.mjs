@@ -4,11 +4,9 @@
 // Prints one JSON line per (variant, dtype, size, threads). dtype X means A, B
 // and C all stored as X (16-bit: widened in packing, f32 accumulation, C
 // rounded once).
-import { build, Pool, relaxedSimdSupported } from "./harness.mjs";
+import { build, Pool, relaxedSimdSupported, opt } from "./harness.mjs";
 import { DT, makeTensor, setSeed } from "./ref.mjs";
 
-const args = process.argv.slice(2);
-const opt = (n, d) => { const i = args.indexOf(`--${n}`); return i >= 0 ? args[i + 1] : d; };
 const threadList = opt("threads", "1,2").split(",").map(Number);
 const sizes = opt("sizes", "256,512,1024").split(",").map(Number);
 const dtypes = opt("dtypes", "f32,f16,bf16").split(",");

@@ -1,10 +1,8 @@
 // LeNet max-pool 2x2 and ReLU, batch 64: time per batch (forward, backward).
 //   node bench/standalone/bench-pool.mjs [--threads 1,2] [--dtypes f32,f16,bf16]
-import { build, Pool } from "./harness.mjs";
+import { build, Pool, opt } from "./harness.mjs";
 import { DT, makeTensor, setSeed } from "./ref.mjs";
 
-const args = process.argv.slice(2);
-const opt = (n, d) => { const i = args.indexOf(`--${n}`); return i >= 0 ? args[i + 1] : d; };
 const threadList = opt("threads", "1,2").split(",").map(Number);
 const dtypes = opt("dtypes", "f32,f16,bf16").split(",");
 const minTime = Number(opt("min-time", "0.3"));

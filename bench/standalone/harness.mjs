@@ -36,6 +36,27 @@ export function relaxedSimdSupported() {
   try { return WebAssembly.validate(bytes); } catch { return false; }
 }
 
+/** The value after `--name` on the command line, or `dflt`. */
+export function opt(name, dflt) {
+  const args = process.argv.slice(2);
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+}
+
+/**
+ * The correctness scripts' pool: `--threads` (default 2) threads over the `--variant` build (simd |
+ * relaxed). Where the engine cannot run relaxed SIMD it says so and exits 0 (a skip, not a failure).
+ */
+export async function testPool() {
+  const threads = Number(opt("threads", "2"));
+  const variant = opt("variant", "simd");
+  if (variant === "relaxed" && !relaxedSimdSupported()) {
+    console.log("relaxed SIMD unavailable in this engine (Node 20: run with --experimental-wasm-relaxed-simd); skipped");
+    process.exit(0);
+  }
+  return { pool: await Pool.create(build(variant), threads), threads, variant };
+}
+
 const CTRL_INTS = 64; // [0]=seq [1]=remaining [2]=fn index [3]=nargs [4]=quit, args as f64 in a separate view
 
 export class Pool {

@@ -1,18 +1,10 @@
 // Correctness of the conv2d kernels against float64 loops.
 //   node bench/standalone/test-conv.mjs [--threads 2] [--variant simd|relaxed]
-import { build, Pool, relaxedSimdSupported } from "./harness.mjs";
+import { testPool } from "./harness.mjs";
 import { DT, makeTensor, readTensor, readBits, compare, setSeed, rand, randInt, toBits } from "./ref.mjs";
 import { geom, writeDesc, refForward, refGradInput, refGradWeight, refGradBias } from "./convref.mjs";
 
-const args = process.argv.slice(2);
-const opt = (n, d) => { const i = args.indexOf(`--${n}`); return i >= 0 ? args[i + 1] : d; };
-const threads = Number(opt("threads", "2"));
-const variant = opt("variant", "simd");
-if (variant === "relaxed" && !relaxedSimdSupported()) {
-  console.log("relaxed SIMD unavailable in this engine (Node 20: run with --experimental-wasm-relaxed-simd); skipped");
-  process.exit(0);
-}
-const pool = await Pool.create(build(variant), threads);
+const { pool, threads, variant } = await testPool();
 const E = pool.exports;
 const base = pool.heap;
 const U = 2 ** -24;

@@ -1,17 +1,9 @@
 // Correctness of the gemm kernel against a float64 triple loop.
 //   node bench/standalone/test-gemm.mjs [--threads 2] [--variant simd|relaxed]
-import { build, Pool, relaxedSimdSupported } from "./harness.mjs";
+import { testPool } from "./harness.mjs";
 import { toBits, DT, makeTensor, readTensor, readBits, compare, setSeed, rand, randInt, f64ToF16Bits, f16BitsToF64, f64ToBf16Bits } from "./ref.mjs";
 
-const args = process.argv.slice(2);
-const opt = (n, d) => { const i = args.indexOf(`--${n}`); return i >= 0 ? args[i + 1] : d; };
-const threads = Number(opt("threads", "2"));
-const variant = opt("variant", "simd");
-if (variant === "relaxed" && !relaxedSimdSupported()) {
-  console.log("relaxed SIMD unavailable in this engine (Node 20: run with --experimental-wasm-relaxed-simd); skipped");
-  process.exit(0);
-}
-const pool = await Pool.create(build(variant), threads);
+const { pool, threads, variant } = await testPool();
 const E = pool.exports;
 const scratch = pool.alloc(E.gemm_scratch_bytes() * threads);
 const base = pool.heap;

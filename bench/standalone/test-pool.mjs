@@ -1,10 +1,8 @@
 // Correctness of max-pool forward/backward, bias+ReLU and ReLU backward vs plain JS.
 //   node bench/standalone/test-pool.mjs [--threads 2]
-import { build, Pool } from "./harness.mjs";
+import { build, Pool, opt } from "./harness.mjs";
 import { DT, makeTensor, readTensor, readBits, toBits, setSeed, rand, randInt } from "./ref.mjs";
 
-const args = process.argv.slice(2);
-const opt = (n, d) => { const i = args.indexOf(`--${n}`); return i >= 0 ? args[i + 1] : d; };
 const threads = Number(opt("threads", "2"));
 const pool = await Pool.create(build("simd"), threads);
 const E = pool.exports;
