@@ -17,23 +17,13 @@ import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';
 import type { Tensor } from '../src/index.js';
 import { rng } from './helpers/rng.js';
+import { onBackend as on } from './helpers/backends.js';
 import { trainStep, type StepContext } from '../src/train/classifier.js';
 import { REFERENCE_KERNELS } from '../src/backend/reference/index.js';
 
 type AnyOptimizer = mx.optim.Optimizer<object>;
 const BASELINES = [...new Set(['reference', backendName])];
 const FUSED_KERNELS = ['sgdUpdate', 'adamUpdate', 'ampUnscale', 'ampUpdateScale'];
-
-/** Run `fn` with `name` as the current backend, then restore the previous one. */
-async function on<T>(name: string, fn: () => Promise<T>): Promise<T> {
-  const prev = mx.getBackend().name;
-  await mx.setBackend(name);
-  try {
-    return await fn();
-  } finally {
-    await mx.setBackend(prev);
-  }
-}
 
 /** Storage bits of a tensor (float32 as its uint32 patterns, so -0 and NaN payloads count). */
 async function bitsOf(t: Tensor): Promise<number[]> {

@@ -16,11 +16,14 @@ import { WasmHeap, blockSize, BLOCK_ALIGN, PAGE_BYTES } from '../src/backend/was
 import { sgdUpdateReference, collapse } from '../src/backend/wasm/native.js';
 import { REFERENCE_KERNELS } from '../src/backend/reference/index.js';
 import { kernelView, applyInto } from '../src/ops/dispatch.js';
-import { gatherView } from '../src/tensor/host.js';
 import { F16_TO_F32 } from '../src/dtype/convert.js';
 import { float32 } from '../src/dtype/dtype.js';
 import { wasmApi } from '../src/backend/wasm/api.js';
 import { rng } from './helpers/rng.js';
+import { isNaNBits, onBackend, storageBits as bits } from './helpers/backends.js';
+
+/** Run `fn` with `name` as the current backend (then back to the reference backend). */
+const on = <T>(name: string, fn: () => T): Promise<T> => onBackend(name, fn, 'reference');
 
 const t4 = await WasmBackend.create({ threads: 4, native: true });
 const t1 = await WasmBackend.create({ threads: 1, native: true });
@@ -32,28 +35,7 @@ after(async () => {
   await Promise.all([t4.close(), t1.close(), fb.close()]);
 });
 
-/** Run `fn` with `name` as the current backend (then back to the reference backend). */
-async function on<T>(name: string, fn: () => T): Promise<T> {
-  await mx.setBackend(name);
-  try {
-    return fn();
-  } finally {
-    await mx.setBackend('reference');
-  }
-}
-
 const sharedMemory = (initial: number, maximum: number) => new (wasmApi().Memory)({ initial, maximum, shared: true });
-
-/** Storage-format contents of a tensor (16-bit floats as bits). */
-function bits(t: Tensor): ArrayLike<number> {
-  return gatherView(t.backend.readSync!(t.storage.buffer), t.dt, t.shape, t.strides, t.offset);
-}
-
-function isNaNBits(dtype: string, v: number): boolean {
-  if (dtype === 'float16') return (v & 0x7fff) > 0x7c00;
-  if (dtype === 'bfloat16') return (v & 0x7fff) > 0x7f80;
-  return Number.isNaN(v);
-}
 
 /** Bit-for-bit equality, except that any NaN equals any NaN (payloads are not specified). */
 function assertSameBits(actual: Tensor, expected: Tensor, what: string): void {

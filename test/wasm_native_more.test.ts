@@ -21,10 +21,13 @@ import * as mx from '../src/index.js';
 import type { Tensor } from '../src/index.js';
 import { WasmBackend } from '../src/backend/wasm/index.js';
 import { apply } from '../src/ops/dispatch.js';
-import { gatherView } from '../src/tensor/host.js';
 import { F16_TO_F32 } from '../src/dtype/convert.js';
 import { benchTrain } from '../src/bench/train.js';
 import { rng } from './helpers/rng.js';
+import { isNaNBits, onBackend, storageBits as storage } from './helpers/backends.js';
+
+/** Run `fn` with `name` as the current backend (then back to the reference backend). */
+const on = <T>(name: string, fn: () => T): Promise<T> => onBackend(name, fn, 'reference');
 
 const t4 = await WasmBackend.create({ threads: 4, native: true });
 const t1 = await WasmBackend.create({ threads: 1, native: true });
@@ -38,26 +41,6 @@ const WASM = ['wm-t4', 'wm-t1'] as const;
 const FLOATS = ['float32', 'float16', 'bfloat16'] as const;
 const ALL = ['float32', 'float16', 'bfloat16', 'float64', 'int32', 'bool'] as const;
 type DT = (typeof ALL)[number];
-
-async function on<T>(name: string, fn: () => T): Promise<T> {
-  await mx.setBackend(name);
-  try {
-    return fn();
-  } finally {
-    await mx.setBackend('reference');
-  }
-}
-
-/** Storage-format contents (16-bit floats as bits). */
-function storage(t: Tensor): ArrayLike<number> {
-  return gatherView(t.backend.readSync!(t.storage.buffer), t.dt, t.shape, t.strides, t.offset);
-}
-
-function isNaNBits(dtype: string, v: number): boolean {
-  if (dtype === 'float16') return (v & 0x7fff) > 0x7c00;
-  if (dtype === 'bfloat16') return (v & 0x7fff) > 0x7f80;
-  return Number.isNaN(v);
-}
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);

@@ -17,6 +17,7 @@ import { float16, bfloat16, float32 } from '../src/dtype/dtype.js';
 import { F16_TO_F32 } from '../src/dtype/convert.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/index.js';
 import { rng } from './helpers/rng.js';
+import { onBackend as on } from './helpers/backends.js';
 
 let native: WebGpuBackend | null = null;
 let packed: WebGpuBackend | null = null;
@@ -32,17 +33,6 @@ else try {
   mx.registerBackend('webgpu-packed', async () => packed!);
 } catch (e) {
   skip = `no WebGPU adapter here (${(e as Error).message.split('\n')[0]}): on Linux install Mesa's lavapipe (see .ci/run)`;
-}
-
-/** Run `fn` with `name` as the current backend, then go back to the one before. */
-async function on<T>(name: string, fn: () => Promise<T> | T): Promise<T> {
-  const before = mx.getBackend().name;
-  await mx.setBackend(name);
-  try {
-    return await fn();
-  } finally {
-    await mx.setBackend(before);
-  }
 }
 
 const ALL16 = Uint16Array.from({ length: 65536 }, (_, i) => i);
