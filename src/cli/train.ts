@@ -265,9 +265,10 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       let lossSum = 0;
       let lossCount = 0;
       let images = 0;
-      let epochSkipped = 0;
-      // Skips are counted by the scaler (on webgpu the step is skipped on the device: trainStep cannot know).
-      let skippedSeen = await scaler.getSkippedStepsAsync();
+      // Skips are counted by the scaler (on webgpu the step is skipped on the device: trainStep cannot
+      // know); it is read per step only for --log-json (on a GPU each read is a round trip).
+      const skippedAtStart = await scaler.getSkippedStepsAsync();
+      let skippedSeen = skippedAtStart;
       const started = performance.now();
       for await (const [x, y] of trainLoader) {
         const { loss } = trainStep(ctx, x as Tensor, y as Tensor);
@@ -276,23 +277,22 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
         if (recorder) await recorder.step();
         step++;
         images += (x as Tensor).shape[0]!;
-        const skippedNow = await scaler.getSkippedStepsAsync();
-        const skipped = skippedNow > skippedSeen;
-        skippedSeen = skippedNow;
-        if (skipped) {
-          skippedSteps++;
-          epochSkipped++;
-        }
         if (Number.isFinite(value)) {
           lossSum += value;
           lossCount++;
         }
         const seconds = (performance.now() - started) / 1000;
-        logJson({ event: 'step', epoch: epoch + 1, step, loss: value, loss_scale: await scaler.getScaleAsync(), skipped });
+        if (logFile) {
+          const skippedNow = await scaler.getSkippedStepsAsync();
+          logJson({ event: 'step', epoch: epoch + 1, step, loss: value, loss_scale: await scaler.getScaleAsync(), skipped: skippedNow > skippedSeen });
+          skippedSeen = skippedNow;
+        }
         progress?.update({ loss: lossSum / Math.max(lossCount, 1), imgPerS: images / seconds });
         if (interrupted) break;
       }
       progress?.done();
+      const epochSkipped = (await scaler.getSkippedStepsAsync()) - skippedAtStart;
+      skippedSteps += epochSkipped;
       if (interrupted) {
         if (args.checkpoint) {
           await checkpoint(args.checkpoint);
