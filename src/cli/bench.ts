@@ -3,7 +3,7 @@
  * per precision, on any backend; `--json` prints one JSON object (bench/peers.mjs compares them with
  * jax-js and PyTorch).
  */
-import { listBackends } from '../backend/registry.js';
+import { defaultBackendName, listBackends } from '../backend/registry.js';
 import { PRECISIONS, type Precision } from '../train/classifier.js';
 import { benchGemm, GEMM_DTYPES, type GemmDtype } from '../bench/gemm.js';
 import { benchTrain, BENCH_MODELS } from '../bench/train.js';
@@ -98,7 +98,7 @@ function threadsFlag(command: string, v: Values): number | undefined {
 }
 
 async function useBackend(command: string, v: Values): Promise<void> {
-  const { threadsIgnored } = await selectBackend(backendFlag(command, v), threadsFlag(command, v));
+  const { threadsIgnored } = await selectBackend(backendFlag(command, v) ?? defaultBackendName(), threadsFlag(command, v));
   if (threadsIgnored) process.stderr.write(`mixprec ${command}: note: --threads ignored: ${threadsIgnored}\n`);
 }
 

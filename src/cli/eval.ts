@@ -1,5 +1,5 @@
 /** `mixprec eval`: the accuracy and per-class accuracy of a `mixprec train` checkpoint. */
-import { setBackend } from '../backend/registry.js';
+import { initDefaultBackend, setBackend } from '../backend/registry.js';
 import { LeNet } from '../models/lenet.js';
 import { DataLoader } from '../data/dataloader.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
@@ -44,7 +44,7 @@ export async function runEval(argv: string[], out: Output): Promise<number> {
   const path = v['checkpoint'] as string | undefined;
   if (!path) throw usage('mixprec eval: --checkpoint FILE.safetensors is required');
   const precision: Precision = choice('eval', 'precision', v['precision'], PRECISIONS, 'fp32');
-  if (v['backend']) await setBackend(v['backend'] as string);
+  await (v['backend'] ? setBackend(v['backend'] as string) : initDefaultBackend());
 
   const { meta } = await loadCheckpoint<TrainMeta>(path);
   if (!meta || meta.kind !== 'mixprec.train') throw new CliError(`${path}: not a mixprec train checkpoint (no training state in its metadata)`);

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** The `mixprec` command: train, eval, info. */
 import { readFileSync } from 'node:fs';
-import * as mx from '../index.js';
+// The API without the default-backend start-up: each command selects its backend from its flags.
+import * as mx from '../api.js';
 import { CliError } from './errors.js';
 import { parseTrainArgs, runTrain } from './train.js';
 import { runEval } from './eval.js';

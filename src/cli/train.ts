@@ -5,7 +5,7 @@
  */
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { Tensor } from '../tensor/tensor.js';
-import { setBackend, listBackends } from '../backend/registry.js';
+import { initDefaultBackend, setBackend, listBackends } from '../backend/registry.js';
 import { manualSeed, defaultGenerator } from '../random/generator.js';
 import { LeNet } from '../models/lenet.js';
 import { SGD } from '../optim/sgd.js';
@@ -180,7 +180,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     out.log(TRAIN_HELP.trimEnd());
     return 0;
   }
-  if (args.backend) await setBackend(args.backend);
+  await (args.backend ? setBackend(args.backend) : initDefaultBackend());
   manualSeed(args.seed);
   const say = (line: string) => {
     if (!args.quiet) out.log(line);
