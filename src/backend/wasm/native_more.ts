@@ -33,6 +33,25 @@ function at(ctx: NativeContext, t: KernelTensor, L: Rows, k: number, offset: num
   return ctx.address(t) + offset * L.innerStride[k]! * t.dtype.itemsize;
 }
 
+/**
+ * Run an elementwise kernel of the logical.ts convention over the rows layout:
+ * `kernel(...lead, operand pointers..., out, r0, r1, n1, len, then each operand's outer strides and
+ * inner stride)`. The caller has checked dtypes and that `o` is contiguous.
+ */
+function elementwiseRows(ctx: NativeContext, kernel: string, cost: number, operands: readonly KernelTensor[], o: KernelTensor, lead: readonly number[] = []): boolean {
+  if (numel(o.shape) === 0) return true;
+  if (operands.some((t) => unsafeAlias(t, o))) return false;
+  const L = rowsLayout(o.shape, operands);
+  if (!L) return false;
+  const size = o.dtype.itemsize;
+  const strides = operands.flatMap((_, k) => [...L.outer[k]!, L.innerStride[k]!]);
+  const po = ctx.address(o);
+  runRows(ctx.pool, kernel, L, cost, (r0, r1, p) => [
+    ...lead, ...operands.map((t, k) => at(ctx, t, L, k, p.offset)), po + p.offset * size, r0, r1, L.n1, p.length, ...strides,
+  ]);
+  return true;
+}
+
 /* ------------------------------------------------------------------ bool-valued */
 
 const CMP_CODE: Record<string, number> = { eq: 0, ne: 1, lt: 2, le: 3, gt: 4, ge: 5, logicalAnd: 6, logicalOr: 7 };
@@ -43,18 +62,7 @@ function compare(name: string): NativeKernel {
     if (!a || !b || !o || o.dtype.name !== 'bool' || a.dtype !== b.dtype || !contiguous(o)) return false;
     const t = typeOf(a);
     if (!t) return false;
-    if (numel(o.shape) === 0) return true;
-    if (unsafeAlias(a, o) || unsafeAlias(b, o)) return false;
-    const L = rowsLayout(o.shape, [a, b]);
-    if (!L) return false;
-    const [as0, as1] = L.outer[0]!;
-    const [bs0, bs1] = L.outer[1]!;
-    const [ai, bi] = L.innerStride as [number, number];
-    const po = ctx.address(o);
-    runRows(ctx.pool, `cmp_${t}`, L, COST.light, (r0, r1, p) => [
-      code, at(ctx, a, L, 0, p.offset), at(ctx, b, L, 1, p.offset), po + p.offset, r0, r1, L.n1, p.length, as0, as1, ai, bs0, bs1, bi,
-    ]);
-    return true;
+    return elementwiseRows(ctx, `cmp_${t}`, COST.light, [a, b], o, [code]);
   };
 }
 
@@ -64,14 +72,7 @@ function test(op: number): NativeKernel {
     if (!x || !o || o.dtype.name !== 'bool' || !contiguous(o)) return false;
     const t = typeOf(x);
     if (!t) return false;
-    if (numel(o.shape) === 0) return true;
-    if (unsafeAlias(x, o)) return false;
-    const L = rowsLayout(o.shape, [x]);
-    if (!L) return false;
-    const [xs0, xs1] = L.outer[0]!;
-    const po = ctx.address(o);
-    runRows(ctx.pool, `test_${t}`, L, COST.light, (r0, r1, p) => [op, at(ctx, x, L, 0, p.offset), po + p.offset, r0, r1, L.n1, p.length, xs0, xs1, L.innerStride[0]!]);
-    return true;
+    return elementwiseRows(ctx, `test_${t}`, COST.light, [x], o, [op]);
   };
 }
 
@@ -82,48 +83,22 @@ function signOp(op: number): NativeKernel {
     if (!x || !o || x.dtype !== o.dtype || !contiguous(o)) return false;
     const t = typeOf(x);
     if (t !== 'f32' && t !== 'f16' && t !== 'bf16' && t !== 'i32') return false;
-    if (numel(o.shape) === 0) return true;
-    if (unsafeAlias(x, o)) return false;
-    const L = rowsLayout(o.shape, [x]);
-    if (!L) return false;
-    const [xs0, xs1] = L.outer[0]!;
-    const po = ctx.address(o);
-    const size = o.dtype.itemsize;
-    runRows(ctx.pool, `sign_${t}`, L, COST.bits, (r0, r1, p) => [op, at(ctx, x, L, 0, p.offset), po + p.offset * size, r0, r1, L.n1, p.length, xs0, xs1, L.innerStride[0]!]);
-    return true;
+    return elementwiseRows(ctx, `sign_${t}`, COST.bits, [x], o, [op]);
   };
 }
 
-/* ------------------------------------------------------------------ ternary: where, divBackwardDivisor */
-
-/**
- * A three-operand elementwise kernel over the rows layout: `kernel(x, y, z, out, r0, r1, n1, len,
- * then each operand's outer strides and inner stride)`. The caller has checked dtypes and layout.
- */
-function ternary(ctx: NativeContext, kernel: string, cost: number, xyz: readonly [KernelTensor, KernelTensor, KernelTensor], o: KernelTensor): boolean {
-  if (numel(o.shape) === 0) return true;
-  if (xyz.some((t) => unsafeAlias(t, o))) return false;
-  const L = rowsLayout(o.shape, xyz);
-  if (!L) return false;
-  const size = o.dtype.itemsize;
-  const strides = xyz.flatMap((_, k) => [...L.outer[k]!, L.innerStride[k]!]);
-  const po = ctx.address(o);
-  runRows(ctx.pool, kernel, L, cost, (r0, r1, p) => [
-    ...xyz.map((t, k) => at(ctx, t, L, k, p.offset)), po + p.offset * size, r0, r1, L.n1, p.length, ...strides,
-  ]);
-  return true;
-}
+/* ------------------------------------------------------------------ where, divBackwardDivisor */
 
 const where: NativeKernel = (ctx, [c, a, b], [o]) => {
   if (!c || !a || !b || !o || c.dtype.name !== 'bool' || a.dtype !== o.dtype || b.dtype !== o.dtype || !contiguous(o)) return false;
-  return ternary(ctx, `where${o.dtype.itemsize * 8}`, COST.light, [c, a, b], o);
+  return elementwiseRows(ctx, `where${o.dtype.itemsize * 8}`, COST.light, [c, a, b], o);
 };
 
 const divBackwardDivisor: NativeKernel = (ctx, [a, b, g], [o]) => {
   if (!a || !b || !g || !o || a.dtype !== o.dtype || b.dtype !== o.dtype || g.dtype !== o.dtype || !contiguous(o)) return false;
   const fmt = fmtOf(o.dtype);
   if (!fmt) return false;
-  return ternary(ctx, `divBackwardDivisor_${fmt}`, COST.half, [a, b, g], o);
+  return elementwiseRows(ctx, `divBackwardDivisor_${fmt}`, COST.half, [a, b, g], o);
 };
 
 /* ------------------------------------------------------------------ softmax */
