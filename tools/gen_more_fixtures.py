@@ -29,6 +29,8 @@ import warnings
 import zlib
 
 import numpy as np
+
+from fixture_json import enc, enc_list
 import torch
 import torch.nn.functional as F
 
@@ -39,19 +41,6 @@ OUT_FILE = os.path.join(OUT_DIR, 'more.json')
 DTYPES = ['float32', 'float16', 'bfloat16']
 TORCH_DT = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
 F64 = torch.float64
-
-
-def enc(v):
-    v = np.float32(v)
-    if np.isnan(v):
-        return 'nan'
-    if np.isinf(v):
-        return 'inf' if v > 0 else '-inf'
-    return float(str(v))
-
-
-def enc_list(a):
-    return [enc(v) for v in np.asarray(a, dtype=np.float32).reshape(-1)]
 
 
 def round_to(a, dtype):

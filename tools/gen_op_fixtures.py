@@ -48,6 +48,8 @@ import sys
 import zlib
 
 import numpy as np
+
+from fixture_json import enc, enc_list
 import torch
 import torch.nn.functional as F
 
@@ -68,19 +70,6 @@ def round_to(a, dtype):
     if dtype in ('float32', None):
         return a.copy()
     return torch.from_numpy(a.copy()).to(TORCH_HALF[dtype]).to(torch.float32).numpy()
-
-
-def enc(v):
-    v = np.float32(v)
-    if np.isnan(v):
-        return 'nan'
-    if np.isinf(v):
-        return 'inf' if v > 0 else '-inf'
-    return float(str(v))
-
-
-def enc_list(a):
-    return [enc(v) for v in np.asarray(a, dtype=np.float32).reshape(-1)]
 
 
 def to_f32(t):
