@@ -10,7 +10,7 @@ import type { StorageArray } from '../../dtype/dtype.js';
 import { gatherToF64, scatterFromF64 } from '../reference/codec.js';
 import type { RefKernel } from '../reference/kernels/types.js';
 import type { WebGpuBuffer } from './buffers.js';
-import { contiguousStridesOf, numelOf, type KernelContext } from './kernels/common.js';
+import { contiguousStrides, numel, type KernelContext } from './kernels/common.js';
 import { runElementwise } from './kernels/elementwise.js';
 
 export function runOnHost(
@@ -29,13 +29,13 @@ export function runOnHost(
       scatterFromF64(results[i]!, buf.host, o.dtype, o.shape, o.strides, o.offset);
       return;
     }
-    const n = numelOf(o.shape);
+    const n = numel(o.shape);
     if (n === 0) return;
     const packed = new o.dtype.storage(n);
-    scatterFromF64(results[i]!, packed, o.dtype, o.shape, contiguousStridesOf(o.shape), 0);
+    scatterFromF64(results[i]!, packed, o.dtype, o.shape, contiguousStrides(o.shape), 0);
     const tmp = ctx.tempBuffer(o.dtype, n);
     ctx.sched.write(tmp.gpu!, 0, new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength));
-    runElementwise(ctx, 'copy', [{ buffer: tmp, dtype: o.dtype, shape: o.shape, strides: contiguousStridesOf(o.shape), offset: 0 }], [o], {});
+    runElementwise(ctx, 'copy', [{ buffer: tmp, dtype: o.dtype, shape: o.shape, strides: contiguousStrides(o.shape), offset: 0 }], [o], {});
     ctx.releaseTemp(tmp);
   });
 }

@@ -10,6 +10,7 @@ import type { WebGpuBuffer } from '../buffers.js';
 import { bindingCode, storageFormat, type BindingDecl } from '../codegen/storage.js';
 import { WGSL_HELPERS } from '../codegen/wgsl_math.js';
 import type { BindingRef, Dispatch, Scheduler } from '../scheduler.js';
+import { contiguousStrides, numel } from '../../reference/codec.js';
 
 export const WG = 256;
 
@@ -124,21 +125,8 @@ export function isContiguousView(t: KernelTensor): boolean {
   return true;
 }
 
-export function numelOf(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
-
-export function contiguousStridesOf(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
-}
+// The shape helpers are the reference codec's; kernels import them from here with the rest.
+export { contiguousStrides, numel };
 
 /**
  * Merge dimensions that every operand walks contiguously (stride[d] = stride[d+1] * shape[d+1])
@@ -192,17 +180,17 @@ export function withContiguous(
 ): void {
   const temps: WebGpuBuffer[] = [];
   const scratch = (t: KernelTensor): KernelTensor => {
-    const buf = ctx.tempBuffer(t.dtype, Math.max(1, numelOf(t.shape)));
+    const buf = ctx.tempBuffer(t.dtype, Math.max(1, numel(t.shape)));
     temps.push(buf);
-    return { buffer: buf, dtype: t.dtype, shape: t.shape, strides: contiguousStridesOf(t.shape), offset: 0 };
+    return { buffer: buf, dtype: t.dtype, shape: t.shape, strides: contiguousStrides(t.shape), offset: 0 };
   };
   const ins = inputs.map((t) => {
-    if (isContiguousView(t)) return { ...t, strides: contiguousStridesOf(t.shape) };
+    if (isContiguousView(t)) return { ...t, strides: contiguousStrides(t.shape) };
     const c = scratch(t);
     copy(t, c);
     return c;
   });
-  const outs = outputs.map((t) => (isContiguousView(t) ? { ...t, strides: contiguousStridesOf(t.shape) } : scratch(t)));
+  const outs = outputs.map((t) => (isContiguousView(t) ? { ...t, strides: contiguousStrides(t.shape) } : scratch(t)));
   fn(ins, outs);
   outputs.forEach((t, i) => {
     if (outs[i]!.buffer !== t.buffer) copy(outs[i]!, t);

@@ -7,7 +7,7 @@
  */
 import type { KernelParams, KernelTensor } from '../../backend.js';
 import { encoderFor } from '../../reference/codec.js';
-import { bind, collapse, entry, groups1d, makeDispatch, Meta, numelOf, shader, stridedOffsets, tensorOperand, type KernelContext } from './common.js';
+import { bind, collapse, entry, groups1d, makeDispatch, Meta, numel, shader, stridedOffsets, tensorOperand, type KernelContext } from './common.js';
 
 interface OpDef {
   arity: number;
@@ -120,7 +120,7 @@ function encodeMap(
   const all = [...inputs, out];
   const { shape, strides } = collapse(out.shape, all.map((t) => t.strides));
   const rank = shape.length;
-  const n = numelOf(out.shape);
+  const n = numel(out.shape);
   const bound = bind(ctx, [...inputs.map((t) => tensorOperand(t)), tensorOperand(out, true)]);
   const T = all.length;
   // meta: n, shape[rank], per operand: offset, strides[rank], then scalars (and extras)
@@ -153,7 +153,7 @@ export function hasElementwise(kernel: string): boolean {
 
 export function runElementwise(ctx: KernelContext, kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
   const out = outputs[0]!;
-  if (numelOf(out.shape) === 0) return;
+  if (numel(out.shape) === 0) return;
   if (kernel === 'fill') {
     // the storage bits of the value, computed on the host exactly as the reference rounds it
     const st = new out.dtype.storage(4);

@@ -6,7 +6,7 @@
  * RangeError on the host; a GPU kernel cannot).
  */
 import type { KernelParams, KernelTensor } from '../../backend.js';
-import { bind, entry, groups1d, makeDispatch, Meta, numelOf, shader, tensorOperand, type KernelContext } from './common.js';
+import { bind, entry, groups1d, makeDispatch, Meta, numel, shader, tensorOperand, type KernelContext } from './common.js';
 import { runElementwise } from './elementwise.js';
 
 /** Unrolled decomposition of `gid` over `rank` dims: md0.. (coords) and o<t> offsets of each operand. */
@@ -28,7 +28,7 @@ function encodeIndexed(
   extra: number[],
   body: (nm: string[], extraAt: number) => string,
 ): void {
-  const n = numelOf(shape);
+  const n = numel(shape);
   if (n === 0) return;
   const rank = shape.length;
   const bound = bind(ctx, operands.map((o) => tensorOperand(o.t, o.write ?? false)));
@@ -55,7 +55,7 @@ export function runIndexing(ctx: KernelContext, kernel: string, inputs: readonly
       let start = 0;
       for (const x of inputs) {
         const n = x.shape[dim]!;
-        if (numelOf(x.shape) > 0) {
+        if (numel(x.shape) > 0) {
           const view: KernelTensor = { buffer: out.buffer, dtype: out.dtype, shape: x.shape, strides: out.strides, offset: out.offset + start * out.strides[dim]! };
           runElementwise(ctx, 'copy', [x], [view], {});
         }

@@ -16,7 +16,7 @@
 import type { KernelParams, KernelTensor } from '../../backend.js';
 import { float32 } from '../../../dtype/dtype.js';
 import type { WebGpuBuffer } from '../buffers.js';
-import { bind, makeDispatch, Meta, numelOf, shader, tensorOperand, withContiguous, type Bound, type KernelContext } from './common.js';
+import { bind, makeDispatch, Meta, numel, shader, tensorOperand, withContiguous, type Bound, type KernelContext } from './common.js';
 import { runElementwise } from './elementwise.js';
 
 const TK = 16;
@@ -330,5 +330,5 @@ fn storeC(z: i32, m: i32, n: i32, v: f32) {
 
 export function matmulSupports(kernel: string, inputs: readonly KernelTensor[]): boolean {
   void kernel;
-  return inputs.every((t) => numelOf(t.shape) < 2 ** 31);
+  return inputs.every((t) => numel(t.shape) < 2 ** 31);
 }

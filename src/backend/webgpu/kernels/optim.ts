@@ -7,7 +7,7 @@
  * reference rounds a fused op (addcmul, addcdiv) once from float64, float32 may differ by an ulp.
  */
 import type { KernelParams, KernelTensor } from '../../backend.js';
-import { bind, collapse, entry, groups1d, makeDispatch, Meta, numelOf, shader, stridedOffsets, tensorOperand, type KernelContext } from './common.js';
+import { bind, collapse, entry, groups1d, makeDispatch, Meta, numel, shader, stridedOffsets, tensorOperand, type KernelContext } from './common.js';
 
 /** One thread per element of `shape`; 0-d operands are broadcast. Statement sees o<k> offsets and P<i> params. */
 function encodeFused(
@@ -18,7 +18,7 @@ function encodeFused(
   stmt: (nm: string[]) => string,
   scalars: number[],
 ): void {
-  const n = numelOf(shape);
+  const n = numel(shape);
   if (n === 0) return;
   const strides = operands.map((o) => (o.t.shape.length === 0 ? shape.map(() => 0) : o.t.strides));
   const c = collapse(shape, strides);

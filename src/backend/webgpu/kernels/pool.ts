@@ -5,14 +5,14 @@
  * it (no atomics: deterministic).
  */
 import type { KernelParams, KernelTensor } from '../../backend.js';
-import { bind, entry, groups1d, makeDispatch, Meta, numelOf, shader, tensorOperand, withContiguous, type KernelContext } from './common.js';
+import { bind, entry, groups1d, makeDispatch, Meta, numel, shader, tensorOperand, withContiguous, type KernelContext } from './common.js';
 import { runElementwise } from './elementwise.js';
 import type { PoolParams } from '../../reference/kernels/pool.js';
 
 function planes(shape: readonly number[]): [number, number, number] {
   const H = shape[shape.length - 2]!;
   const W = shape[shape.length - 1]!;
-  return [numelOf(shape) / (H * W) || 0, H, W];
+  return [numel(shape) / (H * W) || 0, H, W];
 }
 
 
@@ -85,7 +85,7 @@ function runPoolContiguous(ctx: KernelContext, kernel: string, ins: KernelTensor
   switch (kernel) {
     case 'maxPool2d': {
       const x = ins[0]!;
-      encodePool(ctx, 'maxPool2d', x.shape, out.shape, [x, out], true, p, numelOf(out.shape), (nm) =>
+      encodePool(ctx, 'maxPool2d', x.shape, out.shape, [x, out], true, p, numel(out.shape), (nm) =>
         maxWindow(nm[0]!) + '\n' + head('o') +
         `  let ow = o % OW; let oh = (o / OW) % OH; let pl = o / (OW * OH);\n  let b = window_max(pl, oh, ow);\n` +
         `  if (b < 0) { st_${nm[1]}(mi(17u) + o, -inf_f32()); } else { str_${nm[1]}(mi(17u) + o, ldr_${nm[0]}(mi(16u) + b)); }\n}\n`,
@@ -94,7 +94,7 @@ function runPoolContiguous(ctx: KernelContext, kernel: string, ins: KernelTensor
     }
     case 'maxPool2dBackward': {
       const [x, gy] = ins as [KernelTensor, KernelTensor];
-      encodePool(ctx, 'maxPool2dBackward', x.shape, gy.shape, [x, gy, out], true, p, numelOf(x.shape), (nm) =>
+      encodePool(ctx, 'maxPool2dBackward', x.shape, gy.shape, [x, gy, out], true, p, numel(x.shape), (nm) =>
         maxWindow(nm[0]!) + '\n' + head('i') +
         `  let iw = i % W; let ih = (i / W) % H; let pl = i / (W * H);\n  var acc = 0.0;\n` +
         `  let ohl = max(0, (ih + ph - (kh - 1) * dh + sh - 1) / sh); let ohh = min(OH - 1, (ih + ph) / sh);\n` +
@@ -107,7 +107,7 @@ function runPoolContiguous(ctx: KernelContext, kernel: string, ins: KernelTensor
     }
     case 'avgPool2d': {
       const x = ins[0]!;
-      encodePool(ctx, 'avgPool2d', x.shape, out.shape, [x, out], true, p, numelOf(out.shape), (nm) =>
+      encodePool(ctx, 'avgPool2d', x.shape, out.shape, [x, out], true, p, numel(out.shape), (nm) =>
         avgWindow + '\n' + head('o') +
         `  let ow = o % OW; let oh = (o / OW) % OH; let pl = o / (OW * OH);\n  let win = avg_window(oh, ow);\n  let dv = avg_divisor(win);\n` +
         `  let h0 = max(win.x, 0); let w0 = max(win.y, 0); let h1 = min(win.z, H); let w1 = min(win.w, W);\n  var acc = 0.0;\n` +
@@ -118,7 +118,7 @@ function runPoolContiguous(ctx: KernelContext, kernel: string, ins: KernelTensor
     }
     case 'avgPool2dBackward': {
       const gy = ins[0]!;
-      encodePool(ctx, 'avgPool2dBackward', out.shape, gy.shape, [gy, out], true, p, numelOf(out.shape), (nm) =>
+      encodePool(ctx, 'avgPool2dBackward', out.shape, gy.shape, [gy, out], true, p, numel(out.shape), (nm) =>
         avgWindow + '\n' + head('i') +
         `  let iw = i % W; let ih = (i / W) % H; let pl = i / (W * H);\n  var acc = 0.0;\n` +
         `  let ohl = max(0, (ih + ph - kh + sh) / sh); let ohh = min(OH - 1, (ih + ph) / sh);\n` +
@@ -132,7 +132,7 @@ function runPoolContiguous(ctx: KernelContext, kernel: string, ins: KernelTensor
     }
     case 'adaptiveAvgPool2d': {
       const x = ins[0]!;
-      encodePool(ctx, 'adaptiveAvgPool2d', x.shape, out.shape, [x, out], true, p, numelOf(out.shape), (nm) =>
+      encodePool(ctx, 'adaptiveAvgPool2d', x.shape, out.shape, [x, out], true, p, numel(out.shape), (nm) =>
         head('o') +
         `  let ow = o % OW; let oh = (o / OW) % OH; let pl = o / (OW * OH);\n` +
         `  let h0 = (oh * H) / OH; let h1 = ((oh + 1) * H + OH - 1) / OH; let w0 = (ow * W) / OW; let w1 = ((ow + 1) * W + OW - 1) / OW;\n` +
@@ -144,7 +144,7 @@ function runPoolContiguous(ctx: KernelContext, kernel: string, ins: KernelTensor
     }
     case 'adaptiveAvgPool2dBackward': {
       const gy = ins[0]!;
-      encodePool(ctx, 'adaptiveAvgPool2dBackward', out.shape, gy.shape, [gy, out], true, p, numelOf(out.shape), (nm) =>
+      encodePool(ctx, 'adaptiveAvgPool2dBackward', out.shape, gy.shape, [gy, out], true, p, numel(out.shape), (nm) =>
         head('i') +
         `  let iw = i % W; let ih = (i / W) % H; let pl = i / (W * H);\n  var acc = 0.0;\n` +
         `  let ohl = max(0, (ih * OH) / H - 1); let ohh = min(OH - 1, ((ih + 1) * OH) / H + 1);\n` +

@@ -9,7 +9,7 @@
  * float32; each output is rounded once.
  */
 import type { KernelParams, KernelTensor } from '../../backend.js';
-import { bind, entry, groups1d, makeDispatch, Meta, numelOf, shader, tensorOperand, WG, type KernelContext } from './common.js';
+import { bind, entry, groups1d, makeDispatch, Meta, numel, shader, tensorOperand, WG, type KernelContext } from './common.js';
 
 interface SegOperand {
   readonly t: KernelTensor;
@@ -52,8 +52,8 @@ function encodeSegmented(
   scalars: number[] = [],
   mode: 'thread' | 'workgroup' = 'thread',
 ): void {
-  const slots = numelOf(keptShape);
-  const R = numelOf(redShape);
+  const slots = numel(keptShape);
+  const R = numel(redShape);
   if (slots === 0) return;
   const kr = keptShape.length;
   const rr = redShape.length;
@@ -111,7 +111,7 @@ function reduceAccum(ctx: KernelContext, kernel: string, x: KernelTensor, out: K
   const redShape = dims.map((d) => x.shape[d]!);
   const xs = splitStrides(x, rank, dims, 'full');
   const os = splitStrides(out, rank, dims, 'reduced');
-  const R = numelOf(redShape);
+  const R = numel(redShape);
   const { init, combine } = ACCUM[kernel]!;
   const scaled = scale !== undefined;
   const fin = scaled ? 'acc * P0' : 'acc';
