@@ -11,7 +11,7 @@
  * agree too (bitwise, except Adam's device-side bias corrections: float32, so within rounding).
  */
 import { backendName } from './helpers/backend.js';
-import { ASYNC_BACKEND, asyncBackend } from './helpers/async_backend.js';
+import { ASYNC_BACKEND, asyncBackend, freshAsyncBackend } from './helpers/async_backend.js';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';
@@ -225,7 +225,7 @@ const SCENARIOS: Scenario[] = [
 describe('GradScaler on an asynchronous backend: bitwise the host-decided run', () => {
   for (const sc of SCENARIOS) {
     it(sc.name, async () => {
-      const dev = asyncBackend();
+      const dev = await freshAsyncBackend();
       const calls = new Map(FUSED_KERNELS.map((k) => [k, dev.callsOf(k)]));
       const got = await runScenario(ASYNC_BACKEND, sc);
       for (const base of BASELINES) compareRuns(`${sc.name} vs ${base}`, await runScenario(base, sc), got);
@@ -300,6 +300,7 @@ describe('the classifier training step on an asynchronous backend', () => {
           return out;
         });
       const base = await run('reference');
+      await freshAsyncBackend();
       const got = await run(ASYNC_BACKEND);
       assert.ok(base.skipped >= 2 && base.skipped < steps, `the script overflows some steps: ${base.skipped}`);
       assert.equal(base.skipped, base.stepped.filter((s) => !s).length);

@@ -14,7 +14,7 @@
 import type { Backend, DeviceBuffer, KernelParams, KernelTensor, MemoryStats } from '../../src/backend/backend.js';
 import type { StorageArray } from '../../src/dtype/dtype.js';
 import { ReferenceBackend } from '../../src/backend/reference/index.js';
-import { registerBackend } from '../../src/backend/registry.js';
+import { getBackend, registerBackend, setBackend } from '../../src/backend/registry.js';
 
 export const ASYNC_BACKEND = 'async-reference';
 
@@ -98,3 +98,17 @@ export function asyncBackend(): AsyncReferenceBackend {
 }
 
 registerBackend(ASYNC_BACKEND, async () => asyncBackend());
+
+/**
+ * Replace the registered instance with a new one (the backend selected before stays selected). A
+ * test whose loop asserts a constant live-buffer count starts here: tensors that earlier tests left
+ * to the garbage collector live on the old instance, and their finalizers, which may run at any
+ * await, no longer change the count it reads.
+ */
+export async function freshAsyncBackend(): Promise<AsyncReferenceBackend> {
+  const before = getBackend().name;
+  instance = null;
+  await setBackend(ASYNC_BACKEND, {}); // options: the factory builds the instance anew
+  await setBackend(before);
+  return asyncBackend();
+}
