@@ -18,6 +18,7 @@ export * from './kernels/elementwise';
 export * from './kernels/reduce';
 export * from './kernels/logical';
 export * from './kernels/softmax';
+export * from './kernels/unary'; // tanh, sigmoid, leakyRelu and gradients (src/backend/wasm/native_unary.ts)
 export * from './kernels/gather';
 export * from './kernels/optim'; // fused Adam/AdamW (src/backend/wasm/native_optim.ts)
 

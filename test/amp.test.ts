@@ -208,7 +208,7 @@ describe('GradScaler steps', () => {
     assert.deepEqual([...(await p.data())].map((v) => Math.round(v * 1e6) / 1e6), [0.9, 0.9, 0.9]);
   });
 
-  it('one scaler serves two optimizers: an overflow in either skips both and backs off once', async () => {
+  it('one scaler serves two optimizers: the overflowing one skips, the other steps, the scale backs off once', async () => {
     const a = mx.tensor([1, 1], { requiresGrad: true });
     const b = mx.tensor([2, 2], { requiresGrad: true });
     const optA = new mx.optim.SGD([a], { lr: 0.1 });

@@ -380,6 +380,32 @@ const cases: Case[] = [
     inputs: () => [uni([3]), uni([2]), uni([2]), uni([8, 3]), uni([8, 2])],
   },
   {
+    name: 'F.lstmLayer (a sequence: biases, outputs and final states)',
+    fn: (gx, h, c, wh, bi, bh) => {
+      const [y, hN, cN] = F.lstmLayer(gx!, [h!, c!], wh!, bi!, bh!);
+      return mx.cat([y.flatten(), hN.flatten(), cN.mul(0.5).flatten()]);
+    },
+    inputs: () => [uni([3, 2, 8]), uni([2, 2]), uni([2, 2]), uni([8, 2]), uni([8]), uni([8])],
+  },
+  {
+    name: 'F.lstmLayer (reverse, no biases)',
+    fn: (gx, h, c, wh) => {
+      const [y, , cN] = F.lstmLayer(gx!, [h!, c!], wh!, null, null, { reverse: true });
+      return mx.cat([y.flatten(), cN.flatten()]);
+    },
+    inputs: () => [uni([4, 1, 8]), uni([1, 2]), uni([1, 2]), uni([8, 2])],
+  },
+  {
+    name: 'nn.LSTM (2 layers, bidirectional: the input projection and the layer op)',
+    fn: (x) => {
+      mx.manualSeed(5);
+      const lstm = new mx.nn.LSTM(3, 2, { numLayers: 2, bidirectional: true, dtype: 'float64' });
+      const [y, [hN, cN]] = lstm.call(x!) as [mx.Tensor, [mx.Tensor, mx.Tensor]];
+      return mx.cat([y.flatten(), hN.flatten(), cN.flatten()]);
+    },
+    inputs: () => [uni([3, 2, 3])],
+  },
+  {
     name: 'F.gruCell (biases)',
     fn: (x, h, wi, wh, bi, bh) => F.gruCell(x!, h!, wi!, wh!, bi!, bh!),
     inputs: () => [uni([2, 3]), uni([2, 2]), uni([6, 3]), uni([6, 2]), uni([6]), uni([6])],

@@ -537,3 +537,93 @@ describe('a LeNet training step', () => {
     }
   });
 });
+
+/* ================================================================== activations, cat, strided arithmetic */
+
+describe('tanh, sigmoid, leakyRelu and their gradients; cat; arithmetic on transposed operands', () => {
+  it('tanh, sigmoid, leakyRelu and gradients on every float format, contiguous and strided (an LSTM gate)', async () => {
+    for (const dtype of FLOATS) {
+      for (const n of [1, 15, 67]) {
+        const X = valuesOf(dtype, n, 40 + n);
+        const G = valuesOf(dtype, n, 50 + n);
+        // one unit in the last place: the module's float64 tanh / exp and JavaScript's may differ in the last bit
+        await agree(`${dtype} n=${n}`, () => {
+          const x = make(X, [n], dtype);
+          const g = make(G, [n], dtype);
+          return [
+            mx.tanh(x), mx.sigmoid(x), mx.nn.functional.leakyRelu(x, 0.2),
+            apply('tanhBackward', [x, g]), apply('sigmoidBackward', [x, g]), apply('leakyReluBackward', [x, g], { negativeSlope: 0.2 }),
+          ];
+        }, { ulps: 1 });
+      }
+      // signed zeros, tiny values (tanh's series), both sides of its 0.1 switch, saturation, specials
+      const S = [0, -0, 1e-30, -1e-30, 1e-7, -3e-5, 0.0999, 0.1, 0.1001, -0.1, 0.5, 1, 9, 19, 20, -25, 40, 104, -104, 710, -800, Infinity, -Infinity, NaN];
+      await agree(`${dtype} specials`, () => {
+        const x = make(S, [S.length], dtype);
+        return [mx.tanh(x), mx.sigmoid(x), apply('tanhBackward', [x, x]), apply('sigmoidBackward', [x, x])];
+      }, { ulps: 1 });
+      const r = rng(99);
+      const W = Array.from({ length: 20000 }, () => (r() - 0.5) * 2 ** Math.floor(r() * 12 - 8));
+      await agree(`${dtype} 20000 values over 12 binades`, () => {
+        const x = make(W, [W.length], dtype);
+        return [mx.tanh(x), mx.sigmoid(x)];
+      }, { ulps: 1 });
+      const X = valuesOf(dtype, 6 * 16, 7);
+      await agree(`${dtype} strided`, () => {
+        const gates = make(X, [6, 16], dtype);
+        return [mx.sigmoid(gates.narrow(1, 4, 4)), mx.tanh(gates.narrow(1, 8, 4)), apply('tanhBackward', [gates.narrow(1, 0, 4), gates.narrow(1, 12, 4)])];
+      }, { ulps: 1 });
+      for (const op of ['tanh', 'sigmoid'] as const) await assertNative(op, () => mx[op](make(X, [6, 16], dtype).narrow(1, 4, 4)), `${op} ${dtype} strided`);
+      await assertNative('leakyReluBackward', () => apply('leakyReluBackward', [make(X, [96], dtype), make(X, [96], dtype)], { negativeSlope: 0.01 }));
+    }
+  });
+
+  it('cat along any axis (contiguous pieces, a strided piece, empty pieces) gives the reference bytes', async () => {
+    for (const dtype of ALL) {
+      const A = valuesOf(dtype, 2 * 3 * 4, 61);
+      const B = valuesOf(dtype, 2 * 1 * 4, 62);
+      await agree(`${dtype} cat`, () => {
+        const a = make(A, [2, 3, 4], dtype);
+        const b = make(B, [2, 1, 4], dtype);
+        return [mx.cat([a, b, a], 1), mx.cat([a, a], 0), mx.cat([a, make([], [2, 3, 0], dtype), a], 2), mx.cat([a.permute([1, 0, 2]), a.permute([1, 0, 2])], 0)];
+      });
+      await assertNative('cat', () => mx.cat([make(A, [2, 3, 4], dtype), make(B, [2, 1, 4], dtype)], 1), `cat ${dtype}`);
+    }
+  });
+
+  it('add / mul with a transposed operand (a weight gradient added to the previous step\'s): gathered, then native', async () => {
+    for (const dtype of FLOATS) {
+      const A = valuesOf(dtype, 24 * 40, 71);
+      const B = valuesOf(dtype, 24 * 40, 72);
+      const f = () => mx.add(make(A, [24, 40], dtype), make(B, [40, 24], dtype).transpose(0, 1));
+      await agree(`${dtype} add transposed`, () => [f(), mx.mul(make(B, [40, 24], dtype).transpose(0, 1), make(A, [24, 40], dtype))]);
+      await assertNative('add', f, `add ${dtype} transposed`);
+    }
+  });
+
+  it('an LSTM language-model step (fp16 and bf16, loss scaling, clipping) runs natively but the embedding and 0-dim scalars', async () => {
+    for (const dtype of ['float16', 'bfloat16'] as const) {
+      const c = await calls(() => {
+        mx.manualSeed(1);
+        const model = new mx.models.CharLSTM({ vocabSize: 11, embedDim: 8, hidden: 16, layers: 2 });
+        const opt = new mx.optim.AdamW(model.parameters(), { lr: 0.01 });
+        const scaler = new mx.amp.GradScaler({ enabled: dtype === 'float16' });
+        const ids = mx.randint(0, 11, [9, 4], { dtype: 'int32' });
+        mx.scope(() => {
+          const loss = mx.amp.autocast({ dtype }, () => {
+            const [logits] = model.forward(ids.narrow(0, 0, 8));
+            return mx.nn.functional.crossEntropy(logits.reshape([-1, 11]), ids.narrow(0, 1, 8).reshape([-1]));
+          });
+          scaler.scale(loss).backward();
+          scaler.unscale_(opt);
+          mx.nn.utils.clipGradNorm_(model.parameters(), 1);
+          scaler.step(opt);
+          scaler.update();
+        });
+      });
+      const fell = Object.entries(c).filter(([, v]) => v.fallback > 0).map(([k]) => k).sort();
+      // the embedding's row gather and its gradient, and clipGradNorm_'s 0-dim arithmetic on the total norm
+      assert.deepEqual(fell, ['clamp', 'indexAdd', 'indexSelect', 'pow', 'reciprocal'], `${dtype}: kernels on the reference fallback`);
+    }
+  });
+});

@@ -6,7 +6,7 @@
  * ordinary ops run with recording off, so every backend runs them, in the forward op's dtype.
  */
 import type { Tensor } from '../tensor/tensor.js';
-import type { GradNode, GradHook } from './node.js';
+import type { GradNode, GradHook, SliceSpec } from './node.js';
 import { noGrad } from './mode.js';
 
 export interface BackwardOptions {
@@ -67,29 +67,71 @@ function topoOrder(root: GradNode): GradNode[] {
   return order.reverse();
 }
 
-export function runBackward(
-  root: Tensor,
-  gradient: Tensor,
-  options: BackwardOptions,
-  accumulate: (leaf: Tensor, grad: Tensor) => void,
-  add: (a: Tensor, b: Tensor) => Tensor,
-  castTo: (t: Tensor, like: Tensor) => Tensor,
-): void {
+/** A gradient of a slice of a tensor (see OpDef.gradientSlice): `grad` belongs at `spec` in it. */
+export interface SliceGradient {
+  spec: SliceSpec;
+  grad: Tensor;
+}
+
+/** The operations backward needs from the op layer (passed in: the engine sits below it). */
+export interface BackwardOps {
+  add(a: Tensor, b: Tensor): Tensor;
+  castTo(t: Tensor, like: Tensor): Tensor;
+  /** The gradient of `like` made of slice gradients (zeros elsewhere) plus `dense` when given. */
+  assemble(like: Tensor, slices: readonly SliceGradient[], dense: Tensor | null): Tensor;
+}
+
+/** Gradients waiting for a node or leaf: summed dense ones, and slice gradients kept apart until used. */
+interface Pending {
+  dense: Tensor | null;
+  slices: SliceGradient[];
+  /** The tensor the slices are slices of (set with the first slice). */
+  like: Tensor | null;
+}
+
+export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOptions, accumulate: (leaf: Tensor, grad: Tensor) => void, ops: BackwardOps): void {
   noGrad(() => {
     if (!root.gradFn) {
       accumulateLeaf(root, gradient, accumulate);
       return;
     }
-    const pending = new Map<GradNode, Tensor>();
+    const pending = new Map<GradNode, Pending>();
+    // slices of leaves (narrowed parameters) are assembled once all gradients are in
+    const pendingLeaves = new Map<Tensor, Pending>();
+    const gradientOf = (p: Pending): Tensor => (p.slices.length === 0 ? p.dense! : ops.assemble(p.like!, p.slices, p.dense));
+    function addTo<K>(map: Map<K, Pending>, key: K, g: Tensor): void {
+      const p = map.get(key);
+      if (!p) map.set(key, { dense: g, slices: [], like: null });
+      else p.dense = p.dense ? ops.add(p.dense, g) : g;
+    }
+    function addSlice<K>(map: Map<K, Pending>, key: K, of: Tensor, slice: SliceGradient): void {
+      const p = map.get(key);
+      if (!p) map.set(key, { dense: null, slices: [slice], like: of });
+      else {
+        p.slices.push(slice);
+        p.like = of;
+      }
+    }
     const rootNode = root.gradFn;
-    pending.set(rootNode, gradient);
+    pending.set(rootNode, { dense: gradient, slices: [], like: null });
     for (const node of topoOrder(rootNode)) {
-      let grad = pending.get(node);
+      const waiting = pending.get(node);
       pending.delete(node);
-      if (!grad) continue;
+      if (!waiting) continue;
+      let grad = gradientOf(waiting);
       grad = runHooks(node.hooks, grad) ?? grad;
       const retained = node.retainGradOf;
-      if (retained) retained.grad = retained.grad ? add(retained.grad, grad) : grad;
+      if (retained) retained.grad = retained.grad ? ops.add(retained.grad, grad) : grad;
+      const input0 = node.inputs[0];
+      if (node.slice && !node.released && input0 && input0.requiresGrad) {
+        // a slicing view: hand the gradient on as a slice of its input (assembled when used)
+        const g = grad.dtype !== input0.dtype ? ops.castTo(grad, input0) : grad;
+        const slice = { spec: node.slice, grad: g };
+        if (input0.gradFn) addSlice(pending, input0.gradFn, input0, slice);
+        else addSlice(pendingLeaves, input0, input0, slice);
+        if (!options.retainGraph) node.release();
+        continue;
+      }
       activeNode = node;
       let inputGrads: readonly (Tensor | null | undefined)[];
       try {
@@ -101,14 +143,12 @@ export function runBackward(
       node.inputs.forEach((input, i) => {
         let g = inputGrads[i];
         if (!g || !input.requiresGrad) return;
-        if (g.dtype !== input.dtype) g = castTo(g, input);
-        if (input.gradFn) {
-          const prev = pending.get(input.gradFn);
-          pending.set(input.gradFn, prev ? add(prev, g) : g);
-        } else {
-          accumulateLeaf(input, g, accumulate);
-        }
+        if (g.dtype !== input.dtype) g = ops.castTo(g, input);
+        if (input.gradFn) addTo(pending, input.gradFn, g);
+        else if (pendingLeaves.has(input)) addTo(pendingLeaves, input, g);
+        else accumulateLeaf(input, g, accumulate);
       });
     }
+    for (const [leaf, p] of pendingLeaves) accumulateLeaf(leaf, gradientOf(p), accumulate);
   });
 }

@@ -5,6 +5,13 @@ import type { Tensor } from '../tensor/tensor.js';
 export type GradHook = (grad: Tensor) => Tensor | void | null;
 export type BackwardFn = (gradOutput: Tensor) => readonly (Tensor | null | undefined)[];
 
+/** The output of a slicing view is input[start : start + length] along `dim`. */
+export interface SliceSpec {
+  readonly dim: number;
+  readonly start: number;
+  readonly length: number;
+}
+
 export class GradNode {
   /** Hooks registered on the node's output tensor (a non-leaf). */
   readonly hooks: GradHook[] = [];
@@ -17,6 +24,8 @@ export class GradNode {
     readonly op: string,
     readonly inputs: readonly Tensor[],
     private backwardFn: BackwardFn | null,
+    /** Set for slicing views: the output is this slice of inputs[0] (see OpDef.gradientSlice). */
+    readonly slice: SliceSpec | null = null,
   ) {}
 
   apply(gradOutput: Tensor): readonly (Tensor | null | undefined)[] {

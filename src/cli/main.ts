@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import * as mx from '../api.js';
 import { CliError } from './errors.js';
 import { parseTrainArgs, runTrain } from './train.js';
+import { parseTrainGanArgs, runTrainGan } from './train_gan.js';
+import { parseTrainLmArgs, runTrainLm } from './train_lm.js';
 import { runEval } from './eval.js';
 import { runBench } from './bench.js';
 
@@ -12,6 +14,8 @@ const HELP = `usage: mixprec <command> [options]
 
 commands:
   train     train the seed's CNN with mixed precision (mixprec train --help)
+  train-lm  train a character-level LSTM language model with mixed precision (mixprec train-lm --help)
+  train-gan train a DCGAN on CIFAR-10 with mixed precision, one GradScaler for two optimizers (mixprec train-gan --help)
   eval      accuracy of a training checkpoint (mixprec eval --help)
   bench     GEMM GFLOP/s and LeNet training img/s and memory (mixprec bench --help) [--json]
   info      backends, dtypes and the op table with autocast categories [--json]
@@ -51,6 +55,10 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'train':
       return runTrain(parseTrainArgs(rest), out);
+    case 'train-lm':
+      return runTrainLm(parseTrainLmArgs(rest), out);
+    case 'train-gan':
+      return runTrainGan(parseTrainGanArgs(rest), out);
     case 'eval':
       return runEval(rest, out);
     case 'bench':
@@ -69,7 +77,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(HELP);
       return command === undefined ? 2 : 0;
     default:
-      throw new CliError(`mixprec: unknown command '${command}' (commands: train, eval, bench, info; see mixprec --help)`, 2);
+      throw new CliError(`mixprec: unknown command '${command}' (commands: train, train-lm, train-gan, eval, bench, info; see mixprec --help)`, 2);
   }
 }
 

@@ -8,8 +8,10 @@
  * Gate order is PyTorch's (LSTM: i, f, g, o; GRU: r, z, n), and every parameter is initialised
  * U(-1/sqrt(hiddenSize), 1/sqrt(hiddenSize)).
  *
- * Each time step runs F.lstmCell / F.gruCell (composite ops of the table: under autocast the gate
- * matmuls run in the autocast dtype and the state update in float32, as PyTorch's fused cells).
+ * LSTM runs each layer as one op (lstm_layer.ts: the input projection of all steps in one GEMM, the
+ * recurrence with a hand-written backward pass); GRU runs F.gruCell per time step (a composite op).
+ * Under autocast the gate matmuls run in the autocast dtype and the state update in float32, as
+ * PyTorch's fused cells.
  */
 import type { DTypeName } from '../dtype/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -18,6 +20,8 @@ import { shapeStr } from '../ops/util.js';
 import { cat, narrow, squeeze, stack, transpose, unsqueeze } from '../ops/shape.js';
 import type { Generator } from '../random/generator.js';
 import * as F from './functional.js';
+import { matmul } from '../ops/linalg.js';
+import { lstmLayer } from './lstm_layer.js';
 import * as init from './init.js';
 import { Module } from './module.js';
 
@@ -178,18 +182,33 @@ export class LSTM extends RNNBase {
     const h0 = this.prepareState('LSTM', 'h0', hx?.[0], batch, unbatched, input);
     const c0 = this.prepareState('LSTM', 'c0', hx?.[1], batch, unbatched, input);
     const D = this.bidirectional ? 2 : 1;
-    const { output, finals } = this.runLayers<[Tensor, Tensor]>(
-      x,
-      (layer, dir) => [squeeze(narrow(h0, 0, layer * D + dir, 1), 0), squeeze(narrow(c0, 0, layer * D + dir, 1), 0)],
-      (xt, [h, c], [wIh, wHh, bIh, bHh]) => F.lstmCell(xt, [h, c], wIh, wHh, bIh, bHh),
-    );
-    let hN = stack(finals.map((s) => s[0]), 0);
-    let cN = stack(finals.map((s) => s[1]), 0);
-    if (unbatched) {
-      hN = squeeze(hN, 1);
-      cN = squeeze(cN, 1);
+    const hN: Tensor[] = [];
+    const cN: Tensor[] = [];
+    let layerInput = x;
+    for (let layer = 0; layer < this.numLayers; layer++) {
+      const outs: Tensor[] = [];
+      for (let dir = 0; dir < D; dir++) {
+        const [wIh, wHh, bIh, bHh] = this.weights(layer, dir);
+        const state = (s: Tensor) => squeeze(narrow(s, 0, layer * D + dir, 1), 0);
+        // every step's input projection in one GEMM; the recurrence in one op (lstm_layer.ts)
+        const gx = matmul(layerInput, transpose(wIh, 0, 1));
+        const [out, h, c] = lstmLayer(gx, [state(h0), state(c0)], wHh, bIh, bHh, { reverse: dir === 1 });
+        outs.push(out);
+        hN.push(h);
+        cN.push(c);
+      }
+      layerInput = D === 1 ? outs[0]! : cat(outs, 2);
+      if (this.dropout > 0 && layer < this.numLayers - 1) {
+        layerInput = F.dropout(layerInput, { p: this.dropout, training: this.training, generator: this.generator });
+      }
     }
-    return [this.finishOutput(output, unbatched), [hN, cN]];
+    let h = stack(hN, 0);
+    let c = stack(cN, 0);
+    if (unbatched) {
+      h = squeeze(h, 1);
+      c = squeeze(c, 1);
+    }
+    return [this.finishOutput(layerInput, unbatched), [h, c]];
   }
 }
 

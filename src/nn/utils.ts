@@ -20,7 +20,9 @@ export function clipGradNorm_(parameters: Iterable<Tensor>, maxNorm: number, nor
     if (normType === Infinity) {
       total = max(stack(grads.map((g) => max(abs(castTo(g, float32))))));
     } else {
-      const powSum = grads.map((g) => sum(abs(castTo(g, float32)).pow(normType))).reduce((a, b) => add(a, b));
+      // (x * x for the 2-norm: the same float32 value as |x|^2, without a pow kernel)
+      const powered = (g: Tensor) => (normType === 2 ? mul(g, g) : abs(g).pow(normType));
+      const powSum = grads.map((g) => sum(powered(castTo(g, float32)))).reduce((a, b) => add(a, b));
       total = powSum.pow(1 / normType);
     }
     const coef = mul(full([], maxNorm), total.add(1e-6).reciprocal()).clamp(null, 1);

@@ -4,7 +4,7 @@
  */
 import type { KernelTensor } from '../backend/backend.js';
 import { Tensor } from '../tensor/tensor.js';
-import { isGradEnabled } from '../autograd/mode.js';
+import { isGradEnabled, noGrad } from '../autograd/mode.js';
 import { GradNode } from '../autograd/node.js';
 import { getOp, type OpDef } from './registry.js';
 
@@ -50,7 +50,8 @@ function record(def: OpDef, inputs: readonly Tensor[], output: Tensor, params: u
   if (!inputs.some((x) => x.requiresGrad)) return;
   const backward = def.backward;
   output.requiresGrad = true;
-  output.gradFn = new GradNode(def.name, inputs, (g) => backward(g, { inputs, output, params }));
+  const slice = def.gradientSlice ? def.gradientSlice(params as never) : null;
+  output.gradFn = new GradNode(def.name, inputs, (g) => backward(g, { inputs, output, params }), slice);
 }
 
 export function apply<P extends object>(name: string, inputs: readonly Tensor[], params: P = {} as P): Tensor {
@@ -60,7 +61,13 @@ export function apply<P extends object>(name: string, inputs: readonly Tensor[],
   if (def.prepare) xs = def.prepare(xs, params);
   if (def.compose) {
     const compose = def.compose;
-    return autocastHook && def.autocast !== 'none' ? withoutAutocast(() => compose(xs, params)) : compose(xs, params);
+    const run = () => (autocastHook && def.autocast !== 'none' ? withoutAutocast(() => compose(xs, params)) : compose(xs, params));
+    if (!def.backward) return run();
+    // a composite with its own gradient (a recurrent layer's backpropagation through time): the
+    // definition runs without recording, then one node holds the explicit backward rule
+    const out = noGrad(run);
+    record(def, xs, out, params); // (observers have seen the definition's ops)
+    return out;
   }
 
   const backend = xs[0]?.backend;

@@ -8,7 +8,7 @@ import { apply } from './dispatch.js';
 import { defineOp } from './registry.js';
 import { castTo } from './util.js';
 import { expand, reshape } from './shape.js';
-import { div, exp, log, mul, sub, where, eq, isfinite, add, pow } from './elementwise.js';
+import { div, exp, log, mul, sub, where, eq, isfinite, add } from './elementwise.js';
 
 interface ReduceParams {
   dims: readonly number[];
@@ -117,7 +117,9 @@ defineOp<{ dims: readonly number[]; keepdim: boolean; correction: number }>({
     let n = 1;
     for (const d of dims) n *= x.shape[d]!;
     const mu = apply('mean', [x], { dims, keepdim: true, scale: 1 / n });
-    const sq = apply('sum', [pow(sub(x, mu), 2)], { dims, keepdim });
+    const d = sub(x, mu);
+    // d * d, not pow(d, 2): the same values and gradient, without pow's exponent gradient
+    const sq = apply('sum', [mul(d, d)], { dims, keepdim });
     return castTo(div(sq, Math.max(n - correction, 0)), x0!.dt);
   },
 });

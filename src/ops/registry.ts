@@ -37,8 +37,26 @@ export interface OpDef<P = any> {
   infer?(inputs: readonly Tensor[], params: P): { shape: readonly number[]; dtype: DType };
   /** Backend kernel name; defaults to the op name. */
   readonly kernel?: string;
-  /** Gradient of each input given the output gradient; null for inputs without one. */
+  /**
+   * Gradient of each input given the output gradient; null for inputs without one. With `compose`,
+   * the composite's gradient is this rule instead of its components' (the definition runs without
+   * recording): for loops whose backward is better written by hand, as an LSTM layer's.
+   */
   backward?(grad: Tensor, ctx: BackwardContext<P>): readonly (Tensor | null)[];
+  /**
+   * Slicing views (narrow): where the output sits in the input. The engine then collects the
+   * gradients of many slices of one tensor and writes them into one full-size gradient (a cat),
+   * instead of padding each slice with zeros to full size and adding: a loop over a sequence's time
+   * steps would otherwise cost O(steps^2). `backward` stays the definition (and the fallback).
+   */
+  gradientSlice?(params: P): GradientSlice;
+}
+
+/** The output of a slicing view is input[start : start + length] along `dim`. */
+export interface GradientSlice {
+  dim: number;
+  start: number;
+  length: number;
 }
 
 const table = new Map<string, OpDef>();

@@ -64,6 +64,7 @@ defineOp<{ dim: number; start: number; length: number }>({
     pad(full[params.dim]! - params.start - params.length);
     return [parts.length === 1 ? g : cat(parts, params.dim)];
   },
+  gradientSlice: ({ dim, start, length }) => ({ dim, start, length }),
 });
 
 /** squeeze/unsqueeze: drop or insert size-1 dims, keeping the other strides (views of views stay views). */

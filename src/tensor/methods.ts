@@ -10,6 +10,7 @@ import { apply, applyInto, withoutAutocast } from '../ops/dispatch.js';
 import { castTo, shapeStr, wrap, type TensorLike } from '../ops/util.js';
 import { onesLike } from '../ops/creation.js';
 import { runBackward, type BackwardOptions } from '../autograd/engine.js';
+import { assembleSliceGradients } from '../ops/slice_gradient.js';
 import { accumulateGrad } from '../autograd/accumulate.js';
 import { noGrad } from '../autograd/mode.js';
 
@@ -165,5 +166,11 @@ P.backward = function (gradient, options = {}) {
     throw new RangeError(`backward: gradient ${shapeStr(g.shape)} does not match tensor ${shapeStr(this.shape)}`);
   }
   const root = castTo(g, this.dt);
-  withoutAutocast(() => runBackward(this, root, options, accumulateGrad, (a, b) => ew.add(a, b), (t, like) => castTo(t, like.dt)));
+  withoutAutocast(() =>
+    runBackward(this, root, options, accumulateGrad, {
+      add: (a, b) => ew.add(a, b),
+      castTo: (t, like) => castTo(t, like.dt),
+      assemble: assembleSliceGradients,
+    }),
+  );
 };

@@ -29,6 +29,8 @@ import type { WasmHeap } from './memory.js';
 import { LINALG_KERNELS } from './native_linalg.js';
 import { MORE_KERNELS } from './native_more.js';
 import { COST, elementParts as splitElements, minPerPart, rowsLayout } from './native_rows.js';
+import { gather, withContiguousOperands } from './native_gather.js';
+import { UNARY_KERNELS } from './native_unary.js';
 
 export { collapse, fmtOf } from './layout.js';
 
@@ -67,7 +69,7 @@ const ARITH_COST = { f32: COST.light, f16: COST.half, bf16: COST.cast } as const
 /* ------------------------------------------------------------------ binary */
 
 function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel {
-  return (ctx, [a, b], [o]) => {
+  const self: NativeKernel = (ctx, [a, b], [o]) => {
     if (!a || !b || !o) return false;
     const fmt = fmtOf(o.dtype);
     if (!fmt || !contiguous(o)) return false;
@@ -99,7 +101,7 @@ function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel {
     }
     if (a.dtype !== o.dtype || b.dtype !== o.dtype) return false;
     const L = rowsLayout(o.shape, [a, b]);
-    if (!L) return false;
+    if (!L) return withContiguousOperands(ctx, [a, b], o.shape, (xs) => self(ctx, xs, [o], {}));
     const pa = ctx.address(a);
     const pb = ctx.address(b);
     const kernel = `${op}_${fmt}`;
@@ -118,6 +120,7 @@ function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel {
     }
     return true;
   };
+  return self;
 }
 
 /* ------------------------------------------------------------------ unary */
@@ -203,20 +206,6 @@ const copy: NativeKernel = (ctx, [x], [o]) => {
 
 /** Source dtypes of the castto_<src>_<fmt> kernels (into float32 / float16 / bfloat16). */
 const CAST_SOURCE: Partial<Record<string, string>> = { bool: 'u8', int32: 'i32', float64: 'f64' };
-
-/** Gather the strided view `x` (at byte address px) into contiguous memory at `dst` (same format); false beyond 4 collapsed dims. */
-function gather(ctx: NativeContext, x: KernelTensor, px: number, dst: number, shape: readonly number[]): boolean {
-  const size = x.dtype.itemsize;
-  const c = collapse(shape, [x.strides]);
-  if (c.dims.length > 4) return false;
-  const pad = 4 - c.dims.length;
-  const d = [...new Array<number>(pad).fill(1), ...c.dims];
-  const s = [...new Array<number>(pad).fill(0), ...c.strides[0]!];
-  const rows = d[0]! * d[1]! * d[2]!;
-  const parts = ctx.pool.split(rows, Math.ceil(minPerPart(COST.light) / d[3]!));
-  ctx.pool.run(`gather${size * 8}`, parts.map(([r0, r1]) => [px, dst, r0, r1, d[1]!, d[2]!, d[3]!, s[0]!, s[1]!, s[2]!, s[3]!]));
-  return true;
-}
 
 const scratch = new DataView(new ArrayBuffer(8));
 
@@ -412,6 +401,7 @@ export const NATIVE_KERNELS: Record<string, NativeKernel> = {
   sgdUpdate,
   ...LINALG_KERNELS,
   ...MORE_KERNELS,
+  ...UNARY_KERNELS,
 };
 
 /**

@@ -1,0 +1,402 @@
+/**
+ * `mixprec train-lm`: a character-level LSTM language model on a text file (Tiny Shakespeare in the
+ * README) with fp32, fp16 (float16 autocast + GradScaler) or bf16 precision: AdamW, gradient
+ * clipping after `scaler.unscale_`, validation loss in nats and bits per character, a generated
+ * sample, checkpoints with bitwise-exact resume and JSON logs.
+ */
+import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
+import type { Tensor } from '../tensor/tensor.js';
+import { scope } from '../tensor/scope.js';
+import { noGrad } from '../autograd/mode.js';
+import { initDefaultBackend, setBackend, listBackends } from '../backend/registry.js';
+import { manualSeed, defaultGenerator, Generator } from '../random/generator.js';
+import { CharLSTM } from '../models/char_lm.js';
+import { AdamW } from '../optim/adam.js';
+import { CharCorpus, type CharSequence } from '../data/text.js';
+import { saveCheckpoint, loadCheckpoint } from '../io/checkpoint.js';
+import { crossEntropy } from '../nn/functional.js';
+import { clipGradNorm_ } from '../nn/utils.js';
+import { precisionReport, type PrecisionRecorder } from '../amp/diagnostics.js';
+import { scalerFor, underPrecision, PRECISIONS, type Precision } from '../train/classifier.js';
+import { choice, number, parseFlags } from './args.js';
+import { CliError, usage } from './errors.js';
+import { ProgressBar } from '../util/progress_bar.js';
+import type { Output } from './train.js';
+
+export const TRAIN_LM_HELP = `usage: mixprec train-lm --data FILE.txt [options]
+
+Trains a character-level LSTM language model on a text file (90% train, 10% validation) and prints
+the validation loss in nats and bits per character, then a generated sample.
+
+  --data PATH                 UTF-8 text file (e.g. ../shared/datasets/tinyshakespeare.txt)
+  --backend NAME              compute backend (default: wasm, or MIXPREC_BACKEND when set)
+  --precision fp32|fp16|bf16  fp16: float16 autocast + loss scaling (default); bf16: bfloat16 autocast
+  --steps N                   optimizer steps (default 1500)
+  --batch-size N              windows per step (default 32)
+  --seq-len N                 characters per window (default 64)
+  --hidden N                  LSTM hidden size (default 256)
+  --layers N                  LSTM layers (default 2)
+  --embed N                   embedding width (default 64)
+  --dropout X                 dropout between LSTM layers (default 0)
+  --lr X                      AdamW learning rate (default 0.002)
+  --weight-decay X            AdamW weight decay (default 0.01)
+  --clip X                    gradient norm clipping after unscale_ (default 1; 0: off)
+  --eval-every N              validation loss every N steps (default 250) and at the end
+  --sample-len N              characters generated at the end (default 300; 0: none)
+  --prompt TEXT               start of the sample (default: a newline)
+  --temperature X             sampling temperature (default 0.8; 0: the most likely character)
+  --seed N                    seeds weights, windows and sampling (default 0)
+  --checkpoint FILE.safetensors written at every evaluation and on Ctrl-C
+  --resume FILE.safetensors   continue a run exactly where its checkpoint left it
+  --log-json PATH             one JSON object per line: step, eval and sample events
+  --precision-report PATH     float16 range statistics of the gradients, written at every evaluation
+  --quiet                     only the final line
+  --verbose                   stack traces on errors
+`;
+
+const FLAGS = {
+  data: { type: 'string' },
+  backend: { type: 'string' },
+  precision: { type: 'string' },
+  steps: { type: 'string' },
+  'batch-size': { type: 'string' },
+  'seq-len': { type: 'string' },
+  hidden: { type: 'string' },
+  layers: { type: 'string' },
+  embed: { type: 'string' },
+  dropout: { type: 'string' },
+  lr: { type: 'string' },
+  'weight-decay': { type: 'string' },
+  clip: { type: 'string' },
+  'eval-every': { type: 'string' },
+  'sample-len': { type: 'string' },
+  prompt: { type: 'string' },
+  temperature: { type: 'string' },
+  seed: { type: 'string' },
+  checkpoint: { type: 'string' },
+  resume: { type: 'string' },
+  'log-json': { type: 'string' },
+  'precision-report': { type: 'string' },
+  quiet: { type: 'boolean' },
+  verbose: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export interface TrainLmArgs {
+  data?: string;
+  backend?: string;
+  precision: Precision;
+  steps: number;
+  batchSize: number;
+  seqLen: number;
+  hidden: number;
+  layers: number;
+  embed: number;
+  dropout: number;
+  lr: number;
+  weightDecay: number;
+  clip: number;
+  evalEvery: number;
+  sampleLen: number;
+  prompt: string;
+  temperature: number;
+  seed: number;
+  checkpoint?: string;
+  resume?: string;
+  logJson?: string;
+  precisionReport?: string;
+  quiet: boolean;
+  verbose: boolean;
+  help: boolean;
+}
+
+export function parseTrainLmArgs(argv: string[]): TrainLmArgs {
+  const v = parseFlags('train-lm', argv, FLAGS);
+  const int = (flag: string, fallback: number, min: number) => number('train-lm', flag, v[flag], fallback, { integer: true, min });
+  const args: TrainLmArgs = {
+    precision: choice('train-lm', 'precision', v['precision'], PRECISIONS, 'fp16'),
+    steps: int('steps', 1500, 1),
+    batchSize: int('batch-size', 32, 1),
+    seqLen: int('seq-len', 64, 1),
+    hidden: int('hidden', 256, 1),
+    layers: int('layers', 2, 1),
+    embed: int('embed', 64, 1),
+    dropout: number('train-lm', 'dropout', v['dropout'], 0, { min: 0 }),
+    lr: number('train-lm', 'lr', v['lr'], 0.002, { exclusiveMin: 0 }),
+    weightDecay: number('train-lm', 'weight-decay', v['weight-decay'], 0.01, { min: 0 }),
+    clip: number('train-lm', 'clip', v['clip'], 1, { min: 0 }),
+    evalEvery: int('eval-every', 250, 1),
+    sampleLen: int('sample-len', 300, 0),
+    prompt: typeof v['prompt'] === 'string' ? v['prompt'] : '\n',
+    temperature: number('train-lm', 'temperature', v['temperature'], 0.8, { min: 0 }),
+    seed: int('seed', 0, 0),
+    quiet: Boolean(v['quiet']),
+    verbose: Boolean(v['verbose']),
+    help: Boolean(v['help']),
+  };
+  if (args.dropout >= 1) throw usage(`mixprec train-lm: --dropout must be below 1 (got '${String(v['dropout'])}')`);
+  if (args.prompt === '') throw usage('mixprec train-lm: --prompt needs at least one character');
+  for (const [flag, key] of [['data', 'data'], ['backend', 'backend'], ['checkpoint', 'checkpoint'], ['resume', 'resume'], ['log-json', 'logJson'], ['precision-report', 'precisionReport']] as const) {
+    const value = v[flag] as string | undefined;
+    if (value !== undefined) {
+      if (value === '') throw usage(`mixprec train-lm: --${flag} needs a value`);
+      args[key] = value;
+    }
+  }
+  if (args.help) return args;
+  if (args.data === undefined) throw usage('mixprec train-lm: --data FILE is required (a UTF-8 text file, e.g. ../shared/datasets/tinyshakespeare.txt)');
+  if (args.backend !== undefined && !listBackends().includes(args.backend)) {
+    throw usage(`mixprec train-lm: --backend must be one of ${listBackends().join(', ')} (got '${args.backend}')`);
+  }
+  if (args.resume !== undefined && !existsSync(args.resume)) throw new CliError(`--resume ${args.resume}: no such checkpoint file`);
+  return args;
+}
+
+/** The model's shape: a checkpoint is only resumed into the same one. */
+interface ModelConfig {
+  vocab: string[];
+  embed: number;
+  hidden: number;
+  layers: number;
+  dropout: number;
+}
+
+interface LmMeta {
+  kind: 'mixprec.train-lm';
+  config: ModelConfig;
+  precision: Precision;
+  step: number;
+  skippedSteps: number;
+  rng: number[];
+  dataRng: number[];
+  optimizer: ReturnType<AdamW['stateDict']>;
+  scaler: ReturnType<ReturnType<typeof scalerFor>['stateDict']>;
+  args: Omit<TrainLmArgs, 'help' | 'quiet' | 'verbose'>;
+}
+
+export interface Evaluation {
+  /** Mean cross-entropy in nats per character. */
+  loss: number;
+  /** The same in bits per character. */
+  bpc: number;
+  characters: number;
+}
+
+/** Validation loss over every window of `seqLen` characters (each window starts from a zero state). */
+export async function evaluateLm(model: CharLSTM, data: CharSequence, seqLen: number, precision: Precision, batchSize = 64): Promise<Evaluation> {
+  const wasTraining = model.training;
+  model.eval();
+  let total = 0;
+  let count = 0;
+  try {
+    for (const [x, y] of data.evalBatches(batchSize, seqLen)) {
+      const loss = noGrad(() =>
+        scope(() => {
+          const [logits] = underPrecision(precision, () => model.forward(x));
+          return crossEntropy(logits.reshape([-1, model.vocabSize]), y.reshape([-1]), { reduction: 'sum' });
+        }),
+      );
+      total += await loss.item();
+      count += y.numel;
+      loss.dispose();
+      x.dispose();
+      y.dispose();
+    }
+  } finally {
+    model.train(wasTraining);
+  }
+  if (count === 0) throw new Error(`the validation split (${data.length} characters) is shorter than one window of ${seqLen + 1}`);
+  const loss = total / count;
+  return { loss, bpc: loss / Math.LN2, characters: count };
+}
+
+export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number> {
+  if (args.help) {
+    out.log(TRAIN_LM_HELP.trimEnd());
+    return 0;
+  }
+  await (args.backend ? setBackend(args.backend) : initDefaultBackend());
+  const say = (line: string) => {
+    if (!args.quiet) out.log(line);
+  };
+  const corpus = await CharCorpus.fromFile(args.data!);
+  const { train, validation } = corpus.split(0.9);
+  const unknown = [...args.prompt].find((c) => !corpus.vocab.has(c));
+  if (args.sampleLen > 0 && unknown !== undefined) throw new CliError(`mixprec train-lm: --prompt character ${JSON.stringify(unknown)} is not in the text's vocabulary`);
+  if (train.length < args.seqLen + 1) throw new CliError(`${args.data}: ${corpus.ids.length} characters are too few for windows of --seq-len ${args.seqLen}`);
+
+  let config: ModelConfig = { vocab: [...corpus.vocab.chars], embed: args.embed, hidden: args.hidden, layers: args.layers, dropout: args.dropout };
+  let loaded: Awaited<ReturnType<typeof loadCheckpoint<LmMeta>>> | null = null;
+  if (args.resume) {
+    loaded = await loadCheckpoint<LmMeta>(args.resume);
+    const meta = loaded.meta;
+    if (!meta || meta.kind !== 'mixprec.train-lm') throw new CliError(`--resume ${args.resume}: not a mixprec train-lm checkpoint (no language-model state in its metadata)`);
+    if (meta.config.vocab.join('') !== config.vocab.join('')) {
+      throw new CliError(`--resume ${args.resume}: written for a vocabulary of ${meta.config.vocab.length} characters, not this text's ${config.vocab.length}`);
+    }
+    config = meta.config; // the model's shape comes from the checkpoint
+  }
+
+  manualSeed(args.seed);
+  const model = new CharLSTM({ vocabSize: config.vocab.length, embedDim: config.embed, hidden: config.hidden, layers: config.layers, dropout: config.dropout });
+  const params = model.parameters();
+  const optimizer = new AdamW(params, { lr: args.lr, weightDecay: args.weightDecay });
+  const scaler = scalerFor(args.precision);
+  // windows come from their own generator, so that dropout draws do not move them
+  const dataRng = new Generator(args.seed + 1);
+  let step = 0;
+  let skippedSteps = 0;
+
+  if (loaded) {
+    const meta = loaded.meta as LmMeta;
+    model.loadStateDict(loaded.tensors);
+    optimizer.loadStateDict(meta.optimizer);
+    if (meta.precision === 'fp16' && args.precision === 'fp16') scaler.loadStateDict(meta.scaler);
+    defaultGenerator.setState(meta.rng);
+    dataRng.setState(meta.dataRng);
+    step = meta.step;
+    skippedSteps = meta.skippedSteps;
+    say(`resumed from ${args.resume}: step ${step}`);
+  }
+
+  const checkpoint = async (path: string) => {
+    const meta: LmMeta = {
+      kind: 'mixprec.train-lm',
+      config,
+      precision: args.precision,
+      step,
+      skippedSteps,
+      rng: defaultGenerator.getState(),
+      dataRng: dataRng.getState(),
+      optimizer: optimizer.stateDict(),
+      scaler: await scaler.stateDictAsync(),
+      args: { ...args, help: undefined, quiet: undefined, verbose: undefined } as LmMeta['args'],
+    };
+    await saveCheckpoint(path, { tensors: model.stateDict(), meta });
+  };
+
+  const logFile: WriteStream | null = args.logJson ? createWriteStream(args.logJson, { flags: 'w' }) : null;
+  const logJson = (event: Record<string, unknown>) => logFile?.write(`${JSON.stringify(event)}\n`);
+  let recorder: PrecisionRecorder | null = args.precisionReport
+    ? precisionReport({ model, scaler, format: args.precision === 'bf16' ? 'bfloat16' : 'float16', findOverflow: false })
+    : null;
+  let interrupted = false;
+  const onSigint = () => {
+    interrupted = true;
+  };
+  process.on('SIGINT', onSigint);
+
+  const paramCount = params.reduce((n, p) => n + p.numel, 0);
+  say(
+    `training a ${config.layers}-layer LSTM (hidden ${config.hidden}, ${paramCount} parameters) on ${args.data}: ` +
+      `${corpus.ids.length} characters, vocabulary ${config.vocab.length}, ${train.length} train / ${validation.length} validation; ` +
+      `precision ${args.precision}, AdamW lr ${args.lr}, batch ${args.batchSize} x ${args.seqLen} characters, ${args.steps} steps, seed ${args.seed}`,
+  );
+  const started = performance.now();
+  const newBar = () => {
+    if (!out.isTTY || args.quiet) return null;
+    const b = new ProgressBar('train', { total: args.steps, itemName: 'steps', suffix: '  loss {loss}  {cps} chars/s', payload: { loss: '-', cps: '-' } });
+    b.update(step);
+    return b;
+  };
+  let bar = newBar();
+  let lossSum = 0;
+  let lossCount = 0;
+  let windowStart = performance.now();
+  let windowSteps = 0;
+  let lastEval: Evaluation | null = null;
+
+  const evaluateNow = async () => {
+    bar?.stop();
+    const ev = await evaluateLm(model, validation, args.seqLen, args.precision);
+    lastEval = ev;
+    const scale = await scaler.getScaleAsync();
+    const seconds = (performance.now() - started) / 1000;
+    say(
+      `step ${step}/${args.steps}  train loss ${(lossSum / Math.max(lossCount, 1)).toFixed(4)}  ` +
+        `val loss ${ev.loss.toFixed(4)} nats/char (${ev.bpc.toFixed(3)} bpc)  loss scale ${scale}  skipped steps ${skippedSteps}  ${seconds.toFixed(0)} s`,
+    );
+    logJson({ event: 'eval', step, val_loss: ev.loss, val_bpc: ev.bpc, train_loss: lossSum / Math.max(lossCount, 1), loss_scale: scale, skipped_steps: skippedSteps, seconds });
+    lossSum = 0;
+    lossCount = 0;
+    if (args.checkpoint) await checkpoint(args.checkpoint);
+    if (recorder && args.precisionReport) await recorder.save(args.precisionReport);
+    if (step < args.steps) bar = newBar();
+  };
+
+  try {
+    while (step < args.steps) {
+      const [x, y] = train.randomBatch(dataRng, args.batchSize, args.seqLen);
+      const skippedBefore = await scaler.getSkippedStepsAsync();
+      const loss = scope(() => {
+        optimizer.zeroGrad();
+        const l = underPrecision(args.precision, () => {
+          const [logits] = model.call(x) as [Tensor, unknown];
+          return crossEntropy(logits.reshape([-1, config.vocab.length]), y.reshape([-1]));
+        });
+        scaler.scale(l).backward();
+        if (args.clip > 0) {
+          scaler.unscale_(optimizer);
+          clipGradNorm_(params, args.clip);
+        }
+        scaler.step(optimizer);
+        scaler.update();
+        return l.detach();
+      });
+      const value = await loss.item();
+      loss.dispose();
+      x.dispose();
+      y.dispose();
+      if (recorder) await recorder.step();
+      step++;
+      const skipped = (await scaler.getSkippedStepsAsync()) > skippedBefore;
+      if (skipped) skippedSteps++;
+      else if (Number.isFinite(value)) {
+        lossSum += value;
+        lossCount++;
+      }
+      windowSteps++;
+      const cps = (windowSteps * args.batchSize * args.seqLen) / ((performance.now() - windowStart) / 1000);
+      if (logFile) logJson({ event: 'step', step, loss: value, loss_scale: await scaler.getScaleAsync(), skipped });
+      bar?.update(step, { payload: { loss: (lossSum / Math.max(lossCount, 1)).toFixed(4), cps: cps.toFixed(0) } });
+      if (!bar && !args.quiet && step % 50 === 0 && step % args.evalEvery !== 0) {
+        out.log(`step ${step}/${args.steps}  train loss ${(lossSum / Math.max(lossCount, 1)).toFixed(4)}  ${cps.toFixed(0)} chars/s`);
+        windowStart = performance.now();
+        windowSteps = 0;
+      }
+      if (interrupted) {
+        bar?.stop();
+        if (args.checkpoint) {
+          await checkpoint(args.checkpoint);
+          out.log(`interrupted: checkpoint written to ${args.checkpoint} (resume with --resume ${args.checkpoint})`);
+        } else out.log('interrupted (no --checkpoint given: nothing saved)');
+        return 130;
+      }
+      if (step % args.evalEvery === 0 || step === args.steps) await evaluateNow();
+    }
+    if (!lastEval) await evaluateNow(); // a resumed run that was already complete
+    bar?.stop();
+    const seconds = (performance.now() - started) / 1000;
+    const ev = lastEval!;
+    if (args.sampleLen > 0) {
+      const ids = await model.generate([...corpus.vocab.encode(args.prompt)], args.sampleLen, {
+        temperature: args.temperature,
+        generator: new Generator(args.seed + 2),
+        underPrecision: (fn) => underPrecision(args.precision, fn),
+      });
+      const text = args.prompt + corpus.vocab.decode(ids);
+      say(`sample (temperature ${args.temperature}):\n${text}\n`);
+      logJson({ event: 'sample', prompt: args.prompt, temperature: args.temperature, text });
+    }
+    out.log(
+      `validation loss: ${ev.loss.toFixed(4)} nats/char (${ev.bpc.toFixed(3)} bits/char) after ${step} steps, ` +
+        `${skippedSteps} skipped steps, loss scale ${await scaler.getScaleAsync()}, ${seconds.toFixed(0)} s`,
+    );
+    return 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+    recorder?.close();
+    recorder = null;
+    if (logFile) await new Promise<void>((resolve) => logFile.end(resolve));
+  }
+}
