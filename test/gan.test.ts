@@ -238,6 +238,6 @@ describe('mixprec train-gan', () => {
     assert.throws(() => parseTrainGanArgs(['--width', '0']), /--width must be an integer >= 1/);
     assert.throws(() => parseTrainGanArgs(['--out', '']), /--out needs a value/);
     const d = parseTrainGanArgs([]);
-    assert.deepEqual([d.iterations, d.batchSize, d.width, d.precision, d.sampleEvery], [1000, 64, 24, 'fp16', 500]);
+    assert.deepEqual([d.iterations, d.batchSize, d.width, d.precision, d.sampleEvery], [1500, 64, 32, 'fp16', 500]);
   });
 });

@@ -1,6 +1,7 @@
 /** Flag parsing with Node's util.parseArgs (strict: unknown flags are errors) and value checks. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { usage } from './errors.js';
+import { listBackends } from '../backend/registry.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -47,4 +48,29 @@ export function number(
     throw usage(`mixprec ${command}: --${flag} must be ${what} (got '${String(value)}')`);
   }
   return n;
+}
+
+/**
+ * Copy the string flags that were given (paths, names) into `target` under their keys: `pairs` of
+ * [flag, key]. An empty value is a usage error.
+ */
+export function copyStringFlags<T extends object>(
+  command: string,
+  values: Record<string, string | boolean | undefined>,
+  target: T,
+  pairs: readonly (readonly [string, keyof T & string])[],
+): void {
+  for (const [flag, key] of pairs) {
+    const value = values[flag];
+    if (value === undefined) continue;
+    if (value === '') throw usage(`mixprec ${command}: --${flag} needs a value`);
+    (target as Record<string, unknown>)[key] = value;
+  }
+}
+
+/** A usage error unless `backend` is absent or a registered backend's name. */
+export function checkBackendFlag(command: string, backend: string | undefined): void {
+  if (backend !== undefined && !listBackends().includes(backend)) {
+    throw usage(`mixprec ${command}: --backend must be one of ${listBackends().join(', ')} (got '${backend}')`);
+  }
 }

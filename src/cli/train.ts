@@ -5,7 +5,7 @@
  */
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { Tensor } from '../tensor/tensor.js';
-import { initDefaultBackend, setBackend, listBackends } from '../backend/registry.js';
+import { initDefaultBackend, setBackend } from '../backend/registry.js';
 import { manualSeed, defaultGenerator } from '../random/generator.js';
 import { LeNet } from '../models/lenet.js';
 import { SGD } from '../optim/sgd.js';
@@ -15,8 +15,8 @@ import { DataLoader, type DataLoaderState } from '../data/dataloader.js';
 import { saveCheckpoint, loadCheckpoint } from '../io/checkpoint.js';
 import { precisionReport, type PrecisionRecorder } from '../amp/diagnostics.js';
 import { autocastDtype, evaluate, scalerFor, trainStep, PRECISIONS, type Precision, type StepContext } from '../train/classifier.js';
-import { choice, number, parseFlags } from './args.js';
-import { CliError, usage } from './errors.js';
+import { choice, number, parseFlags, copyStringFlags, checkBackendFlag } from './args.js';
+import { CliError } from './errors.js';
 import { resolveData, DATASETS, type DatasetName, type LoadedData } from './datasets.js';
 import { Progress } from './progress.js';
 
@@ -99,7 +99,6 @@ export interface TrainArgs {
 export function parseTrainArgs(argv: string[]): TrainArgs {
   const v = parseFlags('train', argv, FLAGS);
   const optimizer = choice('train', 'optimizer', v['optimizer'], ['sgd', 'adam', 'adamw'] as const, 'sgd');
-  const str = (k: string) => v[k] as string | undefined;
   const args: TrainArgs = {
     model: choice('train', 'model', v['model'], ['lenet'] as const, 'lenet'),
     dataset: choice('train', 'dataset', v['dataset'], DATASETS, 'cifar10'),
@@ -117,16 +116,8 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     verbose: Boolean(v['verbose']),
     help: Boolean(v['help']),
   };
-  for (const [flag, key] of [['data', 'data'], ['backend', 'backend'], ['checkpoint', 'checkpoint'], ['resume', 'resume'], ['log-json', 'logJson'], ['precision-report', 'precisionReport']] as const) {
-    const value = str(flag);
-    if (value !== undefined) {
-      if (value === '') throw usage(`mixprec train: --${flag} needs a value`);
-      args[key] = value;
-    }
-  }
-  if (args.backend !== undefined && !listBackends().includes(args.backend)) {
-    throw usage(`mixprec train: --backend must be one of ${listBackends().join(', ')} (got '${args.backend}')`);
-  }
+  copyStringFlags('train', v, args, [['data', 'data'], ['backend', 'backend'], ['checkpoint', 'checkpoint'], ['resume', 'resume'], ['log-json', 'logJson'], ['precision-report', 'precisionReport']]);
+  checkBackendFlag('train', args.backend);
   if (args.resume !== undefined && !existsSync(args.resume)) throw new CliError(`--resume ${args.resume}: no such checkpoint file`);
   return args;
 }

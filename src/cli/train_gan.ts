@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Tensor } from '../tensor/tensor.js';
 import { scope, keep } from '../tensor/scope.js';
 import { noGrad } from '../autograd/mode.js';
-import { initDefaultBackend, setBackend, listBackends } from '../backend/registry.js';
+import { initDefaultBackend, setBackend } from '../backend/registry.js';
 import { manualSeed, Generator } from '../random/generator.js';
 import { full, randn } from '../ops/creation.js';
 import { add } from '../ops/elementwise.js';
@@ -24,8 +24,8 @@ import { Compose, Normalize, ToTensor } from '../data/transforms.js';
 import type { ImageArrayDataset } from '../data/dataset.js';
 import { saveImageGrid } from '../io/png_grid.js';
 import { autocastDtype, scalerFor, underPrecision, PRECISIONS, type Precision } from '../train/classifier.js';
-import { number, parseFlags, choice } from './args.js';
-import { CliError, usage } from './errors.js';
+import { number, parseFlags, choice, copyStringFlags, checkBackendFlag } from './args.js';
+import { CliError } from './errors.js';
 import { resolveData } from './datasets.js';
 import type { Output } from './train.js';
 
@@ -105,16 +105,8 @@ export function parseTrainGanArgs(argv: string[]): TrainGanArgs {
     verbose: Boolean(v['verbose']),
     help: Boolean(v['help']),
   };
-  for (const [flag, key] of [['data', 'data'], ['out', 'out'], ['log-json', 'logJson'], ['backend', 'backend']] as const) {
-    const value = v[flag] as string | undefined;
-    if (value !== undefined) {
-      if (value === '') throw usage(`mixprec train-gan: --${flag} needs a value`);
-      args[key] = value;
-    }
-  }
-  if (args.backend !== undefined && !listBackends().includes(args.backend)) {
-    throw usage(`mixprec train-gan: --backend must be one of ${listBackends().join(', ')} (got '${args.backend}')`);
-  }
+  copyStringFlags('train-gan', v, args, [['data', 'data'], ['out', 'out'], ['log-json', 'logJson'], ['backend', 'backend']]);
+  checkBackendFlag('train-gan', args.backend);
   return args;
 }
 

@@ -8,7 +8,7 @@ import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import type { Tensor } from '../tensor/tensor.js';
 import { scope } from '../tensor/scope.js';
 import { noGrad } from '../autograd/mode.js';
-import { initDefaultBackend, setBackend, listBackends } from '../backend/registry.js';
+import { initDefaultBackend, setBackend } from '../backend/registry.js';
 import { manualSeed, defaultGenerator, Generator } from '../random/generator.js';
 import { CharLSTM } from '../models/char_lm.js';
 import { AdamW } from '../optim/adam.js';
@@ -18,7 +18,7 @@ import { crossEntropy } from '../nn/functional.js';
 import { clipGradNorm_ } from '../nn/utils.js';
 import { precisionReport, type PrecisionRecorder } from '../amp/diagnostics.js';
 import { scalerFor, underPrecision, PRECISIONS, type Precision } from '../train/classifier.js';
-import { choice, number, parseFlags } from './args.js';
+import { choice, number, parseFlags, copyStringFlags, checkBackendFlag } from './args.js';
 import { CliError, usage } from './errors.js';
 import { ProgressBar } from '../util/progress_bar.js';
 import type { Output } from './train.js';
@@ -136,18 +136,10 @@ export function parseTrainLmArgs(argv: string[]): TrainLmArgs {
   };
   if (args.dropout >= 1) throw usage(`mixprec train-lm: --dropout must be below 1 (got '${String(v['dropout'])}')`);
   if (args.prompt === '') throw usage('mixprec train-lm: --prompt needs at least one character');
-  for (const [flag, key] of [['data', 'data'], ['backend', 'backend'], ['checkpoint', 'checkpoint'], ['resume', 'resume'], ['log-json', 'logJson'], ['precision-report', 'precisionReport']] as const) {
-    const value = v[flag] as string | undefined;
-    if (value !== undefined) {
-      if (value === '') throw usage(`mixprec train-lm: --${flag} needs a value`);
-      args[key] = value;
-    }
-  }
+  copyStringFlags('train-lm', v, args, [['data', 'data'], ['backend', 'backend'], ['checkpoint', 'checkpoint'], ['resume', 'resume'], ['log-json', 'logJson'], ['precision-report', 'precisionReport']]);
   if (args.help) return args;
   if (args.data === undefined) throw usage('mixprec train-lm: --data FILE is required (a UTF-8 text file, e.g. ../shared/datasets/tinyshakespeare.txt)');
-  if (args.backend !== undefined && !listBackends().includes(args.backend)) {
-    throw usage(`mixprec train-lm: --backend must be one of ${listBackends().join(', ')} (got '${args.backend}')`);
-  }
+  checkBackendFlag('train-lm', args.backend);
   if (args.resume !== undefined && !existsSync(args.resume)) throw new CliError(`--resume ${args.resume}: no such checkpoint file`);
   return args;
 }

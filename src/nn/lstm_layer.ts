@@ -24,6 +24,7 @@
 import { float32, type DType } from '../dtype/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { apply } from '../ops/dispatch.js';
+import { isGradEnabled } from '../autograd/mode.js';
 import { defineOp } from '../ops/registry.js';
 import { castTo, resultType, shapeStr } from '../ops/util.js';
 import { add, mul, sub, sigmoid, tanh } from '../ops/elementwise.js';
@@ -35,6 +36,8 @@ interface LayerParams {
   hasBih: boolean;
   hasBhh: boolean;
   reverse: boolean;
+  /** Keep the activations for backward (false without gradients: evaluation, sampling). */
+  saveActivations: boolean;
 }
 
 /** float32 for 16-bit tensors (the cell's arithmetic); float32 and float64 stay as they are. */
@@ -94,7 +97,7 @@ defineOp<LayerParams>({
     }
     const out = cat([stack(hs, 0), stack(cs, 0)], 2);
     // the activations, in float32, for the backward pass (PyTorch's fused cells keep a workspace too)
-    saved.set(out, { sigmoids: stack(sigmoids, 0), g: stack(gs, 0), tc: stack(tcs, 0) });
+    if (p.saveActivations) saved.set(out, { sigmoids: stack(sigmoids, 0), g: stack(gs, 0), tc: stack(tcs, 0) });
     return out;
   },
   backward: (gOut, { inputs, output, params: p }) => {
@@ -175,7 +178,8 @@ export function lstmLayer(
   if (bIh) xs.push(bIh);
   if (bHh) xs.push(bHh);
   const reverse = options.reverse ?? false;
-  const out = apply('lstmLayer', xs, { hasBih: !!bIh, hasBhh: !!bHh, reverse });
+  const saveActivations = isGradEnabled() && xs.some((t) => t.requiresGrad);
+  const out = apply('lstmLayer', xs, { hasBih: !!bIh, hasBhh: !!bHh, reverse, saveActivations });
   const last = reverse ? 0 : T - 1;
   const final = squeeze(narrow(out, 0, last, 1), 0);
   return [narrow(out, 2, 0, H), narrow(final, 1, 0, H), narrow(final, 1, H, H)];
