@@ -152,6 +152,24 @@ describe('one GradScaler shared by the two optimizers', () => {
     assert.ok(D.parameters().every((p) => p.requiresGrad));
   });
 
+  it('an fp16 GAN iteration keeps the same live buffers after every step (one scope)', async () => {
+    mx.manualSeed(6);
+    const G = new DCGANGenerator({ width: 2, latentDim: 4 });
+    const D = new DCGANDiscriminator({ width: 2 });
+    const adam = { lr: 2e-4, betas: [0.5, 0.999] as const };
+    const ctx: GanContext = { generator: G, discriminator: D, optG: new mx.optim.Adam(G.parameters(), adam), optD: new mx.optim.Adam(D.parameters(), adam), scaler: new mx.amp.GradScaler(), precision: 'fp16' };
+    const real = mx.rand([4, 3, 32, 32]).mul(2).sub(1).half();
+    const counts: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = ganStep(ctx, real);
+      assert.ok(Number.isFinite(await r.lossD.item()) && Number.isFinite(await r.lossG.item()));
+      r.lossD.dispose();
+      r.lossG.dispose();
+      counts.push(mx.memory().liveBuffers);
+    }
+    assert.deepEqual(counts.slice(2), counts.slice(1, -1), `live buffers per iteration: ${counts.join(', ')}`);
+  });
+
   it('samples in eval mode without gradients, then returns to training mode', async () => {
     mx.manualSeed(3);
     const G = new DCGANGenerator({ width: 2, latentDim: 4 });

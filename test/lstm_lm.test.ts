@@ -250,6 +250,35 @@ describe('float16 gradients of an LSTM: underflow without loss scaling, kept by 
   });
 });
 
+describe('memory', () => {
+  it('an fp16 LSTM training loop (GradScaler, clipping, AdamW) keeps the same live buffers after every step', async () => {
+    mx.manualSeed(4);
+    const model = new mx.models.CharLSTM({ vocabSize: 11, embedDim: 8, hidden: 16, layers: 2 });
+    const params = model.parameters();
+    const opt = new mx.optim.AdamW(params, { lr: 0.01 });
+    const scaler = new mx.amp.GradScaler();
+    const ids = mx.randint(0, 11, [17, 4], { dtype: 'int32' });
+    const counts: number[] = [];
+    for (let step = 0; step < 6; step++) {
+      const loss = mx.scope(() => {
+        opt.zeroGrad();
+        const l = mx.amp.autocast({ dtype: 'float16' }, () => F.crossEntropy(model.forward(ids.narrow(0, 0, 16))[0].reshape([-1, 11]), ids.narrow(0, 1, 16).reshape([-1])));
+        scaler.scale(l).backward();
+        scaler.unscale_(opt);
+        mx.nn.utils.clipGradNorm_(params, 1);
+        scaler.step(opt);
+        scaler.update();
+        return l.detach();
+      });
+      assert.ok(Number.isFinite(await loss.item()));
+      loss.dispose();
+      counts.push(mx.memory().liveBuffers);
+    }
+    // the first step creates the optimizer state and the gradients; after that nothing accumulates
+    assert.deepEqual(counts.slice(2), counts.slice(1, -1), `live buffers per step: ${counts.join(', ')}`);
+  });
+});
+
 function cli(args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 240_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
