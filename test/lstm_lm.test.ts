@@ -7,8 +7,8 @@
 import './helpers/backend.js'; // MIXPREC_BACKEND selects the backend (default reference)
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import * as mx from '../src/index.js';
@@ -338,6 +338,25 @@ describe('mixprec train-lm', () => {
     assert.equal(cb.meta.step, 6);
     for (const [name, t] of ca.tensors) assert.deepEqual(await values(cb.tensors.get(name)!), await values(t), `${name}: the same bits`);
     assert.deepEqual(cb.meta.optimizer.state.length, ca.meta.optimizer.state.length);
+  });
+
+  it('Ctrl-C writes the checkpoint and exits 130; the run resumes from it', async () => {
+    const ckpt = join(dir, 'interrupted.safetensors');
+    const log = join(dir, 'interrupted.jsonl');
+    const child = spawn(process.execPath, [CLI, 'train-lm', ...common, '--steps', '100000', '--eval-every', '100000', '--checkpoint', ckpt, '--log-json', log], { cwd: ROOT });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    const deadline = Date.now() + 60_000;
+    while (!(existsSync(log) && readFileSync(log, 'utf8').includes('"event":"step"')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    assert.equal(code, 130);
+    assert.match(stdout, /interrupted: checkpoint written to/);
+    const { meta } = await mx.io.loadCheckpoint(ckpt);
+    assert.ok(meta.step >= 1 && meta.step < 100000);
+    const r = cli(['train-lm', ...common, '--steps', String(meta.step + 2), '--eval-every', '100', '--resume', ckpt, '--sample-len', '0']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`after ${meta.step + 2} steps`));
   });
 
   it('bad input: no --data, a missing file, a prompt outside the vocabulary', () => {

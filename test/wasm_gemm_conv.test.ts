@@ -241,6 +241,50 @@ describe('convolutions on both builds against the reference backend', () => {
   });
 });
 
+interface GradInputCase {
+  N: number; C: number; H: number; W: number; O: number; KH: number; KW: number;
+  stride: [number, number]; padding: [number, number]; groups?: number;
+}
+
+/** conv2dBackwardInput alone (also convTranspose2d's forward): dx [N, C, H, W] from gy and w [O, C/g, KH, KW]. */
+function checkGradInput(r: () => number, c: GradInputCase, dtype: Float, label: string): void {
+  const g = c.groups ?? 1;
+  const OH = Math.floor((c.H + 2 * c.padding[0] - c.KH) / c.stride[0]) + 1;
+  const OW = Math.floor((c.W + 2 * c.padding[1] - c.KW) / c.stride[1]) + 1;
+  const w = dense(r, [c.O, c.C / g, c.KH, c.KW], dtype);
+  const gy = dense(r, [c.N, c.O, OH, OW], dtype);
+  const p = { stride: c.stride, padding: c.padding, dilation: [1, 1], groups: g, inputShape: [c.N, c.C, c.H, c.W] };
+  checkProduct('conv2dBackwardInput', [gy, w], { shape: [c.N, c.C, c.H, c.W], dtype }, p, (c.O / g) * c.KH * c.KW, `conv2dBackwardInput ${label} ${dtype} ${JSON.stringify(c)}`);
+}
+
+describe('conv2dBackwardInput by phases (stride > 1) and as one GEMM (1x1 dY) against the reference backend', () => {
+  it("DCGAN's transposed convolutions (4x4, stride 2, padding 1; 1x1 -> 4x4), reduced batch and width", () => {
+    const r = rng(131);
+    for (const dtype of FLOATS) {
+      checkGradInput(r, { N: 3, C: 16, H: 8, W: 8, O: 32, KH: 4, KW: 4, stride: [2, 2], padding: [1, 1] }, dtype, 'dcgan 4->8');
+      checkGradInput(r, { N: 2, C: 3, H: 32, W: 32, O: 8, KH: 4, KW: 4, stride: [2, 2], padding: [1, 1] }, dtype, 'dcgan 16->32');
+      checkGradInput(r, { N: 5, C: 24, H: 4, W: 4, O: 20, KH: 4, KW: 4, stride: [1, 1], padding: [0, 0] }, dtype, 'dcgan 1x1->4x4 (gemm)');
+    }
+  });
+
+  it('odd sizes, strides 2 and 3, unequal strides and paddings, kernels 2..5, groups, one image', () => {
+    const r = rng(132);
+    const cases: GradInputCase[] = [
+      { N: 1, C: 5, H: 9, W: 7, O: 6, KH: 4, KW: 4, stride: [2, 2], padding: [1, 1] }, // few units: columns split
+      { N: 2, C: 7, H: 11, W: 10, O: 9, KH: 3, KW: 3, stride: [2, 2], padding: [1, 1] },
+      { N: 3, C: 4, H: 13, W: 12, O: 5, KH: 5, KW: 5, stride: [2, 2], padding: [2, 2] },
+      { N: 2, C: 6, H: 10, W: 11, O: 7, KH: 3, KW: 5, stride: [3, 2], padding: [0, 2] },
+      { N: 2, C: 3, H: 8, W: 9, O: 4, KH: 2, KW: 2, stride: [2, 2], padding: [0, 0] },
+      { N: 2, C: 5, H: 7, W: 7, O: 3, KH: 4, KW: 3, stride: [2, 1], padding: [1, 1] },
+      { N: 2, C: 6, H: 9, W: 9, O: 9, KH: 4, KW: 4, stride: [2, 2], padding: [3, 0], groups: 3 },
+      { N: 1, C: 131, H: 6, W: 6, O: 10, KH: 4, KW: 4, stride: [2, 2], padding: [1, 1] }, // rows past the 128 / 126 blocks
+      { N: 2, C: 4, H: 5, W: 5, O: 70, KH: 4, KW: 4, stride: [2, 2], padding: [1, 1] }, // a phase's K past 256
+      { N: 2, C: 3, H: 3, W: 2, O: 5, KH: 3, KW: 2, stride: [1, 1], padding: [0, 0] }, // 1x1 dY: the GEMM
+    ];
+    for (const dtype of FLOATS) cases.forEach((c, i) => checkGradInput(r, c, dtype, `phases #${i}`));
+  });
+});
+
 describe('work split: dynamic (sync block), static and one part give the same bits', () => {
   it('gemm and the convolution kernels called through the pool', () => {
     const r = rng(121);
@@ -293,6 +337,17 @@ describe('work split: dynamic (sync block), static and one part give the same bi
         assert.ok(res[2]!.every(Number.isFinite), `${kernel} ${simd}: every element written`);
         sameBits(res[0]!, res[2]!, `${kernel} ${simd}: dynamic vs one part`);
         sameBits(res[1]!, res[2]!, `${kernel} ${simd}: static vs one part`);
+      }
+      // grad-input by phases (stride 2): 2 images (8 units: units taken or static ranges) and 1 image (4 units: columns split)
+      for (const n of [2, 1]) {
+        heap.views().i32.set([n, 5, 9, 11, 7, 4, 4, 2, 2, 1, 1, 1, 1, 1, 0, 0], desc >> 2);
+        const nx2 = n * 5 * 9 * 11, ny2 = n * 7 * 4 * 5;
+        const DY2 = f32(ny2), W2 = f32(7 * 5 * 16), DX2 = f32(nx2);
+        const ws2 = heap.alloc(b.pool.call('conv2d_scratch_bytes', desc, 3) as number);
+        const res = threeWays('conv2d_grad_input', [desc, 0, 0, DY2, W2, DX2, ws2], DX2, nx2);
+        assert.ok(res[2]!.every(Number.isFinite), `phased grad-input ${simd} N=${n}: every element written`);
+        sameBits(res[0]!, res[2]!, `phased grad-input ${simd} N=${n}: dynamic vs one part`);
+        sameBits(res[1]!, res[2]!, `phased grad-input ${simd} N=${n}: static vs one part`);
       }
     }
   });

@@ -15,7 +15,11 @@
 //   fed to the same micro-kernel.
 // * grad-input: dX = stride-1 correlation of Z with the flipped, transposed
 //   weights, where Z is dY dilated by the stride and padded by
-//   dil*(K-1) - pad (so it is the forward path again; any stride).
+//   dil*(K-1) - pad (so it is the forward path again; any stride). With a
+//   stride > 1 (dilation 1, K >= stride) it runs by phases instead: the outputs
+//   (ih mod sh, iw mod sw) = (py, px) are a stride-1 correlation of padded dY
+//   with that phase's sub-kernel, computed into f32 scratch and spread into dX
+//   (no multiplications by the zeros of Z; gradInputPhased).
 // * grad-weight: dW[co][k] = sum_n sum_p dY[co][p] * X_k[p]: dot products
 //   along contiguous pixel runs (2 out-channels x 4 taps per register tile,
 //   lanes over pixels), accumulated image by image in f32 scratch. Stride 1:
@@ -60,6 +64,12 @@ let S_A: usize = 0, S_B: usize = 0, S_CW: usize = 0, S_SRC: usize = 0, S_DY: usi
 let SLOT: usize = 0;
 let A_CAP: usize = 0; // floats of the S_A region
 let packedKey: i32 = -1; // (group, mode) whose whole packed A is in S_A, -1 none
+// grad-input by phases (stride > 1, docs/kernels.md): padded dY Yp[OCg][HQ][WQ] with dY's (0, 0) at (PQT, PQL)
+let PHASED = false, HQ = 0, WQ = 0, PQT = 0, PQL = 0, PHI_MAX = 0;
+let S_PHB: usize = 0; // the phase's f32 output [Cg][nI*nJ]
+// the current phase: per axis its first kernel tap r, tap count T, dY row of (i = 0, t' = 0), output count
+let PRH = 0, PTH = 0, PBH = 0, PNH = 0, PRW = 0, PTW = 0, PBW = 0, PNW = 0;
+let ypKey: i32 = -1; // (image, group) whose Yp is built, -1 none
 
 const LCG: i32 = 64; // pixel chunk of the general (strided) grad-weight path
 
@@ -87,7 +97,25 @@ function readDesc(desc: usize): void {
   HZ = H_ + DH * (KH - 1); WZ = W_ + DW * (KW - 1);
   KCV = CG * KH * KW; KCB = OCG * KH * KW;
   const slack = <usize>(padSlack());
-  const srcElems = <usize>max(CG * HP * WP, OCG * HZ * WZ) + slack;
+  PHASED = (SH > 1 || SW > 1) && DH == 1 && DW == 1 && KH >= SH && KW >= SW && OH > 0 && OW > 0 && H_ > 0 && W_ > 0 && OCG > 0 && CG > 0;
+  HQ = 0; WQ = 0; PQT = 0; PQL = 0; PHI_MAX = 0; ypKey = -1;
+  if (PHASED) {
+    // Yp covers every phase's reads: rows base .. base + nI + T - 2 of dY (zero outside dY)
+    let lo = 0, hi = OH;
+    for (let py = 0; py < SH; py++) {
+      phaseAxis(py, SH, PH, KH, H_);
+      lo = min(lo, PBH); hi = max(hi, PBH + PNH + PTH - 1);
+    }
+    PQT = -lo; HQ = hi - lo;
+    lo = 0; hi = OW;
+    for (let px = 0; px < SW; px++) {
+      phaseAxis(px, SW, PW, KW, W_);
+      lo = min(lo, PBH); hi = max(hi, PBH + PNH + PTH - 1);
+    }
+    PQL = -lo; WQ = hi - lo;
+    PHI_MAX = CG * ((H_ + SH - 1) / SH) * ((W_ + SW - 1) / SW);
+  }
+  const srcElems = <usize>max(max(CG * HP * WP, OCG * HZ * WZ), OCG * HQ * WQ) + slack;
   const lr = wideLen();
   const dyElems = <usize>OCG * <usize>max(lr, LCG);
   // grad-weight chunks (stride 1 only; NB depends on the geometry alone)
@@ -117,7 +145,28 @@ function readDesc(desc: usize): void {
   S_COL = al64(S_DY + dyElems * 4 + 64);
   S_DW = al64(S_COL + (SH == 1 && SW == 1 ? 0 : <usize>KCV * <usize>LCG * 4));
   S_CP = al64(S_DW + <usize>CO * <usize>KCV * 4 + 64);
-  SLOT = al64(S_CP + (SHARED != 0 ? <usize>CO * <usize>KCV * 4 : 0));
+  S_PHB = al64(S_CP + (SHARED != 0 ? <usize>CO * <usize>KCV * 4 : 0));
+  SLOT = al64(S_PHB + <usize>PHI_MAX * 4);
+}
+
+/**
+ * One axis of a grad-input phase p (outputs p, p + s, ...; len of them in all): the kernel taps
+ * r, r + s, ... (T of them) reach it, and output i, flipped tap t' = T-1-t reads dY index
+ * i + t' + base. Sets PRH, PTH, PBH, PNH (the W axis copies them).
+ */
+function phaseAxis(p: i32, s: i32, pad: i32, k: i32, len: i32): void {
+  const r = (p + pad) % s;
+  const T = r < k ? (k - r + s - 1) / s : 0;
+  const c0 = (p + pad - r) / s;
+  PRH = r; PTH = T; PBH = c0 - T + 1; PNH = p < len ? (len - p + s - 1) / s : 0;
+}
+
+/** Make phase ph (= py*SW + px) current: PRH..PNH for rows, PRW..PNW for columns. */
+function setPhase(ph: i32): void {
+  const py = ph / SW, px = ph - (ph / SW) * SW;
+  phaseAxis(px, SW, PW, KW, W_);
+  PRW = PRH; PTW = PTH; PBW = PBH; PNW = PNH;
+  phaseAxis(py, SH, PH, KH, H_);
 }
 
 /** Zeroed f32 after a padded buffer: covers the widest tile's over-read past the last column. */
@@ -336,6 +385,35 @@ function packAFlip(w: usize, dt: i32, g: i32, i0: i32, k0: i32, mc: i32, kc: i32
 }
 
 /**
+ * packAFlip for the current grad-input phase: taps k = (co, t', u') of the sub-kernel,
+ * A[ci][k] = W[g*OCg + co][ci][PRH + SH*(PTH-1-t')][PRW + SW*(PTW-1-u')].
+ */
+function packAPhase(w: usize, dt: i32, g: i32, i0: i32, k0: i32, mc: i32, kc: i32, ap: usize, pr: i32): void {
+  const khw = KH * KW, tt = PTH * PTW;
+  for (let p = 0; p < mc; p += pr) {
+    const mr = min(pr, mc - p);
+    const dst = ap + <usize>(p * kc) * 4;
+    for (let r = 0; r < pr; r++) {
+      const d = dst + <usize>r * 4;
+      if (r >= mr) {
+        for (let k = 0; k < kc; k++) store<f32>(d + <usize>(k * pr) * 4, 0);
+        continue;
+      }
+      const ci = i0 + p + r;
+      let co = k0 / tt;
+      let rem = k0 - co * tt;
+      for (let k = 0; k < kc; k++) {
+        const t = rem / PTW, u = rem - (rem / PTW) * PTW;
+        const idx = ((g * OCG + co) * CG + ci) * khw + (PRH + SH * (PTH - 1 - t)) * KW + PRW + SW * (PTW - 1 - u);
+        store<f32>(d + <usize>(k * pr) * 4, loadF(w, idx, dt));
+        rem++;
+        if (rem == tt) { rem = 0; co++; }
+      }
+    }
+  }
+}
+
+/**
  * Implicit-GEMM core shared by forward and grad-input:
  *   out[r][col] = sum_k A[r][k] * B[k][col]   for rows [0, rows), cols [j0, j1)
  * aMode 0: A = weights of group g ([OCg][Kc] row-major), 1: flipped (grad-input).
@@ -354,17 +432,18 @@ function convCore(
   const pr = wide ? panelRows(rows) : 4;
   const mcb = pr == 3 ? MC3 : MC;
   const cacheA = <usize>(((rows + pr - 1) / pr) * pr * Kc) <= A_CAP;
-  const key = g * 2 + aMode;
+  const key = aMode < 2 ? g * 2 + aMode : 2 * G + (aMode - 2) * G + g;
   const es = dtSize(yDt);
   const ldY = outH * outW;
   const wg = w + <usize>(g * OCG * Kc) * dtSize(wDt);
   if (!wide) for (let k = 0; k < KC; k++) store<i32>(offg + <usize>k * 4, k * NC * 4);
+  const sh = aMode >= 2 ? 1 : SH, sw = aMode >= 2 ? 1 : SW; // the grad-input phases: stride 1
   for (let jc = j0; jc < j1; jc += NC) {
     const nc = min(NC, j1 - jc);
     if (!wide) {
       for (let j = 0; j < nc; j++) {
         const p = jc + j, oh = p / outW, ow = p - (p / outW) * outW;
-        store<i32>(pix + <usize>j * 4, (oh * SH * srcW + ow * SW) * 4);
+        store<i32>(pix + <usize>j * 4, (oh * sh * srcW + ow * sw) * 4);
       }
     }
     for (let ic = 0; ic < rows; ic += mcb) {
@@ -376,7 +455,8 @@ function convCore(
         const ap = cacheA ? ap0 + <usize>(ic * Kc + pc * (((mc + pr - 1) / pr) * pr)) * 4 : ap0;
         if (!cacheA || packedKey != key) {
           if (aMode == 0) packA(wg, Kc, false, wDt, ic, pc, mc, kc, ap, pr);
-          else packAFlip(w, wDt, g, ic, pc, mc, kc, ap, pr);
+          else if (aMode == 1) packAFlip(w, wDt, g, ic, pc, mc, kc, ap, pr);
+          else packAPhase(w, wDt, g, ic, pc, mc, kc, ap, pr);
         }
         if (wide) {
           macroOff(ap, src + <usize>jc * 4, off + <usize>pc * 4, mc, nc, kc, cw, pc != 0, t, pr);
@@ -502,6 +582,10 @@ export function conv2d_grad_input(desc: usize, dtypes: i32, flags: i32, dy: usiz
   const dyDt = dtypes & 15, wDt = (dtypes >> 4) & 15, dxDt = (dtypes >> 8) & 15;
   const acc = (flags & GEMM_ACCUMULATE) != 0;
   const ws = scratch + SHARED + <usize>part * SLOT;
+  if (PHASED) {
+    gradInputPhased(dyDt, wDt, dxDt, acc, dy, w, dx, ws, sync, part, parts);
+    return;
+  }
   const src = ws + S_SRC;
   // taps k' = (co, kh', kw') over Z planes HZ x WZ
   fillTapOffsets(ws + S_OFF, OCG, HZ, WZ);
@@ -531,6 +615,105 @@ export function conv2d_grad_input(desc: usize, dtypes: i32, flags: i32, dy: usiz
     convCore(1, w, wDt, g, CG, KCB, true, src, WZ, H_, W_, c0, c1,
       dx + <usize>((n * CI + g * CG) * H_ * W_) * dxEs, dxDt, acc, 0, DT_F32, ws);
     if (!dynamic) u++;
+  }
+}
+
+/** Yp[co][HQ][WQ] = dY[co][q - PQT][c - PQL] inside dY, else 0 (f32), and the slack after it. */
+function buildYp(dst: usize, dy: usize, dt: i32, slack: i32): void {
+  const total = <usize>(OCG * HQ * WQ);
+  memory.fill(dst, 0, (total + <usize>slack) * 4);
+  const es = dtSize(dt);
+  for (let c = 0; c < OCG; c++)
+    for (let oh = 0; oh < OH; oh++)
+      copyRowF32(dst + <usize>((c * HQ + oh + PQT) * WQ + PQL) * 4, dy + <usize>((c * OH + oh) * OW) * es, dt, OW);
+}
+
+/**
+ * One unit of the phased grad-input: phase ph (current, setPhase), image n, group g, wide columns
+ * [c0, c1) of the phase. The phase is a stride-1 correlation of Yp with the phase's sub-kernel
+ * (convCore, A mode 2 + ph) into f32 scratch, then spread to dx (rounded once, + dx with acc).
+ */
+function phaseUnit(ph: i32, n: i32, g: i32, c0: i32, c1: i32, dyDt: i32, wDt: i32, dxDt: i32, acc: bool, dy: usize, w: usize, dx: usize, ws: usize): void {
+  const src = ws + S_SRC, off = ws + S_OFF, phb = ws + S_PHB;
+  const key = n * G + g;
+  if (ypKey != key) {
+    buildYp(src, dy + <usize>((n * CO + g * OCG) * OH * OW) * dtSize(dyDt), dyDt, padSlack());
+    ypKey = key;
+  }
+  // taps k = (co, t', u') over the Yp planes
+  let k = 0;
+  for (let co = 0; co < OCG; co++)
+    for (let t = 0; t < PTH; t++)
+      for (let u = 0; u < PTW; u++) {
+        store<i32>(off + <usize>k * 4, ((co * HQ + t) * WQ + u) * 4);
+        k++;
+      }
+  const org = src + <usize>((PQT + PBH) * WQ + PQL + PBW) * 4;
+  const wide = phaseWide();
+  convCore(2 + ph, w, wDt, g, CG, OCG * PTH * PTW, wide, org, WQ, PNH, PNW, c0, c1, phb, DT_F32, false, 0, DT_F32, ws);
+  // spread: dx[ci][py + SH*i][px + SW*j] for the columns c = i*ld + j in [c0, c1)
+  const ld = wide ? WQ : PNW;
+  const py = ph / SW, px = ph - (ph / SW) * SW;
+  const plane = PNH * PNW;
+  const dxg = dx + <usize>((n * CI + g * CG) * H_ * W_) * dtSize(dxDt);
+  const i0 = c0 / ld, i1 = min(PNH, (c1 + ld - 1) / ld);
+  for (let ci = 0; ci < CG; ci++) {
+    const srcp = phb + <usize>(ci * plane) * 4;
+    const dstc = ci * H_ * W_;
+    for (let i = i0; i < i1; i++) {
+      const ja = max(0, c0 - i * ld), jb = min(PNW, c1 - i * ld);
+      const rowo = dstc + (py + SH * i) * W_ + px;
+      for (let j = ja; j < jb; j++) {
+        let v = load<f32>(srcp + <usize>(i * PNW + j) * 4);
+        const o = rowo + SW * j;
+        if (acc) v += loadF(dxg, o, dxDt);
+        storeF(dxg, o, dxDt, v);
+      }
+    }
+  }
+}
+
+/**
+ * Whether the current phase runs on the wide layout (B rows read in place, WQ - nJ junk columns
+ * per row) or gathers its nI*nJ columns (as the forward's strided path): the gather when the wide
+ * columns would waste more than a fifth.
+ */
+function phaseWide(): bool {
+  const cols = (PNH - 1) * WQ + PNW;
+  return PNH * PNW * 5 >= cols * 4;
+}
+
+/** Columns of the current phase (wide or gathered, as phaseWide says). */
+function phaseCols(): i32 {
+  return phaseWide() ? (PNH - 1) * WQ + PNW : PNH * PNW;
+}
+
+/** grad-input by phases (PHASED): units (phase, image, group), phase-major; few units: each phase's columns split. */
+function gradInputPhased(dyDt: i32, wDt: i32, dxDt: i32, acc: bool, dy: usize, w: usize, dx: usize, ws: usize, sync: usize, part: i32, parts: i32): void {
+  const NG = N_ * G, nPh = SH * SW, units = nPh * NG;
+  let cur = -1;
+  if (units >= parts * 2 || parts <= 1) {
+    const dynamic = sync != 0 && parts > 1;
+    let u = dynamic ? 0 : splitLo(units, part, parts);
+    const uEnd = dynamic ? units : splitLo(units, part + 1, parts);
+    for (;;) {
+      u = takeUnit(dynamic ? sync : 0, u);
+      if (u >= uEnd) break;
+      const ph = u / NG, r = u - ph * NG;
+      if (ph != cur) { setPhase(ph); cur = ph; }
+      if (PNH > 0 && PNW > 0) phaseUnit(ph, r / G, r - (r / G) * G, 0, phaseCols(), dyDt, wDt, dxDt, acc, dy, w, dx, ws);
+      if (!dynamic) u++;
+    }
+  } else {
+    for (let u = 0; u < units; u++) {
+      const ph = u / NG, r = u - ph * NG;
+      setPhase(ph);
+      if (PNH <= 0 || PNW <= 0) continue;
+      const cols = phaseCols();
+      const tiles = (cols + NR - 1) / NR;
+      const c0 = splitLo(tiles, part, parts) * NR, c1 = min(cols, splitLo(tiles, part + 1, parts) * NR);
+      if (c1 > c0) phaseUnit(ph, r / G, r - (r / G) * G, c0, c1, dyDt, wDt, dxDt, acc, dy, w, dx, ws);
+    }
   }
 }
 

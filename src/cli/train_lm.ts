@@ -356,6 +356,9 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
         windowStart = performance.now();
         windowSteps = 0;
       }
+      // a turn of the event loop: the steps' awaits resolve at once on a synchronous backend, and
+      // Ctrl-C's handler only runs between turns
+      await new Promise<void>((resolve) => setImmediate(resolve));
       if (interrupted) {
         bar?.stop();
         if (args.checkpoint) {

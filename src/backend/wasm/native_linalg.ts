@@ -20,7 +20,7 @@
  * pooling operands, max-pool dilation, ceil-mode windows past the floor size, layouts the GEMM
  * cannot express (neither stride 1), aliasing between an input and the output.
  */
-import type { KernelParams } from '../backend.js';
+import type { KernelParams, KernelTensor } from '../backend.js';
 import { numel } from '../reference/codec.js';
 import { contiguous, dtCode, unsafeAlias } from './layout.js';
 import type { NativeContext, NativeKernel } from './native.js';
@@ -231,6 +231,25 @@ const conv2d: NativeKernel = (ctx, [x, w, bias], [y], params) => {
   return true;
 };
 
+/**
+ * grad-input of a convolution whose window covers the whole padding-free input (a 1x1 dY, one
+ * group: convTranspose2d from 1x1, as a DCGAN generator's first layer) is one GEMM:
+ * dx[N, Cin*KH*KW] = dY[N, Cout] x W[Cout, Cin*KH*KW]. False when the geometry is not that.
+ */
+function gradInputAsGemm(ctx: NativeContext, geo: ConvGeometry, gy: KernelTensor, w: KernelTensor, dx: KernelTensor, dtypes: number): boolean {
+  const [N, C, H, W, O, KH, KW, , , ph, pw, dh, dwl, g] = geo.desc as number[];
+  if (geo.OH !== 1 || geo.OW !== 1 || g !== 1 || ph !== 0 || pw !== 0 || dh !== 1 || dwl !== 1 || H !== KH || W !== KW) return false;
+  const cols = C! * KH! * KW!;
+  const parts = partsFor(ctx, N! * O! * cols, MIN_MACS_PER_PART, Math.max(Math.ceil(N! / 4), Math.ceil(cols / 8)));
+  const { ws, sync } = scratchAndSync(ctx, parts * gemmScratchBytes(ctx), parts);
+  ctx.pool.runParts(
+    'gemm',
+    [0, dtypes, 1, N!, cols, O!, ctx.address(gy), O!, 0, ctx.address(w), cols, 0, ctx.address(dx), cols, N! * cols, 0, ws, sync],
+    parts,
+  );
+  return true;
+}
+
 /** conv2dBackwardInput (gy, w) -> dx, dx shaped as params.inputShape (also convTranspose2d's forward). */
 const conv2dBackwardInput: NativeKernel = (ctx, [gy, w], [dx], params) => {
   if (!gy || !w || !dx) return false;
@@ -243,6 +262,7 @@ const conv2dBackwardInput: NativeKernel = (ctx, [gy, w], [dx], params) => {
   if (!geo || !sameShape(gy.shape, [dx.shape[0]!, w.shape[0]!, geo.OH, geo.OW])) return false;
   if (!contiguous(gy) || !contiguous(w) || !contiguous(dx) || unsafeAlias(gy, dx) || unsafeAlias(w, dx)) return false;
   if (numel(dx.shape) === 0) return true;
+  if (gradInputAsGemm(ctx, geo, gy, w, dx, dgy | (dw << 4) | (ddx << 8))) return true;
   const units = geo.desc[0]! * geo.desc[13]!;
   const parts = partsFor(ctx, geo.macs, MIN_MACS_PER_PART, Math.max(units, Math.ceil((dx.shape[2]! * dx.shape[3]!) / 8)));
   runConv(ctx, 'conv2d_grad_input', geo, dgy | (dw << 4) | (ddx << 8), [ctx.address(gy), ctx.address(w), ctx.address(dx)], parts);
