@@ -152,6 +152,25 @@ describe('one GradScaler shared by the two optimizers', () => {
     assert.ok(D.parameters().every((p) => p.requiresGrad));
   });
 
+  it('both overflow (a loss scale too large for float16): both skip, and update() backs off once, not twice', async () => {
+    mx.manualSeed(5);
+    const G = new DCGANGenerator({ width: 2, latentDim: 4 });
+    const D = new DCGANDiscriminator({ width: 2 });
+    const events: mx.amp.ScalerStepEvent[] = [];
+    const scaler = new mx.amp.GradScaler({ initScale: 2 ** 40, onStep: (e) => events.push(e) });
+    const adam = { lr: 2e-4, betas: [0.5, 0.999] as const };
+    const ctx: GanContext = { generator: G, discriminator: D, optG: new mx.optim.Adam(G.parameters(), adam), optD: new mx.optim.Adam(D.parameters(), adam), scaler, precision: 'fp16' };
+    const [g0, d0] = [await snapshot(G), await snapshot(D)];
+    const r = ganStep(ctx, mx.rand([4, 3, 32, 32]).mul(2).sub(1).half());
+    assert.ok(Number.isFinite(await r.lossD.item()) && Number.isFinite(await r.lossG.item()), 'the losses are finite: only the scaled float16 gradients overflow');
+    assert.equal(r.steppedD, stepResult(false));
+    assert.equal(r.steppedG, stepResult(false));
+    assert.ok(same(await snapshot(D), d0) && same(await snapshot(G), g0), 'neither network moved');
+    assert.equal(await scaler.getScaleAsync(), 2 ** 39, 'one backoff for the iteration');
+    await scaler.flush();
+    assert.deepEqual(events, [{ scale: 2 ** 39, foundInf: true, skipped: true }]);
+  });
+
   it('an fp16 GAN iteration keeps the same live buffers after every step (one scope)', async () => {
     mx.manualSeed(6);
     const G = new DCGANGenerator({ width: 2, latentDim: 4 });
