@@ -12,10 +12,11 @@
 import { parseArgs } from 'node:util';
 import * as mx from '../dist/index.js';
 import { ganStep } from '../dist/cli/train_gan.js';
+import { trainStep } from '../dist/train/classifier.js';
+import { lmLoss } from '../dist/train/language_model.js';
 
 const { values: a } = parseArgs({ options: { model: { type: 'string', default: 'lstm' }, steps: { type: 'string', default: '20' }, warmup: { type: 'string', default: '10' }, precisions: { type: 'string', default: 'fp32,fp16,bf16' } } });
 const dtypeOf = (p) => (p === 'fp16' ? 'float16' : p === 'bf16' ? 'bfloat16' : null);
-const under = (p, fn) => (dtypeOf(p) ? mx.amp.autocast({ dtype: dtypeOf(p) }, fn) : fn());
 
 function lstmStep(precision) {
   mx.manualSeed(0);
@@ -24,18 +25,10 @@ function lstmStep(precision) {
   const opt = new mx.optim.AdamW(params, { lr: 0.002, weightDecay: 0.01 });
   const scaler = new mx.amp.GradScaler({ enabled: precision === 'fp16' });
   const ids = mx.randint(0, 65, [65, 32], { dtype: 'int32' });
-  const [x, y] = [ids.narrow(0, 0, 64), ids.narrow(0, 1, 64).reshape([-1])];
+  const [x, y] = [ids.narrow(0, 0, 64), ids.narrow(0, 1, 64)];
+  const ctx = { model, optimizer: opt, scaler, precision, clipGradNorm: 1, loss: (x, y) => lmLoss(model, x, y) };
   const step = async () => {
-    const loss = mx.scope(() => {
-      opt.zeroGrad();
-      const l = under(precision, () => mx.nn.functional.crossEntropy(model.forward(x)[0].reshape([-1, 65]), y));
-      scaler.scale(l).backward();
-      scaler.unscale_(opt);
-      mx.nn.utils.clipGradNorm_(params, 1);
-      scaler.step(opt);
-      scaler.update();
-      return l.detach();
-    });
+    const { loss } = trainStep(ctx, x, y);
     await loss.item();
     loss.dispose();
   };

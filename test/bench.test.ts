@@ -4,25 +4,15 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { join, dirname } from 'node:path';
 import * as mx from '../src/index.js';
 import { benchGemm } from '../src/bench/gemm.js';
 import { benchTrain } from '../src/bench/train.js';
 import { resetPeak } from '../src/bench/common.js';
 import { crossEntropy } from '../src/nn/functional.js';
 import { underPrecision, type Precision } from '../src/train/classifier.js';
-import { fixturesDir } from './helpers/fixtures.js';
+import { runCli } from './helpers/cli.js';
 
-const ROOT = dirname(dirname(fixturesDir()));
-const CLI = join(ROOT, 'dist', 'cli', 'main.js');
-
-function cli(args: string[]) {
-  const env = { ...process.env };
-  delete env['MIXPREC_THREADS'];
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', env, timeout: 240_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args: string[]) => runCli(args, { unset: ['MIXPREC_THREADS'] });
 
 function json(args: string[]): Record<string, unknown> {
   const r = cli(args);

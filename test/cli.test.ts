@@ -4,20 +4,13 @@
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
+import { join } from 'node:path';
 import * as mx from '../src/index.js';
-import { fixturesDir } from './helpers/fixtures.js';
+import { ROOT, runCli, interruptAtFirstStep } from './helpers/cli.js';
 
-const ROOT = dirname(dirname(fixturesDir()));
-const CLI = join(ROOT, 'dist', 'cli', 'main.js');
-
-function cli(args: string[], cwd = ROOT, env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 240_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args: string[], cwd = ROOT, env: Record<string, string> = {}) => runCli(args, { cwd, env });
 
 /** IDX files of `n` 28x28 images: class c lights a 6x6 square at a class-dependent place, plus noise. */
 function writeMnist(dir: string, n: number, nTest: number): void {
@@ -110,13 +103,7 @@ describe('mixprec train', () => {
   it('Ctrl-C writes a checkpoint that resumes', async () => {
     const ckpt = join(work, 'interrupted.safetensors');
     const log = join(work, 'interrupt.jsonl');
-    const child = spawn(process.execPath, [CLI, ...base(), '--epochs', '50', '--checkpoint', ckpt, '--log-json', log], { cwd: ROOT });
-    let stdout = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    const deadline = Date.now() + 60_000;
-    while (!(existsSync(log) && readFileSync(log, 'utf8').includes('"event":"step"')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    child.kill('SIGINT');
-    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    const { code, stdout } = await interruptAtFirstStep([...base(), '--epochs', '50', '--checkpoint', ckpt, '--log-json', log], log);
     assert.equal(code, 130);
     assert.match(stdout, /interrupted: checkpoint written to/);
     const { meta } = await mx.io.loadCheckpoint(ckpt);

@@ -6,19 +6,16 @@
 import './helpers/backend.js'; // MIXPREC_BACKEND selects the backend (default reference)
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, readdirSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
+import { join } from 'node:path';
 import pngjs from 'pngjs';
 import * as mx from '../src/index.js';
 import { DCGANGenerator, DCGANDiscriminator } from '../src/models/dcgan.js';
 import { imageGrid, saveImageGrid } from '../src/io/png_grid.js';
 import { ganStep, parseTrainGanArgs, sample, type GanContext } from '../src/cli/train_gan.js';
-import { fixturesDir } from './helpers/fixtures.js';
+import { runCli } from './helpers/cli.js';
 
-const ROOT = dirname(dirname(fixturesDir()));
-const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const hostSteps = Boolean(mx.getBackend().readSync);
 const stepResult = (stepped: boolean): boolean | undefined => (hostSteps ? stepped : undefined);
 
@@ -205,10 +202,7 @@ describe('one GradScaler shared by the two optimizers', () => {
 });
 
 describe('mixprec train-gan', () => {
-  function cli(args: string[]) {
-    const r = spawnSync(process.execPath, [CLI, ...args], { cwd: work, encoding: 'utf8', timeout: 120_000 });
-    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-  }
+  const cli = (args: string[]) => runCli(args, { cwd: work, timeout: 120_000 });
 
   /** CIFAR-10's layout at full size (resolveData wants 10,000 records a file): 512 coloured squares, the rest black (sparse). */
   function writeCifar(root: string): string {

@@ -7,17 +7,16 @@
 import './helpers/backend.js'; // MIXPREC_BACKEND selects the backend (default reference)
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
+import { join } from 'node:path';
 import * as mx from '../src/index.js';
 import type { Tensor } from '../src/index.js';
-import { fixturesDir } from './helpers/fixtures.js';
+import { runCli, interruptAtFirstStep } from './helpers/cli.js';
+import { trainStep, type StepContext } from '../src/train/classifier.js';
+import { lmLoss } from '../src/train/language_model.js';
 
 const F = mx.nn.functional;
-const ROOT = dirname(dirname(fixturesDir()));
-const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 
 /** Row i of the first axis (PyTorch's select(0, i)). */
 const row = (t: Tensor, i: number): Tensor => t.narrow(0, i, 1).squeeze(0);
@@ -258,18 +257,10 @@ describe('memory', () => {
     const opt = new mx.optim.AdamW(params, { lr: 0.01 });
     const scaler = new mx.amp.GradScaler();
     const ids = mx.randint(0, 11, [17, 4], { dtype: 'int32' });
+    const ctx: StepContext = { model, optimizer: opt, scaler, precision: 'fp16', clipGradNorm: 1, loss: (x, y) => lmLoss(model, x, y) };
     const counts: number[] = [];
     for (let step = 0; step < 6; step++) {
-      const loss = mx.scope(() => {
-        opt.zeroGrad();
-        const l = mx.amp.autocast({ dtype: 'float16' }, () => F.crossEntropy(model.forward(ids.narrow(0, 0, 16))[0].reshape([-1, 11]), ids.narrow(0, 1, 16).reshape([-1])));
-        scaler.scale(l).backward();
-        scaler.unscale_(opt);
-        mx.nn.utils.clipGradNorm_(params, 1);
-        scaler.step(opt);
-        scaler.update();
-        return l.detach();
-      });
+      const { loss } = trainStep(ctx, ids.narrow(0, 0, 16), ids.narrow(0, 1, 16));
       assert.ok(Number.isFinite(await loss.item()));
       loss.dispose();
       counts.push(mx.memory().liveBuffers);
@@ -279,10 +270,7 @@ describe('memory', () => {
   });
 });
 
-function cli(args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 240_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args: string[]) => runCli(args);
 
 /** A small text with structure (a few verses with variations). */
 function writeText(dir: string): string {
@@ -343,13 +331,7 @@ describe('mixprec train-lm', () => {
   it('Ctrl-C writes the checkpoint and exits 130; the run resumes from it', async () => {
     const ckpt = join(dir, 'interrupted.safetensors');
     const log = join(dir, 'interrupted.jsonl');
-    const child = spawn(process.execPath, [CLI, 'train-lm', ...common, '--steps', '100000', '--eval-every', '100000', '--checkpoint', ckpt, '--log-json', log], { cwd: ROOT });
-    let stdout = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    const deadline = Date.now() + 60_000;
-    while (!(existsSync(log) && readFileSync(log, 'utf8').includes('"event":"step"')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    child.kill('SIGINT');
-    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    const { code, stdout } = await interruptAtFirstStep(['train-lm', ...common, '--steps', '100000', '--eval-every', '100000', '--checkpoint', ckpt, '--log-json', log], log);
     assert.equal(code, 130);
     assert.match(stdout, /interrupted: checkpoint written to/);
     const { meta } = await mx.io.loadCheckpoint(ckpt);

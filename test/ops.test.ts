@@ -165,8 +165,6 @@ function applyView(x: Tensor, views: readonly View[] = []): Tensor {
   return x;
 }
 
-const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
-
 async function runCase(c: Case, dtype: FloatDType): Promise<void> {
   const entry = c.dtypes[dtype];
   assert.ok(entry, `${c.id}: no ${dtype} data in the fixture`);

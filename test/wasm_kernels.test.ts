@@ -25,7 +25,7 @@ import type { KernelTensor, Tensor } from '../src/index.js';
 import { WasmBackend } from '../src/backend/wasm/index.js';
 import { matrixLayout } from '../src/backend/wasm/native_linalg.js';
 import { kernelView } from '../src/ops/dispatch.js';
-import { ulp, withinAccumulationBound } from './helpers/compare.js';
+import { withinAccumulationBound } from './helpers/compare.js';
 import { rng } from './helpers/rng.js';
 import { contiguousStrides, numel } from '../src/backend/reference/codec.js';
 

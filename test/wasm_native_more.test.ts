@@ -23,6 +23,8 @@ import { WasmBackend } from '../src/backend/wasm/index.js';
 import { apply } from '../src/ops/dispatch.js';
 import { F16_TO_F32 } from '../src/dtype/convert.js';
 import { benchTrain } from '../src/bench/train.js';
+import { trainStep } from '../src/train/classifier.js';
+import { lmLoss } from '../src/train/language_model.js';
 import { rng } from './helpers/rng.js';
 import { isNaNBits, onBackend, storageBits as storage } from './helpers/backends.js';
 
@@ -609,17 +611,9 @@ describe('tanh, sigmoid, leakyRelu and their gradients; cat; arithmetic on trans
         const opt = new mx.optim.AdamW(model.parameters(), { lr: 0.01 });
         const scaler = new mx.amp.GradScaler({ enabled: dtype === 'float16' });
         const ids = mx.randint(0, 11, [9, 4], { dtype: 'int32' });
-        mx.scope(() => {
-          const loss = mx.amp.autocast({ dtype }, () => {
-            const [logits] = model.forward(ids.narrow(0, 0, 8));
-            return mx.nn.functional.crossEntropy(logits.reshape([-1, 11]), ids.narrow(0, 1, 8).reshape([-1]));
-          });
-          scaler.scale(loss).backward();
-          scaler.unscale_(opt);
-          mx.nn.utils.clipGradNorm_(model.parameters(), 1);
-          scaler.step(opt);
-          scaler.update();
-        });
+        const precision = dtype === 'float16' ? 'fp16' : 'bf16';
+        const ctx = { model, optimizer: opt, scaler, precision, clipGradNorm: 1, loss: (x: Tensor, y: Tensor) => lmLoss(model, x, y) } as const;
+        trainStep(ctx, ids.narrow(0, 0, 8), ids.narrow(0, 1, 8)).loss.dispose();
       });
       const fell = Object.entries(c).filter(([, v]) => v.fallback > 0).map(([k]) => k).sort();
       // the embedding's row gather and its gradient, and clipGradNorm_'s 0-dim arithmetic on the total norm

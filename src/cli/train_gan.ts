@@ -277,8 +277,11 @@ export async function runTrainGan(args: TrainGanArgs, out: Output): Promise<numb
   try {
     if (args.sampleEvery > 0) say(`wrote ${await writeSamples(`samples-${pad(0)}.png`)} (before training)`);
     let iteration = 0;
-    let skippedSteps = 0;
-    let skippedSeen = await scaler.getSkippedStepsAsync();
+    // skipped iterations are counted by the scaler; it is read per iteration only for --log-json
+    // (on a GPU each read is a round trip)
+    const skippedAtStart = await scaler.getSkippedStepsAsync();
+    let skippedSeen = skippedAtStart;
+    const skippedSteps = async () => (await scaler.getSkippedStepsAsync()) - skippedAtStart;
     let window = { d: 0, g: 0, n: 0 };
     let last = { d: NaN, g: NaN };
     const started = performance.now();
@@ -288,21 +291,20 @@ export async function runTrainGan(args: TrainGanArgs, out: Output): Promise<numb
       r.lossD.dispose();
       r.lossG.dispose();
       iteration++;
-      // Per iteration, not per optimizer: an overflow in either network is one skipped step
-      // (the other one's step may still have run; see the module comment).
-      const skippedNow = await scaler.getSkippedStepsAsync();
-      const skipped = skippedNow > skippedSeen;
-      skippedSeen = skippedNow;
-      if (skipped) skippedSteps++;
       if (Number.isFinite(last.d) && Number.isFinite(last.g)) window = { d: window.d + last.d, g: window.g + last.g, n: window.n + 1 };
-      const lossScale = await scaler.getScaleAsync();
-      logJson({ event: 'iteration', iteration, loss_d: last.d, loss_g: last.g, loss_scale: lossScale, skipped });
+      if (logFile) {
+        // Per iteration, not per optimizer: an overflow in either network is one skipped step
+        // (the other one's step may still have run; see the module comment).
+        const skippedNow = await scaler.getSkippedStepsAsync();
+        logJson({ event: 'iteration', iteration, loss_d: last.d, loss_g: last.g, loss_scale: await scaler.getScaleAsync(), skipped: skippedNow > skippedSeen });
+        skippedSeen = skippedNow;
+      }
       const sampleNow = args.sampleEvery > 0 && iteration % args.sampleEvery === 0;
       if (!args.quiet && (iteration % STATUS_EVERY === 0 || sampleNow || iteration === args.iterations)) {
         const seconds = (performance.now() - started) / 1000;
         out.log(
           `iteration ${iteration}/${args.iterations}  loss_d ${(window.d / Math.max(window.n, 1)).toFixed(4)}  loss_g ${(window.g / Math.max(window.n, 1)).toFixed(4)}  ` +
-            `loss scale ${lossScale}  skipped steps ${skippedSteps}  ${(iteration / seconds).toFixed(2)} it/s  ${seconds.toFixed(0)} s`,
+            `loss scale ${await scaler.getScaleAsync()}  skipped steps ${await skippedSteps()}  ${(iteration / seconds).toFixed(2)} it/s  ${seconds.toFixed(0)} s`,
         );
         window = { d: 0, g: 0, n: 0 };
       }
@@ -313,11 +315,12 @@ export async function runTrainGan(args: TrainGanArgs, out: Output): Promise<numb
     const finalPath = await writeSamples('samples-final.png');
     const finite = { g: await allFinite(G), d: await allFinite(D) };
     const lossScale = await scaler.getScaleAsync();
-    logJson({ event: 'end', iterations: iteration, seconds, skipped_steps: skippedSteps, loss_d: last.d, loss_g: last.g, loss_scale: lossScale, finite_weights: finite.g && finite.d });
+    const skipped = await skippedSteps();
+    logJson({ event: 'end', iterations: iteration, seconds, skipped_steps: skipped, loss_d: last.d, loss_g: last.g, loss_scale: lossScale, finite_weights: finite.g && finite.d });
     say(`wrote ${finalPath}`);
     out.log(
       `done: ${iteration} iterations in ${seconds.toFixed(1)} s  loss_d ${last.d.toFixed(4)}  loss_g ${last.g.toFixed(4)}  ` +
-        `skipped steps ${skippedSteps} (${((100 * skippedSteps) / iteration).toFixed(1)}%)  loss scale ${lossScale}  ` +
+        `skipped steps ${skipped} (${((100 * skipped) / iteration).toFixed(1)}%)  loss scale ${lossScale}  ` +
         `weights ${finite.g && finite.d ? 'finite' : `NOT finite (generator: ${finite.g ? 'finite' : 'inf/NaN'}, discriminator: ${finite.d ? 'finite' : 'inf/NaN'})`}`,
     );
     return finite.g && finite.d ? 0 : 1;

@@ -5,19 +5,15 @@
  * sample, checkpoints with bitwise-exact resume and JSON logs.
  */
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
-import type { Tensor } from '../tensor/tensor.js';
-import { scope } from '../tensor/scope.js';
-import { noGrad } from '../autograd/mode.js';
 import { initDefaultBackend, setBackend } from '../backend/registry.js';
 import { manualSeed, defaultGenerator, Generator } from '../random/generator.js';
 import { CharLSTM } from '../models/char_lm.js';
 import { AdamW } from '../optim/adam.js';
-import { CharCorpus, type CharSequence } from '../data/text.js';
+import { CharCorpus } from '../data/text.js';
 import { saveCheckpoint, loadCheckpoint } from '../io/checkpoint.js';
-import { crossEntropy } from '../nn/functional.js';
-import { clipGradNorm_ } from '../nn/utils.js';
 import { precisionReport, type PrecisionRecorder } from '../amp/diagnostics.js';
-import { scalerFor, underPrecision, PRECISIONS, type Precision } from '../train/classifier.js';
+import { scalerFor, trainStep, underPrecision, PRECISIONS, type Precision, type StepContext } from '../train/classifier.js';
+import { evaluateLm, lmLoss, type LmEvaluation } from '../train/language_model.js';
 import { choice, number, parseFlags, copyStringFlags, checkBackendFlag } from './args.js';
 import { CliError, usage } from './errors.js';
 import { ProgressBar } from '../util/progress_bar.js';
@@ -166,42 +162,6 @@ interface LmMeta {
   args: Omit<TrainLmArgs, 'help' | 'quiet' | 'verbose'>;
 }
 
-export interface Evaluation {
-  /** Mean cross-entropy in nats per character. */
-  loss: number;
-  /** The same in bits per character. */
-  bpc: number;
-  characters: number;
-}
-
-/** Validation loss over every window of `seqLen` characters (each window starts from a zero state). */
-export async function evaluateLm(model: CharLSTM, data: CharSequence, seqLen: number, precision: Precision, batchSize = 64): Promise<Evaluation> {
-  const wasTraining = model.training;
-  model.eval();
-  let total = 0;
-  let count = 0;
-  try {
-    for (const [x, y] of data.evalBatches(batchSize, seqLen)) {
-      const loss = noGrad(() =>
-        scope(() => {
-          const [logits] = underPrecision(precision, () => model.forward(x));
-          return crossEntropy(logits.reshape([-1, model.vocabSize]), y.reshape([-1]), { reduction: 'sum' });
-        }),
-      );
-      total += await loss.item();
-      count += y.numel;
-      loss.dispose();
-      x.dispose();
-      y.dispose();
-    }
-  } finally {
-    model.train(wasTraining);
-  }
-  if (count === 0) throw new Error(`the validation split (${data.length} characters) is shorter than one window of ${seqLen + 1}`);
-  const loss = total / count;
-  return { loss, bpc: loss / Math.LN2, characters: count };
-}
-
 export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number> {
   if (args.help) {
     out.log(TRAIN_LM_HELP.trimEnd());
@@ -234,10 +194,21 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
   const params = model.parameters();
   const optimizer = new AdamW(params, { lr: args.lr, weightDecay: args.weightDecay });
   const scaler = scalerFor(args.precision);
+  const ctx: StepContext = {
+    model,
+    optimizer,
+    scaler,
+    precision: args.precision,
+    clipGradNorm: args.clip > 0 ? args.clip : undefined,
+    loss: (x, y) => lmLoss(model, x, y),
+  };
   // windows come from their own generator, so that dropout draws do not move them
   const dataRng = new Generator(args.seed + 1);
   let step = 0;
-  let skippedSteps = 0;
+  // skipped steps of earlier runs (a resumed checkpoint's) and of this one, counted by the scaler
+  let skippedBefore = 0;
+  const skippedAtStart = await scaler.getSkippedStepsAsync();
+  const skippedSteps = async () => skippedBefore + (await scaler.getSkippedStepsAsync()) - skippedAtStart;
 
   if (loaded) {
     const meta = loaded.meta as LmMeta;
@@ -247,7 +218,7 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
     defaultGenerator.setState(meta.rng);
     dataRng.setState(meta.dataRng);
     step = meta.step;
-    skippedSteps = meta.skippedSteps;
+    skippedBefore = meta.skippedSteps;
     say(`resumed from ${args.resume}: step ${step}`);
   }
 
@@ -257,7 +228,7 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
       config,
       precision: args.precision,
       step,
-      skippedSteps,
+      skippedSteps: await skippedSteps(),
       rng: defaultGenerator.getState(),
       dataRng: dataRng.getState(),
       optimizer: optimizer.stateDict(),
@@ -296,19 +267,20 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
   let lossCount = 0;
   let windowStart = performance.now();
   let windowSteps = 0;
-  let lastEval: Evaluation | null = null;
+  let lastEval: LmEvaluation | null = null;
 
   const evaluateNow = async () => {
     bar?.stop();
     const ev = await evaluateLm(model, validation, args.seqLen, args.precision);
     lastEval = ev;
     const scale = await scaler.getScaleAsync();
+    const skipped = await skippedSteps();
     const seconds = (performance.now() - started) / 1000;
     say(
       `step ${step}/${args.steps}  train loss ${(lossSum / Math.max(lossCount, 1)).toFixed(4)}  ` +
-        `val loss ${ev.loss.toFixed(4)} nats/char (${ev.bpc.toFixed(3)} bpc)  loss scale ${scale}  skipped steps ${skippedSteps}  ${seconds.toFixed(0)} s`,
+        `val loss ${ev.loss.toFixed(4)} nats/char (${ev.bpc.toFixed(3)} bpc)  loss scale ${scale}  skipped steps ${skipped}  ${seconds.toFixed(0)} s`,
     );
-    logJson({ event: 'eval', step, val_loss: ev.loss, val_bpc: ev.bpc, train_loss: lossSum / Math.max(lossCount, 1), loss_scale: scale, skipped_steps: skippedSteps, seconds });
+    logJson({ event: 'eval', step, val_loss: ev.loss, val_bpc: ev.bpc, train_loss: lossSum / Math.max(lossCount, 1), loss_scale: scale, skipped_steps: skipped, seconds });
     lossSum = 0;
     lossCount = 0;
     if (args.checkpoint) await checkpoint(args.checkpoint);
@@ -319,37 +291,24 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
   try {
     while (step < args.steps) {
       const [x, y] = train.randomBatch(dataRng, args.batchSize, args.seqLen);
-      const skippedBefore = await scaler.getSkippedStepsAsync();
-      const loss = scope(() => {
-        optimizer.zeroGrad();
-        const l = underPrecision(args.precision, () => {
-          const [logits] = model.call(x) as [Tensor, unknown];
-          return crossEntropy(logits.reshape([-1, config.vocab.length]), y.reshape([-1]));
-        });
-        scaler.scale(l).backward();
-        if (args.clip > 0) {
-          scaler.unscale_(optimizer);
-          clipGradNorm_(params, args.clip);
-        }
-        scaler.step(optimizer);
-        scaler.update();
-        return l.detach();
-      });
+      // per step the scaler's count is read only for the JSON log (on a GPU each read is a round trip)
+      const skippedNow = logFile ? await scaler.getSkippedStepsAsync() : 0;
+      const { loss, stepped } = trainStep(ctx, x, y);
       const value = await loss.item();
       loss.dispose();
       x.dispose();
       y.dispose();
       if (recorder) await recorder.step();
       step++;
-      const skipped = (await scaler.getSkippedStepsAsync()) > skippedBefore;
-      if (skipped) skippedSteps++;
-      else if (Number.isFinite(value)) {
+      // a skipped step's loss is left out of the average (on webgpu the skip is decided on the
+      // device: stepped is true there and the skip is only in the scaler's count)
+      if (stepped && Number.isFinite(value)) {
         lossSum += value;
         lossCount++;
       }
       windowSteps++;
       const cps = (windowSteps * args.batchSize * args.seqLen) / ((performance.now() - windowStart) / 1000);
-      if (logFile) logJson({ event: 'step', step, loss: value, loss_scale: await scaler.getScaleAsync(), skipped });
+      if (logFile) logJson({ event: 'step', step, loss: value, loss_scale: await scaler.getScaleAsync(), skipped: (await scaler.getSkippedStepsAsync()) > skippedNow });
       bar?.update(step, { payload: { loss: (lossSum / Math.max(lossCount, 1)).toFixed(4), cps: cps.toFixed(0) } });
       if (!bar && !args.quiet && step % 50 === 0 && step % args.evalEvery !== 0) {
         out.log(`step ${step}/${args.steps}  train loss ${(lossSum / Math.max(lossCount, 1)).toFixed(4)}  ${cps.toFixed(0)} chars/s`);
@@ -385,7 +344,7 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
     }
     out.log(
       `validation loss: ${ev.loss.toFixed(4)} nats/char (${ev.bpc.toFixed(3)} bits/char) after ${step} steps, ` +
-        `${skippedSteps} skipped steps, loss scale ${await scaler.getScaleAsync()}, ${seconds.toFixed(0)} s`,
+        `${await skippedSteps()} skipped steps, loss scale ${await scaler.getScaleAsync()}, ${seconds.toFixed(0)} s`,
     );
     return 0;
   } finally {

@@ -10,7 +10,7 @@
 import { readFile } from 'node:fs/promises';
 import { Tensor } from '../tensor/tensor.js';
 import { int32 } from '../dtype/dtype.js';
-import type { Generator } from '../random/generator.js';
+import type { Generator as RandomGenerator } from '../random/generator.js';
 
 /** The characters of a corpus in code-point order; ids are indices into it. */
 export class CharVocab {
@@ -66,7 +66,7 @@ export class CharSequence {
    * `batchSize` windows of seqLen + 1 characters at random offsets (drawn from `generator`): inputs
    * and targets, int32 [seqLen, batchSize] each (time-major, the LSTM's default layout).
    */
-  randomBatch(generator: Generator, batchSize: number, seqLen: number): [Tensor, Tensor] {
+  randomBatch(generator: RandomGenerator, batchSize: number, seqLen: number): [Tensor, Tensor] {
     const span = this.ids.length - seqLen - 1;
     if (span < 0) throw new RangeError(`CharSequence: ${this.ids.length} characters are too few for windows of ${seqLen + 1}`);
     const offsets = Array.from({ length: batchSize }, () => generator.nextInt(0, span + 1));
@@ -77,7 +77,7 @@ export class CharSequence {
    * Consecutive non-overlapping windows covering the sequence (a last partial window is left out),
    * in batches of up to `batchSize`: every character predicted once, the same every time.
    */
-  *evalBatches(batchSize: number, seqLen: number): Generator_<[Tensor, Tensor]> {
+  *evalBatches(batchSize: number, seqLen: number): Generator<[Tensor, Tensor], void, unknown> {
     const count = Math.floor((this.ids.length - 1) / seqLen);
     for (let w = 0; w < count; w += batchSize) {
       const offsets = Array.from({ length: Math.min(batchSize, count - w) }, (_, k) => (w + k) * seqLen);
@@ -98,8 +98,6 @@ export class CharSequence {
     return [Tensor.fromStorage(x, [seqLen, B], int32), Tensor.fromStorage(y, [seqLen, B], int32)];
   }
 }
-
-type Generator_<T> = globalThis.Generator<T, void, unknown>;
 
 /** A text corpus with its character vocabulary. */
 export class CharCorpus {

@@ -3,7 +3,7 @@
  * (for their autocast category); 16-bit inputs of the normalisations and losses are computed in
  * float32 and rounded once at the end.
  */
-import { float32, int32, type DType } from '../dtype/dtype.js';
+import { int32 } from '../dtype/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { apply, applyInto } from '../ops/dispatch.js';
 import { defineOp } from '../ops/registry.js';

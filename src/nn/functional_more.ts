@@ -11,7 +11,7 @@
  * lstmCell returns two tensors; the table op 'lstmCell' computes stack([h', c']) (so autocast casts
  * the inputs once, at its entry) and the public function returns the two views of that stack.
  */
-import { bool, float32, type DType } from '../dtype/dtype.js';
+import { bool, float32 } from '../dtype/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { apply } from '../ops/dispatch.js';
 import { defineOp } from '../ops/registry.js';

@@ -11,7 +11,7 @@
  * compute beta*input + alpha*(a@b) in float32 and round once (cuBLAS's epilogue), as does
  * cosineSimilarity (the float32 pattern of the losses and normalisations).
  */
-import { float32, int32, type DType } from '../dtype/dtype.js';
+import { float32, int32 } from '../dtype/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { normalizeDim } from '../tensor/tensor.js';
 import { apply } from './dispatch.js';

@@ -1,5 +1,6 @@
 /**
- * The classification training loop shared by `mixprec train`, the examples and the benchmarks:
+ * The training step shared by `mixprec train`, `mixprec train-lm` (with its own loss), the examples
+ * and the benchmarks, and the classification evaluation:
  * one step is zeroGrad, forward under the precision's autocast, scaled backward, scaler step and
  * update, all inside `mx.scope` so device memory is the same after every step.
  */
@@ -41,6 +42,8 @@ export interface StepContext {
   precision: Precision;
   /** Clip the gradient norm (after unscale_) when set. */
   clipGradNorm?: number;
+  /** The loss of a batch (default: cross-entropy of model(x) against class labels y). */
+  loss?: (x: Tensor, y: Tensor) => Tensor;
 }
 
 export interface StepResult {
@@ -61,7 +64,7 @@ export interface StepResult {
 export function trainStep(ctx: StepContext, x: Tensor, y: Tensor): StepResult {
   return scope(() => {
     ctx.optimizer.zeroGrad();
-    const loss = underPrecision(ctx.precision, () => crossEntropy(ctx.model.call(x) as Tensor, y));
+    const loss = underPrecision(ctx.precision, () => (ctx.loss ? ctx.loss(x, y) : crossEntropy(ctx.model.call(x) as Tensor, y)));
     ctx.scaler.scale(loss).backward();
     if (ctx.clipGradNorm !== undefined) {
       ctx.scaler.unscale_(ctx.optimizer);

@@ -24,7 +24,7 @@ import type { RefKernel } from '../reference/kernels/types.js';
 import { wasmApi, type WasmModule } from './api.js';
 import { WasmHeap, type HeapStats } from './memory.js';
 import { KernelPool } from './pool.js';
-import { EXTRA_REFERENCE_KERNELS, NATIVE_KERNELS, type NativeContext, type NativeKernel } from './native.js';
+import { EXTRA_REFERENCE_KERNELS, NATIVE_KERNELS, type NativeContext } from './native.js';
 import './native_optim.js'; // registers the fused Adam/AdamW kernel (adamUpdate)
 import { INITIAL_PAGES, KERNEL_EXPORTS, MAXIMUM_PAGES, WASM_BASE64, WASM_RELAXED_BASE64 } from './generated/kernels.js';
 

@@ -20,40 +20,24 @@ function slopeOf(op: keyof typeof OP, params: Record<string, unknown>): number {
   return op === 'leakyRelu' ? (params['negativeSlope'] as number) : 0;
 }
 
-function unary(op: keyof typeof OP): NativeKernel {
-  const run: NativeKernel = (ctx, [x], [o], params) => {
-    if (!x || !o || x.dtype !== o.dtype || !contiguous(o)) return false;
+/**
+ * An activation (`kernel` unary_<fmt>: operand x) or its gradient (unary_grad_<fmt>: operands x and
+ * the incoming gradient g): every operand of the output's format; strided ones gathered first.
+ */
+function activation(op: keyof typeof OP, kernel: 'unary' | 'unary_grad'): NativeKernel {
+  const arity = kernel === 'unary' ? 1 : 2;
+  const run: NativeKernel = (ctx, inputs, [o], params) => {
+    const operands = inputs.slice(0, arity);
+    if (!o || operands.length !== arity || operands.some((t) => t.dtype !== o.dtype) || !contiguous(o)) return false;
     const fmt = fmtOf(o.dtype);
     if (!fmt || (op === 'leakyRelu' && typeof params['negativeSlope'] !== 'number')) return false;
-    if (!contiguous(x)) return withContiguousOperands(ctx, [x], o.shape, (xs) => run(ctx, xs, [o], params), contiguous);
-    if (unsafeAlias(x, o)) return false;
-    const n = numel(o.shape);
+    if (!operands.every(contiguous)) return withContiguousOperands(ctx, operands, o.shape, (xs) => run(ctx, xs, [o], params), contiguous);
+    if (operands.some((t) => unsafeAlias(t, o))) return false;
     const size = o.dtype.itemsize;
-    const px = ctx.address(x);
-    const po = ctx.address(o);
+    const pointers = [...operands.map((t) => ctx.address(t)), ctx.address(o)];
     const cost = op === 'leakyRelu' ? 1 : TRANSCENDENTAL_COST;
     const slope = slopeOf(op, params);
-    ctx.pool.run(`unary_${fmt}`, elementParts(ctx.pool, n, cost).map(([u0, u1]) => [OP[op], px + u0 * size, po + u0 * size, u1 - u0, slope]));
-    return true;
-  };
-  return run;
-}
-
-function unaryGrad(op: keyof typeof OP): NativeKernel {
-  const run: NativeKernel = (ctx, [x, g], [o], params) => {
-    if (!x || !g || !o || x.dtype !== o.dtype || g.dtype !== o.dtype || !contiguous(o)) return false;
-    const fmt = fmtOf(o.dtype);
-    if (!fmt || (op === 'leakyRelu' && typeof params['negativeSlope'] !== 'number')) return false;
-    if (!contiguous(x) || !contiguous(g)) return withContiguousOperands(ctx, [x, g], o.shape, (xs) => run(ctx, xs, [o], params), contiguous);
-    if (unsafeAlias(x, o) || unsafeAlias(g, o)) return false;
-    const n = numel(o.shape);
-    const size = o.dtype.itemsize;
-    const px = ctx.address(x);
-    const pg = ctx.address(g);
-    const po = ctx.address(o);
-    const cost = op === 'leakyRelu' ? 1 : TRANSCENDENTAL_COST;
-    const slope = slopeOf(op, params);
-    ctx.pool.run(`unary_grad_${fmt}`, elementParts(ctx.pool, n, cost).map(([u0, u1]) => [OP[op], px + u0 * size, pg + u0 * size, po + u0 * size, u1 - u0, slope]));
+    ctx.pool.run(`${kernel}_${fmt}`, elementParts(ctx.pool, numel(o.shape), cost).map(([u0, u1]) => [OP[op], ...pointers.map((p) => p + u0 * size), u1 - u0, slope]));
     return true;
   };
   return run;
@@ -90,11 +74,11 @@ const cat: NativeKernel = (ctx: NativeContext, inputs: readonly KernelTensor[], 
 };
 
 export const UNARY_KERNELS: Record<string, NativeKernel> = {
-  tanh: unary('tanh'),
-  sigmoid: unary('sigmoid'),
-  leakyRelu: unary('leakyRelu'),
-  tanhBackward: unaryGrad('tanh'),
-  sigmoidBackward: unaryGrad('sigmoid'),
-  leakyReluBackward: unaryGrad('leakyRelu'),
+  tanh: activation('tanh', 'unary'),
+  sigmoid: activation('sigmoid', 'unary'),
+  leakyRelu: activation('leakyRelu', 'unary'),
+  tanhBackward: activation('tanh', 'unary_grad'),
+  sigmoidBackward: activation('sigmoid', 'unary_grad'),
+  leakyReluBackward: activation('leakyRelu', 'unary_grad'),
   cat,
 };
