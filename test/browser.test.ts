@@ -10,21 +10,13 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { dirname, extname, join, normalize, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { chromiumPath, launchChromium, runPage as runPageScript, type Browser } from './helpers/browser.js';
 
-const chromiumPath = process.env['CHROMIUM_PATH'] ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 // `npm test` runs every suite once per backend: this one (it picks its backends itself) belongs to the wasm pass.
 const suiteBackend = process.env['MIXPREC_BACKEND'];
 const skip = suiteBackend && suiteBackend !== 'wasm'
   ? `runs in the wasm pass of npm test (MIXPREC_BACKEND=wasm), not the ${suiteBackend} one`
   : chromiumPath ? false : 'Chromium is not installed (apt-get install chromium; .ci/run does)';
-
-/** build/ (this file is build/test/browser.test.js): build/src holds the compiled library. */
-const buildRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The page's script: everything it checks lands in window.result. */
 const PAGE_SCRIPT = `
@@ -78,53 +70,11 @@ try {
 }
 `;
 
-const TYPES: Record<string, string> = { '.js': 'text/javascript', '.map': 'application/json', '.html': 'text/html' };
-
-function serve(isolated: boolean): Promise<{ server: Server; url: string }> {
-  const server = createServer(async (req, res) => {
-    const headers: Record<string, string> = isolated
-      ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' }
-      : {};
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
-    if (path === '/') {
-      res.writeHead(200, { ...headers, 'Content-Type': 'text/html' });
-      res.end(`<!doctype html><meta charset="utf-8"><title>mixprec</title><script type="module" src="/page.js"></script>`);
-      return;
-    }
-    if (path === '/page.js') {
-      res.writeHead(200, { ...headers, 'Content-Type': 'text/javascript' });
-      res.end(PAGE_SCRIPT);
-      return;
-    }
-    const file = normalize(join(buildRoot, path));
-    if (!file.startsWith(join(buildRoot, 'src'))) {
-      res.writeHead(404).end();
-      return;
-    }
-    try {
-      const body = await readFile(file);
-      res.writeHead(200, { ...headers, 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream' });
-      res.end(body);
-    } catch {
-      res.writeHead(404).end();
-    }
-  });
-  return new Promise((done) => server.listen(0, '127.0.0.1', () => {
-    const { port } = server.address() as { port: number };
-    done({ server, url: `http://127.0.0.1:${port}/` });
-  }));
-}
-
-type Browser = Awaited<ReturnType<typeof import('playwright-core').chromium.launch>>;
 let browser: Browser | null = null;
 
 before(async () => {
   if (skip) return;
-  const { chromium } = await import('playwright-core');
-  browser = await chromium.launch({
-    executablePath: chromiumPath!,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium(['--disable-gpu']);
 });
 
 after(async () => {
@@ -144,21 +94,7 @@ interface PageResult {
 }
 
 async function runPage(isolated: boolean): Promise<PageResult> {
-  const { server, url } = await serve(isolated);
-  const page = await browser!.newPage();
-  const logs: string[] = [];
-  page.on('console', (m) => logs.push(m.text()));
-  page.on('pageerror', (e) => logs.push(String(e)));
-  try {
-    await page.goto(url);
-    await page.waitForFunction(() => (globalThis as { result?: unknown }).result !== undefined, undefined, { timeout: 120_000 });
-    const r = (await page.evaluate(() => (globalThis as { result?: unknown }).result)) as PageResult;
-    assert.equal(r.error, undefined, `${r.error}\n${logs.join('\n')}`);
-    return r;
-  } finally {
-    await page.close();
-    server.close();
-  }
+  return (await runPageScript<PageResult>(browser!, PAGE_SCRIPT, { isolated })).result;
 }
 
 function checkNumbers(r: PageResult): void {
