@@ -36,7 +36,9 @@ test('scope frees every tensor created inside except returned and kept ones', as
   assert.equal(inner[0]!.storage.disposed, true);
   assert.equal(inner[1]!.storage.disposed, true);
   assert.equal(inner[2]!.storage.disposed, false, 'storage of a returned view survives');
-  assert.equal((await result.out.data())[0], Math.fround(Math.exp(9)));
+  // exp within 1 float32 ulp: GPU drivers differ in the last bit (docs/webgpu.md); the point here is the memory.
+  const e9 = Math.fround(Math.exp(9));
+  assert.ok(Math.abs((await result.out.data())[0]! - e9) <= e9 * 2 ** -23, 'exp(9) of the returned tensor');
   assert.deepEqual(result.list[0]!.shape, [4, 4]);
   assert.equal((await kept!.data())[0], 1);
   // explicit disposal returns everything

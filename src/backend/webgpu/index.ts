@@ -13,9 +13,11 @@
 /// <reference types="@webgpu/types" />
 import type { Backend, DeviceBuffer, KernelParams, KernelTensor, MemoryStats } from '../backend.js';
 import { MemoryCounter } from '../backend.js';
-import type { DType, StorageArray } from '../../dtype/dtype.js';
+import { float16, float32, type DType, type StorageArray } from '../../dtype/dtype.js';
+import { float32ToFloat16 } from '../../dtype/convert.js';
+import { contiguousStrides } from '../reference/codec.js';
 import { REFERENCE_KERNELS } from '../reference/index.js';
-import { acquireDevice, type DeviceOptions, type GpuContext } from './device.js';
+import { acquireDevice, type DeviceOptions, type GpuContext, type SubgroupMatrixShape } from './device.js';
 import { BufferPool, WebGpuBuffer, type PoolStats } from './buffers.js';
 import { Scheduler, type SchedulerStats } from './scheduler.js';
 import type { KernelContext } from './kernels/common.js';
@@ -44,6 +46,8 @@ function env(name: string): string | undefined {
 export class WebGpuBackend implements Backend, KernelContext {
   readonly name: string = 'webgpu';
   readonly nativeF16: boolean;
+  /** float16 GEMMs run on the adapter's matrix units (null: the tiled f32 kernels). */
+  matrixUnits: SubgroupMatrixShape | null;
   readonly sched: Scheduler;
   readonly pool: BufferPool;
   private readonly counter = new MemoryCounter();
@@ -58,6 +62,7 @@ export class WebGpuBackend implements Backend, KernelContext {
     options: WebGpuBackendOptions = {},
   ) {
     this.nativeF16 = gpu.nativeF16;
+    this.matrixUnits = gpu.subgroupMatrix;
     this.pool = new BufferPool(gpu.device);
     this.sched = new Scheduler(gpu.device, this.pool, options.maxDispatchesPerSubmit ?? 4096);
     this.hostOnly = options.hostOnly ?? env('MIXPREC_WEBGPU_HOST_ONLY') === '1';
@@ -66,6 +71,12 @@ export class WebGpuBackend implements Backend, KernelContext {
   /** The adapter, e.g. "mesa llvmpipe ..." (bench JSON's `adapter`). */
   get adapterDescription(): string {
     return this.gpu.description;
+  }
+
+  /** The matrix units float16 GEMMs use, e.g. "f16 16x16x16 -> f32, subgroup 32" (bench JSON's `subgroup_matrix`), or null. */
+  get subgroupMatrix(): string | null {
+    const u = this.matrixUnits;
+    return u ? `f16 ${u.M}x${u.N}x${u.K} -> f32, subgroup ${u.subgroupSize}` : null;
   }
 
   private get deferring(): boolean {
@@ -237,6 +248,14 @@ export async function createWebGpuBackend(options: WebGpuBackendOptions = {}): P
     console.warn(`mixprec webgpu: ${why}: float16 tensors are stored as packed 16-bit pairs and computed in float32 (results are the same, kernels are slower)`);
   }
   const backend = new WebGpuBackend(gpu, options);
+  if (backend.matrixUnits) {
+    const problem = await checkMatrixUnits(backend);
+    if (problem) {
+      console.warn(`mixprec webgpu: the adapter's subgroup matrices (${backend.subgroupMatrix}) failed their check (${problem}): float16 matrix products use the tiled float32 kernels`);
+      backend.matrixUnits = null;
+      gpu.subgroupMatrix = null;
+    }
+  }
   if (env('MIXPREC_WEBGPU_STATS') === '1' && typeof process !== 'undefined') {
     process.once('exit', () => {
       const host = Object.entries(backend.kernelStats()).filter(([, v]) => v.fallback > 0);
@@ -245,4 +264,43 @@ export async function createWebGpuBackend(options: WebGpuBackendOptions = {}): P
     });
   }
   return backend;
+}
+
+/**
+ * The subgroup-matrix path is experimental in Dawn and in drivers: before trusting it, multiply two
+ * float16 matrices whose every product and partial sum is exact in float32 (small integers), with
+ * edges that do not fill a tile, on the matrix units and on the tiled kernel, and require equal
+ * bits. Returns what went wrong, or null.
+ */
+async function checkMatrixUnits(backend: WebGpuBackend): Promise<string | null> {
+  const [Z, M, K, N] = [2, 37, 45, 29];
+  const device = backend.gpu.device;
+  const tensor = (dtype: DType, shape: number[], values?: Float32Array): KernelTensor => {
+    const size = shape.reduce((p, d) => p * d, 1);
+    const buffer = backend.allocate(dtype, size);
+    if (values) backend.write(buffer, float32ToFloat16(values));
+    return { buffer, dtype, shape, strides: contiguousStrides(shape), offset: 0 };
+  };
+  const ints = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => ((i * 7919 + seed * 104729) % 9) - 4);
+  const a = tensor(float16, [Z, M, K], ints(Z * M * K, 1));
+  const b = tensor(float16, [Z, K, N], ints(Z * K * N, 2));
+  const onUnits = tensor(float32, [Z, M, N]);
+  const tiled = tensor(float32, [Z, M, N]);
+  const units = backend.matrixUnits;
+  device.pushErrorScope('validation');
+  try {
+    backend.run('bmm', [a, b], [onUnits], {});
+    backend.matrixUnits = null;
+    backend.run('bmm', [a, b], [tiled], {});
+    const [x, y] = await Promise.all([backend.read(onUnits.buffer), backend.read(tiled.buffer)]);
+    const error = await device.popErrorScope();
+    if (error) return error.message.split('\n')[0]!;
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return `element ${i}: ${x[i]} instead of ${y[i]}`;
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    backend.matrixUnits = units;
+    for (const t of [a, b, onUnits, tiled]) backend.free(t.buffer);
+  }
 }

@@ -38,6 +38,8 @@ export interface SchedulerStats {
   pipelineHits: number;
   reads: number;
   uploads: number;
+  /** GEMM dispatches (matmul, convolutions) that ran on the adapter's matrix units (kernels/matmul_subgroup.ts) */
+  matrixDispatches: number;
 }
 
 export class Scheduler {
@@ -56,7 +58,7 @@ export class Scheduler {
   private uploadsInFlight: GPUBuffer[] = [];
   private readonly uploads: BufferPool;
   private readonly staging: BufferPool;
-  readonly stats: SchedulerStats = { submits: 0, dispatches: 0, pipelines: 0, pipelineHits: 0, reads: 0, uploads: 0 };
+  readonly stats: SchedulerStats = { submits: 0, dispatches: 0, pipelines: 0, pipelineHits: 0, reads: 0, uploads: 0, matrixDispatches: 0 };
 
   constructor(
     readonly device: GPUDevice,

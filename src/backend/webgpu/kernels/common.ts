@@ -7,6 +7,7 @@
 import type { KernelTensor } from '../../backend.js';
 import type { DType } from '../../../dtype/dtype.js';
 import type { WebGpuBuffer } from '../buffers.js';
+import type { SubgroupMatrixShape } from '../device.js';
 import { bindingCode, storageFormat, type BindingDecl } from '../codegen/storage.js';
 import { WGSL_HELPERS } from '../codegen/wgsl_math.js';
 import type { BindingRef, Dispatch, Scheduler } from '../scheduler.js';
@@ -17,6 +18,8 @@ export const WG = 256;
 /** What the kernel generators need from the backend. */
 export interface KernelContext {
   readonly nativeF16: boolean;
+  /** The adapter's f16 matrix units, when float16 GEMMs use them (kernels/matmul_subgroup.ts). */
+  readonly matrixUnits: SubgroupMatrixShape | null;
   readonly sched: Scheduler;
   /** A contiguous scratch buffer of `size` elements, valid until releaseTemp (in command order). */
   tempBuffer(dtype: DType, size: number): WebGpuBuffer;
@@ -89,8 +92,12 @@ export function tensorOperand(t: KernelTensor, write = false): { buffer: WebGpuB
 
 /** Shader preamble, bindings and helpers around a kernel body (which defines `main`). */
 export function shader(ctx: KernelContext, decls: readonly BindingDecl[], body: string): string {
+  // A body's own `enable` directives must precede every declaration.
+  const directives = body.split('\n').filter((l) => l.startsWith('enable '));
+  if (directives.length > 0) body = body.split('\n').filter((l) => !l.startsWith('enable ')).join('\n');
   return [
     ctx.nativeF16 ? 'enable f16;' : '',
+    ...directives,
     '@group(0) @binding(0) var<storage, read> mt: array<u32>;',
     'fn mi(i: u32) -> i32 { return bitcast<i32>(mt[i]); }',
     'fn mf(i: u32) -> f32 { return bitcast<f32>(mt[i]); }',

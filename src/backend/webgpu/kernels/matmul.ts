@@ -18,6 +18,7 @@ import { float32 } from '../../../dtype/dtype.js';
 import type { WebGpuBuffer } from '../buffers.js';
 import { bind, makeDispatch, Meta, numel, shader, tensorOperand, withContiguous, type Bound, type KernelContext } from './common.js';
 import { runElementwise } from './elementwise.js';
+import { matrixTile, subgroupGemmCode } from './matmul_subgroup.js';
 
 const TK = 16;
 
@@ -45,13 +46,16 @@ interface Tile {
 const BIG: Tile = { TM: 64, TN: 64 };
 const WIDE: Tile = { TM: 16, TN: 128 };
 
+/** Where a GEMM kernel puts output value `v` of (z, m, n): the output, or its split's float32 partials. */
+function storeCode(split: boolean): string {
+  return split ? `part[((u32(zs) * u32(M) + u32(m)) * u32(N) + u32(n))] = v;` : `storeC(z, m, n, v);`;
+}
+
 function gemmCode(funcs: string, split: boolean, tile: Tile): string {
   const { TM, TN } = tile;
   const RM = TM / 16;
   const RN = TN / 16;
-  const store = split
-    ? `part[((u32(zs) * u32(M) + u32(m)) * u32(N) + u32(n))] = v;`
-    : `storeC(z, m, n, v);`;
+  const store = storeCode(split);
   return `
 ${funcs}
 var<workgroup> As: array<f32, ${TM * TK}>;
@@ -134,11 +138,20 @@ ${funcs}
 `;
 }
 
+/** The matrix units take f16 operands: used when every operand the GEMM reads is float16. */
+function usesMatrixUnits(ctx: KernelContext, spec: GemmSpec): boolean {
+  return ctx.matrixUnits !== null && spec.operands.every((o) => o.write || o.t.dtype.name === 'float16');
+}
+
 function runGemm(ctx: KernelContext, spec: GemmSpec): void {
   const { M, N, K, Z } = spec;
   if (M * N * Z === 0) return;
-  const tile = M <= 16 ? WIDE : BIG;
+  const units = usesMatrixUnits(ctx, spec) ? ctx.matrixUnits : null;
+  const tile = units ? matrixTile(units) : M <= 16 ? WIDE : BIG;
   const { TM, TN } = tile;
+  const body = (funcs: string, split: boolean) => (units ? subgroupGemmCode(funcs, storeCode(split), units) : gemmCode(funcs, split, tile));
+  const variant = units ? `sgm${units.M}x${units.N}x${units.K}/${units.subgroupSize}` : `${TM}x${TN}`;
+  if (units) ctx.sched.stats.matrixDispatches++;
   const tiles = Math.ceil(M / TM) * Math.ceil(N / TN) * Z;
   let splits = 1;
   if (tiles < 16 && K > 2048) splits = Math.min(Math.ceil(K / 1024), Math.max(1, Math.floor(64 / tiles)), Math.floor(65535 / Z));
@@ -152,17 +165,17 @@ function runGemm(ctx: KernelContext, spec: GemmSpec): void {
   };
   if (splits === 1) {
     const bound = bind(ctx, spec.operands.map((o) => tensorOperand(o.t, o.write ?? false)));
-    const code = () => shader(ctx, bound.decls, gemmCode(spec.funcs(bound.names), false, tile));
-    ctx.sched.dispatch(makeDispatch(`gemm:${spec.key}:${TM}x${TN}`, code, bound, meta(bound), [Math.ceil(N / TN), Math.ceil(M / TM), Z]));
+    const code = () => shader(ctx, bound.decls, body(spec.funcs(bound.names), false));
+    ctx.sched.dispatch(makeDispatch(`gemm:${spec.key}:${variant}`, code, bound, meta(bound), [Math.ceil(N / TN), Math.ceil(M / TM), Z]));
     return;
   }
   const part: WebGpuBuffer = ctx.tempBuffer(float32, Z * splits * M * N);
-  const partDecl = (b: Bound, writable: boolean) => `@group(0) @binding(${b.decls.length + 1}) var<storage, ${writable ? 'read_write' : 'read'}> part: array<f32>;`;
+  const partDecl = (b: Bound, writable: boolean) => `@group(0) @binding(${b.decls.length + 1}) var<storage, ${writable ? 'read_write' : 'read'}> part: array<f32>;\n`;
   {
     const bound = bind(ctx, spec.operands.map((o) => tensorOperand(o.t, o.write ?? false)));
     bound.bindings.push({ buffer: part.gpu!, writable: true });
-    const code = () => shader(ctx, bound.decls, partDecl(bound, true) + gemmCode(spec.funcs(bound.names), true, tile));
-    ctx.sched.dispatch({ ...makeDispatch(`gemmsplit:${spec.key}:${TM}x${TN}`, code, bound, meta(bound), [Math.ceil(N / TN), Math.ceil(M / TM), Z * splits]), bindings: bound.bindings });
+    const code = () => shader(ctx, bound.decls, partDecl(bound, true) + body(spec.funcs(bound.names), true));
+    ctx.sched.dispatch({ ...makeDispatch(`gemmsplit:${spec.key}:${variant}`, code, bound, meta(bound), [Math.ceil(N / TN), Math.ceil(M / TM), Z * splits]), bindings: bound.bindings });
   }
   {
     const bound = bind(ctx, spec.operands.map((o) => tensorOperand(o.t, o.write ?? false)));
