@@ -185,7 +185,7 @@ describe('webgpu: pipelines, batching, memory, ordering', { skip }, () => {
     });
   });
 
-  it('a training step is a few submits, with constant live memory and no new GPU buffers after warm-up', async () => {
+  it('a training step is a few submits, with constant live memory and no new GPU buffers or bind groups after warm-up', async () => {
     // On its own backend: the live-buffer count must not see tensors of earlier tests that the garbage
     // collector happens to finalize during the loop (seen in CI: 136 live buffers, then 14).
     await on('webgpu-loop', async () => {
@@ -201,7 +201,7 @@ describe('webgpu: pipelines, batching, memory, ordering', { skip }, () => {
       const g = new mx.Generator(1);
       const x = mx.keep(mx.randn([8, 3, 8, 8], { generator: g }));
       const y = mx.keep(mx.tensor(Int32Array.from({ length: 8 }, (_, i) => i % 10), { dtype: 'int32' }));
-      const perStep: { submits: number; dispatches: number; live: number; created: number }[] = [];
+      const perStep: { submits: number; dispatches: number; bindGroups: number; live: number; created: number }[] = [];
       const losses: number[] = [];
       for (let step = 0; step < 8; step++) {
         const s0 = loop!.schedulerStats();
@@ -215,13 +215,14 @@ describe('webgpu: pipelines, batching, memory, ordering', { skip }, () => {
         losses.push(await loss.item());
         loss.dispose();
         const s1 = loop!.schedulerStats();
-        perStep.push({ submits: s1.submits - s0.submits, dispatches: s1.dispatches - s0.dispatches, live: mx.memory().liveBuffers, created: loop!.poolStats().created });
+        perStep.push({ submits: s1.submits - s0.submits, dispatches: s1.dispatches - s0.dispatches, bindGroups: s1.bindGroups - s0.bindGroups, live: mx.memory().liveBuffers, created: loop!.poolStats().created });
       }
       for (const s of perStep.slice(2)) {
         assert.ok(s.submits <= 4, `a step took ${s.submits} submits (${s.dispatches} dispatches)`);
         assert.ok(s.dispatches >= 20, `only ${s.dispatches} dispatches: the step ran elsewhere?`);
         assert.equal(s.live, perStep[2]!.live, 'live buffers constant');
         assert.equal(s.created, perStep[2]!.created, 'no new GPU buffers: the pool serves every allocation');
+        assert.equal(s.bindGroups, 0, `${s.bindGroups} bind groups created in a step after warm-up (the cache serves them)`);
       }
       assert.ok(losses[7]! < losses[0]!, `loss went down: ${losses[0]} -> ${losses[7]}`);
       const host = Object.entries(loop!.kernelStats()).filter(([, v]) => v.fallback > 0).map(([k]) => k);

@@ -48,8 +48,17 @@ export interface PoolStats {
   pooledBytes: number;
 }
 
+/**
+ * Freed buffers wait per size class and the oldest buffer (lowest creation number) is handed out
+ * first: which buffer a tensor gets then depends only on which buffers are free, not on the order
+ * they were freed in, so every step of a training loop gives its tensors the same buffers and the
+ * scheduler's bind-group cache (keyed by buffers) stays warm.
+ */
 export class BufferPool {
+  /** per size class (and usage), free buffers sorted newest first: pop() takes the oldest */
   private readonly free = new Map<number, GPUBuffer[]>();
+  private readonly serial = new WeakMap<GPUBuffer, number>();
+  private nextSerial = 0;
   private stats: PoolStats = { created: 0, reused: 0, gpuBuffers: 0, gpuBytes: 0, pooledBuffers: 0, pooledBytes: 0 };
 
   constructor(
@@ -72,7 +81,9 @@ export class BufferPool {
     this.stats.created++;
     this.stats.gpuBuffers++;
     this.stats.gpuBytes += cls;
-    return this.device.createBuffer({ size: cls, usage });
+    const buffer = this.device.createBuffer({ size: cls, usage });
+    this.serial.set(buffer, this.nextSerial++);
+    return buffer;
   }
 
   release(buffer: GPUBuffer, usage: number = BUFFER_USAGE): void {
@@ -86,7 +97,16 @@ export class BufferPool {
     const key = usage === BUFFER_USAGE ? cls : -cls - usage * 1e12;
     let list = this.free.get(key);
     if (!list) this.free.set(key, (list = []));
-    list.push(buffer);
+    // Insert keeping newest first (binary search on the creation number).
+    const n = this.serial.get(buffer) ?? -1;
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.serial.get(list[mid]!) ?? -1) > n) lo = mid + 1;
+      else hi = mid;
+    }
+    list.splice(lo, 0, buffer);
     this.stats.pooledBuffers++;
     this.stats.pooledBytes += cls;
   }

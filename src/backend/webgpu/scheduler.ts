@@ -6,7 +6,10 @@
  * goes to a CPU arena that is uploaded with one writeBuffer right before the submit.
  *
  * Pipelines are cached by key (kernel, dtypes, rank, layout variant); shapes travel in the metadata,
- * so one pipeline serves every shape of its rank.
+ * so one pipeline serves every shape of its rank. The metadata is bound with a dynamic offset, so a
+ * bind group depends only on the data buffers and is cached by them: a training loop, whose buffers
+ * come back from the pool in the same order every step, creates no bind groups after warm-up
+ * (creating one costs Dawn more than recording the dispatch itself).
  */
 /// <reference types="@webgpu/types" />
 import { BufferPool } from './buffers.js';
@@ -14,6 +17,10 @@ import { BufferPool } from './buffers.js';
 const MAP_READ = 0x0001;
 const COPY_DST = 0x0008;
 const COPY_SRC = 0x0004;
+/** Bytes of metadata a dispatch sees (the dynamic binding's fixed size). */
+const META_BYTES = 2048;
+/** Cached bind groups kept at most (entries of destroyed buffers are dropped when it is exceeded). */
+const MAX_BIND_GROUPS = 8192;
 
 export interface BindingRef {
   readonly buffer: GPUBuffer;
@@ -38,6 +45,8 @@ export interface SchedulerStats {
   pipelineHits: number;
   reads: number;
   uploads: number;
+  /** bind groups created (the rest came from the cache) */
+  bindGroups: number;
   /** GEMM dispatches (matmul, convolutions) that ran on the adapter's matrix units (kernels/matmul_subgroup.ts) */
   matrixDispatches: number;
 }
@@ -54,11 +63,14 @@ export class Scheduler {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly layouts = new Map<string, GPUBindGroupLayout>();
   private readonly pipelineLayouts = new Map<string, GPUPipelineLayout>();
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 0;
   /** upload buffers written this batch; reusable once it is submitted */
   private uploadsInFlight: GPUBuffer[] = [];
   private readonly uploads: BufferPool;
   private readonly staging: BufferPool;
-  readonly stats: SchedulerStats = { submits: 0, dispatches: 0, pipelines: 0, pipelineHits: 0, reads: 0, uploads: 0, matrixDispatches: 0 };
+  readonly stats: SchedulerStats = { submits: 0, dispatches: 0, pipelines: 0, pipelineHits: 0, reads: 0, uploads: 0, bindGroups: 0, matrixDispatches: 0 };
 
   constructor(
     readonly device: GPUDevice,
@@ -79,7 +91,7 @@ export class Scheduler {
     let bgl = this.layouts.get(key);
     let pl = this.pipelineLayouts.get(key);
     if (!bgl || !pl) {
-      const entries: GPUBindGroupLayoutEntry[] = [{ binding: 0, visibility: 4 /* COMPUTE */, buffer: { type: 'read-only-storage' } }];
+      const entries: GPUBindGroupLayoutEntry[] = [{ binding: 0, visibility: 4 /* COMPUTE */, buffer: { type: 'read-only-storage', hasDynamicOffset: true } }];
       writable.forEach((w, i) => entries.push({ binding: i + 1, visibility: 4, buffer: { type: w ? 'storage' : 'read-only-storage' } }));
       bgl = this.device.createBindGroupLayout({ entries });
       pl = this.device.createPipelineLayout({ bindGroupLayouts: [bgl] });
@@ -129,26 +141,48 @@ export class Scheduler {
     return this.encoder;
   }
 
+  private bufferId(b: GPUBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) this.bufferIds.set(b, (id = this.nextBufferId++));
+    return id;
+  }
+
+  /** The bind group of these data buffers (binding 0, the metadata arena, takes a dynamic offset). */
+  private bindGroup(bgl: GPUBindGroupLayout, layoutKey: string, bindings: readonly BindingRef[]): GPUBindGroup {
+    let key = layoutKey;
+    for (const b of bindings) key += `,${this.bufferId(b.buffer)}`;
+    let group = this.bindGroups.get(key);
+    if (!group) {
+      if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.clear();
+      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arenaGpu, offset: 0, size: META_BYTES } }];
+      bindings.forEach((b, i) => entries.push({ binding: i + 1, resource: { buffer: b.buffer } }));
+      group = this.device.createBindGroup({ layout: bgl, entries });
+      this.bindGroups.set(key, group);
+      this.stats.bindGroups++;
+    }
+    return group;
+  }
+
   /** Record one dispatch. */
   dispatch(d: Dispatch): void {
     if (d.groups[0] === 0 || d.groups[1] === 0 || d.groups[2] === 0) return;
-    const words = Math.max(4, d.meta.length);
+    if (d.meta.length * 4 > META_BYTES) throw new Error(`webgpu backend: ${d.key.split('|')[0]} needs ${d.meta.length * 4} bytes of metadata (at most ${META_BYTES})`);
     const alignWords = this.align / 4;
     let at = Math.ceil(this.arenaUsed / alignWords) * alignWords;
-    if ((at + words) * 4 > this.arenaBytes) {
+    // The dynamic binding always spans META_BYTES, so that much must lie inside the arena.
+    if (at * 4 + META_BYTES > this.arenaBytes) {
       this.flush();
       at = 0;
     }
     this.arenaCpu.set(d.meta, at);
-    this.arenaUsed = at + words;
-    const { bgl, pl } = this.bindGroupLayout(d.bindings.map((b) => b.writable));
+    this.arenaUsed = at + Math.max(4, d.meta.length);
+    const writable = d.bindings.map((b) => b.writable);
+    const { bgl, pl } = this.bindGroupLayout(writable);
     const pipeline = this.pipeline(d, pl);
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arenaGpu, offset: at * 4, size: words * 4 } }];
-    d.bindings.forEach((b, i) => entries.push({ binding: i + 1, resource: { buffer: b.buffer } }));
-    const group = this.device.createBindGroup({ layout: bgl, entries });
+    const group = this.bindGroup(bgl, writable.map((w) => (w ? 'w' : 'r')).join(''), d.bindings);
     const pass = this.ensurePass();
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, group);
+    pass.setBindGroup(0, group, [at * 4]);
     pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
     this.pending++;
     this.stats.dispatches++;
