@@ -51,6 +51,7 @@ export abstract class Optimizer<O extends object> implements OptimizerLike {
   /** The found-inf flag of the step in progress (null: no device skip). */
   protected stepFoundInf: Tensor | null = null;
   private stepSkipMask: Tensor | null = null;
+  private stepSkipFactor: Tensor | null = null;
 
   constructor(params: Iterable<Tensor> | Iterable<ParamGroupInit<O>>, readonly defaults: O) {
     const list = [...(params as Iterable<Tensor | ParamGroupInit<O>>)];
@@ -99,11 +100,13 @@ export abstract class Optimizer<O extends object> implements OptimizerLike {
       scope(() => {
         this.stepFoundInf = foundInf;
         this.stepSkipMask = null;
+        this.stepSkipFactor = null;
         try {
           for (const group of this.paramGroups) this.updateGroup(group);
         } finally {
           this.stepFoundInf = null;
           this.stepSkipMask = null;
+        this.stepSkipFactor = null;
         }
       }),
     );
@@ -113,6 +116,12 @@ export abstract class Optimizer<O extends object> implements OptimizerLike {
   protected skipMask(): Tensor | null {
     if (!this.stepFoundInf) return null;
     return (this.stepSkipMask ??= ne(this.stepFoundInf, 0));
+  }
+
+  /** The skip mask as float32 (1: skipped, 0: stepped; computed once per step), or null without a foundInf. */
+  protected skipFactor(): Tensor | null {
+    const mask = this.skipMask();
+    return mask ? (this.stepSkipFactor ??= castTo(mask, float32)) : null;
   }
 
   /** `updated`, or `old` where this step is skipped on the device (identity without a foundInf). */

@@ -8,7 +8,7 @@ import { Optimizer, filledTensor, type ParamGroup, type ParamGroupInit, type Par
 import { Tensor } from '../tensor/tensor.js';
 import { keep } from '../tensor/scope.js';
 import { float32 } from '../dtype/dtype.js';
-import { kernelView } from '../ops/dispatch.js';
+import { applyInto, kernelView } from '../ops/dispatch.js';
 import { ne, where } from '../ops/elementwise.js';
 import type { SgdUpdateParams } from '../backend/reference/kernels/optim.js';
 
@@ -82,10 +82,14 @@ export class SGD extends Optimizer<SGDOptions> {
     }
   }
 
-  /** After a step: the buffer holds a step unless this one was skipped on the device. */
+  /**
+   * After a step: the buffer holds a step unless this one was skipped on the device. The flag is
+   * 0 or 1, so flag * skipFactor is where(skipped, flag, 0) in one in-place kernel (it runs every
+   * step of a GradScaler loop, for every parameter).
+   */
   private settleEmptyFlag(state: ParamState, flag: Tensor): void {
-    const mask = this.skipMask();
-    if (mask) flag.copy_(where(mask, flag, 0));
+    const factor = this.skipFactor();
+    if (factor) applyInto('mul', [flag, factor], flag);
     else {
       delete state[EMPTY_FLAG];
       flag.dispose();
