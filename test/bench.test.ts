@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';
 import { benchGemm } from '../src/bench/gemm.js';
 import { benchTrain } from '../src/bench/train.js';
-import { resetPeak } from '../src/bench/common.js';
+import { resetPeak, subgroupMatrixDescription } from '../src/bench/common.js';
 import { crossEntropy } from '../src/nn/functional.js';
 import { underPrecision, type Precision } from '../src/train/classifier.js';
 import { runCli } from './helpers/cli.js';
@@ -102,7 +102,7 @@ describe('mixprec bench: bad input', () => {
     [['bench', 'gemm', '--sizes', '64'], /^mixprec bench gemm: Unknown option '--sizes'/],
     [['bench', 'gemm', '64'], /^mixprec bench gemm: unexpected argument '64'/],
     [['bench', 'train', '--precision', 'fp8'], /^mixprec bench train: --precision must be one of fp32, fp16, bf16 \(got 'fp8'\)$/],
-    [['bench', 'train', '--model', 'resnet'], /^mixprec bench train: --model must be one of lenet \(got 'resnet'\)$/],
+    [['bench', 'train', '--model', 'resnet'], /^mixprec bench train: --model must be one of lenet, widecnn \(got 'resnet'\)$/],
     [['bench', 'train', '--steps', '1.5'], /^mixprec bench train: --steps must be an integer >= 1/],
     [['bench', 'train', '--batch-size=-4'], /^mixprec bench train: --batch-size must be an integer >= 1/],
     [['bench', 'train', '--size', '64'], /^mixprec bench train: Unknown option '--size'/],
@@ -162,6 +162,27 @@ describe('bench library functions', () => {
       y.dispose();
     });
   }
+
+  it('subgroup_matrix: read off the backend (string or null), absent when the backend does not say', async () => {
+    const fake = (v: unknown) => ({ subgroupMatrix: v }) as unknown as mx.Backend;
+    assert.equal(subgroupMatrixDescription(fake('f16 16x16x16 -> f32')), 'f16 16x16x16 -> f32');
+    assert.equal(subgroupMatrixDescription(fake(null)), null);
+    assert.equal(subgroupMatrixDescription(fake(undefined)), undefined);
+    assert.equal(subgroupMatrixDescription(fake(true)), undefined);
+    const backend = mx.getBackend() as unknown as { subgroupMatrix?: unknown };
+    assert.ok(!('subgroup_matrix' in (await benchGemm({ size: 8, reps: 1, minTime: 0 }))), 'CPU backends: no field');
+    for (const value of [null, 'f16 8x8x8 -> f32']) {
+      backend.subgroupMatrix = value;
+      try {
+        const gemm = await benchGemm({ size: 8, reps: 1, minTime: 0 });
+        assert.equal(gemm.subgroup_matrix, value);
+        const keys = Object.keys(gemm);
+        if ('adapter' in gemm) assert.equal(keys.indexOf('subgroup_matrix'), keys.indexOf('adapter') + 1, 'next to adapter');
+      } finally {
+        delete backend.subgroupMatrix;
+      }
+    }
+  });
 
   it('resetPeak: the peak restarts from the live bytes', () => {
     const backend = mx.getBackend();

@@ -81,3 +81,13 @@ export function adapterDescription(backend: Backend): string | undefined {
   const d = (backend as { adapterDescription?: unknown }).adapterDescription;
   return typeof d === 'string' ? d : undefined;
 }
+
+/**
+ * The subgroup-matrix (tensor core) path a GPU backend uses, from its `subgroupMatrix` property:
+ * a description such as "f16 16x16x16 -> f32", null when the backend does not use one, undefined
+ * when the backend does not say (CPU backends; the bench JSON then has no `subgroup_matrix`).
+ */
+export function subgroupMatrixDescription(backend: Backend): string | null | undefined {
+  const d = (backend as { subgroupMatrix?: unknown }).subgroupMatrix;
+  return typeof d === 'string' || d === null ? d : undefined;
+}

@@ -13,7 +13,7 @@ import { Generator } from '../random/generator.js';
 import { randn } from '../ops/creation.js';
 import { matmul } from '../ops/linalg.js';
 import { scope } from '../tensor/scope.js';
-import { adapterDescription, backendThreads, kernelCalls, load1, resetKernelCalls, sig } from './common.js';
+import { adapterDescription, subgroupMatrixDescription, backendThreads, kernelCalls, load1, resetKernelCalls, sig } from './common.js';
 
 export const GEMM_DTYPES = ['float32', 'float16', 'bfloat16'] as const satisfies readonly DTypeName[];
 export type GemmDtype = (typeof GEMM_DTYPES)[number];
@@ -52,6 +52,8 @@ export interface GemmBenchResult {
   load_avg_1m: number;
   /** GPU backends: the adapter ("vendor architecture device description"). */
   adapter?: string;
+  /** GPU backends: the subgroup-matrix (tensor core) shape the backend uses ("f16 16x16x16 -> f32"), or null. */
+  subgroup_matrix?: string | null;
   /** Whether a timed rep also copied C back to the host (backends that are not synchronous). */
   readback: boolean;
   /** The wasm backend's kernel build: 'relaxed' (relaxed SIMD, fused multiply-add) or 'plain'. */
@@ -122,6 +124,8 @@ export async function benchGemm(options: GemmBenchOptions): Promise<GemmBenchRes
     if (typeof simd === 'string') result.simd = simd;
     const adapter = adapterDescription(backend);
     if (adapter) result.adapter = adapter;
+    const subgroupMatrix = subgroupMatrixDescription(backend);
+    if (subgroupMatrix !== undefined) result.subgroup_matrix = subgroupMatrix;
     const kernels = kernelCalls(backend);
     if (kernels) result.kernels = kernels;
     return result;

@@ -1,7 +1,7 @@
 /**
  * Training throughput and memory: `trainStep` (src/train/classifier.ts: zeroGrad, forward under the
- * precision's autocast, GradScaler-scaled backward, SGD momentum step) on LeNet with random
- * CIFAR-10-shaped data, on the current backend.
+ * precision's autocast, GradScaler-scaled backward, SGD momentum step) on LeNet or WideCNN
+ * (createModel in src/models/index.ts) with random CIFAR-10-shaped data, on the current backend.
  *
  * - img_per_s: batch · timed steps / their wall time; every step reads its loss (`await loss.item()`),
  *   so the work is done when the clock stops.
@@ -21,16 +21,18 @@ import { getBackend } from '../backend/registry.js';
 import { memory } from '../tensor/scope.js';
 import { Generator, manualSeed } from '../random/generator.js';
 import { randint, randn } from '../ops/creation.js';
-import { LeNet } from '../models/lenet.js';
+import { CLASSIFIER_MODELS, createModel } from '../models/index.js';
 import { SGD } from '../optim/sgd.js';
 import { autocastDtype, scalerFor, trainStep, type Precision, type StepContext } from '../train/classifier.js';
-import { adapterDescription, backendThreads, kernelCalls, load1, resetKernelCalls, resetPeak, sig } from './common.js';
+import { adapterDescription, subgroupMatrixDescription, backendThreads, kernelCalls, load1, resetKernelCalls, resetPeak, sig } from './common.js';
 
-export const BENCH_MODELS = ['lenet'] as const;
+export const BENCH_MODELS = CLASSIFIER_MODELS;
 export type BenchModel = (typeof BENCH_MODELS)[number];
 
 export interface TrainBenchOptions {
   model?: BenchModel;
+  /** WideCNN's channel width (default 64; LeNet has none). */
+  width?: number;
   /** Default 64. */
   batchSize?: number;
   /** Default 'fp32'. */
@@ -53,6 +55,8 @@ export interface TrainBenchResult {
   /** Live bytes after the forward (loss computed, graph alive) minus live bytes before it, in one step. */
   activation_bytes: number;
   model: BenchModel;
+  /** widecnn: its channel width. */
+  width?: number;
   batch_size: number;
   precision: Precision;
   backend: string;
@@ -70,6 +74,8 @@ export interface TrainBenchResult {
   load_avg_1m: number;
   /** GPU backends: the adapter ("vendor architecture device description"). */
   adapter?: string;
+  /** GPU backends: the subgroup-matrix (tensor core) shape the backend uses ("f16 16x16x16 -> f32"), or null. */
+  subgroup_matrix?: string | null;
   /** wasm backend: kernels that ran through the reference fallback in the timed steps, with call counts. */
   fallback_kernels?: Record<string, number>;
 }
@@ -113,7 +119,9 @@ export async function benchTrain(options: TrainBenchOptions = {}): Promise<Train
   const backend = getBackend();
 
   manualSeed(seed);
-  const model = new LeNet({ inChannels: 3, imageSize: 32, numClasses: 10 });
+  const width = modelName === 'widecnn' ? (options.width ?? 64) : undefined;
+  if (options.width !== undefined && modelName !== 'widecnn') throw new RangeError(`benchTrain: width applies to the widecnn model only (model ${modelName})`);
+  const model = createModel(modelName, { inChannels: 3, imageSize: 32, numClasses: 10, width });
   const optimizer = new SGD(model.parameters(), { lr: options.lr ?? 0.01, momentum: options.momentum ?? 0.9 });
   const ctx: StepContext = { model, optimizer, scaler: scalerFor(precision), precision };
   const gen = new Generator(seed + 1);
@@ -163,6 +171,7 @@ export async function benchTrain(options: TrainBenchOptions = {}): Promise<Train
       peak_bytes: peakBytes,
       activation_bytes: after - before,
       model: modelName,
+      ...(width !== undefined ? { width } : {}),
       batch_size: batchSize,
       precision,
       backend: backend.name,
@@ -178,6 +187,8 @@ export async function benchTrain(options: TrainBenchOptions = {}): Promise<Train
     };
     const adapter = adapterDescription(backend);
     if (adapter) result.adapter = adapter;
+    const subgroupMatrix = subgroupMatrixDescription(backend);
+    if (subgroupMatrix !== undefined) result.subgroup_matrix = subgroupMatrix;
     const kernels = kernelCalls(backend);
     if (kernels) result.fallback_kernels = Object.fromEntries(Object.entries(kernels).filter(([, c]) => c.fallback > 0).map(([k, c]) => [k, c.fallback]));
     return result;

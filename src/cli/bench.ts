@@ -1,7 +1,7 @@
 /**
- * `mixprec bench gemm|train`: GEMM GFLOP/s through matmul, and LeNet training throughput and memory
- * per precision, on any backend; `--json` prints one JSON object (bench/peers.mjs compares them with
- * jax-js and PyTorch).
+ * `mixprec bench gemm|train`: GEMM GFLOP/s through matmul, and LeNet / WideCNN training throughput
+ * and memory per precision, on any backend; `--json` prints one JSON object (bench/peers.mjs
+ * compares them with jax-js and PyTorch; tools/gpu/run.sh runs them on a GPU).
  */
 import { defaultBackendName, listBackends } from '../backend/registry.js';
 import { PRECISIONS, type Precision } from '../train/classifier.js';
@@ -15,7 +15,7 @@ import type { Output } from './train.js';
 export const BENCH_HELP = `usage: mixprec bench <gemm|train> [options] [--json]
 
   gemm    GFLOP/s of C = A·B for random N×N matrices through matmul (mixprec bench gemm --help)
-  train   training throughput and memory of LeNet per precision (mixprec bench train --help)
+  train   training throughput and memory of LeNet or WideCNN per precision (mixprec bench train --help)
 
 Numbers depend on the machine's load: the JSON output records the 1-minute load average.
 `;
@@ -40,17 +40,21 @@ warm-up until both --reps and --min-time are reached.
   --json                one JSON object: gflops (2·N³ / mean seconds per rep, 10⁹/s), gflops_best,
                         size, dtype, backend, threads, seconds (mean per rep), best_seconds, reps,
                         warmup, check_abs_err, load_avg_1m, readback (whether reps read C back),
-                        simd (wasm: 'relaxed' or 'plain'), adapter (webgpu), kernels (wasm:
-                        native/fallback calls)
+                        simd (wasm: 'relaxed' or 'plain'), adapter (webgpu), subgroup_matrix
+                        (webgpu: the subgroup-matrix shape its matmul uses, or null), kernels
+                        (wasm: native/fallback calls)
 `;
 
-export const BENCH_TRAIN_HELP = `usage: mixprec bench train [--model lenet] [--batch-size N] [--precision fp32|fp16|bf16] [--backend NAME] [--steps N] [--json]
+export const BENCH_TRAIN_HELP = `usage: mixprec bench train [--model lenet|widecnn] [--batch-size N] [--precision fp32|fp16|bf16] [--backend NAME] [--steps N] [--json]
 
-Training steps of LeNet on random CIFAR-10-shaped data ([B,3,32,32] float32, int32 labels in 0..9):
+Training steps of LeNet or WideCNN on random CIFAR-10-shaped data ([B,3,32,32] float32, int32 labels in 0..9):
 SGD (lr 0.01, momentum 0.9), the precision's autocast (fp16: float16 + GradScaler; bf16: bfloat16),
 each step the same trainStep as mixprec train, its loss read back before the next one.
 
-  --model lenet         (default lenet)
+  --model M             lenet (conv 6, pool, conv 16, pool, fc 120-84-10) or widecnn (VGG-style:
+                        conv3x3 w, w, pool, 2w, 2w, pool, 4w, pool, each conv + BatchNorm + ReLU,
+                        then linear; w = --width) (default lenet)
+  --width N             widecnn's channel width w (default 64)
   --batch-size N        (default 64)
   --precision P         fp32|fp16|bf16 (default fp32)
   --backend NAME        compute backend (default: the current default backend)
@@ -65,9 +69,10 @@ each step the same trainStep as mixprec train, its loss read back before the nex
       activation_bytes  bytes the forward pass holds for the backward: live device bytes once the
                         loss is computed (graph alive, before backward) minus live bytes when the
                         forward starts (after zeroGrad), in one untimed step after the warm-up
-      and model, batch_size, precision, backend, threads, steps, warmup, seconds, step_ms,
-      resident_bytes (live bytes between steps), loss, skipped_steps (GradScaler), load_avg_1m,
-      fallback_kernels (wasm: kernels run by the reference fallback, calls)
+      and model, width (widecnn), batch_size, precision, backend, threads, steps, warmup, seconds,
+      step_ms, resident_bytes (live bytes between steps), loss, skipped_steps (GradScaler),
+      load_avg_1m, adapter and subgroup_matrix (webgpu, as for bench gemm), fallback_kernels
+      (wasm: kernels run by the reference fallback, calls)
 `;
 
 const COMMON = {
@@ -81,7 +86,7 @@ const COMMON = {
 } as const satisfies Options;
 
 const GEMM_FLAGS = { ...COMMON, size: { type: 'string' }, dtype: { type: 'string' }, reps: { type: 'string' }, 'min-time': { type: 'string' } } as const satisfies Options;
-const TRAIN_FLAGS = { ...COMMON, model: { type: 'string' }, 'batch-size': { type: 'string' }, precision: { type: 'string' }, steps: { type: 'string' } } as const satisfies Options;
+const TRAIN_FLAGS = { ...COMMON, model: { type: 'string' }, width: { type: 'string' }, 'batch-size': { type: 'string' }, precision: { type: 'string' }, steps: { type: 'string' } } as const satisfies Options;
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -138,17 +143,19 @@ async function runTrainBench(argv: string[], out: Output): Promise<number> {
     return 0;
   }
   const model = choice(command, 'model', v['model'], BENCH_MODELS, 'lenet');
+  const width = v['width'] === undefined ? undefined : number(command, 'width', v['width'], 64, { integer: true, min: 1 });
+  if (width !== undefined && model !== 'widecnn') throw usage(`mixprec ${command}: --width applies to --model widecnn only`);
   const batchSize = number(command, 'batch-size', v['batch-size'], 64, { integer: true, min: 1 });
   const precision: Precision = choice(command, 'precision', v['precision'], PRECISIONS, 'fp32');
   const steps = number(command, 'steps', v['steps'], 10, { integer: true, min: 1 });
   const warmup = number(command, 'warmup', v['warmup'], 2, { integer: true, min: 0 });
   const seed = number(command, 'seed', v['seed'], 0, { integer: true, min: 0 });
   await useBackend(command, v);
-  const r = await benchTrain({ model, batchSize, precision, steps, warmup, seed });
+  const r = await benchTrain({ model, width, batchSize, precision, steps, warmup, seed });
   if (v['json']) out.log(JSON.stringify(r));
   else {
     out.log(
-      `train ${model} batch ${batchSize} ${precision} on ${r.backend} (${r.threads} thread${r.threads === 1 ? '' : 's'}): ` +
+      `train ${model}${r.width !== undefined ? ` (width ${r.width})` : ''} batch ${batchSize} ${precision} on ${r.backend} (${r.threads} thread${r.threads === 1 ? '' : 's'}): ` +
         `${r.img_per_s.toFixed(1)} img/s (${r.step_ms.toFixed(1)} ms/step over ${r.steps} steps), peak ${mib(r.peak_bytes)}, ` +
         `activations ${mib(r.activation_bytes)} (load average ${r.load_avg_1m})`,
     );

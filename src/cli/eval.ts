@@ -1,6 +1,6 @@
 /** `mixprec eval`: the accuracy and per-class accuracy of a `mixprec train` checkpoint. */
 import { initDefaultBackend, setBackend } from '../backend/registry.js';
-import { LeNet } from '../models/lenet.js';
+import { CLASSIFIER_MODELS, createModel, type ClassifierModelName } from '../models/index.js';
 import { DataLoader } from '../data/dataloader.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { evaluate, PRECISIONS, type Precision } from '../train/classifier.js';
@@ -27,7 +27,10 @@ const FLAGS = {
 
 interface TrainMeta {
   kind?: string;
-  model: 'lenet';
+  /** Absent in checkpoints written before widecnn existed: lenet. */
+  model?: ClassifierModelName;
+  /** widecnn: its channel width. */
+  width?: number;
   dataset: DatasetName;
   channels: number;
   imageSize: number;
@@ -60,8 +63,15 @@ export async function runEval(argv: string[], out: Output): Promise<number> {
   if (data.channels !== meta.channels || data.imageSize !== meta.imageSize) {
     throw new CliError(`${path}: trained on ${meta.channels}x${meta.imageSize}x${meta.imageSize} images, ${dataset} has ${data.channels}x${data.imageSize}x${data.imageSize}`);
   }
-  const model = new LeNet({ inChannels: meta.channels, imageSize: meta.imageSize, numClasses: meta.classes.length || 10 });
-  const { tensors } = await loadCheckpoint(path, { expect: model.stateDict(), target: `the ${meta.model} model` });
+  const modelName = meta.model ?? 'lenet';
+  if (!(CLASSIFIER_MODELS as readonly string[]).includes(modelName)) throw new CliError(`${path}: written for model '${modelName}', which mixprec eval cannot build (models: ${CLASSIFIER_MODELS.join(', ')})`);
+  const model = createModel(modelName, {
+    inChannels: meta.channels,
+    imageSize: meta.imageSize,
+    numClasses: meta.classes.length || 10,
+    width: modelName === 'widecnn' ? (meta.width ?? 64) : undefined,
+  });
+  const { tensors } = await loadCheckpoint(path, { expect: model.stateDict(), target: `the ${modelName} model` });
   model.loadStateDict(tensors);
   const loader = new DataLoader(data.test as never, { batchSize: 500, shuffle: false, seed: 0 });
   const ev = await evaluate(model, loader, precision, meta.classes.length || 10);

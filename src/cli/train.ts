@@ -1,13 +1,14 @@
 /**
- * `mixprec train`: the seed's CNN on CIFAR-10 (or MNIST, an image folder, the bundled digits) with
- * fp32, fp16 (float16 autocast + GradScaler) or bf16 (bfloat16 autocast) precision, checkpoints
- * after every epoch (and on Ctrl-C), bitwise-exact resume, JSON logs and a precision report.
+ * `mixprec train`: the seed's CNN (or the wider WideCNN) on CIFAR-10 (or MNIST, an image folder,
+ * the bundled digits) with fp32, fp16 (float16 autocast + GradScaler) or bf16 (bfloat16 autocast)
+ * precision, checkpoints after every epoch (and on Ctrl-C), bitwise-exact resume, JSON logs and a
+ * precision report.
  */
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { Tensor } from '../tensor/tensor.js';
 import { initDefaultBackend, setBackend } from '../backend/registry.js';
 import { manualSeed, defaultGenerator } from '../random/generator.js';
-import { LeNet } from '../models/lenet.js';
+import { CLASSIFIER_MODELS, createModel, type ClassifierModelName } from '../models/index.js';
 import { SGD } from '../optim/sgd.js';
 import { Adam, AdamW } from '../optim/adam.js';
 import type { Optimizer } from '../optim/optimizer.js';
@@ -16,7 +17,7 @@ import { saveCheckpoint, loadCheckpoint } from '../io/checkpoint.js';
 import { precisionReport, type PrecisionRecorder } from '../amp/diagnostics.js';
 import { autocastDtype, evaluate, scalerFor, trainStep, PRECISIONS, type Precision, type StepContext } from '../train/classifier.js';
 import { choice, number, parseFlags, copyStringFlags, checkBackendFlag } from './args.js';
-import { CliError } from './errors.js';
+import { CliError, usage } from './errors.js';
 import { resolveData, DATASETS, type DatasetName, type LoadedData } from './datasets.js';
 import { Progress } from './progress.js';
 
@@ -24,7 +25,10 @@ export const TRAIN_HELP = `usage: mixprec train [options]
 
 Trains the seed's CNN (LeNet) and prints the test accuracy after every epoch.
 
-  --model lenet                 the network (default lenet: conv 6, pool, conv 16, pool, fc 120-84-10)
+  --model lenet|widecnn         the network (default lenet: conv 6, pool, conv 16, pool, fc 120-84-10;
+                                widecnn: VGG-style conv3x3 w, w, pool, 2w, 2w, pool, 4w, pool with
+                                BatchNorm + ReLU after each conv, then linear)
+  --width N                     widecnn's channel width w (default 64)
   --dataset cifar10|mnist|imagefolder|digits   (default cifar10)
   --data PATH                   archive or folder; without it: ./data/, else download, else the bundled digits
   --download                    fetch CIFAR-10 into --data (or ./data/) when it is missing
@@ -48,6 +52,7 @@ Trains the seed's CNN (LeNet) and prints the test accuracy after every epoch.
 
 const FLAGS = {
   model: { type: 'string' },
+  width: { type: 'string' },
   dataset: { type: 'string' },
   data: { type: 'string' },
   download: { type: 'boolean' },
@@ -73,7 +78,9 @@ const FLAGS = {
 type OptimizerName = 'sgd' | 'adam' | 'adamw';
 
 export interface TrainArgs {
-  model: 'lenet';
+  model: ClassifierModelName;
+  /** widecnn only: its channel width (default 64). */
+  width?: number;
   dataset: DatasetName;
   data?: string;
   download: boolean;
@@ -100,7 +107,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
   const v = parseFlags('train', argv, FLAGS);
   const optimizer = choice('train', 'optimizer', v['optimizer'], ['sgd', 'adam', 'adamw'] as const, 'sgd');
   const args: TrainArgs = {
-    model: choice('train', 'model', v['model'], ['lenet'] as const, 'lenet'),
+    model: choice('train', 'model', v['model'], CLASSIFIER_MODELS, 'lenet'),
     dataset: choice('train', 'dataset', v['dataset'], DATASETS, 'cifar10'),
     download: Boolean(v['download']),
     precision: choice('train', 'precision', v['precision'], PRECISIONS, 'fp16'),
@@ -116,6 +123,10 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     verbose: Boolean(v['verbose']),
     help: Boolean(v['help']),
   };
+  if (v['width'] !== undefined) {
+    if (args.model !== 'widecnn') throw usage('mixprec train: --width applies to --model widecnn only');
+    args.width = number('train', 'width', v['width'], 64, { integer: true, min: 1 });
+  }
   copyStringFlags('train', v, args, [['data', 'data'], ['backend', 'backend'], ['checkpoint', 'checkpoint'], ['resume', 'resume'], ['log-json', 'logJson'], ['precision-report', 'precisionReport']]);
   checkBackendFlag('train', args.backend);
   if (args.resume !== undefined && !existsSync(args.resume)) throw new CliError(`--resume ${args.resume}: no such checkpoint file`);
@@ -125,7 +136,9 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
 /** What a checkpoint records besides tensors: enough to rebuild the run and check it is the same one. */
 interface RunMeta {
   kind: 'mixprec.train';
-  model: 'lenet';
+  model: ClassifierModelName;
+  /** widecnn: its channel width (mixprec eval rebuilds the model from model, width, channels, imageSize, classes). */
+  width?: number;
   dataset: DatasetName;
   channels: number;
   imageSize: number;
@@ -147,9 +160,14 @@ export interface Output {
   isTTY: boolean;
 }
 
+/** The width createModel gets: widecnn's (default 64), none for lenet. */
+function modelWidth(args: TrainArgs): number | undefined {
+  return args.model === 'widecnn' ? (args.width ?? 64) : undefined;
+}
+
 /** Build the model, optimizer and loaders for a run. */
 function setup(args: TrainArgs, data: LoadedData) {
-  const model = new LeNet({ inChannels: data.channels, imageSize: data.imageSize, numClasses: data.classes.length || 10 });
+  const model = createModel(args.model, { inChannels: data.channels, imageSize: data.imageSize, numClasses: data.classes.length || 10, width: modelWidth(args) });
   const params = model.parameters();
   const optimizer: Optimizer<object> =
     args.optimizer === 'sgd'
@@ -215,6 +233,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     const meta: RunMeta = {
       kind: 'mixprec.train',
       model: args.model,
+      ...(args.model === 'widecnn' ? { width: modelWidth(args) } : {}),
       dataset: data.name,
       channels: data.channels,
       imageSize: data.imageSize,
@@ -227,7 +246,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       data: trainLoader.state(),
       rng: defaultGenerator.getState(),
       optimizer: optimizer.stateDict(),
-      scaler: scaler.stateDict(),
+      scaler: await scaler.stateDictAsync(),
       args: { ...args, help: undefined, quiet: undefined, verbose: undefined } as RunMeta['args'],
     };
     await saveCheckpoint(path, { tensors: model.stateDict(), meta });
@@ -246,7 +265,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
   process.on('SIGINT', onSigint);
   const ctx: StepContext = { model, optimizer, scaler, precision: args.precision };
   say(
-    `training ${args.model} on ${data.name} (${data.source}): ${data.train.length} train / ${data.test.length} test images, ` +
+    `training ${args.model}${args.model === 'widecnn' ? ` (width ${modelWidth(args)})` : ''} on ${data.name} (${data.source}): ${data.train.length} train / ${data.test.length} test images, ` +
       `precision ${args.precision}, ${args.optimizer} lr ${args.lr}, batch ${args.batchSize}, ${args.epochs} epochs, seed ${args.seed}`,
   );
   let lastAccuracy: number | null = null;
