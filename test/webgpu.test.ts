@@ -23,6 +23,8 @@ let native: WebGpuBackend | null = null;
 let packed: WebGpuBackend | null = null;
 /** A backend of its own for the training-loop test, so that no other test's garbage is freed on it mid-loop. */
 let loop: WebGpuBackend | null = null;
+/** A backend that pools no freed buffers: every free retires its buffer. */
+let unpooled: WebGpuBackend | null = null;
 let skip: string | false = false;
 // `npm test` runs every suite once per backend: these backend-independent checks belong to the webgpu pass.
 const suiteBackend = process.env['MIXPREC_BACKEND'];
@@ -32,6 +34,8 @@ else try {
   native = await createWebGpuBackend();
   packed = await createWebGpuBackend({ f16: false });
   loop = await createWebGpuBackend();
+  unpooled = await createWebGpuBackend({ poolBytes: 0 });
+  mx.registerBackend('webgpu-unpooled', async () => unpooled!);
   mx.registerBackend('webgpu-test', async () => native!);
   mx.registerBackend('webgpu-loop', async () => loop!);
   mx.registerBackend('webgpu-packed', async () => packed!);
@@ -228,6 +232,30 @@ describe('webgpu: pipelines, batching, memory, ordering', { skip }, () => {
       const host = Object.entries(loop!.kernelStats()).filter(([, v]) => v.fallback > 0).map(([k]) => k);
       assert.deepEqual(host.filter((k) => ['conv2d', 'bmm', 'maxPool2d', 'sgdUpdate', 'logSoftmax', 'gather'].includes(k)), [], 'training kernels ran on the GPU');
     });
+  });
+
+  it('a buffer freed while commands that use it are still unsubmitted is destroyed only after the submit', async () => {
+    // With no pooling every free retires its buffer; destroying it at once made Dawn reject the
+    // whole batch (zeros read back, an uncaptured error), as a network whose freed bytes exceed the
+    // pool's limit saw.
+    const errors = unpooled!.deviceErrors;
+    const values = await on('webgpu-unpooled', async () => {
+      const out: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const s = mx.scope(() => {
+          const x = mx.arange(0, 1000).reshape([10, 100]);
+          const y = x.mul(2).add(1).matmul(mx.ones([100, 4]));
+          return y.sum();
+        });
+        out.push(await s.item());
+        s.dispose();
+      }
+      return out;
+    });
+    // sum over rows and 4 columns of (2x + 1), x = 0..999: 4 * (999000 + 1000)
+    assert.deepEqual(values, [4_000_000, 4_000_000, 4_000_000]);
+    assert.equal(unpooled!.deviceErrors - errors, 0, 'no device errors');
+    assert.equal(unpooled!.poolStats().pooledBuffers, 0, 'nothing pooled');
   });
 
   it('host (float64) kernels between GPU kernels run in command order', async () => {

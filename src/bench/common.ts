@@ -76,6 +76,21 @@ export function sig(x: number, digits = 6): number {
   return Number.isFinite(x) && x !== 0 ? Number(x.toPrecision(digits)) : x;
 }
 
+/** Uncaptured device errors a GPU backend has seen (0 for backends that cannot have any). */
+export function deviceErrors(backend: Backend): number {
+  const n = (backend as { deviceErrors?: unknown }).deviceErrors;
+  return typeof n === 'number' ? n : 0;
+}
+
+/**
+ * A GPU submit that failed validation leaves its results unwritten while the clock still runs, so a
+ * figure measured across one means nothing: refuse it.
+ */
+export function assertNoDeviceErrors(backend: Backend, before: number, what: string): void {
+  const n = deviceErrors(backend) - before;
+  if (n > 0) throw new Error(`${what}: ${n} device error${n === 1 ? '' : 's'} on ${backend.name} during the run (printed above): no figure`);
+}
+
 /** The GPU adapter a backend runs on ("vendor architecture device description"), for GPU backends (webgpu). */
 export function adapterDescription(backend: Backend): string | undefined {
   const d = (backend as { adapterDescription?: unknown }).adapterDescription;

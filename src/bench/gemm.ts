@@ -13,7 +13,7 @@ import { Generator } from '../random/generator.js';
 import { randn } from '../ops/creation.js';
 import { matmul } from '../ops/linalg.js';
 import { scope } from '../tensor/scope.js';
-import { adapterDescription, subgroupMatrixDescription, backendThreads, kernelCalls, load1, resetKernelCalls, sig } from './common.js';
+import { adapterDescription, assertNoDeviceErrors, deviceErrors, subgroupMatrixDescription, backendThreads, kernelCalls, load1, resetKernelCalls, sig } from './common.js';
 
 export const GEMM_DTYPES = ['float32', 'float16', 'bfloat16'] as const satisfies readonly DTypeName[];
 export type GemmDtype = (typeof GEMM_DTYPES)[number];
@@ -70,6 +70,7 @@ export async function benchGemm(options: GemmBenchOptions): Promise<GemmBenchRes
   const minTime = options.minTime ?? 1;
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`benchGemm: size must be a positive integer, got ${n}`);
   const backend = getBackend();
+  const errorsBefore = deviceErrors(backend);
   const gen = new Generator(options.seed ?? 0);
   const a = randn([n, n], { dtype, generator: gen });
   const b = randn([n, n], { dtype, generator: gen });
@@ -105,6 +106,7 @@ export async function benchGemm(options: GemmBenchOptions): Promise<GemmBenchRes
     const mean = times.reduce((s, x) => s + x, 0) / times.length;
     const best = Math.min(...times);
     const flop = 2 * n ** 3;
+    assertNoDeviceErrors(backend, errorsBefore, 'bench gemm');
     const result: GemmBenchResult = {
       gflops: sig(flop / mean / 1e9),
       gflops_best: sig(flop / best / 1e9),

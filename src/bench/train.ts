@@ -24,7 +24,7 @@ import { randint, randn } from '../ops/creation.js';
 import { CLASSIFIER_MODELS, createModel } from '../models/index.js';
 import { SGD } from '../optim/sgd.js';
 import { autocastDtype, scalerFor, trainStep, type Precision, type StepContext } from '../train/classifier.js';
-import { adapterDescription, subgroupMatrixDescription, backendThreads, kernelCalls, load1, resetKernelCalls, resetPeak, sig } from './common.js';
+import { adapterDescription, assertNoDeviceErrors, deviceErrors, subgroupMatrixDescription, backendThreads, kernelCalls, load1, resetKernelCalls, resetPeak, sig } from './common.js';
 
 export const BENCH_MODELS = CLASSIFIER_MODELS;
 export type BenchModel = (typeof BENCH_MODELS)[number];
@@ -117,6 +117,7 @@ export async function benchTrain(options: TrainBenchOptions = {}): Promise<Train
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`benchTrain: batchSize must be a positive integer, got ${batchSize}`);
   if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`benchTrain: steps must be a positive integer, got ${steps}`);
   const backend = getBackend();
+  const errorsBefore = deviceErrors(backend);
 
   manualSeed(seed);
   const width = modelName === 'widecnn' ? (options.width ?? 64) : undefined;
@@ -166,6 +167,7 @@ export async function benchTrain(options: TrainBenchOptions = {}): Promise<Train
     const skipped = (await ctx.scaler.getSkippedStepsAsync()) - skippedBefore;
     const peakBytes = memory().peakBytes;
 
+    assertNoDeviceErrors(backend, errorsBefore, 'bench train');
     const result: TrainBenchResult = {
       img_per_s: sig((batchSize * steps) / seconds),
       peak_bytes: peakBytes,

@@ -10,7 +10,7 @@
 #   2. mixprec bench train --backend webgpu, lenet and widecnn, fp32/fp16/bf16, batch 64, then the
 #      PyTorch peer (bench/torch_lenet.py --device cuda: fp32, fp16 AMP, bf16) on the same batches
 #                                                                         -> $OUT/train.jsonl, torch.jsonl
-#   3. the same at batch 256
+#   3. the same at batch 256 and 1024
 #   4. mixprec bench gemm --backend webgpu, 1024 and 4096, float32/float16  -> $OUT/gemm.jsonl
 #   5. the webgpu op test pass: MIXPREC_BACKEND=webgpu node --test <package.json's test:suite:webgpu
 #      files>                                                             -> $OUT/tests.log
@@ -39,7 +39,10 @@ QUICK=${QUICK:-0}
 LOCAL=${LOCAL:-0}
 BUDGET_S=${BUDGET_S:-$([ "$QUICK" = 1 ] && echo 240 || echo 420)}
 MODELS=${MODELS-lenet widecnn}
-BATCHES=${BATCHES-64 256}
+# 1024: LeNet's step at 64 is mostly host time (dispatch recording); larger batches show the kernels.
+BATCHES=${BATCHES-64 256 1024}
+# The H200 has ~139 GiB: keep up to 16 GiB of freed buffers pooled (the default 1 GiB churns WideCNN's).
+export MIXPREC_WEBGPU_POOL_MB=${MIXPREC_WEBGPU_POOL_MB:-16384}
 PRECISIONS=${PRECISIONS-fp32 fp16 bf16}
 WIDTH=${WIDTH:-}
 GEMM_SIZES=${GEMM_SIZES-1024 4096}

@@ -59,6 +59,11 @@ export class BufferPool {
   private readonly free = new Map<number, GPUBuffer[]>();
   private readonly serial = new WeakMap<GPUBuffer, number>();
   private nextSerial = 0;
+  /**
+   * Buffers over the pooling limit, destroyed after the next submit: commands recorded but not yet
+   * submitted may still use them, and Dawn rejects a whole submit that touches a destroyed buffer.
+   */
+  private retired: GPUBuffer[] = [];
   private stats: PoolStats = { created: 0, reused: 0, gpuBuffers: 0, gpuBytes: 0, pooledBuffers: 0, pooledBytes: 0 };
 
   constructor(
@@ -89,7 +94,7 @@ export class BufferPool {
   release(buffer: GPUBuffer, usage: number = BUFFER_USAGE): void {
     const cls = buffer.size;
     if (this.stats.pooledBytes + cls > this.maxPooledBytes) {
-      buffer.destroy();
+      this.retired.push(buffer);
       this.stats.gpuBuffers--;
       this.stats.gpuBytes -= cls;
       return;
@@ -111,16 +116,22 @@ export class BufferPool {
     this.stats.pooledBytes += cls;
   }
 
-  /** Destroy every pooled buffer. */
+  /** Destroy every pooled buffer (after the next submit, like any retired buffer). */
   trim(): void {
     for (const list of this.free.values()) for (const b of list) {
-      b.destroy();
+      this.retired.push(b);
       this.stats.gpuBuffers--;
       this.stats.gpuBytes -= b.size;
     }
     this.free.clear();
     this.stats.pooledBuffers = 0;
     this.stats.pooledBytes = 0;
+  }
+
+  /** Called once everything recorded so far is submitted: submitted work keeps what it uses alive. */
+  destroyRetired(): void {
+    for (const b of this.retired) b.destroy();
+    this.retired = [];
   }
 
   snapshot(): PoolStats {

@@ -20,6 +20,8 @@ export interface GpuContext {
   subgroupMatrix: SubgroupMatrixShape | null;
   /** "vendor architecture device description" of the adapter. */
   readonly description: string;
+  /** Uncaptured device errors so far (each also printed): a failed submit leaves its results unwritten. */
+  errors: number;
 }
 
 /** An f16 x f16 -> f32 subgroup-matrix configuration of the adapter, and its (fixed) subgroup size. */
@@ -131,15 +133,18 @@ export async function acquireDevice(options: DeviceOptions = {}): Promise<GpuCon
       maxComputeWorkgroupSizeX: Math.min(lim.maxComputeWorkgroupSizeX, 256),
     },
   });
-  device.addEventListener?.('uncapturederror', (ev) => {
-    console.error(`mixprec webgpu: uncaptured device error: ${(ev as GPUUncapturedErrorEvent).error.message}`);
-  });
-  return {
+  const context: GpuContext = {
     gpu,
     device,
     adapter,
     nativeF16,
     subgroupMatrix,
     description: describeAdapter(adapter),
+    errors: 0,
   };
+  device.addEventListener?.('uncapturederror', (ev) => {
+    context.errors++;
+    console.error(`mixprec webgpu: uncaptured device error: ${(ev as GPUUncapturedErrorEvent).error.message}`);
+  });
+  return context;
 }

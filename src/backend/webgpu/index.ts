@@ -27,6 +27,11 @@ import { GPU_KERNELS } from './kernels/table.js';
 export interface WebGpuBackendOptions extends DeviceOptions {
   /** Dispatches recorded before a submit is forced (default 4096). */
   maxDispatchesPerSubmit?: number;
+  /**
+   * Bytes of freed GPU buffers kept for reuse (default MIXPREC_WEBGPU_POOL_MB, else 1024 MiB);
+   * beyond it freed buffers are destroyed. A network whose step frees more than this churns buffers.
+   */
+  poolBytes?: number;
   /** Run every kernel on the host (tests of the ordering machinery). */
   hostOnly?: boolean;
 }
@@ -63,7 +68,8 @@ export class WebGpuBackend implements Backend, KernelContext {
   ) {
     this.nativeF16 = gpu.nativeF16;
     this.matrixUnits = gpu.subgroupMatrix;
-    this.pool = new BufferPool(gpu.device);
+    const poolMb = Number(env('MIXPREC_WEBGPU_POOL_MB') ?? NaN);
+    this.pool = new BufferPool(gpu.device, options.poolBytes ?? (poolMb >= 0 ? poolMb * 2 ** 20 : 2 ** 30));
     this.sched = new Scheduler(gpu.device, this.pool, options.maxDispatchesPerSubmit ?? 4096);
     this.hostOnly = options.hostOnly ?? env('MIXPREC_WEBGPU_HOST_ONLY') === '1';
   }
@@ -71,6 +77,11 @@ export class WebGpuBackend implements Backend, KernelContext {
   /** The adapter, e.g. "mesa llvmpipe ..." (bench JSON's `adapter`). */
   get adapterDescription(): string {
     return this.gpu.description;
+  }
+
+  /** Uncaptured device errors since the device was created (a benchmark with any is invalid). */
+  get deviceErrors(): number {
+    return this.gpu.errors;
   }
 
   /** The matrix units float16 GEMMs use, e.g. "f16 16x16x16 -> f32, subgroup 32" (bench JSON's `subgroup_matrix`), or null. */

@@ -203,6 +203,7 @@ export class Scheduler {
     }
     if (this.arenaUsed > 0) this.device.queue.writeBuffer(this.arenaGpu, 0, this.arenaCpu.buffer, 0, Math.ceil(this.arenaUsed / 4) * 16);
     this.device.queue.submit([this.encoder.finish()]);
+    for (const pool of [this.pool, this.uploads, this.staging]) pool.destroyRetired();
     this.encoder = null;
     this.pending = 0;
     this.arenaUsed = 0;
