@@ -8,7 +8,7 @@
 import './helpers/backend.js'; // MIXPREC_BACKEND selects the backend (default reference)
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as mx from '../src/index.js';
@@ -16,6 +16,7 @@ import type { Tensor } from '../src/index.js';
 import { createModel, WideCNN } from '../src/models/index.js';
 import { scalerFor, trainStep, autocastDtype, PRECISIONS, type StepContext } from '../src/train/classifier.js';
 import { runCli } from './helpers/cli.js';
+import { writeMnist } from './helpers/data.js';
 
 describe('WideCNN', () => {
   it('maps [N, C, S, S] to [N, classes] with the documented layers and names', () => {
@@ -80,38 +81,6 @@ describe('WideCNN', () => {
     });
   }
 });
-
-/** IDX files of `n` 28x28 images: class c lights a 6x6 square at a class-dependent place, plus noise. */
-function writeMnist(dir: string, n: number, nTest: number): void {
-  mkdirSync(dir, { recursive: true });
-  const gen = new mx.Generator(42);
-  const write = (prefix: string, count: number) => {
-    const images = Buffer.alloc(16 + count * 784);
-    images.writeUInt32BE(0x00000803, 0);
-    images.writeUInt32BE(count, 4);
-    images.writeUInt32BE(28, 8);
-    images.writeUInt32BE(28, 12);
-    const labels = Buffer.alloc(8 + count);
-    labels.writeUInt32BE(0x00000801, 0);
-    labels.writeUInt32BE(count, 4);
-    for (let i = 0; i < count; i++) {
-      const c = i % 10;
-      labels[8 + i] = c;
-      const r0 = 2 + (c % 5) * 5;
-      const c0 = 4 + Math.floor(c / 5) * 12;
-      for (let p = 0; p < 784; p++) {
-        const y = Math.floor(p / 28);
-        const x = p % 28;
-        const on = y >= r0 && y < r0 + 6 && x >= c0 && x < c0 + 6;
-        images[16 + i * 784 + p] = Math.min(255, (on ? 200 : 0) + Math.floor(gen.nextDouble() * 40));
-      }
-    }
-    writeFileSync(join(dir, `${prefix}-images-idx3-ubyte`), images);
-    writeFileSync(join(dir, `${prefix}-labels-idx1-ubyte`), labels);
-  };
-  write('train', n);
-  write('t10k', nTest);
-}
 
 /** stderr without the limit warnings Dawn (webgpu backend) prints when a device is created. */
 const dawnQuiet = (stderr: string) => stderr.split('\n').filter((l) => !/^Warning: max\w+ artificially reduced/.test(l)).join('\n');
