@@ -293,13 +293,28 @@ const cases: Case[] = [
   // ---- normalisation, embedding, dropout
   {
     name: 'F.batchNorm (training, weight/bias, running stats)',
-    fn: (x, w, b) => F.batchNorm(x!, mx.zeros([3], { dtype: 'float64' }), mx.ones([3], { dtype: 'float64' }), { training: true, weight: w!, bias: b! }),
+    fn: (x, w, b) => F.batchNorm(x!, mx.zeros([3], { dtype: 'float64' }), mx.ones([3], { dtype: 'float64' }), { training: true, weight: w!, bias: b!, fused: false }),
     inputs: () => [uni([4, 3]), uni([3], 0.5, 2), uni([3])],
   },
   {
     name: 'F.batchNorm (training, 4-D input, no running stats)',
-    fn: (x, w, b) => F.batchNorm(x!, null, null, { training: true, weight: w!, bias: b! }),
+    fn: (x, w, b) => F.batchNorm(x!, null, null, { training: true, weight: w!, bias: b!, fused: false }),
     inputs: () => [uni([2, 2, 2, 2]), uni([2], 0.5, 2), uni([2])],
+  },
+  {
+    name: 'F.batchNorm fused (training, weight/bias, running stats)',
+    fn: (x, w, b) => F.batchNorm(x!, mx.zeros([3], { dtype: 'float64' }), mx.ones([3], { dtype: 'float64' }), { training: true, weight: w!, bias: b!, fused: true }),
+    inputs: () => [uni([4, 3]), uni([3], 0.5, 2), uni([3])],
+  },
+  {
+    name: 'F.batchNorm fused (training, 4-D input, no weight or bias)',
+    fn: (x) => F.batchNorm(x!, null, null, { training: true, fused: true }),
+    inputs: () => [uni([2, 3, 2, 3])],
+  },
+  {
+    name: 'F.batchNorm fused (training, weight only)',
+    fn: (x, w) => F.batchNorm(x!, null, null, { training: true, weight: w!, fused: true }),
+    inputs: () => [uni([3, 2, 4]), uni([2], 0.5, 2)],
   },
   {
     name: 'F.batchNorm (evaluation)',

@@ -42,6 +42,11 @@ export interface Backend {
   readSync?(buffer: DeviceBuffer): StorageArray;
   run(kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void;
   hasKernel(kernel: string): boolean;
+  /**
+   * Whether `kernel` runs natively here (not through a slower fallback). Composite functions that
+   * have a fused form (F.batchNorm) take it where this says so; absent means no preference.
+   */
+  nativeKernel?(kernel: string): boolean;
   memory(): MemoryStats;
   /** Restart peak tracking: `memory().peakBytes` becomes the live bytes now (benchmarks, memory tests). */
   resetPeak?(): void;

@@ -11,7 +11,9 @@ import { castTo, inFloat32, pair, shapeStr } from '../ops/util.js';
 import { slidingOutput, type ConvParams, type PoolParams } from '../ops/conv.js';
 import { add, sub, mul, div, neg, abs, exp, log, log1p, where, eq, ne, ge, relu, maximum } from '../ops/elementwise.js';
 import { sum, mean, logSoftmax, softmax, variance } from '../ops/reduce.js';
-import { reshape, flatten, unsqueeze, squeeze, gather, indexSelect } from '../ops/shape.js';
+import { reshape, flatten, unsqueeze, squeeze, gather, indexSelect, narrow } from '../ops/shape.js';
+import type { BatchNormParams } from './batch_norm_ops.js';
+import './batch_norm_ops.js';
 import { rand } from '../ops/creation.js';
 import { noGrad } from '../autograd/mode.js';
 import { linear } from '../ops/linalg.js';
@@ -404,6 +406,11 @@ export interface BatchNormOptions {
   /** Weight of the batch statistics in the running update (default 0.1); also a 0-d float32 tensor. */
   momentum?: number | Tensor;
   eps?: number;
+  /**
+   * Training mode through the fused ops (src/nn/batch_norm_ops.ts: statistics, normalisation and
+   * the backward each one kernel). Default: where the backend runs them natively (webgpu).
+   */
+  fused?: boolean;
 }
 
 /**
@@ -430,6 +437,9 @@ export function batchNorm(
   const eps = options.eps ?? 1e-5;
   const momentum = options.momentum ?? 0.1;
   const bshape = input.shape.map((d, i) => (i === 1 ? d : 1));
+  if (training && (options.fused ?? input.backend.nativeKernel?.('batchNormTrain') ?? false)) {
+    return fusedBatchNorm(input, runningMean, runningVar, { eps, momentum, count, weight: options.weight ?? null, bias: options.bias ?? null });
+  }
   return inFloat32([input, options.weight ?? undefined, options.bias ?? undefined], input.dt, ([x, w, b]) => {
     let mu: Tensor;
     let v: Tensor;
@@ -456,6 +466,28 @@ export function batchNorm(
     if (b) y = add(y, reshape(b, bshape));
     return y;
   });
+}
+
+/** Training-mode batch norm through the fused ops; the running statistics as the composite path updates them. */
+function fusedBatchNorm(
+  x: Tensor,
+  runningMean: Tensor | null,
+  runningVar: Tensor | null,
+  o: { eps: number; momentum: number | Tensor; count: number; weight: Tensor | null; bias: Tensor | null },
+): Tensor {
+  const params: BatchNormParams = { eps: o.eps, hasWeight: o.weight !== null, hasBias: o.bias !== null };
+  if (runningMean && runningVar) {
+    noGrad(() => {
+      const stats = apply('batchNormStats', [x.detach()]);
+      const m = squeeze(narrow(stats, 0, 0, 1), [0]);
+      const unbiased = mul(squeeze(narrow(stats, 0, 1, 1), [0]), o.count / (o.count - 1));
+      const keepOld = typeof o.momentum === 'number' ? 1 - o.momentum : sub(1, o.momentum);
+      applyInto('copy', [add(mul(runningMean, keepOld), mul(m, o.momentum))], runningMean);
+      applyInto('copy', [add(mul(runningVar, keepOld), mul(unbiased, o.momentum))], runningVar);
+    });
+  }
+  const affine = [o.weight, o.bias].filter((t): t is Tensor => t !== null);
+  return apply('batchNormTrain', [x, ...affine], params);
 }
 
 /** Rows of `weight` picked by int32 `input`; rows at paddingIdx get no gradient. */

@@ -15,6 +15,7 @@ import { poolKernels } from './kernels/pool.js';
 import { indexingKernels } from './kernels/indexing.js';
 import { extraKernels } from './kernels/extra.js';
 import { optimKernels } from './kernels/optim.js';
+import { batchNormKernels } from './kernels/batch_norm.js';
 
 class HostBuffer implements DeviceBuffer {
   freed = false;
@@ -34,6 +35,7 @@ export const REFERENCE_KERNELS: Readonly<Record<string, RefKernel>> = {
   ...indexingKernels,
   ...extraKernels,
   ...optimKernels,
+  ...batchNormKernels,
 };
 
 /**

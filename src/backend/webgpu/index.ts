@@ -169,6 +169,11 @@ export class WebGpuBackend implements Backend, KernelContext {
     if (error) throw error;
   }
 
+  /** Kernels with a WGSL implementation (F.batchNorm takes its fused form here). */
+  nativeKernel(kernel: string): boolean {
+    return !this.hostOnly && Object.hasOwn(GPU_KERNELS, kernel);
+  }
+
   hasKernel(kernel: string): boolean {
     return kernel in REFERENCE_KERNELS || kernel in GPU_KERNELS;
   }

@@ -7,6 +7,7 @@ import { INDEXING_KERNELS, indexingSupports, runIndexing } from './indexing.js';
 import { POOL_KERNELS, runPool } from './pool.js';
 import { MATMUL_KERNELS, matmulSupports, runMatmul } from './matmul.js';
 import { OPTIM_KERNELS, runOptim } from './optim.js';
+import { BATCH_NORM_KERNELS, runBatchNorm } from './batch_norm.js';
 
 export interface GpuKernel {
   /** false sends this call to the host fallback (e.g. a case the WGSL does not cover) */
@@ -25,5 +26,6 @@ export const GPU_KERNELS: Readonly<Record<string, GpuKernel>> = {
   ...Object.fromEntries(INDEXING_KERNELS.map((n) => [n, { run: runIndexing, supports: (ins: readonly KernelTensor[]) => indexingSupports(n, ins) }])),
   ...group(POOL_KERNELS, { run: runPool }),
   ...group(OPTIM_KERNELS, { run: runOptim }),
+  ...group(BATCH_NORM_KERNELS, { run: runBatchNorm }),
   ...Object.fromEntries(MATMUL_KERNELS.map((n) => [n, { run: runMatmul, supports: (ins: readonly KernelTensor[]) => matmulSupports(n, ins) }])),
 };

@@ -1,0 +1,158 @@
+/**
+ * Fused batch normalisation (training mode; src/nn/batch_norm_ops.ts). Channel statistics are one
+ * workgroup per channel: a strided pass for the mean, a second for the biased variance (no
+ * cancellation from E[x²] - E[x]²), each a tree in workgroup memory, float32. The normalisation
+ * and the input gradient are one thread per element. Operands are made contiguous first.
+ *
+ *   batchNormStats          stats                                   1 dispatch
+ *   batchNormTrain          stats -> scratch, normalise             2
+ *   batchNormGradSums       stats -> scratch, sums                  2
+ *   batchNormBackwardInput  stats -> scratch, input gradient        2
+ */
+import type { KernelParams, KernelTensor } from '../../backend.js';
+import { float32 } from '../../../dtype/dtype.js';
+import type { BatchNormParams } from '../../reference/kernels/batch_norm.js';
+import { channelLayout } from '../../reference/kernels/batch_norm.js';
+import { bind, contiguousStrides, entry, groups1d, makeDispatch, Meta, shader, tensorOperand, withContiguous, type KernelContext } from './common.js';
+import { runElementwise } from './elementwise.js';
+import type { WebGpuBuffer } from '../buffers.js';
+
+export const BATCH_NORM_KERNELS = ['batchNormStats', 'batchNormTrain', 'batchNormGradSums', 'batchNormBackwardInput'] as const;
+
+const WG = 256;
+
+/** WGSL: index of the j-th value (0 <= j < M) of channel c in a contiguous [N,C,S] tensor. */
+const AT = `fn at(c: i32, j: i32) -> i32 { let C = mi(0u); let S = mi(2u); return ((j / S) * C + c) * S + j % S; }`;
+
+/** WGSL: sum over the workgroup of each thread's value, in workgroup array `red` (result in red[0]). */
+const TREE = (red: string) => `
+  workgroupBarrier();
+  for (var w = ${WG / 2}; w > 0; w = w / 2) {
+    if (t < w) { ${red}[t] = ${red}[t] + ${red}[t + w]; }
+    workgroupBarrier();
+  }`;
+
+function scratchStats(ctx: KernelContext, C: number): KernelTensor {
+  const buffer = ctx.tempBuffer(float32, 2 * C);
+  return { buffer, dtype: float32, shape: [2, C], strides: contiguousStrides([2, C]), offset: 0 };
+}
+
+/** meta: C, M, S, eps, then the operands' offsets */
+function meta(shape: readonly number[], eps: number, ops: readonly KernelTensor[]): Meta {
+  const [C, M, S] = channelLayout(shape);
+  const m = new Meta().ints([C, M, S]).f(eps);
+  for (const o of ops) m.i(o.offset);
+  return m;
+}
+const OFF = (i: number) => `mi(${4 + i}u)`;
+
+function dispatchStats(ctx: KernelContext, x: KernelTensor, out: KernelTensor): void {
+  const ops = [x, out];
+  const bound = bind(ctx, ops.map((t, i) => tensorOperand(t, i === 1)));
+  const [X, O] = bound.names;
+  const code = () =>
+    shader(ctx, bound.decls, `
+${AT}
+var<workgroup> red: array<f32, ${WG}>;
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let C = mi(0u); let M = mi(1u);
+  let c = i32(wid.x); let t = i32(lid.x);
+  var s = 0.0;
+  for (var j = t; j < M; j = j + ${WG}) { s = s + ld_${X}(${OFF(0)} + at(c, j)); }
+  red[t] = s;
+  ${TREE('red')}
+  let mean = red[0] / f32(M);
+  workgroupBarrier();
+  var q = 0.0;
+  for (var j = t; j < M; j = j + ${WG}) { let d = ld_${X}(${OFF(0)} + at(c, j)) - mean; q = q + d * d; }
+  red[t] = q;
+  ${TREE('red')}
+  if (t == 0) { st_${O}(${OFF(1)} + c, mean); st_${O}(${OFF(1)} + C + c, red[0] / f32(M)); }
+}`);
+  ctx.sched.dispatch(makeDispatch('bnStats', code, bound, meta(x.shape, 0, ops), [x.shape[1]!, 1, 1]));
+}
+
+/** Elementwise pass: `body` computes `v` for element i of channel c (xhat, invstd available). */
+function dispatchElementwise(ctx: KernelContext, key: string, x: KernelTensor, stats: KernelTensor, others: KernelTensor[], out: KernelTensor, eps: number, body: (nm: string[]) => string): void {
+  const ops = [x, stats, ...others, out];
+  const bound = bind(ctx, ops.map((t, i) => tensorOperand(t, i === ops.length - 1)));
+  const nm = bound.names;
+  const n = x.shape.reduce((a, d) => a * d, 1);
+  const code = () =>
+    shader(ctx, bound.decls, `
+${entry(WG)}
+  let C = mi(0u); let M = mi(1u); let S = mi(2u); let eps = mf(3u);
+  if (gid >= M * C) { return; }
+  let c = (gid / S) % C;
+  let mean = ld_${nm[1]}(${OFF(1)} + c);
+  let invstd = 1.0 / sqrt(ld_${nm[1]}(${OFF(1)} + C + c) + eps);
+  let xhat = (ld_${nm[0]}(${OFF(0)} + gid) - mean) * invstd;
+  ${body(nm)}
+  st_${nm[ops.length - 1]}(${OFF(ops.length - 1)} + gid, v);
+}`);
+  ctx.sched.dispatch(makeDispatch(key, code, bound, meta(x.shape, eps, ops), groups1d(n, WG)));
+}
+
+export function runBatchNorm(ctx: KernelContext, kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
+  const copy = (s: KernelTensor, d: KernelTensor) => runElementwise(ctx, 'copy', [s], [d], {});
+  const p = params as unknown as BatchNormParams;
+  withContiguous(ctx, inputs, outputs, copy, (ins, [out]) => {
+    if (kernel === 'batchNormStats') {
+      dispatchStats(ctx, ins[0]!, out!);
+      return;
+    }
+    const x = kernel === 'batchNormTrain' ? ins[0]! : ins[1]!;
+    const stats = scratchStats(ctx, x.shape[1]!);
+    dispatchStats(ctx, x, stats);
+    if (kernel === 'batchNormTrain') {
+      const affine = ins.slice(1);
+      const w = p.hasWeight ? 2 : -1;
+      const b = p.hasBias ? 2 + Number(p.hasWeight) : -1;
+      dispatchElementwise(ctx, `bnTrain:${p.hasWeight}:${p.hasBias}`, x, stats, affine, out!, p.eps, (nm) => `
+  let v = xhat${w > 0 ? ` * ld_${nm[w]}(${OFF(w)} + c)` : ''}${b > 0 ? ` + ld_${nm[b]}(${OFF(b)} + c)` : ''};`);
+    } else if (kernel === 'batchNormGradSums') {
+      const g = ins[0]!;
+      const ops = [x, stats, g, out!];
+      const bound = bind(ctx, ops.map((t, i) => tensorOperand(t, i === 3)));
+      const [X, ST, G, O] = bound.names;
+      const code = () =>
+        shader(ctx, bound.decls, `
+${AT}
+var<workgroup> rgx: array<f32, ${WG}>;
+var<workgroup> rg: array<f32, ${WG}>;
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let C = mi(0u); let M = mi(1u); let eps = mf(3u);
+  let c = i32(wid.x); let t = i32(lid.x);
+  let mean = ld_${ST}(${OFF(1)} + c);
+  let invstd = 1.0 / sqrt(ld_${ST}(${OFF(1)} + C + c) + eps);
+  var sgx = 0.0;
+  var sg = 0.0;
+  for (var j = t; j < M; j = j + ${WG}) {
+    let i = at(c, j);
+    let gv = ld_${G}(${OFF(2)} + i);
+    sgx = sgx + gv * (ld_${X}(${OFF(0)} + i) - mean) * invstd;
+    sg = sg + gv;
+  }
+  rgx[t] = sgx;
+  rg[t] = sg;
+  workgroupBarrier();
+  for (var w = ${WG / 2}; w > 0; w = w / 2) {
+    if (t < w) { rgx[t] = rgx[t] + rgx[t + w]; rg[t] = rg[t] + rg[t + w]; }
+    workgroupBarrier();
+  }
+  if (t == 0) { st_${O}(${OFF(3)} + c, rgx[0]); st_${O}(${OFF(3)} + C + c, rg[0]); }
+}`);
+      ctx.sched.dispatch(makeDispatch('bnGradSums', code, bound, meta(x.shape, p.eps, ops), [x.shape[1]!, 1, 1]));
+    } else {
+      // batchNormBackwardInput: inputs g, x, sums, w?
+      const others = [ins[0]!, ins[2]!, ...(p.hasWeight ? [ins[3]!] : [])];
+      dispatchElementwise(ctx, `bnBackwardInput:${p.hasWeight}`, x, stats, others, out!, p.eps, (nm) => `
+  let g = ld_${nm[2]}(${OFF(2)} + gid);
+  let sgx = ld_${nm[3]}(${OFF(3)} + c);
+  let sg = ld_${nm[3]}(${OFF(3)} + C + c);
+  let scale = invstd${p.hasWeight ? ` * ld_${nm[4]}(${OFF(4)} + c)` : ''};
+  let v = scale * (g - sg / f32(M) - xhat * sgx / f32(M));`);
+    }
+    ctx.releaseTemp(stats.buffer as WebGpuBuffer);
+  });
+}

@@ -1,0 +1,72 @@
+/**
+ * Batch normalisation in training mode as fused ops (F.batchNorm uses them where the backend runs
+ * their kernels natively: on a GPU each layer is then 2 dispatches forward and 2 backward instead
+ * of some 50 elementwise and reduction ops, with far less memory traffic). Channel = dim 1.
+ * Kernels: src/backend/reference/kernels/batch_norm.ts (the definition).
+ *
+ * Autocast: none. As PyTorch's batch_norm under CUDA autocast, the input keeps its dtype (a float16
+ * convolution output stays float16) while the statistics and the arithmetic are float32 or wider;
+ * the output is rounded once to the input's dtype. Weight and bias keep theirs (float32 masters).
+ */
+import type { Tensor } from '../tensor/tensor.js';
+import { float32 } from '../dtype/dtype.js';
+import { apply } from '../ops/dispatch.js';
+import { defineOp } from '../ops/registry.js';
+import { castTo, shapeStr } from '../ops/util.js';
+import { narrow, reshape } from '../ops/shape.js';
+import type { BatchNormParams } from '../backend/reference/kernels/batch_norm.js';
+
+export type { BatchNormParams };
+
+function check(op: string, x: Tensor, affine: readonly Tensor[], p: BatchNormParams): void {
+  if (x.ndim < 2) throw new RangeError(`${op}: expected an input of at least 2 dims [N,C,...], got ${shapeStr(x.shape)}`);
+  if (affine.length !== Number(p.hasWeight) + Number(p.hasBias)) throw new Error(`${op}: ${affine.length} affine inputs for hasWeight=${p.hasWeight}, hasBias=${p.hasBias}`);
+  const C = x.shape[1]!;
+  for (const t of affine) {
+    if (t.ndim !== 1 || t.shape[0] !== C) throw new RangeError(`${op}: weight/bias ${shapeStr(t.shape)} must have shape [${C}]`);
+  }
+}
+
+/** [2,C] float32: each channel's batch mean and biased variance. */
+defineOp({
+  name: 'batchNormStats', autocast: 'none',
+  infer: ([x]) => {
+    if (x!.ndim < 2) throw new RangeError(`batchNormStats: expected an input of at least 2 dims [N,C,...], got ${shapeStr(x!.shape)}`);
+    return { shape: [2, x!.shape[1]!], dtype: float32 };
+  },
+});
+
+/** y = (x - mean) / sqrt(var + eps) * w + b with the batch statistics; inputs [x, w?, b?]. */
+defineOp<BatchNormParams>({
+  name: 'batchNormTrain', autocast: 'none',
+  infer: ([x, ...affine], p) => {
+    check('batchNormTrain', x!, affine, p);
+    return { shape: x!.shape, dtype: x!.dt };
+  },
+  backward: (g, { inputs: [x, ...affine], params }) => {
+    const C = x!.shape[1]!;
+    const sums = apply('batchNormGradSums', [g, x!], params);
+    const w = params.hasWeight ? affine[0]! : null;
+    const b = params.hasBias ? affine[params.hasWeight ? 1 : 0]! : null;
+    const row = (r: number, like: Tensor) => castTo(reshape(narrow(sums, 0, r, 1), [C]), like.dt);
+    const grads: (Tensor | null)[] = [x!.requiresGrad ? apply('batchNormBackwardInput', w ? [g, x!, sums, w] : [g, x!, sums], params) : null];
+    if (w) grads.push(w.requiresGrad ? row(0, w) : null);
+    if (b) grads.push(b.requiresGrad ? row(1, b) : null);
+    return grads;
+  },
+});
+
+/** [2,C] float32: sum(g * xhat) and sum(g) per channel (the weight and bias gradients). */
+defineOp<BatchNormParams>({
+  name: 'batchNormGradSums', autocast: 'none',
+  infer: ([g, x]) => {
+    if (g!.shape.join() !== x!.shape.join()) throw new RangeError(`batchNormGradSums: gradient ${shapeStr(g!.shape)} does not match input ${shapeStr(x!.shape)}`);
+    return { shape: [2, x!.shape[1]!], dtype: float32 };
+  },
+});
+
+/** The input gradient from g, x, batchNormGradSums and the weight (inputs [g, x, sums, w?]). */
+defineOp<BatchNormParams>({
+  name: 'batchNormBackwardInput', autocast: 'none',
+  infer: ([g, x]) => ({ shape: x!.shape, dtype: x!.dt }),
+});

@@ -1,0 +1,97 @@
+/**
+ * Fused batch normalisation (src/nn/batch_norm_ops.ts; F.batchNorm takes it in training mode where
+ * the backend runs its kernels natively, webgpu): forward, every gradient and the running
+ * statistics against the composite definition on the reference backend, in float32, float16 and
+ * bfloat16 (16-bit outputs rounded once from float32-or-wider arithmetic, as the composite's are);
+ * on webgpu also that the default path is the fused one and what it saves.
+ * Runs on the suite's backend (MIXPREC_BACKEND; on wasm the fused kernels run through the reference
+ * fallback, which still checks the ops).
+ */
+import { backendName } from './helpers/backend.js';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as mx from '../src/index.js';
+import type { Tensor } from '../src/index.js';
+import { onBackend as on } from './helpers/backends.js';
+import { apply } from '../src/ops/dispatch.js';
+
+const F = mx.nn.functional;
+type Dtype = 'float32' | 'float16' | 'bfloat16';
+
+interface Outputs { y: Float32Array; gx: Float32Array; gw: Float32Array; gb: Float32Array; rm: Float32Array; rv: Float32Array }
+
+async function run(dtype: Dtype, fused: boolean | undefined, shape = [4, 5, 6, 7]): Promise<Outputs> {
+  const g = new mx.Generator(3);
+  const C = shape[1]!;
+  const x = mx.randn(shape, { generator: g }).mul(3).add(1).to(dtype).requiresGrad_(true);
+  const w = mx.randn([C], { generator: g }).requiresGrad_(true);
+  const b = mx.randn([C], { generator: g }).requiresGrad_(true);
+  const rm = mx.zeros([C]);
+  const rv = mx.ones([C]);
+  const gy = mx.randn(shape, { generator: g }).to(dtype);
+  const y = F.batchNorm(x, rm, rv, { training: true, weight: w, bias: b, fused });
+  assert.equal(y.dtype, dtype, 'the output keeps the input dtype');
+  y.mul(gy).sum().backward();
+  const read = async (t: Tensor) => Float32Array.from(await t.to('float32').data());
+  return { y: await read(y), gx: await read(x.grad!), gw: await read(w.grad!), gb: await read(b.grad!), rm: await read(rm), rv: await read(rv) };
+}
+
+/** max |a - b| / max |b| */
+function relError(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  let m = 0;
+  b.forEach((v, i) => {
+    d = Math.max(d, Math.abs(a[i]! - v));
+    m = Math.max(m, Math.abs(v));
+  });
+  return d / (m || 1);
+}
+
+for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
+  test(`fused batchNorm ${dtype} on ${backendName}: output, gradients and running statistics equal the composite's`, async () => {
+    const composite = await on('reference', () => run(dtype, false));
+    const fused = await run(dtype, true);
+    // float32: the same formula in another order (or float64); 16-bit: outputs within one rounding
+    // of the same value, the float32 weight/bias gradients and statistics as in float32.
+    const tol16 = dtype === 'float16' ? 2 ** -10 : 2 ** -7;
+    for (const k of ['y', 'gx'] as const) assert.ok(relError(fused[k], composite[k]) <= (dtype === 'float32' ? 1e-5 : tol16), `${k}: ${relError(fused[k], composite[k])}`);
+    for (const k of ['gw', 'gb', 'rm', 'rv'] as const) assert.ok(relError(fused[k], composite[k]) <= 1e-5, `${k}: ${relError(fused[k], composite[k])}`);
+  });
+}
+
+test(`fused batchNorm on ${backendName}: 2-D input [N,C] and a single spatial position`, async () => {
+  for (const shape of [[9, 4], [3, 2, 1, 1]]) {
+    const composite = await on('reference', () => run('float32', false, shape));
+    const fused = await run('float32', true, shape);
+    for (const k of ['y', 'gx', 'gw', 'gb', 'rm', 'rv'] as const) assert.ok(relError(fused[k], composite[k]) <= 1e-5, `${shape}: ${k}`);
+  }
+});
+
+test('batchNormTrain names the bad weight shape (F.batchNorm checks it before)', () => {
+  const x = mx.zeros([2, 3, 4]);
+  assert.throws(() => F.batchNorm(x, null, null, { training: true, weight: mx.ones([4]), fused: true }), /batchNorm: weight \[4\] must have shape \[3\]/);
+  assert.throws(() => apply('batchNormTrain', [x, mx.ones([4])], { eps: 1e-5, hasWeight: true, hasBias: false }), /batchNormTrain: weight\/bias \[4\] must have shape \[3\]/);
+  assert.throws(() => apply('batchNormTrain', [mx.zeros([3])], { eps: 1e-5, hasWeight: false, hasBias: false }), /batchNormTrain: expected an input of at least 2 dims/);
+});
+
+test('webgpu: training-mode batch norm is fused by default, in fewer dispatches and less activation memory', { skip: backendName === 'webgpu' ? false : `runs in the webgpu pass (MIXPREC_BACKEND=webgpu), not ${backendName}` }, async () => {
+  const backend = mx.getBackend() as unknown as { kernelStats(): Record<string, { native: number }>; resetKernelStats(): void; schedulerStats(): { dispatches: number } };
+  const step = async (fused: boolean | undefined) => {
+    const g = new mx.Generator(1);
+    const x = mx.randn([8, 16, 12, 12], { generator: g }).to('float16').requiresGrad_(true);
+    const w = mx.ones([16]).requiresGrad_(true);
+    const before = backend.schedulerStats().dispatches;
+    const live0 = mx.memory().liveBytes;
+    const y = F.batchNorm(x, mx.zeros([16]), mx.ones([16]), { training: true, weight: w, fused });
+    const saved = mx.memory().liveBytes - live0;
+    y.sum().backward();
+    await x.grad!.data();
+    return { dispatches: backend.schedulerStats().dispatches - before, saved };
+  };
+  backend.resetKernelStats();
+  const fused = await step(undefined);
+  assert.ok((backend.kernelStats()['batchNormTrain']?.native ?? 0) >= 1, 'the default path ran batchNormTrain on the GPU');
+  const composite = await step(false);
+  assert.ok(fused.dispatches * 2 < composite.dispatches, `fused ${fused.dispatches} vs composite ${composite.dispatches} dispatches`);
+  assert.ok(fused.saved < composite.saved, `memory held by the forward: fused ${fused.saved} vs composite ${composite.saved} bytes`);
+});
