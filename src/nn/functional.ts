@@ -447,15 +447,7 @@ export function batchNorm(
       mu = mean(x!, dims, true);
       v = variance(x!, dims, true, 0);
       if (runningMean && runningVar) {
-        noGrad(() => {
-          const m = squeeze(mu.detach(), dims);
-          const unbiased = mul(squeeze(v.detach(), dims), count / (count - 1));
-          // A 0-d tensor momentum (BatchNorm's cumulative average on a backend without synchronous
-          // reads) stays on the device.
-          const keepOld = typeof momentum === 'number' ? 1 - momentum : sub(1, momentum);
-          applyInto('copy', [add(mul(runningMean, keepOld), mul(m, momentum))], runningMean);
-          applyInto('copy', [add(mul(runningVar, keepOld), mul(unbiased, momentum))], runningVar);
-        });
+        noGrad(() => updateRunningStats(runningMean, runningVar, squeeze(mu.detach(), dims), squeeze(v.detach(), dims), count, momentum));
       }
     } else {
       mu = reshape(castTo(runningMean!, x!.dt), bshape);
@@ -466,6 +458,16 @@ export function batchNorm(
     if (b) y = add(y, reshape(b, bshape));
     return y;
   });
+}
+
+/** running = (1 - momentum) * running + momentum * batch, with the variance made unbiased (PyTorch's rule). */
+function updateRunningStats(runningMean: Tensor, runningVar: Tensor, mean: Tensor, biasedVar: Tensor, count: number, momentum: number | Tensor): void {
+  const unbiased = mul(biasedVar, count / (count - 1));
+  // A 0-d tensor momentum (BatchNorm's cumulative average on a backend without synchronous reads)
+  // stays on the device.
+  const keepOld = typeof momentum === 'number' ? 1 - momentum : sub(1, momentum);
+  applyInto('copy', [add(mul(runningMean, keepOld), mul(mean, momentum))], runningMean);
+  applyInto('copy', [add(mul(runningVar, keepOld), mul(unbiased, momentum))], runningVar);
 }
 
 /** Training-mode batch norm through the fused ops; the running statistics as the composite path updates them. */
@@ -479,11 +481,7 @@ function fusedBatchNorm(
   if (runningMean && runningVar) {
     noGrad(() => {
       const stats = apply('batchNormStats', [x.detach()]);
-      const m = squeeze(narrow(stats, 0, 0, 1), [0]);
-      const unbiased = mul(squeeze(narrow(stats, 0, 1, 1), [0]), o.count / (o.count - 1));
-      const keepOld = typeof o.momentum === 'number' ? 1 - o.momentum : sub(1, o.momentum);
-      applyInto('copy', [add(mul(runningMean, keepOld), mul(m, o.momentum))], runningMean);
-      applyInto('copy', [add(mul(runningVar, keepOld), mul(unbiased, o.momentum))], runningVar);
+      updateRunningStats(runningMean, runningVar, squeeze(narrow(stats, 0, 0, 1), [0]), squeeze(narrow(stats, 0, 1, 1), [0]), o.count, o.momentum);
     });
   }
   const affine = [o.weight, o.bias].filter((t): t is Tensor => t !== null);
