@@ -547,3 +547,42 @@ test('crossEntropy through a float16 model: float16 logits, float32 loss computa
   F.crossEntropy(ref, mx.tensor([0, 2], { dtype: 'int32' })).backward();
   assertClose(await logits.grad!.data(), await ref.grad!.data(), 2e-3);
 });
+
+test('a leaf keeps a gradient the engine made for it alone, and copies any other', async () => {
+  const backend = mx.getBackend();
+  const originalRun = backend.run.bind(backend);
+  let copies = 0;
+  backend.run = (kernel, inputs, outputs, params) => {
+    if (kernel === 'copy') copies++;
+    return originalRun(kernel, inputs, outputs, params);
+  };
+  try {
+    // The cast's backward makes a fresh float32 gradient: kept, so the only copy is the cast itself.
+    const w = mx.tensor([1, 2, 3], { requiresGrad: true });
+    const y = w.to('float16').mul(2).sum();
+    copies = 0;
+    y.backward();
+    assert.equal(copies, 1, 'the float16 -> float32 cast only, no copy into .grad');
+    assert.deepEqual(await arr(w.grad!), [2, 2, 2]);
+    // Accumulating into the kept gradient touches nothing else.
+    w.to('float16').mul(3).sum().backward();
+    assert.deepEqual(await arr(w.grad!), [5, 5, 5]);
+  } finally {
+    backend.run = originalRun;
+  }
+  // add hands the same gradient to both inputs: neither may keep it as its own.
+  const a = mx.tensor([1, 1], { requiresGrad: true });
+  const b = mx.tensor([1, 1], { requiresGrad: true });
+  a.add(b).mul(4).sum().backward();
+  a.grad!.copy_(a.grad!.add(10));
+  assert.deepEqual(await arr(b.grad!), [4, 4], "b's gradient is not a's");
+  // A hook has seen the gradient (and keeps it): the leaf copies.
+  const h = mx.tensor([1, 1], { requiresGrad: true });
+  let seen: Tensor | null = null;
+  h.registerHook((g) => {
+    seen = g;
+  });
+  h.mul(2).sum().backward();
+  h.grad!.copy_(h.grad!.add(100));
+  assert.deepEqual(await arr(seen!), [2, 2], 'the tensor the hook kept is unchanged');
+});

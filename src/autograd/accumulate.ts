@@ -2,9 +2,14 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { apply, applyInto } from '../ops/dispatch.js';
 import { castTo, shapeStr } from '../ops/util.js';
+import { isContiguous } from '../backend/reference/codec.js';
 
-/** Leaves own their gradient: a private contiguous copy that outlives the step's scope. */
-export function accumulateGrad(leaf: Tensor, g: Tensor): void {
+/**
+ * Leaves own their gradient: a private contiguous tensor that outlives the step's scope. A gradient
+ * the engine made for this leaf alone (`owned`) and that covers its whole storage contiguously is
+ * kept as it is; anything else is copied.
+ */
+export function accumulateGrad(leaf: Tensor, g: Tensor, owned = false): void {
   if (leaf.grad && !leaf.grad.storage.disposed) {
     if (leaf.grad.shape.some((d, i) => d !== leaf.shape[i])) {
       throw new RangeError(`backward: existing .grad ${shapeStr(leaf.grad.shape)} does not match the tensor ${shapeStr(leaf.shape)}`);
@@ -12,7 +17,8 @@ export function accumulateGrad(leaf: Tensor, g: Tensor): void {
     applyInto('add', [leaf.grad, castTo(g, leaf.grad.dt)], leaf.grad);
     return;
   }
-  const own = apply('contiguous', [g]);
+  const whole = owned && g.offset === 0 && g.numel === g.storage.size && isContiguous(g.shape, g.strides);
+  const own = whole ? g : apply('contiguous', [g]);
   own.storage.escape();
   leaf.grad = own;
 }

@@ -8,6 +8,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import type { GradNode, GradHook, SliceSpec } from './node.js';
 import { noGrad } from './mode.js';
+import { storageSerial } from '../tensor/storage.js';
 
 export interface BackwardOptions {
   /** Keep the graph so that backward can run through it again. */
@@ -38,9 +39,17 @@ function runHooks(hooks: readonly GradHook[] | undefined, grad: Tensor): Tensor 
   return grad;
 }
 
-function accumulateLeaf(leaf: Tensor, grad: Tensor, accumulate: (leaf: Tensor, grad: Tensor) => void): void {
-  const g = runHooks(leafHooks.get(leaf), grad);
-  if (g) accumulate(leaf, g);
+/**
+ * How a gradient reaches a leaf's `.grad`. `owned`: the engine made this tensor in this backward
+ * pass and nothing else refers to its storage, so the leaf may keep it instead of copying it.
+ */
+export type Accumulate = (leaf: Tensor, grad: Tensor, owned: boolean) => void;
+
+function accumulateLeaf(leaf: Tensor, grad: Tensor, accumulate: Accumulate, owned = false): void {
+  const hooks = leafHooks.get(leaf);
+  const g = runHooks(hooks, grad);
+  // A hook has seen (and may hold) the tensor: then it is not ours to give away.
+  if (g) accumulate(leaf, g, owned && !hooks);
 }
 
 /** Nodes reachable from `root`, each after every node that feeds it a gradient. */
@@ -89,7 +98,7 @@ interface Pending {
   like: Tensor | null;
 }
 
-export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOptions, accumulate: (leaf: Tensor, grad: Tensor) => void, ops: BackwardOps): void {
+export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOptions, accumulate: Accumulate, ops: BackwardOps): void {
   noGrad(() => {
     if (!root.gradFn) {
       accumulateLeaf(root, gradient, accumulate);
@@ -133,6 +142,7 @@ export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOpt
         continue;
       }
       activeNode = node;
+      const firstNew = storageSerial();
       let inputGrads: readonly (Tensor | null | undefined)[];
       try {
         inputGrads = node.apply(grad);
@@ -146,7 +156,12 @@ export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOpt
         if (g.dtype !== input.dtype) g = ops.castTo(g, input);
         if (input.gradFn) addTo(pending, input.gradFn, g);
         else if (pendingLeaves.has(input)) addTo(pendingLeaves, input, g);
-        else accumulateLeaf(input, g, accumulate);
+        else {
+          // Made by this node's rule (or the cast above) and handed to this input only: the leaf may keep it.
+          const storage = g.storage;
+          const owned = storage.serial >= firstNew && inputGrads.every((o, j) => j === i || !o || o.storage !== storage);
+          accumulateLeaf(input, g, accumulate, owned);
+        }
       });
     }
     for (const [leaf, p] of pendingLeaves) accumulateLeaf(leaf, gradientOf(p), accumulate);

@@ -14,12 +14,21 @@ const finalizer = new FinalizationRegistry<{ backend: Backend; buffer: DeviceBuf
   backend.free(buffer),
 );
 
+let nextSerial = 0;
+
+/** The serial number the next Storage will get: storages created after this call have serial >= it. */
+export function storageSerial(): number {
+  return nextSerial;
+}
+
 /** Open scopes, innermost last. */
 const scopeStack: Set<Storage>[] = [];
 
 export class Storage {
   private disposedFlag = false;
   private readonly token = {};
+  /** Creation order (the autograd engine tells gradients it just made from ones held elsewhere). */
+  readonly serial = nextSerial++;
 
   constructor(
     readonly backend: Backend,
