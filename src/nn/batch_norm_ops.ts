@@ -1,7 +1,8 @@
 /**
- * Batch normalisation in training mode as fused ops (F.batchNorm uses them where the backend runs
- * their kernels natively: on a GPU each layer is then a few dispatches forward and backward (each
- * kernel recomputes the channel statistics first) instead of some 50 elementwise and reduction ops, with far less memory traffic). Channel = dim 1.
+ * Batch normalisation in training mode as fused ops. F.batchNorm uses them where the backend runs
+ * their kernels natively: on a GPU a layer is then a few dispatches forward and backward (each
+ * kernel recomputes the channel statistics first) instead of some 50 elementwise and reduction ops,
+ * with far less memory traffic. Channel = dim 1.
  * Kernels: src/backend/reference/kernels/batch_norm.ts (the definition).
  *
  * Autocast: none. As PyTorch's batch_norm under CUDA autocast, the input keeps its dtype (a float16
