@@ -48,6 +48,19 @@ export interface PoolStats {
   pooledBytes: number;
 }
 
+const serials = new WeakMap<GPUBuffer, number>();
+let nextSerial = 0;
+
+/**
+ * A GPUBuffer's number, given in creation order by the pools (on first sight for any other): the
+ * pools order free buffers by it and the scheduler keys its bind groups with it.
+ */
+export function bufferSerial(buffer: GPUBuffer): number {
+  let n = serials.get(buffer);
+  if (n === undefined) serials.set(buffer, (n = nextSerial++));
+  return n;
+}
+
 /**
  * Freed buffers wait per size class and the oldest buffer (lowest creation number) is handed out
  * first: which buffer a tensor gets then depends only on which buffers are free, not on the order
@@ -57,8 +70,6 @@ export interface PoolStats {
 export class BufferPool {
   /** per size class (and usage), free buffers sorted newest first: pop() takes the oldest */
   private readonly free = new Map<number, GPUBuffer[]>();
-  private readonly serial = new WeakMap<GPUBuffer, number>();
-  private nextSerial = 0;
   /**
    * Buffers over the pooling limit, destroyed after the next submit: commands recorded but not yet
    * submitted may still use them, and Dawn rejects a whole submit that touches a destroyed buffer.
@@ -87,7 +98,7 @@ export class BufferPool {
     this.stats.gpuBuffers++;
     this.stats.gpuBytes += cls;
     const buffer = this.device.createBuffer({ size: cls, usage });
-    this.serial.set(buffer, this.nextSerial++);
+    bufferSerial(buffer);
     return buffer;
   }
 
@@ -103,12 +114,12 @@ export class BufferPool {
     let list = this.free.get(key);
     if (!list) this.free.set(key, (list = []));
     // Insert keeping newest first (binary search on the creation number).
-    const n = this.serial.get(buffer) ?? -1;
+    const n = bufferSerial(buffer);
     let lo = 0;
     let hi = list.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if ((this.serial.get(list[mid]!) ?? -1) > n) lo = mid + 1;
+      if (bufferSerial(list[mid]!) > n) lo = mid + 1;
       else hi = mid;
     }
     list.splice(lo, 0, buffer);

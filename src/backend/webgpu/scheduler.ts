@@ -12,7 +12,7 @@
  * (creating one costs Dawn more than recording the dispatch itself).
  */
 /// <reference types="@webgpu/types" />
-import { BufferPool } from './buffers.js';
+import { BufferPool, bufferSerial } from './buffers.js';
 
 const MAP_READ = 0x0001;
 const COPY_DST = 0x0008;
@@ -64,8 +64,6 @@ export class Scheduler {
   private readonly layouts = new Map<string, GPUBindGroupLayout>();
   private readonly pipelineLayouts = new Map<string, GPUPipelineLayout>();
   private readonly bindGroups = new Map<string, GPUBindGroup>();
-  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
-  private nextBufferId = 0;
   /** upload buffers written this batch; reusable once it is submitted */
   private uploadsInFlight: GPUBuffer[] = [];
   private readonly uploads: BufferPool;
@@ -86,23 +84,23 @@ export class Scheduler {
     this.staging = new BufferPool(device, 256 << 20);
   }
 
-  private bindGroupLayout(writable: readonly boolean[]): { bgl: GPUBindGroupLayout; pl: GPUPipelineLayout } {
-    const key = writable.map((w) => (w ? 'w' : 'r')).join('');
-    let bgl = this.layouts.get(key);
-    let pl = this.pipelineLayouts.get(key);
+  /** `access`: 'r' or 'w' per data binding, in order (the layout's key). */
+  private bindGroupLayout(access: string): { bgl: GPUBindGroupLayout; pl: GPUPipelineLayout } {
+    let bgl = this.layouts.get(access);
+    let pl = this.pipelineLayouts.get(access);
     if (!bgl || !pl) {
       const entries: GPUBindGroupLayoutEntry[] = [{ binding: 0, visibility: 4 /* COMPUTE */, buffer: { type: 'read-only-storage', hasDynamicOffset: true } }];
-      writable.forEach((w, i) => entries.push({ binding: i + 1, visibility: 4, buffer: { type: w ? 'storage' : 'read-only-storage' } }));
+      [...access].forEach((a, i) => entries.push({ binding: i + 1, visibility: 4, buffer: { type: a === 'w' ? 'storage' : 'read-only-storage' } }));
       bgl = this.device.createBindGroupLayout({ entries });
       pl = this.device.createPipelineLayout({ bindGroupLayouts: [bgl] });
-      this.layouts.set(key, bgl);
-      this.pipelineLayouts.set(key, pl);
+      this.layouts.set(access, bgl);
+      this.pipelineLayouts.set(access, pl);
     }
     return { bgl, pl };
   }
 
-  private pipeline(d: Dispatch, pl: GPUPipelineLayout): GPUComputePipeline {
-    const key = `${d.key}|${d.bindings.map((b) => (b.writable ? 'w' : 'r')).join('')}`;
+  private pipeline(d: Dispatch, pl: GPUPipelineLayout, access: string): GPUComputePipeline {
+    const key = `${d.key}|${access}`;
     let p = this.pipelines.get(key);
     if (p) {
       this.stats.pipelineHits++;
@@ -141,16 +139,10 @@ export class Scheduler {
     return this.encoder;
   }
 
-  private bufferId(b: GPUBuffer): number {
-    let id = this.bufferIds.get(b);
-    if (id === undefined) this.bufferIds.set(b, (id = this.nextBufferId++));
-    return id;
-  }
-
   /** The bind group of these data buffers (binding 0, the metadata arena, takes a dynamic offset). */
   private bindGroup(bgl: GPUBindGroupLayout, layoutKey: string, bindings: readonly BindingRef[]): GPUBindGroup {
     let key = layoutKey;
-    for (const b of bindings) key += `,${this.bufferId(b.buffer)}`;
+    for (const b of bindings) key += `,${bufferSerial(b.buffer)}`;
     let group = this.bindGroups.get(key);
     if (!group) {
       if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.clear();
@@ -176,10 +168,10 @@ export class Scheduler {
     }
     this.arenaCpu.set(d.meta, at);
     this.arenaUsed = at + Math.max(4, d.meta.length);
-    const writable = d.bindings.map((b) => b.writable);
-    const { bgl, pl } = this.bindGroupLayout(writable);
-    const pipeline = this.pipeline(d, pl);
-    const group = this.bindGroup(bgl, writable.map((w) => (w ? 'w' : 'r')).join(''), d.bindings);
+    const access = d.bindings.map((b) => (b.writable ? 'w' : 'r')).join('');
+    const { bgl, pl } = this.bindGroupLayout(access);
+    const pipeline = this.pipeline(d, pl, access);
+    const group = this.bindGroup(bgl, access, d.bindings);
     const pass = this.ensurePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group, [at * 4]);
