@@ -15,7 +15,7 @@ import type { Backend, DeviceBuffer, KernelParams, KernelTensor, MemoryStats } f
 import { MemoryCounter } from '../backend.js';
 import { float16, float32, type DType, type StorageArray } from '../../dtype/dtype.js';
 import { float32ToFloat16 } from '../../dtype/convert.js';
-import { contiguousStrides } from '../reference/codec.js';
+import { contiguousStrides, numel } from '../reference/codec.js';
 import { REFERENCE_KERNELS } from '../reference/index.js';
 import { acquireDevice, type DeviceOptions, type GpuContext, type SubgroupMatrixShape } from './device.js';
 import { BufferPool, WebGpuBuffer, type PoolStats } from './buffers.js';
@@ -292,8 +292,7 @@ async function checkMatrixUnits(backend: WebGpuBackend): Promise<string | null> 
   const [Z, M, K, N] = [2, 37, 45, 29];
   const device = backend.gpu.device;
   const tensor = (dtype: DType, shape: number[], values?: Float32Array): KernelTensor => {
-    const size = shape.reduce((p, d) => p * d, 1);
-    const buffer = backend.allocate(dtype, size);
+    const buffer = backend.allocate(dtype, numel(shape));
     if (values) backend.write(buffer, float32ToFloat16(values));
     return { buffer, dtype, shape, strides: contiguousStrides(shape), offset: 0 };
   };

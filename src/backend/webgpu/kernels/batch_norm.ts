@@ -13,7 +13,7 @@ import type { KernelParams, KernelTensor } from '../../backend.js';
 import { float32 } from '../../../dtype/dtype.js';
 import type { BatchNormParams } from '../../reference/kernels/batch_norm.js';
 import { channelLayout } from '../../reference/kernels/batch_norm.js';
-import { bind, contiguousStrides, entry, groups1d, makeDispatch, Meta, shader, tensorOperand, withContiguous, type KernelContext } from './common.js';
+import { bind, contiguousStrides, entry, groups1d, makeDispatch, Meta, numel, shader, tensorOperand, withContiguous, type KernelContext } from './common.js';
 import { runElementwise } from './elementwise.js';
 import type { WebGpuBuffer } from '../buffers.js';
 
@@ -24,11 +24,11 @@ const WG = 256;
 /** WGSL: index of the j-th value (0 <= j < M) of channel c in a contiguous [N,C,S] tensor. */
 const AT = `fn at(c: i32, j: i32) -> i32 { let C = mi(0u); let S = mi(2u); return ((j / S) * C + c) * S + j % S; }`;
 
-/** WGSL: sum over the workgroup of each thread's value, in workgroup array `red` (result in red[0]). */
-const TREE = (red: string) => `
+/** WGSL: sums over the workgroup of each thread's values in the workgroup arrays `reds` (results in [0]). */
+const TREE = (...reds: string[]) => `
   workgroupBarrier();
   for (var w = ${WG / 2}; w > 0; w = w / 2) {
-    if (t < w) { ${red}[t] = ${red}[t] + ${red}[t + w]; }
+    if (t < w) { ${reds.map((r) => `${r}[t] = ${r}[t] + ${r}[t + w];`).join(' ')} }
     workgroupBarrier();
   }`;
 
@@ -77,7 +77,7 @@ function dispatchElementwise(ctx: KernelContext, key: string, x: KernelTensor, s
   const ops = [x, stats, ...others, out];
   const bound = bind(ctx, ops.map((t, i) => tensorOperand(t, i === ops.length - 1)));
   const nm = bound.names;
-  const n = x.shape.reduce((a, d) => a * d, 1);
+  const n = numel(x.shape);
   const code = () =>
     shader(ctx, bound.decls, `
 ${entry(WG)}
@@ -135,11 +135,7 @@ var<workgroup> rg: array<f32, ${WG}>;
   }
   rgx[t] = sgx;
   rg[t] = sg;
-  workgroupBarrier();
-  for (var w = ${WG / 2}; w > 0; w = w / 2) {
-    if (t < w) { rgx[t] = rgx[t] + rgx[t + w]; rg[t] = rg[t] + rg[t + w]; }
-    workgroupBarrier();
-  }
+  ${TREE('rgx', 'rg')}
   if (t == 0) { st_${O}(${OFF(3)} + c, rgx[0]); st_${O}(${OFF(3)} + C + c, rg[0]); }
 }`);
       ctx.sched.dispatch(makeDispatch('bnGradSums', code, bound, meta(x.shape, p.eps, ops), [x.shape[1]!, 1, 1]));
