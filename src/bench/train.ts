@@ -21,7 +21,7 @@ import { getBackend } from '../backend/registry.js';
 import { memory } from '../tensor/scope.js';
 import { Generator, manualSeed } from '../random/generator.js';
 import { randint, randn } from '../ops/creation.js';
-import { CLASSIFIER_MODELS, createModel } from '../models/index.js';
+import { CLASSIFIER_MODELS, classifierWidth, createModel } from '../models/index.js';
 import { SGD } from '../optim/sgd.js';
 import { autocastDtype, scalerFor, trainStep, type Precision, type StepContext } from '../train/classifier.js';
 import { adapterDescription, assertNoDeviceErrors, deviceErrors, subgroupMatrixDescription, backendThreads, kernelCalls, load1, resetKernelCalls, resetPeak, sig } from './common.js';
@@ -120,9 +120,9 @@ export async function benchTrain(options: TrainBenchOptions = {}): Promise<Train
   const errorsBefore = deviceErrors(backend);
 
   manualSeed(seed);
-  const width = modelName === 'widecnn' ? (options.width ?? 64) : undefined;
-  if (options.width !== undefined && modelName !== 'widecnn') throw new RangeError(`benchTrain: width applies to the widecnn model only (model ${modelName})`);
-  const model = createModel(modelName, { inChannels: 3, imageSize: 32, numClasses: 10, width });
+  // createModel refuses a width for LeNet.
+  const model = createModel(modelName, { inChannels: 3, imageSize: 32, numClasses: 10, width: options.width });
+  const width = classifierWidth(model);
   const optimizer = new SGD(model.parameters(), { lr: options.lr ?? 0.01, momentum: options.momentum ?? 0.9 });
   const ctx: StepContext = { model, optimizer, scaler: scalerFor(precision), precision };
   const gen = new Generator(seed + 1);

@@ -69,7 +69,7 @@ export async function runEval(argv: string[], out: Output): Promise<number> {
     inChannels: meta.channels,
     imageSize: meta.imageSize,
     numClasses: meta.classes.length || 10,
-    width: modelName === 'widecnn' ? (meta.width ?? 64) : undefined,
+    width: meta.width,
   });
   const { tensors } = await loadCheckpoint(path, { expect: model.stateDict(), target: `the ${modelName} model` });
   model.loadStateDict(tensors);

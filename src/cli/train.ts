@@ -8,7 +8,7 @@ import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { Tensor } from '../tensor/tensor.js';
 import { initDefaultBackend, setBackend } from '../backend/registry.js';
 import { manualSeed, defaultGenerator } from '../random/generator.js';
-import { CLASSIFIER_MODELS, createModel, type ClassifierModelName } from '../models/index.js';
+import { CLASSIFIER_MODELS, classifierWidth, createModel, type ClassifierModelName } from '../models/index.js';
 import { SGD } from '../optim/sgd.js';
 import { Adam, AdamW } from '../optim/adam.js';
 import type { Optimizer } from '../optim/optimizer.js';
@@ -160,14 +160,9 @@ export interface Output {
   isTTY: boolean;
 }
 
-/** The width createModel gets: widecnn's (default 64), none for lenet. */
-function modelWidth(args: TrainArgs): number | undefined {
-  return args.model === 'widecnn' ? (args.width ?? 64) : undefined;
-}
-
 /** Build the model, optimizer and loaders for a run. */
 function setup(args: TrainArgs, data: LoadedData) {
-  const model = createModel(args.model, { inChannels: data.channels, imageSize: data.imageSize, numClasses: data.classes.length || 10, width: modelWidth(args) });
+  const model = createModel(args.model, { inChannels: data.channels, imageSize: data.imageSize, numClasses: data.classes.length || 10, width: args.width });
   const params = model.parameters();
   const optimizer: Optimizer<object> =
     args.optimizer === 'sgd'
@@ -204,6 +199,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
   });
   const run = setup(args, data);
   const { model, optimizer, scaler, trainLoader, testLoader } = run;
+  const width = classifierWidth(model);
   let epoch = 0;
   let step = 0;
   let skippedSteps = 0;
@@ -233,7 +229,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     const meta: RunMeta = {
       kind: 'mixprec.train',
       model: args.model,
-      ...(args.model === 'widecnn' ? { width: modelWidth(args) } : {}),
+      ...(width !== undefined ? { width } : {}),
       dataset: data.name,
       channels: data.channels,
       imageSize: data.imageSize,
@@ -265,7 +261,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
   process.on('SIGINT', onSigint);
   const ctx: StepContext = { model, optimizer, scaler, precision: args.precision };
   say(
-    `training ${args.model}${args.model === 'widecnn' ? ` (width ${modelWidth(args)})` : ''} on ${data.name} (${data.source}): ${data.train.length} train / ${data.test.length} test images, ` +
+    `training ${args.model}${width !== undefined ? ` (width ${width})` : ''} on ${data.name} (${data.source}): ${data.train.length} train / ${data.test.length} test images, ` +
       `precision ${args.precision}, ${args.optimizer} lr ${args.lr}, batch ${args.batchSize}, ${args.epochs} epochs, seed ${args.seed}`,
   );
   let lastAccuracy: number | null = null;

@@ -19,6 +19,11 @@ export interface ClassifierOptions {
   width?: number;
 }
 
+/** A classifier's channel width: WideCNN's, undefined for LeNet (which has none). */
+export function classifierWidth(model: LeNet | WideCNN): number | undefined {
+  return model instanceof WideCNN ? model.width : undefined;
+}
+
 /** A classifier by name: 'lenet' (the seed's LeNet) or 'widecnn' (WideCNN). */
 export function createModel(name: ClassifierModelName, options: ClassifierOptions = {}): LeNet | WideCNN {
   const { width, ...common } = options;
