@@ -13,11 +13,11 @@ export interface GpuContext {
   /** float16 tensors are `array<f16>` in shaders (adapter has shader-f16 and it was not disabled). */
   readonly nativeF16: boolean;
   /**
-   * The matrix unit shape used for float16 GEMMs (Dawn's `chromium-experimental-subgroup-matrix`:
-   * tensor cores and the like), or null when the adapter lacks it, it was turned off, or its
-   * self-check failed (see kernels/matmul_subgroup.ts).
+   * The matrix-unit shape the device was set up for (Dawn's `chromium-experimental-subgroup-matrix`:
+   * tensor cores and the like), or null when the adapter lacks it or it was turned off. Whether
+   * float16 GEMMs use it is the backend's `matrixUnits` (null after a failed start-up check).
    */
-  subgroupMatrix: SubgroupMatrixShape | null;
+  readonly subgroupMatrix: SubgroupMatrixShape | null;
   /** "vendor architecture device description" of the adapter. */
   readonly description: string;
   /** Uncaptured device errors so far (each also printed): a failed submit leaves its results unwritten. */

@@ -269,7 +269,6 @@ export async function createWebGpuBackend(options: WebGpuBackendOptions = {}): P
     if (problem) {
       console.warn(`mixprec webgpu: the adapter's subgroup matrices (${backend.subgroupMatrix}) failed their check (${problem}): float16 matrix products use the tiled float32 kernels`);
       backend.matrixUnits = null;
-      gpu.subgroupMatrix = null;
     }
   }
   if (env('MIXPREC_WEBGPU_STATS') === '1' && typeof process !== 'undefined') {
