@@ -9,6 +9,8 @@
  * iteration of scripted sequences with injected Inf/NaN gradients (skips, backoff, growth at
  * growthInterval, hysteresis, bounds). With the fused kernels hidden, the composite fallbacks must
  * agree too (bitwise, except Adam's device-side bias corrections: float32, so within rounding).
+ * In the webgpu pass the suite's backend is such a backend too: the same scenarios run on it against
+ * the reference (SGD bitwise; Adam and RMSprop within the GPU's float32 rounding).
  */
 import { backendName } from './helpers/backend.js';
 import { ASYNC_BACKEND, asyncBackend, freshAsyncBackend } from './helpers/async_backend.js';
@@ -22,7 +24,9 @@ import { trainStep, type StepContext } from '../src/train/classifier.js';
 import { REFERENCE_KERNELS } from '../src/backend/reference/index.js';
 
 type AnyOptimizer = mx.optim.Optimizer<object>;
-const BASELINES = [...new Set(['reference', backendName])];
+/** A suite backend without synchronous reads (WebGPU) decides skips on the device, as the double does. */
+const DEVICE_DECIDED = backendName === 'webgpu' ? backendName : null;
+const BASELINES = [...new Set(['reference', backendName])].filter((b) => b !== DEVICE_DECIDED);
 const FUSED_KERNELS = ['sgdUpdate', 'adamUpdate', 'ampUnscale', 'ampUpdateScale'];
 
 /** Storage bits of a tensor (float32 as its uint32 patterns, so -0 and NaN payloads count). */
@@ -51,6 +55,8 @@ interface Scenario {
   clip?: boolean;
   /** Which parameter gets the injected value (default 0). */
   injectInto?: number;
+  /** Relative tolerance on a GPU, where float32 arithmetic may differ from the reference (default 0: bitwise). */
+  gpuTolerance?: number;
 }
 
 const SHAPES = [[3, 5], [5]];
@@ -198,6 +204,8 @@ const SCENARIOS: Scenario[] = [
     makeOpts: (ps) => [new mx.optim.Adam(ps, { lr: 0.01, amsgrad: true, weightDecay: 0.1 })],
     scaler: { initScale: 2 ** 8, growthInterval: 2, hysteresis: 2, minScale: 64, maxScale: 2 ** 9 },
     script: ['inf', 'clean', 'inf', 'inf', 'inf', 'inf', 'clean', 'clean', 'clean', 'clean', 'big', 'clean', 'nan', 'nan', 'clean'],
+    // the GPU computes Adam's bias correction 1 - beta2^step from the device step in float32: ~1e-5 relative at step 1
+    gpuTolerance: 1e-4,
   },
   {
     name: 'AdamW maximize, bfloat16 gradients',
@@ -205,12 +213,15 @@ const SCENARIOS: Scenario[] = [
     scaler: { initScale: 2 ** 16, growthInterval: 3 },
     script: ['clean', 'big', 'clean', 'clean', 'clean', 'inf', 'clean', 'clean', 'clean', 'clean'],
     gradDtype: 'bfloat16',
+    // the GPU computes Adam's bias correction 1 - beta2^step from the device step in float32: ~1e-5 relative at step 1
+    gpuTolerance: 1e-4,
   },
   {
     name: 'RMSprop centered + momentum (composite update with where)',
     makeOpts: (ps) => [new mx.optim.RMSprop(ps, { lr: 0.01, centered: true, momentum: 0.9, weightDecay: 0.01 })],
     scaler: { initScale: 2 ** 10, growthInterval: 2 },
     script: ['inf', 'clean', 'clean', 'nan', 'clean', 'clean', 'clean'],
+    gpuTolerance: 1e-5, // float32 addcmul/addcdiv/sqrt on the GPU, each rounded once from float64 in the reference
   },
   {
     name: 'two optimizers, one scaler (SGD and Adam): an overflow in either skips both',
@@ -219,6 +230,8 @@ const SCENARIOS: Scenario[] = [
     script: ['clean', 'inf', 'clean', 'clean', 'nan', 'clean', 'clean', 'big'],
     injectInto: 1,
     clip: true,
+    // the GPU computes Adam's bias correction 1 - beta2^step from the device step in float32: ~1e-5 relative at step 1
+    gpuTolerance: 1e-4,
   },
 ];
 
@@ -236,6 +249,16 @@ describe('GradScaler on an asynchronous backend: bitwise the host-decided run', 
       const live = got.liveBuffers;
       for (let s = 2; s < live.length; s++) assert.equal(live[s], live[1], `live buffers changed at iteration ${s}: ${live.join(', ')}`);
     });
+    if (DEVICE_DECIDED) {
+      it(`${sc.name}, on ${DEVICE_DECIDED}`, async () => {
+        const got = await runScenario(DEVICE_DECIDED, sc);
+        compareRuns(`${sc.name}: ${DEVICE_DECIDED} vs reference`, await runScenario('reference', sc), got, sc.gpuTolerance ?? 0);
+        assert.ok(got.stepped.every((s) => s === undefined), 'step() cannot know on the device: undefined');
+        // the suite's backend also holds earlier tests' garbage, which the GC may free meanwhile: no growth
+        const live = got.liveBuffers;
+        for (let s = 2; s < live.length; s++) assert.ok(live[s]! <= live[1]!, `live buffers grew at iteration ${s}: ${live.join(', ')}`);
+      });
+    }
   }
 
   for (const sc of SCENARIOS) {
@@ -456,21 +479,28 @@ describe('optimizer and loss-scaling kernels (reference definitions)', () => {
 
   it('ampUpdateScale follows the host rule (growth, backoff, hysteresis, bounds)', async () => {
     const params = { growthFactor: 2, backoffFactor: 0.5, growthInterval: 2, hysteresis: 2, minScale: 4, maxScale: 64 };
-    const host = new mx.amp.GradScaler({ initScale: 16, ...params });
+    const script = [false, false, false, false, true, false, true, true, true, true, true, true, false];
+    // the host rule, on a backend with synchronous reads (the scaler decides there)
+    const expected = await on('reference', () => {
+      const host = new mx.amp.GradScaler({ initScale: 16, ...params });
+      const p = mx.tensor([1], { requiresGrad: true });
+      const opt = new mx.optim.SGD([p], { lr: 0 });
+      return script.map((overflow) => {
+        p.grad = mx.tensor([overflow ? NaN : 1]);
+        host.step(opt);
+        host.update();
+        const s = host.stateDict() as mx.amp.GradScalerState;
+        return [s.scale, s.growthTracker, s.overflowStreak];
+      });
+    });
     const scale = f32([16], []);
     const tracker = mx.tensor([0], { shape: [], dtype: 'int32' });
     const streak = mx.tensor([0], { shape: [], dtype: 'int32' });
-    const p = mx.tensor([1], { requiresGrad: true });
-    const opt = new mx.optim.SGD([p], { lr: 0 });
     const b = mx.getBackend();
-    for (const overflow of [false, false, false, false, true, false, true, true, true, true, true, true, false]) {
-      p.grad = mx.tensor([overflow ? NaN : 1]);
-      host.step(opt);
-      host.update();
+    for (const [i, overflow] of script.entries()) {
       const found = f32([overflow ? 1 : 0], []);
       b.run('ampUpdateScale', [scale, tracker, streak, found].map(view), [scale, tracker, streak].map(view), params);
-      const s = host.stateDict() as mx.amp.GradScalerState;
-      assert.deepEqual([(await scale.data())[0], (await tracker.data())[0], (await streak.data())[0]], [s.scale, s.growthTracker, s.overflowStreak]);
+      assert.deepEqual([(await scale.data())[0], (await tracker.data())[0], (await streak.data())[0]], expected[i]);
     }
   });
 
@@ -487,6 +517,47 @@ describe('optimizer and loss-scaling kernels (reference definitions)', () => {
     assert.equal((await found.data())[0], 1);
     b.run('ampUnscale', [g, inv, found].map(view), [g, found].map(view), {});
     assert.equal((await found.data())[0], 1, 'a raised flag stays raised');
+  });
+
+  it('ampUnscale takes a list of gradients (more than one dispatch holds on WebGPU, strided, bfloat16, empty)', async () => {
+    const b = mx.getBackend();
+    const inv = f32([0.25], []);
+    const grads = [
+      ...Array.from({ length: 10 }, (_, i) => f32([i + 1, -(i + 2), 0.5 * i])),
+      mx.tensor([3, -6, 10, 2e-40], { dtype: 'bfloat16' }),
+      f32([1, 2, 3, 4, 5, 6], [2, 3]).t(), // strided
+      f32([], [0]),
+    ];
+    const expected = await Promise.all(grads.map(async (g) => Array.from(await g.float().data(), (x) => Math.fround(x * 0.25))));
+    const found = f32([0], []);
+    const views = grads.map(view);
+    b.run('ampUnscale', [...views, view(inv), view(found)], [...views, view(found)], {});
+    const got = await Promise.all(grads.map(async (g) => Array.from(await g.float().data())));
+    // bfloat16 rounds the float32 product once more
+    expected[10] = Array.from(await mx.tensor(Array.from(expected[10]!), { dtype: 'bfloat16' }).float().data());
+    assert.deepEqual(got, expected);
+    assert.equal((await found.data())[0], 0);
+    const bad = [f32([1, 2]), f32([3, Infinity]), f32([4])];
+    const badViews = bad.map(view);
+    b.run('ampUnscale', [...badViews, view(inv), view(found)], [...badViews, view(found)], {});
+    assert.equal((await found.data())[0], 1, 'an inf in any gradient of the list raises the flag');
+    assert.deepEqual(Array.from(await bad[2]!.data()), [1], 'every gradient is still unscaled');
+  });
+
+  it('sgdUpdate writes the next isFirst flag (flagOutput): the old flag when skipped, else 0', async () => {
+    const b = mx.getBackend();
+    const params = { lr: 0.5, momentum: 0.9, dampening: 0, weightDecay: 0, nesterov: false, maximize: false, first: false, firstInput: true, foundInfInput: true, flagOutput: true };
+    for (const [skipped, isFirst] of [[1, 1], [0, 1], [0, 0], [1, 0]] as const) {
+      const [w, g, buf] = [f32([1, 2, 3]), f32([2, 4, 6]), f32([10, 10, 10])];
+      const [first, found, next] = [f32([isFirst], []), f32([skipped], []), f32([7], [])];
+      b.run('sgdUpdate', [w, g, buf, first, found].map(view), [w, buf, next].map(view), params);
+      const label = `skipped ${skipped}, isFirst ${isFirst}`;
+      assert.equal((await next.data())[0], skipped ? isFirst : 0, label);
+      assert.equal((await first.data())[0], isFirst, `${label}: the old flag is not written`);
+      const fr = Math.fround;
+      const b1 = skipped ? [10, 10, 10] : isFirst ? [2, 4, 6] : [2, 4, 6].map((d) => fr(fr(10 * fr(0.9)) + d));
+      assert.deepEqual(Array.from(await buf.data()), b1, label);
+    }
   });
 
   it('sgdUpdate and adamUpdate leave every output unchanged when foundInf is nonzero, and update it when zero', async () => {

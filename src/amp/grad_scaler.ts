@@ -519,8 +519,9 @@ function gradsOf(opt: OptimizerLike): Tensor[] {
 /**
  * unscale_ on the device: every gradient multiplied by 1/scale (float32, rounded once into the
  * gradient's dtype) in place, and a 0-d float32 flag, 1 when any element was inf/NaN: one
- * `ampUnscale` kernel per gradient, or the same with ops where the backend lacks it. The flag lives
- * in the enclosing scope (the iteration's) until update() frees it; null without gradients.
+ * multi-tensor `ampUnscale` kernel call for all of them, or the same with ops where the backend
+ * lacks it. The flag lives in the enclosing scope (the iteration's) until update() frees it; null
+ * without gradients.
  */
 function unscaleOnDevice(grads: readonly Tensor[], dev: DeviceState): Tensor | null {
   if (grads.length === 0) return null;
@@ -529,16 +530,19 @@ function unscaleOnDevice(grads: readonly Tensor[], dev: DeviceState): Tensor | n
       const invScale = reciprocal(dev.scale); // 1/scale in float32: what the host path computes in float64 and rounds
       const found = Tensor.empty([], float32, dev.backend);
       found.zero_();
-      const fused = dev.backend.hasKernel('ampUnscale');
-      let nonFinite: Tensor | null = null;
       for (const g of grads) {
         if (g.backend !== dev.backend) throw new Error(`GradScaler.unscale_: a gradient is on backend '${g.backend.name}', the scaler's state on '${dev.backend.name}'`);
-        if (g.numel === 0) continue;
         g.assertAlive('GradScaler.unscale_');
-        if (fused) {
-          dev.backend.run('ampUnscale', [kernelView(g), kernelView(invScale), kernelView(found)], [kernelView(g), kernelView(found)], {});
-          continue;
-        }
+      }
+      const live = grads.filter((g) => g.numel > 0);
+      if (live.length > 0 && dev.backend.hasKernel('ampUnscale')) {
+        // one multi-tensor call (PyTorch's foreach kernel); the backend splits it as it must
+        const views = live.map(kernelView);
+        dev.backend.run('ampUnscale', [...views, kernelView(invScale), kernelView(found)], [...views, kernelView(found)], {});
+        return found;
+      }
+      let nonFinite: Tensor | null = null;
+      for (const g of live) {
         const bad = logicalNot(isfinite(mean(g)));
         nonFinite = nonFinite ? logicalOr(nonFinite, bad) : bad;
         g.copy_(mul(castTo(g, g.dt.isHalf ? float32 : g.dt), invScale));

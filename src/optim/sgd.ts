@@ -75,7 +75,7 @@ export class SGD extends Optimizer<SGDOptions> {
           if (flag) candidate = where(ne(flag, 0), d, candidate);
         }
         this.setState(state, 'momentumBuffer', prev ? this.unlessSkipped(prev, candidate) : candidate);
-        if (flag) this.settleEmptyFlag(state, flag);
+        if (flag) this.settleEmptyFlag(p, state, flag);
         d = group.nesterov ? d.add(candidate.mul(group.momentum)) : candidate;
       }
       this.writeParam(p, this.unlessSkipped(p32, p32.sub(d.mul(group.lr))));
@@ -87,12 +87,14 @@ export class SGD extends Optimizer<SGDOptions> {
    * 0 or 1, so flag * skipFactor is where(skipped, flag, 0) in one in-place kernel (it runs every
    * step of a GradScaler loop, for every parameter).
    */
-  private settleEmptyFlag(state: ParamState, flag: Tensor): void {
+  private settleEmptyFlag(p: Tensor, state: ParamState, flag: Tensor): void {
     const factor = this.skipFactor();
     if (factor) applyInto('mul', [flag, factor], flag);
     else {
       delete state[EMPTY_FLAG];
       flag.dispose();
+      this.spareFlags.get(p)?.dispose();
+      this.spareFlags.delete(p);
     }
   }
 
@@ -133,6 +135,7 @@ export class SGD extends Optimizer<SGDOptions> {
       first: false,
       firstInput: false,
       foundInfInput: found !== null,
+      flagOutput: false,
     };
     p.assertAlive('SGD.step');
     grad.assertAlive('SGD.step');
@@ -161,8 +164,27 @@ export class SGD extends Optimizer<SGDOptions> {
       }
     }
     if (found) inputs.push(kernelView(found));
+    // The kernel also writes the flag's next value, into another tensor (every thread reads the
+    // old one); the two swap each step, so the kernel's buffers (and bind groups) stay the same.
+    const next = flag && found ? this.spareFlag(p, flag) : null;
+    if (next) {
+      params.flagOutput = true;
+      outputs.push(kernelView(next));
+    }
     p.backend.run('sgdUpdate', inputs, outputs, params as unknown as Record<string, unknown>);
-    if (flag) this.settleEmptyFlag(state!, flag);
+    if (next) {
+      state![EMPTY_FLAG] = next;
+      this.spareFlags.set(p, flag!);
+    } else if (flag) this.settleEmptyFlag(p, state!, flag);
+  }
+
+  /** Per parameter, the empty flag's other half (not optimizer state: its content is never read). */
+  private readonly spareFlags = new WeakMap<Tensor, Tensor>();
+
+  private spareFlag(p: Tensor, flag: Tensor): Tensor {
+    const spare = this.spareFlags.get(p);
+    if (spare && spare !== flag && !spare.storage.disposed && spare.backend === p.backend) return spare;
+    return keep(Tensor.empty([], float32, p.backend));
   }
 }
 

@@ -337,11 +337,12 @@ const SGD_WEIGHT_DECAY = 16;
 /**
  * sgdUpdate (contract: src/backend/reference/kernels/optim.ts): inputs [param, grad] or
  * [param, grad, momentumBuffer], then the optional isFirst and foundInf scalars; outputs [param] or
- * [param, momentumBuffer] (the same views: updated in place). Native when everything is contiguous,
+ * [param, momentumBuffer] (the same views: updated in place), then the next isFirst flag if
+ * params.flagOutput. Native when everything is contiguous,
  * param float32/float16/bfloat16, grad any of those, buffer float32. A nonzero foundInf leaves the
  * in-place outputs as they are.
  */
-const sgdUpdate: NativeKernel = (ctx, inputs, [ow, obuf], params) => {
+const sgdUpdate: NativeKernel = (ctx, inputs, [ow, obuf, oflag], params) => {
   const p = params as unknown as SgdUpdateParams;
   const hasMomentum = p.momentum !== 0;
   const [w, g] = inputs;
@@ -360,7 +361,10 @@ const sgdUpdate: NativeKernel = (ctx, inputs, [ow, obuf], params) => {
   const n = numel(w.shape);
   if (numel(g.shape) !== n || (hasMomentum && numel(buf!.shape) !== n)) return false;
   if (unsafeAlias(g, ow) || (hasMomentum && (unsafeAlias(g, obuf!) || unsafeAlias(buf!, ow) || unsafeAlias(w, obuf!)))) return false;
-  if (foundInf && ctx.readScalar(foundInf) !== 0) return true; // skipped: the outputs are the inputs' own views
+  if (p.flagOutput && (!oflag || !isFirst || !foundInf || oflag.dtype.name !== 'float32' || unsafeAlias(isFirst, oflag))) return false;
+  const skipped = foundInf !== undefined && ctx.readScalar(foundInf) !== 0;
+  if (oflag) fillWith(ctx, oflag, skipped ? ctx.readScalar(isFirst!) : 0);
+  if (skipped) return true; // the outputs are the inputs' own views
   const first = p.firstInput ? ctx.readScalar(isFirst!) !== 0 : p.first;
   const flags =
     (hasMomentum ? SGD_MOMENTUM : 0) |

@@ -90,6 +90,10 @@ export class WebGpuBackend implements Backend, KernelContext {
     return u ? `f16 ${u.M}x${u.N}x${u.K} -> f32, subgroup ${u.subgroupSize}` : null;
   }
 
+  get maxStorageBuffers(): number {
+    return this.gpu.device.limits.maxStorageBuffersPerShaderStage;
+  }
+
   private get deferring(): boolean {
     return this.deferred.length > 0 || this.draining;
   }

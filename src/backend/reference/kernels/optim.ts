@@ -35,6 +35,11 @@ export interface SgdUpdateParams extends SGDOptions {
   firstInput?: boolean;
   /** A `foundInf` input comes last (0-d float32; nonzero: outputs = inputs). */
   foundInfInput?: boolean;
+  /**
+   * With firstInput and foundInfInput: one more output, the isFirst flag after this step (0-d
+   * float32, a tensor other than the isFirst input): isFirst if the step was skipped, else 0.
+   */
+  flagOutput?: boolean;
 }
 
 /**
@@ -43,7 +48,8 @@ export interface SgdUpdateParams extends SGDOptions {
  *   inputs   [param, grad]                     momentum == 0
  *            [param, grad, momentumBuffer]     momentum != 0
  *            then [isFirst] if params.firstInput, then [foundInf] if params.foundInfInput
- *   outputs  [param] or [param, momentumBuffer] (the same views: updated in place)
+ *   outputs  [param] or [param, momentumBuffer] (the same views: updated in place),
+ *            then [nextIsFirst] if params.flagOutput
  *   dtypes   param float32/float16/bfloat16 (float64 works here too), grad any float, buffer float32
  *   params   SgdUpdateParams
  *
@@ -54,6 +60,7 @@ export interface SgdUpdateParams extends SGDOptions {
  *                  d = nesterov ? f(d + f(buf * f(momentum))) : buf
  *   w = f(w - f(d * f(lr))), rounded once more into param's dtype
  * foundInf != 0: param and buffer are written back unchanged.
+ * nextIsFirst = foundInf != 0 ? isFirst : 0 (the buffer holds a step unless this one was skipped).
  */
 export const sgdUpdate: RefKernel = (inputs, params: SgdUpdateParams) => {
   const hasMomentum = params.momentum !== 0;
@@ -63,7 +70,9 @@ export const sgdUpdate: RefKernel = (inputs, params: SgdUpdateParams) => {
   const buf = hasMomentum ? inputs[k++]!.data : undefined;
   const isFirst = params.firstInput ? inputs[k++] : undefined;
   const foundInf = params.foundInfInput ? inputs[k++] : undefined;
-  if (scalarOf(foundInf) !== 0) return hasMomentum ? [w.slice(), buf!.slice()] : [w.slice()];
+  const skipped = scalarOf(foundInf) !== 0;
+  const flag = params.flagOutput ? [Float64Array.of(skipped ? scalarOf(isFirst) : 0)] : [];
+  if (skipped) return hasMomentum ? [w.slice(), buf!.slice(), ...flag] : [w.slice(), ...flag];
   const first = params.firstInput ? scalarOf(isFirst) !== 0 : params.first;
   const lr = f(params.lr);
   const mom = f(params.momentum);
@@ -83,7 +92,7 @@ export const sgdUpdate: RefKernel = (inputs, params: SgdUpdateParams) => {
     }
     outW[i] = f(wv - f(d * lr));
   }
-  return hasMomentum ? [outW, outB] : [outW];
+  return hasMomentum ? [outW, outB, ...flag] : [outW, ...flag];
 };
 
 /* ------------------------------------------------------------------ Adam / AdamW */
@@ -191,27 +200,31 @@ export const adamUpdate: RefKernel = (inputs, params: AdamUpdateParams) => {
 /* ------------------------------------------------------------------ loss scaling */
 
 /**
- * ampUnscale: PyTorch's _amp_foreach_non_finite_check_and_unscale_ for one gradient.
+ * ampUnscale: PyTorch's _amp_foreach_non_finite_check_and_unscale_ over a list of gradients.
  *
- *   inputs   [grad, invScale, foundInf]      invScale and foundInf 0-d float32
- *   outputs  [grad, foundInf]                the same views: updated in place
+ *   inputs   [grad_1, ..., grad_k, invScale, foundInf]   k >= 1; invScale and foundInf 0-d float32
+ *   outputs  [grad_1, ..., grad_k, foundInf]             the same views: updated in place
  *   params   none
  *
- *   grad = f(grad * invScale), rounded once more into grad's dtype (float32 or bfloat16; any float works)
- *   foundInf = 1 if any element of the incoming grad is inf or NaN, else foundInf unchanged
+ *   grad_i = f(grad_i * invScale), rounded once more into grad_i's dtype (float32 or bfloat16; any float works)
+ *   foundInf = 1 if any element of any incoming grad is inf or NaN, else foundInf unchanged
  *              (a GPU may have every thread that sees one write 1.0: the race is benign)
+ * A backend may split the list over several dispatches (WebGPU: its storage-binding limit).
  */
-export const ampUnscale: RefKernel = ([grad, invScale, found]) => {
-  const g = grad!.data;
-  const inv = invScale!.data[0]!;
-  const out = new Float64Array(g.length);
+export const ampUnscale: RefKernel = (inputs) => {
+  const k = inputs.length - 2;
+  const inv = inputs[k]!.data[0]!;
   let bad = false;
-  for (let i = 0; i < g.length; i++) {
-    const x = g[i]!;
-    if (!Number.isFinite(x)) bad = true;
-    out[i] = f(x * inv);
-  }
-  return [out, Float64Array.of(bad ? 1 : found!.data[0]!)];
+  const outs = inputs.slice(0, k).map(({ data: g }) => {
+    const out = new Float64Array(g.length);
+    for (let i = 0; i < g.length; i++) {
+      const x = g[i]!;
+      if (!Number.isFinite(x)) bad = true;
+      out[i] = f(x * inv);
+    }
+    return out;
+  });
+  return [...outs, Float64Array.of(bad ? 1 : inputs[k + 1]!.data[0]!)];
 };
 
 /** Parameters of the `ampUpdateScale` kernel (GradScaler's options). */

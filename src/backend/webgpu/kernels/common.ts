@@ -21,6 +21,8 @@ export interface KernelContext {
   /** The adapter's f16 matrix units, when float16 GEMMs use them (kernels/matmul_subgroup.ts). */
   readonly matrixUnits: SubgroupMatrixShape | null;
   readonly sched: Scheduler;
+  /** The device's storage buffers per shader stage (a multi-tensor kernel's bindings must fit). */
+  readonly maxStorageBuffers: number;
   /** A contiguous scratch buffer of `size` elements, valid until releaseTemp (in command order). */
   tempBuffer(dtype: DType, size: number): WebGpuBuffer;
   releaseTemp(buffer: WebGpuBuffer): void;

@@ -7,7 +7,7 @@
  * reference rounds a fused op (addcmul, addcdiv) once from float64, float32 may differ by an ulp.
  */
 import type { KernelParams, KernelTensor } from '../../backend.js';
-import { bind, collapse, entry, groups1d, makeDispatch, Meta, numel, shader, stridedOffsets, tensorOperand, type KernelContext } from './common.js';
+import { bind, collapse, entry, groups1d, isContiguousView, makeDispatch, Meta, numel, shader, stridedOffsets, tensorOperand, type KernelContext } from './common.js';
 
 /** One thread per element of `shape`; 0-d operands are broadcast. Statement sees o<k> offsets and P<i> params. */
 function encodeFused(
@@ -46,6 +46,53 @@ function encodeFused(
 
 const f32 = Math.fround;
 
+/**
+ * ampUnscale over a list of gradients ([g_1..g_k, invScale, foundInf] -> [g_1..g_k, foundInf]):
+ * as few dispatches as the storage-binding limit allows (metadata, invScale and foundInf take three
+ * bindings, each gradient one; foundInf is updated in place, as GradScaler passes it), one thread per element of the chunk's gradients laid end to end.
+ * A strided gradient gets a dispatch of its own.
+ */
+function runAmpUnscale(ctx: KernelContext, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[]): void {
+  const k = inputs.length - 2;
+  const [invScale, foundIn] = [inputs[k]!, inputs[k + 1]!];
+  const foundOut = outputs[k]!;
+  const grads = outputs.slice(0, k).filter((g) => numel(g.shape) > 0);
+  for (const g of grads.filter((g) => !isContiguousView(g))) {
+    const ops = [{ t: g }, { t: invScale }, { t: foundIn }, { t: g, write: true }, { t: foundOut, write: true }];
+    encodeFused(ctx, 'ampUnscale', g.shape, ops, (nm) => `  let x = ld_${nm[0]}(o0);\n  if (!is_finite(x)) { st_${nm[4]}(o4, 1.0); }\n  st_${nm[3]}(o3, x * ld_${nm[1]}(o1));`, []);
+  }
+  const flat = grads.filter(isContiguousView);
+  const perDispatch = Math.max(1, ctx.maxStorageBuffers - 3);
+  for (let c = 0; c < flat.length; c += perDispatch) {
+    const chunk = flat.slice(c, c + perDispatch);
+    const bound = bind(ctx, [tensorOperand(invScale), tensorOperand(foundOut, true), ...chunk.map((g) => tensorOperand(g, true))]);
+    // meta: total, invScale offset, foundInf offset, then per gradient its end (exclusive) in the
+    // concatenation and its element offset
+    const meta = new Meta().i(0).i(invScale.offset).i(foundOut.offset);
+    let total = 0;
+    for (const g of chunk) meta.i((total += numel(g.shape))).i(g.offset);
+    const words = meta.build();
+    words[0] = total;
+    const [inv, found] = [bound.names[0]!, bound.names[1]!];
+    const pick = chunk
+      .map((_, i) => {
+        const [end, off, start] = [3 + 2 * i, 4 + 2 * i, i === 0 ? '0' : `mi(${1 + 2 * i}u)`];
+        const body = `e = mi(${off}u) + gid - ${start}; x = ld_${bound.names[2 + i]}(e); st_${bound.names[2 + i]}(e, x * s);`;
+        return i === chunk.length - 1 ? `{ ${body} }` : `if (gid < mi(${end}u)) { ${body} }`;
+      })
+      .join(' else ');
+    const code = () =>
+      shader(
+        ctx,
+        bound.decls,
+        entry() +
+          `  if (gid >= mi(0u)) { return; }\n  let s = ld_${inv}(mi(1u));\n  var e: i32;\n  var x: f32;\n  ${pick}\n` +
+          `  if (!is_finite(x)) { st_${found}(mi(2u), 1.0); }\n}\n`,
+      );
+    ctx.sched.dispatch({ key: `ampUnscale*${chunk.length}|${bound.key}`, code, bindings: bound.bindings, meta: words, groups: groups1d(total) });
+  }
+}
+
 export const OPTIM_KERNELS = ['sgdUpdate', 'adamUpdate', 'ampUnscale', 'ampUpdateScale'] as const;
 
 export function runOptim(ctx: KernelContext, kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
@@ -61,10 +108,13 @@ export function runOptim(ctx: KernelContext, kernel: string, inputs: readonly Ke
       const ops = [...inputs.map((t) => ({ t })), ...outputs.map((t) => ({ t, write: true }))];
       const wOut = nIn;
       const bOut = nIn + 1;
-      const flags = `${hasMomentum}${!!p['nesterov']}${!!p['maximize']}${p['weightDecay'] !== 0}${firstIn >= 0}${foundIn >= 0}`;
+      const flagOut = p['flagOutput'] ? nIn + 2 : -1;
+      const flags = `${hasMomentum}${!!p['nesterov']}${!!p['maximize']}${p['weightDecay'] !== 0}${firstIn >= 0}${foundIn >= 0}${flagOut >= 0}`;
       encodeFused(ctx, `sgd:${flags}`, inputs[0]!.shape, ops, (nm) => {
         const L = (i: number) => `ld_${nm[i]}(o${i})`;
         const lines: string[] = [];
+        // the next isFirst flag is another tensor than the one every thread reads: no race
+        if (flagOut >= 0) lines.push(`  if (gid == 0) { st_${nm[flagOut]}(o${flagOut}, select(0.0, ${L(firstIn)}, nonzero(${L(foundIn)}))); }`);
         if (foundIn >= 0) {
           lines.push(`  if (nonzero(${L(foundIn)})) {`);
           lines.push(`    str_${nm[wOut]}(o${wOut}, ldr_${nm[0]}(o0));`);
@@ -129,13 +179,9 @@ export function runOptim(ctx: KernelContext, kernel: string, inputs: readonly Ke
       }, [f32(b1), f32(1 - b1), f32(b2), f32(1 - b2), f32(p['eps'] as number), f32(wdv), f32(1 - lr * wdv), stepNeg, bc2, lr, b1, b2]);
       return;
     }
-    case 'ampUnscale': {
-      // inputs [grad, invScale, foundInf] -> outputs [grad, foundInf]
-      const ops = [{ t: inputs[0]! }, { t: inputs[1]! }, { t: inputs[2]! }, { t: outputs[0]!, write: true }, { t: outputs[1]!, write: true }];
-      encodeFused(ctx, 'ampUnscale', inputs[0]!.shape, ops, (nm) =>
-        `  let x = ld_${nm[0]}(o0);\n  if (!is_finite(x)) { st_${nm[4]}(o4, 1.0); }\n  st_${nm[3]}(o3, x * ld_${nm[1]}(o1));`, []);
+    case 'ampUnscale':
+      runAmpUnscale(ctx, inputs, outputs);
       return;
-    }
     case 'ampUpdateScale': {
       // inputs [scale, tracker, streak, foundInf] -> outputs [scale, tracker, streak], all 0-d
       const ops = [...inputs.map((t) => ({ t })), ...outputs.map((t) => ({ t, write: true }))];
