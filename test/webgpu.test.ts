@@ -258,6 +258,21 @@ describe('webgpu: pipelines, batching, memory, ordering', { skip }, () => {
     assert.equal(unpooled!.poolStats().pooledBuffers, 0, 'nothing pooled');
   });
 
+  it('a tensor larger than the adapter\'s storage-binding limit is refused with a clear error, not computed as zeros', async (t) => {
+    const limit = native!.gpu.device.limits.maxStorageBufferBindingSize;
+    if (limit > 2 ** 30) return t.skip(`this adapter binds up to ${limit} bytes: the test would allocate over 1 GiB`);
+    const errors = native!.deviceErrors;
+    await on('webgpu-test', async () => {
+      const n = limit / 4 + 1;
+      assert.throws(() => mx.zeros([n]), (e: Error) => e instanceof RangeError && /float32 tensor of \d+ elements \(\d+ bytes\).*maxStorageBufferBindingSize \d+ bytes/.test(e.message));
+      // a float16 tensor of the same count takes half the bytes and is fine
+      const h = mx.zeros([n], { dtype: 'float16' });
+      assert.equal((await h.sum().data())[0], 0);
+      h.dispose();
+    });
+    assert.equal(native!.deviceErrors - errors, 0, 'no device errors');
+  });
+
   it('host (float64) kernels between GPU kernels run in command order', async () => {
     await on('webgpu-test', async () => {
       const a = mx.tensor([1, 2, 3, 4]);

@@ -99,9 +99,24 @@ export class WebGpuBackend implements Backend, KernelContext {
   }
 
   allocate(dtype: DType, size: number): DeviceBuffer {
+    if (dtype.name !== 'float64') this.checkBindable(dtype, size);
     this.counter.onAllocate(size * dtype.itemsize);
     if (dtype.name === 'float64') return new WebGpuBuffer(dtype, size, null, new Float64Array(size));
     return new WebGpuBuffer(dtype, size, this.pool.acquire(size * dtype.itemsize), null);
+  }
+
+  /**
+   * A kernel binds a tensor's whole buffer, and the device rejects a binding over its limit (the
+   * batch then fails, and reads return zeros): refuse such a tensor up front, saying what to change.
+   */
+  private checkBindable(dtype: DType, size: number): void {
+    const bytes = size * dtype.itemsize;
+    const limit = this.gpu.device.limits.maxStorageBufferBindingSize;
+    if (bytes <= limit) return;
+    throw new RangeError(
+      `webgpu backend: a ${dtype.name} tensor of ${size} elements (${bytes} bytes) is larger than this adapter's largest storage binding ` +
+        `(maxStorageBufferBindingSize ${limit} bytes, ${this.adapterDescription}); use a smaller batch or another backend`,
+    );
   }
 
   free(buffer: DeviceBuffer): void {
@@ -218,6 +233,7 @@ export class WebGpuBackend implements Backend, KernelContext {
   }
 
   tempBuffer(dtype: DType, size: number): WebGpuBuffer {
+    this.checkBindable(dtype, size);
     return new WebGpuBuffer(dtype, size, this.pool.acquire(Math.max(4, size * dtype.itemsize)), null);
   }
 
