@@ -49,6 +49,8 @@ export interface PoolStats {
 }
 
 const serials = new WeakMap<GPUBuffer, number>();
+/** The size class a pool created a buffer with (reading GPUBuffer.size crosses into the native binding). */
+const classSizes = new WeakMap<GPUBuffer, number>();
 let nextSerial = 0;
 
 /**
@@ -99,11 +101,12 @@ export class BufferPool {
     this.stats.gpuBytes += cls;
     const buffer = this.device.createBuffer({ size: cls, usage });
     bufferSerial(buffer);
+    classSizes.set(buffer, cls);
     return buffer;
   }
 
   release(buffer: GPUBuffer, usage: number = BUFFER_USAGE): void {
-    const cls = buffer.size;
+    const cls = classSizes.get(buffer) ?? buffer.size;
     if (this.stats.pooledBytes + cls > this.maxPooledBytes) {
       this.retired.push(buffer);
       this.stats.gpuBuffers--;

@@ -67,6 +67,8 @@ export class WebGpuBackend implements Backend, KernelContext {
     options: WebGpuBackendOptions = {},
   ) {
     this.nativeF16 = gpu.nativeF16;
+    this.maxStorageBuffers = gpu.device.limits.maxStorageBuffersPerShaderStage;
+    this.maxBindingBytes = gpu.device.limits.maxStorageBufferBindingSize;
     this.matrixUnits = gpu.subgroupMatrix;
     const poolMb = Number(env('MIXPREC_WEBGPU_POOL_MB') ?? NaN);
     this.pool = new BufferPool(gpu.device, options.poolBytes ?? (poolMb >= 0 ? poolMb * 2 ** 20 : 2 ** 30));
@@ -90,9 +92,9 @@ export class WebGpuBackend implements Backend, KernelContext {
     return u ? `f16 ${u.M}x${u.N}x${u.K} -> f32, subgroup ${u.subgroupSize}` : null;
   }
 
-  get maxStorageBuffers(): number {
-    return this.gpu.device.limits.maxStorageBuffersPerShaderStage;
-  }
+  /** The device's limits, read once (each read of device.limits crosses into the native binding). */
+  readonly maxStorageBuffers: number;
+  private readonly maxBindingBytes: number;
 
   private get deferring(): boolean {
     return this.deferred.length > 0 || this.draining;
@@ -111,7 +113,7 @@ export class WebGpuBackend implements Backend, KernelContext {
    */
   private checkBindable(dtype: DType, size: number): void {
     const bytes = size * dtype.itemsize;
-    const limit = this.gpu.device.limits.maxStorageBufferBindingSize;
+    const limit = this.maxBindingBytes;
     if (bytes <= limit) return;
     throw new RangeError(
       `webgpu backend: a ${dtype.name} tensor of ${size} elements (${bytes} bytes) is larger than this adapter's largest storage binding ` +

@@ -22,13 +22,20 @@ const META_BYTES = 2048;
 /** Cached bind groups kept at most (entries of destroyed buffers are dropped when it is exceeded). */
 const MAX_BIND_GROUPS = 8192;
 
+interface CachedPipeline {
+  readonly pipeline: GPUComputePipeline;
+  readonly bgl: GPUBindGroupLayout;
+  /** the layout's number (bind groups are cached per layout and buffers) */
+  readonly layoutId: number;
+}
+
 export interface BindingRef {
   readonly buffer: GPUBuffer;
   readonly writable: boolean;
 }
 
 export interface Dispatch {
-  /** pipeline cache key */
+  /** pipeline cache key: it must fix the code and the bindings' read/write pattern (bind()'s key does) */
   readonly key: string;
   /** full WGSL, generated only on a cache miss */
   readonly code: () => string;
@@ -60,9 +67,12 @@ export class Scheduler {
   private arenaUsed = 0; // in words
   private readonly arenaGpu: GPUBuffer;
   private readonly align: number;
-  private readonly pipelines = new Map<string, GPUComputePipeline>();
-  private readonly layouts = new Map<string, GPUBindGroupLayout>();
-  private readonly pipelineLayouts = new Map<string, GPUPipelineLayout>();
+  private readonly pipelines = new Map<string, CachedPipeline>();
+  private readonly layouts = new Map<string, { bgl: GPUBindGroupLayout; pl: GPUPipelineLayout; id: number }>();
+  /** The pipeline last set in the open pass (setPipeline is skipped when it does not change). */
+  private passPipeline: GPUComputePipeline | null = null;
+  /** The dynamic offset of the metadata binding, handed to setBindGroup without a new array. */
+  private readonly metaOffset = new Uint32Array(1);
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   /** upload buffers written this batch; reusable once it is submitted */
   private uploadsInFlight: GPUBuffer[] = [];
@@ -85,27 +95,27 @@ export class Scheduler {
   }
 
   /** `access`: 'r' or 'w' per data binding, in order (the layout's key). */
-  private bindGroupLayout(access: string): { bgl: GPUBindGroupLayout; pl: GPUPipelineLayout } {
-    let bgl = this.layouts.get(access);
-    let pl = this.pipelineLayouts.get(access);
-    if (!bgl || !pl) {
+  private bindGroupLayout(access: string): { bgl: GPUBindGroupLayout; pl: GPUPipelineLayout; id: number } {
+    let layout = this.layouts.get(access);
+    if (!layout) {
       const entries: GPUBindGroupLayoutEntry[] = [{ binding: 0, visibility: 4 /* COMPUTE */, buffer: { type: 'read-only-storage', hasDynamicOffset: true } }];
       [...access].forEach((a, i) => entries.push({ binding: i + 1, visibility: 4, buffer: { type: a === 'w' ? 'storage' : 'read-only-storage' } }));
-      bgl = this.device.createBindGroupLayout({ entries });
-      pl = this.device.createPipelineLayout({ bindGroupLayouts: [bgl] });
-      this.layouts.set(access, bgl);
-      this.pipelineLayouts.set(access, pl);
+      const bgl = this.device.createBindGroupLayout({ entries });
+      layout = { bgl, pl: this.device.createPipelineLayout({ bindGroupLayouts: [bgl] }), id: this.layouts.size };
+      this.layouts.set(access, layout);
     }
-    return { bgl, pl };
+    return layout;
   }
 
-  private pipeline(d: Dispatch, pl: GPUPipelineLayout, access: string): GPUComputePipeline {
-    const key = `${d.key}|${access}`;
-    let p = this.pipelines.get(key);
-    if (p) {
+  /** The pipeline of a dispatch and its bind-group layout, by the dispatch's key (built on a miss). */
+  private pipeline(d: Dispatch): CachedPipeline {
+    let cached = this.pipelines.get(d.key);
+    if (cached) {
       this.stats.pipelineHits++;
-      return p;
+      return cached;
     }
+    const access = d.bindings.map((b) => (b.writable ? 'w' : 'r')).join('');
+    const { bgl, pl, id } = this.bindGroupLayout(access);
     const code = d.code();
     const module = this.device.createShaderModule({ code, label: d.key });
     module.getCompilationInfo?.().then((info) => {
@@ -118,15 +128,19 @@ export class Scheduler {
         );
       }
     });
-    p = this.device.createComputePipeline({ layout: pl, compute: { module, entryPoint: 'main' }, label: d.key });
-    this.pipelines.set(key, p);
+    const pipeline = this.device.createComputePipeline({ layout: pl, compute: { module, entryPoint: 'main' }, label: d.key });
+    cached = { pipeline, bgl, layoutId: id };
+    this.pipelines.set(d.key, cached);
     this.stats.pipelines++;
-    return p;
+    return cached;
   }
 
   private ensurePass(): GPUComputePassEncoder {
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
-    if (!this.pass) this.pass = this.encoder.beginComputePass();
+    if (!this.pass) {
+      this.pass = this.encoder.beginComputePass();
+      this.passPipeline = null;
+    }
     return this.pass;
   }
 
@@ -140,8 +154,9 @@ export class Scheduler {
   }
 
   /** The bind group of these data buffers (binding 0, the metadata arena, takes a dynamic offset). */
-  private bindGroup(bgl: GPUBindGroupLayout, layoutKey: string, bindings: readonly BindingRef[]): GPUBindGroup {
-    let key = layoutKey;
+  private bindGroup(p: CachedPipeline, bindings: readonly BindingRef[]): GPUBindGroup {
+    const bgl = p.bgl;
+    let key = `${p.layoutId}`;
     for (const b of bindings) key += `,${bufferSerial(b.buffer)}`;
     let group = this.bindGroups.get(key);
     if (!group) {
@@ -168,13 +183,15 @@ export class Scheduler {
     }
     this.arenaCpu.set(d.meta, at);
     this.arenaUsed = at + Math.max(4, d.meta.length);
-    const access = d.bindings.map((b) => (b.writable ? 'w' : 'r')).join('');
-    const { bgl, pl } = this.bindGroupLayout(access);
-    const pipeline = this.pipeline(d, pl, access);
-    const group = this.bindGroup(bgl, access, d.bindings);
+    const p = this.pipeline(d);
+    const group = this.bindGroup(p, d.bindings);
     const pass = this.ensurePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, group, [at * 4]);
+    if (p.pipeline !== this.passPipeline) {
+      pass.setPipeline(p.pipeline);
+      this.passPipeline = p.pipeline;
+    }
+    this.metaOffset[0] = at * 4;
+    pass.setBindGroup(0, group, this.metaOffset, 0, 1);
     pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
     this.pending++;
     this.stats.dispatches++;
