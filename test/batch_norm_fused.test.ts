@@ -67,11 +67,15 @@ test(`fused batchNorm on ${backendName}: 2-D input [N,C] and a single spatial po
   }
 });
 
-test('batchNormTrain names the bad weight shape (F.batchNorm checks it before)', () => {
+test('batchNormTrain names the bad weight shape and statistics (F.batchNorm checks the weight before)', () => {
   const x = mx.zeros([2, 3, 4]);
+  const stats = apply('batchNormStats', [x]);
+  const p = { eps: 1e-5, hasWeight: true, hasBias: false };
   assert.throws(() => F.batchNorm(x, null, null, { training: true, weight: mx.ones([4]), fused: true }), /batchNorm: weight \[4\] must have shape \[3\]/);
-  assert.throws(() => apply('batchNormTrain', [x, mx.ones([4])], { eps: 1e-5, hasWeight: true, hasBias: false }), /batchNormTrain: weight\/bias \[4\] must have shape \[3\]/);
-  assert.throws(() => apply('batchNormTrain', [mx.zeros([3])], { eps: 1e-5, hasWeight: false, hasBias: false }), /batchNormTrain: expected an input of at least 2 dims/);
+  assert.throws(() => apply('batchNormTrain', [x, stats, mx.ones([4])], p), /batchNormTrain: weight\/bias \[4\] must have shape \[3\]/);
+  assert.throws(() => apply('batchNormTrain', [mx.zeros([3]), stats], { ...p, hasWeight: false }), /batchNormTrain: expected an input of at least 2 dims/);
+  assert.throws(() => apply('batchNormTrain', [x, mx.zeros([2, 4]), mx.ones([3])], p), /batchNormTrain: statistics \[2,4\] float32 must be batchNormStats of the input \(\[2,3\] float32\)/);
+  assert.throws(() => apply('batchNormGradSums', [x, x, stats.to('float16')], p), /batchNormGradSums: statistics \[2,3\] float16 must be/);
 });
 
 test('webgpu: training-mode batch norm is fused by default, in fewer dispatches and less activation memory', { skip: backendName === 'webgpu' ? false : `runs in the webgpu pass (MIXPREC_BACKEND=webgpu), not ${backendName}` }, async () => {

@@ -478,14 +478,13 @@ function fusedBatchNorm(
   o: { eps: number; momentum: number | Tensor; count: number; weight: Tensor | null; bias: Tensor | null },
 ): Tensor {
   const params: BatchNormParams = { eps: o.eps, hasWeight: o.weight !== null, hasBias: o.bias !== null };
+  // one statistics pass serves the running statistics, the normalisation and the backward
+  const stats = noGrad(() => apply('batchNormStats', [x.detach()]));
   if (runningMean && runningVar) {
-    noGrad(() => {
-      const stats = apply('batchNormStats', [x.detach()]);
-      updateRunningStats(runningMean, runningVar, squeeze(narrow(stats, 0, 0, 1), [0]), squeeze(narrow(stats, 0, 1, 1), [0]), o.count, o.momentum);
-    });
+    noGrad(() => updateRunningStats(runningMean, runningVar, squeeze(narrow(stats, 0, 0, 1), [0]), squeeze(narrow(stats, 0, 1, 1), [0]), o.count, o.momentum));
   }
   const affine = [o.weight, o.bias].filter((t): t is Tensor => t !== null);
-  return apply('batchNormTrain', [x, ...affine], params);
+  return apply('batchNormTrain', [x, stats, ...affine], params);
 }
 
 /** Rows of `weight` picked by int32 `input`; rows at paddingIdx get no gradient. */

@@ -3,10 +3,13 @@
  * each output rounded once. xhat = (x - mean) / sqrt(var + eps) with the batch mean and biased
  * variance of each channel over its M = numel / C values.
  *
- *   batchNormStats(x)                          -> [2,C]: mean, biased variance
- *   batchNormTrain(x, [w], [b])                -> y = xhat * w + b
- *   batchNormGradSums(g, x)                    -> [2,C]: sum(g * xhat), sum(g)
- *   batchNormBackwardInput(g, x, sums, [w])    -> dx = w / sqrt(var + eps) * (g - sum(g) / M - xhat * sum(g * xhat) / M)
+ *   batchNormStats(x)                               -> stats [2,C]: mean, biased variance
+ *   batchNormTrain(x, stats, [w], [b])              -> y = xhat * w + b
+ *   batchNormGradSums(g, x, stats)                  -> [2,C]: sum(g * xhat), sum(g)
+ *   batchNormBackwardInput(g, x, stats, sums, [w])  -> dx = w / sqrt(var + eps) * (g - sum(g) / M - xhat * sum(g * xhat) / M)
+ *
+ * The last three take the statistics as batchNormStats gave them (rounded to float32 for any input
+ * but float64), computed once in the forward, as PyTorch saves mean and invstd for the backward.
  */
 import type { RefArray, RefKernel } from './types.js';
 
@@ -24,7 +27,7 @@ export function channelLayout(shape: readonly number[]): [number, number, number
   return [C, shape[0]! * S, S];
 }
 
-function stats(x: RefArray): { mean: Float64Array; variance: Float64Array } {
+function computeStats(x: RefArray): { mean: Float64Array; variance: Float64Array } {
   const [C, M, S] = channelLayout(x.shape);
   const N = M / S;
   const mean = new Float64Array(C);
@@ -48,16 +51,22 @@ function forEach(shape: readonly number[], visit: (i: number, c: number) => void
   for (let i = 0; i < total; i++) visit(i, Math.floor(i / S) % C);
 }
 
+/** The statistics input ([2,C]: means, then variances). */
+function givenStats(stats: RefArray): { mean: Float64Array; variance: Float64Array } {
+  const C = stats.shape[1]!;
+  return { mean: stats.data.subarray(0, C), variance: stats.data.subarray(C, 2 * C) };
+}
+
 const batchNormStats: RefKernel = ([x]) => {
-  const { mean, variance } = stats(x!);
+  const { mean, variance } = computeStats(x!);
   const out = new Float64Array(2 * mean.length);
   out.set(mean, 0);
   out.set(variance, mean.length);
   return [out];
 };
 
-const batchNormTrain: RefKernel = ([x, ...affine], p: BatchNormParams) => {
-  const { mean, variance } = stats(x!);
+const batchNormTrain: RefKernel = ([x, stats, ...affine], p: BatchNormParams) => {
+  const { mean, variance } = givenStats(stats!);
   const w = p.hasWeight ? affine[0]!.data : null;
   const b = p.hasBias ? affine[p.hasWeight ? 1 : 0]!.data : null;
   const y = new Float64Array(x!.data.length);
@@ -68,8 +77,8 @@ const batchNormTrain: RefKernel = ([x, ...affine], p: BatchNormParams) => {
   return [y];
 };
 
-const batchNormGradSums: RefKernel = ([g, x], p: BatchNormParams) => {
-  const { mean, variance } = stats(x!);
+const batchNormGradSums: RefKernel = ([g, x, stats], p: BatchNormParams) => {
+  const { mean, variance } = givenStats(stats!);
   const C = mean.length;
   const out = new Float64Array(2 * C);
   forEach(x!.shape, (i, c) => {
@@ -80,8 +89,8 @@ const batchNormGradSums: RefKernel = ([g, x], p: BatchNormParams) => {
   return [out];
 };
 
-const batchNormBackwardInput: RefKernel = ([g, x, sums, w], p: BatchNormParams) => {
-  const { mean, variance } = stats(x!);
+const batchNormBackwardInput: RefKernel = ([g, x, stats, sums, w], p: BatchNormParams) => {
+  const { mean, variance } = givenStats(stats!);
   const C = mean.length;
   const M = channelLayout(x!.shape)[1];
   const dx = new Float64Array(x!.data.length);

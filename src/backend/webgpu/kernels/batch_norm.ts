@@ -2,20 +2,19 @@
  * Fused batch normalisation (training mode; src/nn/batch_norm_ops.ts). Channel statistics are one
  * workgroup per channel: a strided pass for the mean, a second for the biased variance (no
  * cancellation from E[x²] - E[x]²), each a tree in workgroup memory, float32. The normalisation
- * and the input gradient are one thread per element. Operands are made contiguous first.
+ * and the input gradient are one thread per element. Operands are made contiguous first. The
+ * other three kernels read the statistics batchNormStats wrote in the forward:
  *
- *   batchNormStats          stats                                   1 dispatch
- *   batchNormTrain          stats -> scratch, normalise             2
- *   batchNormGradSums       stats -> scratch, sums                  2
- *   batchNormBackwardInput  stats -> scratch, input gradient        2
+ *   batchNormStats          statistics          1 dispatch (one workgroup per channel)
+ *   batchNormTrain          normalise           1
+ *   batchNormGradSums       sums                1 (one workgroup per channel)
+ *   batchNormBackwardInput  input gradient      1
  */
 import type { KernelParams, KernelTensor } from '../../backend.js';
-import { float32 } from '../../../dtype/dtype.js';
 import type { BatchNormParams } from '../../reference/kernels/batch_norm.js';
 import { channelLayout } from '../../reference/kernels/batch_norm.js';
-import { bind, contiguousStrides, entry, groups1d, makeDispatch, Meta, numel, shader, tensorOperand, withContiguous, type KernelContext } from './common.js';
+import { bind, entry, groups1d, makeDispatch, Meta, numel, shader, tensorOperand, withContiguous, type KernelContext } from './common.js';
 import { runElementwise } from './elementwise.js';
-import type { WebGpuBuffer } from '../buffers.js';
 
 export const BATCH_NORM_KERNELS = ['batchNormStats', 'batchNormTrain', 'batchNormGradSums', 'batchNormBackwardInput'] as const;
 
@@ -31,11 +30,6 @@ const TREE = (...reds: string[]) => `
     if (t < w) { ${reds.map((r) => `${r}[t] = ${r}[t] + ${r}[t + w];`).join(' ')} }
     workgroupBarrier();
   }`;
-
-function scratchStats(ctx: KernelContext, C: number): KernelTensor {
-  const buffer = ctx.tempBuffer(float32, 2 * C);
-  return { buffer, dtype: float32, shape: [2, C], strides: contiguousStrides([2, C]), offset: 0 };
-}
 
 /** meta: C, M, S, eps, then the operands' offsets */
 function meta(shape: readonly number[], eps: number, ops: readonly KernelTensor[]): Meta {
@@ -101,11 +95,10 @@ export function runBatchNorm(ctx: KernelContext, kernel: string, inputs: readonl
       dispatchStats(ctx, ins[0]!, out!);
       return;
     }
-    const x = kernel === 'batchNormTrain' ? ins[0]! : ins[1]!;
-    const stats = scratchStats(ctx, x.shape[1]!);
-    dispatchStats(ctx, x, stats);
+    // inputs: batchNormTrain [x, stats, w?, b?]; the backward kernels [g, x, stats, ...]
+    const [x, stats] = kernel === 'batchNormTrain' ? [ins[0]!, ins[1]!] : [ins[1]!, ins[2]!];
     if (kernel === 'batchNormTrain') {
-      const affine = ins.slice(1);
+      const affine = ins.slice(2);
       const w = p.hasWeight ? 2 : -1;
       const b = p.hasBias ? 2 + Number(p.hasWeight) : -1;
       dispatchElementwise(ctx, `bnTrain:${p.hasWeight}:${p.hasBias}`, x, stats, affine, out!, p.eps, (nm) => `
@@ -140,8 +133,8 @@ var<workgroup> rg: array<f32, ${WG}>;
 }`);
       ctx.sched.dispatch(makeDispatch('bnGradSums', code, bound, meta(x.shape, p.eps, ops), [x.shape[1]!, 1, 1]));
     } else {
-      // batchNormBackwardInput: inputs g, x, sums, w?
-      const others = [ins[0]!, ins[2]!, ...(p.hasWeight ? [ins[3]!] : [])];
+      // batchNormBackwardInput: inputs g, x, stats, sums, w?
+      const others = [ins[0]!, ins[3]!, ...(p.hasWeight ? [ins[4]!] : [])];
       dispatchElementwise(ctx, `bnBackwardInput:${p.hasWeight}`, x, stats, others, out!, p.eps, (nm) => `
   let g = ld_${nm[2]}(${OFF(2)} + gid);
   let sgx = ld_${nm[3]}(${OFF(3)} + c);
@@ -149,6 +142,5 @@ var<workgroup> rg: array<f32, ${WG}>;
   let scale = invstd${p.hasWeight ? ` * ld_${nm[4]}(${OFF(4)} + c)` : ''};
   let v = scale * (g - sg / f32(M) - xhat * sgx / f32(M));`);
     }
-    ctx.releaseTemp(stats.buffer as WebGpuBuffer);
   });
 }
