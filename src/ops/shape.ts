@@ -67,7 +67,10 @@ defineOp<{ dim: number; start: number; length: number }>({
   gradientSlice: ({ dim, start, length }) => ({ dim, start, length }),
 });
 
-/** squeeze/unsqueeze: drop or insert size-1 dims, keeping the other strides (views of views stay views). */
+/**
+ * squeeze/unsqueeze, and reshape of a strided view where strides allow: the same elements in the
+ * same row-major order under another shape (views of views stay views).
+ */
 defineOp<{ shape: readonly number[]; strides: readonly number[] }>({
   name: 'restride', autocast: 'none',
   view: (x, p) => ({ shape: p.shape, strides: p.strides, offset: x.offset }),
@@ -172,10 +175,48 @@ function resolveShape(op: string, x: Tensor, shape: readonly number[]): number[]
 const shapeArgs = (args: readonly (number | readonly number[])[]): number[] =>
   args.length === 1 && Array.isArray(args[0]) ? [...(args[0] as number[])] : (args as number[]);
 
+/**
+ * A view of `x` with the new shape when its strides allow one (as PyTorch's reshape: e.g. a
+ * transposed weight reshaped to [1,K,N] for bmm stays a view), else a contiguous copy reshaped.
+ */
 export function reshape(x: Tensor, ...shape: (number | readonly number[])[]): Tensor {
   const s = resolveShape('reshape', x, shapeArgs(shape));
   if (s.length === x.ndim && s.every((d, i) => d === x.shape[i])) return x;
-  return apply('reshape', [isContiguous(x.shape, x.strides) ? x : contiguous(x)], { shape: s });
+  if (isContiguous(x.shape, x.strides)) return apply('reshape', [x], { shape: s });
+  const strides = viewStrides(x.shape, x.strides, s);
+  return strides ? apply('restride', [x], { shape: s, strides }) : apply('reshape', [contiguous(x)], { shape: s });
+}
+
+/**
+ * Strides that show the elements of a (shape, strides) view in the same row-major order under
+ * `newShape`, or null when no strides can (PyTorch's computeStride): the old dims are cut into runs
+ * that are contiguous with each other, and each run must be split or merged into whole new dims.
+ */
+export function viewStrides(shape: readonly number[], strides: readonly number[], newShape: readonly number[]): number[] | null {
+  if (shape.length === 0 || numel(shape) === 0) return contiguousStrides(newShape);
+  const out = new Array<number>(newShape.length);
+  let viewD = newShape.length - 1;
+  let base = strides[shape.length - 1]!;
+  let runNumel = 1;
+  let viewNumel = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    runNumel *= shape[d]!;
+    // a run ends at dim 0 or where the next-outer dim does not continue it
+    if (d === 0 || (shape[d - 1] !== 1 && strides[d - 1] !== runNumel * base)) {
+      while (viewD >= 0 && (viewNumel < runNumel || newShape[viewD] === 1)) {
+        out[viewD] = viewNumel * base;
+        viewNumel *= newShape[viewD]!;
+        viewD--;
+      }
+      if (viewNumel !== runNumel) return null;
+      if (d > 0) {
+        base = strides[d - 1]!;
+        runNumel = 1;
+        viewNumel = 1;
+      }
+    }
+  }
+  return viewD === -1 ? out : null;
 }
 
 export function view(x: Tensor, ...shape: (number | readonly number[])[]): Tensor {
