@@ -64,7 +64,7 @@ test('shape: cat, stack, reshape, view', () => {
   throwsWith(() => z([2, 3]).reshape(-1, 4), RangeError, /^reshape: shape \[-1,4\] is invalid for input of size 6/);
   throwsWith(() => z([6]).reshape(-1, -1), RangeError, /reshape: invalid shape \[-1,-1\].*at most one -1/);
   throwsWith(() => z([2, 3]).view(5), RangeError, /^view: shape \[5\] is invalid for input of size 6/);
-  throwsWith(() => z([2, 3]).t().view(6), Error, /view: .*\[6\].*non-contiguous.*use reshape/);
+  throwsWith(() => z([2, 3]).t().view(6), Error, /view: size \[6\] is not compatible with the input.s shape \[3,2\] and strides \[1,3\]; use reshape/);
   throwsWith(() => z([2, 3]).permute(0, 0), RangeError, /permute: dims \[0,0\] must be a permutation of the 2 dims of \[2,3\]/);
   throwsWith(() => z([2, 2, 2]).t(), RangeError, /t: expects a tensor with <= 2 dimensions, got \[2,2,2\]/);
 });

@@ -102,6 +102,9 @@ test('reshape of a strided view is a view when strides allow (same values, share
   v.mul(mx.arange(0, 12).to('float32').reshape([1, 4, 3])).sum().backward();
   // d/dw of sum(w.t() * m) is m.t()
   assert.deepEqual(Array.from(await w.grad!.data()), [0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11]);
+  // view: the same views, and an error naming shape and strides where reshape would copy
+  assert.equal(wt.view([1, 4, 3]).storage, wt.storage);
+  assert.throws(() => wt.view([12]), /view: size \[12\] is not compatible with the input's shape \[4,3\] and strides \[1,4\]; use reshape instead/);
   // linear reads the transposed weight through the view: the product is unchanged
   const x = mx.arange(0, 8).to('float32').reshape([2, 4]);
   const lin = mx.nn.functional.linear(x, mx.arange(0, 12).to('float32').reshape([3, 4]));

@@ -221,10 +221,12 @@ export function viewStrides(shape: readonly number[], strides: readonly number[]
 
 export function view(x: Tensor, ...shape: (number | readonly number[])[]): Tensor {
   const s = resolveShape('view', x, shapeArgs(shape));
-  if (!isContiguous(x.shape, x.strides)) {
-    throw new Error(`view: size ${shapeStr(s)} is not compatible with the input's strides (shape ${shapeStr(x.shape)}, non-contiguous); use reshape instead`);
+  if (isContiguous(x.shape, x.strides)) return apply('reshape', [x], { shape: s });
+  const strides = viewStrides(x.shape, x.strides, s);
+  if (!strides) {
+    throw new Error(`view: size ${shapeStr(s)} is not compatible with the input's shape ${shapeStr(x.shape)} and strides ${shapeStr(x.strides)}; use reshape instead`);
   }
-  return apply('reshape', [x], { shape: s });
+  return apply('restride', [x], { shape: s, strides });
 }
 
 export function contiguous(x: Tensor): Tensor {
