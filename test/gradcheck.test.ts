@@ -260,6 +260,18 @@ const cases: Case[] = [
   { name: 'F.crossEntropy (1-D input, 0-d target)', fn: (x) => F.crossEntropy(x!, i32(2)), inputs: () => [uni([4], -2, 2)] },
   { name: 'F.crossEntropy ([N,C,H,W] input)', fn: (x) => F.crossEntropy(x!, i32([[[0, 2], [1, 1]]])), inputs: () => [uni([1, 3, 2, 2], -2, 2)] },
   { name: 'F.nllLoss', fn: (x) => F.nllLoss(x!, i32([1, 0, 3])), inputs: () => [uni([3, 4], -3, 0)] },
+  { name: 'F.nllLoss fused', fn: (x) => F.nllLoss(x!, i32([1, 0, 3]), { fused: true }), inputs: () => [uni([3, 4], -3, 0)] },
+  {
+    name: "F.nllLoss fused (constant weight, ignoreIndex, 'sum')",
+    fn: (x) => F.nllLoss(x!, i32([1, 0, 3, 0]), { weight: mx.tensor([0.5, 2, 1, 3], { dtype: 'float64' }), ignoreIndex: 0, reduction: 'sum', fused: true }),
+    inputs: () => [uni([4, 4], -3, 0)],
+  },
+  {
+    name: "F.crossEntropy fused (4-D, 'none')",
+    fn: (x) => F.crossEntropy(x!, mx.tensor([0, 2, 1, -100, 2, 0, 1, 1], { dtype: 'int32', shape: [2, 2, 2] }), { reduction: 'none', fused: true }),
+    inputs: () => [uni([2, 3, 2, 2], -2, 2)],
+  },
+  { name: 'F.crossEntropy fused ([C] input, 0-d target)', fn: (x) => F.crossEntropy(x!, mx.tensor([2], { dtype: 'int32', shape: [] }), { fused: true }), inputs: () => [uni([4], -2, 2)] },
   {
     name: "F.nllLoss (weight, ignoreIndex, 'sum')",
     fn: (x, w) => F.nllLoss(x!, i32([1, 0, 3, 0]), { weight: w!, ignoreIndex: 0, reduction: 'sum' }),

@@ -14,6 +14,7 @@ import { sum, mean, logSoftmax, softmax, variance } from '../ops/reduce.js';
 import { reshape, flatten, unsqueeze, squeeze, gather, indexSelect, narrow } from '../ops/shape.js';
 import type { BatchNormParams } from './batch_norm_ops.js';
 import './batch_norm_ops.js';
+import { useFusedNll } from './nll_ops.js';
 import { rand } from '../ops/creation.js';
 import { noGrad } from '../autograd/mode.js';
 import { linear } from '../ops/linalg.js';
@@ -152,6 +153,12 @@ export interface NllOptions {
   weight?: Tensor | null;
   ignoreIndex?: number;
   reduction?: Reduction;
+  /**
+   * The fused loss ops (src/nn/nll_ops.ts: one kernel for the loss, one or two for its gradient)
+   * instead of the composite: default where the backend runs them natively (webgpu) and the weight
+   * needs no gradient; true or false forces either.
+   */
+  fused?: boolean;
 }
 
 function checkTarget(op: string, input: Tensor, target: Tensor, ignoreIndex: number): void {
@@ -173,6 +180,7 @@ interface NllParams {
   ignoreIndex: number;
   reduction: Reduction;
   classDim: number;
+  fused?: boolean;
 }
 
 /** Negative log-likelihood over log-probabilities `input` ([N,C,...] or [C]) and int32 class targets. */
@@ -181,6 +189,10 @@ defineOp<NllParams>({
   compose: ([input, target, weight], p) =>
     inFloat32([input, weight], input!.dt, ([logp, w]) => {
       const t = target!;
+      if (useFusedNll(logp!, w, p.fused)) {
+        const q = { ignoreIndex: p.ignoreIndex, reduction: p.reduction, classDim: p.classDim };
+        return apply('nllLossFused', w ? [logp!, t, w] : [logp!, t], q);
+      }
       const valid = ne(t, p.ignoreIndex);
       const safe = where(valid, t, 0);
       const picked = squeeze(gather(logp!, p.classDim, unsqueeze(safe, p.classDim)), p.classDim);
@@ -194,7 +206,7 @@ defineOp<NllParams>({
 
 export function nllLoss(input: Tensor, target: Tensor, options: NllOptions = {}): Tensor {
   checkTarget('nllLoss', input, target, options.ignoreIndex ?? -100);
-  const params: NllParams = { ignoreIndex: options.ignoreIndex ?? -100, reduction: options.reduction ?? 'mean', classDim: input.ndim === 1 ? 0 : 1 };
+  const params: NllParams = { ignoreIndex: options.ignoreIndex ?? -100, reduction: options.reduction ?? 'mean', classDim: input.ndim === 1 ? 0 : 1, fused: options.fused };
   return apply('nllLoss', options.weight ? [input, target, options.weight] : [input, target], params);
 }
 
@@ -221,7 +233,7 @@ defineOp<NllParams & { labelSmoothing: number; probabilities: boolean }>({
         if (p.reduction === 'mean') return div(sum(losses), losses.numel);
         return reduce('crossEntropy', losses, p.reduction);
       }
-      const nll = apply('nllLoss', w ? [logp, target!, w] : [logp, target!], { ignoreIndex: p.ignoreIndex, reduction: p.reduction, classDim: p.classDim });
+      const nll = apply('nllLoss', w ? [logp, target!, w] : [logp, target!], { ignoreIndex: p.ignoreIndex, reduction: p.reduction, classDim: p.classDim, fused: p.fused });
       if (eps === 0) return nll;
       const valid = castTo(ne(target!, p.ignoreIndex), logp.dt);
       const smooth = mul(neg(sum(wc ? mul(logp, wc) : logp, p.classDim)), valid);
@@ -251,6 +263,7 @@ export function crossEntropy(input: Tensor, target: Tensor, options: CrossEntrop
     ignoreIndex: options.ignoreIndex ?? -100,
     reduction: options.reduction ?? 'mean',
     classDim: input.ndim === 1 ? 0 : 1,
+    fused: options.fused,
     labelSmoothing,
     probabilities,
   };

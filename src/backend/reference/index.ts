@@ -16,6 +16,7 @@ import { indexingKernels } from './kernels/indexing.js';
 import { extraKernels } from './kernels/extra.js';
 import { optimKernels } from './kernels/optim.js';
 import { batchNormKernels } from './kernels/batch_norm.js';
+import { nllKernels } from './kernels/nll.js';
 
 class HostBuffer implements DeviceBuffer {
   freed = false;
@@ -36,6 +37,7 @@ export const REFERENCE_KERNELS: Readonly<Record<string, RefKernel>> = {
   ...extraKernels,
   ...optimKernels,
   ...batchNormKernels,
+  ...nllKernels,
 };
 
 /**

@@ -8,6 +8,7 @@ import { POOL_KERNELS, runPool } from './pool.js';
 import { MATMUL_KERNELS, matmulSupports, runMatmul } from './matmul.js';
 import { OPTIM_KERNELS, runOptim } from './optim.js';
 import { BATCH_NORM_KERNELS, runBatchNorm } from './batch_norm.js';
+import { NLL_KERNELS, runNll } from './nll.js';
 
 export interface GpuKernel {
   /** false sends this call to the host fallback (e.g. a case the WGSL does not cover) */
@@ -27,5 +28,6 @@ export const GPU_KERNELS: Readonly<Record<string, GpuKernel>> = {
   ...group(POOL_KERNELS, { run: runPool }),
   ...group(OPTIM_KERNELS, { run: runOptim }),
   ...group(BATCH_NORM_KERNELS, { run: runBatchNorm }),
+  ...group(NLL_KERNELS, { run: runNll }),
   ...Object.fromEntries(MATMUL_KERNELS.map((n) => [n, { run: runMatmul, supports: (ins: readonly KernelTensor[]) => matmulSupports(n, ins) }])),
 };
