@@ -13,7 +13,7 @@
 import type { KernelParams, KernelTensor } from '../../backend.js';
 import type { BatchNormParams } from '../../reference/kernels/batch_norm.js';
 import { channelLayout } from '../../reference/kernels/batch_norm.js';
-import { bind, entry, groups1d, makeDispatch, Meta, numel, shader, tensorOperand, withContiguous, type KernelContext } from './common.js';
+import { bind, entry, groups1d, workgroupSums, makeDispatch, Meta, numel, shader, tensorOperand, withContiguous, type KernelContext } from './common.js';
 import { runElementwise } from './elementwise.js';
 
 export const BATCH_NORM_KERNELS = ['batchNormStats', 'batchNormTrain', 'batchNormGradSums', 'batchNormBackwardInput'] as const;
@@ -23,13 +23,7 @@ const WG = 256;
 /** WGSL: index of the j-th value (0 <= j < M) of channel c in a contiguous [N,C,S] tensor. */
 const AT = `fn at(c: i32, j: i32) -> i32 { let C = mi(0u); let S = mi(2u); return ((j / S) * C + c) * S + j % S; }`;
 
-/** WGSL: sums over the workgroup of each thread's values in the workgroup arrays `reds` (results in [0]). */
-const TREE = (...reds: string[]) => `
-  workgroupBarrier();
-  for (var w = ${WG / 2}; w > 0; w = w / 2) {
-    if (t < w) { ${reds.map((r) => `${r}[t] = ${r}[t] + ${r}[t + w];`).join(' ')} }
-    workgroupBarrier();
-  }`;
+const TREE = (...reds: string[]) => workgroupSums(WG, ...reds);
 
 /** meta: C, M, S, eps, then the operands' offsets */
 function meta(shape: readonly number[], eps: number, ops: readonly KernelTensor[]): Meta {

@@ -109,6 +109,19 @@ export function shader(ctx: KernelContext, decls: readonly BindingDecl[], body: 
   ].join('\n');
 }
 
+/**
+ * WGSL: sums each workgroup array named in `reds` over a workgroup of `wg` threads (a power of two;
+ * the thread index is `t`), as a tree; the sums end in element 0.
+ */
+export function workgroupSums(wg: number, ...reds: string[]): string {
+  return `
+  workgroupBarrier();
+  for (var k = ${wg / 2}; k > 0; k = k / 2) {
+    if (t < k) { ${reds.map((r) => `${r}[t] = ${r}[t] + ${r}[t + k];`).join(' ')} }
+    workgroupBarrier();
+  }`;
+}
+
 /** Workgroup counts for `n` threads in groups of `wg`, split over x and y past 65535 groups. */
 export function groups1d(n: number, wg = WG): [number, number, number] {
   const g = Math.ceil(n / wg);

@@ -13,7 +13,7 @@
 import type { KernelParams, KernelTensor } from '../../backend.js';
 import { float32 } from '../../../dtype/dtype.js';
 import type { NllParams } from '../../reference/kernels/nll.js';
-import { bind, contiguousStrides, entry, groups1d, makeDispatch, Meta, numel, shader, tensorOperand, withContiguous, type KernelContext } from './common.js';
+import { bind, contiguousStrides, entry, groups1d, makeDispatch, Meta, numel, shader, tensorOperand, withContiguous, workgroupSums, type Bound, type KernelContext } from './common.js';
 import { runElementwise } from './elementwise.js';
 import type { WebGpuBuffer } from '../buffers.js';
 
@@ -31,6 +31,13 @@ function meta(logp: KernelTensor, target: KernelTensor, p: NllParams, ops: reado
 }
 const OFF = (i: number) => `mi(${4 + i}u)`;
 
+/** The operands bound in order, the last one written: their binding names and the output's index. */
+function bindAll(ctx: KernelContext, ops: readonly KernelTensor[]): { bound: Bound; nm: string[]; o: number } {
+  const o = ops.length - 1;
+  const bound = bind(ctx, ops.map((t, i) => tensorOperand(t, i === o)));
+  return { bound, nm: bound.names, o };
+}
+
 /** WGSL: target m's class (0 when ignored), its weight (0 when ignored) and logp index; T/W name the bindings. */
 const PICK = (T: string, W: string | null, tOff: number, wOff: number) => `
 struct Pick { cls: i32, w: f32, at: i32 }
@@ -43,20 +50,11 @@ fn pick(m: i32) -> Pick {
   return Pick(cls, w, ((m / S) * C + cls) * S + m % S);
 }`;
 
-/** WGSL: sums of `reds` over the workgroup (results in [0]). */
-const TREE = (...reds: string[]) => `
-  workgroupBarrier();
-  for (var k = ${WG / 2}; k > 0; k = k / 2) {
-    if (t < k) { ${reds.map((r) => `${r}[t] = ${r}[t] + ${r}[t + k];`).join(' ')} }
-    workgroupBarrier();
-  }`;
 
 /** One workgroup: the sum of the losses into out[0] (sum: total, mean: total / weights), or of the weights alone. */
 function dispatchSums(ctx: KernelContext, logp: KernelTensor, target: KernelTensor, w: KernelTensor | null, out: KernelTensor, p: NllParams, what: 'loss' | 'weights'): void {
   const ops = [logp, target, ...(w ? [w] : []), out];
-  const o = ops.length - 1;
-  const bound = bind(ctx, ops.map((t, i) => tensorOperand(t, i === o)));
-  const nm = bound.names;
+  const { bound, nm, o } = bindAll(ctx, ops);
   const code = () =>
     shader(ctx, bound.decls, `
 ${PICK(nm[1]!, w ? nm[2]! : null, 1, 2)}
@@ -73,7 +71,7 @@ var<workgroup> rw: array<f32, ${WG}>;
   }
   rl[t] = sl;
   rw[t] = sw;
-  ${TREE('rl', 'rw')}
+  ${workgroupSums(WG, 'rl', 'rw')}
   if (t == 0) { st_${nm[o]}(${OFF(o)}, ${what === 'weights' ? 'rw[0]' : p.reduction === 'mean' ? 'rl[0] / rw[0]' : 'rl[0]'}); }
 }`);
   ctx.sched.dispatch(makeDispatch(`nllSums:${what}:${p.reduction}:${w !== null}`, code, bound, meta(logp, target, p, ops), [1, 1, 1]));
@@ -90,9 +88,7 @@ export function runNll(ctx: KernelContext, kernel: string, inputs: readonly Kern
         return;
       }
       const ops = [logp, target, ...(w ? [w] : []), out!];
-      const o = ops.length - 1;
-      const bound = bind(ctx, ops.map((t, i) => tensorOperand(t, i === o)));
-      const nm = bound.names;
+      const { bound, nm, o } = bindAll(ctx, ops);
       const code = () =>
         shader(ctx, bound.decls, `
 ${PICK(nm[1]!, w ? nm[2]! : null, 1, 2)}
@@ -112,9 +108,8 @@ ${entry(WG)}
       dispatchSums(ctx, logp, target, w, den, p, 'weights');
     }
     const ops = [logp, target, ...(w ? [w] : []), g, ...(den ? [den] : []), out!];
-    const [gi, di, o] = [w ? 3 : 2, w ? 4 : 3, ops.length - 1];
-    const bound = bind(ctx, ops.map((t, i) => tensorOperand(t, i === o)));
-    const nm = bound.names;
+    const [gi, di] = [w ? 3 : 2, w ? 4 : 3];
+    const { bound, nm, o } = bindAll(ctx, ops);
     const q =
       p.reduction === 'none' ? `ld_${nm[gi]}(${OFF(gi)} + m)` : p.reduction === 'sum' ? `ld_${nm[gi]}(${OFF(gi)})` : `ld_${nm[gi]}(${OFF(gi)}) / select(den, 1.0, den == 0.0)`;
     const code = () =>
