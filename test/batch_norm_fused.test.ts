@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';
 import type { Tensor } from '../src/index.js';
 import { onBackend as on } from './helpers/backends.js';
-import { apply } from '../src/ops/dispatch.js';
+import { apply, kernelView } from '../src/ops/dispatch.js';
 
 const F = mx.nn.functional;
 type Dtype = 'float32' | 'float16' | 'bfloat16';
@@ -58,6 +58,28 @@ for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
     for (const k of ['gw', 'gb', 'rm', 'rv'] as const) assert.ok(relError(fused[k], composite[k]) <= 1e-5, `${k}: ${relError(fused[k], composite[k])}`);
   });
 }
+
+test(`fused batchNorm on ${backendName}: the running statistics (one batchNormRunningUpdate kernel) are the composite's bit for bit, given the same batch statistics`, async () => {
+  const C = 5;
+  const g = new mx.Generator(9);
+  const x = mx.randn([6, C, 3], { generator: g }).mul(2).add(0.5);
+  const stats = apply('batchNormStats', [x]);
+  const start = mx.randn([C], { generator: g });
+  for (const momentum of [0.1, 0.37, 1]) {
+    const [rm, rv] = [start.clone(), start.abs().add(0.5)];
+    const [cm, cv] = [rm.clone(), rv.clone()];
+    const count = 18;
+    const state = [rm, rv].map(kernelView);
+    mx.getBackend().run('batchNormRunningUpdate', [...state, kernelView(stats)], state, { momentum, unbiasFactor: count / (count - 1) });
+    // the composite rule of F.batchNorm (src/nn/functional.ts, updateRunningStats)
+    const [mean, biased] = [stats.narrow(0, 0, 1).squeeze(0), stats.narrow(0, 1, 1).squeeze(0)];
+    const wantMean = cm.mul(1 - momentum).add(mean.mul(momentum));
+    const wantVar = cv.mul(1 - momentum).add(biased.mul(count / (count - 1)).mul(momentum));
+    const bits = async (t: Tensor) => Array.from(new Uint32Array((await t.data() as Float32Array).buffer));
+    assert.deepEqual(await bits(rm), await bits(wantMean), `momentum ${momentum}: running mean`);
+    assert.deepEqual(await bits(rv), await bits(wantVar), `momentum ${momentum}: running variance`);
+  }
+});
 
 test(`fused batchNorm on ${backendName}: 2-D input [N,C] and a single spatial position`, async () => {
   for (const shape of [[9, 4], [3, 2, 1, 1]]) {

@@ -5,7 +5,7 @@
  */
 import { int32 } from '../dtype/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { apply, applyInto } from '../ops/dispatch.js';
+import { apply, applyInto, kernelView } from '../ops/dispatch.js';
 import { defineOp } from '../ops/registry.js';
 import { castTo, inFloat32, pair, shapeStr } from '../ops/util.js';
 import { slidingOutput, type ConvParams, type PoolParams } from '../ops/conv.js';
@@ -13,6 +13,7 @@ import { add, sub, mul, div, neg, abs, exp, log, log1p, where, eq, ne, ge, relu,
 import { sum, mean, logSoftmax, softmax, variance } from '../ops/reduce.js';
 import { reshape, flatten, unsqueeze, squeeze, gather, indexSelect, narrow } from '../ops/shape.js';
 import type { BatchNormParams } from './batch_norm_ops.js';
+import type { BatchNormRunningParams } from '../backend/reference/kernels/batch_norm.js';
 import './batch_norm_ops.js';
 import { useFusedNll } from './nll_ops.js';
 import { rand } from '../ops/creation.js';
@@ -494,7 +495,16 @@ function fusedBatchNorm(
   // one statistics pass serves the running statistics, the normalisation and the backward
   const stats = noGrad(() => apply('batchNormStats', [x.detach()]));
   if (runningMean && runningVar) {
-    noGrad(() => updateRunningStats(runningMean, runningVar, squeeze(narrow(stats, 0, 0, 1), [0]), squeeze(narrow(stats, 0, 1, 1), [0]), o.count, o.momentum));
+    if (typeof o.momentum === 'number' && runningMean.backend === stats.backend && runningVar.backend === stats.backend) {
+      // one kernel, its scalars as parameters (the composite's are uploaded as 0-d tensors)
+      const params: BatchNormRunningParams = { momentum: o.momentum, unbiasFactor: o.count / (o.count - 1) };
+      runningMean.assertAlive('batchNorm');
+      runningVar.assertAlive('batchNorm');
+      const state = [kernelView(runningMean), kernelView(runningVar)];
+      stats.backend.run('batchNormRunningUpdate', [...state, kernelView(stats)], state, params as unknown as Record<string, unknown>);
+    } else {
+      noGrad(() => updateRunningStats(runningMean, runningVar, squeeze(narrow(stats, 0, 0, 1), [0]), squeeze(narrow(stats, 0, 1, 1), [0]), o.count, o.momentum));
+    }
   }
   const affine = [o.weight, o.bias].filter((t): t is Tensor => t !== null);
   return apply('batchNormTrain', [x, stats, ...affine], params);

@@ -7,6 +7,7 @@
  *   batchNormTrain(x, stats, [w], [b])              -> y = xhat * w + b
  *   batchNormGradSums(g, x, stats)                  -> [2,C]: sum(g * xhat), sum(g)
  *   batchNormBackwardInput(g, x, stats, sums, [w])  -> dx = w / sqrt(var + eps) * (g - sum(g) / M - xhat * sum(g * xhat) / M)
+ *   batchNormRunningUpdate(runningMean, runningVar, stats) -> runningMean, runningVar (in place; see below)
  *
  * The last three take the statistics as batchNormStats gave them (rounded to float32 for any input
  * but float64), computed once in the forward, as PyTorch saves mean and invstd for the backward.
@@ -103,4 +104,32 @@ const batchNormBackwardInput: RefKernel = ([g, x, stats, sums, w], p: BatchNormP
   return [dx];
 };
 
-export const batchNormKernels: Record<string, RefKernel> = { batchNormStats, batchNormTrain, batchNormGradSums, batchNormBackwardInput };
+/** Parameters of batchNormRunningUpdate. */
+export interface BatchNormRunningParams {
+  momentum: number;
+  /** count / (count - 1): the biased batch variance made unbiased */
+  unbiasFactor: number;
+}
+
+/** Rounding to a dtype's precision: float32 (and the 16-bit formats, computed in it), none for float64. */
+const rounding = (t: RefArray) => (t.dtype.name === 'float64' ? (x: number) => x : Math.fround);
+
+/**
+ * The running statistics in one kernel, as F.batchNorm's composite update computes them (its
+ * scalars rounded to the tensors' dtype, each product and sum rounded):
+ *   runningMean = (runningMean * (1 - momentum)) + (mean * momentum)
+ *   runningVar  = (runningVar * (1 - momentum)) + ((var * unbiasFactor) * momentum)
+ * inputs [runningMean, runningVar, stats]; outputs [runningMean, runningVar] (the same views).
+ */
+const batchNormRunningUpdate: RefKernel = ([rm, rv, stats], p: BatchNormRunningParams) => {
+  const { mean, variance } = givenStats(stats!);
+  const [rr, rs] = [rounding(rm!), rounding(stats!)];
+  // a sum of a running-dtype and a stats-dtype product is rounded in the wider of the two
+  const rsum = rm!.dtype.name === 'float64' || stats!.dtype.name === 'float64' ? (x: number) => x : Math.fround;
+  const keep = [rr(1 - p.momentum), rs(p.momentum), rs(p.unbiasFactor)] as const;
+  const outMean = rm!.data.map((r, c) => rsum(rr(r * keep[0]) + rs(mean[c]! * keep[1])));
+  const outVar = rv!.data.map((r, c) => rsum(rr(r * keep[0]) + rs(rs(variance[c]! * keep[2]) * keep[1])));
+  return [outMean, outVar];
+};
+
+export const batchNormKernels: Record<string, RefKernel> = { batchNormStats, batchNormTrain, batchNormGradSums, batchNormBackwardInput, batchNormRunningUpdate };

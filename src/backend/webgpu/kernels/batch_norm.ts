@@ -9,14 +9,15 @@
  *   batchNormTrain          normalise           1
  *   batchNormGradSums       sums                1 (one workgroup per channel)
  *   batchNormBackwardInput  input gradient      1
+ *   batchNormRunningUpdate  running statistics  1 (one thread per channel, in place)
  */
 import type { KernelParams, KernelTensor } from '../../backend.js';
-import type { BatchNormParams } from '../../reference/kernels/batch_norm.js';
+import type { BatchNormParams, BatchNormRunningParams } from '../../reference/kernels/batch_norm.js';
 import { channelLayout } from '../../reference/kernels/batch_norm.js';
 import { bind, entry, groups1d, workgroupSums, makeDispatch, Meta, numel, shader, tensorOperand, withContiguous, type KernelContext } from './common.js';
 import { runElementwise } from './elementwise.js';
 
-export const BATCH_NORM_KERNELS = ['batchNormStats', 'batchNormTrain', 'batchNormGradSums', 'batchNormBackwardInput'] as const;
+export const BATCH_NORM_KERNELS = ['batchNormStats', 'batchNormTrain', 'batchNormGradSums', 'batchNormBackwardInput', 'batchNormRunningUpdate'] as const;
 
 const WG = 256;
 
@@ -81,12 +82,42 @@ ${entry(WG)}
   ctx.sched.dispatch(makeDispatch(key, code, bound, meta(x.shape, eps, ops), groups1d(n, WG)));
 }
 
+/** running = running * (1 - momentum) + batch * momentum, the variance made unbiased; inputs [rm, rv, stats]. */
+function dispatchRunningUpdate(ctx: KernelContext, [rm, rv, stats]: KernelTensor[], [om, ov]: KernelTensor[], p: BatchNormRunningParams): void {
+  const ops = [rm!, rv!, stats!, om!, ov!];
+  const bound = bind(ctx, ops.map((t, i) => tensorOperand(t, i >= 3)));
+  const [RM, RV, ST, OM, OV] = bound.names;
+  const C = rm!.shape[0]!;
+  const m = new Meta().i(C);
+  for (const o of ops) m.i(o.offset);
+  m.f(1 - p.momentum).f(p.momentum).f(p.unbiasFactor);
+  const code = () =>
+    shader(ctx, bound.decls, `
+${entry(WG)}
+  let C = mi(0u);
+  if (gid >= C) { return; }
+  let keep = mf(6u); let mom = mf(7u); let unbias = mf(8u);
+  let mean = ld_${ST}(mi(3u) + gid);
+  let biased = ld_${ST}(mi(3u) + C + gid);
+  let a = ld_${RM}(mi(1u) + gid) * keep;
+  let b = ld_${RV}(mi(2u) + gid) * keep;
+  st_${OM}(mi(4u) + gid, a + mean * mom);
+  st_${OV}(mi(5u) + gid, b + (biased * unbias) * mom);
+}`);
+  ctx.sched.dispatch(makeDispatch('bnRunning', code, bound, m, groups1d(C, WG)));
+}
+
 export function runBatchNorm(ctx: KernelContext, kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
   const copy = (s: KernelTensor, d: KernelTensor) => runElementwise(ctx, 'copy', [s], [d], {});
   const p = params as unknown as BatchNormParams;
-  withContiguous(ctx, inputs, outputs, copy, (ins, [out]) => {
+  withContiguous(ctx, inputs, outputs, copy, (ins, outs) => {
+    const out = outs[0];
     if (kernel === 'batchNormStats') {
       dispatchStats(ctx, ins[0]!, out!);
+      return;
+    }
+    if (kernel === 'batchNormRunningUpdate') {
+      dispatchRunningUpdate(ctx, ins, outs, params as unknown as BatchNormRunningParams);
       return;
     }
     // inputs: batchNormTrain [x, stats, w?, b?]; the backward kernels [g, x, stats, ...]
