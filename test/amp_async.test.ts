@@ -477,7 +477,7 @@ describe('optimizer and loss-scaling kernels (reference definitions)', () => {
   const f32 = (values: number[], shape = [values.length]) => mx.tensor(values, { shape });
   const view = (t: Tensor) => ({ buffer: t.storage.buffer, dtype: t.dt, shape: t.shape, strides: t.strides, offset: t.offset });
 
-  it('ampUpdateScale follows the host rule (growth, backoff, hysteresis, bounds)', async () => {
+  it('ampUpdateScale follows the host rule (growth, backoff, hysteresis, bounds) and counts skipped iterations', async () => {
     const params = { growthFactor: 2, backoffFactor: 0.5, growthInterval: 2, hysteresis: 2, minScale: 4, maxScale: 64 };
     const script = [false, false, false, false, true, false, true, true, true, true, true, true, false];
     // the host rule, on a backend with synchronous reads (the scaler decides there)
@@ -493,14 +493,20 @@ describe('optimizer and loss-scaling kernels (reference definitions)', () => {
         return [s.scale, s.growthTracker, s.overflowStreak];
       });
     });
-    const scale = f32([16], []);
-    const tracker = mx.tensor([0], { shape: [], dtype: 'int32' });
-    const streak = mx.tensor([0], { shape: [], dtype: 'int32' });
     const b = mx.getBackend();
-    for (const [i, overflow] of script.entries()) {
-      const found = f32([overflow ? 1 : 0], []);
-      b.run('ampUpdateScale', [scale, tracker, streak, found].map(view), [scale, tracker, streak].map(view), params);
-      assert.deepEqual([(await scale.data())[0], (await tracker.data())[0], (await streak.data())[0]], expected[i]);
+    for (const countSkipped of [false, true]) {
+      const scale = f32([16], []);
+      const tracker = mx.tensor([0], { shape: [], dtype: 'int32' });
+      const streak = mx.tensor([0], { shape: [], dtype: 'int32' });
+      const skipped = mx.tensor([0], { shape: [], dtype: 'int32' });
+      const state = countSkipped ? [scale, tracker, streak, skipped] : [scale, tracker, streak];
+      for (const [i, overflow] of script.entries()) {
+        const found = f32([overflow ? 1 : 0], []);
+        b.run('ampUpdateScale', [...state, found].map(view), state.map(view), { ...params, countSkipped });
+        assert.deepEqual([(await scale.data())[0], (await tracker.data())[0], (await streak.data())[0]], expected[i]);
+        const overflows = script.slice(0, i + 1).filter(Boolean).length;
+        assert.equal((await skipped.data())[0], countSkipped ? overflows : 0, 'countSkipped counts the overflowing iterations');
+      }
     }
   });
 

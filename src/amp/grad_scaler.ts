@@ -316,7 +316,6 @@ export class GradScaler {
             maxScale: this.maxScale,
           };
           updateScaleOnDevice(dev, combined, params);
-          dev.skippedSteps.copy_(add(dev.skippedSteps, ne(combined, 0)));
           if (this.onStep) pending.event = { scale: keep(dev.scale.clone()), found: keep(combined.clone()) };
         }),
       );
@@ -554,18 +553,20 @@ function unscaleOnDevice(grads: readonly Tensor[], dev: DeviceState): Tensor | n
 }
 
 /**
- * The scale update on the device: the `ampUpdateScale` kernel in place, or the same rule with ops
- * (where()) on a backend without it. For those the factors and bounds are applied as float32
+ * The scale update on the device, and the skipped-iterations count: the `ampUpdateScale` kernel in
+ * place, or the same rule with ops (where()) on a backend without it. For those the factors and bounds are applied as float32
  * numbers: the same results for float32-representable factors (the defaults 2 and 0.5).
  */
 function updateScaleOnDevice(dev: DeviceState, foundInf: Tensor, p: AmpUpdateScaleParams): void {
   const { scale, growthTracker: tracker, overflowStreak: streak } = dev;
   if (dev.backend.hasKernel('ampUpdateScale')) {
-    const state = [scale, tracker, streak].map(kernelView);
-    dev.backend.run('ampUpdateScale', [...state, kernelView(foundInf)], state, p as unknown as Record<string, unknown>);
+    // the skipped-iterations counter rides along (countSkipped)
+    const state = [scale, tracker, streak, dev.skippedSteps].map(kernelView);
+    dev.backend.run('ampUpdateScale', [...state, kernelView(foundInf)], state, { ...p, countSkipped: true } as unknown as Record<string, unknown>);
     return;
   }
   const found = ne(foundInf, 0);
+  dev.skippedSteps.copy_(add(dev.skippedSteps, found));
   const streak1 = where(found, add(streak, 1), 0);
   const backOff = logicalAnd(found, ge(streak1, p.hysteresis));
   const t1 = add(tracker, 1);

@@ -151,8 +151,14 @@ P.copy_ = function (src) {
   });
   return this;
 };
-P.fill_ = function (value) { return this.copy_(value); };
-P.zero_ = function () { return this.copy_(0); };
+// the fill kernel takes the value as a parameter: no 0-d tensor uploaded and cast, as copy_ would
+P.fill_ = function (value) {
+  noGrad(() => {
+    if (this.numel > 0) applyInto('fill', [], this, { shape: this.shape, dtype: this.dt, value });
+  });
+  return this;
+};
+P.zero_ = function () { return this.fill_(0); };
 
 P.backward = function (gradient, options = {}) {
   if (!this.requiresGrad) {

@@ -236,13 +236,15 @@ export interface AmpUpdateScaleParams {
   hysteresis: number;
   minScale: number;
   maxScale: number;
+  /** A skipped-iterations counter (int32 0-d) follows overflowStreak in inputs and outputs: += 1 when foundInf != 0. */
+  countSkipped?: boolean;
 }
 
 /**
  * ampUpdateScale: PyTorch's _amp_update_scale_ with hysteresis and scale bounds (one thread).
  *
- *   inputs   [scale, growthTracker, overflowStreak, foundInf]   float32, int32, int32, float32; all 0-d
- *   outputs  [scale, growthTracker, overflowStreak]             the same views: updated in place
+ *   inputs   [scale, growthTracker, overflowStreak, [skipped], foundInf]   float32, int32, int32, int32, float32; all 0-d
+ *   outputs  [scale, growthTracker, overflowStreak, [skipped]]             the same views: updated in place
  *   params   AmpUpdateScaleParams
  *
  *   foundInf != 0: growthTracker = 0; overflowStreak += 1;
@@ -255,7 +257,11 @@ export interface AmpUpdateScaleParams {
  * (the products in float64 rounded to float32: the correctly rounded float32 product when the
  * factors are float32 values, as the defaults 2 and 0.5 are; the scale is stored as float32.)
  */
-export const ampUpdateScale: RefKernel = ([scaleT, trackerT, streakT, foundT], p: AmpUpdateScaleParams) => {
+export const ampUpdateScale: RefKernel = (inputs, p: AmpUpdateScaleParams) => {
+  const [scaleT, trackerT, streakT] = inputs;
+  const skippedT = p.countSkipped ? inputs[3] : undefined;
+  const foundT = inputs[p.countSkipped ? 4 : 3];
+  const skipped = skippedT ? [Float64Array.of(skippedT.data[0]! + (foundT!.data[0]! !== 0 ? 1 : 0))] : [];
   let scale = scaleT!.data[0]!;
   let tracker = trackerT!.data[0]!;
   let streak = streakT!.data[0]!;
@@ -275,7 +281,7 @@ export const ampUpdateScale: RefKernel = ([scaleT, trackerT, streakT, foundT], p
       tracker = 0;
     } else tracker = successful;
   }
-  return [Float64Array.of(scale), Float64Array.of(tracker), Float64Array.of(streak)];
+  return [Float64Array.of(scale), Float64Array.of(tracker), Float64Array.of(streak), ...skipped];
 };
 
 export const optimKernels: Record<string, RefKernel> = { sgdUpdate, adamUpdate, ampUnscale, ampUpdateScale };

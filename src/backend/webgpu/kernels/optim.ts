@@ -183,15 +183,18 @@ export function runOptim(ctx: KernelContext, kernel: string, inputs: readonly Ke
       runAmpUnscale(ctx, inputs, outputs);
       return;
     case 'ampUpdateScale': {
-      // inputs [scale, tracker, streak, foundInf] -> outputs [scale, tracker, streak], all 0-d
+      // inputs [scale, tracker, streak, skipped?, foundInf] -> outputs [scale, tracker, streak, skipped?], all 0-d
+      const count = !!p['countSkipped'];
       const ops = [...inputs.map((t) => ({ t })), ...outputs.map((t) => ({ t, write: true }))];
+      const [fi, o0] = count ? [4, 5] : [3, 4];
       // P0 growth, P1 backoff, P2 interval, P3 hysteresis, P4 minScale, P5 maxScale
-      encodeFused(ctx, 'ampUpdateScale', [], ops, (nm) =>
+      encodeFused(ctx, `ampUpdateScale:${count}`, [], ops, (nm) =>
         `  var scale = ld_${nm[0]}(o0);\n  var tracker = ld_${nm[1]}(o1);\n  var streak = ld_${nm[2]}(o2);\n` +
-        `  if (nonzero(ld_${nm[3]}(o3))) {\n    tracker = 0.0;\n    streak = streak + 1.0;\n` +
+        (count ? `  st_${nm[o0 + 3]}(o${o0 + 3}, ld_${nm[3]}(o3) + select(0.0, 1.0, nonzero(ld_${nm[fi]}(o${fi}))));\n` : '') +
+        `  if (nonzero(ld_${nm[fi]}(o${fi}))) {\n    tracker = 0.0;\n    streak = streak + 1.0;\n` +
         `    if (streak >= P3) { streak = 0.0; scale = max(scale * P1, P4); }\n  } else {\n    streak = 0.0;\n    let t = tracker + 1.0;\n` +
         `    if (t == P2) { let g = scale * P0; if (is_finite(g)) { scale = min(g, P5); } tracker = 0.0; } else { tracker = t; }\n  }\n` +
-        `  st_${nm[4]}(o4, scale);\n  st_${nm[5]}(o5, tracker);\n  st_${nm[6]}(o6, streak);`,
+        `  st_${nm[o0]}(o${o0}, scale);\n  st_${nm[o0 + 1]}(o${o0 + 1}, tracker);\n  st_${nm[o0 + 2]}(o${o0 + 2}, streak);`,
       [p['growthFactor'] as number, p['backoffFactor'] as number, p['growthInterval'] as number, p['hysteresis'] as number, p['minScale'] as number, Math.min(p['maxScale'] as number, 3.4028234663852886e38)]);
       return;
     }
