@@ -554,8 +554,9 @@ function unscaleOnDevice(grads: readonly Tensor[], dev: DeviceState): Tensor | n
 
 /**
  * The scale update on the device, and the skipped-iterations count: the `ampUpdateScale` kernel in
- * place, or the same rule with ops (where()) on a backend without it. For those the factors and bounds are applied as float32
- * numbers: the same results for float32-representable factors (the defaults 2 and 0.5).
+ * place, or the same rule with ops (where()) on a backend without it. For those the factors and
+ * bounds are applied as float32 numbers: the same results for float32-representable factors (the
+ * defaults 2 and 0.5).
  */
 function updateScaleOnDevice(dev: DeviceState, foundInf: Tensor, p: AmpUpdateScaleParams): void {
   const { scale, growthTracker: tracker, overflowStreak: streak } = dev;

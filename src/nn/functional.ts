@@ -493,7 +493,7 @@ function fusedBatchNorm(
 ): Tensor {
   const params: BatchNormParams = { eps: o.eps, hasWeight: o.weight !== null, hasBias: o.bias !== null };
   // one statistics pass serves the running statistics, the normalisation and the backward
-  const stats = noGrad(() => apply('batchNormStats', [x.detach()]));
+  const stats = apply('batchNormStats', [x.detach()]);
   if (runningMean && runningVar) {
     if (typeof o.momentum === 'number' && runningMean.backend === stats.backend && runningVar.backend === stats.backend) {
       // one kernel, its scalars as parameters (the composite's are uploaded as 0-d tensors)

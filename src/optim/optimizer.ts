@@ -15,7 +15,6 @@ import type { Backend } from '../backend/backend.js';
 import { noGrad } from '../autograd/mode.js';
 import { scope, keep } from '../tensor/scope.js';
 import { castTo } from '../ops/util.js';
-import { applyInto } from '../ops/dispatch.js';
 import { add, ne, where } from '../ops/elementwise.js';
 
 export type ParamGroup<O> = O & { params: Tensor[] };
@@ -226,9 +225,7 @@ export abstract class Optimizer<O extends object> implements OptimizerLike {
 
 /** A new float32 tensor on `backend` filled with `value` (a fill kernel: no host copy of the data). */
 export function filledTensor(backend: Backend, shape: readonly number[], value: number, dtype: DType = float32): Tensor {
-  const t = Tensor.empty(shape, dtype, backend);
-  if (t.numel > 0) applyInto('fill', [], t, { shape: t.shape, dtype, value });
-  return t;
+  return Tensor.empty(shape, dtype, backend).fill_(value);
 }
 
 function isGroupList<O>(list: readonly unknown[]): list is ParamGroupInit<O>[] {

@@ -12,7 +12,7 @@
  * The last three take the statistics as batchNormStats gave them (rounded to float32 for any input
  * but float64), computed once in the forward, as PyTorch saves mean and invstd for the backward.
  */
-import type { RefArray, RefKernel } from './types.js';
+import { arithmeticRounding, type RefArray, type RefKernel } from './types.js';
 
 export interface BatchNormParams {
   eps: number;
@@ -111,9 +111,6 @@ export interface BatchNormRunningParams {
   unbiasFactor: number;
 }
 
-/** Rounding to a dtype's precision: float32 (and the 16-bit formats, computed in it), none for float64. */
-const rounding = (t: RefArray) => (t.dtype.name === 'float64' ? (x: number) => x : Math.fround);
-
 /**
  * The running statistics in one kernel, as F.batchNorm's composite update computes them (its
  * scalars rounded to the tensors' dtype, each product and sum rounded):
@@ -123,9 +120,9 @@ const rounding = (t: RefArray) => (t.dtype.name === 'float64' ? (x: number) => x
  */
 const batchNormRunningUpdate: RefKernel = ([rm, rv, stats], p: BatchNormRunningParams) => {
   const { mean, variance } = givenStats(stats!);
-  const [rr, rs] = [rounding(rm!), rounding(stats!)];
+  const [rr, rs] = [arithmeticRounding(rm!), arithmeticRounding(stats!)];
   // a sum of a running-dtype and a stats-dtype product is rounded in the wider of the two
-  const rsum = rm!.dtype.name === 'float64' || stats!.dtype.name === 'float64' ? (x: number) => x : Math.fround;
+  const rsum = arithmeticRounding(rm!, stats!);
   const keep = [rr(1 - p.momentum), rs(p.momentum), rs(p.unbiasFactor)] as const;
   const outMean = rm!.data.map((r, c) => rsum(rr(r * keep[0]) + rs(mean[c]! * keep[1])));
   const outVar = rv!.data.map((r, c) => rsum(rr(r * keep[0]) + rs(rs(variance[c]! * keep[2]) * keep[1])));

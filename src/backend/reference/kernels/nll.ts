@@ -12,10 +12,7 @@
  *                                                ignored target, whose weight is 0), 0 elsewhere,
  *                                                q = g[m] ('none'), g ('sum'), g / sum_m w_t_m ('mean'; 1 for a 0 sum)
  */
-import type { RefArray, RefKernel } from './types.js';
-
-/** Rounding to logp's dtype: float32 (the 16-bit formats are computed in float32 by F.nllLoss), or none for float64. */
-const rounding = (t: RefArray) => (t.dtype.name === 'float64' ? (x: number) => x : Math.fround);
+import { arithmeticRounding, type RefArray, type RefKernel } from './types.js';
 
 export interface NllParams {
   ignoreIndex: number;
@@ -44,7 +41,7 @@ const weights = (cls: readonly number[], w: RefArray | undefined, p: NllParams):
   cls.map((t) => (t === p.ignoreIndex ? 0 : w ? w.data[t]! : 1));
 
 const nllLossFused: RefKernel = ([logp, target, w], p: NllParams) => {
-  const f = rounding(logp!);
+  const f = arithmeticRounding(logp!);
   const { cls, at } = targets(logp!, target!, p);
   const wt = weights(cls, w, p);
   const losses = at.map((i, m) => -f(logp!.data[i]! * wt[m]!));
@@ -56,7 +53,7 @@ const nllLossFused: RefKernel = ([logp, target, w], p: NllParams) => {
 };
 
 const nllLossBackward: RefKernel = ([g, logp, target, w], p: NllParams) => {
-  const f = rounding(logp!);
+  const f = arithmeticRounding(logp!);
   const { cls, at } = targets(logp!, target!, p);
   const wt = weights(cls, w, p);
   const out = new Float64Array(logp!.data.length);

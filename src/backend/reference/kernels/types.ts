@@ -12,5 +12,14 @@ export interface RefOutput {
   readonly dtype: DType;
 }
 
+/**
+ * Rounding to the precision the arrays' dtypes compute in: none when any is float64, else float32
+ * (the 16-bit formats compute in float32). Kernels that mirror float32 op-by-op results round each
+ * step with it.
+ */
+export function arithmeticRounding(...arrays: readonly RefArray[]): (x: number) => number {
+  return arrays.some((a) => a.dtype.name === 'float64') ? (x) => x : Math.fround;
+}
+
 /** Computes every output as contiguous float64 values; the backend rounds them into storage. */
 export type RefKernel = (inputs: readonly RefArray[], params: any, outputs: readonly RefOutput[]) => Float64Array[];

@@ -50,7 +50,6 @@ fn pick(m: i32) -> Pick {
   return Pick(cls, w, ((m / S) * C + cls) * S + m % S);
 }`;
 
-
 /** One workgroup: the sum of the losses into out[0] (sum: total, mean: total / weights), or of the weights alone. */
 function dispatchSums(ctx: KernelContext, logp: KernelTensor, target: KernelTensor, w: KernelTensor | null, out: KernelTensor, p: NllParams, what: 'loss' | 'weights'): void {
   const ops = [logp, target, ...(w ? [w] : []), out];

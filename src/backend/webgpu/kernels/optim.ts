@@ -49,8 +49,8 @@ const f32 = Math.fround;
 /**
  * ampUnscale over a list of gradients ([g_1..g_k, invScale, foundInf] -> [g_1..g_k, foundInf]):
  * as few dispatches as the storage-binding limit allows (metadata, invScale and foundInf take three
- * bindings, each gradient one; foundInf is updated in place, as GradScaler passes it), one thread per element of the chunk's gradients laid end to end.
- * A strided gradient gets a dispatch of its own.
+ * bindings, each gradient one; foundInf is updated in place, as GradScaler passes it), one thread
+ * per element of the chunk's gradients laid end to end. A strided gradient gets a dispatch of its own.
  */
 function runAmpUnscale(ctx: KernelContext, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[]): void {
   const k = inputs.length - 2;
@@ -68,11 +68,11 @@ function runAmpUnscale(ctx: KernelContext, inputs: readonly KernelTensor[], outp
     const bound = bind(ctx, [tensorOperand(invScale), tensorOperand(foundOut, true), ...chunk.map((g) => tensorOperand(g, true))]);
     // meta: total, invScale offset, foundInf offset, then per gradient its end (exclusive) in the
     // concatenation and its element offset
-    const meta = new Meta().i(0).i(invScale.offset).i(foundOut.offset);
-    let total = 0;
-    for (const g of chunk) meta.i((total += numel(g.shape))).i(g.offset);
-    const words = meta.build();
-    words[0] = total;
+    const ends: number[] = [];
+    for (const g of chunk) ends.push((ends.at(-1) ?? 0) + numel(g.shape));
+    const total = ends.at(-1)!;
+    const meta = new Meta().i(total).i(invScale.offset).i(foundOut.offset);
+    chunk.forEach((g, i) => meta.i(ends[i]!).i(g.offset));
     const [inv, found] = [bound.names[0]!, bound.names[1]!];
     const pick = chunk
       .map((_, i) => {
@@ -89,7 +89,7 @@ function runAmpUnscale(ctx: KernelContext, inputs: readonly KernelTensor[], outp
           `  if (gid >= mi(0u)) { return; }\n  let s = ld_${inv}(mi(1u));\n  var e: i32;\n  var x: f32;\n  ${pick}\n` +
           `  if (!is_finite(x)) { st_${found}(mi(2u), 1.0); }\n}\n`,
       );
-    ctx.sched.dispatch({ key: `ampUnscale*${chunk.length}|${bound.key}`, code, bindings: bound.bindings, meta: words, groups: groups1d(total) });
+    ctx.sched.dispatch({ key: `ampUnscale*${chunk.length}|${bound.key}`, code, bindings: bound.bindings, meta: meta.build(), groups: groups1d(total) });
   }
 }
 
