@@ -17,6 +17,7 @@ export { scope, keep, memory } from './tensor/scope.js';
 export { setBackend, getBackend, listBackends, registerBackend, defaultBackendName, type BackendOptions, type BackendFactory } from './backend/registry.js';
 export type { Backend, DeviceBuffer, KernelTensor, MemoryStats } from './backend/backend.js';
 export { allOps, getOp, type OpDef, type AutocastCategory } from './ops/registry.js';
+export { FileError } from './util/file_error.js';
 
 export {
   tensor, zeros, ones, full, zerosLike, onesLike, fullLike, arange, linspace, eye, rand, randn, randint,

@@ -33,3 +33,5 @@ export { ImageFolder, decodeImage, loadImage, IMAGE_EXTENSIONS, type ImageFolder
 export { downloadFile, md5File, type DownloadOptions, type ProgressCallback } from './download.js';
 export { readTar, writeTar, type TarHeader, type TarEntry } from './tar.js';
 export { CharCorpus, CharSequence, CharVocab } from './text.js';
+/** What every dataset reader throws for a missing, unreadable or malformed file. */
+export { FileError } from '../util/file_error.js';

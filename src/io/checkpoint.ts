@@ -32,6 +32,9 @@ import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises
 import { basename, dirname, join } from 'node:path';
 import { dtypeOf, type DTypeName } from '../dtype/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
+import { FileError, fileSystemError, quote, quoteName } from '../util/file_error.js';
+import { allocate, fileBudget } from '../util/file_budget.js';
+import { jsonDepth } from '../util/json_depth.js';
 import {
   decodeEntry, namedEntries, parseHeader, planSafetensors, readHeaderSize, storageBytes,
   type HeaderEntry, type Named, type SafetensorsHeader,
@@ -185,14 +188,13 @@ async function openForReading(path: string, what: string): Promise<FileHandle> {
       } catch {
         // the folder itself is missing
       }
-      throw new Error(`${what} ${path} does not exist; expected a safetensors file${hint}`, { cause: e });
+      throw new FileError(path, `${what} ${path} does not exist; expected a safetensors file${hint}`, { cause: e });
     }
-    if (code === 'EISDIR') throw new Error(`${what} ${path} is a folder; expected a safetensors file`, { cause: e });
-    throw new Error(`could not open ${what} ${path}: ${(e as Error).message}`, { cause: e });
+    throw fileSystemError(path, e, 'safetensors file');
   }
   if ((await fh.stat()).isDirectory()) {
     await fh.close();
-    throw new Error(`${what} ${path} is a folder; expected a safetensors file`);
+    throw new FileError(path, `${what} ${path} is a folder; expected a safetensors file`);
   }
   return fh;
 }
@@ -201,7 +203,7 @@ async function readFully(fh: FileHandle, into: Uint8Array, position: number, pat
   let done = 0;
   while (done < into.length) {
     const { bytesRead } = await fh.read(into, done, into.length - done, position + done);
-    if (bytesRead === 0) throw new Error(`${path}: the file ended early (changed while being read?)`);
+    if (bytesRead === 0) throw new FileError(path, `${path}: the file ended early (changed while being read?)`);
     done += bytesRead;
   }
 }
@@ -221,16 +223,18 @@ async function readHeaderFrom(fh: FileHandle, path: string): Promise<Safetensors
   const first = new Uint8Array(Math.min(16, size));
   await readFully(fh, first, 0, path);
   const n = readHeaderSize(first, size, path);
-  const json = new Uint8Array(n);
+  const json = allocate(fileBudget(path, size - 8), Uint8Array, n, 'the JSON header');
   await readFully(fh, json, 8, path);
   return parseHeader(json, size, path);
 }
 
 async function readTensors(fh: FileHandle, header: SafetensorsHeader, path: string, only?: (e: HeaderEntry) => boolean): Promise<Map<string, Tensor>> {
   const out = new Map<string, Tensor>();
+  const { size } = await fh.stat();
+  const budget = fileBudget(path, size - header.dataStart, { basis: 'the size of the data section' });
   for (const e of header.entries) {
     if (only && !only(e)) continue;
-    const bytes = new Uint8Array(e.end - e.begin);
+    const bytes = allocate(budget, Uint8Array, e.end - e.begin, `tensor ${quoteName(e.name)}`);
     await readFully(fh, bytes, header.dataStart + e.begin, path);
     out.set(e.name, Tensor.fromStorage(decodeEntry(e, bytes, path), e.shape, dtypeOf(e.dtype)));
   }
@@ -294,15 +298,18 @@ export function diffTensors(expected: ExpectedTensors, got: ExpectedTensors): Te
   return out;
 }
 
-/** Thrown when a checkpoint's tensors do not match what the caller expected; lists every difference. */
-export class CheckpointMismatchError extends Error {
+/**
+ * Thrown when a checkpoint's tensors do not match what the caller expected; lists every difference.
+ * A FileError naming the checkpoint when it came from one (`file` is '' for tensors compared in memory).
+ */
+export class CheckpointMismatchError extends FileError {
   override name = 'CheckpointMismatchError';
   constructor(
     message: string,
     readonly mismatch: TensorMismatch,
-    readonly file?: string,
+    file?: string,
   ) {
-    super(message);
+    super(file ?? '', message);
   }
 }
 
@@ -404,12 +411,19 @@ export function packState(value: unknown, prefix = ''): PackedState {
   return { json, tensors };
 }
 
-/** Undo packState: put the tensors back in place of their `{"$tensor": name}` markers. */
-export function unpackState(json: unknown, tensors: ReadonlyMap<string, Tensor> | Record<string, Tensor>, file = 'checkpoint'): unknown {
+/**
+ * Undo packState: put the tensors back in place of their `{"$tensor": name}` markers. `file` (the
+ * checkpoint's path) is named in the FileError a malformed marker raises.
+ */
+export function unpackState(json: unknown, tensors: ReadonlyMap<string, Tensor> | Record<string, Tensor>, file = '<state>'): unknown {
   const get = (name: string): Tensor | undefined => (tensors instanceof Map ? tensors.get(name) : (tensors as Record<string, Tensor>)[name]);
+  const fail: (message: string) => never = (message) => {
+    throw new FileError(file, `checkpoint ${file}: ${message}`);
+  };
   const walk = (v: unknown, path: string): unknown => {
     if (Array.isArray(v)) return v.map((x, i) => walk(x, `${path}.${i}`));
     if (v === null || typeof v !== 'object') return v;
+    path = path.length > 200 ? `${path.slice(0, 200)}...` : path;
     const o = v as Record<string, unknown>;
     const keys = Object.keys(o);
     if (keys.length === 1 && keys[0]!.startsWith('$')) {
@@ -417,18 +431,18 @@ export function unpackState(json: unknown, tensors: ReadonlyMap<string, Tensor> 
       const x = o[k];
       if (k === '$tensor' && typeof x === 'string') {
         const t = get(x);
-        if (!t) throw new Error(`${file}: the state at ${path} refers to tensor '${x}', which the file does not hold`);
+        if (!t) fail(`the state at ${path} refers to tensor ${quoteName(x)}, which the file does not hold`);
         return t;
       }
       if (k === '$number' && typeof x === 'string') {
         const n = ({ NaN: NaN, Infinity: Infinity, '-Infinity': -Infinity, '-0': -0 } as Record<string, number>)[x];
-        if (n === undefined) throw new Error(`${file}: the state at ${path} is {"$number": ${JSON.stringify(x)}}; expected NaN, Infinity, -Infinity or -0`);
+        if (n === undefined) fail(`the state at ${path} is {"$number": ${quote(x, 40)}}; expected NaN, Infinity, -Infinity or -0`);
         return n;
       }
       if (k === '$object' && x !== null && typeof x === 'object' && !Array.isArray(x)) {
         return Object.fromEntries(Object.entries(x).map(([kk, xx]) => [kk, walk(xx, `${path}.${kk}`)]));
       }
-      throw new Error(`${file}: the state at ${path} has the unknown marker ${JSON.stringify(o)}`);
+      return fail(`the state at ${path} has the unknown marker ${quote(o)}`);
     }
     return Object.fromEntries(keys.map((k) => [k, walk(o[k], `${path}.${k}`)]));
   };
@@ -442,6 +456,12 @@ export function unpackState(json: unknown, tensors: ReadonlyMap<string, Tensor> 
 export const METADATA_KEY = 'mixprec';
 export const CHECKPOINT_FORMAT = 'mixprec.checkpoint';
 export const CHECKPOINT_VERSION = 1;
+/**
+ * Deepest nesting of the JSON state loadCheckpoint accepts (a training run's is about 6: meta,
+ * optimizer, state, parameter, value); checked before parsing, so a corrupt file cannot make the
+ * parser build, or the unpacking recurse through, millions of levels.
+ */
+const MAX_STATE_DEPTH = 64;
 
 export interface CheckpointContents<M = unknown> {
   /** Named tensors (e.g. a model's stateDict()), stored under their own names. */
@@ -522,16 +542,20 @@ export async function loadCheckpoint<M = any>(path: string, options: LoadCheckpo
     const raw = header.metadata?.[METADATA_KEY];
     let envelope: { format?: unknown; version?: unknown; meta?: unknown } | null = null;
     if (raw !== undefined) {
+      const depth = jsonDepth(raw, MAX_STATE_DEPTH);
+      if (depth > MAX_STATE_DEPTH) {
+        throw new FileError(path, `checkpoint ${path}: __metadata__.${METADATA_KEY} nests more than ${MAX_STATE_DEPTH} levels deep; expected the state written by saveCheckpoint`);
+      }
       try {
         envelope = JSON.parse(raw);
       } catch (e) {
-        throw new Error(`checkpoint ${path}: __metadata__.${METADATA_KEY} is not valid JSON (${(e as Error).message}); expected the state written by saveCheckpoint`);
+        throw new FileError(path, `checkpoint ${path}: __metadata__.${METADATA_KEY} is not valid JSON (${(e as Error).message}); expected the state written by saveCheckpoint`);
       }
       if (envelope === null || typeof envelope !== 'object' || envelope.format !== CHECKPOINT_FORMAT || typeof envelope.version !== 'number') {
-        throw new Error(`checkpoint ${path}: __metadata__.${METADATA_KEY} is not a mixprec checkpoint state; expected {"format": "${CHECKPOINT_FORMAT}", "version": ${CHECKPOINT_VERSION}, "meta": ...}`);
+        throw new FileError(path, `checkpoint ${path}: __metadata__.${METADATA_KEY} is not a mixprec checkpoint state; expected {"format": "${CHECKPOINT_FORMAT}", "version": ${CHECKPOINT_VERSION}, "meta": ...}`);
       }
       if (envelope.version > CHECKPOINT_VERSION) {
-        throw new Error(`checkpoint ${path} has format version ${envelope.version}, written by a newer mixprec; this one reads version ${CHECKPOINT_VERSION}`);
+        throw new FileError(path, `checkpoint ${path} has format version ${envelope.version}, written by a newer mixprec; this one reads version ${CHECKPOINT_VERSION}`);
       }
     }
     const metaNames = new Set<string>();
@@ -552,7 +576,7 @@ export async function loadCheckpoint<M = any>(path: string, options: LoadCheckpo
     const all = await readTensors(fh, header, path);
     const tensors = new Map<string, Tensor>();
     for (const e of modelEntries) tensors.set(e.name, all.get(e.name)!);
-    const meta = envelope ? unpackState(envelope.meta, all, `checkpoint ${path}`) : null;
+    const meta = envelope ? unpackState(envelope.meta, all, path) : null;
     return { tensors, meta: meta as M, metadata: header.metadata };
   } finally {
     await fh.close();
