@@ -17,6 +17,8 @@ import { saveCheckpoint, loadCheckpoint } from '../io/checkpoint.js';
 import { precisionReport, type PrecisionRecorder } from '../amp/diagnostics.js';
 import { autocastDtype, evaluate, scalerFor, trainStep, PRECISIONS, type Precision, type StepContext } from '../train/classifier.js';
 import { choice, number, parseFlags, copyStringFlags, checkBackendFlag } from './args.js';
+import { onInterrupt } from './interrupt.js';
+import { checkpointFaults } from './faults.js';
 import { CliError, usage } from './errors.js';
 import { resolveData, DATASETS, type DatasetName, type LoadedData } from './datasets.js';
 import { Progress } from './progress.js';
@@ -225,6 +227,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     say(`resumed from ${args.resume}: epoch ${epoch}, step ${step}`);
   }
 
+  const writeOptions = checkpointFaults();
   const checkpoint = async (path: string) => {
     const meta: RunMeta = {
       kind: 'mixprec.train',
@@ -245,7 +248,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       scaler: await scaler.stateDictAsync(),
       args: { ...args, help: undefined, quiet: undefined, verbose: undefined } as RunMeta['args'],
     };
-    await saveCheckpoint(path, { tensors: model.stateDict(), meta });
+    await saveCheckpoint(path, { tensors: model.stateDict(), meta }, writeOptions);
   };
 
   const logFile: WriteStream | null = args.logJson ? createWriteStream(args.logJson, { flags: 'w' }) : null;
@@ -254,11 +257,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     ? precisionReport({ model, scaler, format: args.precision === 'bf16' ? 'bfloat16' : 'float16' })
     : null;
 
-  let interrupted = false;
-  const onSigint = () => {
-    interrupted = true;
-  };
-  process.on('SIGINT', onSigint);
+  const interrupt = onInterrupt(args.checkpoint);
   const ctx: StepContext = { model, optimizer, scaler, precision: args.precision };
   say(
     `training ${args.model}${width !== undefined ? ` (width ${width})` : ''} on ${data.name} (${data.source}): ${data.train.length} train / ${data.test.length} test images, ` +
@@ -294,12 +293,12 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
           skippedSeen = skippedNow;
         }
         progress?.update({ loss: lossSum / Math.max(lossCount, 1), imgPerS: images / seconds });
-        if (interrupted) break;
+        if (interrupt.requested) break;
       }
       progress?.done();
       const epochSkipped = (await scaler.getSkippedStepsAsync()) - skippedAtStart;
       skippedSteps += epochSkipped;
-      if (interrupted) {
+      if (interrupt.requested) {
         if (args.checkpoint) {
           await checkpoint(args.checkpoint);
           out.log(`interrupted: checkpoint written to ${args.checkpoint} (resume with --resume ${args.checkpoint})`);
@@ -336,7 +335,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     out.log(`test accuracy: ${(lastAccuracy * 100).toFixed(2)}%`);
     return 0;
   } finally {
-    process.off('SIGINT', onSigint);
+    interrupt.dispose();
     recorder?.close();
     recorder = null;
     if (logFile) await new Promise<void>((resolve) => logFile.end(resolve));

@@ -15,6 +15,8 @@ import { precisionReport, type PrecisionRecorder } from '../amp/diagnostics.js';
 import { scalerFor, trainStep, underPrecision, PRECISIONS, type Precision, type StepContext } from '../train/classifier.js';
 import { evaluateLm, lmLoss, type LmEvaluation } from '../train/language_model.js';
 import { choice, number, parseFlags, copyStringFlags, checkBackendFlag } from './args.js';
+import { onInterrupt } from './interrupt.js';
+import { checkpointFaults } from './faults.js';
 import { CliError, usage } from './errors.js';
 import { ProgressBar } from '../util/progress_bar.js';
 import type { Output } from './train.js';
@@ -222,6 +224,7 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
     say(`resumed from ${args.resume}: step ${step}`);
   }
 
+  const writeOptions = checkpointFaults();
   const checkpoint = async (path: string) => {
     const meta: LmMeta = {
       kind: 'mixprec.train-lm',
@@ -235,7 +238,7 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
       scaler: await scaler.stateDictAsync(),
       args: { ...args, help: undefined, quiet: undefined, verbose: undefined } as LmMeta['args'],
     };
-    await saveCheckpoint(path, { tensors: model.stateDict(), meta });
+    await saveCheckpoint(path, { tensors: model.stateDict(), meta }, writeOptions);
   };
 
   const logFile: WriteStream | null = args.logJson ? createWriteStream(args.logJson, { flags: 'w' }) : null;
@@ -243,11 +246,7 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
   let recorder: PrecisionRecorder | null = args.precisionReport
     ? precisionReport({ model, scaler, format: args.precision === 'bf16' ? 'bfloat16' : 'float16', findOverflow: false })
     : null;
-  let interrupted = false;
-  const onSigint = () => {
-    interrupted = true;
-  };
-  process.on('SIGINT', onSigint);
+  const interrupt = onInterrupt(args.checkpoint);
 
   const paramCount = params.reduce((n, p) => n + p.numel, 0);
   say(
@@ -318,7 +317,7 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
       // a turn of the event loop: the steps' awaits resolve at once on a synchronous backend, and
       // Ctrl-C's handler only runs between turns
       await new Promise<void>((resolve) => setImmediate(resolve));
-      if (interrupted) {
+      if (interrupt.requested) {
         bar?.stop();
         if (args.checkpoint) {
           await checkpoint(args.checkpoint);
@@ -348,7 +347,7 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
     );
     return 0;
   } finally {
-    process.off('SIGINT', onSigint);
+    interrupt.dispose();
     recorder?.close();
     recorder = null;
     if (logFile) await new Promise<void>((resolve) => logFile.end(resolve));

@@ -47,10 +47,11 @@ export type WriteStage = 'open' | 'write' | 'fsync' | 'rename';
 
 export interface AtomicWriteOptions {
   /**
-   * Fault injection for tests: called before each stage (before each chunk for 'write', with its
-   * index); throwing there makes the write fail at that point, and exiting the process there is a crash.
+   * Fault injection for tests: called (and awaited) before each stage (before each chunk for 'write',
+   * with its index); throwing there makes the write fail at that point, waiting there is a slow disk,
+   * and exiting the process there is a crash.
    */
-  faultInjection?: (stage: WriteStage, info: { path: string; tmpPath: string; chunk?: number }) => void;
+  faultInjection?: (stage: WriteStage, info: { path: string; tmpPath: string; chunk?: number }) => void | Promise<void>;
 }
 
 let tmpCounter = 0;
@@ -70,12 +71,12 @@ export async function writeFileAtomic(
   let fh: FileHandle | undefined;
   let stage: WriteStage = 'open';
   try {
-    fault('open', { path, tmpPath });
+    await fault('open', { path, tmpPath });
     fh = await open(tmpPath, 'wx');
     stage = 'write';
     let i = 0;
     for await (const chunk of chunks as AsyncIterable<Uint8Array>) {
-      fault('write', { path, tmpPath, chunk: i++ });
+      await fault('write', { path, tmpPath, chunk: i++ });
       let done = 0;
       while (done < chunk.length) {
         const { bytesWritten } = await fh.write(chunk, done, chunk.length - done);
@@ -83,12 +84,12 @@ export async function writeFileAtomic(
       }
     }
     stage = 'fsync';
-    fault('fsync', { path, tmpPath });
+    await fault('fsync', { path, tmpPath });
     await fh.sync();
     await fh.close();
     fh = undefined;
     stage = 'rename';
-    fault('rename', { path, tmpPath });
+    await fault('rename', { path, tmpPath });
     await rename(tmpPath, path);
   } catch (e) {
     await fh?.close().catch(() => {});
