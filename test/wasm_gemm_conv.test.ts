@@ -27,7 +27,7 @@ import { relaxedSimdAvailable, selectSimd, WasmBackend, type WasmSimd } from '..
 import { kernelView } from '../src/ops/dispatch.js';
 import { withinAccumulationBound } from './helpers/compare.js';
 import { rng } from './helpers/rng.js';
-import { contiguousStrides, numel } from '../src/backend/reference/codec.js';
+import { contiguousStrides, numel } from '../src/shape/strides.js';
 
 const FLOATS = ['float32', 'float16', 'bfloat16'] as const;
 type Float = (typeof FLOATS)[number];

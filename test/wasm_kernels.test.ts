@@ -27,7 +27,7 @@ import { matrixLayout } from '../src/backend/wasm/native_linalg.js';
 import { kernelView } from '../src/ops/dispatch.js';
 import { withinAccumulationBound } from './helpers/compare.js';
 import { rng } from './helpers/rng.js';
-import { contiguousStrides, numel } from '../src/backend/reference/codec.js';
+import { contiguousStrides, numel } from '../src/shape/strides.js';
 
 const t4 = await WasmBackend.create({ threads: 4, native: true });
 const t1 = await WasmBackend.create({ threads: 1, native: true });

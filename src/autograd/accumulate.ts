@@ -2,7 +2,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { apply, applyInto } from '../ops/dispatch.js';
 import { castTo, shapeStr } from '../ops/util.js';
-import { isContiguous } from '../backend/reference/codec.js';
+import { isContiguous } from '../shape/strides.js';
 
 /**
  * Leaves own their gradient: a private contiguous tensor that outlives the step's scope. A gradient

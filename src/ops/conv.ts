@@ -6,7 +6,8 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { apply } from './dispatch.js';
 import { defineOp } from './registry.js';
-import { castTo, resultType, shapeStr } from './util.js';
+import { resultType } from '../dtype/dtype.js';
+import { castTo, shapeStr } from './util.js';
 
 export interface ConvParams {
   stride: [number, number];

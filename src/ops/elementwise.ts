@@ -2,11 +2,11 @@
  * Elementwise ops. Every one computes in at least float32 and rounds its output once into the
  * output dtype; backward rules are fused kernels (or single ops) for the same reason.
  */
-import { bool, float32, type DType } from '../dtype/dtype.js';
+import { bool, float32, resultType, type DType } from '../dtype/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { apply } from './dispatch.js';
 import { defineOp, type AutocastCategory } from './registry.js';
-import { broadcastShapes, castTo, expandTo, operandDtype, promoteAndBroadcast, resultType, sumToShape, wrap, type TensorLike } from './util.js';
+import { broadcastShapes, castTo, expandTo, operandDtype, promoteAndBroadcast, sumToShape, wrap, type TensorLike } from './util.js';
 
 const sameAsInput = (xs: readonly Tensor[]) => ({ shape: xs[0]!.shape, dtype: operandDtype(xs) });
 const grad = (kernel: string, inputs: Tensor[], params: object = {}) => apply(kernel, inputs, params);

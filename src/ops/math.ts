@@ -11,12 +11,12 @@
  * compute beta*input + alpha*(a@b) in float32 and round once (cuBLAS's epilogue), as does
  * cosineSimilarity (the float32 pattern of the losses and normalisations).
  */
-import { float32, int32 } from '../dtype/dtype.js';
+import { float32, int32, resultType } from '../dtype/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { normalizeDim } from '../tensor/tensor.js';
 import { apply } from './dispatch.js';
 import { defineOp } from './registry.js';
-import { broadcastShapes, castTo, inFloat32, operandDtype, promoteAndBroadcast, resultType, shapeStr, wrap, type TensorLike } from './util.js';
+import { broadcastShapes, castTo, inFloat32, operandDtype, promoteAndBroadcast, shapeStr, wrap, type TensorLike } from './util.js';
 import { add, mul, div, maximum, sqrt } from './elementwise.js';
 import { reduceDims, reducedShape, sum, type Dims } from './reduce.js';
 import { reshape } from './shape.js';

@@ -21,7 +21,8 @@
  */
 import type { KernelParams, KernelTensor } from '../backend.js';
 import type { SgdUpdateParams } from '../reference/kernels/optim.js';
-import { encoderFor, numel } from '../reference/codec.js';
+import { encoderFor } from '../reference/codec.js';
+import { numel } from '../../shape/strides.js';
 import { collapse, contiguous, fmtOf, isScalar, unsafeAlias } from './layout.js';
 import type { RefKernel } from '../reference/kernels/types.js';
 import type { KernelPool } from './pool.js';

@@ -21,7 +21,7 @@
  * cannot express (neither stride 1), aliasing between an input and the output.
  */
 import type { KernelParams, KernelTensor } from '../backend.js';
-import { numel } from '../reference/codec.js';
+import { numel } from '../../shape/strides.js';
 import { contiguous, dtCode, unsafeAlias } from './layout.js';
 import type { NativeContext, NativeKernel } from './native.js';
 

@@ -19,7 +19,7 @@
  * of float64 exp / log: see softmax.ts). Everything else returns false.
  */
 import type { KernelTensor } from '../backend.js';
-import { numel } from '../reference/codec.js';
+import { numel } from '../../shape/strides.js';
 import { contiguous, fmtOf, unsafeAlias } from './layout.js';
 import type { NativeContext, NativeKernel } from './native.js';
 import { COST, minPerPart, rowsLayout, runRows, type Rows } from './native_rows.js';

@@ -12,7 +12,7 @@
  * (src/backend/wasm/index.ts).
  */
 import type { KernelTensor } from '../backend.js';
-import { numel } from '../reference/codec.js';
+import { numel } from '../../shape/strides.js';
 import { adamBiasCorrections, type AdamUpdateParams } from '../reference/kernels/optim.js';
 import { contiguous, extent, fmtOf } from './layout.js';
 import { MIN_ELEMENTS_PER_PART, registerNativeKernel, type NativeKernel } from './native.js';

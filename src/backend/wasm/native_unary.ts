@@ -5,7 +5,7 @@
  * Also `cat` of contiguous output: a copy per piece (memcpy, or a strided gather).
  */
 import type { KernelTensor } from '../backend.js';
-import { numel } from '../reference/codec.js';
+import { numel } from '../../shape/strides.js';
 import { contiguous, fmtOf, unsafeAlias } from './layout.js';
 import type { NativeContext, NativeKernel } from './native.js';
 import { gather, withContiguousOperands } from './native_gather.js';

@@ -15,7 +15,7 @@ import type { Backend, DeviceBuffer, KernelParams, KernelTensor, MemoryStats } f
 import { MemoryCounter } from '../backend.js';
 import { float16, float32, type DType, type StorageArray } from '../../dtype/dtype.js';
 import { float32ToFloat16 } from '../../dtype/convert.js';
-import { contiguousStrides, numel } from '../reference/codec.js';
+import { contiguousStrides, numel } from '../../shape/strides.js';
 import { REFERENCE_KERNELS } from '../reference/index.js';
 import { acquireDevice, type DeviceOptions, type GpuContext, type SubgroupMatrixShape } from './device.js';
 import { BufferPool, WebGpuBuffer, type PoolStats } from './buffers.js';

@@ -4,7 +4,7 @@
  * and rounded once into the output dtype by the backend (so a 16-bit op or backward rounds once).
  */
 import type { RefKernel } from './types.js';
-import { numel } from '../codec.js';
+import { numel } from '../../../shape/strides.js';
 import { outputIndexMap } from './reduce.js';
 
 /** Number of output elements of a reduction of `shape` over `dims`. */

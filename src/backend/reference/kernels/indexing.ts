@@ -1,6 +1,6 @@
 /** Concatenation and index-based selection, with the scatter-adds their gradients need. */
 import type { RefKernel } from './types.js';
-import { contiguousStrides, numel } from '../codec.js';
+import { contiguousStrides, numel } from '../../../shape/strides.js';
 import { splitAround } from './reduce.js';
 
 const cat: RefKernel = (inputs, params, [out]) => {

@@ -1,6 +1,6 @@
 /** Reductions over a set of dimensions, and softmax along one. Accumulation in float64 (>= float32). */
 import type { RefKernel } from './types.js';
-import { numel } from '../codec.js';
+import { numel } from '../../../shape/strides.js';
 
 /** For each input element, the linear index of the output element it reduces into. */
 export function outputIndexMap(shape: readonly number[], dims: readonly number[]): Int32Array {
