@@ -12,8 +12,7 @@ import { slidingOutput, type ConvParams, type PoolParams } from '../ops/conv.js'
 import { add, sub, mul, div, neg, abs, exp, log, log1p, where, eq, ne, ge, relu, maximum } from '../ops/elementwise.js';
 import { sum, mean, logSoftmax, softmax, variance } from '../ops/reduce.js';
 import { reshape, flatten, unsqueeze, squeeze, gather, indexSelect, narrow } from '../ops/shape.js';
-import type { BatchNormParams } from './batch_norm_ops.js';
-import type { BatchNormRunningParams } from '../backend/reference/kernels/batch_norm.js';
+import type { BatchNormParams, BatchNormRunningParams } from '../backend/kernels.js';
 import './batch_norm_ops.js';
 import { useFusedNll } from './nll_ops.js';
 import { rand } from '../ops/creation.js';
@@ -480,8 +479,8 @@ function updateRunningStats(runningMean: Tensor, runningVar: Tensor, mean: Tenso
   // A 0-d tensor momentum (BatchNorm's cumulative average on a backend without synchronous reads)
   // stays on the device.
   const keepOld = typeof momentum === 'number' ? 1 - momentum : sub(1, momentum);
-  applyInto('copy', [add(mul(runningMean, keepOld), mul(mean, momentum))], runningMean);
-  applyInto('copy', [add(mul(runningVar, keepOld), mul(unbiased, momentum))], runningVar);
+  applyInto('copy', [add(mul(runningMean, keepOld), mul(mean, momentum))], runningMean, {});
+  applyInto('copy', [add(mul(runningVar, keepOld), mul(unbiased, momentum))], runningVar, {});
 }
 
 /** Training-mode batch norm through the fused ops; the running statistics as the composite path updates them. */
@@ -501,7 +500,7 @@ function fusedBatchNorm(
       runningMean.assertAlive('batchNorm');
       runningVar.assertAlive('batchNorm');
       const state = [kernelView(runningMean), kernelView(runningVar)];
-      stats.backend.run('batchNormRunningUpdate', [...state, kernelView(stats)], state, params as unknown as Record<string, unknown>);
+      stats.backend.run('batchNormRunningUpdate', [...state, kernelView(stats)], state, params);
     } else {
       noGrad(() => updateRunningStats(runningMean, runningVar, squeeze(narrow(stats, 0, 0, 1), [0]), squeeze(narrow(stats, 0, 1, 1), [0]), o.count, o.momentum));
     }

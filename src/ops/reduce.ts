@@ -52,7 +52,7 @@ defineOp<ReduceParams>({
   backward: (g, { inputs, params }) => [expandGrad(mul(g, params.scale!), inputs[0]!, params.dims)],
 });
 
-for (const name of ['max', 'min']) {
+for (const name of ['max', 'min'] as const) {
   defineOp<ReduceParams>({
     name, autocast: 'none',
     infer: (xs, p) => {
@@ -68,7 +68,7 @@ for (const name of ['max', 'min']) {
   });
 }
 
-for (const name of ['argmax', 'argmin']) {
+for (const name of ['argmax', 'argmin'] as const) {
   defineOp<{ dim: number | null; keepdim: boolean }>({
     name, autocast: 'none',
     infer: ([x], { dim, keepdim }) => ({
@@ -92,7 +92,7 @@ defineOp<{ dim: number }>({
   backward: (g, { output, params }) => [apply('logSoftmaxBackward', [output, g], params)],
 });
 
-for (const name of ['softmaxBackward', 'logSoftmaxBackward']) {
+for (const name of ['softmaxBackward', 'logSoftmaxBackward'] as const) {
   defineOp<{ dim: number }>({ name, autocast: 'none', infer: (xs) => ({ shape: xs[0]!.shape, dtype: xs[1]!.dt }) });
 }
 

@@ -10,7 +10,7 @@ import { keep } from '../tensor/scope.js';
 import { float32 } from '../dtype/dtype.js';
 import { applyInto, kernelView } from '../ops/dispatch.js';
 import { ne, where } from '../ops/elementwise.js';
-import type { SgdUpdateParams } from '../backend/reference/kernels/optim.js';
+import type { SgdUpdateParams } from '../backend/kernels.js';
 
 export interface SGDOptions {
   lr: number;
@@ -89,7 +89,7 @@ export class SGD extends Optimizer<SGDOptions> {
    */
   private settleEmptyFlag(p: Tensor, state: ParamState, flag: Tensor): void {
     const factor = this.skipFactor();
-    if (factor) applyInto('mul', [flag, factor], flag);
+    if (factor) applyInto('mul', [flag, factor], flag, {});
     else {
       delete state[EMPTY_FLAG];
       flag.dispose();
@@ -171,7 +171,7 @@ export class SGD extends Optimizer<SGDOptions> {
       params.flagOutput = true;
       outputs.push(kernelView(next));
     }
-    p.backend.run('sgdUpdate', inputs, outputs, params as unknown as Record<string, unknown>);
+    p.backend.run('sgdUpdate', inputs, outputs, params);
     if (next) {
       state![EMPTY_FLAG] = next;
       this.spareFlags.set(p, flag!);
