@@ -12,7 +12,7 @@ import { slidingOutput, type ConvParams, type PoolParams } from '../ops/conv.js'
 import { add, sub, mul, div, neg, abs, exp, log, log1p, where, eq, ne, ge, relu, maximum } from '../ops/elementwise.js';
 import { sum, mean, logSoftmax, softmax, variance } from '../ops/reduce.js';
 import { reshape, flatten, unsqueeze, squeeze, gather, indexSelect, narrow } from '../ops/shape.js';
-import type { BatchNormParams, BatchNormRunningParams } from '../backend/kernels.js';
+import type { BatchNormParams, BatchNormRunningParams, NllParams as NllKernelParams } from '../backend/kernels.js';
 import './batch_norm_ops.js';
 import { useFusedNll } from './nll_ops.js';
 import { rand } from '../ops/creation.js';
@@ -176,10 +176,8 @@ function checkTarget(op: string, input: Tensor, target: Tensor, ignoreIndex: num
   }
 }
 
-interface NllParams {
-  ignoreIndex: number;
-  reduction: Reduction;
-  classDim: number;
+/** F.nllLoss's params: the fused kernels' (src/backend/kernels.ts) and whether to take them. */
+interface NllParams extends NllKernelParams {
   fused?: boolean;
 }
 

@@ -5,16 +5,15 @@
 import { float32, int32, type DType } from '../dtype/dtype.js';
 import { Tensor, normalizeDim } from '../tensor/tensor.js';
 import { apply } from './dispatch.js';
+import type { SumParams } from '../backend/kernels.js';
 import { defineOp } from './registry.js';
 import { castTo } from './util.js';
 import { expand, reshape } from './shape.js';
 import { div, exp, log, mul, sub, where, eq, isfinite, add } from './elementwise.js';
 
-interface ReduceParams {
-  dims: readonly number[];
+/** The reductions' params: the sum kernel's (dims, scale: src/backend/kernels.ts) and keepdim. */
+interface ReduceParams extends SumParams {
   keepdim: boolean;
-  /** Multiplies the sum before rounding (mean = sum with scale 1/n): no 16-bit overflow of the sum. */
-  scale?: number;
 }
 
 export function reducedShape(shape: readonly number[], dims: readonly number[], keepdim: boolean): number[] {
