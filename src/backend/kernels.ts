@@ -85,14 +85,18 @@ export interface Pool2dParams {
   divisorOverride: number | null;
 }
 
-/** sgdUpdate: PyTorch's SGD options, and how this call's inputs and outputs are laid out. */
-export interface SgdUpdateParams {
+/** PyTorch's SGD hyperparameters (also the SGD optimizer's options, src/optim/sgd.ts). */
+export interface SgdHyperparameters {
   lr: number;
   momentum: number;
   dampening: number;
   weightDecay: number;
   nesterov: boolean;
   maximize: boolean;
+}
+
+/** sgdUpdate: the hyperparameters, and how this call's inputs and outputs are laid out. */
+export interface SgdUpdateParams extends SgdHyperparameters {
   /** First step with momentum: the buffer starts as the gradient (its old content is ignored). */
   first: boolean;
   /** An `isFirst` input follows (0-d float32; nonzero: first step). It replaces `first`. */

@@ -10,16 +10,10 @@ import { keep } from '../tensor/scope.js';
 import { float32 } from '../dtype/dtype.js';
 import { applyInto, kernelView } from '../ops/dispatch.js';
 import { ne, where } from '../ops/elementwise.js';
-import type { SgdUpdateParams } from '../backend/kernels.js';
+import type { SgdHyperparameters, SgdUpdateParams } from '../backend/kernels.js';
 
-export interface SGDOptions {
-  lr: number;
-  momentum: number;
-  dampening: number;
-  weightDecay: number;
-  nesterov: boolean;
-  maximize: boolean;
-}
+/** lr, momentum, dampening, weightDecay, nesterov, maximize: the fused kernel's hyperparameters. */
+export type SGDOptions = SgdHyperparameters;
 
 /**
  * State key of the momentum buffer's "not started yet" flag (a 0-d float32 tensor, 1 until a step
