@@ -60,10 +60,20 @@ type PrimitiveOpDef<P> = OpDefCommon<P> & { infer: Infer<P>; compose?: undefined
 );
 
 /** A composite op: the definition in terms of other ops. */
-type CompositeOpDef<P> = OpDefCommon<P> & { compose(inputs: readonly Tensor[], params: P): Tensor; infer?: undefined; view?: undefined; readonly kernel?: undefined };
+type CompositeOpDef<P> = OpDefCommon<P> & {
+  compose(inputs: readonly Tensor[], params: P): Tensor;
+  infer?: undefined;
+  view?: undefined;
+  readonly kernel?: undefined;
+};
 
 /** A view op: the output's geometry over the input's storage. */
-type ViewOpDef<P> = OpDefCommon<P> & { view(input: Tensor, params: P): ViewGeometry; infer?: undefined; compose?: undefined; readonly kernel?: undefined };
+type ViewOpDef<P> = OpDefCommon<P> & {
+  view(input: Tensor, params: P): ViewGeometry;
+  infer?: undefined;
+  compose?: undefined;
+  readonly kernel?: undefined;
+};
 
 export type OpDef<P = any> = PrimitiveOpDef<P> | CompositeOpDef<P> | ViewOpDef<P>;
 

@@ -36,6 +36,9 @@ export type RefKernels = Partial<RefKernelTable>;
  * the params through, so a function checked against its kernel's params (`satisfies`) makes a
  * kernel with those params.
  */
-export function kernelsOf<T extends object>(fns: T, make: (f: never) => RefKernel<never>): { [K in keyof T & KernelName]: RefKernel<KernelParams<K>> } {
+export function kernelsOf<T extends object>(
+  fns: T,
+  make: (f: never) => RefKernel<never>,
+): { [K in keyof T & KernelName]: RefKernel<KernelParams<K>> } {
   return Object.fromEntries(Object.entries(fns).map(([name, f]) => [name, make(f as never)])) as never;
 }

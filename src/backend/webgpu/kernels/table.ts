@@ -28,7 +28,11 @@ function group<K extends KernelName>(names: readonly K[], handler: (name: K) => 
   return Object.fromEntries(names.map((n) => [n, handler(n)])) as { [N in K]: GpuKernel<N> };
 }
 
-const ELEMENTWISE_KERNELS: readonly ElementwiseKernel[] = [...(Object.keys(ELEMENTWISE_OPS) as (keyof typeof ELEMENTWISE_OPS)[]), 'where', 'fill'];
+const ELEMENTWISE_KERNELS: readonly ElementwiseKernel[] = [
+  ...(Object.keys(ELEMENTWISE_OPS) as (keyof typeof ELEMENTWISE_OPS)[]),
+  'where',
+  'fill',
+];
 
 export const GPU_KERNELS: GpuKernels = {
   ...group(ELEMENTWISE_KERNELS, () => ({ run: runElementwise })),
