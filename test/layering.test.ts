@@ -70,7 +70,7 @@ const MAY_IMPORT: Readonly<Record<Layer, readonly Layer[]>> = {
   optim: CORE,
   amp: [...CORE, 'optim'], // GradScaler steps an optimizer
   data: [...CORE, 'util'],
-  io: CORE,
+  io: [...CORE, 'util'], // FileError and the file budget, shared with data/
   models: [...CORE, 'nn'],
   train: [...CORE, 'nn', 'optim', 'amp', 'data', 'models'],
   'mx.dtypes': ['dtype'], // the dtype layer's public face
