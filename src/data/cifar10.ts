@@ -8,12 +8,13 @@
  *   const { train, test } = await mx.data.CIFAR10.loadSplits('data', { download: true });
  *   const train = await mx.data.CIFAR10.load('data/cifar-10-binary.tar.gz', { train: true, transform });
  */
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ImageArrayDataset, type ImageArrayDatasetOptions } from './dataset.js';
 import { readTar, tarBudget } from './tar.js';
 import { FileError, fileSystemError } from '../util/file_error.js';
 import { allocate, fileBudget, reserve, type FileBudget } from '../util/file_budget.js';
+import { readFileInto } from '../util/read_file.js';
 import { downloadFile, type ProgressCallback } from './download.js';
 import type { TransformLike } from './transforms.js';
 
@@ -146,7 +147,7 @@ export async function readCIFAR10(root: string, splits: { train?: boolean; test?
     for (const file of slots.keys()) {
       const path = join(source.dir, file);
       const buf = allocate(fileBudget(path, sizes.get(file)!), Uint8Array, sizes.get(file)!, 'the batch');
-      await readWhole(path, buf);
+      await readFileInto(path, buf, 'CIFAR-10 batch file');
       const { split, slot } = splitFor(file, budget);
       decodeFile(buf, path, path, records, split, slot);
     }
@@ -187,26 +188,6 @@ export async function readCIFAR10(root: string, splits: { train?: boolean; test?
     );
   }
   return out;
-}
-
-/** Fill `into` from the start of `path` (sized by stat just before); a file that shrank is an error. */
-async function readWhole(path: string, into: Uint8Array): Promise<void> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw fileSystemError(path, e, 'CIFAR-10 batch file');
-  }
-  try {
-    let done = 0;
-    while (done < into.length) {
-      const { bytesRead } = await fh.read(into, done, into.length - done, done);
-      if (bytesRead === 0) throw new FileError(path, `CIFAR10: ${path} ended after ${done} bytes while being read (it had ${into.length})`);
-      done += bytesRead;
-    }
-  } finally {
-    await fh.close();
-  }
 }
 
 /** CIFAR-10: `[image, label]` samples of uint8 CHW 3x32x32 images (see ImageArrayDataset). */

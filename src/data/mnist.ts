@@ -14,6 +14,7 @@ import { createGunzip } from 'node:zlib';
 import { ImageArrayDataset, type ImageArrayDatasetOptions } from './dataset.js';
 import { FileError, fileSystemError } from '../util/file_error.js';
 import { allocate, fileBudget, MAX_DEFLATE_RATIO, type FileBudget } from '../util/file_budget.js';
+import { readFileInto } from '../util/read_file.js';
 
 export const MNIST_CLASSES: readonly string[] = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
@@ -118,22 +119,8 @@ async function readIdxBytes(path: string, ndim: number): Promise<Uint8Array> {
   const { dims, size: want } = parseIdxHeader(head.subarray(0, headLength), size, path, ndim);
   if (want !== size) throw idxSizeError(path, size, dims);
   const out = allocate(fileBudget(path, size), Uint8Array, size, 'the IDX array');
-  await readInto(path, out);
+  await readFileInto(path, out, 'IDX file');
   return out;
-}
-
-async function readInto(path: string, into: Uint8Array): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    let done = 0;
-    while (done < into.length) {
-      const { bytesRead } = await fh.read(into, done, into.length - done, done);
-      if (bytesRead === 0) throw new FileError(path, `MNIST: ${path} ended after ${done} bytes while being read (it had ${into.length})`);
-      done += bytesRead;
-    }
-  } finally {
-    await fh.close();
-  }
 }
 
 /** Stream-gunzip an IDX file into an array of exactly the size its header announces. */

@@ -35,6 +35,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { FileError, fileSystemError, quote, quoteName } from '../util/file_error.js';
 import { allocate, fileBudget } from '../util/file_budget.js';
 import { jsonDepth } from '../util/json_depth.js';
+import { readExactly } from '../util/read_file.js';
 import {
   decodeEntry, namedEntries, parseHeader, planSafetensors, readHeaderSize, storageBytes,
   type HeaderEntry, type Named, type SafetensorsHeader,
@@ -200,15 +201,6 @@ async function openForReading(path: string, what: string): Promise<FileHandle> {
   return fh;
 }
 
-async function readFully(fh: FileHandle, into: Uint8Array, position: number, path: string): Promise<void> {
-  let done = 0;
-  while (done < into.length) {
-    const { bytesRead } = await fh.read(into, done, into.length - done, position + done);
-    if (bytesRead === 0) throw new FileError(path, `${path}: the file ended early (changed while being read?)`);
-    done += bytesRead;
-  }
-}
-
 /** Read and validate only the header (names, dtypes, shapes, offsets, metadata). */
 export async function readSafetensorsHeader(path: string, what = 'safetensors file'): Promise<SafetensorsHeader> {
   const fh = await openForReading(path, what);
@@ -222,10 +214,10 @@ export async function readSafetensorsHeader(path: string, what = 'safetensors fi
 async function readHeaderFrom(fh: FileHandle, path: string): Promise<SafetensorsHeader> {
   const { size } = await fh.stat();
   const first = new Uint8Array(Math.min(16, size));
-  await readFully(fh, first, 0, path);
+  await readExactly(fh, first, 0, path);
   const n = readHeaderSize(first, size, path);
   const json = allocate(fileBudget(path, size - 8), Uint8Array, n, 'the JSON header');
-  await readFully(fh, json, 8, path);
+  await readExactly(fh, json, 8, path);
   return parseHeader(json, size, path);
 }
 
@@ -236,7 +228,7 @@ async function readTensors(fh: FileHandle, header: SafetensorsHeader, path: stri
   for (const e of header.entries) {
     if (only && !only(e)) continue;
     const bytes = allocate(budget, Uint8Array, e.end - e.begin, `tensor ${quoteName(e.name)}`);
-    await readFully(fh, bytes, header.dataStart + e.begin, path);
+    await readExactly(fh, bytes, header.dataStart + e.begin, path);
     out.set(e.name, Tensor.fromStorage(decodeEntry(e, bytes, path), e.shape, dtypeOf(e.dtype)));
   }
   return out;
