@@ -1,18 +1,20 @@
 /**
  * Regressions of the failures the reader fuzzers found (test/fuzz_readers.test.ts; the list with
- * what each did before is in docs/reliability.md), each as the smallest file that showed it, and the
- * allocation budget: a size field asking for more than the file holds fails before anything is
- * allocated (src/util/file_budget.ts).
+ * what each did before is in docs/reliability.md), each as the smallest file that showed it; the
+ * allocation budget (src/util/file_budget.ts: a size field asking for more than the file holds fails
+ * before anything is allocated); and `mixprec train --resume` on a checkpoint whose state is wrong.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync, gzipSync } from 'node:zlib';
 import * as mx from '../src/api.js';
 import { readerAllocations, resetReaderAllocations } from '../src/util/file_budget.js';
-import { encodePng, fixTarChecksum, joinSafetensors, nested, pngChunk, pngChunks, concat } from './helpers/fuzz/formats.js';
+import { encodePng, fixTarChecksum, joinSafetensors, nested, pngChunk, pngChunks, concat, splitSafetensors } from './helpers/fuzz/formats.js';
+import { runCli } from './helpers/cli.js';
+import { writeMnist } from './helpers/data.js';
 
 let tmp: string;
 before(() => {
@@ -183,4 +185,30 @@ test('the budget: a safetensors tensor is read into an allocation of exactly its
   const { largest, requests } = readerAllocations();
   assert.equal(largest, 4000);
   assert.equal(requests, 2, 'the header and the one tensor');
+});
+
+test('mixprec train --resume: a checkpoint whose training state does not fit names the file (was: a TypeError-like line without it, or an epoch of "x" ending the run at once)', { skip: mx.defaultBackendName() === 'wasm' ? false : 'runs the CLI: in the wasm suite' }, async () => {
+  const data = join(tmp, 'resume-mnist');
+  writeMnist(data, 64, 20);
+  const ck = join(tmp, 'resume.safetensors');
+  const train = ['train', '--dataset', 'mnist', '--data', data, '--batch-size', '32', '--quiet', '--epochs', '2'];
+  assert.equal(runCli([...train.slice(0, -1), '1', '--checkpoint', ck]).code, 0);
+  const layout = splitSafetensors(readFileSync(ck))!;
+  const edited = (edit: (meta: any) => void): string => {
+    const state = JSON.parse(layout.header['__metadata__'].mixprec);
+    edit(state.meta);
+    const header = { ...layout.header, __metadata__: { mixprec: JSON.stringify(state) } };
+    return write('resume-bad.safetensors', joinSafetensors(JSON.stringify(header), layout.data));
+  };
+  for (const [edit, message] of [
+    [(m: any) => (m.epoch = 'x'), /epoch is "x" in its training state; expected a non-negative integer/],
+    [(m: any) => (m.rng = [1, 2]), /its training state does not fit this run \(Generator\.setState: expected 5 numbers, got 2\)/],
+    [(m: any) => (m.optimizer.paramGroups = []), /its training state does not fit this run \(loadStateDict: state has 0 parameter groups, optimizer has 1\)/],
+  ] as const) {
+    const file = edited(edit);
+    const r = runCli([...train, '--resume', file]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`^mixprec: --resume ${file.replace(/[.\\/]/g, '\\$&')}: ${message.source}`));
+  }
 });

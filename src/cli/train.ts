@@ -18,6 +18,7 @@ import { precisionReport, type PrecisionRecorder } from '../amp/diagnostics.js';
 import { autocastDtype, evaluate, scalerFor, trainStep, PRECISIONS, type Precision, type StepContext } from '../train/classifier.js';
 import { choice, number, parseFlags, copyStringFlags, checkBackendFlag } from './args.js';
 import { onInterrupt } from './interrupt.js';
+import { restoreFrom, stateCounter } from './resume.js';
 import { checkpointFaults } from './faults.js';
 import { CliError, usage } from './errors.js';
 import { resolveData, DATASETS, type DatasetName, type LoadedData } from './datasets.js';
@@ -216,14 +217,17 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       );
     }
     if (meta.optimizerName !== args.optimizer) throw new CliError(`--resume ${args.resume}: written with --optimizer ${meta.optimizerName}, not ${args.optimizer}`);
-    model.loadStateDict(loaded.tensors);
-    optimizer.loadStateDict(meta.optimizer);
-    if (meta.precision === 'fp16' && args.precision === 'fp16') scaler.loadStateDict(meta.scaler);
-    defaultGenerator.setState(meta.rng);
-    trainLoader.loadState(meta.data);
-    epoch = meta.epoch;
-    step = meta.step;
-    skippedSteps = meta.skippedSteps;
+    const file = args.resume;
+    restoreFrom(file, () => {
+      model.loadStateDict(loaded.tensors);
+      optimizer.loadStateDict(meta.optimizer);
+      if (meta.precision === 'fp16' && args.precision === 'fp16') scaler.loadStateDict(meta.scaler);
+      defaultGenerator.setState(meta.rng);
+      trainLoader.loadState(meta.data);
+      epoch = stateCounter(file, 'epoch', meta.epoch);
+      step = stateCounter(file, 'step', meta.step);
+      skippedSteps = stateCounter(file, 'skippedSteps', meta.skippedSteps);
+    });
     say(`resumed from ${args.resume}: epoch ${epoch}, step ${step}`);
   }
 

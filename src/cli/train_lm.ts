@@ -16,6 +16,7 @@ import { scalerFor, trainStep, underPrecision, PRECISIONS, type Precision, type 
 import { evaluateLm, lmLoss, type LmEvaluation } from '../train/language_model.js';
 import { choice, number, parseFlags, copyStringFlags, checkBackendFlag } from './args.js';
 import { onInterrupt } from './interrupt.js';
+import { restoreFrom, stateCounter } from './resume.js';
 import { checkpointFaults } from './faults.js';
 import { CliError, usage } from './errors.js';
 import { ProgressBar } from '../util/progress_bar.js';
@@ -185,6 +186,7 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
     loaded = await loadCheckpoint<LmMeta>(args.resume);
     const meta = loaded.meta;
     if (!meta || meta.kind !== 'mixprec.train-lm') throw new CliError(`--resume ${args.resume}: not a mixprec train-lm checkpoint (no language-model state in its metadata)`);
+    if (!Array.isArray(meta.config?.vocab)) throw new CliError(`--resume ${args.resume}: its training state has no model configuration (config.vocab)`);
     if (meta.config.vocab.join('') !== config.vocab.join('')) {
       throw new CliError(`--resume ${args.resume}: written for a vocabulary of ${meta.config.vocab.length} characters, not this text's ${config.vocab.length}`);
     }
@@ -214,13 +216,17 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
 
   if (loaded) {
     const meta = loaded.meta as LmMeta;
-    model.loadStateDict(loaded.tensors);
-    optimizer.loadStateDict(meta.optimizer);
-    if (meta.precision === 'fp16' && args.precision === 'fp16') scaler.loadStateDict(meta.scaler);
-    defaultGenerator.setState(meta.rng);
-    dataRng.setState(meta.dataRng);
-    step = meta.step;
-    skippedBefore = meta.skippedSteps;
+    const file = args.resume!;
+    const tensors = loaded.tensors;
+    restoreFrom(file, () => {
+      model.loadStateDict(tensors);
+      optimizer.loadStateDict(meta.optimizer);
+      if (meta.precision === 'fp16' && args.precision === 'fp16') scaler.loadStateDict(meta.scaler);
+      defaultGenerator.setState(meta.rng);
+      dataRng.setState(meta.dataRng);
+      step = stateCounter(file, 'step', meta.step);
+      skippedBefore = stateCounter(file, 'skippedSteps', meta.skippedSteps);
+    });
     say(`resumed from ${args.resume}: step ${step}`);
   }
 
