@@ -99,6 +99,12 @@ test('tar: a folder entry claiming data is refused (was: the read never settled 
   await refuses(() => mx.data.readCIFAR10(file, { train: true }, { recordsPerFile: 2 }), file, /is a folder entry claiming 6146 bytes of data; expected 0/);
 });
 
+test('tar: a size field that tar-stream cannot read is refused (was: the read never settled)', async () => {
+  // A base-256 size must start with 0x80 or 0xFF; tar-stream reads 0x81... as null and then waits forever.
+  const file = write('bad-size.tar.gz', gzipSync(tarWith({ size: '\u0081\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0018\u0002' }, new Uint8Array(6146))));
+  await refuses(() => mx.data.readCIFAR10(file, { train: true }, { recordsPerFile: 2 }), file, /bad size field in the header of member 'cifar-10-batches-bin\/data_batch_1\.bin'/);
+});
+
 test('MNIST: images and labels that disagree name the folder (was: no file named)', async () => {
   const root = join(tmp, 'mnist-disagree');
   const idx = (dims: number[]) => {

@@ -12,7 +12,7 @@ import { createGunzip, gzip } from 'node:zlib';
 import { pipeline, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { extract as tarExtract, pack as tarPack, type Extract } from 'tar-stream';
-import { FileError, fileSystemError } from '../util/file_error.js';
+import { FileError, fileSystemError, quoteName } from '../util/file_error.js';
 import { fileBudget, reserve, MAX_DEFLATE_RATIO, type FileBudget } from '../util/file_budget.js';
 
 export interface TarHeader {
@@ -113,8 +113,13 @@ export async function readTar(file: string, options: ReadTarOptions): Promise<vo
     stream.on('error', () => undefined); // the extractor reports the same error
     let data: Buffer | null = null;
     try {
-      // tar-stream never ends the stream of a folder entry that claims data: the reading would wait
-      // forever (the process then exits with the promise unsettled).
+      // tar-stream never ends the stream of an entry whose size field it could not read (a base-256
+      // field starting with neither 0x80 nor 0xFF gives null, and null >= 0 passes its check), nor of
+      // a folder entry that claims data: the reading would wait forever (the process then exits with
+      // the promise unsettled).
+      if (typeof h.size !== 'number' || !Number.isSafeInteger(h.size) || h.size < 0) {
+        throw new FileError(file, `${file}: not a valid tar archive (bad size field in the header of member ${quoteName(header.name)}${inStream})`);
+      }
       if (h.type === 'directory' && h.size > 0) {
         throw new FileError(file, `${file}: not a valid tar archive (member ${header.name} is a folder entry claiming ${h.size} bytes of data; expected 0${inStream})`);
       }
