@@ -88,16 +88,18 @@ const sample = (step, ms) => {
     s.gpuBuffers = p.gpuBuffers;
     s.gpuBytes = p.gpuBytes;
   }
+  // bind groups created so far (the scheduler caches up to 8,192, then starts over)
+  if (backend.schedulerStats) s.bindGroups = backend.schedulerStats().bindGroups;
   return s;
 };
 
 const samples = [];
-const header = ['step', 'rss MiB', 'heap MiB', 'arrayBuf MiB', 'wasm MiB', 'live buffers', 'live MiB', 'GPU buffers', 'GPU MiB', 'ms/step'];
+const header = ['step', 'rss MiB', 'heap MiB', 'arrayBuf MiB', 'wasm MiB', 'live buffers', 'live MiB', 'GPU buffers', 'GPU MiB', 'bind groups', 'ms/step'];
 console.log(header.join('\t'));
 const print = (s) =>
   console.log(
     [s.step, MiB(s.rss).toFixed(1), MiB(s.heapUsed).toFixed(1), MiB(s.arrayBuffers).toFixed(1), s.wasmMemory === undefined ? '-' : MiB(s.wasmMemory).toFixed(1),
-      s.liveBuffers, MiB(s.liveBytes).toFixed(2), s.gpuBuffers ?? '-', s.gpuBytes === undefined ? '-' : MiB(s.gpuBytes).toFixed(1), s.msPerStep.toFixed(2)].join('\t'),
+      s.liveBuffers, MiB(s.liveBytes).toFixed(2), s.gpuBuffers ?? '-', s.gpuBytes === undefined ? '-' : MiB(s.gpuBytes).toFixed(1), s.bindGroups ?? '-', s.msPerStep.toFixed(2)].join('\t'),
   );
 let step = 0;
 let last = performance.now();
