@@ -23,6 +23,8 @@ What is written (test/fixtures/torch/):
   without weights_only would create MARKER; mixprec must refuse them and create nothing.
 - legacy.pt: _use_new_zipfile_serialization=False (the pre-1.6 format).
 - torchscript.pt: torch.jit.save of a tiny module (an archive with code, refused).
+- resize.json: torchvision's Resize(BILINEAR, antialias=True) of float and uint8 images, enlarged
+  and shrunk (mx.data.Resize's reference).
 - corrupt_*.pt: a truncated archive, a storage shorter than its tensor, a storage entry shorter
   than its declared size, sizes whose element count overflows, a storage declaring 2^50 elements,
   a truncated pickle, an int64 value beyond int32.
@@ -221,10 +223,9 @@ def malicious():
 
 def write_zip(path, records, name='archive'):
     with zipfile.ZipFile(path, 'w', compression=zipfile.ZIP_STORED) as z:
-        for k, v in records.items():
-            z.writestr(f'{name}/{k}', v)
-        if 'version' not in records:
-            z.writestr(f'{name}/version', b'3\n')
+        # A fixed time stamp: regenerating gives the same bytes.
+        for k, v in {**records, **({} if 'version' in records else {'version': b'3\n'})}.items():
+            z.writestr(zipfile.ZipInfo(f'{name}/{k}', date_time=(1980, 1, 1, 0, 0, 0)), v)
 
 
 class FakeStorage:
@@ -276,8 +277,24 @@ def corrupt():
         'data/0': struct.pack('<2q', 5, 2 ** 40)})
 
 
+def resize():
+    """torchvision's Resize(BILINEAR, antialias=True) on float and uint8 images, up and down."""
+    import torchvision.transforms.functional as TF
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(2, 3, 7, 9, generator=g)
+    u8 = (torch.rand(2, 3, 7, 9, generator=g) * 255).round().to(torch.uint8)
+    out = {'input': values(x), 'input_u8': values(u8), 'shape': list(x.shape), 'cases': []}
+    for size in [[16, 20], [3, 4], [7, 5], [32, 40]]:
+        y = TF.resize(x, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        yu = TF.resize(u8, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        out['cases'].append({'size': size, 'output': values(y), 'output_u8': values(yu)})
+    with open(os.path.join(OUT, 'resize.json'), 'w') as f:
+        json.dump(out, f)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    resize()
     resnets()
     dtypes()
     checkpoint()
