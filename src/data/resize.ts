@@ -5,9 +5,15 @@
  * shrinking (so downscaling averages instead of skipping pixels: antialiasing), with half-pixel
  * centres; when enlarging this is ordinary bilinear interpolation (align_corners=False, edges
  * clamped). Separable: rows, then columns, weights computed once per axis. float32 images stay
- * float32; uint8 images are rounded and clamped back to 0-255, as PIL does.
+ * float32; uint8 images are rounded (half to even, as torchvision) and clamped back to 0-255.
  */
 import { checkImage, type ImageBatch } from './image.js';
+
+/** torch.round's rounding (half to even), which torchvision applies to uint8 results. */
+function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
 
 /** For each output index: the first input index and the normalised weights of the inputs from there. */
 interface AxisWeights {
@@ -80,7 +86,7 @@ export function resizeBatch(x: ImageBatch, size: readonly [number, number]): Ima
         for (let ox = 0; ox < ow; ox++) {
           let acc = 0;
           for (let t = 0; t < k; t++) acc += rows.weights[wb + t]! * tmp[(lo + t) * ow + ox]!;
-          out[dBase + oy * dy + ox * dx] = isByte ? Math.min(255, Math.max(0, Math.round(acc))) : acc;
+          out[dBase + oy * dy + ox * dx] = isByte ? Math.min(255, Math.max(0, roundHalfEven(acc))) : acc;
         }
       }
     }
