@@ -49,25 +49,23 @@ class ByteWriter {
     this.buf.set(b, this.length);
     this.length += b.length;
   }
+  /** `size` bytes written by `set` on a DataView at the end. */
+  private put(size: number, set: (view: DataView, at: number) => void): void {
+    this.reserve(size);
+    set(this.view, this.length);
+    this.length += size;
+  }
   u16(v: number): void {
-    this.reserve(2);
-    this.view.setUint16(this.length, v, true);
-    this.length += 2;
+    this.put(2, (d, at) => d.setUint16(at, v, true));
   }
   u32(v: number): void {
-    this.reserve(4);
-    this.view.setUint32(this.length, v, true);
-    this.length += 4;
+    this.put(4, (d, at) => d.setUint32(at, v, true));
   }
   i32(v: number): void {
-    this.reserve(4);
-    this.view.setInt32(this.length, v, true);
-    this.length += 4;
+    this.put(4, (d, at) => d.setInt32(at, v, true));
   }
   f64be(v: number): void {
-    this.reserve(8);
-    this.view.setFloat64(this.length, v, false);
-    this.length += 8;
+    this.put(8, (d, at) => d.setFloat64(at, v, false));
   }
   result(): Uint8Array {
     return this.buf.slice(0, this.length);
@@ -105,33 +103,24 @@ export function pickleValue(value: unknown, visit: TensorVisitor, renameKey: (ke
   const memo = new Map<string, number>();
   const seen = new Set<object>();
 
-  const put = (id: string): void => {
-    const slot = memo.size;
-    memo.set(id, slot);
+  /** A memo opcode with its slot: the one-byte form below 256, else the four-byte one. */
+  const memoOp = (short: number, long: number, slot: number): void => {
     if (slot < 256) {
-      w.byte(OP.BINPUT);
+      w.byte(short);
       w.byte(slot);
     } else {
-      w.byte(OP.LONG_BINPUT);
+      w.byte(long);
       w.u32(slot);
     }
   };
   const global = (module: string, name: string): void => {
     const id = `${module}\n${name}`;
     const slot = memo.get(id);
-    if (slot !== undefined) {
-      if (slot < 256) {
-        w.byte(OP.BINGET);
-        w.byte(slot);
-      } else {
-        w.byte(OP.LONG_BINGET);
-        w.u32(slot);
-      }
-      return;
-    }
+    if (slot !== undefined) return memoOp(OP.BINGET, OP.LONG_BINGET, slot);
     w.byte(OP.GLOBAL);
     w.bytes(utf8.encode(`${id}\n`));
-    put(id);
+    memo.set(id, memo.size);
+    memoOp(OP.BINPUT, OP.LONG_BINPUT, memo.get(id)!);
   };
   const int = (v: number | bigint): void => {
     if (typeof v === 'number' && v >= 0 && v < 256) {
