@@ -130,7 +130,7 @@ export function trainingFigures(runs: readonly RunData[], options: FigureOptions
     figures.push({
       id: `${prefix}${accuracy ? 'accuracy' : 'val_loss'}`,
       title: accuracy ? 'Test accuracy' : 'Validation loss',
-      caption: accuracy ? `After each ${ev.axis}, on the test split.` : `At each evaluation (every so many ${ev.axis}s), on the held-out split.`,
+      caption: ev.axis === 'epoch' ? `After each epoch, on the ${accuracy ? 'test' : 'held-out'} split.` : `At each evaluation (every so many ${ev.axis}s), on the ${accuracy ? 'test images' : 'held-out split'}.`,
       spec: lineWithPoints(base, rows, { x: ev.axis, y: accuracy ? 'test accuracy (%)' : 'validation loss', color, name: 'evaluation' }),
     });
   }
@@ -154,7 +154,7 @@ export function trainingFigures(runs: readonly RunData[], options: FigureOptions
             name: 'scale',
             data: { values: scaleRows },
             mark: { type: 'line', strokeWidth: 1.5 },
-            encoding: { y: { field: 'scale', type: 'quantitative', title: 'loss scale', scale: { type: 'log', base: 2 }, axis: { labelExpr: POW2_LABEL } } },
+            encoding: { y: { field: 'scale', type: 'quantitative', title: 'loss scale', scale: { type: 'log', base: 2 }, axis: { values: powersOfTwo(scaleRows.map((r) => r.scale)), labelExpr: POW2_LABEL } } },
           },
           {
             name: 'skipped',
@@ -175,11 +175,23 @@ export function trainingFigures(runs: readonly RunData[], options: FigureOptions
     figures.push({
       id: `${prefix}throughput`,
       title: 'Throughput',
-      caption: `Training ${t.unit} per ${t.axis === x && t.unit !== 'images/s' ? 'interval' : t.axis}, wall clock.`,
+      caption: `Training ${t.unit} ${t.per === 'epoch' ? 'per epoch' : t.per === 'run' ? 'over the whole run (its last iteration on the x axis)' : 'between evaluations'}, wall clock.`,
       spec: lineWithPoints(base, rows, { x: t.axis, y: t.unit, color, name: 'throughput' }),
     });
   }
   return figures;
+}
+
+/** Tick values for a log2 axis: powers of two over the values' range, at most about 9 of them. */
+export function powersOfTwo(values: readonly number[]): number[] {
+  const positive = values.filter((v) => v > 0);
+  if (positive.length === 0) return [1];
+  const lo = Math.floor(Math.log2(Math.min(...positive)));
+  const hi = Math.ceil(Math.log2(Math.max(...positive)));
+  const step = Math.max(1, Math.ceil((hi - lo) / 8));
+  const out: number[] = [];
+  for (let k = lo; k <= hi; k += step) out.push(2 ** k);
+  return out;
 }
 
 /** A line through the points and a point mark named `name` (`<name>_marks`) on each. */

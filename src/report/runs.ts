@@ -40,8 +40,8 @@ export interface RunData {
   lossScale: Point[];
   /** Steps the GradScaler skipped: x the step, y the loss scale logged with it. */
   skipped: Point[];
-  /** Training throughput per epoch or evaluation interval. */
-  throughput: { unit: string; axis: string; points: Point[] } | null;
+  /** Training throughput per epoch, per interval between evaluations, or over the whole run. */
+  throughput: { unit: string; axis: string; per: 'epoch' | 'interval' | 'run'; points: Point[] } | null;
   /** Final figures for the table (absent: the log does not say). */
   final: {
     steps?: number;
@@ -168,18 +168,18 @@ export function runFromEvents(events: readonly RunEvent[], name: string, source 
 
   if (epochs.length > 0) {
     run.evaluation = { metric: 'test accuracy', axis: 'epoch', points: points(epochs, 'epoch', 'test_accuracy') };
-    run.throughput = { unit: 'images/s', axis: 'epoch', points: points(epochs, 'epoch', 'img_per_s') };
+    run.throughput = { unit: 'images/s', axis: 'epoch', per: 'epoch', points: points(epochs, 'epoch', 'img_per_s') };
   } else if (evals.some((e) => 'test_accuracy' in e)) {
     run.evaluation = { metric: 'test accuracy', axis: x, points: points(evals, x, 'test_accuracy') };
   } else if (evals.some((e) => 'val_loss' in e)) {
     run.evaluation = { metric: 'validation loss', axis: x, points: points(evals, x, 'val_loss') };
   }
-  if (!run.throughput && evals.some((e) => 'img_per_s' in e)) run.throughput = { unit: 'images/s', axis: x, points: points(evals, x, 'img_per_s') };
+  if (!run.throughput && evals.some((e) => 'img_per_s' in e)) run.throughput = { unit: 'images/s', axis: x, per: 'interval', points: points(evals, x, 'img_per_s') };
   if (!run.throughput && evals.some((e) => 'seconds' in e)) run.throughput = intervalThroughput(evals, x, settings);
   if (!run.throughput && end) {
     const n = num(end['iterations']);
     const seconds = num(end['seconds']);
-    if (n !== undefined && seconds !== undefined && seconds > 0) run.throughput = { unit: 'iterations/s', axis: 'iteration', points: [{ x: n, y: n / seconds }] };
+    if (n !== undefined && seconds !== undefined && seconds > 0) run.throughput = { unit: 'iterations/s', axis: 'iteration', per: 'run', points: [{ x: n, y: n / seconds }] };
   }
   if (run.throughput && run.throughput.points.length === 0) run.throughput = null;
   if (run.evaluation && run.evaluation.points.length === 0) run.evaluation = null;
@@ -236,7 +236,7 @@ function intervalThroughput(evals: readonly RunEvent[], x: string, settings: Set
     pts.push({ x: step, y: ((step - prev.step) * perStep) / (seconds - prev.seconds) });
     prev = { step, seconds };
   }
-  return { unit: perStep > 1 ? 'characters/s' : 'steps/s', axis: x, points: pts };
+  return { unit: perStep > 1 ? 'characters/s' : 'steps/s', axis: x, per: 'interval', points: pts };
 }
 
 /** Labels from file names: `fp16.jsonl` -> `fp16`; repeated names get the folder or a number. */
