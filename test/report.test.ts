@@ -9,7 +9,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -151,6 +151,7 @@ describe('mixprec report', { skip }, () => {
       const share = ink / (png.width * png.height);
       assert.ok(share > 0.01 && share < 0.9, `${f}: ${(share * 100).toFixed(1)}% of the pixels are drawn (axes, text, marks)`);
     }
+    copyFileSync(join(work, 'png', 'gradient_histogram.png'), screenshotPath('gradient_histogram.png')); // the README's figure
   });
 
   it('reads the logs of train-lm, train-gan and train-gpt; --report writes the page when a run ends', { timeout: 180_000 }, () => {

@@ -3,7 +3,7 @@
  * HTML page of plots, and optionally the same plots as PNG files.
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import type { PrecisionReport } from '../amp/diagnostics.js';
 import { groupRuns, trainingFigures, type Figure } from './figures.js';
 import { gradientFigures } from './gradients.js';
@@ -119,6 +119,3 @@ export async function writeReport(runs: readonly RunData[], precision: readonly 
 export async function writeRunReport(out: string, run: { name: string; events: readonly RunEvent[] }, precision?: PrecisionReport): Promise<WrittenReport> {
   return writeReport([runFromEvents(run.events, run.name)], precision ? [{ name: run.name, report: precision }] : [], { out });
 }
-
-/** A report name for a path: its file name without the extension. */
-export const reportName = (path: string) => basename(path).replace(/\.[^.]+$/, '');
