@@ -30,7 +30,7 @@ export const FIGURE_CONFIG = {
   font: 'DejaVu Sans, Verdana, sans-serif',
   view: { stroke: '#ccc' },
   axis: { labelFontSize: 11, titleFontSize: 12, gridColor: '#eee' },
-  legend: { labelFontSize: 11, titleFontSize: 12, labelLimit: 260, orient: 'top', direction: 'horizontal' },
+  legend: { labelFontSize: 11, titleFontSize: 12, labelLimit: 260, orient: 'top', direction: 'horizontal', symbolOpacity: 1 },
 } as const;
 
 /**
