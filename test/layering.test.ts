@@ -39,6 +39,7 @@ const LAYER_OF = [
   ['models/', 'models'],
   ['train/', 'train'],
   ['bench/', 'bench'],
+  ['report/', 'report'],
   ['cli/', 'cli'],
   ['dtypes.ts', 'mx.dtypes'],
   ['api.ts', 'public api'],
@@ -66,17 +67,20 @@ const MAY_IMPORT: Readonly<Record<Layer, readonly Layer[]>> = {
   tensor: CORE,
   autograd: CORE,
   ops: CORE,
-  nn: CORE,
+  nn: [...CORE, 'util'], // util/torch_names.ts: PyTorch's state-dict names
   optim: CORE,
   amp: [...CORE, 'optim'], // GradScaler steps an optimizer
   data: [...CORE, 'util'],
   io: [...CORE, 'util'], // FileError and the file budget, shared with data/
-  models: [...CORE, 'nn'],
+  // pretrained weights: downloaded (data/download.ts) and read (io/) by the ResNet factories
+  models: [...CORE, 'util', 'nn', 'data', 'io'],
   train: [...CORE, 'nn', 'optim', 'amp', 'data', 'models'],
   'mx.dtypes': ['dtype'], // the dtype layer's public face
   bench: LIBRARY,
+  // training logs and precision reports to figures: reads JSON lines (and amp's report type), not tensors
+  report: ['amp'],
   'public api': LIBRARY,
-  cli: [...LIBRARY, 'bench', 'public api'],
+  cli: [...LIBRARY, 'bench', 'report', 'public api'],
 };
 
 function layerOf(file: string): Layer | undefined {

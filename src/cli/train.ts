@@ -1,14 +1,16 @@
 /**
- * `mixprec train`: the seed's CNN (or the wider WideCNN) on CIFAR-10 (or MNIST, an image folder,
- * the bundled digits) with fp32, fp16 (float16 autocast + GradScaler) or bf16 (bfloat16 autocast)
- * precision, checkpoints after every epoch (and on Ctrl-C), bitwise-exact resume, JSON logs and a
- * precision report.
+ * `mixprec train`: the seed's CNN (or WideCNN, or a ResNet, from scratch or fine-tuned from
+ * pretrained weights) on CIFAR-10 (or MNIST, an image folder, the bundled digits) with fp32, fp16
+ * (float16 autocast + GradScaler) or bf16 (bfloat16 autocast) precision, checkpoints after every
+ * epoch (and on Ctrl-C), bitwise-exact resume, JSON logs and a precision report.
  */
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { Tensor } from '../tensor/tensor.js';
 import { initDefaultBackend, setBackend } from '../backend/registry.js';
 import { manualSeed, defaultGenerator } from '../random/generator.js';
-import { CLASSIFIER_MODELS, classifierWidth, createModel, type ClassifierModelName } from '../models/index.js';
+import { CLASSIFIER_MODELS, classifierWidth, createModel, isResNetName, type Classifier, type ClassifierModelName, type ResNetStem } from '../models/index.js';
+import { resnet18, resnet34, resnet50 } from '../models/resnet_weights.js';
+import { ResNet } from '../models/resnet.js';
 import { SGD } from '../optim/sgd.js';
 import { Adam, AdamW } from '../optim/adam.js';
 import type { Optimizer } from '../optim/optimizer.js';
@@ -21,17 +23,29 @@ import { onInterrupt } from './interrupt.js';
 import { restoreFrom, stateCounter } from './resume.js';
 import { checkpointFaults } from './faults.js';
 import { CliError, usage } from './errors.js';
-import { resolveData, DATASETS, type DatasetName, type LoadedData } from './datasets.js';
+import { resolveData, DATASETS, type DatasetName, type LoadedData, type Preprocess } from './datasets.js';
 import { Progress } from './progress.js';
+import { configEvent, RunReport } from './run_report.js';
 
 export const TRAIN_HELP = `usage: mixprec train [options]
 
 Trains the seed's CNN (LeNet) and prints the test accuracy after every epoch.
 
-  --model lenet|widecnn         the network (default lenet: conv 6, pool, conv 16, pool, fc 120-84-10;
-                                widecnn: VGG-style conv3x3 w, w, pool, 2w, 2w, pool, 4w, pool with
-                                BatchNorm + ReLU after each conv, then linear)
-  --width N                     widecnn's channel width w (default 64)
+  --model M                     lenet|widecnn|resnet18|resnet34|resnet50 (default lenet: conv 6, pool,
+                                conv 16, pool, fc 120-84-10; widecnn: VGG-style conv3x3 w, w, pool, 2w,
+                                2w, pool, 4w, pool with BatchNorm + ReLU after each conv, then linear;
+                                resnetN: torchvision's ResNets)
+  --width N                     widecnn's channel width w, a ResNet's stem width (default 64)
+  --stem cifar|imagenet         ResNets: conv 3x3 stride 1 and no max-pool (cifar, the default from
+                                scratch) or torchvision's conv 7x7 stride 2 + max-pool (imagenet, the
+                                default and the only choice with --pretrained imagenet)
+  --pretrained imagenet|FILE    ResNets: start from torchvision's ImageNet weights (downloaded once into
+                                $MIXPREC_HOME, default ~/.cache/mixprec) or a .pth/.safetensors file;
+                                the classifier is new for the dataset's classes; images are normalised
+                                with ImageNet's statistics and resized (bilinear) to --image-size
+  --image-size N                resize images to NxN (bilinear) before the network (default: the
+                                dataset's size; 224 with --pretrained)
+  --freeze-backbone             with --pretrained: train only the new classifier
   --dataset cifar10|mnist|imagefolder|digits   (default cifar10)
   --data PATH                   archive or folder; without it: ./data/, else download, else the bundled digits
   --download                    fetch CIFAR-10 into --data (or ./data/) when it is missing
@@ -49,6 +63,7 @@ Trains the seed's CNN (LeNet) and prints the test accuracy after every epoch.
   --resume FILE.safetensors     continue a run exactly where its checkpoint left it
   --log-json PATH               one JSON object per line: step and epoch events
   --precision-report PATH       float16 range statistics of the gradients, written after every epoch
+  --report FILE.html            an HTML report of the run's plots (mixprec report), written when it ends
   --quiet                       only the final accuracy line
   --verbose                     stack traces on errors
 `;
@@ -56,6 +71,10 @@ Trains the seed's CNN (LeNet) and prints the test accuracy after every epoch.
 const FLAGS = {
   model: { type: 'string' },
   width: { type: 'string' },
+  stem: { type: 'string' },
+  pretrained: { type: 'string' },
+  'image-size': { type: 'string' },
+  'freeze-backbone': { type: 'boolean' },
   dataset: { type: 'string' },
   data: { type: 'string' },
   download: { type: 'boolean' },
@@ -73,6 +92,7 @@ const FLAGS = {
   resume: { type: 'string' },
   'log-json': { type: 'string' },
   'precision-report': { type: 'string' },
+  report: { type: 'string' },
   quiet: { type: 'boolean' },
   verbose: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -82,8 +102,16 @@ type OptimizerName = 'sgd' | 'adam' | 'adamw';
 
 export interface TrainArgs {
   model: ClassifierModelName;
-  /** widecnn only: its channel width (default 64). */
+  /** widecnn's channel width, a ResNet's stem width (default 64). */
   width?: number;
+  /** ResNets: the stem (default cifar from scratch, imagenet with --pretrained). */
+  stem?: ResNetStem;
+  /** ResNets: 'imagenet' (torchvision's weights) or a weights file. */
+  pretrained?: string;
+  /** Resize images to imageSize x imageSize (default: as stored; 224 with --pretrained). */
+  imageSize?: number;
+  /** With --pretrained: train only the classifier. */
+  freezeBackbone: boolean;
   dataset: DatasetName;
   data?: string;
   download: boolean;
@@ -101,6 +129,8 @@ export interface TrainArgs {
   resume?: string;
   logJson?: string;
   precisionReport?: string;
+  /** --report: the HTML report written when training ends. */
+  report?: string;
   quiet: boolean;
   verbose: boolean;
   help: boolean;
@@ -122,26 +152,48 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     optimizer,
     augment: Boolean(v['augment']),
     seed: number('train', 'seed', v['seed'], 0, { integer: true, min: 0 }),
+    freezeBackbone: Boolean(v['freeze-backbone']),
     quiet: Boolean(v['quiet']),
     verbose: Boolean(v['verbose']),
     help: Boolean(v['help']),
   };
+  const resnet = isResNetName(args.model);
   if (v['width'] !== undefined) {
-    if (args.model !== 'widecnn') throw usage('mixprec train: --width applies to --model widecnn only');
+    if (args.model !== 'widecnn' && !resnet) throw usage('mixprec train: --width applies to --model widecnn and the resnets only');
     args.width = number('train', 'width', v['width'], 64, { integer: true, min: 1 });
   }
-  copyStringFlags('train', v, args, [['data', 'data'], ['backend', 'backend'], ['checkpoint', 'checkpoint'], ['resume', 'resume'], ['log-json', 'logJson'], ['precision-report', 'precisionReport']]);
+  for (const flag of ['stem', 'pretrained', 'freeze-backbone'] as const) {
+    if (v[flag] !== undefined && !resnet) throw usage(`mixprec train: --${flag} applies to --model resnet18|resnet34|resnet50 only`);
+  }
+  if (v['pretrained'] !== undefined) {
+    if (typeof v['pretrained'] !== 'string' || v['pretrained'] === '') throw usage('mixprec train: --pretrained needs imagenet or a weights file');
+    if (v['pretrained'] !== 'imagenet' && !existsSync(v['pretrained'])) throw new CliError(`--pretrained ${v['pretrained']}: no such weights file (expected imagenet, or a .pth/.pt/.safetensors file)`);
+    args.pretrained = v['pretrained'];
+  }
+  if (v['stem'] !== undefined) {
+    args.stem = choice('train', 'stem', v['stem'], ['cifar', 'imagenet'] as const, 'cifar');
+    if (args.stem === 'cifar' && args.pretrained === 'imagenet') throw usage("mixprec train: --pretrained imagenet needs --stem imagenet (torchvision's weights are for its 7x7 stride-2 stem)");
+  }
+  if (args.freezeBackbone && args.pretrained === undefined) throw usage('mixprec train: --freeze-backbone needs --pretrained (a random backbone would stay random)');
+  if (v['image-size'] !== undefined) args.imageSize = number('train', 'image-size', v['image-size'], 32, { integer: true, min: 8 });
+  copyStringFlags('train', v, args, [['data', 'data'], ['backend', 'backend'], ['checkpoint', 'checkpoint'], ['resume', 'resume'], ['log-json', 'logJson'], ['precision-report', 'precisionReport'], ['report', 'report']]);
   checkBackendFlag('train', args.backend);
   if (args.resume !== undefined && !existsSync(args.resume)) throw new CliError(`--resume ${args.resume}: no such checkpoint file`);
   return args;
 }
 
 /** What a checkpoint records besides tensors: enough to rebuild the run and check it is the same one. */
-interface RunMeta {
+export interface RunMeta {
   kind: 'mixprec.train';
   model: ClassifierModelName;
-  /** widecnn: its channel width (mixprec eval rebuilds the model from model, width, channels, imageSize, classes). */
+  /** widecnn, resnets: the channel width (mixprec eval rebuilds the model from model, width, stem, channels, imageSize, classes). */
   width?: number;
+  /** resnets: the stem. */
+  stem?: ResNetStem;
+  /** How images were prepared (absent before resnets: the dataset's statistics, no resize). */
+  normalize?: 'dataset' | 'imagenet';
+  /** The side images were resized to (--image-size, --pretrained); absent: as stored. */
+  resize?: number;
   dataset: DatasetName;
   channels: number;
   imageSize: number;
@@ -163,10 +215,44 @@ export interface Output {
   isTTY: boolean;
 }
 
+/** The preprocessing of a run: pretrained weights expect ImageNet's statistics and (by default) 224x224 images. */
+export function preprocessFor(args: Pick<TrainArgs, 'pretrained' | 'imageSize'>): Preprocess {
+  return args.pretrained !== undefined ? { imageSize: args.imageSize ?? 224, normalize: 'imagenet' } : { imageSize: args.imageSize, normalize: 'dataset' };
+}
+
+/** The stem of a ResNet run (undefined for the other models). */
+export function stemFor(args: Pick<TrainArgs, 'model' | 'stem' | 'pretrained'>): ResNetStem | undefined {
+  if (!isResNetName(args.model)) return undefined;
+  return args.stem ?? (args.pretrained !== undefined ? 'imagenet' : 'cifar');
+}
+
+/** Evaluation batches of about 500 CIFAR-sized images' worth of pixels (fewer when images are larger). */
+export function evalBatchSize(imageSize: number): number {
+  return Math.max(16, Math.min(500, Math.floor((500 * 32 * 32) / (imageSize * imageSize))));
+}
+
+const FACTORIES = { resnet18, resnet34, resnet50 } as const;
+
+/** The model of a run: built by name, or loaded from --pretrained weights (not when resuming: the checkpoint has them). */
+async function buildModel(args: TrainArgs, data: LoadedData, progress: boolean): Promise<Classifier> {
+  const numClasses = data.classes.length || 10;
+  const stem = stemFor(args);
+  if (isResNetName(args.model) && args.pretrained !== undefined && !args.resume) {
+    const weights = args.pretrained === 'imagenet' ? 'DEFAULT' : args.pretrained;
+    try {
+      return await FACTORIES[args.model]({ weights, numClasses, stem, width: args.width, inChannels: data.channels, progress });
+    } catch (e) {
+      throw new CliError(`--pretrained ${args.pretrained}: ${(e as Error).message}`);
+    }
+  }
+  return createModel(args.model, { inChannels: data.channels, imageSize: data.imageSize, numClasses, width: args.width, stem });
+}
+
 /** Build the model, optimizer and loaders for a run. */
-function setup(args: TrainArgs, data: LoadedData) {
-  const model = createModel(args.model, { inChannels: data.channels, imageSize: data.imageSize, numClasses: data.classes.length || 10, width: args.width });
-  const params = model.parameters();
+async function setup(args: TrainArgs, data: LoadedData, progress: boolean) {
+  const model = await buildModel(args, data, progress);
+  if (args.freezeBackbone && model instanceof ResNet) for (const p of model.backboneParameters()) p.requiresGrad_(false);
+  const params = model.parameters().filter((p) => p.requiresGrad);
   const optimizer: Optimizer<object> =
     args.optimizer === 'sgd'
       ? new SGD(params, { lr: args.lr, momentum: args.momentum, weightDecay: args.weightDecay })
@@ -178,7 +264,7 @@ function setup(args: TrainArgs, data: LoadedData) {
   // keeping a float32 batch and its 16-bit copy alive together).
   const dtype = autocastDtype(args.precision) ?? undefined;
   const trainLoader = new DataLoader(data.train as never, { batchSize: args.batchSize, shuffle: true, seed: args.seed, dtype });
-  const testLoader = new DataLoader(data.test as never, { batchSize: 500, shuffle: false, seed: args.seed, dtype });
+  const testLoader = new DataLoader(data.test as never, { batchSize: evalBatchSize(data.imageSize), shuffle: false, seed: args.seed, dtype });
   return { model, optimizer, scaler, trainLoader, testLoader };
 }
 
@@ -199,10 +285,13 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     augment: args.augment,
     progress: out.isTTY && !args.quiet,
     notice: (line) => out.log(line),
+    preprocess: preprocessFor(args),
   });
-  const run = setup(args, data);
+  const run = await setup(args, data, out.isTTY && !args.quiet);
   const { model, optimizer, scaler, trainLoader, testLoader } = run;
   const width = classifierWidth(model);
+  const stem = stemFor(args);
+  const { normalize, imageSize: resize } = preprocessFor(args);
   let epoch = 0;
   let step = 0;
   let skippedSteps = 0;
@@ -217,6 +306,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       );
     }
     if (meta.optimizerName !== args.optimizer) throw new CliError(`--resume ${args.resume}: written with --optimizer ${meta.optimizerName}, not ${args.optimizer}`);
+    if ((meta.normalize ?? 'dataset') !== normalize) throw new CliError(`--resume ${args.resume}: written with ${meta.normalize === 'imagenet' ? '' : 'no '}--pretrained (${meta.normalize ?? 'dataset'} normalisation), not ${normalize}`);
     const file = args.resume;
     restoreFrom(file, () => {
       model.loadStateDict(loaded.tensors);
@@ -237,6 +327,9 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       kind: 'mixprec.train',
       model: args.model,
       ...(width !== undefined ? { width } : {}),
+      ...(stem !== undefined ? { stem } : {}),
+      normalize,
+      ...(resize !== undefined ? { resize } : {}),
       dataset: data.name,
       channels: data.channels,
       imageSize: data.imageSize,
@@ -256,15 +349,30 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
   };
 
   const logFile: WriteStream | null = args.logJson ? createWriteStream(args.logJson, { flags: 'w' }) : null;
-  const logJson = (event: Record<string, unknown>) => logFile?.write(`${JSON.stringify(event)}\n`);
+  const report = args.report ? new RunReport(args.report, `${args.model} ${args.precision}`) : null;
+  const logJson = (event: { event: string } & Record<string, unknown>) => {
+    report?.add(event);
+    logFile?.write(`${JSON.stringify(event)}\n`);
+  };
+  logJson(configEvent('train', {
+    model: args.model, width, dataset: data.name, data_source: data.source, train_images: data.train.length, test_images: data.test.length,
+    precision: args.precision, optimizer: args.optimizer, lr: args.lr, momentum: args.optimizer === 'sgd' ? args.momentum : undefined,
+    weight_decay: args.optimizer === 'adamw' ? args.weightDecay || 0.01 : args.weightDecay, batch_size: args.batchSize, epochs: args.epochs, augment: args.augment, seed: args.seed, resume: args.resume,
+  }));
   let recorder: PrecisionRecorder | null = args.precisionReport
     ? precisionReport({ model, scaler, format: args.precision === 'bf16' ? 'bfloat16' : 'float16' })
     : null;
 
   const interrupt = onInterrupt(args.checkpoint);
   const ctx: StepContext = { model, optimizer, scaler, precision: args.precision };
+  const modelNote = [
+    width !== undefined ? `width ${width}` : '',
+    stem !== undefined ? `${stem} stem` : '',
+    args.pretrained !== undefined ? `pretrained ${args.pretrained}, ${data.classes.length || 10}-class head` : '',
+    args.freezeBackbone ? 'backbone frozen' : '',
+  ].filter(Boolean).join(', ');
   say(
-    `training ${args.model}${width !== undefined ? ` (width ${width})` : ''} on ${data.name} (${data.source}): ${data.train.length} train / ${data.test.length} test images, ` +
+    `training ${args.model}${modelNote ? ` (${modelNote})` : ''} on ${data.name} (${data.source}): ${data.train.length} train / ${data.test.length} test images of ${data.channels}x${data.imageSize}x${data.imageSize}, ` +
       `precision ${args.precision}, ${args.optimizer} lr ${args.lr}, batch ${args.batchSize}, ${args.epochs} epochs, seed ${args.seed}`,
   );
   let lastAccuracy: number | null = null;
@@ -291,7 +399,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
           lossCount++;
         }
         const seconds = (performance.now() - started) / 1000;
-        if (logFile) {
+        if (logFile || report) {
           const skippedNow = await scaler.getSkippedStepsAsync();
           logJson({ event: 'step', epoch: epoch + 1, step, loss: value, loss_scale: await scaler.getScaleAsync(), skipped: skippedNow > skippedSeen });
           skippedSeen = skippedNow;
@@ -340,6 +448,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     return 0;
   } finally {
     interrupt.dispose();
+    await report?.write(out, recorder?.report());
     recorder?.close();
     recorder = null;
     if (logFile) await new Promise<void>((resolve) => logFile.end(resolve));

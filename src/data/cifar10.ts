@@ -17,17 +17,15 @@ import { allocate, fileBudget, reserve, type FileBudget } from '../util/file_bud
 import { readFileInto } from '../util/read_file.js';
 import { downloadFile, type ProgressCallback } from './download.js';
 import type { TransformLike } from './transforms.js';
+import { CIFAR10_CLASSES, PIXELS, RECORD, TEST_FILES, TRAIN_FILES, checkBatchSize, decodeBatchFile, type CifarSplit as Split } from './cifar10_format.js';
+
+export { CIFAR10_CLASSES } from './cifar10_format.js';
 
 export const CIFAR10_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz';
 export const CIFAR10_MD5 = 'c32a1d4ab5d03f1284b67883e8d87530';
-export const CIFAR10_CLASSES: readonly string[] = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 
 const ARCHIVE = 'cifar-10-binary.tar.gz';
 const FOLDER = 'cifar-10-batches-bin';
-const PIXELS = 3072;
-const RECORD = PIXELS + 1;
-const TRAIN_FILES = ['data_batch_1.bin', 'data_batch_2.bin', 'data_batch_3.bin', 'data_batch_4.bin', 'data_batch_5.bin'];
-const TEST_FILES = ['test_batch.bin'];
 
 export interface CIFAR10SourceOptions {
   /** Fetch the archive into `root` when it cannot be found there (default false). */
@@ -51,11 +49,6 @@ export interface CIFAR10SplitsOptions extends CIFAR10SourceOptions {
   trainTransform?: TransformLike | null;
   testTransform?: TransformLike | null;
   targetTransform?: ((label: number) => number) | null;
-}
-
-interface Split {
-  images: Uint8Array;
-  labels: Uint8Array;
 }
 
 type Source = { kind: 'archive'; file: string } | { kind: 'folder'; dir: string };
@@ -88,25 +81,6 @@ async function locate(root: string, options: CIFAR10SourceOptions): Promise<Sour
   throw new FileError(root, `CIFAR10: cannot find ${kind === 'dir' ? `the dataset in ${root}` : root}: ${EXPECTED} (use download: true to fetch it)`);
 }
 
-/** A batch file (or archive member) of `size` bytes must hold exactly `records` records. */
-function checkBatchSize(file: string, name: string, size: number, records: number): void {
-  const want = records * RECORD;
-  if (size !== want) throw new FileError(file, `CIFAR10: ${name} has ${size} bytes, expected ${want} (${records} records of ${RECORD} bytes)`);
-}
-
-function decodeFile(buf: Uint8Array, file: string, name: string, records: number, into: Split, slot: number): void {
-  checkBatchSize(file, name, buf.length, records);
-  const { images, labels } = into;
-  const first = slot * records;
-  for (let r = 0; r < records; r++) {
-    const off = r * RECORD;
-    const label = buf[off]!;
-    if (label > 9) throw new FileError(file, `CIFAR10: ${name} record ${r} has label ${label}, expected 0-9 (a malformed or non-CIFAR-10 file)`);
-    labels[first + r] = label;
-    images.set(buf.subarray(off + 1, off + RECORD), (first + r) * PIXELS);
-  }
-}
-
 /** Read the requested splits of CIFAR-10 from `root` (an archive or folder; see the module comment). */
 export async function readCIFAR10(root: string, splits: { train?: boolean; test?: boolean }, options: CIFAR10SourceOptions = {}): Promise<{ train?: Split; test?: Split }> {
   const records = options.recordsPerFile ?? 10000;
@@ -114,7 +88,7 @@ export async function readCIFAR10(root: string, splits: { train?: boolean; test?
   const source = await locate(root, options);
   // Each split's arrays are allocated once the files that fill them have been sized (a folder's
   // by stat, an archive's members by their headers), through the file budget.
-  const slots = new Map<string, { files: string[]; slot: number; key: 'train' | 'test' }>();
+  const slots = new Map<string, { files: readonly string[]; slot: number; key: 'train' | 'test' }>();
   if (splits.train) TRAIN_FILES.forEach((f, slot) => slots.set(f, { files: TRAIN_FILES, slot, key: 'train' }));
   if (splits.test) TEST_FILES.forEach((f, slot) => slots.set(f, { files: TEST_FILES, slot, key: 'test' }));
   const out: { train?: Split; test?: Split } = {};
@@ -149,7 +123,7 @@ export async function readCIFAR10(root: string, splits: { train?: boolean; test?
       const buf = allocate(fileBudget(path, sizes.get(file)!), Uint8Array, sizes.get(file)!, 'the batch');
       await readFileInto(path, buf, 'CIFAR-10 batch file');
       const { split, slot } = splitFor(file, budget);
-      decodeFile(buf, path, path, records, split, slot);
+      decodeBatchFile(buf, path, records, split, slot);
     }
     return out;
   }
@@ -172,7 +146,7 @@ export async function readCIFAR10(root: string, splits: { train?: boolean; test?
         const file = basename(h.name);
         seen.add(file);
         const { split, slot } = splitFor(file, budget);
-        decodeFile(data, archive, `${archive} (member ${h.name})`, records, split, slot);
+        decodeBatchFile(data, `${archive} (member ${h.name})`, records, split, slot, archive);
       },
     });
   } catch (e) {

@@ -1,5 +1,5 @@
 /**
- * mx.io: safetensors files and training checkpoints.
+ * mx.io: safetensors files, training checkpoints and PyTorch files (torch/).
  *
  *   await mx.io.saveCheckpoint('ckpt.safetensors', { tensors: model.stateDict(), meta: { epoch, step, optimizer: opt.stateDict() } });
  *   const { tensors, meta } = await mx.io.loadCheckpoint('ckpt.safetensors', { expect: model.stateDict() });
@@ -22,3 +22,4 @@ export {
 } from './checkpoint.js';
 /** What every reader throws for a bad file (SafetensorsError and CheckpointMismatchError are FileErrors). */
 export { FileError } from '../util/file_error.js';
+export { loadTorch, saveTorch, TorchFileError, RefusedGlobalError, MIXPREC_DTYPE, type LoadTorchOptions, type SaveTorchOptions, type TorchDtype } from './torch/index.js';
