@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { deflateSync, gzipSync } from 'node:zlib';
 import * as mx from '../src/api.js';
 import { readerAllocations, resetReaderAllocations } from '../src/util/file_budget.js';
-import { encodePng, fixTarChecksum, joinSafetensors, nested, pngChunk, pngChunks, concat, splitSafetensors } from './helpers/fuzz/formats.js';
+import { encodePng, fixTarChecksum, joinSafetensors, nested, pngChunk, pngChunks, concat, splitSafetensors, storedZip } from './helpers/fuzz/formats.js';
 import { runCli } from './helpers/cli.js';
 import { writeMnist } from './helpers/data.js';
 
@@ -103,6 +103,23 @@ test('tar: a size field that tar-stream cannot read is refused (was: the read ne
   // A base-256 size must start with 0x80 or 0xFF; tar-stream reads 0x81... as null and then waits forever.
   const file = write('bad-size.tar.gz', gzipSync(tarWith({ size: '\u0081\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0018\u0002' }, new Uint8Array(6146))));
   await refuses(() => mx.data.readCIFAR10(file, { train: true }, { recordsPerFile: 2 }), file, /bad size field in the header of member 'cifar-10-batches-bin\/data_batch_1\.bin'/);
+});
+
+test('torch: a pickle of lists nested 100,000 levels deep is refused (was: RangeError, call stack exceeded)', async () => {
+  const depth = 100_000;
+  // PROTO 2, `depth` EMPTY_LISTs, each APPENDed to the one before, STOP.
+  const pickle = concat([Uint8Array.of(0x80, 2), new Uint8Array(depth).fill(0x5d), new Uint8Array(depth - 1).fill(0x61), Uint8Array.of(0x2e)]);
+  const file = write('deep.pt', storedZip([['archive/data.pkl', pickle], ['archive/version', Uint8Array.of(0x33)]]));
+  await refuses(() => mx.io.loadTorch(file), file, /its containers nest more than 1000 levels deep/);
+  // 999 levels still load.
+  const ok = concat([Uint8Array.of(0x80, 2), new Uint8Array(999).fill(0x5d), new Uint8Array(998).fill(0x61), Uint8Array.of(0x2e)]);
+  let v = await mx.io.loadTorch(write('ok.pt', storedZip([['archive/data.pkl', ok], ['archive/version', Uint8Array.of(0x33)]])));
+  let levels = 0;
+  while (Array.isArray(v)) {
+    levels++;
+    v = v[0];
+  }
+  assert.equal(levels, 999);
 });
 
 test('MNIST: images and labels that disagree name the folder (was: no file named)', async () => {

@@ -21,15 +21,25 @@ import {
   type StorageRef, type TensorRef, type TorchDtype,
 } from './globals.js';
 import { ZipError, readZip } from './zip.js';
+import { FileError } from '../../util/file_error.js';
+import { fileBudget, reserve, MAX_DEFLATE_RATIO, type FileBudget } from '../../util/file_budget.js';
 
-/** A file that cannot be read as a PyTorch file; `file` names it and `problem` says why. */
-export class TorchFileError extends Error {
+/**
+ * What a torch file of n bytes can decode to: its entries inflate to at most 1032 n, and a storage
+ * widens at most 4x (int8 and uint8 are read as int32).
+ */
+const TORCH_EXPANSION = 4 * MAX_DEFLATE_RATIO;
+/** Deepest nesting of dicts and lists read (Python's default recursion limit). */
+const MAX_NESTING = 1000;
+
+/** A file that cannot be read as a PyTorch file (a FileError); `file` names it and `problem` says why. */
+export class TorchFileError extends FileError {
   override name = 'TorchFileError';
   constructor(
-    readonly file: string,
+    file: string,
     readonly problem: string,
   ) {
-    super(`${file}: ${problem}`);
+    super(file, `${file}: ${problem}`);
   }
 }
 
@@ -120,9 +130,10 @@ function swapInPlace(bytes: Uint8Array, size: number): void {
 }
 
 /** A storage entry's bytes as mixprec storage values (integers to int32, checked; bool to 0/1). */
-function decodeStorage(s: StorageRef, raw: Uint8Array, bigEndianFile: boolean, file: string, users: readonly string[]): StorageArray {
+function decodeStorage(s: StorageRef, raw: Uint8Array, bigEndianFile: boolean, file: string, users: readonly string[], budget: FileBudget): StorageArray {
   const n = s.numel;
   const size = TORCH_ITEMSIZE[s.dtype];
+  reserve(budget, n * dtypeOf(MIXPREC_DTYPE[s.dtype]).itemsize, `storage '${s.key}' (${n} ${s.dtype} values)`);
   // Our own aligned copy: fflate's entries are fresh arrays, but a caller's bytes may sit anywhere.
   const bytes = raw.byteOffset % 8 === 0 && bigEndianFile === HOST_BIG_ENDIAN ? raw : raw.slice();
   if (bigEndianFile !== HOST_BIG_ENDIAN) swapInPlace(bytes, size);
@@ -236,6 +247,9 @@ export async function loadTorch(pathOrBytes: string | Uint8Array | ArrayBuffer, 
   const visited = new Set<object>();
   const onPath = new Set<object>();
   const collect = (v: unknown, path: string): void => {
+    // Python's own recursion limit: deeper containers are not a checkpoint (and would overflow
+    // this walk's stack, and the conversion's below).
+    if (onPath.size > MAX_NESTING) throw new TorchFileError(file, `its containers nest more than ${MAX_NESTING} levels deep (at '${path.slice(0, 60)}...'); expected a state dict or a checkpoint`);
     if ((v instanceof PyDict || Array.isArray(v)) && (onPath.has(v) || visited.has(v))) {
       if (onPath.has(v)) throw new TorchFileError(file, `'${path || '(top level)'}' contains itself; expected a tree of containers`);
       return;
@@ -278,7 +292,8 @@ export async function loadTorch(pathOrBytes: string | Uint8Array | ArrayBuffer, 
 
   // Decode every storage first (range checks may still refuse the file), then allocate tensors.
   const decoded = new Map<StorageRef, StorageArray>();
-  for (const [s, list] of users) decoded.set(s, decodeStorage(s, entries.get(`${prefix}/data/${s.key}`)!, order === 'big', file, list.map((l) => l.path)));
+  const budget = fileBudget(file, bytes.length, { expansion: TORCH_EXPANSION, basis: 'its entries inflated (1032x at most) and widened to int32' });
+  for (const [s, list] of users) decoded.set(s, decodeStorage(s, entries.get(`${prefix}/data/${s.key}`)!, order === 'big', file, list.map((l) => l.path), budget));
   const tensors = new Map<TensorRef, Tensor>();
   for (const [s, list] of users) {
     const dt = dtypeOf(MIXPREC_DTYPE[s.dtype]);

@@ -10,6 +10,8 @@
  * bytes by padding in a local "FB" extra field (as PyTorch's writer does, so the file can be mapped).
  */
 import { Zip, ZipPassThrough, unzipSync } from 'fflate';
+// Deflate cannot expand more than 1032x: an entry claiming more is a lie meant to make us allocate.
+import { MAX_DEFLATE_RATIO } from '../../util/file_budget.js';
 
 /** A problem with the archive; the caller puts the file name in front. */
 export class ZipError extends Error {
@@ -19,8 +21,6 @@ export class ZipError extends Error {
 const EOCD_SIGNATURE = 0x06054b50;
 const EOCD_SIZE = 22;
 const CENTRAL_ENTRY_MIN = 46;
-/** Deflate cannot expand more than ~1032x; a claim beyond that is a lie meant to make us allocate. */
-const MAX_DEFLATE_RATIO = 1032;
 
 function findEndRecord(bytes: Uint8Array): number {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

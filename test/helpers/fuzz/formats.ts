@@ -578,3 +578,171 @@ export function gzipLayout(bytes: Uint8Array): { regions: Region[]; fields: Fiel
     ],
   };
 }
+
+// ----------------------------------------------------------------------------------------------
+// zip (PyTorch files)
+
+/** A stored (uncompressed) zip archive of `entries`, with correct CRCs: what a structural edit rebuilds. */
+export function storedZip(entries: readonly (readonly [string, Uint8Array])[]): Uint8Array {
+  const locals: Uint8Array[] = [];
+  const centrals: Uint8Array[] = [];
+  let offset = 0;
+  for (const [name, data] of entries) {
+    const nameBytes = Buffer.from(name, 'utf8');
+    const crc = crc32(data);
+    const local = new Uint8Array(30 + nameBytes.length);
+    const lv = new DataView(local.buffer);
+    lv.setUint32(0, 0x04034b50, true);
+    lv.setUint16(4, 20, true);
+    lv.setUint16(12, 0x21, true); // 1980-01-01
+    lv.setUint32(14, crc, true);
+    lv.setUint32(18, data.length, true);
+    lv.setUint32(22, data.length, true);
+    lv.setUint16(26, nameBytes.length, true);
+    local.set(nameBytes, 30);
+    const central = new Uint8Array(46 + nameBytes.length);
+    const cv = new DataView(central.buffer);
+    cv.setUint32(0, 0x02014b50, true);
+    cv.setUint16(4, 20, true);
+    cv.setUint16(6, 20, true);
+    cv.setUint16(14, 0x21, true);
+    cv.setUint32(16, crc, true);
+    cv.setUint32(20, data.length, true);
+    cv.setUint32(24, data.length, true);
+    cv.setUint16(28, nameBytes.length, true);
+    cv.setUint32(42, offset, true);
+    central.set(nameBytes, 46);
+    locals.push(local, data);
+    centrals.push(central);
+    offset += local.length + data.length;
+  }
+  const dirSize = centrals.reduce((a, c) => a + c.length, 0);
+  const end = new Uint8Array(22);
+  const ev = new DataView(end.buffer);
+  ev.setUint32(0, 0x06054b50, true);
+  ev.setUint16(8, entries.length, true);
+  ev.setUint16(10, entries.length, true);
+  ev.setUint32(12, dirSize, true);
+  ev.setUint32(16, offset, true);
+  return concat([...locals, ...centrals, end]);
+}
+
+interface ZipDirEntry {
+  name: string;
+  central: number;
+  local: number;
+  dataStart: number;
+  size: number;
+}
+
+/** The central directory's entries (null when the end record or the directory cannot be read). */
+export function zipEntries(bytes: Uint8Array): { entries: ZipDirEntry[]; end: number; dirOffset: number } | null {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let end = -1;
+  for (let e = bytes.length - 22; e >= 0; e--) if (v.getUint32(e, true) === 0x06054b50) { end = e; break; }
+  if (end < 0) return null;
+  const count = v.getUint16(end + 10, true);
+  const dirOffset = v.getUint32(end + 16, true);
+  const entries: ZipDirEntry[] = [];
+  let at = dirOffset;
+  for (let i = 0; i < count && at + 46 <= bytes.length && v.getUint32(at, true) === 0x02014b50; i++) {
+    const nameLen = v.getUint16(at + 28, true);
+    const extra = v.getUint16(at + 30, true);
+    const comment = v.getUint16(at + 32, true);
+    const local = v.getUint32(at + 42, true);
+    const name = Buffer.from(bytes.subarray(at + 46, at + 46 + nameLen)).toString('utf8');
+    const localOk = local + 30 <= bytes.length && v.getUint32(local, true) === 0x04034b50;
+    const dataStart = localOk ? local + 30 + v.getUint16(local + 26, true) + v.getUint16(local + 28, true) : local;
+    entries.push({ name, central: at, local, dataStart, size: v.getUint32(at + 20, true) });
+    at += 46 + nameLen + extra + comment;
+  }
+  return { entries, end, dirOffset };
+}
+
+export function zipLayout(bytes: Uint8Array): { regions: Region[]; fields: Field[] } {
+  const z = zipEntries(bytes)!;
+  const regions: Region[] = [];
+  const fields: Field[] = [];
+  for (const e of z.entries) {
+    regions.push(
+      { name: `${e.name}:local`, start: e.local, end: e.dataStart },
+      { name: `${e.name}:data`, start: e.dataStart, end: e.dataStart + e.size },
+      { name: `${e.name}:central`, start: e.central, end: e.central + 46 + Buffer.byteLength(e.name) },
+    );
+    fields.push(
+      { name: `${e.name}:local-size`, offset: e.local + 18, kind: 'u32le' },
+      { name: `${e.name}:local-name-length`, offset: e.local + 26, kind: 'u16le' },
+      { name: `${e.name}:local-extra-length`, offset: e.local + 28, kind: 'u16le' },
+      { name: `${e.name}:method`, offset: e.central + 10, kind: 'u16le' },
+      { name: `${e.name}:size`, offset: e.central + 20, kind: 'u32le' },
+      { name: `${e.name}:original-size`, offset: e.central + 24, kind: 'u32le' },
+      { name: `${e.name}:offset`, offset: e.central + 42, kind: 'u32le' },
+    );
+  }
+  regions.push({ name: 'end-record', start: z.end, end: z.end + 22 });
+  fields.push(
+    { name: 'entries', offset: z.end + 10, kind: 'u16le' },
+    { name: 'directory-size', offset: z.end + 12, kind: 'u32le' },
+    { name: 'directory-offset', offset: z.end + 16, kind: 'u32le' },
+  );
+  return { regions, fields };
+}
+
+const u32le = (n: number) => Uint8Array.of(n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24);
+const ascii = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+
+/** Edits of a PyTorch file's entries (the pickle, the storages), the archive rebuilt with right CRCs. */
+export function torchMutators(unzip: (bytes: Uint8Array) => Record<string, Uint8Array>): Structural[] {
+  const rebuild = (name: string, fn: (entries: [string, Uint8Array][], pkl: number, r: Rand) => void): Structural => ({
+    name,
+    apply: (bytes, r) => {
+      const entries = Object.entries(unzip(bytes));
+      const pkl = entries.findIndex(([n]) => n.endsWith('/data.pkl'));
+      if (pkl < 0) return bytes;
+      fn(entries, pkl, r);
+      return storedZip(entries);
+    },
+  });
+  const setPickle = (name: string, make: (r: Rand, old: Uint8Array) => Uint8Array) =>
+    rebuild(name, (entries, pkl, r) => void (entries[pkl]![1] = make(r, entries[pkl]![1])));
+  return [
+    setPickle('pickle-deep', (r) => {
+      // `depth` empty lists, each appended to the one before: a list nested that deep.
+      const depth = r.pick([64, 1000, 100_000]);
+      return concat([Uint8Array.of(0x80, 2), new Uint8Array(depth).fill(0x5d), new Uint8Array(depth - 1).fill(0x61), ascii('.')]);
+    }),
+    setPickle('pickle-deep-dict', (r) => {
+      const depth = r.pick([64, 10_000]);
+      const open = concat(Array.from({ length: depth }, () => concat([ascii('}'), ascii('X'), u32le(1), ascii('k')])));
+      return concat([Uint8Array.of(0x80, 2), open, ascii('}'), new Uint8Array(depth).fill(0x73), ascii('.')]);
+    }),
+    setPickle('pickle-huge-length', (r) => concat([Uint8Array.of(0x80, 2), ascii(r.pick(['X', 'B', 'T'])), u32le(r.pick([0xfffffff0, 0x7fffffff, 1 << 30])), ascii('abc.')])),
+    setPickle('pickle-memo', (r) => concat([Uint8Array.of(0x80, 2), ascii('j'), u32le(r.pick([999_999, 0xffffffff, 1])), ascii('.')])),
+    setPickle('pickle-global', (r) => ascii(r.pick(['\x80\x02cos\nsystem\nq\x00.', '\x80\x02cbuiltins\neval\n.', '\x80\x02ctorch._utils\n_rebuild_tensor_v2\n)R.', '\x80\x02ccollections\nOrderedDict\n)R}b.', '\x80\x09.', '\x80\x02\xff.']))),
+    setPickle('pickle-truncate', (r, old) => old.slice(0, r.int(old.length))),
+    setPickle('pickle-flip', (r, old) => {
+      const out = old.slice();
+      for (let k = 0; k < 4; k++) out[r.int(out.length)] ^= 1 << r.int(8);
+      return out;
+    }),
+    rebuild('drop-entry', (entries, _, r) => void entries.splice(r.int(entries.length), 1)),
+    rebuild('storage-size', (entries, _, r) => {
+      const storages = entries.filter(([n]) => /\/data\/\d+$/.test(n));
+      if (storages.length) {
+        const s = r.pick(storages);
+        s[1] = r.int(2) ? s[1].slice(0, r.int(s[1].length)) : concat([s[1], new Uint8Array(1 + r.int(64))]);
+      }
+    }),
+    rebuild('byteorder', (entries, pkl, r) => {
+      const prefix = entries[pkl]![0].replace(/data\.pkl$/, '');
+      const i = entries.findIndex(([n]) => n === `${prefix}byteorder`);
+      const value = ascii(r.pick(['big', 'little', 'middle', '', 'x'.repeat(1000)]));
+      if (i >= 0) entries[i]![1] = value;
+      else entries.push([`${prefix}byteorder`, value]);
+    }),
+    rebuild('rename-prefix', (entries, _, r) => {
+      const prefix = r.pick(['', 'a/b/', 'other/', '../']);
+      entries.forEach((e) => (e[0] = prefix + e[0].slice(e[0].indexOf('/') + 1)));
+    }),
+  ];
+}

@@ -19,7 +19,7 @@ export interface Region {
   end: number;
 }
 
-export type FieldKind = 'u8' | 'u16be' | 'u32be' | 'u32le' | 'u64le' | 'octal12';
+export type FieldKind = 'u8' | 'u16be' | 'u16le' | 'u32be' | 'u32le' | 'u64le' | 'octal12';
 
 export interface Field {
   name: string;
@@ -148,7 +148,7 @@ export function boundaryCases(seeds: readonly Seed[]): FuzzCase[] {
 }
 
 function writeField(bytes: Uint8Array, f: Field, raw: bigint, mode: 'set' | 'add' | 'sub'): void {
-  const width = { u8: 1, u16be: 2, u32be: 4, u32le: 4, u64le: 8, octal12: 12 }[f.kind];
+  const width = { u8: 1, u16be: 2, u16le: 2, u32be: 4, u32le: 4, u64le: 8, octal12: 12 }[f.kind];
   if (f.offset + width > bytes.length) return;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const bits = BigInt(Math.min(width, 8) * 8);
@@ -161,6 +161,9 @@ function writeField(bytes: Uint8Array, f: Field, raw: bigint, mode: 'set' | 'add
       break;
     case 'u16be':
       view.setUint16(f.offset, Number(value), false);
+      break;
+    case 'u16le':
+      view.setUint16(f.offset, Number(value), true);
       break;
     case 'u32be':
       view.setUint32(f.offset, Number(value), false);
@@ -191,6 +194,8 @@ function readField(view: DataView, bytes: Uint8Array, f: Field): bigint {
       return BigInt(view.getUint8(f.offset));
     case 'u16be':
       return BigInt(view.getUint16(f.offset, false));
+    case 'u16le':
+      return BigInt(view.getUint16(f.offset, true));
     case 'u32be':
       return BigInt(view.getUint32(f.offset, false));
     case 'u32le':

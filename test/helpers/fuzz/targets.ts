@@ -1,15 +1,12 @@
 /**
  * The readers under fuzz, each with valid seed files and how a case is read. Adding a reader is one
- * entry in TARGETS: its seeds (bytes, layout, structural mutators) and its read call. PyTorch files
- * (`mx.io.loadTorch`, being built for issue 15) are the next entry: seeds written by a tools/ script
- * with torch.save (a ZIP of a pickle and raw storages: regions per ZIP entry, fields for the local
- * headers' sizes and offsets, structural mutators for the pickle opcodes), read with
- * `(root, file) => mx.io.loadTorch(file)`.
+ * entry in TARGETS: its seeds (bytes, layout, structural mutators) and its read call.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import jpeg from 'jpeg-js';
+import { unzipSync } from 'fflate';
 import * as mx from '../../../src/api.js';
 import { Tensor } from '../../../src/tensor/tensor.js';
 import { MAX_DEFLATE_RATIO } from '../../../src/util/file_budget.js';
@@ -17,8 +14,9 @@ import { JPEG_EXPANSION, PNG_EXPANSION } from '../../../src/data/image_probe.js'
 import { gzip, Rand, type Field, type Region, type Seed, type Structural } from './mutations.js';
 import {
   encodePng, gzipLayout, headerMutators, jpegLayout, jpegMutators, nested, pngLayout, pngMutators, safetensorsRegions,
-  splitSafetensors, joinSafetensors, tarLayout, tarMutators, type PngSpec,
+  splitSafetensors, joinSafetensors, tarLayout, tarMutators, torchMutators, zipLayout, type PngSpec,
 } from './formats.js';
+import { fixturesDir } from '../fixtures.js';
 
 export interface TargetSeed extends Seed {
   /** Where the mutated file goes, relative to the case's folder. */
@@ -292,6 +290,18 @@ function textSeeds(): TargetSeed[] {
 }
 
 // ----------------------------------------------------------------------------------------------
+// PyTorch files
+
+/** Files written by torch.save (tools/gen_torch_fixtures.py) and by mx.io.saveTorch. */
+function torchSeeds(): TargetSeed[] {
+  const unzip = (bytes: Uint8Array) => unzipSync(bytes);
+  return ['checkpoint.pt', 'dtypes.pt', 'saved_by_mixprec.pt'].map((name) => {
+    const bytes = new Uint8Array(readFileSync(join(fixturesDir(), 'torch', name)));
+    return { label: name, path: 'model.pt', bytes, ...zipLayout(bytes), structural: torchMutators(unzip) };
+  });
+}
+
+// ----------------------------------------------------------------------------------------------
 
 let checkpointExpect: Map<string, { shape: number[]; dtype: mx.DTypeName }> | null = null;
 
@@ -313,6 +323,14 @@ export const TARGETS: FuzzTarget[] = [
     },
     read: (_root, file) => mx.io.loadCheckpoint(file, { expect: checkpointExpect! }),
     expansion: 1,
+  },
+  {
+    name: 'torch',
+    description: 'mx.io.loadTorch on a nested training checkpoint and a file of every dtype written by torch.save, and a state dict written by mx.io.saveTorch',
+    seeds: async () => torchSeeds(),
+    read: (_root, file) => mx.io.loadTorch(file),
+    // entries inflate to 1032x at most, storages widen to int32 at most 4x (src/io/torch/load.ts)
+    expansion: 4 * MAX_DEFLATE_RATIO,
   },
   {
     name: 'cifar10-batches',
