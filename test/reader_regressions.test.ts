@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { deflateSync, gzipSync } from 'node:zlib';
 import * as mx from '../src/api.js';
 import { readerAllocations, resetReaderAllocations } from '../src/util/file_budget.js';
-import { encodePng, fixTarChecksum, joinSafetensors, nested, pngChunk, pngChunks, concat, splitSafetensors, storedZip } from './helpers/fuzz/formats.js';
+import { encodePng, fixTarChecksum, joinSafetensors, nested, pngChunk, pngChunks, concat, splitSafetensors, storedZip, zipEntries } from './helpers/fuzz/formats.js';
 import { runCli } from './helpers/cli.js';
 import { writeMnist } from './helpers/data.js';
 
@@ -120,6 +120,35 @@ test('torch: a pickle of lists nested 100,000 levels deep is refused (was: Range
     v = v[0];
   }
   assert.equal(levels, 999);
+});
+
+/** The error's message, the file's path aside, has at most `max` characters. */
+const shortBesides = (file: string, max: number) => (e: Error) => e.message.split(file).join('').length <= max;
+
+test('torch: names read from the file are quoted and cut in messages (was: a 20,000-character entry name, and a global of any length, copied whole)', async () => {
+  const junk = '\u000e'.repeat(20_000);
+  // An entry whose name is 20,000 control characters and whose compression method (central directory, byte 10) is 99.
+  const zip = storedZip([['archive/data.pkl', Uint8Array.of(0x80, 2, 0x4e, 0x2e)], [junk, Uint8Array.of(1)]]);
+  const central = zipEntries(zip)!.entries[1]!.central;
+  new DataView(zip.buffer, zip.byteOffset).setUint16(central + 10, 99, true);
+  const file = write('long-entry.pt', zip);
+  await refuses(() => mx.io.loadTorch(file), file, /entry '(\\u000e){10}.*\.\.\.' \(20000 characters\) uses compression method 99; expected stored or deflated entries/);
+  await assert.rejects(async () => mx.io.loadTorch(file), shortBesides(file, 300));
+  // GLOBAL 'os' + a 20,000-character name: refused, the name cut.
+  const pickle = concat([Uint8Array.of(0x80, 2, 0x63), Buffer.from(`os\n${'x'.repeat(20_000)}\n`), Uint8Array.of(0x2e)]);
+  const global = write('long-global.pt', storedZip([['archive/data.pkl', pickle], ['archive/version', Uint8Array.of(0x33)]]));
+  await refuses(() => mx.io.loadTorch(global), global, /names the global 'os\.x{50,}\.\.\.' \(20003 characters\), which is not on the allow-list/);
+  await assert.rejects(async () => mx.io.loadTorch(global), shortBesides(global, 400));
+});
+
+test('checkpoint: a file of 20,000 unexpected tensors gets a short message; e.mismatch lists them all (was: every name, cut at 2,000 characters)', async () => {
+  const tensors: Record<string, { dtype: 'float32'; shape: number[]; data: Float32Array }> = { 'fc.weight': { dtype: 'float32', shape: [2], data: new Float32Array(2) } };
+  for (let i = 0; i < 20_000; i++) tensors[`z${i}`] = { dtype: 'float32', shape: [0], data: new Float32Array(0) };
+  tensors[`${'w'.repeat(5_000)}`] = { dtype: 'float32', shape: [0], data: new Float32Array(0) };
+  const file = write('many-tensors.safetensors', mx.io.encodeSafetensors(tensors));
+  const expect = new Map([['fc.weight', { shape: [3], dtype: 'float32' as const }], ['fc.bias', { shape: [2], dtype: 'float32' as const }]]);
+  await refuses(() => mx.io.loadCheckpoint(file, { expect }), file, /does not match the model: missing fc\.bias; unexpected ([^,;]+, ){4}[^,;]+ and 19996 more; fc\.weight: shape \[3\] in the model, \[2\] in the file$/);
+  await assert.rejects(async () => mx.io.loadCheckpoint(file, { expect }), (e: mx.io.CheckpointMismatchError) => e.mismatch.unexpected.length === 20_001 && shortBesides(file, 400)(e));
 });
 
 test('MNIST: images and labels that disagree name the folder (was: no file named)', async () => {

@@ -306,14 +306,25 @@ export class CheckpointMismatchError extends FileError {
   }
 }
 
-const shapeStr = (s: readonly number[]): string => `[${s.join(',')}]`;
+const shapeStr = (s: readonly number[]): string => {
+  const text = `[${s.join(',')}]`;
+  return text.length <= 40 ? text : `${text.slice(0, 40)}...] (${s.length} dims)`;
+};
+/** Names listed in a mismatch message, and the text its per-name parts may take, before "and N more". */
+const LISTED_NAMES = 5;
+const PARTS_TEXT = 700;
+/** A name in a message: as it is when short, else quoted and cut (names come from files). */
+const nameText = (name: string): string => (name.length <= 60 ? name : quoteName(name));
+const nameList = (names: readonly string[]): string =>
+  names.slice(0, LISTED_NAMES).map(nameText).join(', ') + (names.length > LISTED_NAMES ? ` and ${names.length - LISTED_NAMES} more` : '');
 
 /**
  * Throw one CheckpointMismatchError listing every missing, unexpected, shape-mismatched and
  * dtype-mismatched name, e.g. `checkpoint model.safetensors does not match the model: missing
  * conv1.weight; unexpected fc4.bias; fc1.weight: shape [120,400] in the model, [84,400] in the file;
  * fc2.bias: dtype float32 in the model, float16 in the file`. With `strict: false`, missing and
- * unexpected names are allowed (only common names must agree).
+ * unexpected names are allowed (only common names must agree). The message lists the first few of
+ * each (a corrupt file may hold 20,000 names); `mismatch` holds them all.
  */
 export function checkTensorsMatch(
   expected: ExpectedTensors,
@@ -325,18 +336,21 @@ export function checkTensorsMatch(
   const target = options.target ?? 'the model';
   const source = options.file !== undefined ? 'the file' : 'the tensors';
   const parts: string[] = [];
-  if (strict && m.missing.length) parts.push(`missing ${m.missing.join(', ')}`);
-  if (strict && m.unexpected.length) parts.push(`unexpected ${m.unexpected.join(', ')}`);
+  if (strict && m.missing.length) parts.push(`missing ${nameList(m.missing)}`);
+  if (strict && m.unexpected.length) parts.push(`unexpected ${nameList(m.unexpected)}`);
   const perName = new Map<string, string[]>();
-  for (const s of m.shape) perName.set(s.name, [`${s.name}: shape ${shapeStr(s.expected)} in ${target}, ${shapeStr(s.got)} in ${source}`]);
+  for (const s of m.shape) perName.set(s.name, [`${nameText(s.name)}: shape ${shapeStr(s.expected)} in ${target}, ${shapeStr(s.got)} in ${source}`]);
   for (const d of m.dtype) {
-    const text = `${d.name}: dtype ${d.expected} in ${target}, ${d.got} in ${source}`;
+    const text = `${nameText(d.name)}: dtype ${d.expected} in ${target}, ${d.got} in ${source}`;
     perName.set(d.name, [...(perName.get(d.name) ?? []), text]);
   }
   for (const texts of perName.values()) parts.push(...texts);
   if (parts.length === 0) return;
+  let shown = 1;
+  for (let length = parts[0]!.length; shown < parts.length && length + 2 + parts[shown]!.length <= PARTS_TEXT; shown++) length += 2 + parts[shown]!.length;
+  const more = shown < parts.length ? `; and ${parts.length - shown} more mismatches` : '';
   const head = options.file !== undefined ? `checkpoint ${options.file} does not match ${target}` : `tensors do not match ${target}`;
-  throw new CheckpointMismatchError(`${head}: ${parts.join('; ')}`, strict ? m : { ...m, missing: [], unexpected: [] }, options.file);
+  throw new CheckpointMismatchError(`${head}: ${parts.slice(0, shown).join('; ')}${more}`, strict ? m : { ...m, missing: [], unexpected: [] }, options.file);
 }
 
 // ----------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
  * other global is refused before anything is built: nothing in a file can run code.
  */
 import { PickleError, PyDict, type PyCallable } from './pickle.js';
+import { quoteName } from '../../util/file_error.js';
 
 /** PyTorch's dtypes that files may hold. */
 export type TorchDtype = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
@@ -136,7 +137,7 @@ function build(): Map<string, unknown> {
     if (!f || typeof f.call !== 'function' || f.pyName === where) throw new PickleError(`${where}: the function is ${describe(func)}; expected a tensor rebuild function`);
     if (!TENSOR_CLASSES.has((type as PyCallable | undefined)?.pyName ?? '')) throw new PickleError(`${where}: the type is ${describe(type)}; only torch.Tensor and Parameter are allowed`);
     if (!Array.isArray(inner)) throw new PickleError(`${where}: the arguments are ${describe(inner)}; expected a tuple`);
-    if (state instanceof PyDict && state.entries.size > 0) throw new PickleError(`${where}: tensors with Python attributes (${[...state.entries.keys()].map(String).join(', ')}) are not supported`);
+    if (state instanceof PyDict && state.entries.size > 0) throw new PickleError(`${where}: tensors with Python attributes (${[...state.entries.keys()].slice(0, 5).map((k) => quoteName(String(k))).join(', ')}${state.entries.size > 5 ? ', ...' : ''}) are not supported`);
     return f.call(inner);
   }));
   for (const [name, dtype] of Object.entries(STORAGE_DTYPES)) {
@@ -183,7 +184,7 @@ export class RefusedGlobalError extends PickleError {
   override name = 'RefusedGlobalError';
   constructor(readonly global: string) {
     super(
-      `refused: its pickle names the global ${global}, which is not on the allow-list (${ALLOWED_SUMMARY}, as PyTorch's ` +
+      `refused: its pickle names the global ${quoteName(global)}, which is not on the allow-list (${ALLOWED_SUMMARY}, as PyTorch's ` +
         `weights_only=True); nothing was run`,
     );
   }

@@ -21,7 +21,7 @@ import {
   type StorageRef, type TensorRef, type TorchDtype,
 } from './globals.js';
 import { ZipError, readZip } from './zip.js';
-import { FileError } from '../../util/file_error.js';
+import { FileError, quoteName } from '../../util/file_error.js';
 import { fileBudget, reserve, MAX_DEFLATE_RATIO, type FileBudget } from '../../util/file_budget.js';
 
 /**
@@ -86,8 +86,8 @@ function archivePrefix(entries: Map<string, Uint8Array>, file: string): string {
   }
   const prefixes = names.map((n) => /^([^/]+)\/data\.pkl$/.exec(n)?.[1]).filter((p): p is string => p !== undefined);
   if (prefixes.length === 1) return prefixes[0]!;
-  if (prefixes.length > 1) throw new TorchFileError(file, `the zip archive holds ${prefixes.length} data.pkl records (${prefixes.join(', ')}); expected one, as torch.save writes`);
-  throw new TorchFileError(file, `is a zip archive without a data.pkl record (entries: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''}); expected a file written by torch.save`);
+  if (prefixes.length > 1) throw new TorchFileError(file, `the zip archive holds ${prefixes.length} data.pkl records (${prefixes.slice(0, 5).map((p) => quoteName(p)).join(', ')}${prefixes.length > 5 ? ', ...' : ''}); expected one, as torch.save writes`);
+  throw new TorchFileError(file, `is a zip archive without a data.pkl record (entries: ${names.slice(0, 5).map((n) => quoteName(n)).join(', ')}${names.length > 5 ? ', ...' : ''}); expected a file written by torch.save`);
 }
 
 interface Located {
@@ -227,7 +227,7 @@ export async function loadTorch(pathOrBytes: string | Uint8Array | ArrayBuffer, 
       persistentLoad: (pid) => {
         const s = storageFromPersistentId(pid, storages);
         const entry = entries.get(`${prefix}/data/${s.key}`);
-        if (!entry) throw new PickleError(`storage '${s.key}' has no zip entry ${prefix}/data/${s.key}: truncated or corrupt`);
+        if (!entry) throw new PickleError(`storage '${s.key}' has no zip entry ${quoteName(`${prefix}/data/${s.key}`)}: truncated or corrupt`);
         if (s.numel > entry.length / TORCH_ITEMSIZE[s.dtype] || s.numel * TORCH_ITEMSIZE[s.dtype] !== entry.length) {
           throw new PickleError(
             `storage '${s.key}' should hold ${s.numel} ${s.dtype} values (${s.numel * TORCH_ITEMSIZE[s.dtype]} bytes) but its entry has ${entry.length} bytes: truncated or corrupt`,

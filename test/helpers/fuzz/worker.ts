@@ -5,10 +5,11 @@
  * description; at the end its figures, or fast-check's report of the shrunk failing case.
  *
  * The property, for every case: the reader either returns, or throws a FileError whose message is
- * one line naming the mutated file (or the dataset folder); the largest allocation it asked the file
- * budget for is within what the case's bytes warrant (target.expansion per byte); and the growth of
- * process.memoryUsage().arrayBuffers across the read stays within the same
- * bound plus the fixed buffers of Node's streams and zlib.
+ * one line naming the mutated file (or the dataset folder) and, paths aside, at most MAX_MESSAGE_TEXT
+ * characters long (names and values read from the file are quoted and cut); the largest allocation
+ * it asked the file budget for is within what the case's bytes warrant (target.expansion per byte);
+ * and the growth of process.memoryUsage().arrayBuffers across the read stays within the same bound
+ * plus the fixed buffers of Node's streams and zlib.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -83,11 +84,16 @@ const stats: FuzzStats = {
 };
 const kinds = new Set<string>();
 
+/** A message's own text (paths aside): what it says plus a few names and values, each cut to 60-80 characters. */
+const MAX_MESSAGE_TEXT = 1000;
+
 function problemWith(e: unknown, file: string, root: string): string | null {
   if (!(e instanceof FileError)) return `threw ${(e as Error)?.name ?? typeof e} (not a FileError): ${String((e as Error)?.stack ?? e).slice(0, 600)}`;
   if (/[\r\n]/.test(e.message)) return `the message has more than one line: ${JSON.stringify(e.message.slice(0, 300))}`;
   if (!e.file || !(e.file === file || e.file.startsWith(root))) return `the error names ${JSON.stringify(e.file)}, not the file read (${file}): ${e.message}`;
   if (!e.message.includes(e.file)) return `the message does not name ${e.file}: ${e.message}`;
+  const text = e.message.split(root).join('').length;
+  if (text > MAX_MESSAGE_TEXT) return `the message runs to ${text} characters besides the file's path (names or values from the file not cut): ${e.message.slice(0, 400)}`;
   return null;
 }
 
