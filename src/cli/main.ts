@@ -9,6 +9,7 @@ import { parseTrainGanArgs, runTrainGan } from './train_gan.js';
 import { parseTrainLmArgs, runTrainLm } from './train_lm.js';
 import { runEval } from './eval.js';
 import { runBench } from './bench.js';
+import { parseRunArgs, runRun } from './run.js';
 
 const HELP = `usage: mixprec <command> [options]
 
@@ -19,6 +20,7 @@ commands:
   eval      accuracy of a training checkpoint (mixprec eval --help)
   bench     GEMM GFLOP/s and LeNet training img/s and memory (mixprec bench --help) [--json]
   info      backends, dtypes and the op table with autocast categories [--json]
+  run       start data-parallel ranks of a command, as torchrun (mixprec run --help)
   --version print the version
 `;
 
@@ -63,6 +65,8 @@ async function main(argv: string[]): Promise<number> {
       return runEval(rest, out);
     case 'bench':
       return runBench(rest, out);
+    case 'run':
+      return runRun(parseRunArgs(rest), out);
     case 'info':
       info(rest.includes('--json'));
       return 0;
@@ -77,7 +81,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(HELP);
       return command === undefined ? 2 : 0;
     default:
-      throw new CliError(`mixprec: unknown command '${command}' (commands: train, train-lm, train-gan, eval, bench, info; see mixprec --help)`, 2);
+      throw new CliError(`mixprec: unknown command '${command}' (commands: train, train-lm, train-gan, eval, bench, info, run; see mixprec --help)`, 2);
   }
 }
 
