@@ -10,13 +10,16 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import './helpers/backend.js'; // MIXPREC_BACKEND selects the backend
 import * as mx from '../src/index.js';
 import { defaultGroup } from '../src/distributed/process_group.js';
 import { F16_TO_F32, roundToBfloat16, roundToFloat16 } from '../src/dtype/convert.js';
 import { freePort, runWorker, type RankOutcome } from './helpers/ranks.js';
+import { CLI, runCli } from './helpers/cli.js';
+import { writeMnist } from './helpers/data.js';
 
 const D = mx.distributed;
 const unavailable = D.unavailableReason();
@@ -255,5 +258,82 @@ describe('mx.distributed on Gloo', { skip }, () => {
     const [r] = ok(outcomes)[0]!;
     assert.match(String(r?.['message']), /^mx.distributed: allReduce on rank 0 failed: timed out after 1500 ms waiting for another rank/);
     assert.ok((r?.['ms'] as number) < 4500);
+  });
+
+  // The CLI runs on the default backend, as users run it: checked in the wasm pass only (CI time).
+  const cliSkip = mx.getBackend().name !== 'wasm' ? `the CLI's data-parallel runs are checked in the wasm pass (this is ${mx.getBackend().name})` : false;
+  describe('mixprec run -- mixprec train / train-lm (2 ranks)', { skip: cliSkip }, () => {
+    let work: string;
+    let mnist: string;
+    before(() => {
+      work = mkdtempSync(join(tmpdir(), 'mixprec-dp-'));
+      mnist = join(work, 'mnist');
+      writeMnist(mnist, 640, 200);
+    });
+    after(() => rmSync(work, { recursive: true, force: true }));
+    const train = (batch: number, extra: string[]) => ['train', '--dataset', 'mnist', '--data', mnist, '--batch-size', String(batch), '--lr', '0.02', '--seed', '3', ...extra];
+    const launch = (args: string[]) => runCli(['run', '--nproc-per-node', '2', '--', 'mixprec', ...args], { timeout: 300_000 });
+    const accuracy = (stdout: string) => Number(/^test accuracy: ([\d.]+)%$/m.exec(stdout)?.[1]);
+
+    it('trains data-parallel: rank 0 alone prints, the global batch is 2 x 16, as one process with batch 32; --resume continues bitwise', async () => {
+      const full = join(work, 'full.safetensors');
+      const two = launch(train(16, ['--epochs', '2', '--precision', 'fp16', '--checkpoint', full, '--log-json', join(work, 'log.jsonl')]));
+      assert.equal(two.code, 0, two.stderr);
+      assert.match(two.stdout, /batch 16 x 2 ranks/);
+      assert.equal(two.stdout.match(/^test accuracy:/gm)?.length, 1, 'one rank prints');
+      const one = runCli(train(32, ['--epochs', '2', '--precision', 'fp16']), { timeout: 300_000 });
+      assert.equal(one.code, 0, one.stderr);
+      // the same samples in every global step: only rounding differs
+      assert.ok(Math.abs(accuracy(two.stdout) - accuracy(one.stdout)) <= 1, `2 ranks ${accuracy(two.stdout)}% vs 1 process ${accuracy(one.stdout)}%`);
+      const lastLoss = (stdout: string) => Number([...stdout.matchAll(/train loss ([\d.]+)/g)].at(-1)?.[1]);
+      assert.ok(Math.abs(lastLoss(two.stdout) / lastLoss(one.stdout) - 1) < 0.02, `train loss ${lastLoss(two.stdout)} vs ${lastLoss(one.stdout)}`);
+      const steps = readFileSync(join(work, 'log.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"event":"step"'));
+      assert.equal(steps.length, 2 * 20, '640 images / (2 x 16) per step, 2 epochs');
+
+      const half = join(work, 'half.safetensors');
+      assert.equal(launch(train(16, ['--epochs', '1', '--precision', 'fp16', '--checkpoint', half])).code, 0);
+      const resumed = launch(train(16, ['--epochs', '2', '--precision', 'fp16', '--resume', half, '--checkpoint', half]));
+      assert.equal(resumed.code, 0, resumed.stderr);
+      assert.match(resumed.stdout, /resumed from .*: epoch 1/);
+      const a = await mx.io.loadCheckpoint(full);
+      const b = await mx.io.loadCheckpoint(half);
+      assert.ok(a.tensors.size > 0);
+      for (const [name, t] of a.tensors) {
+        assert.deepEqual(Array.from(await t.storageData()), Array.from(await b.tensors.get(name)!.storageData()), `${name} after resuming`);
+      }
+      const single = runCli(train(16, ['--epochs', '2', '--resume', half]));
+      assert.equal(single.code, 1);
+      assert.match(single.stderr, /written by a run of 2 rank\(s\), this one has 1/);
+    });
+
+    it('train-lm: every rank trains on its share of the global batch; rank 0 evaluates and samples', () => {
+      const text = join(work, 'text.txt');
+      writeFileSync(text, 'the quick brown fox jumps over the lazy dog. '.repeat(200));
+      const r = launch(['train-lm', '--data', text, '--steps', '6', '--eval-every', '3', '--batch-size', '4', '--seq-len', '16', '--hidden', '16', '--embed', '8', '--sample-len', '10', '--prompt', 'the']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /batch 4 x 2 ranks x 16 characters/);
+      assert.equal(r.stdout.match(/^validation loss:/gm)?.length, 1);
+    });
+
+    it('a rank killed mid-epoch: the other exits non-zero with one line naming it, and so does the launcher', async () => {
+      const log = join(work, 'kill.jsonl');
+      const launcher = spawn(process.execPath, [CLI, 'run', '--nproc-per-node', '2', '--', 'mixprec', ...train(8, ['--epochs', '20', '--log-json', log])]);
+      let stderr = '';
+      launcher.stderr.on('data', (d) => (stderr += d));
+      const exited = new Promise<number | null>((resolve) => launcher.on('exit', resolve));
+      const deadline = Date.now() + 120_000;
+      while (!(existsSync(log) && readFileSync(log, 'utf8').split('"event":"step"').length > 5) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      // rank 1: the launcher's child whose environment says RANK=1
+      const children = readdirSync(`/proc/${launcher.pid}/task`).flatMap((t) => readFileSync(`/proc/${launcher.pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean));
+      const rank1 = children.find((pid) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes('RANK=1'));
+      assert.ok(rank1, 'rank 1 found');
+      const killed = Date.now();
+      process.kill(Number(rank1), 'SIGKILL');
+      const code = await exited;
+      assert.ok(Date.now() - killed < 60_000);
+      assert.notEqual(code, 0);
+      assert.match(stderr, /^mixprec: mx\.distributed: \S+ on rank 0 failed: rank 1 is gone \(/m);
+      assert.match(stderr, /^mixprec run: rank 1 \(local rank 1, pid \d+\) was killed by SIGKILL$/m);
+    });
   });
 });

@@ -20,6 +20,7 @@ import { choice, number, parseFlags, copyStringFlags, checkBackendFlag } from '.
 import { CliError, usage } from './errors.js';
 import { resolveData, DATASETS, type DatasetName, type LoadedData } from './datasets.js';
 import { Progress } from './progress.js';
+import { DataParallel } from '../train/data_parallel.js';
 
 export const TRAIN_HELP = `usage: mixprec train [options]
 
@@ -153,6 +154,8 @@ interface RunMeta {
   optimizer: ReturnType<Optimizer<object>['stateDict']>;
   scaler: ReturnType<ReturnType<typeof scalerFor>['stateDict']>;
   args: Omit<TrainArgs, 'help' | 'quiet' | 'verbose'>;
+  /** Ranks of a data-parallel run (absent: one process); --resume needs the same number. */
+  worldSize?: number;
 }
 
 export interface Output {
@@ -160,8 +163,8 @@ export interface Output {
   isTTY: boolean;
 }
 
-/** Build the model, optimizer and loaders for a run. */
-function setup(args: TrainArgs, data: LoadedData) {
+/** Build the model, optimizer and loaders for a run (data-parallel: this rank's shards). */
+function setup(args: TrainArgs, data: LoadedData, dp: DataParallel | null) {
   const model = createModel(args.model, { inChannels: data.channels, imageSize: data.imageSize, numClasses: data.classes.length || 10, width: args.width });
   const params = model.parameters();
   const optimizer: Optimizer<object> =
@@ -174,8 +177,10 @@ function setup(args: TrainArgs, data: LoadedData) {
   // fp16/bf16: batches arrive in the autocast dtype (the same rounding autocast would do, without
   // keeping a float32 batch and its 16-bit copy alive together).
   const dtype = autocastDtype(args.precision) ?? undefined;
-  const trainLoader = new DataLoader(data.train as never, { batchSize: args.batchSize, shuffle: true, seed: args.seed, dtype });
-  const testLoader = new DataLoader(data.test as never, { batchSize: 500, shuffle: false, seed: args.seed, dtype });
+  const trainLoader = dp
+    ? new DataLoader(data.train as never, { batchSize: args.batchSize, sampler: dp.trainSampler(data.train, args.seed), seed: dp.rankSeed(args.seed), dtype })
+    : new DataLoader(data.train as never, { batchSize: args.batchSize, shuffle: true, seed: args.seed, dtype });
+  const testLoader = new DataLoader(data.test as never, { batchSize: 500, shuffle: false, seed: args.seed, dtype, ...(dp ? { sampler: dp.evaluationShard(data.test) } : {}) });
   return { model, optimizer, scaler, trainLoader, testLoader };
 }
 
@@ -185,10 +190,14 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     return 0;
   }
   await (args.backend ? setBackend(args.backend) : initDefaultBackend());
+  // Started by a launcher (mixprec run): data-parallel, and only rank 0 prints.
+  const dp = await DataParallel.fromEnvironment();
+  if (dp && !dp.isMain) out = { log: () => undefined, isTTY: false };
   manualSeed(args.seed);
   const say = (line: string) => {
     if (!args.quiet) out.log(line);
   };
+  if (dp && !dp.isMain) await dp.barrier(); // rank 0 finds (or downloads) the data first
   const data = await resolveData({
     dataset: args.dataset,
     data: args.data,
@@ -197,7 +206,8 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     progress: out.isTTY && !args.quiet,
     notice: (line) => out.log(line),
   });
-  const run = setup(args, data);
+  if (dp?.isMain) await dp.barrier();
+  const run = setup(args, data, dp);
   const { model, optimizer, scaler, trainLoader, testLoader } = run;
   const width = classifierWidth(model);
   let epoch = 0;
@@ -214,11 +224,14 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       );
     }
     if (meta.optimizerName !== args.optimizer) throw new CliError(`--resume ${args.resume}: written with --optimizer ${meta.optimizerName}, not ${args.optimizer}`);
+    if ((meta.worldSize ?? 1) !== (dp?.worldSize ?? 1)) {
+      throw new CliError(`--resume ${args.resume}: written by a run of ${meta.worldSize ?? 1} rank(s), this one has ${dp?.worldSize ?? 1} (the data order would differ)`);
+    }
     model.loadStateDict(loaded.tensors);
     optimizer.loadStateDict(meta.optimizer);
     if (meta.precision === 'fp16' && args.precision === 'fp16') scaler.loadStateDict(meta.scaler);
     defaultGenerator.setState(meta.rng);
-    trainLoader.loadState(meta.data);
+    trainLoader.loadState(dp ? { ...meta.data, seed: dp.rankSeed(meta.data.seed) } : meta.data);
     epoch = meta.epoch;
     step = meta.step;
     skippedSteps = meta.skippedSteps;
@@ -240,6 +253,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       step,
       skippedSteps,
       data: trainLoader.state(),
+      ...(dp ? { worldSize: dp.worldSize } : {}),
       rng: defaultGenerator.getState(),
       optimizer: optimizer.stateDict(),
       scaler: await scaler.stateDictAsync(),
@@ -248,21 +262,28 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     await saveCheckpoint(path, { tensors: model.stateDict(), meta });
   };
 
-  const logFile: WriteStream | null = args.logJson ? createWriteStream(args.logJson, { flags: 'w' }) : null;
+  const main = !dp || dp.isMain;
+  const logFile: WriteStream | null = args.logJson && main ? createWriteStream(args.logJson, { flags: 'w' }) : null;
   const logJson = (event: Record<string, unknown>) => logFile?.write(`${JSON.stringify(event)}\n`);
-  let recorder: PrecisionRecorder | null = args.precisionReport
+  let recorder: PrecisionRecorder | null = args.precisionReport && main
     ? precisionReport({ model, scaler, format: args.precision === 'bf16' ? 'bfloat16' : 'float16' })
     : null;
 
+  // the test set: data-parallel, each rank evaluates its shard and the counts are summed
+  const evaluateAll = async (net: typeof model, loader: typeof testLoader) => {
+    const ev = await evaluate(net, loader, args.precision, data.classes.length || 10);
+    return dp ? dp.reduceEvaluation(ev) : ev;
+  };
   let interrupted = false;
   const onSigint = () => {
     interrupted = true;
   };
   process.on('SIGINT', onSigint);
-  const ctx: StepContext = { model, optimizer, scaler, precision: args.precision };
+  // data-parallel: gradients averaged over the ranks during backward (rank 0's weights to start)
+  const ctx: StepContext = { model: dp ? dp.wrap(model) : model, optimizer, scaler, precision: args.precision };
   say(
     `training ${args.model}${width !== undefined ? ` (width ${width})` : ''} on ${data.name} (${data.source}): ${data.train.length} train / ${data.test.length} test images, ` +
-      `precision ${args.precision}, ${args.optimizer} lr ${args.lr}, batch ${args.batchSize}, ${args.epochs} epochs, seed ${args.seed}`,
+      `precision ${args.precision}, ${args.optimizer} lr ${args.lr}, batch ${args.batchSize}${dp ? ` x ${dp.worldSize} ranks` : ''}, ${args.epochs} epochs, seed ${args.seed}`,
   );
   let lastAccuracy: number | null = null;
   try {
@@ -293,13 +314,16 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
           logJson({ event: 'step', epoch: epoch + 1, step, loss: value, loss_scale: await scaler.getScaleAsync(), skipped: skippedNow > skippedSeen });
           skippedSeen = skippedNow;
         }
-        progress?.update({ loss: lossSum / Math.max(lossCount, 1), imgPerS: images / seconds });
+        progress?.update({ loss: lossSum / Math.max(lossCount, 1), imgPerS: (images * (dp?.worldSize ?? 1)) / seconds });
+        // every rank stops after the same step
+        if (dp) interrupted = await dp.any(interrupted);
         if (interrupted) break;
       }
       progress?.done();
       const epochSkipped = (await scaler.getSkippedStepsAsync()) - skippedAtStart;
       skippedSteps += epochSkipped;
       if (interrupted) {
+        if (!main) return 130;
         if (args.checkpoint) {
           await checkpoint(args.checkpoint);
           out.log(`interrupted: checkpoint written to ${args.checkpoint} (resume with --resume ${args.checkpoint})`);
@@ -308,10 +332,11 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       }
       const trainSeconds = (performance.now() - started) / 1000;
       epoch++;
-      const ev = await evaluate(model, testLoader, args.precision, data.classes.length || 10);
+      const ev = await evaluateAll(model, testLoader);
       lastAccuracy = ev.accuracy;
-      const trainLoss = lossSum / Math.max(lossCount, 1);
-      const imgPerS = images / trainSeconds;
+      const [lossTotal, lossSteps] = dp ? await dp.sum([lossSum, lossCount]) : [lossSum, lossCount];
+      const trainLoss = lossTotal! / Math.max(lossSteps!, 1);
+      const imgPerS = (images * (dp?.worldSize ?? 1)) / trainSeconds;
       say(
         `epoch ${epoch}/${args.epochs}  train loss ${trainLoss.toFixed(4)}  test accuracy ${(ev.accuracy * 100).toFixed(2)}%  ` +
           `${imgPerS.toFixed(0)} img/s  ${trainSeconds.toFixed(1)} s  loss scale ${await scaler.getScaleAsync()}  skipped steps ${epochSkipped}`,
@@ -326,11 +351,11 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
         loss_scale: await scaler.getScaleAsync(),
         skipped_steps: epochSkipped,
       });
-      if (args.checkpoint) await checkpoint(args.checkpoint);
+      if (args.checkpoint && main) await checkpoint(args.checkpoint);
       if (recorder && args.precisionReport) await recorder.save(args.precisionReport);
     }
     if (lastAccuracy === null) {
-      const ev = await evaluate(model, testLoader, args.precision, data.classes.length || 10);
+      const ev = await evaluateAll(model, testLoader);
       lastAccuracy = ev.accuracy;
     }
     out.log(`test accuracy: ${(lastAccuracy * 100).toFixed(2)}%`);
@@ -340,5 +365,6 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     recorder?.close();
     recorder = null;
     if (logFile) await new Promise<void>((resolve) => logFile.end(resolve));
+    dp?.close();
   }
 }

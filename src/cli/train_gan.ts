@@ -28,6 +28,7 @@ import { number, parseFlags, choice, copyStringFlags, checkBackendFlag } from '.
 import { CliError } from './errors.js';
 import { resolveData } from './datasets.js';
 import type { Output } from './train.js';
+import { DataParallel } from '../train/data_parallel.js';
 
 export const TRAIN_GAN_HELP = `usage: mixprec train-gan [options]
 
@@ -208,6 +209,10 @@ export async function runTrainGan(args: TrainGanArgs, out: Output): Promise<numb
     return 0;
   }
   await (args.backend ? setBackend(args.backend) : initDefaultBackend());
+  // Started by a launcher (mixprec run): data-parallel, and only rank 0 prints and writes samples.
+  const dp = await DataParallel.fromEnvironment();
+  const main = !dp || dp.isMain;
+  if (!main) out = { log: () => undefined, isTTY: false };
   manualSeed(args.seed);
   const say = (line: string) => {
     if (!args.quiet) out.log(line);
@@ -229,7 +234,7 @@ export async function runTrainGan(args: TrainGanArgs, out: Output): Promise<numb
   if (train.length < args.batchSize) throw new CliError(`mixprec train-gan: --batch-size ${args.batchSize} is larger than the ${train.length} training images`);
   const loader = new DataLoader(train as never, {
     batchSize: args.batchSize,
-    shuffle: true,
+    ...(dp ? { sampler: dp.trainSampler(train, args.seed) } : { shuffle: true }),
     dropLast: true, // full batches only: BatchNorm statistics of equal-sized batches
     seed: args.seed,
     dtype: autocastDtype(args.precision) ?? undefined,
@@ -237,6 +242,13 @@ export async function runTrainGan(args: TrainGanArgs, out: Output): Promise<numb
 
   const G = new DCGANGenerator({ width: args.width, latentDim: LATENT_DIM, channels: 3 });
   const D = new DCGANDiscriminator({ width: args.width, channels: 3 });
+  if (dp) {
+    // Gradients are averaged by hooks on the parameters, so ganStep keeps calling G and D; the
+    // BatchNorm statistics stay each rank's own (rank 0's make the sample grids).
+    dp.wrap(G, { broadcastBuffers: false });
+    dp.wrap(D, { broadcastBuffers: false });
+    manualSeed(dp.rankSeed(args.seed)); // each rank its own noise
+  }
   const adam = { lr: 2e-4, betas: [0.5, 0.999] as const };
   const ctx: GanContext = {
     generator: G,
@@ -257,6 +269,7 @@ export async function runTrainGan(args: TrainGanArgs, out: Output): Promise<numb
   }
   const writeSamples = async (name: string): Promise<string> => {
     const path = join(args.out, name);
+    if (!main) return path;
     const images = sample(G, fixedNoise, args.precision);
     try {
       await saveImageGrid(path, images);
@@ -267,12 +280,12 @@ export async function runTrainGan(args: TrainGanArgs, out: Output): Promise<numb
   };
   const pad = (i: number) => String(i).padStart(6, '0');
 
-  const logFile: WriteStream | null = args.logJson ? createWriteStream(args.logJson, { flags: 'w' }) : null;
+  const logFile: WriteStream | null = args.logJson && main ? createWriteStream(args.logJson, { flags: 'w' }) : null;
   const logJson = (event: Record<string, unknown>) => logFile?.write(`${JSON.stringify(event)}\n`);
   const params = (m: DCGANGenerator | DCGANDiscriminator) => m.parameters().reduce((s, p) => s + p.numel, 0);
   say(
     `training a DCGAN (width ${args.width}: G ${params(G).toLocaleString('en-US')} / D ${params(D).toLocaleString('en-US')} parameters) on ${data.name} (${data.source}): ` +
-      `${train.length} images, precision ${args.precision}, Adam lr 2e-4 betas 0.5/0.999, batch ${args.batchSize}, ${args.iterations} iterations, seed ${args.seed}`,
+      `${train.length} images, precision ${args.precision}, Adam lr 2e-4 betas 0.5/0.999, batch ${args.batchSize}${dp ? ` x ${dp.worldSize} ranks` : ''}, ${args.iterations} iterations, seed ${args.seed}`,
   );
   try {
     if (args.sampleEvery > 0) say(`wrote ${await writeSamples(`samples-${pad(0)}.png`)} (before training)`);
@@ -327,5 +340,6 @@ export async function runTrainGan(args: TrainGanArgs, out: Output): Promise<numb
   } finally {
     fixedNoise.dispose();
     if (logFile) await new Promise<void>((resolve) => logFile.end(resolve));
+    dp?.close();
   }
 }
