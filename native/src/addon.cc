@@ -30,7 +30,9 @@ struct Pending {
 struct MainThreadState {
   std::unordered_map<uint64_t, Pending> pending;
   uint64_t nextId = 1;
+  // Promises not yet settled: the thread-safe function keeps Node alive only while there are some.
   size_t promises = 0;
+  napi_threadsafe_function notifier = nullptr;
   bool finalized = false;
 };
 
@@ -46,6 +48,7 @@ void settle(Napi::Env env, Napi::Function, std::shared_ptr<MainThreadState>* sta
   if (it == state.pending.end()) return;
   Pending pending = std::move(it->second);
   state.pending.erase(it);
+  if (--state.promises == 0) napi_unref_threadsafe_function(env, state.notifier);
   Napi::HandleScope scope(env);
   if (pending.job->error.empty()) pending.deferred->Resolve(env.Undefined());
   else pending.deferred->Reject(Napi::Error::New(env, pending.job->error).Value());
@@ -108,6 +111,7 @@ class GlooGroup : public Napi::ObjectWrap<GlooGroup> {
       delete ctx;
     });
     notifier_.Unref(env);
+    state_->notifier = notifier_;
     group_ = std::make_unique<ProcessGroup>(options);
   }
 
@@ -142,6 +146,7 @@ class GlooGroup : public Napi::ObjectWrap<GlooGroup> {
       group_->enqueue(job, onDone);
     } catch (const std::exception& e) {
       state_->pending.erase(id);
+      if (!sync && --state_->promises == 0) notifier_.Unref(env);
       throw Napi::Error::New(env, std::string("mx.distributed: ") + e.what());
     }
     return result;

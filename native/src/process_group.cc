@@ -78,7 +78,7 @@ void ProcessGroup::workerLoop() {
     std::string error;
     {
       std::lock_guard<std::mutex> lock(lostMutex_);
-      if (!lostDetail_.empty()) error = "mx.distributed: " + job.name + " on rank " + std::to_string(options_.rank) + " cannot run: " + lostDetail_;
+      if (!lostDetail_.empty()) error = "mx.distributed: " + job.name + " on rank " + std::to_string(options_.rank) + " failed: " + lostDetail_;
     }
     if (error.empty()) {
       inFlight_ = true;
