@@ -17,8 +17,8 @@ import './helpers/backend.js'; // MIXPREC_BACKEND selects the backend
 import * as mx from '../src/index.js';
 import { defaultGroup } from '../src/distributed/process_group.js';
 import { F16_TO_F32, roundToBfloat16, roundToFloat16 } from '../src/dtype/convert.js';
-import { freePort, runWorker, type RankOutcome } from './helpers/ranks.js';
-import { CLI, runCli } from './helpers/cli.js';
+import { freePort, runWorker, WORKER, type RankOutcome } from './helpers/ranks.js';
+import { CLI, ROOT, runCli } from './helpers/cli.js';
 import { writeMnist } from './helpers/data.js';
 
 const D = mx.distributed;
@@ -258,6 +258,26 @@ describe('mx.distributed on Gloo', { skip }, () => {
     const [r] = ok(outcomes)[0]!;
     assert.match(String(r?.['message']), /^mx.distributed: allReduce on rank 0 failed: timed out after 1500 ms waiting for another rank/);
     assert.ok((r?.['ms'] as number) < 4500);
+  });
+
+  const netnsSkip =
+    process.getuid?.() !== 0 ? 'needs root for network namespaces' : spawnSync('ip', ['netns', 'list'], { stdio: 'ignore' }).status !== 0 ? 'needs iproute2 with network namespaces (ip netns)' : false;
+  it('two machines: two network namespaces joined by a veth pair, one rank each, env:// rendezvous (tools/netns-two-machines.sh)', { skip: netnsSkip }, () => {
+    const job = JSON.stringify({ parts: [['collectives', {}], ['ddp', { steps: 2, precision: 'fp16', compression: 'fp16' }]] });
+    const r = spawnSync('bash', [join(ROOT, 'tools', 'netns-two-machines.sh'), '--', WORKER, job], { cwd: ROOT, encoding: 'utf8', timeout: 240_000 });
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stderr, /netns: node 0 = \S+ \(10\.77\.\d+\.1\), node 1 = \S+ \(10\.77\.\d+\.2\)/);
+    const results = r.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('RESULT '))
+      .map((l) => JSON.parse(l.slice(7)) as Record<string, unknown>);
+    const checks = results.filter((x) => x['part'] === 0);
+    assert.equal(checks.length, 2 * 25);
+    for (const c of checks) assert.deepEqual(c['got'], c['expected'], String(c['check']));
+    const steps = results.filter((x) => x['part'] === 1 && x['check'] === 'step');
+    assert.equal(steps.length, 2 * 2);
+    for (const st of steps) assert.equal(st['identical'], true);
+    assert.equal(spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.includes('mixprec-a'), false, 'namespaces removed');
   });
 
   // The CLI runs on the default backend, as users run it: checked in the wasm pass only (CI time).
