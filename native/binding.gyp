@@ -7,7 +7,7 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "HIREDIS_NESTED_INCLUDE"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-frtti"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-frtti"],
       "libraries": ["-lgloo"]
     }
   ]

@@ -16,6 +16,7 @@
 #include "gloo/transport/tcp/device.h"
 #include "gloo/transport/unbound_buffer.h"
 #include "gloo/types.h"
+#include "convert.h"
 #include "tcp_store.h"
 
 namespace mixprec {
@@ -324,9 +325,11 @@ void ProcessGroup::averageBucket(float* data, size_t count, Compression compress
   }
   std::vector<uint16_t> wire(count);
   const bool half = compression == Compression::Float16;
-  for (size_t i = 0; i < count; i++) wire[i] = half ? floatToHalf(data[i]) : floatToBfloat16(data[i]);
+  if (half) floatsToHalves(data, wire.data(), count);
+  else floatsToBfloat16(data, wire.data(), count);
   allReduce(wire.data(), count, half ? DType::Float16 : DType::BFloat16, ReduceOp::Sum);
-  for (size_t i = 0; i < count; i++) data[i] = half ? halfToFloat(wire[i]) : bfloat16ToFloat(wire[i]);
+  if (half) halvesToFloats(wire.data(), data, count);
+  else bfloat16ToFloats(wire.data(), data, count);
 }
 
 }  // namespace mixprec

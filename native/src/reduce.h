@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "gloo/math.h"
+#include "convert.h"
 #include "half.h"
 
 namespace mixprec {
@@ -123,7 +124,7 @@ ReduceFn halfReduce(ReduceOp op) {
   switch (op) {
     case ReduceOp::Max: return &max16<Format>;
     case ReduceOp::Min: return &min16<Format>;
-    default: return &sum16<Format>;
+    default: return std::is_same_v<Format, HalfFormat> ? &sumHalves : &sum16<Format>;  // float16: F16C where the CPU has it
   }
 }
 

@@ -37,9 +37,12 @@ function shapeOf(t: Tensor): string {
   return `[${t.shape.join(', ')}] ${t.dtype}`;
 }
 
-/** The tensor's values in storage format, in an array of their own (never a view of device memory). */
+/**
+ * The tensor's values in storage format, in an array of their own: storageData gathers the view
+ * into a fresh array (never a view of device memory, which the Gloo thread must not touch).
+ */
 async function hostCopy(t: Tensor): Promise<StorageArray> {
-  return (await t.storageData()).slice();
+  return t.storageData();
 }
 
 /** Write storage-format values back into `t` (in place, no autograd). */
