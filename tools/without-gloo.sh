@@ -19,7 +19,6 @@ start_flags=("$@")
 rm -rf "$out"
 mkdir -p "$out/repo"
 git archive HEAD | tar -x -C "$out/repo"
-libs=$(ls /usr/lib/libgloo.so* /usr/lib/*/libgloo.so* 2>/dev/null | xargs -r readlink -f | sort -u)
 
 unshare -m --propagation private bash -s "$out" "${start_flags[@]+"${start_flags[@]}"}" <<'EOF'
 set -euo pipefail
@@ -27,7 +26,7 @@ out=$1
 shift
 # hide Gloo: headers and library
 [ -d /usr/include/gloo ] && mount -t tmpfs none /usr/include/gloo
-for lib in $(ls /usr/lib/libgloo.so* /usr/lib/*/libgloo.so* 2>/dev/null | xargs -r readlink -f | sort -u); do mount --bind /dev/null "$lib"; done
+for lib in $( (ls /usr/lib/libgloo.so* /usr/lib/*/libgloo.so* 2>/dev/null || true) | xargs -r readlink -f | sort -u); do mount --bind /dev/null "$lib"; done
 echo "hidden: /usr/include/gloo is $(ls /usr/include/gloo | wc -l) files; libgloo: $(head -c 4 /usr/lib/libgloo.so.0 2>/dev/null | wc -c) bytes" | tee "$out/hidden.txt"
 cd "$out/repo"
 status=0
