@@ -54,8 +54,24 @@ void settle(Napi::Env env, Napi::Function, std::shared_ptr<MainThreadState>* sta
   else pending.deferred->Reject(Napi::Error::New(env, pending.job->error).Value());
 }
 
-DType dtypeArg(const Napi::Value& v) { return parseDType(v.As<Napi::String>().Utf8Value()); }
-ReduceOp opArg(const Napi::Value& v) { return parseReduceOp(v.As<Napi::String>().Utf8Value()); }
+struct Reduction {
+  DType dtype;
+  ReduceOp op;
+};
+
+// The dtype and op arguments of a reduction (info[1], info[2]), checked.
+Reduction reductionArgs(const Napi::CallbackInfo& info, const std::string& name) {
+  Reduction r;
+  try {
+    r = {parseDType(info[1].As<Napi::String>().Utf8Value()), parseReduceOp(info[2].As<Napi::String>().Utf8Value())};
+  } catch (const std::invalid_argument& e) {
+    throw Napi::TypeError::New(info.Env(), "mx.distributed: " + name + ": " + e.what());
+  }
+  if (r.op == ReduceOp::Avg && r.dtype == DType::Int32) {
+    throw Napi::TypeError::New(info.Env(), "mx.distributed: " + name + " op 'avg' needs a floating tensor, got int32 (use 'sum')");
+  }
+  return r;
+}
 
 // The bytes of a typed array (never a view of shared memory: the JavaScript side copies first).
 struct Bytes {
@@ -159,16 +175,19 @@ class GlooGroup : public Napi::ObjectWrap<GlooGroup> {
     return submit(info, "initProcessGroup", [g] { g->connect(); }, false, {});
   }
 
-  Napi::Value AllReduce(const Napi::CallbackInfo& info) {
+  // allReduce and reduceScatter: (typedArray, dtype, op, sync), in place; `ranksPerCount`: the
+  // array holds that many blocks of `count` elements.
+  template <typename Run>
+  Napi::Value reduction(const Napi::CallbackInfo& info, const std::string& name, size_t ranksPerCount, Run run) {
     const Bytes b = bytesOf(info[0]);
-    const DType dtype = dtypeArg(info[1]);
-    const ReduceOp op = opArg(info[2]);
-    if (op == ReduceOp::Avg && dtype == DType::Int32) {
-      throw Napi::TypeError::New(info.Env(), "mx.distributed: allReduce op 'avg' needs a floating tensor, got int32 (use 'sum')");
-    }
+    const Reduction r = reductionArgs(info, name);
+    const size_t count = b.size / elementSize(r.dtype) / ranksPerCount;
     ProcessGroup* g = group_.get();
-    const size_t count = b.size / elementSize(dtype);
-    return submit(info, "allReduce", [g, b, count, dtype, op] { g->allReduce(b.data, count, dtype, op); }, syncArg(info, 3), {info[0]});
+    return submit(info, name, [g, b, count, r, run] { run(*g, b.data, count, r.dtype, r.op); }, syncArg(info, 3), {info[0]});
+  }
+
+  Napi::Value AllReduce(const Napi::CallbackInfo& info) {
+    return reduction(info, "allReduce", 1, [](ProcessGroup& g, void* data, size_t n, DType t, ReduceOp op) { g.allReduce(data, n, t, op); });
   }
 
   Napi::Value Broadcast(const Napi::CallbackInfo& info) {
@@ -189,15 +208,8 @@ class GlooGroup : public Napi::ObjectWrap<GlooGroup> {
   }
 
   Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
-    const Bytes b = bytesOf(info[0]);
-    const DType dtype = dtypeArg(info[1]);
-    const ReduceOp op = opArg(info[2]);
-    if (op == ReduceOp::Avg && dtype == DType::Int32) {
-      throw Napi::TypeError::New(info.Env(), "mx.distributed: reduceScatter op 'avg' needs a floating tensor, got int32 (use 'sum')");
-    }
-    ProcessGroup* g = group_.get();
-    const size_t count = b.size / elementSize(dtype) / static_cast<size_t>(g->size());
-    return submit(info, "reduceScatter", [g, b, count, dtype, op] { g->reduceScatter(b.data, count, dtype, op); }, syncArg(info, 3), {info[0]});
+    const size_t ranks = group_ ? static_cast<size_t>(group_->size()) : 1;
+    return reduction(info, "reduceScatter", ranks, [](ProcessGroup& g, void* data, size_t n, DType t, ReduceOp op) { g.reduceScatter(data, n, t, op); });
   }
 
   Napi::Value Barrier(const Napi::CallbackInfo& info) {
