@@ -323,13 +323,15 @@ void ProcessGroup::averageBucket(float* data, size_t count, Compression compress
     allReduce(data, count, DType::Float32, ReduceOp::Sum);
     return;
   }
-  std::vector<uint16_t> wire(count);
+  // One scratch buffer per group, kept: a fresh one per bucket costs a page fault per 4 KB.
+  if (wire_.size() < count) wire_.resize(count);
+  uint16_t* wire = wire_.data();
   const bool half = compression == Compression::Float16;
-  if (half) floatsToHalves(data, wire.data(), count);
-  else floatsToBfloat16(data, wire.data(), count);
-  allReduce(wire.data(), count, half ? DType::Float16 : DType::BFloat16, ReduceOp::Sum);
-  if (half) halvesToFloats(wire.data(), data, count);
-  else bfloat16ToFloats(wire.data(), data, count);
+  if (half) floatsToHalves(data, wire, count);
+  else floatsToBfloat16(data, wire, count);
+  allReduce(wire, count, half ? DType::Float16 : DType::BFloat16, ReduceOp::Sum);
+  if (half) halvesToFloats(wire, data, count);
+  else bfloat16ToFloats(wire, data, count);
 }
 
 }  // namespace mixprec

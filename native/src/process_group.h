@@ -97,6 +97,8 @@ class ProcessGroup {
   std::shared_ptr<gloo::transport::Device> device_;
   std::shared_ptr<gloo::rendezvous::Context> context_;
   uint32_t tag_ = 1;
+  // averageBucket's 16-bit copy of a bucket (the worker thread's alone)
+  std::vector<uint16_t> wire_;
 
   std::mutex queueMutex_;
   std::condition_variable queueCv_;

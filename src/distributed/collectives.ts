@@ -47,6 +47,12 @@ async function hostCopy(t: Tensor): Promise<StorageArray> {
 
 /** Write storage-format values back into `t` (in place, no autograd). */
 function writeBack(t: Tensor, values: StorageArray, shape: readonly number[] = t.shape): void {
+  t.assertAlive('mx.distributed');
+  if (t.isContiguous && t.offset === 0 && t.numel === t.storage.size) {
+    // the tensor is its whole storage: one copy into it, no temporary tensor
+    t.backend.write(t.storage.buffer, values);
+    return;
+  }
   const src = Tensor.fromStorage(values, shape, t.dt, {}, t.backend);
   noGrad(() => t.copy_(src));
   src.dispose();
