@@ -354,6 +354,7 @@ describe('mx.distributed on Gloo', { skip }, () => {
       assert.notEqual(code, 0);
       assert.match(stderr, /^mixprec: mx\.distributed: \S+ on rank 0 failed: rank 1 is gone \(/m);
       assert.match(stderr, /^mixprec run: rank 1 \(local rank 1, pid \d+\) was killed by SIGKILL$/m);
+      assert.match(stderr, /^mixprec run: rank 0 \(local rank 0, pid \d+\) exited with code 1$/m);
     });
   });
 });

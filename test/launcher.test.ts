@@ -75,6 +75,7 @@ describe('mixprec run', () => {
     assert.equal(r.code, 3);
     assert.match(r.stderr, /^mixprec run: rank 1 \(local rank 1, pid \d+\) exited with code 3$/m);
     assert.match(r.stderr, /mixprec run: stopping 1 remaining rank\(s\) with SIGTERM/);
+    assert.match(r.stderr, /^mixprec run: rank 0 \(local rank 0, pid \d+\) was killed by SIGTERM$/m, 'the ranks stopped after it are named too');
     assert.ok(Date.now() - started < 30_000);
   });
 

@@ -8,7 +8,7 @@
  * - COMMAND `mixprec ...` runs this very CLI with this node; a .js/.mjs file runs with this node.
  * - The ranks get their own process group: a signal to the launcher (Ctrl-C, SIGTERM) reaches each
  *   rank exactly once, forwarded.
- * - A rank that fails (non-zero exit, killed) is named in one line; the others get a grace period
+ * - A rank that fails (non-zero exit, killed) is named in one line (and so is each that follows); the others get a grace period
  *   to fail on their own (mx.distributed notices the lost peer at once and says so), then SIGTERM,
  *   then SIGKILL. The launcher exits with the first failure's code (128 + signal for a killed rank).
  */
@@ -194,11 +194,14 @@ export async function runRun(args: RunArgs, out: Output): Promise<number> {
         entry.exited = true;
         // after a forwarded Ctrl-C / SIGTERM the ranks stop as asked: that is no failure to report
         const failed = forwarded === null && (signal !== null || code !== 0);
-        if (failed && !failure) {
+        if (failed) {
           const how = signal !== null ? `was killed by ${signal}` : `exited with code ${code}`;
-          failure = { code: signal !== null ? 128 + signalNumber(signal) : code!, line: `rank ${rank} (local rank ${localRank}, pid ${child.pid}) ${how}` };
-          say(failure.line);
-          if (live().length > 0) stopOthers();
+          const line = `rank ${rank} (local rank ${localRank}, pid ${child.pid}) ${how}`;
+          say(line);
+          if (!failure) {
+            failure = { code: signal !== null ? 128 + signalNumber(signal) : code!, line };
+            if (live().length > 0) stopOthers();
+          }
         }
         if (live().length === 0) finish();
       });
