@@ -18,6 +18,7 @@ import { choice, number, parseFlags, copyStringFlags, checkBackendFlag } from '.
 import { CliError, usage } from './errors.js';
 import { ProgressBar } from '../util/progress_bar.js';
 import type { Output } from './train.js';
+import { configEvent, RunReport } from './run_report.js';
 import { DataParallel } from '../train/data_parallel.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -48,6 +49,7 @@ the validation loss in nats and bits per character, then a generated sample.
   --resume FILE.safetensors   continue a run exactly where its checkpoint left it
   --log-json PATH             one JSON object per line: step, eval and sample events
   --precision-report PATH     float16 range statistics of the gradients, written at every evaluation
+  --report FILE.html          an HTML report of the run's plots (mixprec report), written when it ends
   --quiet                     only the final line
   --verbose                   stack traces on errors
 `;
@@ -75,6 +77,7 @@ const FLAGS = {
   resume: { type: 'string' },
   'log-json': { type: 'string' },
   'precision-report': { type: 'string' },
+  report: { type: 'string' },
   quiet: { type: 'boolean' },
   verbose: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -103,6 +106,8 @@ export interface TrainLmArgs {
   resume?: string;
   logJson?: string;
   precisionReport?: string;
+  /** --report: the HTML report written when training ends. */
+  report?: string;
   quiet: boolean;
   verbose: boolean;
   help: boolean;
@@ -134,7 +139,7 @@ export function parseTrainLmArgs(argv: string[]): TrainLmArgs {
   };
   if (args.dropout >= 1) throw usage(`mixprec train-lm: --dropout must be below 1 (got '${String(v['dropout'])}')`);
   if (args.prompt === '') throw usage('mixprec train-lm: --prompt needs at least one character');
-  copyStringFlags('train-lm', v, args, [['data', 'data'], ['backend', 'backend'], ['checkpoint', 'checkpoint'], ['resume', 'resume'], ['log-json', 'logJson'], ['precision-report', 'precisionReport']]);
+  copyStringFlags('train-lm', v, args, [['data', 'data'], ['backend', 'backend'], ['checkpoint', 'checkpoint'], ['resume', 'resume'], ['log-json', 'logJson'], ['precision-report', 'precisionReport'], ['report', 'report']]);
   if (args.help) return args;
   if (args.data === undefined) throw usage('mixprec train-lm: --data FILE is required (a UTF-8 text file, e.g. ../shared/datasets/tinyshakespeare.txt)');
   checkBackendFlag('train-lm', args.backend);
@@ -254,7 +259,17 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
   };
 
   const logFile: WriteStream | null = args.logJson && main ? createWriteStream(args.logJson, { flags: 'w' }) : null;
-  const logJson = (event: Record<string, unknown>) => logFile?.write(`${JSON.stringify(event)}\n`);
+  const report = args.report && main ? new RunReport(args.report, `lstm ${args.precision}`) : null;
+  const logJson = (event: { event: string } & Record<string, unknown>) => {
+    report?.add(event);
+    logFile?.write(`${JSON.stringify(event)}\n`);
+  };
+  logJson(configEvent('train-lm', {
+    model: 'lstm', data: args.data, characters: corpus.ids.length, vocabulary: config.vocab.length, embed: config.embed, hidden: config.hidden, layers: config.layers,
+    dropout: config.dropout, precision: args.precision, optimizer: 'adamw', lr: args.lr, weight_decay: args.weightDecay, clip: args.clip,
+    batch_size: args.batchSize, seq_len: args.seqLen, steps: args.steps, eval_every: args.evalEvery, seed: args.seed, resume: args.resume,
+    world_size: dp?.worldSize,
+  }));
   let recorder: PrecisionRecorder | null = args.precisionReport && main
     ? precisionReport({ model, scaler, format: args.precision === 'bf16' ? 'bfloat16' : 'float16', findOverflow: false })
     : null;
@@ -317,7 +332,7 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
     while (step < args.steps) {
       const [x, y] = dp ? rankBatch(dp) : train.randomBatch(dataRng, args.batchSize, args.seqLen);
       // per step the scaler's count is read only for the JSON log (on a GPU each read is a round trip)
-      const skippedNow = logFile ? await scaler.getSkippedStepsAsync() : 0;
+      const skippedNow = logFile || report ? await scaler.getSkippedStepsAsync() : 0;
       const { loss, stepped } = trainStep(ctx, x, y);
       const value = await loss.item();
       loss.dispose();
@@ -333,7 +348,7 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
       }
       windowSteps++;
       const cps = (windowSteps * args.batchSize * (dp?.worldSize ?? 1) * args.seqLen) / ((performance.now() - windowStart) / 1000);
-      if (logFile) logJson({ event: 'step', step, loss: value, loss_scale: await scaler.getScaleAsync(), skipped: (await scaler.getSkippedStepsAsync()) > skippedNow });
+      if (logFile || report) logJson({ event: 'step', step, loss: value, loss_scale: await scaler.getScaleAsync(), skipped: (await scaler.getSkippedStepsAsync()) > skippedNow });
       bar?.update(step, { payload: { loss: (lossSum / Math.max(lossCount, 1)).toFixed(4), cps: cps.toFixed(0) } });
       if (!bar && !args.quiet && step % 50 === 0 && step % args.evalEvery !== 0) {
         out.log(`step ${step}/${args.steps}  train loss ${(lossSum / Math.max(lossCount, 1)).toFixed(4)}  ${cps.toFixed(0)} chars/s`);
@@ -377,6 +392,7 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
     return 0;
   } finally {
     process.off('SIGINT', onSigint);
+    await report?.write(out, recorder?.report());
     recorder?.close();
     recorder = null;
     if (logFile) await new Promise<void>((resolve) => logFile.end(resolve));

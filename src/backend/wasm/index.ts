@@ -100,16 +100,21 @@ async function defaultThreads(): Promise<number> {
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`MIXPREC_THREADS must be a positive integer, got '${fromEnv}'`);
     return n;
   }
-  try {
-    const os = await import('node:os');
-    const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-    // Under a launcher (mixprec run, torchrun) LOCAL_WORLD_SIZE ranks share this machine's cores.
-    const ranks = Number(env('LOCAL_WORLD_SIZE'));
-    return Number.isInteger(ranks) && ranks > 1 ? Math.max(1, Math.floor(cores / ranks)) : cores;
-  } catch {
-    const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
-    return nav?.hardwareConcurrency ?? 1;
+  // Only Node has node:os (a browser would log the failed module load as an error).
+  const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+  if (isNode) {
+    try {
+      const os = await import('node:os');
+      const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+      // Under a launcher (mixprec run, torchrun) LOCAL_WORLD_SIZE ranks share this machine's cores.
+      const ranks = Number(env('LOCAL_WORLD_SIZE'));
+      return Number.isInteger(ranks) && ranks > 1 ? Math.max(1, Math.floor(cores / ranks)) : cores;
+    } catch {
+      // fall through: a Node-like engine without node:os
+    }
   }
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+  return nav?.hardwareConcurrency ?? 1;
 }
 
 /**
