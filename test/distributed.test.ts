@@ -181,6 +181,32 @@ describe('mx.distributed on Gloo', { skip }, () => {
     }
   });
 
+  it('DistributedDataParallel recovers from a backward pass that threw half way (its buckets are reset, the next pass averages)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mixprec-world1-'));
+    await D.initProcessGroup({ initMethod: `file://${dir}`, rank: 0, worldSize: 1 });
+    try {
+      const model = new mx.nn.parallel.DistributedDataParallel(new mx.nn.Sequential(new mx.nn.Linear(4, 3), new mx.nn.ReLU(), new mx.nn.Linear(3, 2)), { bucketCapMB: 1e-5 });
+      const x = mx.randn([5, 4]);
+      let fail = true;
+      const out = model.call(x) as mx.Tensor;
+      // the hook sits between the layers: the last layer's bucket has started when it throws
+      const hidden = (model.module as mx.nn.Sequential).at(0).call(x) as mx.Tensor;
+      hidden.registerHook(() => {
+        if (fail) throw new Error('boom');
+      });
+      const loss = (model.module as mx.nn.Sequential).at(2).call(mx.relu(hidden)) as mx.Tensor;
+      assert.throws(() => loss.sum().backward(), /boom/);
+      fail = false;
+      model.module.zeroGrad();
+      (model.call(x) as mx.Tensor).sum().backward();
+      assert.deepEqual(model.reducerStats().bucketSizes, [2, 1, 1]);
+      out.dispose();
+    } finally {
+      D.destroyProcessGroup();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   describe('DistributedDataParallel (LeNet, 2 ranks x 4 images against 1 process x 8)', () => {
     let outcomes: RankOutcome[];
     const parts: [string, Record<string, unknown>][] = [

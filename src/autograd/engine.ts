@@ -31,6 +31,13 @@ export const postAccumulateHooks = new WeakMap<Tensor, PostAccumulateGradHook[]>
 
 /** Callbacks queued during the backward pass in progress (null outside backward). */
 let endOfBackward: (() => void)[] | null = null;
+/** Backward passes started so far: tells state kept across hooks which pass a hook belongs to. */
+let passes = 0;
+
+/** The number of the backward pass in progress (or of the last one). */
+export function backwardPassNumber(): number {
+  return passes;
+}
 
 /**
  * Run `fn` when the backward pass in progress has delivered every gradient, before `backward()`
@@ -160,6 +167,7 @@ export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOpt
   const outer = endOfBackward;
   const callbacks: (() => void)[] = [];
   endOfBackward = callbacks;
+  passes++;
   try {
     backwardPass(root, gradient, options, accumulate, ops);
     // Callbacks may queue more (each runs once, in order).

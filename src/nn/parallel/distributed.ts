@@ -32,7 +32,7 @@
 import { float32, type DType, type StorageArray } from '../../dtype/dtype.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { isGradEnabled, noGrad } from '../../autograd/mode.js';
-import { queueBackwardCallback } from '../../autograd/engine.js';
+import { backwardPassNumber, queueBackwardCallback } from '../../autograd/engine.js';
 import { accumulateGrad, gradientHome } from '../../autograd/accumulate.js';
 import { castTo } from '../../ops/util.js';
 import { defaultGroup, type GroupState } from '../../distributed/process_group.js';
@@ -102,6 +102,8 @@ export class DistributedDataParallel<M extends Module = Module> extends Module {
   private inBackward = false;
   private launchedEarly = 0;
   private gradientsIn = 0;
+  /** The backward pass the buckets are being filled in. */
+  private pass = -1;
   private stats: ReducerStats = { bucketSizes: [], launchedDuringBackward: 0 };
 
   constructor(module: M, options: DistributedDataParallelOptions = {}) {
@@ -235,8 +237,11 @@ export class DistributedDataParallel<M extends Module = Module> extends Module {
 
   private onGradientReady(p: Tensor): void {
     if (!this.syncEnabled) return;
+    // A backward pass that threw never ran its end callback: drop what it left half done.
+    if (this.inBackward && this.pass !== backwardPassNumber()) this.abandon();
     if (!this.inBackward) {
       this.inBackward = true;
+      this.pass = backwardPassNumber();
       this.launchedEarly = 0;
       this.gradientsIn = 0;
       queueBackwardCallback(() => this.finishBackward());
@@ -263,6 +268,23 @@ export class DistributedDataParallel<M extends Module = Module> extends Module {
       else bucket.host.fill(0, offset, offset + p.numel);
     });
     bucket.job = this.group.native.averageBucket(bucket.host, this.gradientCompression ?? 'none', true);
+  }
+
+  /** Forget an interrupted pass: wait out the all-reduces it started (their host buffers are reused), reset the counts. */
+  private abandon(): void {
+    for (const bucket of this.buckets) {
+      if (bucket.job !== null) {
+        try {
+          this.group.native.wait(bucket.job);
+        } catch {
+          // the pass is being dropped anyway
+        }
+        bucket.job = null;
+      }
+      bucket.ready = 0;
+    }
+    this.nextLaunch = 0;
+    this.inBackward = false;
   }
 
   /** End of backward: start what has not started, wait for everything, write the averages. */
