@@ -70,12 +70,13 @@ const MAY_IMPORT: Readonly<Record<Layer, readonly Layer[]>> = {
   ops: CORE,
   // collectives on tensors; the layers above use them (DistributedDataParallel, DistributedSampler)
   distributed: CORE,
-  nn: [...CORE, 'distributed'],
+  nn: [...CORE, 'util', 'distributed'], // util/torch_names.ts: PyTorch's state-dict names
   optim: CORE,
   amp: [...CORE, 'optim'], // GradScaler steps an optimizer
   data: [...CORE, 'util', 'distributed'],
-  io: CORE,
-  models: [...CORE, 'nn'],
+  io: [...CORE, 'util'],
+  // pretrained weights: downloaded (data/download.ts) and read (io/) by the ResNet factories
+  models: [...CORE, 'util', 'nn', 'data', 'io'],
   train: [...CORE, 'distributed', 'nn', 'optim', 'amp', 'data', 'models'],
   'mx.dtypes': ['dtype'], // the dtype layer's public face
   bench: LIBRARY,

@@ -1,7 +1,9 @@
 /**
  * Training throughput and memory: `trainStep` (src/train/classifier.ts: zeroGrad, forward under the
- * precision's autocast, GradScaler-scaled backward, SGD momentum step) on LeNet or WideCNN
- * (createModel in src/models/index.ts) with random CIFAR-10-shaped data, on the current backend.
+ * precision's autocast, GradScaler-scaled backward, SGD momentum step) on LeNet, WideCNN or a ResNet
+ * (createModel in src/models/index.ts; ResNets with torchvision's imagenet stem and 10 classes, as
+ * bench/torch_lenet.py builds torchvision's) with random CIFAR-10-shaped data (images of
+ * `imageSize`, default 32), on the current backend.
  *
  * - img_per_s: batch · timed steps / their wall time; every step reads its loss (`await loss.item()`),
  *   so the work is done when the clock stops.
@@ -21,7 +23,7 @@ import { getBackend } from '../backend/registry.js';
 import { memory } from '../tensor/scope.js';
 import { Generator, manualSeed } from '../random/generator.js';
 import { randint, randn } from '../ops/creation.js';
-import { CLASSIFIER_MODELS, classifierWidth, createModel } from '../models/index.js';
+import { CLASSIFIER_MODELS, classifierWidth, createModel, isResNetName } from '../models/index.js';
 import { SGD } from '../optim/sgd.js';
 import { autocastDtype, scalerFor, trainStep, type Precision, type StepContext } from '../train/classifier.js';
 import { adapterDescription, assertNoDeviceErrors, deviceErrors, subgroupMatrixDescription, backendThreads, kernelCalls, load1, resetKernelCalls, resetPeak, sig } from './common.js';
@@ -31,10 +33,12 @@ export type BenchModel = (typeof BENCH_MODELS)[number];
 
 export interface TrainBenchOptions {
   model?: BenchModel;
-  /** WideCNN's channel width (default 64; LeNet has none). */
+  /** WideCNN's channel width, a ResNet's stem width (default 64; LeNet has none). */
   width?: number;
   /** Default 64. */
   batchSize?: number;
+  /** Side of the random square images (default 32, CIFAR's). */
+  imageSize?: number;
   /** Default 'fp32'. */
   precision?: Precision;
   /** Timed steps (default 10). */
@@ -55,9 +59,11 @@ export interface TrainBenchResult {
   /** Live bytes after the forward (loss computed, graph alive) minus live bytes before it, in one step. */
   activation_bytes: number;
   model: BenchModel;
-  /** widecnn: its channel width. */
+  /** widecnn, resnets: the channel width. */
   width?: number;
   batch_size: number;
+  /** Side of the square input images. */
+  image_size: number;
   precision: Precision;
   backend: string;
   threads: number;
@@ -110,25 +116,27 @@ function measuringContext(ctx: StepContext): { ctx: StepContext; marks: { before
 export async function benchTrain(options: TrainBenchOptions = {}): Promise<TrainBenchResult> {
   const modelName = options.model ?? 'lenet';
   const batchSize = options.batchSize ?? 64;
+  const imageSize = options.imageSize ?? 32;
   const precision = options.precision ?? 'fp32';
   const steps = options.steps ?? 10;
   const warmup = Math.max(1, options.warmup ?? 2);
   const seed = options.seed ?? 0;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`benchTrain: batchSize must be a positive integer, got ${batchSize}`);
   if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`benchTrain: steps must be a positive integer, got ${steps}`);
+  if (!Number.isInteger(imageSize) || imageSize < 8) throw new RangeError(`benchTrain: imageSize must be an integer of at least 8, got ${imageSize}`);
   const backend = getBackend();
   const errorsBefore = deviceErrors(backend);
 
   manualSeed(seed);
   // createModel refuses a width for LeNet.
-  const model = createModel(modelName, { inChannels: 3, imageSize: 32, numClasses: 10, width: options.width });
+  const model = createModel(modelName, { inChannels: 3, imageSize, numClasses: 10, width: options.width, stem: isResNetName(modelName) ? 'imagenet' : undefined });
   const width = classifierWidth(model);
   const optimizer = new SGD(model.parameters(), { lr: options.lr ?? 0.01, momentum: options.momentum ?? 0.9 });
   const ctx: StepContext = { model, optimizer, scaler: scalerFor(precision), precision };
   const gen = new Generator(seed + 1);
   // fp16/bf16 runs get the batch in the autocast dtype, as `mixprec train`'s loader delivers it
   // (DataLoader's dtype option): the same values autocast's cast would produce at the first layer.
-  const x32 = randn([batchSize, 3, 32, 32], { generator: gen });
+  const x32 = randn([batchSize, 3, imageSize, imageSize], { generator: gen });
   const computeDtype = autocastDtype(precision);
   const x = computeDtype ? x32.to(computeDtype) : x32;
   if (x !== x32) x32.dispose();
@@ -175,6 +183,7 @@ export async function benchTrain(options: TrainBenchOptions = {}): Promise<Train
       model: modelName,
       ...(width !== undefined ? { width } : {}),
       batch_size: batchSize,
+      image_size: imageSize,
       precision,
       backend: backend.name,
       threads: backendThreads(backend),

@@ -15,7 +15,7 @@ import type { Output } from './train.js';
 export const BENCH_HELP = `usage: mixprec bench <gemm|train> [options] [--json]
 
   gemm    GFLOP/s of C = A·B for random N×N matrices through matmul (mixprec bench gemm --help)
-  train   training throughput and memory of LeNet or WideCNN per precision (mixprec bench train --help)
+  train   training throughput and memory of LeNet, WideCNN or a ResNet per precision (mixprec bench train --help)
 
 Numbers depend on the machine's load: the JSON output records the 1-minute load average.
 `;
@@ -45,17 +45,21 @@ warm-up until both --reps and --min-time are reached.
                         (wasm: native/fallback calls)
 `;
 
-export const BENCH_TRAIN_HELP = `usage: mixprec bench train [--model lenet|widecnn] [--batch-size N] [--precision fp32|fp16|bf16] [--backend NAME] [--steps N] [--json]
+export const BENCH_TRAIN_HELP = `usage: mixprec bench train [--model lenet|widecnn|resnet18|resnet34|resnet50] [--batch-size N] [--image-size N]
+                          [--precision fp32|fp16|bf16] [--backend NAME] [--steps N] [--json]
 
-Training steps of LeNet or WideCNN on random CIFAR-10-shaped data ([B,3,32,32] float32, int32 labels in 0..9):
+Training steps of LeNet, WideCNN or a ResNet on random CIFAR-10-shaped data ([B,3,S,S] float32, S =
+--image-size, int32 labels in 0..9):
 SGD (lr 0.01, momentum 0.9), the precision's autocast (fp16: float16 + GradScaler; bf16: bfloat16),
 each step the same trainStep as mixprec train, its loss read back before the next one.
 
-  --model M             lenet (conv 6, pool, conv 16, pool, fc 120-84-10) or widecnn (VGG-style:
+  --model M             lenet (conv 6, pool, conv 16, pool, fc 120-84-10), widecnn (VGG-style:
                         conv3x3 w, w, pool, 2w, 2w, pool, 4w, pool, each conv + BatchNorm + ReLU,
-                        then linear; w = --width) (default lenet)
-  --width N             widecnn's channel width w (default 64)
+                        then linear; w = --width) or resnet18|resnet34|resnet50 (torchvision's, its
+                        imagenet stem, 10 classes) (default lenet)
+  --width N             widecnn's channel width w, a ResNet's stem width (default 64)
   --batch-size N        (default 64)
+  --image-size N        side of the square images (default 32)
   --precision P         fp32|fp16|bf16 (default fp32)
   --backend NAME        compute backend (default: the current default backend)
   --threads N           kernel threads of the wasm backend (as for bench gemm)
@@ -69,7 +73,7 @@ each step the same trainStep as mixprec train, its loss read back before the nex
       activation_bytes  bytes the forward pass holds for the backward: live device bytes once the
                         loss is computed (graph alive, before backward) minus live bytes when the
                         forward starts (after zeroGrad), in one untimed step after the warm-up
-      and model, width (widecnn), batch_size, precision, backend, threads, steps, warmup, seconds,
+      and model, width (widecnn, resnets), batch_size, image_size, precision, backend, threads, steps, warmup, seconds,
       step_ms, resident_bytes (live bytes between steps), loss, skipped_steps (GradScaler),
       load_avg_1m, adapter and subgroup_matrix (webgpu, as for bench gemm), fallback_kernels
       (wasm: kernels run by the reference fallback, calls)
@@ -86,7 +90,10 @@ const COMMON = {
 } as const satisfies Options;
 
 const GEMM_FLAGS = { ...COMMON, size: { type: 'string' }, dtype: { type: 'string' }, reps: { type: 'string' }, 'min-time': { type: 'string' } } as const satisfies Options;
-const TRAIN_FLAGS = { ...COMMON, model: { type: 'string' }, width: { type: 'string' }, 'batch-size': { type: 'string' }, precision: { type: 'string' }, steps: { type: 'string' } } as const satisfies Options;
+const TRAIN_FLAGS = {
+  ...COMMON, model: { type: 'string' }, width: { type: 'string' }, 'batch-size': { type: 'string' }, 'image-size': { type: 'string' },
+  precision: { type: 'string' }, steps: { type: 'string' },
+} as const satisfies Options;
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -144,18 +151,19 @@ async function runTrainBench(argv: string[], out: Output): Promise<number> {
   }
   const model = choice(command, 'model', v['model'], BENCH_MODELS, 'lenet');
   const width = v['width'] === undefined ? undefined : number(command, 'width', v['width'], 64, { integer: true, min: 1 });
-  if (width !== undefined && model !== 'widecnn') throw usage(`mixprec ${command}: --width applies to --model widecnn only`);
+  if (width !== undefined && model === 'lenet') throw usage(`mixprec ${command}: --width applies to --model widecnn and the resnets only`);
   const batchSize = number(command, 'batch-size', v['batch-size'], 64, { integer: true, min: 1 });
+  const imageSize = number(command, 'image-size', v['image-size'], 32, { integer: true, min: 8 });
   const precision: Precision = choice(command, 'precision', v['precision'], PRECISIONS, 'fp32');
   const steps = number(command, 'steps', v['steps'], 10, { integer: true, min: 1 });
   const warmup = number(command, 'warmup', v['warmup'], 2, { integer: true, min: 0 });
   const seed = number(command, 'seed', v['seed'], 0, { integer: true, min: 0 });
   await useBackend(command, v);
-  const r = await benchTrain({ model, width, batchSize, precision, steps, warmup, seed });
+  const r = await benchTrain({ model, width, batchSize, imageSize, precision, steps, warmup, seed });
   if (v['json']) out.log(JSON.stringify(r));
   else {
     out.log(
-      `train ${model}${r.width !== undefined ? ` (width ${r.width})` : ''} batch ${batchSize} ${precision} on ${r.backend} (${r.threads} thread${r.threads === 1 ? '' : 's'}): ` +
+      `train ${model}${r.width !== undefined ? ` (width ${r.width})` : ''} batch ${batchSize} ${imageSize}x${imageSize} ${precision} on ${r.backend} (${r.threads} thread${r.threads === 1 ? '' : 's'}): ` +
         `${r.img_per_s.toFixed(1)} img/s (${r.step_ms.toFixed(1)} ms/step over ${r.steps} steps), peak ${mib(r.peak_bytes)}, ` +
         `activations ${mib(r.activation_bytes)} (load average ${r.load_avg_1m})`,
     );
