@@ -22,6 +22,8 @@ import { CliError, usage } from './errors.js';
 import { ProgressBar } from '../util/progress_bar.js';
 import type { Output } from './train.js';
 import { configEvent, RunReport } from './run_report.js';
+import { DataParallel } from '../train/data_parallel.js';
+import type { Tensor } from '../tensor/tensor.js';
 
 export const TRAIN_LM_HELP = `usage: mixprec train-lm --data FILE.txt [options]
 
@@ -168,6 +170,8 @@ interface LmMeta {
   optimizer: ReturnType<AdamW['stateDict']>;
   scaler: ReturnType<ReturnType<typeof scalerFor>['stateDict']>;
   args: Omit<TrainLmArgs, 'help' | 'quiet' | 'verbose'>;
+  /** Ranks of a data-parallel run (absent: one process); --resume needs the same number. */
+  worldSize?: number;
 }
 
 export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number> {
@@ -176,6 +180,10 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
     return 0;
   }
   await (args.backend ? setBackend(args.backend) : initDefaultBackend());
+  // Started by a launcher (mixprec run): data-parallel, and only rank 0 prints, evaluates and checkpoints.
+  const dp = await DataParallel.fromEnvironment();
+  const main = !dp || dp.isMain;
+  if (!main) out = { log: () => undefined, isTTY: false };
   const say = (line: string) => {
     if (!args.quiet) out.log(line);
   };
@@ -196,6 +204,9 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
       throw new CliError(`--resume ${args.resume}: written for a vocabulary of ${meta.config.vocab.length} characters, not this text's ${config.vocab.length}`);
     }
     config = meta.config; // the model's shape comes from the checkpoint
+    if ((meta.worldSize ?? 1) !== (dp?.worldSize ?? 1)) {
+      throw new CliError(`--resume ${args.resume}: written by a run of ${meta.worldSize ?? 1} rank(s), this one has ${dp?.worldSize ?? 1} (the data order would differ)`);
+    }
   }
 
   manualSeed(args.seed);
@@ -203,8 +214,10 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
   const params = model.parameters();
   const optimizer = new AdamW(params, { lr: args.lr, weightDecay: args.weightDecay });
   const scaler = scalerFor(args.precision);
+  // each rank its own dropout stream (the weights are rank 0's: DistributedDataParallel copies them)
+  if (dp) manualSeed(dp.rankSeed(args.seed));
   const ctx: StepContext = {
-    model,
+    model: dp ? dp.wrap(model) : model,
     optimizer,
     scaler,
     precision: args.precision,
@@ -227,10 +240,11 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
       model.loadStateDict(tensors);
       optimizer.loadStateDict(meta.optimizer);
       if (meta.precision === 'fp16' && args.precision === 'fp16') scaler.loadStateDict(meta.scaler);
-      defaultGenerator.setState(meta.rng);
-      dataRng.setState(meta.dataRng);
       step = stateCounter(file, 'step', meta.step);
       skippedBefore = stateCounter(file, 'skippedSteps', meta.skippedSteps);
+      defaultGenerator.setState(meta.rng);
+      if (dp && !main) manualSeed(dp.rankSeed(args.seed + step)); // the checkpoint holds rank 0's dropout stream
+      dataRng.setState(meta.dataRng);
     });
     say(`resumed from ${args.resume}: step ${step}`);
   }
@@ -248,12 +262,13 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
       optimizer: optimizer.stateDict(),
       scaler: await scaler.stateDictAsync(),
       args: { ...args, help: undefined, quiet: undefined, verbose: undefined } as LmMeta['args'],
+      ...(dp ? { worldSize: dp.worldSize } : {}),
     };
     await saveCheckpoint(path, { tensors: model.stateDict(), meta }, writeOptions);
   };
 
-  const logFile: WriteStream | null = args.logJson ? createWriteStream(args.logJson, { flags: 'w' }) : null;
-  const report = args.report ? new RunReport(args.report, `lstm ${args.precision}`) : null;
+  const logFile: WriteStream | null = args.logJson && main ? createWriteStream(args.logJson, { flags: 'w' }) : null;
+  const report = args.report && main ? new RunReport(args.report, `lstm ${args.precision}`) : null;
   const logJson = (event: { event: string } & Record<string, unknown>) => {
     report?.add(event);
     logFile?.write(`${JSON.stringify(event)}\n`);
@@ -262,17 +277,28 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
     model: 'lstm', data: args.data, characters: corpus.ids.length, vocabulary: config.vocab.length, embed: config.embed, hidden: config.hidden, layers: config.layers,
     dropout: config.dropout, precision: args.precision, optimizer: 'adamw', lr: args.lr, weight_decay: args.weightDecay, clip: args.clip,
     batch_size: args.batchSize, seq_len: args.seqLen, steps: args.steps, eval_every: args.evalEvery, seed: args.seed, resume: args.resume,
+    world_size: dp?.worldSize,
   }));
-  let recorder: PrecisionRecorder | null = args.precisionReport
+  let recorder: PrecisionRecorder | null = args.precisionReport && main
     ? precisionReport({ model, scaler, format: args.precision === 'bf16' ? 'bfloat16' : 'float16', findOverflow: false })
     : null;
+  /** Data-parallel: every rank draws the global batch (the windows one process would) and trains on its share. */
+  const rankBatch = (parallel: DataParallel): [Tensor, Tensor] => {
+    const [gx, gy] = train.randomBatch(dataRng, args.batchSize * parallel.worldSize, args.seqLen);
+    const part = (t: Tensor) => t.narrow(1, parallel.rank * args.batchSize, args.batchSize).contiguous();
+    const mine: [Tensor, Tensor] = [part(gx), part(gy)];
+    gx.dispose();
+    gy.dispose();
+    return mine;
+  };
+  // Ctrl-C: stop after this step and save; a second Ctrl-C exits at once (./interrupt.ts)
   const interrupt = onInterrupt(args.checkpoint);
 
   const paramCount = params.reduce((n, p) => n + p.numel, 0);
   say(
     `training a ${config.layers}-layer LSTM (hidden ${config.hidden}, ${paramCount} parameters) on ${args.data}: ` +
       `${corpus.ids.length} characters, vocabulary ${config.vocab.length}, ${train.length} train / ${validation.length} validation; ` +
-      `precision ${args.precision}, AdamW lr ${args.lr}, batch ${args.batchSize} x ${args.seqLen} characters, ${args.steps} steps, seed ${args.seed}`,
+      `precision ${args.precision}, AdamW lr ${args.lr}, batch ${args.batchSize}${dp ? ` x ${dp.worldSize} ranks` : ''} x ${args.seqLen} characters, ${args.steps} steps, seed ${args.seed}`,
   );
   const started = performance.now();
   const newBar = () => {
@@ -289,6 +315,7 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
   let lastEval: LmEvaluation | null = null;
 
   const evaluateNow = async () => {
+    if (!main) return;
     bar?.stop();
     const ev = await evaluateLm(model, validation, args.seqLen, args.precision);
     lastEval = ev;
@@ -309,7 +336,7 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
 
   try {
     while (step < args.steps) {
-      const [x, y] = train.randomBatch(dataRng, args.batchSize, args.seqLen);
+      const [x, y] = dp ? rankBatch(dp) : train.randomBatch(dataRng, args.batchSize, args.seqLen);
       // per step the scaler's count is read only for the JSON log (on a GPU each read is a round trip)
       const skippedNow = logFile || report ? await scaler.getSkippedStepsAsync() : 0;
       const { loss, stepped } = trainStep(ctx, x, y);
@@ -326,7 +353,7 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
         lossCount++;
       }
       windowSteps++;
-      const cps = (windowSteps * args.batchSize * args.seqLen) / ((performance.now() - windowStart) / 1000);
+      const cps = (windowSteps * args.batchSize * (dp?.worldSize ?? 1) * args.seqLen) / ((performance.now() - windowStart) / 1000);
       if (logFile || report) logJson({ event: 'step', step, loss: value, loss_scale: await scaler.getScaleAsync(), skipped: (await scaler.getSkippedStepsAsync()) > skippedNow });
       bar?.update(step, { payload: { loss: (lossSum / Math.max(lossCount, 1)).toFixed(4), cps: cps.toFixed(0) } });
       if (!bar && !args.quiet && step % 50 === 0 && step % args.evalEvery !== 0) {
@@ -337,7 +364,10 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
       // a turn of the event loop: the steps' awaits resolve at once on a synchronous backend, and
       // Ctrl-C's handler only runs between turns
       await new Promise<void>((resolve) => setImmediate(resolve));
-      if (interrupt.requested) {
+      // every rank stops after the same step
+      const interrupted = dp ? await dp.any(interrupt.requested) : interrupt.requested;
+      if (interrupted) {
+        if (!main) return 130;
         bar?.stop();
         if (args.checkpoint) {
           await checkpoint(args.checkpoint);
@@ -347,6 +377,7 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
       }
       if (step % args.evalEvery === 0 || step === args.steps) await evaluateNow();
     }
+    if (!main) return 0;
     if (!lastEval) await evaluateNow(); // a resumed run that was already complete
     bar?.stop();
     const seconds = (performance.now() - started) / 1000;
@@ -372,5 +403,6 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
     recorder?.close();
     recorder = null;
     if (logFile) await new Promise<void>((resolve) => logFile.end(resolve));
+    dp?.close();
   }
 }
