@@ -141,6 +141,20 @@ test('torch: names read from the file are quoted and cut in messages (was: a 20,
   await assert.rejects(async () => mx.io.loadTorch(global), shortBesides(global, 400));
 });
 
+test('torch: a persistent id that is a tuple nested 100,000 levels, 20,000 items wide or a 20,000-character string is refused in a short line (was: RangeError, call stack exceeded; messages of every item)', async () => {
+  const torchFile = (name: string, pickle: Uint8Array) => write(name, storedZip([['archive/data.pkl', concat([Uint8Array.of(0x80, 2), pickle, Uint8Array.of(0x51, 0x2e)])], ['archive/version', Uint8Array.of(0x33)]]));
+  // BININT1 1 wrapped in 100,000 TUPLE1s, then BINPERSID.
+  const deep = torchFile('pid-deep.pt', concat([Uint8Array.of(0x4b, 1), new Uint8Array(100_000).fill(0x85)]));
+  await refuses(() => mx.io.loadTorch(deep), deep, /a persistent id is \(\(\(\(\.\.\.\)\)\)\); expected \('storage'/);
+  // MARK, 20,000 Nones, TUPLE.
+  const wide = torchFile('pid-wide.pt', concat([Uint8Array.of(0x28), new Uint8Array(20_000).fill(0x4e), Uint8Array.of(0x74)]));
+  await refuses(() => mx.io.loadTorch(wide), wide, /a persistent id is \(None, None, None, None, None, None, \.\.\. 20000 items\); expected/);
+  // BINUNICODE of 20,000 characters.
+  const long = torchFile('pid-long.pt', concat([Uint8Array.of(0x58, 0x20, 0x4e, 0, 0), Buffer.from('x'.repeat(20_000))]));
+  await refuses(() => mx.io.loadTorch(long), long, /a persistent id is "x{59}\.\.\. \(20002 characters\); expected/);
+  for (const file of [deep, wide, long]) await assert.rejects(async () => mx.io.loadTorch(file), shortBesides(file, 200));
+});
+
 test('checkpoint: a file of 20,000 unexpected tensors gets a short message; e.mismatch lists them all (was: every name, cut at 2,000 characters)', async () => {
   const tensors: Record<string, { dtype: 'float32'; shape: number[]; data: Float32Array }> = { 'fc.weight': { dtype: 'float32', shape: [2], data: new Float32Array(2) } };
   for (let i = 0; i < 20_000; i++) tensors[`z${i}`] = { dtype: 'float32', shape: [0], data: new Float32Array(0) };

@@ -5,7 +5,7 @@
  * other global is refused before anything is built: nothing in a file can run code.
  */
 import { PickleError, PyDict, type PyCallable } from './pickle.js';
-import { quoteName } from '../../util/file_error.js';
+import { quote, quoteName } from '../../util/file_error.js';
 
 /** PyTorch's dtypes that files may hold. */
 export type TorchDtype = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
@@ -68,8 +68,21 @@ function isStorageType(v: unknown): v is StorageType {
   return typeof v === 'object' && v !== null && typeof (v as StorageType).storageDtype === 'string';
 }
 
-const describe = (v: unknown): string =>
-  v === null ? 'None' : Array.isArray(v) ? `(${v.map(describe).join(', ')})` : typeof v === 'object' ? ((v as { pyName?: string }).pyName ?? (v as object).constructor?.name ?? 'an object') : JSON.stringify(v) ?? String(v);
+/** Tuple levels and items a message shows of a value from the pickle (a file's tuples nest and grow at will). */
+const SHOWN_LEVELS = 3;
+const SHOWN_ITEMS = 6;
+
+/** A value from the pickle, for a message: a few levels and items of tuples, strings quoted and cut. */
+function describe(v: unknown, level = 0): string {
+  if (v === null) return 'None';
+  if (Array.isArray(v)) {
+    if (level >= SHOWN_LEVELS) return '(...)';
+    const items = v.slice(0, SHOWN_ITEMS).map((x) => describe(x, level + 1));
+    return `(${items.join(', ')}${v.length > SHOWN_ITEMS ? `, ... ${v.length} items` : ''})`;
+  }
+  if (typeof v === 'object') return (v as { pyName?: string }).pyName ?? (v as object).constructor?.name ?? 'an object';
+  return typeof v === 'bigint' ? quote(String(v), 40) : quote(v, 60);
+}
 
 function fn(pyName: string, call: (args: readonly unknown[]) => unknown, newObject?: (args: readonly unknown[]) => unknown): PyCallable {
   return newObject ? { pyName, call, newObject } : { pyName, call };

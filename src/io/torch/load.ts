@@ -96,7 +96,13 @@ interface Located {
 }
 
 function shapeStr(s: readonly number[]): string {
-  return `[${s.join(',')}]`;
+  const text = `[${s.join(',')}]`;
+  return text.length <= 40 ? text : `${text.slice(0, 40)}...] (${s.length} dims)`;
+}
+
+/** Where a value sits in the file's tree ('model.fc.weight', 'optimizer[0]'), quoted and cut for a message. */
+function pathText(path: string): string {
+  return path ? quoteName(path) : "'(top level)'";
 }
 
 /** Check a tensor's view against its storage; returns its element count. */
@@ -104,10 +110,10 @@ function checkTensor({ ref, path }: Located, file: string): number {
   let numel = 1;
   for (const d of ref.size) {
     numel *= d;
-    if (!Number.isSafeInteger(numel)) throw new TorchFileError(file, `'${path}' has size ${shapeStr(ref.size)}, whose element count overflows: corrupt`);
+    if (!Number.isSafeInteger(numel)) throw new TorchFileError(file, `${pathText(path)} has size ${shapeStr(ref.size)}, whose element count overflows: corrupt`);
   }
   const s = ref.storage;
-  const what = `'${path}' (${ref.storage.dtype}, size ${shapeStr(ref.size)}, stride ${shapeStr(ref.stride)}, offset ${ref.offset})`;
+  const what = `${pathText(path)} (${ref.storage.dtype}, size ${shapeStr(ref.size)}, stride ${shapeStr(ref.stride)}, offset ${ref.offset})`;
   if (numel === 0) return 0;
   let last = ref.offset;
   for (let i = 0; i < ref.size.length; i++) {
@@ -165,7 +171,7 @@ function decodeStorage(s: StorageRef, raw: Uint8Array, bigEndianFile: boolean, f
         if (v > 2147483647n || v < -2147483648n) {
           throw new TorchFileError(
             file,
-            `'${users[0]}' is an int64 tensor holding ${v}, outside int32, mixprec's integer dtype (int64 values are read as int32 when they fit)`,
+            `${pathText(users[0]!)} is an int64 tensor holding ${v}, outside int32, mixprec's integer dtype (int64 values are read as int32 when they fit)`,
           );
         }
         out[i] = Number(v);
@@ -190,7 +196,7 @@ function keyString(k: unknown, path: string, file: string): string {
   if (typeof k === 'number' || typeof k === 'bigint') return String(k);
   if (typeof k === 'boolean') return k ? 'True' : 'False';
   if (k === null) return 'None';
-  throw new TorchFileError(file, `a dict at '${path || '(top level)'}' has a key of type ${Array.isArray(k) ? 'tuple' : typeof k}; mixprec reads dicts keyed by strings and numbers`);
+  throw new TorchFileError(file, `a dict at ${pathText(path)} has a key of type ${Array.isArray(k) ? 'tuple' : typeof k}; mixprec reads dicts keyed by strings and numbers`);
 }
 
 /**
@@ -251,7 +257,7 @@ export async function loadTorch(pathOrBytes: string | Uint8Array | ArrayBuffer, 
     // this walk's stack, and the conversion's below).
     if (onPath.size > MAX_NESTING) throw new TorchFileError(file, `its containers nest more than ${MAX_NESTING} levels deep (at '${path.slice(0, 60)}...'); expected a state dict or a checkpoint`);
     if ((v instanceof PyDict || Array.isArray(v)) && (onPath.has(v) || visited.has(v))) {
-      if (onPath.has(v)) throw new TorchFileError(file, `'${path || '(top level)'}' contains itself; expected a tree of containers`);
+      if (onPath.has(v)) throw new TorchFileError(file, `${pathText(path)} contains itself; expected a tree of containers`);
       return;
     }
     if (v instanceof PyDict || Array.isArray(v)) {
@@ -275,9 +281,9 @@ export async function loadTorch(pathOrBytes: string | Uint8Array | ArrayBuffer, 
     } else if (Array.isArray(v)) {
       v.forEach((x, i) => collect(x, `${path}[${i}]`));
     } else if (isStorageRef(v)) {
-      throw new TorchFileError(file, `'${path || '(top level)'}' is a bare storage; mixprec reads tensors (save tensors, not their storages)`);
+      throw new TorchFileError(file, `${pathText(path)} is a bare storage; mixprec reads tensors (save tensors, not their storages)`);
     } else if (isPyCallable(v)) {
-      throw new TorchFileError(file, `'${path || '(top level)'}' is ${v.pyName} itself, not data; expected tensors, numbers, strings and containers`);
+      throw new TorchFileError(file, `${pathText(path)} is ${v.pyName} itself, not data; expected tensors, numbers, strings and containers`);
     }
   };
   collect(root, '');
@@ -322,7 +328,7 @@ export async function loadTorch(pathOrBytes: string | Uint8Array | ArrayBuffer, 
       const out = markFromPyTorch({} as Record<string, unknown>);
       for (const [k, x] of v.entries) {
         const key = keyString(k, path, file);
-        if (Object.prototype.hasOwnProperty.call(out, key)) throw new TorchFileError(file, `a dict at '${path || '(top level)'}' has two keys that read as '${key}'`);
+        if (Object.prototype.hasOwnProperty.call(out, key)) throw new TorchFileError(file, `a dict at ${pathText(path)} has two keys that read as ${quoteName(key)}`);
         // defineProperty: a key such as '__proto__' stays a plain key.
         Object.defineProperty(out, key, { value: convert(x, path ? `${path}.${key}` : key), enumerable: true, writable: true, configurable: true });
       }
