@@ -9,14 +9,16 @@
  * - a wasm worker thread that dies in the middle of a kernel (with and without its exit handler
  *   running): the call fails within seconds saying so, later calls still compute the right result,
  *   and the process exits by itself;
- * - Ctrl-C twice: the second exits at once, leaving the last complete checkpoint.
+ * - Ctrl-C twice: the second exits at once, leaving the last complete checkpoint; also under
+ *   `mixprec run` with 2 data-parallel ranks (the launcher forwards each Ctrl-C; no rank is left),
+ *   and the checkpoint left resumes there.
  * They run the CLI on the default (wasm) backend, so only in the wasm suite. MIXPREC_CRASH_REPORT=file
  * appends the figures as JSON lines (docs/reliability.md).
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as mx from '../src/api.js';
@@ -216,5 +218,49 @@ describe('Ctrl-C twice', { skip }, () => {
     assert.ok(readFileSync(ck).equals(previous), 'the epoch-1 checkpoint is untouched');
     assert.equal((await mx.io.loadCheckpoint(ck)).meta.epoch, 1);
     report({ test: 'ctrl-c-twice', exitMs: Math.round(exitMs) });
+  });
+});
+
+const dpSkip = skip || (mx.distributed.unavailableReason() ?? false);
+
+describe('Ctrl-C twice under mixprec run (2 data-parallel ranks)', { skip: dpSkip }, () => {
+  it('the launcher forwards both: every rank is gone at once, the previous checkpoint intact and resumable by the same launch', async (t) => {
+    const ck = fresh('ctrl-c-dp');
+    const log = join(work, 'ctrl-c-dp.jsonl');
+    const slow = 300;
+    const launch = (extra: string[]) => ['run', '--nproc-per-node', '2', '--', 'mixprec', ...extra];
+    const run = startCli([...launch([...train(ck, 50), '--log-json', log])], { MIXPREC_TEST_FAULTS: `checkpoint-write-delay=${slow}` });
+    await run.waitForStderr(/^fault: writing chunk 20 of /);
+    while (!(existsSync(log) && readFileSync(log, 'utf8').includes('"epoch":2'))) await sleep(20);
+    const previous = readFileSync(ck);
+    const ranks = readdirSync(`/proc/${run.child.pid}/task`).flatMap((t) => readFileSync(`/proc/${run.child.pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)).map(Number);
+    assert.equal(ranks.length, 2, 'two ranks');
+    run.child.kill('SIGINT');
+    await run.waitForStderr(/^fault: writing chunk 3 of /, 2);
+    const second = performance.now();
+    run.child.kill('SIGINT');
+    const { code, at } = await run.exited;
+    const exitMs = at - second;
+    assert.equal(code, 130);
+    assert.match(run.stderr(), /interrupted again: exiting now; .*ck\.safetensors holds the last complete checkpoint/);
+    assert.ok(exitMs < 2000, `the launcher exited ${exitMs.toFixed(0)} ms after the second Ctrl-C (the save had ${17 * slow} ms to go)`);
+    const alive = ranks.filter((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(alive, [], 'no rank outlives the launcher');
+    assert.ok(readFileSync(ck).equals(previous), 'the epoch-1 checkpoint is untouched');
+    assert.equal((await mx.io.loadCheckpoint(ck)).meta.epoch, 1);
+    const resumed = runCli(launch([...train(ck, 2), '--resume', ck]), { timeout: 300_000 });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const after = await mx.io.loadCheckpoint(ck);
+    assert.equal(after.meta.epoch, 2);
+    assert.equal(after.meta.worldSize, 2);
+    t.diagnostic(`the launcher and both ranks gone ${exitMs.toFixed(0)} ms after the second Ctrl-C`);
+    report({ test: 'ctrl-c-twice-data-parallel', exitMs: Math.round(exitMs) });
   });
 });
