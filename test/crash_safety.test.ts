@@ -25,7 +25,7 @@ import * as mx from '../src/api.js';
 import { CLI, ROOT, runCli } from './helpers/cli.js';
 import { writeMnist } from './helpers/data.js';
 import { rng } from './helpers/rng.js';
-import { checkpointDifference, partialFiles, startCli } from './helpers/crash.js';
+import { checkpointDifference, partialFiles, startCli, type RunningCli } from './helpers/crash.js';
 
 const LONG = process.env['MIXPREC_LONG'] === '1';
 const TRIALS = LONG ? 50 : 4;
@@ -194,29 +194,52 @@ describe('a wasm worker thread that dies in the middle of a kernel', { skip }, (
   }
 });
 
+/**
+ * Starts `args` (mixprec train, or the launcher around it) with checkpoint chunks slow enough that
+ * the rest of a write (17 chunks after chunk 3) takes 5 s: exiting within 2 s is exiting at once,
+ * not after the save. Once epoch 1 has saved (its 21 chunks) and epoch 2 has a step: the first
+ * Ctrl-C, then the second during chunk 3 of the save it started. Checks exit code 130, the line,
+ * the bound and the epoch-1 checkpoint untouched; returns ms from the second Ctrl-C to the exit.
+ */
+async function ctrlCTwice(args: string[], ck: string, log: string, beforeFirst: (run: RunningCli) => void = () => {}): Promise<number> {
+  const slow = 300;
+  const run = startCli(args, { MIXPREC_TEST_FAULTS: `checkpoint-write-delay=${slow}` });
+  await run.waitForStderr(/^fault: writing chunk 20 of /);
+  while (!(existsSync(log) && readFileSync(log, 'utf8').includes('"epoch":2'))) await sleep(20);
+  const previous = readFileSync(ck);
+  beforeFirst(run);
+  run.child.kill('SIGINT');
+  await run.waitForStderr(/^fault: writing chunk 3 of /, 2);
+  const second = performance.now();
+  run.child.kill('SIGINT');
+  const { code, at } = await run.exited;
+  const exitMs = at - second;
+  assert.equal(code, 130);
+  assert.match(run.stderr(), /interrupted again: exiting now; .*ck\.safetensors holds the last complete checkpoint/);
+  assert.ok(exitMs < 2000, `exited ${exitMs.toFixed(0)} ms after the second Ctrl-C (the save had ${17 * slow} ms to go)`);
+  assert.ok(readFileSync(ck).equals(previous), 'the epoch-1 checkpoint is untouched');
+  assert.equal((await mx.io.loadCheckpoint(ck)).meta.epoch, 1);
+  return exitMs;
+}
+
+/** The pids of a process's children. */
+const childrenOf = (pid: number): number[] =>
+  readdirSync(`/proc/${pid}/task`).flatMap((t) => readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)).map(Number);
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 describe('Ctrl-C twice', { skip }, () => {
   it('the second Ctrl-C, during the first one\'s checkpoint write, exits at once with the previous checkpoint intact', async () => {
     const ck = fresh('ctrl-c');
     const log = join(work, 'ctrl-c.jsonl');
-    // Chunks slow enough that the rest of the write (17 chunks after chunk 3) takes 5 s: exiting
-    // within 2 s is exiting at once, not after the save.
-    const slow = 300;
-    const run = startCli([...train(ck, 50), '--log-json', log], { MIXPREC_TEST_FAULTS: `checkpoint-write-delay=${slow}` });
-    // Epoch 1 ends and saves (its 21 chunks); then a step of epoch 2 and the first Ctrl-C.
-    await run.waitForStderr(/^fault: writing chunk 20 of /);
-    while (!(existsSync(log) && readFileSync(log, 'utf8').includes('"epoch":2'))) await sleep(20);
-    const previous = readFileSync(ck);
-    run.child.kill('SIGINT');
-    await run.waitForStderr(/^fault: writing chunk 3 of /, 2);
-    const second = performance.now();
-    run.child.kill('SIGINT');
-    const { code, at } = await run.exited;
-    const exitMs = at - second;
-    assert.equal(code, 130);
-    assert.match(run.stderr(), /interrupted again: exiting now; .*ck\.safetensors holds the last complete checkpoint/);
-    assert.ok(exitMs < 2000, `exited ${exitMs.toFixed(0)} ms after the second Ctrl-C (the save had ${17 * slow} ms to go)`);
-    assert.ok(readFileSync(ck).equals(previous), 'the epoch-1 checkpoint is untouched');
-    assert.equal((await mx.io.loadCheckpoint(ck)).meta.epoch, 1);
+    const exitMs = await ctrlCTwice([...train(ck, 50), '--log-json', log], ck, log);
     report({ test: 'ctrl-c-twice', exitMs: Math.round(exitMs) });
   });
 });
@@ -227,34 +250,13 @@ describe('Ctrl-C twice under mixprec run (2 data-parallel ranks)', { skip: dpSki
   it('the launcher forwards both: every rank is gone at once, the previous checkpoint intact and resumable by the same launch', async (t) => {
     const ck = fresh('ctrl-c-dp');
     const log = join(work, 'ctrl-c-dp.jsonl');
-    const slow = 300;
     const launch = (extra: string[]) => ['run', '--nproc-per-node', '2', '--', 'mixprec', ...extra];
-    const run = startCli([...launch([...train(ck, 50), '--log-json', log])], { MIXPREC_TEST_FAULTS: `checkpoint-write-delay=${slow}` });
-    await run.waitForStderr(/^fault: writing chunk 20 of /);
-    while (!(existsSync(log) && readFileSync(log, 'utf8').includes('"epoch":2'))) await sleep(20);
-    const previous = readFileSync(ck);
-    const ranks = readdirSync(`/proc/${run.child.pid}/task`).flatMap((t) => readFileSync(`/proc/${run.child.pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)).map(Number);
-    assert.equal(ranks.length, 2, 'two ranks');
-    run.child.kill('SIGINT');
-    await run.waitForStderr(/^fault: writing chunk 3 of /, 2);
-    const second = performance.now();
-    run.child.kill('SIGINT');
-    const { code, at } = await run.exited;
-    const exitMs = at - second;
-    assert.equal(code, 130);
-    assert.match(run.stderr(), /interrupted again: exiting now; .*ck\.safetensors holds the last complete checkpoint/);
-    assert.ok(exitMs < 2000, `the launcher exited ${exitMs.toFixed(0)} ms after the second Ctrl-C (the save had ${17 * slow} ms to go)`);
-    const alive = ranks.filter((pid) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
+    let ranks: number[] = [];
+    const exitMs = await ctrlCTwice(launch([...train(ck, 50), '--log-json', log]), ck, log, (run) => {
+      ranks = childrenOf(run.child.pid!);
     });
-    assert.deepEqual(alive, [], 'no rank outlives the launcher');
-    assert.ok(readFileSync(ck).equals(previous), 'the epoch-1 checkpoint is untouched');
-    assert.equal((await mx.io.loadCheckpoint(ck)).meta.epoch, 1);
+    assert.equal(ranks.length, 2, 'two ranks');
+    assert.deepEqual(ranks.filter(isAlive), [], 'no rank outlives the launcher');
     const resumed = runCli(launch([...train(ck, 2), '--resume', ck]), { timeout: 300_000 });
     assert.equal(resumed.code, 0, resumed.stderr);
     const after = await mx.io.loadCheckpoint(ck);
