@@ -18,6 +18,7 @@ export { setBackend, getBackend, listBackends, registerBackend, defaultBackendNa
 export type { Backend, DeviceBuffer, KernelTensor, MemoryStats } from './backend/backend.js';
 export type { KernelName, KernelParams, KernelParamsMap } from './backend/kernels.js';
 export { allOps, getOp, type OpDef, type AutocastCategory } from './ops/registry.js';
+export { FileError } from './util/file_error.js';
 
 export {
   tensor, zeros, ones, full, zerosLike, onesLike, fullLike, arange, linspace, eye, rand, randn, randint,

@@ -152,7 +152,7 @@ test('CIFAR10 errors name the file and the expected size', async () => {
   const badArchive = join(tmp, 'bad-member.tar.gz');
   writeFileSync(badArchive, await cifarArchive(bad));
   await assert.rejects(D.CIFAR10.load(badArchive, { recordsPerFile: R }),
-    /^Error: CIFAR10: .*bad-member\.tar\.gz \(member cifar-10-batches-bin\/data_batch_2\.bin\) has 5000 bytes, expected 9219 \(3 records of 3073 bytes\)/);
+    /^FileError: CIFAR10: .*bad-member\.tar\.gz \(member cifar-10-batches-bin\/data_batch_2\.bin\) has 5000 bytes, expected 9219 \(3 records of 3073 bytes\)/);
 
   const gz = await cifarArchive();
   const cut = join(tmp, 'cut.tar.gz');

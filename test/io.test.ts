@@ -279,7 +279,7 @@ describe('corrupt and foreign files', () => {
 
   it('a missing checkpoint names the file (and a partial file left by a crash)', async () => {
     const path = file('nothing-here.safetensors');
-    await assert.rejects(io.loadCheckpoint(path), new RegExp(`^Error: checkpoint ${path.replace(/[.\\]/g, '\\$&')} does not exist; expected a safetensors file$`));
+    await assert.rejects(io.loadCheckpoint(path), new RegExp(`^FileError: checkpoint ${path.replace(/[.\\]/g, '\\$&')} does not exist; expected a safetensors file$`));
     writeFileSync(`${path}.tmp-999999-0`, 'partial');
     await assert.rejects(io.loadCheckpoint(path), /nothing-here\.safetensors\.tmp-999999-0 is a partial file from an interrupted save/);
     await assert.rejects(io.loadSafetensors(dir), /is a folder; expected a safetensors file/);

@@ -74,7 +74,7 @@ const MAY_IMPORT: Readonly<Record<Layer, readonly Layer[]>> = {
   optim: CORE,
   amp: [...CORE, 'optim'], // GradScaler steps an optimizer
   data: [...CORE, 'util', 'distributed'],
-  io: [...CORE, 'util'],
+  io: [...CORE, 'util'], // FileError and the file budget, shared with data/
   // pretrained weights: downloaded (data/download.ts) and read (io/) by the ResNet factories
   models: [...CORE, 'util', 'nn', 'data', 'io'],
   train: [...CORE, 'distributed', 'nn', 'optim', 'amp', 'data', 'models'],

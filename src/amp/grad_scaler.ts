@@ -54,7 +54,10 @@ export interface GradScalerOptions {
   enabled?: boolean;
   /** Back off only after this many consecutive overflowing steps (DeepSpeed's hysteresis). Default 1. */
   hysteresis?: number;
-  /** The scale never goes below this (default: no bound). */
+  /**
+   * The scale never goes below this (default 0: only SCALE_FLOOR, float32's smallest normal number,
+   * which keeps the scale from reaching 0, where it could never grow back).
+   */
   minScale?: number;
   /** The scale never goes above this (default: no bound). */
   maxScale?: number;
@@ -106,6 +109,14 @@ interface DeviceState {
 }
 
 let warnedBfloat16 = false;
+
+/**
+ * The lowest scale backing off can reach without a minScale: 2^-126, float32's smallest normal
+ * number. PyTorch has no bound, and its float32 product reaches 0 after 166 consecutive overflows
+ * from 65536: a scale of 0 never grows back (0 x growthFactor = 0) and makes an infinite loss NaN.
+ * A normal number also survives GPUs that flush subnormals to zero.
+ */
+export const SCALE_FLOOR = 2 ** -126;
 
 export class GradScaler {
   private scaleValue: number;
@@ -312,7 +323,7 @@ export class GradScaler {
             backoffFactor: this.backoffFactor,
             growthInterval: this.growthInterval,
             hysteresis: this.hysteresis,
-            minScale: this.minScale,
+            minScale: this.floor,
             maxScale: this.maxScale,
           };
           updateScaleOnDevice(dev, combined, params);
@@ -360,6 +371,11 @@ export class GradScaler {
     this.throwEventError();
   }
 
+  /** Where backing off stops: minScale, and never below SCALE_FLOOR. */
+  private get floor(): number {
+    return Math.max(this.minScale, SCALE_FLOOR);
+  }
+
   /** PyTorch's _amp_update_scale_, with hysteresis and bounds (float32 arithmetic). */
   private updateScale(foundInf: boolean): void {
     if (foundInf) {
@@ -367,7 +383,7 @@ export class GradScaler {
       this.overflowStreak++;
       if (this.overflowStreak >= this.hysteresis) {
         this.overflowStreak = 0;
-        this.scaleValue = Math.max(Math.fround(this.scaleValue * this.backoffFactor), this.minScale);
+        this.scaleValue = Math.max(Math.fround(this.scaleValue * this.backoffFactor), this.floor);
       }
       return;
     }

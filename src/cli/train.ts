@@ -19,6 +19,9 @@ import { saveCheckpoint, loadCheckpoint } from '../io/checkpoint.js';
 import { precisionReport, type PrecisionRecorder } from '../amp/diagnostics.js';
 import { autocastDtype, evaluate, scalerFor, trainStep, PRECISIONS, type Precision, type StepContext } from '../train/classifier.js';
 import { choice, number, parseFlags, copyStringFlags, checkBackendFlag } from './args.js';
+import { onInterrupt } from './interrupt.js';
+import { restoreFrom, stateCounter } from './resume.js';
+import { checkpointFaults } from './faults.js';
 import { CliError, usage } from './errors.js';
 import { resolveData, DATASETS, type DatasetName, type LoadedData, type Preprocess } from './datasets.js';
 import { Progress } from './progress.js';
@@ -319,17 +322,21 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       throw new CliError(`--resume ${args.resume}: written by a run of ${meta.worldSize ?? 1} rank(s), this one has ${dp?.worldSize ?? 1} (the data order would differ)`);
     }
     if ((meta.normalize ?? 'dataset') !== normalize) throw new CliError(`--resume ${args.resume}: written with ${meta.normalize === 'imagenet' ? '' : 'no '}--pretrained (${meta.normalize ?? 'dataset'} normalisation), not ${normalize}`);
-    model.loadStateDict(loaded.tensors);
-    optimizer.loadStateDict(meta.optimizer);
-    if (meta.precision === 'fp16' && args.precision === 'fp16') scaler.loadStateDict(meta.scaler);
-    defaultGenerator.setState(meta.rng);
-    trainLoader.loadState(dp ? { ...meta.data, seed: dp.rankSeed(meta.data.seed) } : meta.data);
-    epoch = meta.epoch;
-    step = meta.step;
-    skippedSteps = meta.skippedSteps;
+    const file = args.resume;
+    restoreFrom(file, () => {
+      model.loadStateDict(loaded.tensors);
+      optimizer.loadStateDict(meta.optimizer);
+      if (meta.precision === 'fp16' && args.precision === 'fp16') scaler.loadStateDict(meta.scaler);
+      defaultGenerator.setState(meta.rng);
+      trainLoader.loadState(dp ? { ...meta.data, seed: dp.rankSeed(meta.data.seed) } : meta.data);
+      epoch = stateCounter(file, 'epoch', meta.epoch);
+      step = stateCounter(file, 'step', meta.step);
+      skippedSteps = stateCounter(file, 'skippedSteps', meta.skippedSteps);
+    });
     say(`resumed from ${args.resume}: epoch ${epoch}, step ${step}`);
   }
 
+  const writeOptions = checkpointFaults();
   const checkpoint = async (path: string) => {
     const meta: RunMeta = {
       kind: 'mixprec.train',
@@ -354,7 +361,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       scaler: await scaler.stateDictAsync(),
       args: { ...args, help: undefined, quiet: undefined, verbose: undefined } as RunMeta['args'],
     };
-    await saveCheckpoint(path, { tensors: model.stateDict(), meta });
+    await saveCheckpoint(path, { tensors: model.stateDict(), meta }, writeOptions);
   };
 
   const main = !dp || dp.isMain;
@@ -379,11 +386,9 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     const ev = await evaluate(net, loader, args.precision, data.classes.length || 10);
     return dp ? dp.reduceEvaluation(ev) : ev;
   };
+  // Ctrl-C: stop after this step and save; a second Ctrl-C exits at once (./interrupt.ts)
+  const interrupt = onInterrupt(args.checkpoint);
   let interrupted = false;
-  const onSigint = () => {
-    interrupted = true;
-  };
-  process.on('SIGINT', onSigint);
   // data-parallel: gradients averaged over the ranks during backward (rank 0's weights to start)
   const ctx: StepContext = { model: dp ? dp.wrap(model) : model, optimizer, scaler, precision: args.precision };
   const modelNote = [
@@ -427,7 +432,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
         }
         progress?.update({ loss: lossSum / Math.max(lossCount, 1), imgPerS: (images * (dp?.worldSize ?? 1)) / seconds });
         // every rank stops after the same step
-        if (dp) interrupted = await dp.any(interrupted);
+        interrupted = dp ? await dp.any(interrupt.requested) : interrupt.requested;
         if (interrupted) break;
       }
       progress?.done();
@@ -472,7 +477,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     out.log(`test accuracy: ${(lastAccuracy * 100).toFixed(2)}%`);
     return 0;
   } finally {
-    process.off('SIGINT', onSigint);
+    interrupt.dispose();
     await report?.write(out, recorder?.report());
     recorder?.close();
     recorder = null;

@@ -15,6 +15,9 @@ import { precisionReport, type PrecisionRecorder } from '../amp/diagnostics.js';
 import { scalerFor, trainStep, underPrecision, PRECISIONS, type Precision, type StepContext } from '../train/classifier.js';
 import { evaluateLm, lmLoss, type LmEvaluation } from '../train/language_model.js';
 import { choice, number, parseFlags, copyStringFlags, checkBackendFlag } from './args.js';
+import { onInterrupt } from './interrupt.js';
+import { restoreFrom, stateCounter } from './resume.js';
+import { checkpointFaults } from './faults.js';
 import { CliError, usage } from './errors.js';
 import { ProgressBar } from '../util/progress_bar.js';
 import type { Output } from './train.js';
@@ -196,6 +199,7 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
     loaded = await loadCheckpoint<LmMeta>(args.resume);
     const meta = loaded.meta;
     if (!meta || meta.kind !== 'mixprec.train-lm') throw new CliError(`--resume ${args.resume}: not a mixprec train-lm checkpoint (no language-model state in its metadata)`);
+    if (!Array.isArray(meta.config?.vocab)) throw new CliError(`--resume ${args.resume}: its training state has no model configuration (config.vocab)`);
     if (meta.config.vocab.join('') !== config.vocab.join('')) {
       throw new CliError(`--resume ${args.resume}: written for a vocabulary of ${meta.config.vocab.length} characters, not this text's ${config.vocab.length}`);
     }
@@ -230,17 +234,22 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
 
   if (loaded) {
     const meta = loaded.meta as LmMeta;
-    model.loadStateDict(loaded.tensors);
-    optimizer.loadStateDict(meta.optimizer);
-    if (meta.precision === 'fp16' && args.precision === 'fp16') scaler.loadStateDict(meta.scaler);
-    defaultGenerator.setState(meta.rng);
-    if (dp && !main) manualSeed(dp.rankSeed(args.seed + meta.step)); // the checkpoint holds rank 0's dropout stream
-    dataRng.setState(meta.dataRng);
-    step = meta.step;
-    skippedBefore = meta.skippedSteps;
+    const file = args.resume!;
+    const tensors = loaded.tensors;
+    restoreFrom(file, () => {
+      model.loadStateDict(tensors);
+      optimizer.loadStateDict(meta.optimizer);
+      if (meta.precision === 'fp16' && args.precision === 'fp16') scaler.loadStateDict(meta.scaler);
+      step = stateCounter(file, 'step', meta.step);
+      skippedBefore = stateCounter(file, 'skippedSteps', meta.skippedSteps);
+      defaultGenerator.setState(meta.rng);
+      if (dp && !main) manualSeed(dp.rankSeed(args.seed + step)); // the checkpoint holds rank 0's dropout stream
+      dataRng.setState(meta.dataRng);
+    });
     say(`resumed from ${args.resume}: step ${step}`);
   }
 
+  const writeOptions = checkpointFaults();
   const checkpoint = async (path: string) => {
     const meta: LmMeta = {
       kind: 'mixprec.train-lm',
@@ -255,7 +264,7 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
       args: { ...args, help: undefined, quiet: undefined, verbose: undefined } as LmMeta['args'],
       ...(dp ? { worldSize: dp.worldSize } : {}),
     };
-    await saveCheckpoint(path, { tensors: model.stateDict(), meta });
+    await saveCheckpoint(path, { tensors: model.stateDict(), meta }, writeOptions);
   };
 
   const logFile: WriteStream | null = args.logJson && main ? createWriteStream(args.logJson, { flags: 'w' }) : null;
@@ -282,11 +291,8 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
     gy.dispose();
     return mine;
   };
-  let interrupted = false;
-  const onSigint = () => {
-    interrupted = true;
-  };
-  process.on('SIGINT', onSigint);
+  // Ctrl-C: stop after this step and save; a second Ctrl-C exits at once (./interrupt.ts)
+  const interrupt = onInterrupt(args.checkpoint);
 
   const paramCount = params.reduce((n, p) => n + p.numel, 0);
   say(
@@ -358,7 +364,8 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
       // a turn of the event loop: the steps' awaits resolve at once on a synchronous backend, and
       // Ctrl-C's handler only runs between turns
       await new Promise<void>((resolve) => setImmediate(resolve));
-      if (dp) interrupted = await dp.any(interrupted); // every rank stops after the same step
+      // every rank stops after the same step
+      const interrupted = dp ? await dp.any(interrupt.requested) : interrupt.requested;
       if (interrupted) {
         if (!main) return 130;
         bar?.stop();
@@ -391,7 +398,7 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
     );
     return 0;
   } finally {
-    process.off('SIGINT', onSigint);
+    interrupt.dispose();
     await report?.write(out, recorder?.report());
     recorder?.close();
     recorder = null;

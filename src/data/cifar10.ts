@@ -8,13 +8,16 @@
  *   const { train, test } = await mx.data.CIFAR10.loadSplits('data', { download: true });
  *   const train = await mx.data.CIFAR10.load('data/cifar-10-binary.tar.gz', { train: true, transform });
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ImageArrayDataset, type ImageArrayDatasetOptions } from './dataset.js';
-import { readTar } from './tar.js';
+import { readTar, tarBudget } from './tar.js';
+import { FileError, fileSystemError } from '../util/file_error.js';
+import { allocate, fileBudget, reserve, type FileBudget } from '../util/file_budget.js';
+import { readFileInto } from '../util/read_file.js';
 import { downloadFile, type ProgressCallback } from './download.js';
 import type { TransformLike } from './transforms.js';
-import { CIFAR10_CLASSES, PIXELS, TEST_FILES, TRAIN_FILES, decodeBatchFile, type CifarSplit as Split } from './cifar10_format.js';
+import { CIFAR10_CLASSES, PIXELS, RECORD, TEST_FILES, TRAIN_FILES, checkBatchSize, decodeBatchFile, type CifarSplit as Split } from './cifar10_format.js';
 
 export { CIFAR10_CLASSES } from './cifar10_format.js';
 
@@ -75,7 +78,7 @@ async function locate(root: string, options: CIFAR10SourceOptions): Promise<Sour
     await downloadFile(options.url ?? CIFAR10_URL, dest, { md5: options.md5 === undefined ? CIFAR10_MD5 : options.md5, progress: options.progress });
     return { kind: 'archive', file: dest };
   }
-  throw new Error(`CIFAR10: cannot find ${kind === 'dir' ? `the dataset in ${root}` : root}: ${EXPECTED} (use download: true to fetch it)`);
+  throw new FileError(root, `CIFAR10: cannot find ${kind === 'dir' ? `the dataset in ${root}` : root}: ${EXPECTED} (use download: true to fetch it)`);
 }
 
 /** Read the requested splits of CIFAR-10 from `root` (an archive or folder; see the module comment). */
@@ -83,51 +86,80 @@ export async function readCIFAR10(root: string, splits: { train?: boolean; test?
   const records = options.recordsPerFile ?? 10000;
   if (!Number.isInteger(records) || records <= 0) throw new RangeError(`CIFAR10: recordsPerFile must be a positive integer, got ${records}`);
   const source = await locate(root, options);
+  // Each split's arrays are allocated once the files that fill them have been sized (a folder's
+  // by stat, an archive's members by their headers), through the file budget.
+  const slots = new Map<string, { files: readonly string[]; slot: number; key: 'train' | 'test' }>();
+  if (splits.train) TRAIN_FILES.forEach((f, slot) => slots.set(f, { files: TRAIN_FILES, slot, key: 'train' }));
+  if (splits.test) TEST_FILES.forEach((f, slot) => slots.set(f, { files: TEST_FILES, slot, key: 'test' }));
   const out: { train?: Split; test?: Split } = {};
-  const wanted = new Map<string, { split: Split; slot: number }>();
-  const alloc = (files: readonly string[]): Split => {
-    const split = { images: new Uint8Array(files.length * records * PIXELS), labels: new Uint8Array(files.length * records) };
-    files.forEach((f, slot) => wanted.set(f, { split, slot }));
-    return split;
+  /** `budget(n)`: what the source can hold for a split of n batch files. */
+  const splitFor = (file: string, budget: (files: number) => FileBudget): { split: Split; slot: number } => {
+    const { files, slot, key } = slots.get(file)!;
+    if (!out[key]) {
+      reserve(budget(files.length), files.length * records * RECORD, `the ${key} split (${files.length} x ${records} records)`);
+      out[key] = { images: new Uint8Array(files.length * records * PIXELS), labels: new Uint8Array(files.length * records) };
+    }
+    return { split: out[key]!, slot };
   };
-  if (splits.train) out.train = alloc(TRAIN_FILES);
-  if (splits.test) out.test = alloc(TEST_FILES);
 
   if (source.kind === 'folder') {
-    for (const [file, { split, slot }] of wanted) {
+    const sizes = new Map<string, number>();
+    for (const file of slots.keys()) {
       const path = join(source.dir, file);
-      let buf: Buffer;
       try {
-        buf = await readFile(path);
+        sizes.set(file, (await stat(path)).size);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-          throw new Error(`CIFAR10: cannot find ${path}: the folder ${source.dir} should hold data_batch_1.bin ... data_batch_5.bin and test_batch.bin`, { cause: e });
+          throw new FileError(path, `CIFAR10: cannot find ${path}: the folder ${source.dir} should hold data_batch_1.bin ... data_batch_5.bin and test_batch.bin`, { cause: e });
         }
-        throw new Error(`CIFAR10: cannot read ${path}: ${(e as Error).message}`, { cause: e });
+        throw fileSystemError(path, e, 'CIFAR-10 batch file');
       }
+      checkBatchSize(path, path, sizes.get(file)!, records);
+    }
+    const total = [...sizes.values()].reduce((a, b) => a + b, 0);
+    const budget = () => fileBudget(source.dir, total, { basis: 'the sizes of its batch files' });
+    for (const file of slots.keys()) {
+      const path = join(source.dir, file);
+      const buf = allocate(fileBudget(path, sizes.get(file)!), Uint8Array, sizes.get(file)!, 'the batch');
+      await readFileInto(path, buf, 'CIFAR-10 batch file');
+      const { split, slot } = splitFor(file, budget);
       decodeBatchFile(buf, path, records, split, slot);
     }
     return out;
   }
 
   const seen = new Set<string>();
+  const archive = source.file;
+  // A split is allocated when its first member has arrived: its other members are still to come, each
+  // within what the archive can hold.
+  const member = await tarBudget(archive);
+  const budget = (files: number): FileBudget => ({ ...member, limit: member.limit * files, basis: `${files} members, each within ${member.basis}` });
   try {
-    await readTar(source.file, {
-      select: (h) => wanted.has(basename(h.name)) && !seen.has(basename(h.name)),
+    await readTar(archive, {
+      select: (h) => {
+        const file = basename(h.name);
+        if (!slots.has(file) || seen.has(file)) return false;
+        checkBatchSize(archive, `${archive} (member ${h.name})`, h.size, records);
+        return true;
+      },
       onEntry: (h, data) => {
         const file = basename(h.name);
         seen.add(file);
-        const { split, slot } = wanted.get(file)!;
-        decodeBatchFile(data, `${source.file} (member ${h.name})`, records, split, slot);
+        const { split, slot } = splitFor(file, budget);
+        decodeBatchFile(data, `${archive} (member ${h.name})`, records, split, slot, archive);
       },
     });
   } catch (e) {
     const msg = (e as Error).message;
-    throw msg.startsWith('CIFAR10:') ? e : new Error(`CIFAR10: cannot read ${msg.startsWith(source.file) ? '' : `${source.file}: `}${msg}`, { cause: e });
+    if (msg.startsWith('CIFAR10:')) throw e;
+    throw new FileError(archive, `CIFAR10: cannot read ${msg.startsWith(archive) ? '' : `${archive}: `}${msg}`, { cause: e });
   }
-  const missing = [...wanted.keys()].filter((f) => !seen.has(f));
+  const missing = [...slots.keys()].filter((f) => !seen.has(f));
   if (missing.length) {
-    throw new Error(`CIFAR10: ${source.file} has no member ${FOLDER}/${missing[0]}${missing.length > 1 ? ` (nor ${missing.length - 1} more)` : ''}: ${EXPECTED} (the binary version of CIFAR-10, not the python or matlab one)`);
+    throw new FileError(
+      archive,
+      `CIFAR10: ${archive} has no member ${FOLDER}/${missing[0]}${missing.length > 1 ? ` (nor ${missing.length - 1} more)` : ''}: ${EXPECTED} (the binary version of CIFAR-10, not the python or matlab one)`,
+    );
   }
   return out;
 }

@@ -1,8 +1,10 @@
 /**
  * CIFAR-10's binary batch files: 10,000 records of 1 label byte + 3,072 pixel bytes (R, G and B
  * planes of a 32x32 image). No Node imports: the browser playground decodes an archive picked from
- * disk with the same code as CIFAR10 (cifar10.ts).
+ * disk with the same code as CIFAR10 (cifar10.ts). A malformed file is a FileError.
  */
+import { FileError } from '../util/file_error.js';
+
 export const CIFAR10_CLASSES: readonly string[] = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 
 export const PIXELS = 3072;
@@ -16,18 +18,27 @@ export interface CifarSplit {
   labels: Uint8Array;
 }
 
-/** Decode one batch file of `records` records into `into` at file position `slot` (errors name `name`). */
-export function decodeBatchFile(buf: Uint8Array, name: string, records: number, into: CifarSplit, slot: number): void {
+/**
+ * A batch file (or archive member) of `size` bytes must hold exactly `records` records: checked
+ * before its bytes are read or allocated. `name` says which (`archive (member x)`), `file` is the file.
+ */
+export function checkBatchSize(file: string, name: string, size: number, records: number): void {
   const want = records * RECORD;
-  if (buf.length !== want) {
-    throw new Error(`CIFAR10: ${name} has ${buf.length} bytes, expected ${want} (${records} records of ${RECORD} bytes)`);
-  }
+  if (size !== want) throw new FileError(file, `CIFAR10: ${name} has ${size} bytes, expected ${want} (${records} records of ${RECORD} bytes)`);
+}
+
+/**
+ * Decode one batch file of `records` records into `into` at file position `slot`; errors name
+ * `name` and are FileErrors for `file` (by default `name`: a batch file's path).
+ */
+export function decodeBatchFile(buf: Uint8Array, name: string, records: number, into: CifarSplit, slot: number, file = name): void {
+  checkBatchSize(file, name, buf.length, records);
   const { images, labels } = into;
   const first = slot * records;
   for (let r = 0; r < records; r++) {
     const off = r * RECORD;
     const label = buf[off]!;
-    if (label > 9) throw new Error(`CIFAR10: ${name} record ${r} has label ${label}, expected 0-9 (a malformed or non-CIFAR-10 file)`);
+    if (label > 9) throw new FileError(file, `CIFAR10: ${name} record ${r} has label ${label}, expected 0-9 (a malformed or non-CIFAR-10 file)`);
     labels[first + r] = label;
     images.set(buf.subarray(off + 1, off + RECORD), (first + r) * PIXELS);
   }

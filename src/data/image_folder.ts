@@ -10,30 +10,47 @@ import jpeg from 'jpeg-js';
 import { applyTransform, type TransformLike } from './transforms.js';
 import type { Dataset, SampleContext } from './dataset.js';
 import type { Image } from './image.js';
+import { checkPngInflate, isJpeg, isPng, probeJpeg, probePng, JPEG_EXPANSION, PNG_EXPANSION } from './image_probe.js';
+import { FileError, fileSystemError } from '../util/file_error.js';
+import { fileBudget, reserve } from '../util/file_budget.js';
 
-/** Decode PNG or JPEG bytes (recognised by their signature) into an RGB HWC uint8 Image; alpha is dropped. */
+/**
+ * Decode PNG or JPEG bytes (recognised by their signature) into an RGB HWC uint8 Image; alpha is
+ * dropped. The header is checked against the file's size before the decoder allocates (image_probe.ts);
+ * errors are FileErrors naming `name`.
+ */
 export function decodeImage(bytes: Uint8Array, name = 'image'): Image {
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let width: number;
   let height: number;
   let rgba: Uint8Array;
   let channels: 3 | 4;
+  const png = isPng(buf);
+  if (!png && !isJpeg(buf)) throw new FileError(name, `cannot decode ${name}: not a PNG or JPEG file`);
+  const pngProbe = png ? probePng(buf, name) : null;
+  const probe = pngProbe ?? probeJpeg(buf, name);
+  const budget = fileBudget(name, buf.length, png
+    ? { expansion: PNG_EXPANSION, basis: 'deflate\'s largest ratio for its image data' }
+    : { expansion: JPEG_EXPANSION, basis: 'at least one bit of coded data per 8 x 8 block' });
+  reserve(budget, probe.decodeBytes, `decoding its ${probe.width} x ${probe.height} pixels`);
+  if (pngProbe) checkPngInflate(buf, pngProbe, name);
   try {
-    if (buf.length >= 8 && buf.readUInt32BE(0) === 0x89504e47) {
-      const png = pngjs.PNG.sync.read(buf);
-      ({ width, height } = png);
-      rgba = png.data;
+    if (png) {
+      const image = pngjs.PNG.sync.read(buf);
+      ({ width, height } = image);
+      rgba = image.data;
       channels = 4;
-    } else if (buf.length >= 3 && buf[0] === 0xff && buf[1] === 0xd8 && buf[2] === 0xff) {
-      const img = jpeg.decode(buf, { useTArray: true, formatAsRGBA: false });
-      ({ width, height } = img);
-      rgba = img.data;
-      channels = 3;
     } else {
-      throw new Error('not a PNG or JPEG file');
+      const image = jpeg.decode(buf, { useTArray: true, formatAsRGBA: false, maxMemoryUsageInMB: Math.ceil(budget.limit / 2 ** 20) });
+      ({ width, height } = image);
+      rgba = image.data;
+      channels = 3;
     }
   } catch (e) {
-    throw new Error(`cannot decode ${name}: ${(e as Error).message}`, { cause: e });
+    throw new FileError(name, `cannot decode ${name}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+  }
+  if (width !== probe.width || height !== probe.height || rgba.length !== width * height * channels) {
+    throw new FileError(name, `cannot decode ${name}: the ${probe.format} decoder returned ${rgba.length} values for ${width} x ${height} pixels; expected ${probe.width} x ${probe.height} x ${channels}`);
   }
   if (channels === 3) return { data: rgba, channels: 3, height, width, layout: 'HWC' };
   const n = width * height;
@@ -48,7 +65,13 @@ export function decodeImage(bytes: Uint8Array, name = 'image'): Image {
 
 /** Read and decode an image file. */
 export function loadImage(path: string): Image {
-  return decodeImage(readFileSync(path), path);
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw fileSystemError(path, e, 'PNG or JPEG image');
+  }
+  return decodeImage(bytes, path);
 }
 
 export const IMAGE_EXTENSIONS: readonly string[] = ['.png', '.jpg', '.jpeg'];
@@ -80,10 +103,10 @@ export class ImageFolder implements Dataset<[any, number]> {
     } catch {
       /* reported below */
     }
-    if (!isDir) throw new Error(`ImageFolder: cannot find the folder ${root} (expected root/<class>/<image>.png|jpg)`);
+    if (!isDir) throw new FileError(root, `ImageFolder: cannot find the folder ${root} (expected root/<class>/<image>.png|jpg)`);
     const exts = (options.extensions ?? IMAGE_EXTENSIONS).map((e) => e.toLowerCase());
     this.classes = readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort(byName);
-    if (this.classes.length === 0) throw new Error(`ImageFolder: ${root} has no class folders (expected root/<class>/<image>.png|jpg)`);
+    if (this.classes.length === 0) throw new FileError(root, `ImageFolder: ${root} has no class folders (expected root/<class>/<image>.png|jpg)`);
     this.classToIdx = Object.fromEntries(this.classes.map((c, i) => [c, i]));
     this.samples = [];
     const empty: string[] = [];
@@ -101,7 +124,7 @@ export class ImageFolder implements Dataset<[any, number]> {
       if (this.samples.length === before) empty.push(cls);
     });
     if (empty.length && !options.allowEmpty) {
-      throw new Error(`ImageFolder: found no ${exts.join('/')} files for the classes ${empty.join(', ')} in ${root} (allowEmpty: true accepts empty classes)`);
+      throw new FileError(root, `ImageFolder: found no ${exts.join('/')} files for the classes ${empty.join(', ')} in ${root} (allowEmpty: true accepts empty classes)`);
     }
     this.targets = this.samples.map(([, l]) => l);
     this.transform = options.transform ?? null;
@@ -121,7 +144,7 @@ export class ImageFolder implements Dataset<[any, number]> {
     try {
       img = loadImage(path);
     } catch (e) {
-      throw new Error(`ImageFolder: ${(e as Error).message}`, { cause: e });
+      throw new FileError(path, `ImageFolder: ${(e as Error).message}`, { cause: e });
     }
     return [
       this.transform ? applyTransform(this.transform, img, ctx.generator) : img,

@@ -34,3 +34,5 @@ export { downloadFile, md5File, type DownloadOptions, type ProgressCallback } fr
 export { readTar, writeTar, type TarHeader, type TarEntry } from './tar.js';
 export { DistributedSampler, type Sampler, type DistributedSamplerOptions } from './sampler.js';
 export { CharCorpus, CharSequence, CharVocab } from './text.js';
+/** What every dataset reader throws for a missing, unreadable or malformed file. */
+export { FileError } from '../util/file_error.js';

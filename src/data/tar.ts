@@ -7,11 +7,13 @@
  * archive cut short inside a member or a header.
  */
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { createGunzip, gzip } from 'node:zlib';
 import { pipeline, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { extract as tarExtract, pack as tarPack, type Extract } from 'tar-stream';
+import { FileError, fileSystemError, quoteName } from '../util/file_error.js';
+import { fileBudget, reserve, MAX_DEFLATE_RATIO, type FileBudget } from '../util/file_budget.js';
 
 export interface TarHeader {
   name: string;
@@ -21,7 +23,10 @@ export interface TarHeader {
 }
 
 export interface ReadTarOptions {
-  /** Whether to collect a regular-file member's bytes. */
+  /**
+   * Whether to collect a regular-file member's bytes. It may throw (e.g. on a member of the wrong
+   * size): the reading ends and the error is rethrown as it is, before anything is allocated.
+   */
   select: (header: TarHeader) => boolean;
   /** Receives each selected member, complete. */
   onEntry: (header: TarHeader, data: Uint8Array) => void;
@@ -36,7 +41,12 @@ const TYPEFLAG: Record<string, string> = {
 
 /** Whether the file starts with the gzip magic bytes. */
 export async function isGzipFile(file: string): Promise<boolean> {
-  const fh = await open(file, 'r');
+  let fh;
+  try {
+    fh = await open(file, 'r');
+  } catch (e) {
+    throw fileSystemError(file, e, 'tar or .tar.gz archive');
+  }
   try {
     const b = Buffer.alloc(2);
     const { bytesRead } = await fh.read(b, 0, 2, 0);
@@ -60,18 +70,26 @@ function drained(w: Extract): Promise<void> {
 }
 
 /**
- * Stream a tar (or .tar.gz) file, handing each selected member to `onEntry`. Errors name the file:
- * corrupt gzip data, a block that is not a tar header, or an archive cut short inside a member. An
- * error thrown by `onEntry` ends the reading and is rethrown as it is.
+ * What an archive can hold: its size, or for a .tar.gz deflate's largest ratio times its size. A
+ * member's bytes are allocated only within it (a size field of a corrupt header fails in one line).
+ */
+export async function tarBudget(file: string): Promise<FileBudget> {
+  const gz = await isGzipFile(file);
+  const { size } = await stat(file);
+  return gz
+    ? fileBudget(file, size, { expansion: MAX_DEFLATE_RATIO, basis: `${MAX_DEFLATE_RATIO}x its compressed size, deflate's largest ratio` })
+    : fileBudget(file, size);
+}
+
+/**
+ * Stream a tar (or .tar.gz) file, handing each selected member to `onEntry`. Errors are FileErrors
+ * naming the file: corrupt gzip data, a block that is not a tar header, a member larger than the
+ * archive can hold, or an archive cut short inside a member. An error thrown by `select` or
+ * `onEntry` ends the reading and is rethrown as it is.
  */
 export async function readTar(file: string, options: ReadTarOptions): Promise<void> {
-  let gz: boolean;
-  try {
-    gz = await isGzipFile(file);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${file}: no such file`, { cause: e });
-    throw e;
-  }
+  const gz = await isGzipFile(file);
+  const budget = await tarBudget(file);
   const inStream = gz ? ' of the decompressed stream' : '';
   const raw = createReadStream(file, { highWaterMark: 1 << 20 });
   let source: Readable = raw;
@@ -92,8 +110,29 @@ export async function readTar(file: string, options: ReadTarOptions): Promise<vo
     const header: TarHeader = { name: h.name, size: h.size, type };
     const m = { header, offset: stream.offset, got: 0 };
     member = m;
-    const selected = (type === '0' || type === '7') && options.select(header);
-    const data = selected ? Buffer.allocUnsafe(h.size) : null;
+    stream.on('error', () => undefined); // the extractor reports the same error
+    let data: Buffer | null = null;
+    try {
+      // tar-stream never ends the stream of an entry whose size field it could not read (a base-256
+      // field starting with neither 0x80 nor 0xFF gives null, and null >= 0 passes its check), nor of
+      // a folder entry that claims data: the reading would wait forever (the process then exits with
+      // the promise unsettled).
+      if (typeof h.size !== 'number' || !Number.isSafeInteger(h.size) || h.size < 0) {
+        throw new FileError(file, `${file}: not a valid tar archive (bad size field in the header of member ${quoteName(header.name)}${inStream})`);
+      }
+      if (h.type === 'directory' && h.size > 0) {
+        throw new FileError(file, `${file}: not a valid tar archive (member ${header.name} is a folder entry claiming ${h.size} bytes of data; expected 0${inStream})`);
+      }
+      if ((type === '0' || type === '7') && options.select(header)) {
+        reserve(budget, h.size, `member ${header.name}`);
+        data = Buffer.allocUnsafe(h.size);
+      }
+    } catch (e) {
+      entryError = e;
+      extract.destroy(e as Error);
+      stream.resume();
+      return;
+    }
     let delivered = false;
     const deliver = (): void => {
       if (delivered || !data) return;
@@ -105,7 +144,6 @@ export async function readTar(file: string, options: ReadTarOptions): Promise<vo
         extract.destroy(e as Error);
       }
     };
-    stream.on('error', () => undefined); // the extractor reports the same error
     stream.on('data', (bytes) => {
       const chunk = bytes as Buffer;
       if (data) data.set(chunk, m.got);
@@ -137,10 +175,9 @@ export async function readTar(file: string, options: ReadTarOptions): Promise<vo
     extract.destroy();
     const err = e as NodeJS.ErrnoException;
     if (err.code && err.code.startsWith('Z_')) {
-      throw new Error(`${file}: corrupt or truncated gzip data (${err.message})`, { cause: e });
+      throw new FileError(file, `${file}: corrupt or truncated gzip data (${err.message})`, { cause: e });
     }
-    if (err.code === 'ENOENT') throw new Error(`${file}: no such file`, { cause: e });
-    throw e;
+    throw fileSystemError(file, e, 'tar or .tar.gz archive');
   } finally {
     if (!source.destroyed) source.destroy();
     if (!raw.destroyed) raw.destroy();
@@ -155,20 +192,20 @@ export async function readTar(file: string, options: ReadTarOptions): Promise<vo
     const after = m ? `after member ${m.header.name}` : 'in the first header';
     if (msg === 'Unexpected end of data') {
       if (m && m.got < m.header.size) {
-        throw new Error(`${file}: truncated tar archive: member ${m.header.name} has ${m.got} of its ${m.header.size} bytes`, { cause: e });
+        throw new FileError(file, `${file}: truncated tar archive: member ${m.header.name} has ${m.got} of its ${m.header.size} bytes`, { cause: e });
       }
       // Only the padding after the last member is missing: accept the archive (its members all came).
       const paddedEnd = m ? m.offset + BLOCK + Math.ceil(m.header.size / BLOCK) * BLOCK : 0;
       if (m && fed <= paddedEnd) return;
-      throw new Error(`${file}: truncated tar archive (ends inside a header at byte ${fed}${inStream})`, { cause: e });
+      throw new FileError(file, `${file}: truncated tar archive (ends inside a header at byte ${fed}${inStream})`, { cause: e });
     }
     if (msg.startsWith('Invalid tar header')) {
-      throw new Error(`${file}: not a valid tar archive (bad header checksum ${after}${inStream})`, { cause: e });
+      throw new FileError(file, `${file}: not a valid tar archive (bad header checksum ${after}${inStream})`, { cause: e });
     }
     if (msg === 'Invalid header') {
-      throw new Error(`${file}: not a valid tar archive (bad size field in the header ${after}${inStream})`, { cause: e });
+      throw new FileError(file, `${file}: not a valid tar archive (bad size field in the header ${after}${inStream})`, { cause: e });
     }
-    throw new Error(`${file}: not a valid tar archive (${msg}, ${after}${inStream})`, { cause: e });
+    throw new FileError(file, `${file}: not a valid tar archive (${msg}, ${after}${inStream})`, { cause: e });
   }
 }
 

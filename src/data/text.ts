@@ -8,7 +8,9 @@
  *   const [x, y] = train.randomBatch(gen, 32, 128); // int32 [128, 32] each; y is x shifted by one
  */
 import { readFile } from 'node:fs/promises';
+import { isUtf8 } from 'node:buffer';
 import { Tensor } from '../tensor/tensor.js';
+import { FileError } from '../util/file_error.js';
 import { int32 } from '../dtype/dtype.js';
 import type { Generator as RandomGenerator } from '../random/generator.js';
 
@@ -37,13 +39,17 @@ export class CharVocab {
   }
 
   encode(text: string): Int32Array {
-    const chars = [...text];
-    const out = new Int32Array(chars.length);
-    chars.forEach((c, i) => {
+    // Two passes over the code points instead of an array of one-character strings (8 bytes a
+    // character more than the int32 ids).
+    let count = 0;
+    for (const _ of text) count++;
+    const out = new Int32Array(count);
+    let i = 0;
+    for (const c of text) {
       const id = this.ids.get(c);
       if (id === undefined) throw new RangeError(`CharVocab: character ${JSON.stringify(c)} is not in the vocabulary (${this.size} characters)`);
-      out[i] = id;
-    });
+      out[i++] = id;
+    }
     return out;
   }
 
@@ -99,6 +105,29 @@ export class CharSequence {
   }
 }
 
+/**
+ * Where UTF-8 validation fails in `bytes` (which Buffer's isUtf8 rejected): the first byte of the
+ * first invalid or cut-short sequence (overlong forms, surrogates and code points past U+10FFFF too).
+ */
+export function firstInvalidUtf8(bytes: Uint8Array): number {
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i]!;
+    const n = b < 0x80 ? 0 : b >= 0xc2 && b <= 0xdf ? 1 : b >= 0xe0 && b <= 0xef ? 2 : b >= 0xf0 && b <= 0xf4 ? 3 : -1;
+    if (n < 0) return i;
+    if (i + n >= bytes.length && n > 0) return i;
+    // The second byte's range depends on the first (no overlong forms, surrogates or > U+10FFFF).
+    const lo = b === 0xe0 ? 0xa0 : b === 0xf0 ? 0x90 : 0x80;
+    const hi = b === 0xed ? 0x9f : b === 0xf4 ? 0x8f : 0xbf;
+    for (let k = 1; k <= n; k++) {
+      const c = bytes[i + k]!;
+      if (k === 1 ? c < lo || c > hi : c < 0x80 || c > 0xbf) return i;
+    }
+    i += n + 1;
+  }
+  return bytes.length;
+}
+
 /** A text corpus with its character vocabulary. */
 export class CharCorpus {
   readonly vocab: CharVocab;
@@ -109,18 +138,35 @@ export class CharCorpus {
     this.ids = this.vocab.encode(text);
   }
 
-  /** Read a UTF-8 text file; the error names the file when it is missing, unreadable or empty. */
+  /**
+   * Read a UTF-8 text file; a FileError names the file when it is missing, unreadable, empty, not
+   * UTF-8 (with the offset of the first bad byte) or binary (NUL bytes).
+   */
   static async fromFile(path: string): Promise<CharCorpus> {
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = await readFile(path, 'utf8');
+      bytes = await readFile(path);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory, expected a text file' : (e as Error).message;
-      throw new Error(`${path}: cannot read the text corpus (${why})`);
+      const why = code === 'ENOENT' ? 'no such file'
+        : code === 'EISDIR' ? 'a directory, expected a text file'
+          : code === 'ERR_FS_FILE_TOO_LARGE' ? 'over 2 GiB, too large to read at once'
+            : (e as Error).message;
+      throw new FileError(path, `${path}: cannot read the text corpus (${why})`, { cause: e });
     }
-    if (text.length === 0) throw new Error(`${path}: the text corpus is empty (expected UTF-8 text)`);
-    if (text.includes('\u0000')) throw new Error(`${path}: not a text file (it contains NUL bytes; expected UTF-8 text)`);
+    if (bytes.length === 0) throw new FileError(path, `${path}: the text corpus is empty (expected UTF-8 text)`);
+    const nul = bytes.indexOf(0);
+    if (nul >= 0) throw new FileError(path, `${path}: not a text file (a NUL byte at byte ${nul}; expected UTF-8 text)`);
+    if (!isUtf8(bytes)) {
+      const at = firstInvalidUtf8(bytes);
+      throw new FileError(path, `${path}: not UTF-8 text (byte ${at} is 0x${bytes[at]?.toString(16) ?? '??'}, which no UTF-8 sequence has there; expected UTF-8 text)`);
+    }
+    let text: string;
+    try {
+      text = bytes.toString('utf8');
+    } catch (e) {
+      throw new FileError(path, `${path}: cannot read the text corpus (${(e as Error).message})`, { cause: e });
+    }
     return new CharCorpus(text);
   }
 

@@ -32,6 +32,10 @@ import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises
 import { basename, dirname, join } from 'node:path';
 import { dtypeOf, type DTypeName } from '../dtype/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
+import { FileError, fileSystemError, quote, quoteName } from '../util/file_error.js';
+import { allocate, fileBudget } from '../util/file_budget.js';
+import { jsonDepth } from '../util/json_depth.js';
+import { readExactly } from '../util/read_file.js';
 import {
   decodeEntry, namedEntries, parseHeader, planSafetensors, readHeaderSize, storageBytes,
   type HeaderEntry, type Named, type SafetensorsHeader,
@@ -44,10 +48,11 @@ export type WriteStage = 'open' | 'write' | 'fsync' | 'rename';
 
 export interface AtomicWriteOptions {
   /**
-   * Fault injection for tests: called before each stage (before each chunk for 'write', with its
-   * index); throwing there makes the write fail at that point, and exiting the process there is a crash.
+   * Fault injection for tests: called (and awaited) before each stage (before each chunk for 'write',
+   * with its index); throwing there makes the write fail at that point, waiting there is a slow disk,
+   * and exiting the process there is a crash.
    */
-  faultInjection?: (stage: WriteStage, info: { path: string; tmpPath: string; chunk?: number }) => void;
+  faultInjection?: (stage: WriteStage, info: { path: string; tmpPath: string; chunk?: number }) => void | Promise<void>;
 }
 
 let tmpCounter = 0;
@@ -67,12 +72,12 @@ export async function writeFileAtomic(
   let fh: FileHandle | undefined;
   let stage: WriteStage = 'open';
   try {
-    fault('open', { path, tmpPath });
+    await fault('open', { path, tmpPath });
     fh = await open(tmpPath, 'wx');
     stage = 'write';
     let i = 0;
     for await (const chunk of chunks as AsyncIterable<Uint8Array>) {
-      fault('write', { path, tmpPath, chunk: i++ });
+      await fault('write', { path, tmpPath, chunk: i++ });
       let done = 0;
       while (done < chunk.length) {
         const { bytesWritten } = await fh.write(chunk, done, chunk.length - done);
@@ -80,12 +85,12 @@ export async function writeFileAtomic(
       }
     }
     stage = 'fsync';
-    fault('fsync', { path, tmpPath });
+    await fault('fsync', { path, tmpPath });
     await fh.sync();
     await fh.close();
     fh = undefined;
     stage = 'rename';
-    fault('rename', { path, tmpPath });
+    await fault('rename', { path, tmpPath });
     await rename(tmpPath, path);
   } catch (e) {
     await fh?.close().catch(() => {});
@@ -185,25 +190,15 @@ async function openForReading(path: string, what: string): Promise<FileHandle> {
       } catch {
         // the folder itself is missing
       }
-      throw new Error(`${what} ${path} does not exist; expected a safetensors file${hint}`, { cause: e });
+      throw new FileError(path, `${what} ${path} does not exist; expected a safetensors file${hint}`, { cause: e });
     }
-    if (code === 'EISDIR') throw new Error(`${what} ${path} is a folder; expected a safetensors file`, { cause: e });
-    throw new Error(`could not open ${what} ${path}: ${(e as Error).message}`, { cause: e });
+    throw fileSystemError(path, e, 'safetensors file');
   }
   if ((await fh.stat()).isDirectory()) {
     await fh.close();
-    throw new Error(`${what} ${path} is a folder; expected a safetensors file`);
+    throw new FileError(path, `${what} ${path} is a folder; expected a safetensors file`);
   }
   return fh;
-}
-
-async function readFully(fh: FileHandle, into: Uint8Array, position: number, path: string): Promise<void> {
-  let done = 0;
-  while (done < into.length) {
-    const { bytesRead } = await fh.read(into, done, into.length - done, position + done);
-    if (bytesRead === 0) throw new Error(`${path}: the file ended early (changed while being read?)`);
-    done += bytesRead;
-  }
 }
 
 /** Read and validate only the header (names, dtypes, shapes, offsets, metadata). */
@@ -219,19 +214,21 @@ export async function readSafetensorsHeader(path: string, what = 'safetensors fi
 async function readHeaderFrom(fh: FileHandle, path: string): Promise<SafetensorsHeader> {
   const { size } = await fh.stat();
   const first = new Uint8Array(Math.min(16, size));
-  await readFully(fh, first, 0, path);
+  await readExactly(fh, first, 0, path);
   const n = readHeaderSize(first, size, path);
-  const json = new Uint8Array(n);
-  await readFully(fh, json, 8, path);
+  const json = allocate(fileBudget(path, size - 8), Uint8Array, n, 'the JSON header');
+  await readExactly(fh, json, 8, path);
   return parseHeader(json, size, path);
 }
 
 async function readTensors(fh: FileHandle, header: SafetensorsHeader, path: string, only?: (e: HeaderEntry) => boolean): Promise<Map<string, Tensor>> {
   const out = new Map<string, Tensor>();
+  const { size } = await fh.stat();
+  const budget = fileBudget(path, size - header.dataStart, { basis: 'the size of the data section' });
   for (const e of header.entries) {
     if (only && !only(e)) continue;
-    const bytes = new Uint8Array(e.end - e.begin);
-    await readFully(fh, bytes, header.dataStart + e.begin, path);
+    const bytes = allocate(budget, Uint8Array, e.end - e.begin, `tensor ${quoteName(e.name)}`);
+    await readExactly(fh, bytes, header.dataStart + e.begin, path);
     out.set(e.name, Tensor.fromStorage(decodeEntry(e, bytes, path), e.shape, dtypeOf(e.dtype)));
   }
   return out;
@@ -294,26 +291,40 @@ export function diffTensors(expected: ExpectedTensors, got: ExpectedTensors): Te
   return out;
 }
 
-/** Thrown when a checkpoint's tensors do not match what the caller expected; lists every difference. */
-export class CheckpointMismatchError extends Error {
+/**
+ * Thrown when a checkpoint's tensors do not match what the caller expected; lists every difference.
+ * A FileError naming the checkpoint when it came from one (`file` is '' for tensors compared in memory).
+ */
+export class CheckpointMismatchError extends FileError {
   override name = 'CheckpointMismatchError';
   constructor(
     message: string,
     readonly mismatch: TensorMismatch,
-    readonly file?: string,
+    file?: string,
   ) {
-    super(message);
+    super(file ?? '', message);
   }
 }
 
-const shapeStr = (s: readonly number[]): string => `[${s.join(',')}]`;
+const shapeStr = (s: readonly number[]): string => {
+  const text = `[${s.join(',')}]`;
+  return text.length <= 40 ? text : `${text.slice(0, 40)}...] (${s.length} dims)`;
+};
+/** Names listed in a mismatch message, and the text its per-name parts may take, before "and N more". */
+const LISTED_NAMES = 5;
+const PARTS_TEXT = 700;
+/** A name in a message: as it is when short, else quoted and cut (names come from files). */
+const nameText = (name: string): string => (name.length <= 60 ? name : quoteName(name));
+const nameList = (names: readonly string[]): string =>
+  names.slice(0, LISTED_NAMES).map(nameText).join(', ') + (names.length > LISTED_NAMES ? ` and ${names.length - LISTED_NAMES} more` : '');
 
 /**
  * Throw one CheckpointMismatchError listing every missing, unexpected, shape-mismatched and
  * dtype-mismatched name, e.g. `checkpoint model.safetensors does not match the model: missing
  * conv1.weight; unexpected fc4.bias; fc1.weight: shape [120,400] in the model, [84,400] in the file;
  * fc2.bias: dtype float32 in the model, float16 in the file`. With `strict: false`, missing and
- * unexpected names are allowed (only common names must agree).
+ * unexpected names are allowed (only common names must agree). The message lists the first few of
+ * each (a corrupt file may hold 20,000 names); `mismatch` holds them all.
  */
 export function checkTensorsMatch(
   expected: ExpectedTensors,
@@ -325,18 +336,21 @@ export function checkTensorsMatch(
   const target = options.target ?? 'the model';
   const source = options.file !== undefined ? 'the file' : 'the tensors';
   const parts: string[] = [];
-  if (strict && m.missing.length) parts.push(`missing ${m.missing.join(', ')}`);
-  if (strict && m.unexpected.length) parts.push(`unexpected ${m.unexpected.join(', ')}`);
+  if (strict && m.missing.length) parts.push(`missing ${nameList(m.missing)}`);
+  if (strict && m.unexpected.length) parts.push(`unexpected ${nameList(m.unexpected)}`);
   const perName = new Map<string, string[]>();
-  for (const s of m.shape) perName.set(s.name, [`${s.name}: shape ${shapeStr(s.expected)} in ${target}, ${shapeStr(s.got)} in ${source}`]);
+  for (const s of m.shape) perName.set(s.name, [`${nameText(s.name)}: shape ${shapeStr(s.expected)} in ${target}, ${shapeStr(s.got)} in ${source}`]);
   for (const d of m.dtype) {
-    const text = `${d.name}: dtype ${d.expected} in ${target}, ${d.got} in ${source}`;
+    const text = `${nameText(d.name)}: dtype ${d.expected} in ${target}, ${d.got} in ${source}`;
     perName.set(d.name, [...(perName.get(d.name) ?? []), text]);
   }
   for (const texts of perName.values()) parts.push(...texts);
   if (parts.length === 0) return;
+  let shown = 1;
+  for (let length = parts[0]!.length; shown < parts.length && length + 2 + parts[shown]!.length <= PARTS_TEXT; shown++) length += 2 + parts[shown]!.length;
+  const more = shown < parts.length ? `; and ${parts.length - shown} more mismatches` : '';
   const head = options.file !== undefined ? `checkpoint ${options.file} does not match ${target}` : `tensors do not match ${target}`;
-  throw new CheckpointMismatchError(`${head}: ${parts.join('; ')}`, strict ? m : { ...m, missing: [], unexpected: [] }, options.file);
+  throw new CheckpointMismatchError(`${head}: ${parts.slice(0, shown).join('; ')}${more}`, strict ? m : { ...m, missing: [], unexpected: [] }, options.file);
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -404,12 +418,19 @@ export function packState(value: unknown, prefix = ''): PackedState {
   return { json, tensors };
 }
 
-/** Undo packState: put the tensors back in place of their `{"$tensor": name}` markers. */
-export function unpackState(json: unknown, tensors: ReadonlyMap<string, Tensor> | Record<string, Tensor>, file = 'checkpoint'): unknown {
+/**
+ * Undo packState: put the tensors back in place of their `{"$tensor": name}` markers. `file` (the
+ * checkpoint's path) is named in the FileError a malformed marker raises.
+ */
+export function unpackState(json: unknown, tensors: ReadonlyMap<string, Tensor> | Record<string, Tensor>, file = '<state>'): unknown {
   const get = (name: string): Tensor | undefined => (tensors instanceof Map ? tensors.get(name) : (tensors as Record<string, Tensor>)[name]);
+  const fail: (message: string) => never = (message) => {
+    throw new FileError(file, `checkpoint ${file}: ${message}`);
+  };
   const walk = (v: unknown, path: string): unknown => {
     if (Array.isArray(v)) return v.map((x, i) => walk(x, `${path}.${i}`));
     if (v === null || typeof v !== 'object') return v;
+    path = path.length > 200 ? `${path.slice(0, 200)}...` : path;
     const o = v as Record<string, unknown>;
     const keys = Object.keys(o);
     if (keys.length === 1 && keys[0]!.startsWith('$')) {
@@ -417,18 +438,18 @@ export function unpackState(json: unknown, tensors: ReadonlyMap<string, Tensor> 
       const x = o[k];
       if (k === '$tensor' && typeof x === 'string') {
         const t = get(x);
-        if (!t) throw new Error(`${file}: the state at ${path} refers to tensor '${x}', which the file does not hold`);
+        if (!t) fail(`the state at ${path} refers to tensor ${quoteName(x)}, which the file does not hold`);
         return t;
       }
       if (k === '$number' && typeof x === 'string') {
         const n = ({ NaN: NaN, Infinity: Infinity, '-Infinity': -Infinity, '-0': -0 } as Record<string, number>)[x];
-        if (n === undefined) throw new Error(`${file}: the state at ${path} is {"$number": ${JSON.stringify(x)}}; expected NaN, Infinity, -Infinity or -0`);
+        if (n === undefined) fail(`the state at ${path} is {"$number": ${quote(x, 40)}}; expected NaN, Infinity, -Infinity or -0`);
         return n;
       }
       if (k === '$object' && x !== null && typeof x === 'object' && !Array.isArray(x)) {
         return Object.fromEntries(Object.entries(x).map(([kk, xx]) => [kk, walk(xx, `${path}.${kk}`)]));
       }
-      throw new Error(`${file}: the state at ${path} has the unknown marker ${JSON.stringify(o)}`);
+      return fail(`the state at ${path} has the unknown marker ${quote(o)}`);
     }
     return Object.fromEntries(keys.map((k) => [k, walk(o[k], `${path}.${k}`)]));
   };
@@ -442,6 +463,12 @@ export function unpackState(json: unknown, tensors: ReadonlyMap<string, Tensor> 
 export const METADATA_KEY = 'mixprec';
 export const CHECKPOINT_FORMAT = 'mixprec.checkpoint';
 export const CHECKPOINT_VERSION = 1;
+/**
+ * Deepest nesting of the JSON state loadCheckpoint accepts (a training run's is about 6: meta,
+ * optimizer, state, parameter, value); checked before parsing, so a corrupt file cannot make the
+ * parser build, or the unpacking recurse through, millions of levels.
+ */
+const MAX_STATE_DEPTH = 64;
 
 export interface CheckpointContents<M = unknown> {
   /** Named tensors (e.g. a model's stateDict()), stored under their own names. */
@@ -522,16 +549,20 @@ export async function loadCheckpoint<M = any>(path: string, options: LoadCheckpo
     const raw = header.metadata?.[METADATA_KEY];
     let envelope: { format?: unknown; version?: unknown; meta?: unknown } | null = null;
     if (raw !== undefined) {
+      const depth = jsonDepth(raw, MAX_STATE_DEPTH);
+      if (depth > MAX_STATE_DEPTH) {
+        throw new FileError(path, `checkpoint ${path}: __metadata__.${METADATA_KEY} nests more than ${MAX_STATE_DEPTH} levels deep; expected the state written by saveCheckpoint`);
+      }
       try {
         envelope = JSON.parse(raw);
       } catch (e) {
-        throw new Error(`checkpoint ${path}: __metadata__.${METADATA_KEY} is not valid JSON (${(e as Error).message}); expected the state written by saveCheckpoint`);
+        throw new FileError(path, `checkpoint ${path}: __metadata__.${METADATA_KEY} is not valid JSON (${(e as Error).message}); expected the state written by saveCheckpoint`);
       }
       if (envelope === null || typeof envelope !== 'object' || envelope.format !== CHECKPOINT_FORMAT || typeof envelope.version !== 'number') {
-        throw new Error(`checkpoint ${path}: __metadata__.${METADATA_KEY} is not a mixprec checkpoint state; expected {"format": "${CHECKPOINT_FORMAT}", "version": ${CHECKPOINT_VERSION}, "meta": ...}`);
+        throw new FileError(path, `checkpoint ${path}: __metadata__.${METADATA_KEY} is not a mixprec checkpoint state; expected {"format": "${CHECKPOINT_FORMAT}", "version": ${CHECKPOINT_VERSION}, "meta": ...}`);
       }
       if (envelope.version > CHECKPOINT_VERSION) {
-        throw new Error(`checkpoint ${path} has format version ${envelope.version}, written by a newer mixprec; this one reads version ${CHECKPOINT_VERSION}`);
+        throw new FileError(path, `checkpoint ${path} has format version ${envelope.version}, written by a newer mixprec; this one reads version ${CHECKPOINT_VERSION}`);
       }
     }
     const metaNames = new Set<string>();
@@ -552,7 +583,7 @@ export async function loadCheckpoint<M = any>(path: string, options: LoadCheckpo
     const all = await readTensors(fh, header, path);
     const tensors = new Map<string, Tensor>();
     for (const e of modelEntries) tensors.set(e.name, all.get(e.name)!);
-    const meta = envelope ? unpackState(envelope.meta, all, `checkpoint ${path}`) : null;
+    const meta = envelope ? unpackState(envelope.meta, all, path) : null;
     return { tensors, meta: meta as M, metadata: header.metadata };
   } finally {
     await fh.close();

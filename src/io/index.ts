@@ -20,4 +20,6 @@ export {
   type CheckpointContents, type SaveCheckpointOptions, type SaveCheckpointResult, type LoadCheckpointOptions, type LoadedCheckpoint,
   type AtomicWriteOptions, type WriteStage, type TensorDict, type TensorShape, type ExpectedTensors, type TensorMismatch, type PackedState,
 } from './checkpoint.js';
+/** What every reader throws for a bad file (SafetensorsError and CheckpointMismatchError are FileErrors). */
+export { FileError } from '../util/file_error.js';
 export { loadTorch, saveTorch, TorchFileError, RefusedGlobalError, MIXPREC_DTYPE, type LoadTorchOptions, type SaveTorchOptions, type TorchDtype } from './torch/index.js';

@@ -26,6 +26,8 @@
  */
 import { endianness } from 'node:os';
 import { dtypeOf, type DTypeName, type StorageArray } from '../dtype/dtype.js';
+import { FileError, quote, quoteName } from '../util/file_error.js';
+import { jsonDepth } from '../util/json_depth.js';
 
 /** The reference implementation's limit on the header length. */
 export const MAX_HEADER_SIZE = 100_000_000;
@@ -72,15 +74,18 @@ export function namedEntries<T>(named: Named<T>): [string, T][] {
 }
 
 /** A file that is not a valid safetensors file; `file` names it and `problem` says what was expected. */
-export class SafetensorsError extends Error {
+export class SafetensorsError extends FileError {
   override name = 'SafetensorsError';
   constructor(
-    readonly file: string,
+    file: string,
     readonly problem: string,
   ) {
-    super(`${file} is not a valid safetensors file: ${problem}`);
+    super(file, `${file} is not a valid safetensors file: ${problem}`);
   }
 }
+
+/** Nesting of a header: the object, a tensor's entry, its shape or offsets array. */
+const MAX_HEADER_DEPTH = 3;
 
 export function toSafetensorsDtype(dtype: DTypeName): SafetensorsDtype {
   return TO_FILE[dtypeOf(dtype).name];
@@ -270,6 +275,7 @@ export function readHeaderSize(first: Uint8Array, fileSize: number, file: string
   return size;
 }
 
+
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 const isIndex = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
 
@@ -289,6 +295,10 @@ export function parseHeader(json: Uint8Array, fileSize: number, file: string): S
   if (!text.startsWith('{')) {
     throw new SafetensorsError(file, `the header starts with ${JSON.stringify(text.slice(0, 12))}; expected a JSON object starting with '{'`);
   }
+  const depth = jsonDepth(text, MAX_HEADER_DEPTH);
+  if (depth > MAX_HEADER_DEPTH) {
+    throw new SafetensorsError(file, `the header nests arrays or objects more than ${MAX_HEADER_DEPTH} levels deep; expected {"name": {"dtype", "shape": [...], "data_offsets": [...]}, ...}`);
+  }
   let header: unknown;
   try {
     header = JSON.parse(text);
@@ -302,27 +312,27 @@ export function parseHeader(json: Uint8Array, fileSize: number, file: string): S
   for (const [name, info] of Object.entries(header)) {
     if (name === '__metadata__') {
       if (info === null) continue;
-      if (!isObject(info)) throw new SafetensorsError(file, `__metadata__ is ${JSON.stringify(info)}; expected an object of strings`);
+      if (!isObject(info)) throw new SafetensorsError(file, `__metadata__ is ${quote(info)}; expected an object of strings`);
       for (const [k, v] of Object.entries(info)) {
-        if (typeof v !== 'string') throw new SafetensorsError(file, `__metadata__.${k} is ${JSON.stringify(v)}; expected a string`);
+        if (typeof v !== 'string') throw new SafetensorsError(file, `__metadata__.${JSON.stringify(k).slice(1, -1).slice(0, 60)}${k.length > 60 ? '...' : ''} is ${quote(v)}; expected a string`);
       }
       metadata = { ...(info as Record<string, string>) };
       continue;
     }
-    const where = `tensor '${name}'`;
-    if (!isObject(info)) throw new SafetensorsError(file, `${where} is ${JSON.stringify(info)}; expected {"dtype", "shape", "data_offsets"}`);
+    const where = `tensor ${quoteName(name)}`;
+    if (!isObject(info)) throw new SafetensorsError(file, `${where} is ${quote(info)}; expected {"dtype", "shape", "data_offsets"}`);
     const { dtype: fileDtype, shape, data_offsets: offsets } = info;
-    if (typeof fileDtype !== 'string') throw new SafetensorsError(file, `${where} has dtype ${JSON.stringify(fileDtype)}; expected a string such as "F32"`);
+    if (typeof fileDtype !== 'string') throw new SafetensorsError(file, `${where} has dtype ${quote(fileDtype)}; expected a string such as "F32"`);
     const dtype = fromSafetensorsDtype(fileDtype);
     if (!dtype) {
-      const known = OTHER_SPEC_DTYPES.has(fileDtype) ? `the safetensors dtype ${fileDtype}, which mixprec does not support` : `an unknown dtype ${JSON.stringify(fileDtype)}`;
+      const known = OTHER_SPEC_DTYPES.has(fileDtype) ? `the safetensors dtype ${fileDtype}, which mixprec does not support` : `an unknown dtype ${quote(fileDtype, 40)}`;
       throw new SafetensorsError(file, `${where} has ${known}; expected one of ${SUPPORTED}`);
     }
     if (!Array.isArray(shape) || !shape.every(isIndex)) {
-      throw new SafetensorsError(file, `${where} has shape ${JSON.stringify(shape)}; expected a list of non-negative integers`);
+      throw new SafetensorsError(file, `${where} has shape ${quote(shape)}; expected a list of non-negative integers`);
     }
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isIndex)) {
-      throw new SafetensorsError(file, `${where} has data_offsets ${JSON.stringify(offsets)}; expected [begin, end], two non-negative integers`);
+      throw new SafetensorsError(file, `${where} has data_offsets ${quote(offsets)}; expected [begin, end], two non-negative integers`);
     }
     entries.push({ name, dtype, fileDtype, shape: shape as number[], begin: offsets[0] as number, end: offsets[1] as number });
   }
@@ -333,7 +343,7 @@ export function parseHeader(json: Uint8Array, fileSize: number, file: string): S
   const dataSize = fileSize - dataStart;
   let start = 0;
   for (const e of entries) {
-    const where = `tensor '${e.name}'`;
+    const where = `tensor ${quoteName(e.name)}`;
     if (e.begin !== start || e.end < e.begin) {
       const what = e.begin > start ? `leaving a gap after byte ${start}` : e.end < e.begin ? 'ending before it begins' : `overlapping the data before byte ${start}`;
       throw new SafetensorsError(
@@ -344,11 +354,11 @@ export function parseHeader(json: Uint8Array, fileSize: number, file: string): S
     let numel = 1;
     for (const d of e.shape) numel *= d;
     const nbytes = numel * FILE_ITEMSIZE[e.fileDtype]!;
-    if (!Number.isSafeInteger(nbytes)) throw new SafetensorsError(file, `${where} has shape ${JSON.stringify(e.shape)}, too many elements`);
+    if (!Number.isSafeInteger(nbytes)) throw new SafetensorsError(file, `${where} has shape ${quote(e.shape)}, too many elements`);
     if (e.end - e.begin !== nbytes) {
       throw new SafetensorsError(
         file,
-        `${where} (${e.fileDtype}, shape ${JSON.stringify(e.shape)}) has data_offsets [${e.begin}, ${e.end}], ${e.end - e.begin} bytes; expected ${numel} x ${FILE_ITEMSIZE[e.fileDtype]} = ${nbytes} bytes`,
+        `${where} (${e.fileDtype}, shape ${quote(e.shape)}) has data_offsets [${e.begin}, ${e.end}], ${e.end - e.begin} bytes; expected ${numel} x ${FILE_ITEMSIZE[e.fileDtype]} = ${nbytes} bytes`,
       );
     }
     if (e.end > dataSize) {
@@ -378,7 +388,7 @@ export function decodeEntry(entry: HeaderEntry, bytes: Uint8Array, file: string)
     for (let i = 0; i < n; i++) {
       const v = view.getBigInt64(8 * i, true);
       if (v < -2147483648n || v > 2147483647n) {
-        throw new SafetensorsError(file, `tensor '${entry.name}' (I64) holds ${v} at flat index ${i}; mixprec reads I64 as int32, so expected values in [-2^31, 2^31)`);
+        throw new SafetensorsError(file, `tensor ${quoteName(entry.name)} (I64) holds ${v} at flat index ${i}; mixprec reads I64 as int32, so expected values in [-2^31, 2^31)`);
       }
       out[i] = Number(v);
     }
@@ -390,7 +400,7 @@ export function decodeEntry(entry: HeaderEntry, bytes: Uint8Array, file: string)
   outBytes.set(LITTLE_ENDIAN_HOST || ctor.BYTES_PER_ELEMENT === 1 ? bytes : swapBytes(bytes, ctor.BYTES_PER_ELEMENT));
   if (entry.dtype === 'bool') {
     const i = (out as Uint8Array).findIndex((b) => b > 1);
-    if (i >= 0) throw new SafetensorsError(file, `bool tensor '${entry.name}' holds byte ${out[i]} at flat index ${i}; expected 0 or 1`);
+    if (i >= 0) throw new SafetensorsError(file, `bool tensor ${quoteName(entry.name)} holds byte ${out[i]} at flat index ${i}; expected 0 or 1`);
   }
   return out;
 }

@@ -9,9 +9,18 @@
  * Workers are worker_threads in Node and module Web Workers in browsers (threads.ts). Without
  * either, or without SharedArrayBuffer (a page that is not cross-origin isolated), or with one
  * thread asked for, the pool is single-threaded: every part runs on the calling thread, in order.
+ *
+ * A worker that dies while the pool waits for it (its thread ended: process.exit, an uncaught
+ * error, a resource limit) fails the call within seconds, with an error naming the worker and the
+ * kernel, instead of hanging: the worker reports its exit through the control block, and a thread
+ * stopped without doing so is caught by a liveness check every 2 s. The pool then retires its
+ * workers and runs every later kernel on the calling thread (`degraded` says why).
  */
 import type { WasmMemory, WasmModule } from './api.js';
-import { ARGC, ARGS_BYTE_OFFSET, DONE, ERROR_UNITS, EXIT_KERNEL, KERNEL, MAX_ARGS, SEQ, SLOT_BYTES, SLOT_INTS, STATUS, readError, type WorkerInit } from './protocol.js';
+import {
+  ARGC, ARGS_BYTE_OFFSET, DONE, ERROR_UNITS, EXIT_CODE, EXITED, EXIT_KERNEL, KERNEL, MAX_ARGS, SEQ, SLOT_BYTES, SLOT_INTS, STATUS, readError,
+  type WorkerInit,
+} from './protocol.js';
 import { canBlock, workerHost, type PoolWorker } from './threads.js';
 
 type KernelFn = (...args: number[]) => unknown;
@@ -27,7 +36,14 @@ export class KernelPool {
   /** Threads that run parts: the calling thread and the workers. */
   readonly threads: number;
   /** Why the pool is single-threaded though more threads were asked for (null otherwise). */
-  readonly degraded: string | null;
+  get degraded(): string | null {
+    return this.degradedReason;
+  }
+  private degradedReason: string | null;
+  /** Set once a worker died: every kernel then runs on the calling thread. */
+  private retired = false;
+  /** How often a waiting thread checks that the worker it waits for is alive, ms. */
+  private static readonly LIVENESS_MS = 2000;
   private readonly ids = new Map<string, number>();
   private readonly fns: KernelFn[];
   private seq = 0;
@@ -48,7 +64,7 @@ export class KernelPool {
     kernels.forEach((k, i) => this.ids.set(k, i));
     this.fns = kernels.map((k) => exports[k] as KernelFn);
     this.threads = workers.length + 1;
-    this.degraded = degraded;
+    this.degradedReason = degraded;
   }
 
   static async create(
@@ -122,7 +138,11 @@ export class KernelPool {
     const id = this.ids.get(kernel);
     if (id === undefined) throw new Error(`wasm backend: the module has no kernel '${kernel}'`);
     const fn = this.fns[id]!;
-    if (parts.length <= 1 || this.workers.length === 0 || this.closed) {
+    if (!this.retired && this.workers.length > 0 && !this.closed) {
+      const gone = this.workers.findIndex((_, w) => this.exitedWorker(w) !== null);
+      if (gone >= 0) this.retire(`worker ${gone} ${this.exitedWorker(gone)} between kernels`);
+    }
+    if (parts.length <= 1 || this.workers.length === 0 || this.closed || this.retired) {
       for (const p of parts) fn.apply(null, p as number[]);
       return;
     }
@@ -148,7 +168,16 @@ export class KernelPool {
     } catch (e) {
       error = e;
     }
-    for (let w = 0; w < used; w++) this.waitFor(w, seq);
+    // Wait for every worker, even after one died: the others are still writing this call's outputs.
+    const deaths: string[] = [];
+    for (let w = 0; w < used; w++) {
+      const death = this.waitFor(w, seq);
+      if (death) deaths.push(`worker ${w} ${death} while running ${kernel} (part ${w + 2} of ${parts.length})`);
+    }
+    if (deaths.length) {
+      this.retire(deaths.join('; '));
+      throw new Error(`wasm backend: ${deaths.join('; ')}; the call failed, and the pool now runs every kernel on the calling thread`);
+    }
     for (let w = 0; w < used; w++) {
       if (ctrl[w * SLOT_INTS + STATUS] !== 0) {
         error ??= new Error(`wasm backend: ${readError(this.errors!, w) || `${kernel} failed on worker ${w}`}`);
@@ -157,31 +186,42 @@ export class KernelPool {
     if (error) throw error;
   }
 
-  private waitFor(w: number, seq: number): void {
+  /** Wait until worker `w` has finished call `seq`; returns how it died instead, if it did. */
+  private waitFor(w: number, seq: number): string | null {
     const ctrl = this.ctrl!;
     const idx = w * SLOT_INTS + DONE;
     let spins = 0;
     let d: number;
     while ((d = Atomics.load(ctrl, idx)) !== seq) {
+      const exited = this.exitedWorker(w);
+      if (exited) return exited;
       if (spins++ < this.spin) continue;
       // A browser's main thread may not block: it keeps spinning, checking the worker now and then.
-      const timedOut = this.blocks ? Atomics.wait(ctrl, idx, d, 2000) === 'timed-out' : (spins & 0xfffff) === 0;
-      if (timedOut && !this.workers[w]!.alive()) throw new Error(`wasm backend: worker ${w} died while running a kernel`);
+      const timedOut = this.blocks ? Atomics.wait(ctrl, idx, d, KernelPool.LIVENESS_MS) === 'timed-out' : (spins & 0xfffff) === 0;
+      if (timedOut && !this.workers[w]!.alive()) return 'stopped (its thread is gone)';
     }
+    return null;
+  }
+
+  /** How worker `w`'s thread ended, if it reported ending (null while it runs). */
+  private exitedWorker(w: number): string | null {
+    const ctrl = this.ctrl!;
+    return Atomics.load(ctrl, w * SLOT_INTS + EXITED) ? `exited (code ${ctrl[w * SLOT_INTS + EXIT_CODE]})` : null;
+  }
+
+  /** After a worker died: stop the others, and run every kernel on the calling thread from now on. */
+  private retire(reason: string): void {
+    this.retired = true;
+    this.degradedReason = `a worker died: ${reason}`;
+    this.signalExit(); // not awaited: the workers are unref'd, so the process can still exit
   }
 
   /** Stop the workers (the pool then runs everything on the calling thread). */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const ctrl = this.ctrl;
-    if (!ctrl) return;
-    this.workers.forEach((_, w) => {
-      const base = w * SLOT_INTS;
-      ctrl[base + KERNEL] = EXIT_KERNEL;
-      Atomics.store(ctrl, base + SEQ, (this.seq + 1) | 0);
-      Atomics.notify(ctrl, base + SEQ, 1);
-    });
+    if (!this.ctrl) return;
+    this.signalExit();
     // The workers are unref'd: hold the event loop open until they have exited, or a program whose
     // last work is this close (re-creating the backend) would end with the await pending.
     const hold = setInterval(() => undefined, 1 << 30);
@@ -190,5 +230,20 @@ export class KernelPool {
     } finally {
       clearInterval(hold);
     }
+  }
+
+  private exitSignalled = false;
+
+  /** Ask every worker to leave its loop once it is idle. */
+  private signalExit(): void {
+    const ctrl = this.ctrl;
+    if (!ctrl || this.exitSignalled) return;
+    this.exitSignalled = true;
+    this.workers.forEach((_, w) => {
+      const base = w * SLOT_INTS;
+      ctrl[base + KERNEL] = EXIT_KERNEL;
+      Atomics.store(ctrl, base + SEQ, (this.seq + 1) | 0);
+      Atomics.notify(ctrl, base + SEQ, 1);
+    });
   }
 }

@@ -8,7 +8,10 @@
  *           STATUS = 0 | 1 (error, its message written to the slot's error text); Atomics.store(DONE, seq);
  *           Atomics.notify(DONE)
  *   main:   runs its own part meanwhile, then waits until every used slot's DONE equals seq.
- * KERNEL = -1 asks the worker to exit.
+ * KERNEL = -1 asks the worker to exit. A Node worker whose thread ends (process.exit, an uncaught
+ * error) sets EXITED = 1 and EXIT_CODE from its 'exit' handler and notifies DONE, so the main
+ * thread stops waiting for it at once (pool.ts; a thread killed without running handlers is found
+ * by a liveness check every 2 s instead).
  */
 import type { WasmMemory, WasmModule } from './api.js';
 
@@ -19,6 +22,8 @@ export const DONE = 1;
 export const STATUS = 2;
 export const KERNEL = 3;
 export const ARGC = 4;
+export const EXITED = 5;
+export const EXIT_CODE = 6;
 /** Arguments start 32 bytes into a slot. */
 export const ARGS_BYTE_OFFSET = 32;
 export const MAX_ARGS = (SLOT_BYTES - ARGS_BYTE_OFFSET) / 8;

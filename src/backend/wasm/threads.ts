@@ -41,6 +41,7 @@ function readiness(onMessage: (fn: (m: unknown) => void) => void, slot: number):
 
 interface NodeWorker {
   readonly threadId: number;
+  readonly performance?: { eventLoopUtilization(): { idle: number; active: number } };
   on(event: string, fn: (arg: any) => void): unknown;
   once(event: string, fn: (arg: any) => void): unknown;
   unref(): void;
@@ -88,8 +89,9 @@ function nodeHost(wt: WorkerThreadsModule): WorkerHost {
       await worker.terminate().catch(() => 0);
       throw e;
     }
+    threadStopped(worker); // caches the loop's start time while the thread surely runs
     return {
-      alive: () => alive && worker.threadId >= 0,
+      alive: () => alive && worker.threadId >= 0 && !threadStopped(worker),
       unref: () => worker.unref(),
       exited: () => exited,
       terminate: async () => {
@@ -97,6 +99,20 @@ function nodeHost(wt: WorkerThreadsModule): WorkerHost {
       },
     };
   };
+}
+
+/**
+ * Whether a worker's thread has stopped, asked from a thread blocked in Atomics.wait (where the
+ * worker's 'exit' event, and so `alive` and `threadId`, cannot change). Node answers a stopped
+ * thread's event-loop idle time with -1 (Worker::LoopIdleTime), which eventLoopUtilization passes on
+ * once the loop's start time was read while it ran. test/crash_safety.test.ts checks it still does.
+ */
+function threadStopped(worker: NodeWorker): boolean {
+  try {
+    return (worker.performance?.eventLoopUtilization().idle ?? 0) < 0;
+  } catch {
+    return false;
+  }
 }
 
 interface WebWorker {

@@ -3,7 +3,9 @@
  * module on the shared memory, then loops on its control slot (protocol.ts) until told to exit.
  */
 import { wasmApi } from './api.js';
-import { ARGC, ARGS_BYTE_OFFSET, DONE, EXIT_KERNEL, KERNEL, SEQ, SLOT_BYTES, SLOT_INTS, STATUS, writeError, type WorkerInit } from './protocol.js';
+import {
+  ARGC, ARGS_BYTE_OFFSET, DONE, EXIT_CODE, EXITED, EXIT_KERNEL, KERNEL, SEQ, SLOT_BYTES, SLOT_INTS, STATUS, writeError, type WorkerInit,
+} from './protocol.js';
 
 interface Channel {
   init: WorkerInit;
@@ -45,6 +47,16 @@ async function main(channel: Channel): Promise<void> {
   // as soon as it hears 'ready', and a worker reading SEQ after that would take that call's number
   // as its baseline and wait forever (seen under load as a hung process).
   let seq = Atomics.load(ctrl, base + SEQ);
+  const nodeProcess = (globalThis as { process?: NodeJS.Process }).process;
+  // A thread that ends says so, so that a kernel waiting for it fails at once instead of hanging.
+  const onExit = (code: number): void => {
+    ctrl[base + EXIT_CODE] = code;
+    Atomics.store(ctrl, base + EXITED, 1);
+    Atomics.notify(ctrl, base + DONE);
+  };
+  if (nodeProcess?.versions?.node) nodeProcess.on('exit', onExit);
+  const fault = injectedFault(init.slot);
+  let calls = 0;
   channel.post('ready');
 
   for (;;) {
@@ -57,6 +69,11 @@ async function main(channel: Channel): Promise<void> {
     seq = s;
     const k = ctrl[base + KERNEL]!;
     if (k === EXIT_KERNEL) break;
+    if (fault && ++calls === fault.call) {
+      // The crash-safety test's dying worker: its thread ends while the pool waits for this part.
+      if (fault.silent) nodeProcess!.off('exit', onExit);
+      nodeProcess!.exit(3);
+    }
     const argc = ctrl[base + ARGC]!;
     args.length = argc;
     for (let i = 0; i < argc; i++) args[i] = argv[i]!;
@@ -74,6 +91,18 @@ async function main(channel: Channel): Promise<void> {
   channel.post('exit');
   // A Web Worker stays alive after its last task; close it (Node's ends with its event loop).
   (globalThis as { close?: () => void }).close?.();
+}
+
+/**
+ * Fault injection for test/crash_safety.test.ts (MIXPREC_TEST_FAULTS, Node only, worker 0 only):
+ * `wasm-worker-exit=N` ends the thread at its N-th kernel call; `wasm-worker-vanish=N` does so
+ * without its exit handler, as a thread killed from outside (a resource limit) would.
+ */
+function injectedFault(slot: number): { call: number; silent: boolean } | null {
+  const spec = (globalThis as { process?: NodeJS.Process }).process?.env?.['MIXPREC_TEST_FAULTS'];
+  if (!spec || slot !== 0) return null;
+  const m = /wasm-worker-(exit|vanish)=(\d+)/.exec(spec);
+  return m ? { call: Number(m[2]), silent: m[1] === 'vanish' } : null;
 }
 
 const channel = await connect();

@@ -5,6 +5,7 @@
  * other global is refused before anything is built: nothing in a file can run code.
  */
 import { PickleError, PyDict, type PyCallable } from './pickle.js';
+import { quote, quoteName } from '../../util/file_error.js';
 
 /** PyTorch's dtypes that files may hold. */
 export type TorchDtype = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
@@ -67,8 +68,21 @@ function isStorageType(v: unknown): v is StorageType {
   return typeof v === 'object' && v !== null && typeof (v as StorageType).storageDtype === 'string';
 }
 
-const describe = (v: unknown): string =>
-  v === null ? 'None' : Array.isArray(v) ? `(${v.map(describe).join(', ')})` : typeof v === 'object' ? ((v as { pyName?: string }).pyName ?? (v as object).constructor?.name ?? 'an object') : JSON.stringify(v) ?? String(v);
+/** Tuple levels and items a message shows of a value from the pickle (a file's tuples nest and grow at will). */
+const SHOWN_LEVELS = 3;
+const SHOWN_ITEMS = 6;
+
+/** A value from the pickle, for a message: a few levels and items of tuples, strings quoted and cut. */
+function describe(v: unknown, level = 0): string {
+  if (v === null) return 'None';
+  if (Array.isArray(v)) {
+    if (level >= SHOWN_LEVELS) return '(...)';
+    const items = v.slice(0, SHOWN_ITEMS).map((x) => describe(x, level + 1));
+    return `(${items.join(', ')}${v.length > SHOWN_ITEMS ? `, ... ${v.length} items` : ''})`;
+  }
+  if (typeof v === 'object') return (v as { pyName?: string }).pyName ?? (v as object).constructor?.name ?? 'an object';
+  return typeof v === 'bigint' ? quote(String(v), 40) : quote(v, 60);
+}
 
 function fn(pyName: string, call: (args: readonly unknown[]) => unknown, newObject?: (args: readonly unknown[]) => unknown): PyCallable {
   return newObject ? { pyName, call, newObject } : { pyName, call };
@@ -136,7 +150,7 @@ function build(): Map<string, unknown> {
     if (!f || typeof f.call !== 'function' || f.pyName === where) throw new PickleError(`${where}: the function is ${describe(func)}; expected a tensor rebuild function`);
     if (!TENSOR_CLASSES.has((type as PyCallable | undefined)?.pyName ?? '')) throw new PickleError(`${where}: the type is ${describe(type)}; only torch.Tensor and Parameter are allowed`);
     if (!Array.isArray(inner)) throw new PickleError(`${where}: the arguments are ${describe(inner)}; expected a tuple`);
-    if (state instanceof PyDict && state.entries.size > 0) throw new PickleError(`${where}: tensors with Python attributes (${[...state.entries.keys()].map(String).join(', ')}) are not supported`);
+    if (state instanceof PyDict && state.entries.size > 0) throw new PickleError(`${where}: tensors with Python attributes (${[...state.entries.keys()].slice(0, 5).map((k) => quoteName(String(k))).join(', ')}${state.entries.size > 5 ? ', ...' : ''}) are not supported`);
     return f.call(inner);
   }));
   for (const [name, dtype] of Object.entries(STORAGE_DTYPES)) {
@@ -183,7 +197,7 @@ export class RefusedGlobalError extends PickleError {
   override name = 'RefusedGlobalError';
   constructor(readonly global: string) {
     super(
-      `refused: its pickle names the global ${global}, which is not on the allow-list (${ALLOWED_SUMMARY}, as PyTorch's ` +
+      `refused: its pickle names the global ${quoteName(global)}, which is not on the allow-list (${ALLOWED_SUMMARY}, as PyTorch's ` +
         `weights_only=True); nothing was run`,
     );
   }

@@ -21,15 +21,25 @@ import {
   type StorageRef, type TensorRef, type TorchDtype,
 } from './globals.js';
 import { ZipError, readZip } from './zip.js';
+import { FileError, quoteName } from '../../util/file_error.js';
+import { fileBudget, reserve, MAX_DEFLATE_RATIO, type FileBudget } from '../../util/file_budget.js';
 
-/** A file that cannot be read as a PyTorch file; `file` names it and `problem` says why. */
-export class TorchFileError extends Error {
+/**
+ * What a torch file of n bytes can decode to: its entries inflate to at most 1032 n, and a storage
+ * widens at most 4x (int8 and uint8 are read as int32).
+ */
+const TORCH_EXPANSION = 4 * MAX_DEFLATE_RATIO;
+/** Deepest nesting of dicts and lists read (Python's default recursion limit). */
+const MAX_NESTING = 1000;
+
+/** A file that cannot be read as a PyTorch file (a FileError); `file` names it and `problem` says why. */
+export class TorchFileError extends FileError {
   override name = 'TorchFileError';
   constructor(
-    readonly file: string,
+    file: string,
     readonly problem: string,
   ) {
-    super(`${file}: ${problem}`);
+    super(file, `${file}: ${problem}`);
   }
 }
 
@@ -76,8 +86,8 @@ function archivePrefix(entries: Map<string, Uint8Array>, file: string): string {
   }
   const prefixes = names.map((n) => /^([^/]+)\/data\.pkl$/.exec(n)?.[1]).filter((p): p is string => p !== undefined);
   if (prefixes.length === 1) return prefixes[0]!;
-  if (prefixes.length > 1) throw new TorchFileError(file, `the zip archive holds ${prefixes.length} data.pkl records (${prefixes.join(', ')}); expected one, as torch.save writes`);
-  throw new TorchFileError(file, `is a zip archive without a data.pkl record (entries: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''}); expected a file written by torch.save`);
+  if (prefixes.length > 1) throw new TorchFileError(file, `the zip archive holds ${prefixes.length} data.pkl records (${prefixes.slice(0, 5).map((p) => quoteName(p)).join(', ')}${prefixes.length > 5 ? ', ...' : ''}); expected one, as torch.save writes`);
+  throw new TorchFileError(file, `is a zip archive without a data.pkl record (entries: ${names.slice(0, 5).map((n) => quoteName(n)).join(', ')}${names.length > 5 ? ', ...' : ''}); expected a file written by torch.save`);
 }
 
 interface Located {
@@ -86,7 +96,13 @@ interface Located {
 }
 
 function shapeStr(s: readonly number[]): string {
-  return `[${s.join(',')}]`;
+  const text = `[${s.join(',')}]`;
+  return text.length <= 40 ? text : `${text.slice(0, 40)}...] (${s.length} dims)`;
+}
+
+/** Where a value sits in the file's tree ('model.fc.weight', 'optimizer[0]'), quoted and cut for a message. */
+function pathText(path: string): string {
+  return path ? quoteName(path) : "'(top level)'";
 }
 
 /** Check a tensor's view against its storage; returns its element count. */
@@ -94,10 +110,10 @@ function checkTensor({ ref, path }: Located, file: string): number {
   let numel = 1;
   for (const d of ref.size) {
     numel *= d;
-    if (!Number.isSafeInteger(numel)) throw new TorchFileError(file, `'${path}' has size ${shapeStr(ref.size)}, whose element count overflows: corrupt`);
+    if (!Number.isSafeInteger(numel)) throw new TorchFileError(file, `${pathText(path)} has size ${shapeStr(ref.size)}, whose element count overflows: corrupt`);
   }
   const s = ref.storage;
-  const what = `'${path}' (${ref.storage.dtype}, size ${shapeStr(ref.size)}, stride ${shapeStr(ref.stride)}, offset ${ref.offset})`;
+  const what = `${pathText(path)} (${ref.storage.dtype}, size ${shapeStr(ref.size)}, stride ${shapeStr(ref.stride)}, offset ${ref.offset})`;
   if (numel === 0) return 0;
   let last = ref.offset;
   for (let i = 0; i < ref.size.length; i++) {
@@ -120,9 +136,10 @@ function swapInPlace(bytes: Uint8Array, size: number): void {
 }
 
 /** A storage entry's bytes as mixprec storage values (integers to int32, checked; bool to 0/1). */
-function decodeStorage(s: StorageRef, raw: Uint8Array, bigEndianFile: boolean, file: string, users: readonly string[]): StorageArray {
+function decodeStorage(s: StorageRef, raw: Uint8Array, bigEndianFile: boolean, file: string, users: readonly string[], budget: FileBudget): StorageArray {
   const n = s.numel;
   const size = TORCH_ITEMSIZE[s.dtype];
+  reserve(budget, n * dtypeOf(MIXPREC_DTYPE[s.dtype]).itemsize, `storage '${s.key}' (${n} ${s.dtype} values)`);
   // Our own aligned copy: fflate's entries are fresh arrays, but a caller's bytes may sit anywhere.
   const bytes = raw.byteOffset % 8 === 0 && bigEndianFile === HOST_BIG_ENDIAN ? raw : raw.slice();
   if (bigEndianFile !== HOST_BIG_ENDIAN) swapInPlace(bytes, size);
@@ -154,7 +171,7 @@ function decodeStorage(s: StorageRef, raw: Uint8Array, bigEndianFile: boolean, f
         if (v > 2147483647n || v < -2147483648n) {
           throw new TorchFileError(
             file,
-            `'${users[0]}' is an int64 tensor holding ${v}, outside int32, mixprec's integer dtype (int64 values are read as int32 when they fit)`,
+            `${pathText(users[0]!)} is an int64 tensor holding ${v}, outside int32, mixprec's integer dtype (int64 values are read as int32 when they fit)`,
           );
         }
         out[i] = Number(v);
@@ -179,7 +196,7 @@ function keyString(k: unknown, path: string, file: string): string {
   if (typeof k === 'number' || typeof k === 'bigint') return String(k);
   if (typeof k === 'boolean') return k ? 'True' : 'False';
   if (k === null) return 'None';
-  throw new TorchFileError(file, `a dict at '${path || '(top level)'}' has a key of type ${Array.isArray(k) ? 'tuple' : typeof k}; mixprec reads dicts keyed by strings and numbers`);
+  throw new TorchFileError(file, `a dict at ${pathText(path)} has a key of type ${Array.isArray(k) ? 'tuple' : typeof k}; mixprec reads dicts keyed by strings and numbers`);
 }
 
 /**
@@ -216,7 +233,7 @@ export async function loadTorch(pathOrBytes: string | Uint8Array | ArrayBuffer, 
       persistentLoad: (pid) => {
         const s = storageFromPersistentId(pid, storages);
         const entry = entries.get(`${prefix}/data/${s.key}`);
-        if (!entry) throw new PickleError(`storage '${s.key}' has no zip entry ${prefix}/data/${s.key}: truncated or corrupt`);
+        if (!entry) throw new PickleError(`storage '${s.key}' has no zip entry ${quoteName(`${prefix}/data/${s.key}`)}: truncated or corrupt`);
         if (s.numel > entry.length / TORCH_ITEMSIZE[s.dtype] || s.numel * TORCH_ITEMSIZE[s.dtype] !== entry.length) {
           throw new PickleError(
             `storage '${s.key}' should hold ${s.numel} ${s.dtype} values (${s.numel * TORCH_ITEMSIZE[s.dtype]} bytes) but its entry has ${entry.length} bytes: truncated or corrupt`,
@@ -236,8 +253,11 @@ export async function loadTorch(pathOrBytes: string | Uint8Array | ArrayBuffer, 
   const visited = new Set<object>();
   const onPath = new Set<object>();
   const collect = (v: unknown, path: string): void => {
+    // Python's own recursion limit: deeper containers are not a checkpoint (and would overflow
+    // this walk's stack, and the conversion's below).
+    if (onPath.size > MAX_NESTING) throw new TorchFileError(file, `its containers nest more than ${MAX_NESTING} levels deep (at '${path.slice(0, 60)}...'); expected a state dict or a checkpoint`);
     if ((v instanceof PyDict || Array.isArray(v)) && (onPath.has(v) || visited.has(v))) {
-      if (onPath.has(v)) throw new TorchFileError(file, `'${path || '(top level)'}' contains itself; expected a tree of containers`);
+      if (onPath.has(v)) throw new TorchFileError(file, `${pathText(path)} contains itself; expected a tree of containers`);
       return;
     }
     if (v instanceof PyDict || Array.isArray(v)) {
@@ -261,9 +281,9 @@ export async function loadTorch(pathOrBytes: string | Uint8Array | ArrayBuffer, 
     } else if (Array.isArray(v)) {
       v.forEach((x, i) => collect(x, `${path}[${i}]`));
     } else if (isStorageRef(v)) {
-      throw new TorchFileError(file, `'${path || '(top level)'}' is a bare storage; mixprec reads tensors (save tensors, not their storages)`);
+      throw new TorchFileError(file, `${pathText(path)} is a bare storage; mixprec reads tensors (save tensors, not their storages)`);
     } else if (isPyCallable(v)) {
-      throw new TorchFileError(file, `'${path || '(top level)'}' is ${v.pyName} itself, not data; expected tensors, numbers, strings and containers`);
+      throw new TorchFileError(file, `${pathText(path)} is ${v.pyName} itself, not data; expected tensors, numbers, strings and containers`);
     }
   };
   collect(root, '');
@@ -278,7 +298,8 @@ export async function loadTorch(pathOrBytes: string | Uint8Array | ArrayBuffer, 
 
   // Decode every storage first (range checks may still refuse the file), then allocate tensors.
   const decoded = new Map<StorageRef, StorageArray>();
-  for (const [s, list] of users) decoded.set(s, decodeStorage(s, entries.get(`${prefix}/data/${s.key}`)!, order === 'big', file, list.map((l) => l.path)));
+  const budget = fileBudget(file, bytes.length, { expansion: TORCH_EXPANSION, basis: 'its entries inflated (1032x at most) and widened to int32' });
+  for (const [s, list] of users) decoded.set(s, decodeStorage(s, entries.get(`${prefix}/data/${s.key}`)!, order === 'big', file, list.map((l) => l.path), budget));
   const tensors = new Map<TensorRef, Tensor>();
   for (const [s, list] of users) {
     const dt = dtypeOf(MIXPREC_DTYPE[s.dtype]);
@@ -307,7 +328,7 @@ export async function loadTorch(pathOrBytes: string | Uint8Array | ArrayBuffer, 
       const out = markFromPyTorch({} as Record<string, unknown>);
       for (const [k, x] of v.entries) {
         const key = keyString(k, path, file);
-        if (Object.prototype.hasOwnProperty.call(out, key)) throw new TorchFileError(file, `a dict at '${path || '(top level)'}' has two keys that read as '${key}'`);
+        if (Object.prototype.hasOwnProperty.call(out, key)) throw new TorchFileError(file, `a dict at ${pathText(path)} has two keys that read as ${quoteName(key)}`);
         // defineProperty: a key such as '__proto__' stays a plain key.
         Object.defineProperty(out, key, { value: convert(x, path ? `${path}.${key}` : key), enumerable: true, writable: true, configurable: true });
       }

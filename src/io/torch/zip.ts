@@ -10,6 +10,9 @@
  * bytes by padding in a local "FB" extra field (as PyTorch's writer does, so the file can be mapped).
  */
 import { Zip, ZipPassThrough, unzipSync } from 'fflate';
+// Deflate cannot expand more than 1032x: an entry claiming more is a lie meant to make us allocate.
+import { MAX_DEFLATE_RATIO } from '../../util/file_budget.js';
+import { quoteName } from '../../util/file_error.js';
 
 /** A problem with the archive; the caller puts the file name in front. */
 export class ZipError extends Error {
@@ -19,8 +22,6 @@ export class ZipError extends Error {
 const EOCD_SIGNATURE = 0x06054b50;
 const EOCD_SIZE = 22;
 const CENTRAL_ENTRY_MIN = 46;
-/** Deflate cannot expand more than ~1032x; a claim beyond that is a lie meant to make us allocate. */
-const MAX_DEFLATE_RATIO = 1032;
 
 function findEndRecord(bytes: Uint8Array): number {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -57,10 +58,10 @@ export function readZip(bytes: Uint8Array): Map<string, Uint8Array> {
   try {
     files = unzipSync(bytes, {
       filter: (f) => {
-        if (f.compression !== 0 && f.compression !== 8) throw new ZipError(`entry ${f.name} uses compression method ${f.compression}; expected stored or deflated entries`);
+        if (f.compression !== 0 && f.compression !== 8) throw new ZipError(`entry ${quoteName(f.name)} uses compression method ${f.compression}; expected stored or deflated entries`);
         const limit = f.compression === 0 ? f.size : f.size * MAX_DEFLATE_RATIO + 64;
         if (f.originalSize > limit || f.size > bytes.length) {
-          throw new ZipError(`entry ${f.name} claims ${f.originalSize} bytes from ${f.size} in a ${bytes.length}-byte file: corrupt`);
+          throw new ZipError(`entry ${quoteName(f.name)} claims ${f.originalSize} bytes from ${f.size} in a ${bytes.length}-byte file: corrupt`);
         }
         sizes.set(f.name, f.originalSize);
         return true;
@@ -73,7 +74,7 @@ export function readZip(bytes: Uint8Array): Map<string, Uint8Array> {
   const out = new Map<string, Uint8Array>();
   for (const [name, data] of Object.entries(files)) {
     const expected = sizes.get(name);
-    if (data.length !== expected) throw new ZipError(`entry ${name} holds ${data.length} bytes where the zip directory says ${expected}: truncated or corrupt`);
+    if (data.length !== expected) throw new ZipError(`entry ${quoteName(name)} holds ${data.length} bytes where the zip directory says ${expected}: truncated or corrupt`);
     out.set(name, data);
   }
   return out;
