@@ -5,7 +5,9 @@ import { WideCNN } from './wide_cnn.js';
 export { LeNet, type LeNetOptions } from './lenet.js';
 export { WideCNN, type WideCNNOptions } from './wide_cnn.js';
 export { DCGANGenerator, DCGANDiscriminator, dcganInit_, type DCGANOptions } from './dcgan.js';
-export { CharLSTM, sample as sampleLogits, type CharLSTMOptions, type LSTMState } from './char_lm.js';
+export { CharLSTM, type CharLSTMOptions, type LSTMState } from './char_lm.js';
+export { sampleLogits, type SampleOptions } from './sampling.js';
+export { GPT, gpt, type GPTConfig, type GenerateOptions } from './gpt.js';
 
 /** The image classifiers `mixprec train`, `mixprec eval` and `mixprec bench train` build by name. */
 export const CLASSIFIER_MODELS = ['lenet', 'widecnn'] as const;
