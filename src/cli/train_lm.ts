@@ -4,19 +4,16 @@
  * clipping after `scaler.unscale_`, validation loss in nats and bits per character, a generated
  * sample, checkpoints with bitwise-exact resume and JSON logs.
  */
-import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
-import { initDefaultBackend, setBackend } from '../backend/registry.js';
+import { existsSync } from 'node:fs';
 import { manualSeed, defaultGenerator, Generator } from '../random/generator.js';
 import { CharLSTM } from '../models/char_lm.js';
 import { AdamW } from '../optim/adam.js';
-import { CharCorpus } from '../data/text.js';
-import { saveCheckpoint, loadCheckpoint } from '../io/checkpoint.js';
 import { precisionReport, type PrecisionRecorder } from '../amp/diagnostics.js';
 import { scalerFor, trainStep, underPrecision, PRECISIONS, type Precision, type StepContext } from '../train/classifier.js';
 import { evaluateLm, lmLoss, type LmEvaluation } from '../train/language_model.js';
 import { choice, number, parseFlags, copyStringFlags, checkBackendFlag } from './args.js';
 import { CliError, usage } from './errors.js';
-import { ProgressBar } from '../util/progress_bar.js';
+import { TextTrainingRun, type TextRunMeta } from './text_run.js';
 import type { Output } from './train.js';
 
 export const TRAIN_LM_HELP = `usage: mixprec train-lm --data FILE.txt [options]
@@ -149,46 +146,29 @@ interface ModelConfig {
   dropout: number;
 }
 
-interface LmMeta {
-  kind: 'mixprec.train-lm';
-  config: ModelConfig;
-  precision: Precision;
-  step: number;
-  skippedSteps: number;
-  rng: number[];
-  dataRng: number[];
-  optimizer: ReturnType<AdamW['stateDict']>;
-  scaler: ReturnType<ReturnType<typeof scalerFor>['stateDict']>;
-  args: Omit<TrainLmArgs, 'help' | 'quiet' | 'verbose'>;
-}
+type LmMeta = TextRunMeta<'mixprec.train-lm', ModelConfig> & { args: Omit<TrainLmArgs, 'help' | 'quiet' | 'verbose'> };
 
 export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number> {
   if (args.help) {
     out.log(TRAIN_LM_HELP.trimEnd());
     return 0;
   }
-  await (args.backend ? setBackend(args.backend) : initDefaultBackend());
-  const say = (line: string) => {
-    if (!args.quiet) out.log(line);
-  };
-  const corpus = await CharCorpus.fromFile(args.data!);
-  const { train, validation } = corpus.split(0.9);
+  const run = await TextTrainingRun.open<LmMeta>('mixprec.train-lm', args, out);
+  try {
+    return await train(run, args, out);
+  } finally {
+    await run.close();
+  }
+}
+
+async function train(run: TextTrainingRun<LmMeta>, args: TrainLmArgs, out: Output): Promise<number> {
+  const { corpus } = run;
+  const { train, validation } = run.split();
   const unknown = [...args.prompt].find((c) => !corpus.vocab.has(c));
   if (args.sampleLen > 0 && unknown !== undefined) throw new CliError(`mixprec train-lm: --prompt character ${JSON.stringify(unknown)} is not in the text's vocabulary`);
   if (train.length < args.seqLen + 1) throw new CliError(`${args.data}: ${corpus.ids.length} characters are too few for windows of --seq-len ${args.seqLen}`);
 
-  let config: ModelConfig = { vocab: [...corpus.vocab.chars], embed: args.embed, hidden: args.hidden, layers: args.layers, dropout: args.dropout };
-  let loaded: Awaited<ReturnType<typeof loadCheckpoint<LmMeta>>> | null = null;
-  if (args.resume) {
-    loaded = await loadCheckpoint<LmMeta>(args.resume);
-    const meta = loaded.meta;
-    if (!meta || meta.kind !== 'mixprec.train-lm') throw new CliError(`--resume ${args.resume}: not a mixprec train-lm checkpoint (no language-model state in its metadata)`);
-    if (meta.config.vocab.join('') !== config.vocab.join('')) {
-      throw new CliError(`--resume ${args.resume}: written for a vocabulary of ${meta.config.vocab.length} characters, not this text's ${config.vocab.length}`);
-    }
-    config = meta.config; // the model's shape comes from the checkpoint
-  }
-
+  const config = run.config({ embed: args.embed, hidden: args.hidden, layers: args.layers, dropout: args.dropout });
   manualSeed(args.seed);
   const model = new CharLSTM({ vocabSize: config.vocab.length, embedDim: config.embed, hidden: config.hidden, layers: config.layers, dropout: config.dropout });
   const params = model.parameters();
@@ -204,64 +184,21 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
   };
   // windows come from their own generator, so that dropout draws do not move them
   const dataRng = new Generator(args.seed + 1);
-  let step = 0;
-  // skipped steps of earlier runs (a resumed checkpoint's) and of this one, counted by the scaler
-  let skippedBefore = 0;
-  const skippedAtStart = await scaler.getSkippedStepsAsync();
-  const skippedSteps = async () => skippedBefore + (await scaler.getSkippedStepsAsync()) - skippedAtStart;
+  if (await run.attach({ model, optimizer, scaler, generators: { rng: defaultGenerator, dataRng } })) run.say(`resumed from ${args.resume}: step ${run.step}`);
+  const checkpoint = (path: string) => run.saveCheckpoint(path, { args: { ...args, help: undefined, quiet: undefined, verbose: undefined } as LmMeta['args'] }, config);
 
-  if (loaded) {
-    const meta = loaded.meta as LmMeta;
-    model.loadStateDict(loaded.tensors);
-    optimizer.loadStateDict(meta.optimizer);
-    if (meta.precision === 'fp16' && args.precision === 'fp16') scaler.loadStateDict(meta.scaler);
-    defaultGenerator.setState(meta.rng);
-    dataRng.setState(meta.dataRng);
-    step = meta.step;
-    skippedBefore = meta.skippedSteps;
-    say(`resumed from ${args.resume}: step ${step}`);
-  }
-
-  const checkpoint = async (path: string) => {
-    const meta: LmMeta = {
-      kind: 'mixprec.train-lm',
-      config,
-      precision: args.precision,
-      step,
-      skippedSteps: await skippedSteps(),
-      rng: defaultGenerator.getState(),
-      dataRng: dataRng.getState(),
-      optimizer: optimizer.stateDict(),
-      scaler: await scaler.stateDictAsync(),
-      args: { ...args, help: undefined, quiet: undefined, verbose: undefined } as LmMeta['args'],
-    };
-    await saveCheckpoint(path, { tensors: model.stateDict(), meta });
-  };
-
-  const logFile: WriteStream | null = args.logJson ? createWriteStream(args.logJson, { flags: 'w' }) : null;
-  const logJson = (event: Record<string, unknown>) => logFile?.write(`${JSON.stringify(event)}\n`);
   let recorder: PrecisionRecorder | null = args.precisionReport
     ? precisionReport({ model, scaler, format: args.precision === 'bf16' ? 'bfloat16' : 'float16', findOverflow: false })
     : null;
-  let interrupted = false;
-  const onSigint = () => {
-    interrupted = true;
-  };
-  process.on('SIGINT', onSigint);
 
   const paramCount = params.reduce((n, p) => n + p.numel, 0);
-  say(
+  run.say(
     `training a ${config.layers}-layer LSTM (hidden ${config.hidden}, ${paramCount} parameters) on ${args.data}: ` +
       `${corpus.ids.length} characters, vocabulary ${config.vocab.length}, ${train.length} train / ${validation.length} validation; ` +
       `precision ${args.precision}, AdamW lr ${args.lr}, batch ${args.batchSize} x ${args.seqLen} characters, ${args.steps} steps, seed ${args.seed}`,
   );
   const started = performance.now();
-  const newBar = () => {
-    if (!out.isTTY || args.quiet) return null;
-    const b = new ProgressBar('train', { total: args.steps, itemName: 'steps', suffix: '  loss {loss}  {cps} chars/s', payload: { loss: '-', cps: '-' } });
-    b.update(step);
-    return b;
-  };
+  const newBar = () => run.progressBar(args.steps, 'steps', '  loss {loss}  {cps} chars/s', { loss: '-', cps: '-' });
   let bar = newBar();
   let lossSum = 0;
   let lossCount = 0;
@@ -274,32 +211,32 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
     const ev = await evaluateLm(model, validation, args.seqLen, args.precision);
     lastEval = ev;
     const scale = await scaler.getScaleAsync();
-    const skipped = await skippedSteps();
+    const skipped = await run.skippedSteps();
     const seconds = (performance.now() - started) / 1000;
-    say(
-      `step ${step}/${args.steps}  train loss ${(lossSum / Math.max(lossCount, 1)).toFixed(4)}  ` +
+    run.say(
+      `step ${run.step}/${args.steps}  train loss ${(lossSum / Math.max(lossCount, 1)).toFixed(4)}  ` +
         `val loss ${ev.loss.toFixed(4)} nats/char (${ev.bpc.toFixed(3)} bpc)  loss scale ${scale}  skipped steps ${skipped}  ${seconds.toFixed(0)} s`,
     );
-    logJson({ event: 'eval', step, val_loss: ev.loss, val_bpc: ev.bpc, train_loss: lossSum / Math.max(lossCount, 1), loss_scale: scale, skipped_steps: skipped, seconds });
+    run.logJson({ event: 'eval', step: run.step, val_loss: ev.loss, val_bpc: ev.bpc, train_loss: lossSum / Math.max(lossCount, 1), loss_scale: scale, skipped_steps: skipped, seconds });
     lossSum = 0;
     lossCount = 0;
     if (args.checkpoint) await checkpoint(args.checkpoint);
     if (recorder && args.precisionReport) await recorder.save(args.precisionReport);
-    if (step < args.steps) bar = newBar();
+    if (run.step < args.steps) bar = newBar();
   };
 
   try {
-    while (step < args.steps) {
+    while (run.step < args.steps) {
       const [x, y] = train.randomBatch(dataRng, args.batchSize, args.seqLen);
       // per step the scaler's count is read only for the JSON log (on a GPU each read is a round trip)
-      const skippedNow = logFile ? await scaler.getSkippedStepsAsync() : 0;
+      const skippedNow = run.logging ? await scaler.getSkippedStepsAsync() : 0;
       const { loss, stepped } = trainStep(ctx, x, y);
       const value = await loss.item();
       loss.dispose();
       x.dispose();
       y.dispose();
       if (recorder) await recorder.step();
-      step++;
+      run.step++;
       // a skipped step's loss is left out of the average (on webgpu the skip is decided on the
       // device: stepped is true there and the skip is only in the scaler's count)
       if (stepped && Number.isFinite(value)) {
@@ -308,25 +245,18 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
       }
       windowSteps++;
       const cps = (windowSteps * args.batchSize * args.seqLen) / ((performance.now() - windowStart) / 1000);
-      if (logFile) logJson({ event: 'step', step, loss: value, loss_scale: await scaler.getScaleAsync(), skipped: (await scaler.getSkippedStepsAsync()) > skippedNow });
-      bar?.update(step, { payload: { loss: (lossSum / Math.max(lossCount, 1)).toFixed(4), cps: cps.toFixed(0) } });
-      if (!bar && !args.quiet && step % 50 === 0 && step % args.evalEvery !== 0) {
-        out.log(`step ${step}/${args.steps}  train loss ${(lossSum / Math.max(lossCount, 1)).toFixed(4)}  ${cps.toFixed(0)} chars/s`);
+      if (run.logging) run.logJson({ event: 'step', step: run.step, loss: value, loss_scale: await scaler.getScaleAsync(), skipped: (await scaler.getSkippedStepsAsync()) > skippedNow });
+      bar?.update(run.step, { payload: { loss: (lossSum / Math.max(lossCount, 1)).toFixed(4), cps: cps.toFixed(0) } });
+      if (!bar && !args.quiet && run.step % 50 === 0 && run.step % args.evalEvery !== 0) {
+        out.log(`step ${run.step}/${args.steps}  train loss ${(lossSum / Math.max(lossCount, 1)).toFixed(4)}  ${cps.toFixed(0)} chars/s`);
         windowStart = performance.now();
         windowSteps = 0;
       }
-      // a turn of the event loop: the steps' awaits resolve at once on a synchronous backend, and
-      // Ctrl-C's handler only runs between turns
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      if (interrupted) {
+      if (await run.interruptedAfterStep(checkpoint)) {
         bar?.stop();
-        if (args.checkpoint) {
-          await checkpoint(args.checkpoint);
-          out.log(`interrupted: checkpoint written to ${args.checkpoint} (resume with --resume ${args.checkpoint})`);
-        } else out.log('interrupted (no --checkpoint given: nothing saved)');
         return 130;
       }
-      if (step % args.evalEvery === 0 || step === args.steps) await evaluateNow();
+      if (run.step % args.evalEvery === 0 || run.step === args.steps) await evaluateNow();
     }
     if (!lastEval) await evaluateNow(); // a resumed run that was already complete
     bar?.stop();
@@ -339,18 +269,17 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
         underPrecision: (fn) => underPrecision(args.precision, fn),
       });
       const text = args.prompt + corpus.vocab.decode(ids);
-      say(`sample (temperature ${args.temperature}):\n${text}\n`);
-      logJson({ event: 'sample', prompt: args.prompt, temperature: args.temperature, text });
+      run.say(`sample (temperature ${args.temperature}):\n${text}\n`);
+      run.logJson({ event: 'sample', prompt: args.prompt, temperature: args.temperature, text });
     }
     out.log(
-      `validation loss: ${ev.loss.toFixed(4)} nats/char (${ev.bpc.toFixed(3)} bits/char) after ${step} steps, ` +
-        `${await skippedSteps()} skipped steps, loss scale ${await scaler.getScaleAsync()}, ${seconds.toFixed(0)} s`,
+      `validation loss: ${ev.loss.toFixed(4)} nats/char (${ev.bpc.toFixed(3)} bits/char) after ${run.step} steps, ` +
+        `${await run.skippedSteps()} skipped steps, loss scale ${await scaler.getScaleAsync()}, ${seconds.toFixed(0)} s`,
     );
     return 0;
   } finally {
-    process.off('SIGINT', onSigint);
+    bar?.stop();
     recorder?.close();
     recorder = null;
-    if (logFile) await new Promise<void>((resolve) => logFile.end(resolve));
   }
 }

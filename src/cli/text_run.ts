@@ -1,0 +1,204 @@
+/**
+ * What `mixprec train-lm` and `mixprec train-gpt` share: the backend from --backend, the text
+ * corpus split 90/10, resuming a checkpoint of the same command and vocabulary, the weights,
+ * optimizer, GradScaler and generators restored or saved bitwise (atomically, at evaluations and on
+ * Ctrl-C), skipped steps counted across resumes, JSON lines for --log-json, and the progress bar.
+ *
+ *   const run = await TextTrainingRun.open<Meta>('mixprec.train-gpt', args, out);
+ *   ... build the model from run.config(...) ...
+ *   run.attach({ model, optimizer, scaler, generators: { rng: defaultGenerator, dataRng } });
+ *   while (run.step < steps) { ...; run.step++; if (await run.interruptedAfter(...)) return 130; }
+ */
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { initDefaultBackend, setBackend } from '../backend/registry.js';
+import { CharCorpus, type CharSequence } from '../data/text.js';
+import { saveCheckpoint, loadCheckpoint } from '../io/checkpoint.js';
+import type { Module } from '../nn/module.js';
+import type { Optimizer } from '../optim/optimizer.js';
+import type { GradScaler } from '../amp/grad_scaler.js';
+import type { Generator } from '../random/generator.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { Precision } from '../train/classifier.js';
+import { ProgressBar, type ProgressPayload } from '../util/progress_bar.js';
+import { CliError } from './errors.js';
+import type { Output } from './train.js';
+
+/** The flags every text-training command has. */
+export interface TextRunArgs {
+  data?: string;
+  backend?: string;
+  precision: Precision;
+  seed: number;
+  checkpoint?: string;
+  resume?: string;
+  logJson?: string;
+  quiet: boolean;
+}
+
+/** What every text-training checkpoint's metadata holds; commands add their own fields. */
+export interface TextRunMeta<Kind extends string = string, Config extends { vocab: string[] } = { vocab: string[] }> {
+  kind: Kind;
+  config: Config;
+  precision: Precision;
+  step: number;
+  skippedSteps: number;
+  /** Generator states by name (mx.defaultGenerator's as 'rng'). */
+  generators: Record<string, number[]>;
+  optimizer: ReturnType<Optimizer<object>['stateDict']>;
+  scaler: ReturnType<GradScaler['stateDict']>;
+}
+
+export interface Attached {
+  model: Module;
+  optimizer: Optimizer<object>;
+  scaler: GradScaler;
+  /** Every generator the run draws from, by name: restored from and saved into checkpoints. */
+  generators: Record<string, Generator>;
+}
+
+export class TextTrainingRun<M extends TextRunMeta> {
+  /** Completed steps (optimizer updates). */
+  step = 0;
+  private attached: Attached | null = null;
+  private skippedBefore = 0;
+  private skippedAtStart = 0;
+  private logFile: WriteStream | null;
+  private interrupted = false;
+  private readonly onSigint = () => {
+    this.interrupted = true;
+  };
+
+  private constructor(
+    readonly kind: M['kind'],
+    readonly args: TextRunArgs,
+    readonly out: Output,
+    readonly corpus: CharCorpus,
+    /** The checkpoint given to --resume, checked to be of this command and this text's vocabulary. */
+    readonly resumed: { tensors: Map<string, Tensor>; meta: M } | null,
+  ) {
+    this.logFile = args.logJson ? createWriteStream(args.logJson, { flags: 'w' }) : null;
+    process.on('SIGINT', this.onSigint);
+  }
+
+  /** Select the backend, read the corpus and the checkpoint to resume (same command, same vocabulary). */
+  static async open<M extends TextRunMeta>(kind: M['kind'], args: TextRunArgs, out: Output): Promise<TextTrainingRun<M>> {
+    await (args.backend ? setBackend(args.backend) : initDefaultBackend());
+    const corpus = await CharCorpus.fromFile(args.data!);
+    let resumed: { tensors: Map<string, Tensor>; meta: M } | null = null;
+    if (args.resume) {
+      const loaded = await loadCheckpoint<M>(args.resume);
+      const meta = loaded.meta;
+      if (!meta || meta.kind !== kind) throw new CliError(`--resume ${args.resume}: not a ${kind.replace('.', ' ')} checkpoint (its metadata is ${meta ? `of '${String(meta.kind)}'` : 'missing'})`);
+      const vocab = meta.config.vocab;
+      if (vocab.join('') !== corpus.vocab.chars.join('')) {
+        throw new CliError(`--resume ${args.resume}: written for a vocabulary of ${vocab.length} characters, not this text's ${corpus.vocab.size}`);
+      }
+      resumed = { tensors: loaded.tensors, meta };
+    }
+    return new TextTrainingRun<M>(kind, args, out, corpus, resumed);
+  }
+
+  /** The first 90% of the characters for training, the rest for validation. */
+  split(): { train: CharSequence; validation: CharSequence } {
+    return this.corpus.split(0.9);
+  }
+
+  /** The model's shape: the checkpoint's when resuming (a run resumes into the same model), else `fresh`. */
+  config(fresh: Omit<M['config'], 'vocab'>): M['config'] {
+    return this.resumed ? this.resumed.meta.config : ({ ...fresh, vocab: [...this.corpus.vocab.chars] } as M['config']);
+  }
+
+  say(line: string): void {
+    if (!this.args.quiet) this.out.log(line);
+  }
+
+  logJson(event: Record<string, unknown>): void {
+    this.logFile?.write(`${JSON.stringify(event)}\n`);
+  }
+
+  get logging(): boolean {
+    return this.logFile !== null;
+  }
+
+  /**
+   * The training state: restored from the checkpoint when resuming (the GradScaler's only when both
+   * runs are fp16). Returns the resumed checkpoint's metadata, or null.
+   */
+  async attach(state: Attached): Promise<M | null> {
+    this.attached = state;
+    this.skippedAtStart = await state.scaler.getSkippedStepsAsync();
+    if (!this.resumed) return null;
+    const meta = this.resumed.meta;
+    state.model.loadStateDict(this.resumed.tensors);
+    state.optimizer.loadStateDict(meta.optimizer);
+    if (meta.precision === 'fp16' && this.args.precision === 'fp16') state.scaler.loadStateDict(meta.scaler);
+    for (const [name, g] of Object.entries(state.generators)) {
+      const saved = meta.generators[name];
+      if (!saved) throw new CliError(`--resume ${this.args.resume}: the checkpoint has no state of the '${name}' generator`);
+      g.setState(saved);
+    }
+    this.step = meta.step;
+    this.skippedBefore = meta.skippedSteps;
+    return meta;
+  }
+
+  /** Skipped steps of earlier runs (the resumed checkpoint's) and of this one, as the scaler counts them. */
+  async skippedSteps(): Promise<number> {
+    const scaler = this.state().scaler;
+    return this.skippedBefore + (await scaler.getSkippedStepsAsync()) - this.skippedAtStart;
+  }
+
+  private state(): Attached {
+    if (!this.attached) throw new Error('TextTrainingRun: attach() the model, optimizer and scaler first');
+    return this.attached;
+  }
+
+  /** Write the checkpoint (atomically): the weights, and the metadata with the command's `extra` fields. */
+  async saveCheckpoint(path: string, extra: Omit<M, keyof TextRunMeta>, config: M['config']): Promise<void> {
+    const s = this.state();
+    const generators = Object.fromEntries(Object.entries(s.generators).map(([name, g]) => [name, g.getState()]));
+    const meta = {
+      kind: this.kind,
+      config,
+      precision: this.args.precision,
+      step: this.step,
+      skippedSteps: await this.skippedSteps(),
+      generators,
+      optimizer: s.optimizer.stateDict(),
+      scaler: await s.scaler.stateDictAsync(),
+      ...extra,
+    };
+    await saveCheckpoint(path, { tensors: s.model.stateDict(), meta });
+  }
+
+  /**
+   * Call after every step: one turn of the event loop (Ctrl-C's handler only runs between turns; the
+   * steps' awaits resolve at once on a synchronous backend), then, if Ctrl-C was pressed, `save` the
+   * checkpoint when --checkpoint was given and return true (the command exits with 130).
+   */
+  async interruptedAfterStep(save: (path: string) => Promise<void>): Promise<boolean> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (!this.interrupted) return false;
+    if (this.args.checkpoint) {
+      await save(this.args.checkpoint);
+      this.out.log(`interrupted: checkpoint written to ${this.args.checkpoint} (resume with --resume ${this.args.checkpoint})`);
+    } else this.out.log('interrupted (no --checkpoint given: nothing saved)');
+    return true;
+  }
+
+  /** A progress bar over `total` steps on a terminal (null elsewhere or with --quiet), at the current step. */
+  progressBar(total: number, itemName: string, suffix: string, payload: ProgressPayload): ProgressBar | null {
+    if (!this.out.isTTY || this.args.quiet) return null;
+    const bar = new ProgressBar('train', { total, itemName, suffix, payload });
+    bar.update(this.step);
+    return bar;
+  }
+
+  /** Stop listening for Ctrl-C and flush the JSON log. */
+  async close(): Promise<void> {
+    process.off('SIGINT', this.onSigint);
+    const file = this.logFile;
+    this.logFile = null;
+    if (file) await new Promise<void>((resolve) => file.end(resolve));
+  }
+}
