@@ -80,6 +80,29 @@ export class TextTrainingRun<M extends TextRunMeta> {
     process.on('SIGINT', this.onSigint);
   }
 
+  /**
+   * A text-training command from its parsed flags: the help text, or the run opened, given to
+   * `train` (which returns the exit status), and closed whatever happens.
+   */
+  static async command<M extends TextRunMeta>(
+    kind: M['kind'],
+    args: TextRunArgs & { help: boolean },
+    out: Output,
+    help: string,
+    train: (run: TextTrainingRun<M>) => Promise<number>,
+  ): Promise<number> {
+    if (args.help) {
+      out.log(help.trimEnd());
+      return 0;
+    }
+    const run = await TextTrainingRun.open<M>(kind, args, out);
+    try {
+      return await train(run);
+    } finally {
+      await run.close();
+    }
+  }
+
   /** Select the backend, read the corpus and the checkpoint to resume (same command, same vocabulary). */
   static async open<M extends TextRunMeta>(kind: M['kind'], args: TextRunArgs, out: Output): Promise<TextTrainingRun<M>> {
     await (args.backend ? setBackend(args.backend) : initDefaultBackend());
@@ -96,6 +119,12 @@ export class TextTrainingRun<M extends TextRunMeta> {
       resumed = { tensors: loaded.tensors, meta };
     }
     return new TextTrainingRun<M>(kind, args, out, corpus, resumed);
+  }
+
+  /** A usage error unless every character of the sample's prompt is in the text's vocabulary. */
+  checkPrompt(prompt: string, sampleLen: number): void {
+    const unknown = [...prompt].find((c) => !this.corpus.vocab.has(c));
+    if (sampleLen > 0 && unknown !== undefined) throw new CliError(`${this.kind.replace('.', ' ')}: --prompt character ${JSON.stringify(unknown)} is not in the text's vocabulary`);
   }
 
   /** The first 90% of the characters for training, the rest for validation. */

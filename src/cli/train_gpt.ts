@@ -187,25 +187,15 @@ type GptMeta = TextRunMeta<'mixprec.train-gpt', ModelConfig> & {
   args: Omit<TrainGptArgs, 'help' | 'quiet' | 'verbose'>;
 };
 
-export async function runTrainGpt(args: TrainGptArgs, out: Output): Promise<number> {
-  if (args.help) {
-    out.log(TRAIN_GPT_HELP.trimEnd());
-    return 0;
-  }
-  const run = await TextTrainingRun.open<GptMeta>('mixprec.train-gpt', args, out);
-  try {
-    return await train(run, args, out);
-  } finally {
-    await run.close();
-  }
+export function runTrainGpt(args: TrainGptArgs, out: Output): Promise<number> {
+  return TextTrainingRun.command<GptMeta>('mixprec.train-gpt', args, out, TRAIN_GPT_HELP, (run) => train(run, args, out));
 }
 
 async function train(run: TextTrainingRun<GptMeta>, args: TrainGptArgs, out: Output): Promise<number> {
   const { corpus } = run;
   const { train, validation } = run.split();
   const config = run.config({ nLayer: args.nLayer, nHead: args.nHead, nEmbd: args.nEmbd, blockSize: args.blockSize, bias: args.bias, dropout: args.dropout });
-  const unknown = [...args.prompt].find((c) => !corpus.vocab.has(c));
-  if (args.sampleLen > 0 && unknown !== undefined) throw new CliError(`mixprec train-gpt: --prompt character ${JSON.stringify(unknown)} is not in the text's vocabulary`);
+  run.checkPrompt(args.prompt, args.sampleLen);
   for (const [name, split] of [['training', train], ['validation', validation]] as const) {
     if (split.length < config.blockSize + 1) throw new CliError(`${args.data}: the ${name} split (${split.length} characters) is too short for blocks of ${config.blockSize} + 1`);
   }

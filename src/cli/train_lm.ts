@@ -148,24 +148,14 @@ interface ModelConfig {
 
 type LmMeta = TextRunMeta<'mixprec.train-lm', ModelConfig> & { args: Omit<TrainLmArgs, 'help' | 'quiet' | 'verbose'> };
 
-export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number> {
-  if (args.help) {
-    out.log(TRAIN_LM_HELP.trimEnd());
-    return 0;
-  }
-  const run = await TextTrainingRun.open<LmMeta>('mixprec.train-lm', args, out);
-  try {
-    return await train(run, args, out);
-  } finally {
-    await run.close();
-  }
+export function runTrainLm(args: TrainLmArgs, out: Output): Promise<number> {
+  return TextTrainingRun.command<LmMeta>('mixprec.train-lm', args, out, TRAIN_LM_HELP, (run) => train(run, args, out));
 }
 
 async function train(run: TextTrainingRun<LmMeta>, args: TrainLmArgs, out: Output): Promise<number> {
   const { corpus } = run;
   const { train, validation } = run.split();
-  const unknown = [...args.prompt].find((c) => !corpus.vocab.has(c));
-  if (args.sampleLen > 0 && unknown !== undefined) throw new CliError(`mixprec train-lm: --prompt character ${JSON.stringify(unknown)} is not in the text's vocabulary`);
+  run.checkPrompt(args.prompt, args.sampleLen);
   if (train.length < args.seqLen + 1) throw new CliError(`${args.data}: ${corpus.ids.length} characters are too few for windows of --seq-len ${args.seqLen}`);
 
   const config = run.config({ embed: args.embed, hidden: args.hidden, layers: args.layers, dropout: args.dropout });

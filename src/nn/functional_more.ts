@@ -16,12 +16,10 @@ import type { Tensor } from '../tensor/tensor.js';
 import { apply } from '../ops/dispatch.js';
 import { defineOp } from '../ops/registry.js';
 import { castTo, inFloat32, resultType, shapeStr } from '../ops/util.js';
-import { add, sub, mul, div, abs, exp, log, where, eq, gt, lt, ge, tanh, sigmoid } from '../ops/elementwise.js';
-import { sum, mean, softmax } from '../ops/reduce.js';
+import { add, sub, mul, div, abs, exp, log, where, eq, gt, lt, tanh, sigmoid } from '../ops/elementwise.js';
+import { sum, mean } from '../ops/reduce.js';
 import { reshape, unsqueeze, squeeze, narrow, stack, transpose } from '../ops/shape.js';
 import { matmul } from '../ops/linalg.js';
-import { rand, tensor } from '../ops/creation.js';
-import type { Generator } from '../random/generator.js';
 
 export { softplus, cosineSimilarity } from '../ops/math.js';
 
