@@ -16,6 +16,7 @@ export { gradcheck, type GradcheckOptions, type GradcheckResult } from './autogr
 export { scope, keep, memory } from './tensor/scope.js';
 export { setBackend, getBackend, listBackends, registerBackend, defaultBackendName, type BackendOptions, type BackendFactory } from './backend/registry.js';
 export type { Backend, DeviceBuffer, KernelTensor, MemoryStats } from './backend/backend.js';
+export type { KernelName, KernelParams, KernelParamsMap } from './backend/kernels.js';
 export { allOps, getOp, type OpDef, type AutocastCategory } from './ops/registry.js';
 
 export {

@@ -27,7 +27,7 @@ type AnyOptimizer = mx.optim.Optimizer<object>;
 /** A suite backend without synchronous reads (WebGPU) decides skips on the device, as the double does. */
 const DEVICE_DECIDED = backendName === 'webgpu' ? backendName : null;
 const BASELINES = [...new Set(['reference', backendName])].filter((b) => b !== DEVICE_DECIDED);
-const FUSED_KERNELS = ['sgdUpdate', 'adamUpdate', 'ampUnscale', 'ampUpdateScale'];
+const FUSED_KERNELS = ['sgdUpdate', 'adamUpdate', 'ampUnscale', 'ampUpdateScale'] as const;
 
 /** Storage bits of a tensor (float32 as its uint32 patterns, so -0 and NaN payloads count). */
 async function bitsOf(t: Tensor): Promise<number[]> {

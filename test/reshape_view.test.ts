@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';
 import { viewStrides } from '../src/ops/shape.js';
-import { contiguousStrides } from '../src/backend/reference/codec.js';
+import { contiguousStrides } from '../src/shape/strides.js';
 import { rng } from './helpers/rng.js';
 
 /** Offsets of the elements of a (shape, strides) view in row-major order. */

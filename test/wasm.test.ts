@@ -16,6 +16,7 @@ import { WasmHeap, blockSize, BLOCK_ALIGN, PAGE_BYTES } from '../src/backend/was
 import { sgdUpdateReference, collapse } from '../src/backend/wasm/native.js';
 import { REFERENCE_KERNELS } from '../src/backend/reference/index.js';
 import { kernelView, applyInto } from '../src/ops/dispatch.js';
+import type { KernelName } from '../src/backend/kernels.js';
 import { F16_TO_F32 } from '../src/dtype/convert.js';
 import { float32 } from '../src/dtype/dtype.js';
 import { wasmApi } from '../src/backend/wasm/api.js';
@@ -385,12 +386,12 @@ describe('native kernels, bit for bit against the reference backend', () => {
       const B = randomValues(4099, 2);
       await agree(`${dtype} a += b in place`, () => {
         const a = make(A, [4099], dtype);
-        applyInto('add', [a, make(B, [4099], dtype)], a);
+        applyInto('add', [a, make(B, [4099], dtype)], a, {});
         return a;
       });
       await agree(`${dtype} shifted overlap (falls back)`, () => {
         const a = make(A, [4099], dtype);
-        applyInto('add', [a.narrow(0, 1, 4098), make(B.subarray(0, 4098), [4098], dtype)], a.narrow(0, 0, 4098));
+        applyInto('add', [a.narrow(0, 1, 4098), make(B.subarray(0, 4098), [4098], dtype)], a.narrow(0, 0, 4098), {});
         return a;
       });
     }
@@ -497,7 +498,7 @@ describe('native kernels, bit for bit against the reference backend', () => {
 });
 
 /** Run a primitive kernel by name on new output (same shape/dtype as the last input). */
-function applyKernel(kernel: string, inputs: Tensor[]): Tensor {
+function applyKernel(kernel: KernelName, inputs: Tensor[]): Tensor {
   const last = inputs[inputs.length - 1]!;
   const out = mx.zeros(last.shape, { dtype: last.dtype as Float });
   out.backend.run(kernel, inputs.map(kernelView), [kernelView(out)], {});
@@ -508,9 +509,9 @@ function applyKernel(kernel: string, inputs: Tensor[]): Tensor {
 
 describe('reference fallback', () => {
   it('offers every reference kernel (and sgdUpdate)', () => {
-    for (const k of Object.keys(REFERENCE_KERNELS)) assert.ok(t4.hasKernel(k), k);
+    for (const k of Object.keys(REFERENCE_KERNELS) as KernelName[]) assert.ok(t4.hasKernel(k), k);
     assert.ok(t4.hasKernel('sgdUpdate'));
-    for (const k of Object.keys(NATIVE_KERNELS)) assert.ok(t4.hasKernel(k), `native ${k} has a fallback`);
+    for (const k of Object.keys(NATIVE_KERNELS) as KernelName[]) assert.ok(t4.hasKernel(k), `native ${k} has a fallback`);
   });
 
   it('collapse merges contiguous dimensions and drops ones', () => {

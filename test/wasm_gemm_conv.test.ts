@@ -25,9 +25,10 @@ import * as mx from '../src/index.js';
 import type { KernelTensor, Tensor } from '../src/index.js';
 import { relaxedSimdAvailable, selectSimd, WasmBackend, type WasmSimd } from '../src/backend/wasm/index.js';
 import { kernelView } from '../src/ops/dispatch.js';
+import type { Conv2dParams, KernelName, KernelParams } from '../src/backend/kernels.js';
 import { withinAccumulationBound } from './helpers/compare.js';
 import { rng } from './helpers/rng.js';
-import { contiguousStrides, numel } from '../src/backend/reference/codec.js';
+import { contiguousStrides, numel } from '../src/shape/strides.js';
 
 const FLOATS = ['float32', 'float16', 'bfloat16'] as const;
 type Float = (typeof FLOATS)[number];
@@ -96,7 +97,7 @@ interface RunResult {
 }
 
 /** Run `kernel` on backend `name` over the specs: the output (widened) and the call's native / fallback counts. */
-function runKernel(name: string, kernel: string, inputs: readonly Spec[], out: { shape: number[]; dtype: Float }, params: Record<string, unknown>): RunResult {
+function runKernel<K extends KernelName>(name: string, kernel: K, inputs: readonly Spec[], out: { shape: number[]; dtype: Float }, params: KernelParams<K>): RunResult {
   return on(name, () =>
     mx.scope(() => {
       const b = mx.getBackend();
@@ -120,7 +121,7 @@ function sameBits(a: Float32Array, b: Float32Array, what: string): void {
 }
 
 /** One product on the reference backend and on both builds (1 and 3 threads each). */
-function checkProduct(kernel: string, inputs: Spec[], out: { shape: number[]; dtype: Float }, params: Record<string, unknown>, terms: number, what: string): void {
+function checkProduct<K extends KernelName>(kernel: K, inputs: Spec[], out: { shape: number[]; dtype: Float }, params: KernelParams<K>, terms: number, what: string): void {
   const ref = runKernel('reference', kernel, inputs, out, params);
   const bound = runKernel('reference', kernel, inputs.map(absSpec), { ...out, dtype: 'float32' }, params);
   for (const simd of VARIANTS) {
@@ -210,11 +211,11 @@ function checkConv(r: () => number, c: Conv, dtype: Float, label: string): void 
   const w = dense(r, [c.O, c.C / c.groups, c.KH, c.KW], dtype);
   const b = dense(r, [c.O], dtype);
   const gy = dense(r, [c.N, c.O, OH, OW], dtype);
-  const p = { stride: [c.stride, c.stride], padding: [c.padding, c.padding], dilation: [1, 1], groups: c.groups };
+  const p: Conv2dParams = { stride: [c.stride, c.stride], padding: [c.padding, c.padding], dilation: [1, 1], groups: c.groups };
   const what = `${label} ${dtype} ${JSON.stringify(c)}`;
   checkProduct('conv2d', [x, w, b], { shape: gy.shape, dtype }, p, (c.C / c.groups) * c.KH * c.KW + 1, `conv2d ${what}`);
-  checkProduct('conv2dBackwardInput', [gy, w], { shape: x.shape, dtype }, { ...p, inputShape: x.shape }, (c.O / c.groups) * c.KH * c.KW, `conv2dBackwardInput ${what}`);
-  checkProduct('conv2dBackwardWeight', [x, gy], { shape: w.shape, dtype }, { ...p, weightShape: w.shape }, c.N * OH * OW, `conv2dBackwardWeight ${what}`);
+  checkProduct('conv2dBackwardInput', [gy, w], { shape: x.shape, dtype }, p, (c.O / c.groups) * c.KH * c.KW, `conv2dBackwardInput ${what}`);
+  checkProduct('conv2dBackwardWeight', [x, gy], { shape: w.shape, dtype }, p, c.N * OH * OW, `conv2dBackwardWeight ${what}`);
 }
 
 describe('convolutions on both builds against the reference backend', () => {
@@ -253,7 +254,7 @@ function checkGradInput(r: () => number, c: GradInputCase, dtype: Float, label: 
   const OW = Math.floor((c.W + 2 * c.padding[1] - c.KW) / c.stride[1]) + 1;
   const w = dense(r, [c.O, c.C / g, c.KH, c.KW], dtype);
   const gy = dense(r, [c.N, c.O, OH, OW], dtype);
-  const p = { stride: c.stride, padding: c.padding, dilation: [1, 1], groups: g, inputShape: [c.N, c.C, c.H, c.W] };
+  const p: Conv2dParams = { stride: c.stride, padding: c.padding, dilation: [1, 1], groups: g };
   checkProduct('conv2dBackwardInput', [gy, w], { shape: [c.N, c.C, c.H, c.W], dtype }, p, (c.O / g) * c.KH * c.KW, `conv2dBackwardInput ${label} ${dtype} ${JSON.stringify(c)}`);
 }
 

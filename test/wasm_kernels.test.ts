@@ -25,9 +25,10 @@ import type { KernelTensor, Tensor } from '../src/index.js';
 import { WasmBackend } from '../src/backend/wasm/index.js';
 import { matrixLayout } from '../src/backend/wasm/native_linalg.js';
 import { kernelView } from '../src/ops/dispatch.js';
+import type { Conv2dParams, KernelName, KernelParams } from '../src/backend/kernels.js';
 import { withinAccumulationBound } from './helpers/compare.js';
 import { rng } from './helpers/rng.js';
-import { contiguousStrides, numel } from '../src/backend/reference/codec.js';
+import { contiguousStrides, numel } from '../src/shape/strides.js';
 
 const t4 = await WasmBackend.create({ threads: 4, native: true });
 const t1 = await WasmBackend.create({ threads: 1, native: true });
@@ -89,7 +90,7 @@ interface RunResult {
 }
 
 /** Run `kernel` on `backend` over the specs; the output's values (widened) and the call's stats. */
-function runKernel(backend: string, kernel: string, inputs: readonly Spec[], out: Out, params: Record<string, unknown>): RunResult {
+function runKernel<K extends KernelName>(backend: string, kernel: K, inputs: readonly Spec[], out: Out, params: KernelParams<K>): RunResult {
   return on(backend, () =>
     mx.scope(() => {
       const b = mx.getBackend();
@@ -132,7 +133,7 @@ function sameBits(actual: Float32Array, expected: Float32Array, what: string): v
  * Run a product kernel on the reference and both wasm backends: check the bound, the 1/4-thread
  * identity and whether it ran natively.
  */
-function checkProduct(kernel: string, inputs: Spec[], out: Out, params: Record<string, unknown>, terms: number, what: string, expectNative = true): void {
+function checkProduct<K extends KernelName>(kernel: K, inputs: Spec[], out: Out, params: KernelParams<K>, terms: number, what: string, expectNative = true): void {
   const ref = runKernel('reference', kernel, inputs, out, params);
   // the bound is computed in float32 output so that 16-bit formats do not overflow it
   const bound = runKernel('reference', kernel, inputs.map(absSpec), { ...out, dtype: 'float32' }, params);
@@ -299,8 +300,8 @@ function checkConv(r: () => number, c: ConvCase, dtype: Float, withBias: boolean
   const p = convParams(c);
   const what = `${label} ${dtype} ${JSON.stringify(c)}`;
   checkProduct('conv2d', withBias ? [x, w, b] : [x, w], { shape: gy.shape, dtype }, p, (c.C / c.groups) * c.KH * c.KW + 1, `conv2d ${what}`);
-  checkProduct('conv2dBackwardInput', [gy, w], { shape: x.shape, dtype }, { ...p, inputShape: x.shape }, (c.O / c.groups) * c.KH * c.KW, `conv2dBackwardInput ${what}`);
-  checkProduct('conv2dBackwardWeight', [x, gy], { shape: w.shape, dtype }, { ...p, weightShape: w.shape }, c.N * OH * OW, `conv2dBackwardWeight ${what}`);
+  checkProduct('conv2dBackwardInput', [gy, w], { shape: x.shape, dtype }, p, (c.O / c.groups) * c.KH * c.KW, `conv2dBackwardInput ${what}`);
+  checkProduct('conv2dBackwardWeight', [x, gy], { shape: w.shape, dtype }, p, c.N * OH * OW, `conv2dBackwardWeight ${what}`);
 }
 
 describe('native convolutions against the reference backend', () => {

@@ -43,7 +43,7 @@ import { mean } from '../ops/reduce.js';
 import { castTo } from '../ops/util.js';
 import { kernelView } from '../ops/dispatch.js';
 import type { OptimizerLike } from '../optim/optimizer.js';
-import type { AmpUpdateScaleParams } from '../backend/reference/kernels/optim.js';
+import type { AmpUpdateScaleParams } from '../backend/kernels.js';
 import { recentAutocastDtype } from './autocast.js';
 
 export interface GradScalerOptions {
@@ -563,7 +563,7 @@ function updateScaleOnDevice(dev: DeviceState, foundInf: Tensor, p: AmpUpdateSca
   if (dev.backend.hasKernel('ampUpdateScale')) {
     // the skipped-iterations counter rides along (countSkipped)
     const state = [scale, tracker, streak, dev.skippedSteps].map(kernelView);
-    dev.backend.run('ampUpdateScale', [...state, kernelView(foundInf)], state, { ...p, countSkipped: true } as unknown as Record<string, unknown>);
+    dev.backend.run('ampUpdateScale', [...state, kernelView(foundInf)], state, { ...p, countSkipped: true });
     return;
   }
   const found = ne(foundInf, 0);

@@ -2,7 +2,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { apply, applyInto } from '../ops/dispatch.js';
 import { castTo, shapeStr } from '../ops/util.js';
-import { isContiguous } from '../backend/reference/codec.js';
+import { isContiguous } from '../shape/strides.js';
 
 /**
  * Leaves own their gradient: a private contiguous tensor that outlives the step's scope. A gradient
@@ -14,7 +14,7 @@ export function accumulateGrad(leaf: Tensor, g: Tensor, owned = false): void {
     if (leaf.grad.shape.some((d, i) => d !== leaf.shape[i])) {
       throw new RangeError(`backward: existing .grad ${shapeStr(leaf.grad.shape)} does not match the tensor ${shapeStr(leaf.shape)}`);
     }
-    applyInto('add', [leaf.grad, castTo(g, leaf.grad.dt)], leaf.grad);
+    applyInto('add', [leaf.grad, castTo(g, leaf.grad.dt)], leaf.grad, {});
     return;
   }
   const whole = owned && g.offset === 0 && g.numel === g.storage.size && isContiguous(g.shape, g.strides);

@@ -1,12 +1,14 @@
 /**
  * The small interface every backend implements: allocate, free, copy in, copy out, run a kernel.
  *
- * Kernels are addressed by name (the op table's `kernel` field). Inputs arrive as strided views
+ * Kernels are addressed by name (the op table's `kernel` field), with the parameters the kernel
+ * contract (kernels.ts) gives that name. Inputs arrive as strided views
  * (buffer + shape + strides + offset) so that views never need a copy before a kernel that can
  * read strides; outputs are written to views too (normally fresh contiguous buffers).
  * `run` may only enqueue work (WebGPU): results become visible through `read`.
  */
 import type { DType, StorageArray } from '../dtype/dtype.js';
+import type { KernelName, KernelParams } from './kernels.js';
 
 export interface DeviceBuffer {
   readonly dtype: DType;
@@ -21,8 +23,6 @@ export interface KernelTensor {
   readonly strides: readonly number[];
   readonly offset: number;
 }
-
-export type KernelParams = Readonly<Record<string, unknown>>;
 
 export interface MemoryStats {
   liveBuffers: number;
@@ -40,13 +40,13 @@ export interface Backend {
   read(buffer: DeviceBuffer): Promise<StorageArray>;
   /** Synchronous read, offered by CPU backends only. */
   readSync?(buffer: DeviceBuffer): StorageArray;
-  run(kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void;
-  hasKernel(kernel: string): boolean;
+  run<K extends KernelName>(kernel: K, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams<K>): void;
+  hasKernel(kernel: KernelName): boolean;
   /**
    * Whether `kernel` runs natively here (not through a slower fallback). Composite functions that
    * have a fused form (F.batchNorm) take it where this says so; absent means no preference.
    */
-  nativeKernel?(kernel: string): boolean;
+  nativeKernel?(kernel: KernelName): boolean;
   memory(): MemoryStats;
   /** Restart peak tracking: `memory().peakBytes` becomes the live bytes now (benchmarks, memory tests). */
   resetPeak?(): void;

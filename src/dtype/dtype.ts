@@ -98,5 +98,35 @@ export function promoteTypes(a: DType, b: DType): DType {
   return float32; // the two 16-bit floats meet at float32
 }
 
+/** What promotion reads of an operand: a Tensor, or anything shaped like one. */
+export interface PromotionOperand {
+  readonly dt: DType;
+  readonly ndim: number;
+  /** A JS number wrapped as a 0-d tensor: it only matters when its kind is higher. */
+  readonly wrappedNumber: boolean;
+}
+
+const DEFAULT_OF_KIND: Record<DTypeKind, DType> = { bool, int: int32, float: float32 };
+
+/**
+ * PyTorch's result_type: dimensioned tensors take precedence over 0-d tensors, which take precedence
+ * over wrapped JS numbers; a lower-priority operand only matters when its kind (bool < int < float) is higher.
+ */
+export function resultType(xs: readonly PromotionOperand[]): DType {
+  let dims: DType | null = null;
+  let zeros: DType | null = null;
+  let wrappedKind: DTypeKind | null = null;
+  for (const x of xs) {
+    if (x.wrappedNumber) {
+      if (wrappedKind === null || KIND_ORDER[x.dt.kind] > KIND_ORDER[wrappedKind]) wrappedKind = x.dt.kind;
+    } else if (x.ndim === 0) zeros = zeros ? promoteTypes(zeros, x.dt) : x.dt;
+    else dims = dims ? promoteTypes(dims, x.dt) : x.dt;
+  }
+  let r = dims;
+  if (zeros && (!r || KIND_ORDER[zeros.kind] > KIND_ORDER[r.kind])) r = r && zeros.kind === r.kind ? promoteTypes(r, zeros) : zeros;
+  if (wrappedKind && (!r || KIND_ORDER[wrappedKind] > KIND_ORDER[r.kind])) r = DEFAULT_OF_KIND[wrappedKind];
+  return r ?? float32;
+}
+
 /** Default dtype of floating results computed from integer or bool inputs (PyTorch's default dtype). */
 export const DEFAULT_FLOAT = float32;

@@ -18,11 +18,12 @@
  * bool mask (true: may attend) or a float mask (added to the scores) broadcastable to [..., L, S];
  * isCausal is the lower-triangular mask j <= i (aligned top-left, as PyTorch's).
  */
-import { bool, float32 } from '../dtype/dtype.js';
-import { Tensor } from '../tensor/tensor.js';
-import { apply, kernelView } from '../ops/dispatch.js';
+import { bool, float32, resultType } from '../dtype/dtype.js';
+import type { FlashAttentionParams } from '../backend/kernels.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { apply, applyOutputs } from '../ops/dispatch.js';
 import { defineOp } from '../ops/registry.js';
-import { broadcastShapes, castTo, expandTo, resultType, shapeStr } from '../ops/util.js';
+import { broadcastShapes, castTo, expandTo, shapeStr } from '../ops/util.js';
 import { add, mul, where } from '../ops/elementwise.js';
 import { softmax } from '../ops/reduce.js';
 import { transpose } from '../ops/shape.js';
@@ -41,19 +42,6 @@ export interface AttentionParams {
   /** Drop probability of each attention weight (0: none). */
   dropoutP: number;
   /** The counter-based dropout mask's seed (two uint32), drawn from the generator per call. */
-  seed0: number;
-  seed1: number;
-}
-
-/** The fused kernels' parameters (flashAttentionForward, flashAttentionBackward). */
-export interface FlashAttentionParams {
-  scale: number;
-  causal: boolean;
-  /** The mask input's kind: none, bool (true: may attend) or float (added to the scores). */
-  mask: 'none' | 'bool' | 'float';
-  /** Dropout: an element is kept when (hash >>> 8) >= dropoutThreshold (0: no dropout); kept weights are scaled by dropoutScale. */
-  dropoutThreshold: number;
-  dropoutScale: number;
   seed0: number;
   seed1: number;
 }
@@ -104,14 +92,6 @@ defineOp<AttentionParams>({
 /** Per output of the fused forward: each query row's logsumexp (float32 [..., L]), kept for the backward. */
 const savedLogsumexp = new WeakMap<Tensor, Tensor>();
 
-/** Run a kernel with several outputs into fresh tensors on the inputs' backend. */
-function runKernel(kernel: string, inputs: readonly Tensor[], outputs: readonly Pick<Tensor, 'shape' | 'dt'>[], params: object): Tensor[] {
-  const backend = inputs[0]!.backend;
-  const outs = outputs.map((o) => Tensor.empty(o.shape, o.dt, backend));
-  if (outs.every((o) => o.numel > 0)) backend.run(kernel, inputs.map(kernelView), outs.map(kernelView), params as Record<string, unknown>);
-  return outs;
-}
-
 /** Inputs [q, k, v, mask?] with the same batch dims, q, k and v of one dtype; output [..., L, Ev]. */
 defineOp<AttentionParams & { saveForBackward: boolean }>({
   name: 'flashAttention', autocast: 'lower',
@@ -122,7 +102,7 @@ defineOp<AttentionParams & { saveForBackward: boolean }>({
   compose: ([q, k, v, mask], p) => {
     const lseShape = q!.shape.slice(0, -1);
     const outShape = [...lseShape, v!.shape[v!.ndim - 1]!];
-    const [out, lse] = runKernel('flashAttentionForward', mask ? [q!, k!, v!, mask] : [q!, k!, v!], [{ shape: outShape, dt: q!.dt }, { shape: lseShape, dt: float32 }], flashParams(p, mask));
+    const [out, lse] = applyOutputs('flashAttentionForward', mask ? [q!, k!, v!, mask] : [q!, k!, v!], [{ shape: outShape, dtype: q!.dt }, { shape: lseShape, dtype: float32 }], flashParams(p, mask));
     if (p.saveForBackward) savedLogsumexp.set(out!, lse!);
     else lse!.dispose();
     return out!;
@@ -131,7 +111,7 @@ defineOp<AttentionParams & { saveForBackward: boolean }>({
     const lse = savedLogsumexp.get(output);
     if (!lse) throw new Error('flashAttention: backward without the forward pass\'s logsumexp');
     const ins = [q!, k!, v!, ...(mask ? [mask] : []), output, lse, castTo(g, output.dt)];
-    const [dq, dk, dv] = runKernel('flashAttentionBackward', ins, [q!, k!, v!], flashParams(p, mask));
+    const [dq, dk, dv] = applyOutputs('flashAttentionBackward', ins, [q!, k!, v!].map((t) => ({ shape: t.shape, dtype: t.dt })), flashParams(p, mask));
     return mask ? [dq!, dk!, dv!, null] : [dq!, dk!, dv!];
   },
 });

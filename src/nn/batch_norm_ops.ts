@@ -18,9 +18,7 @@ import { apply } from '../ops/dispatch.js';
 import { defineOp } from '../ops/registry.js';
 import { castTo, shapeStr } from '../ops/util.js';
 import { narrow, reshape } from '../ops/shape.js';
-import type { BatchNormParams } from '../backend/reference/kernels/batch_norm.js';
-
-export type { BatchNormParams };
+import type { BatchNormParams } from '../backend/kernels.js';
 
 function check(op: string, x: Tensor, affine: readonly Tensor[], p: BatchNormParams): void {
   if (x.ndim < 2) throw new RangeError(`${op}: expected an input of at least 2 dims [N,C,...], got ${shapeStr(x.shape)}`);

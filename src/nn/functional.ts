@@ -12,8 +12,7 @@ import { slidingOutput, type ConvParams, type PoolParams } from '../ops/conv.js'
 import { add, sub, mul, div, neg, abs, exp, log, log1p, where, eq, ne, ge, relu, maximum } from '../ops/elementwise.js';
 import { sum, mean, logSoftmax, softmax, variance } from '../ops/reduce.js';
 import { reshape, flatten, unsqueeze, squeeze, gather, indexSelect, narrow } from '../ops/shape.js';
-import type { BatchNormParams } from './batch_norm_ops.js';
-import type { BatchNormRunningParams } from '../backend/reference/kernels/batch_norm.js';
+import type { BatchNormParams, BatchNormRunningParams, NllParams as NllKernelParams } from '../backend/kernels.js';
 import './batch_norm_ops.js';
 import { useFusedNll } from './nll_ops.js';
 import { rand } from '../ops/creation.js';
@@ -177,10 +176,8 @@ function checkTarget(op: string, input: Tensor, target: Tensor, ignoreIndex: num
   }
 }
 
-interface NllParams {
-  ignoreIndex: number;
-  reduction: Reduction;
-  classDim: number;
+/** F.nllLoss's params: the fused kernels' (src/backend/kernels.ts) and whether to take them. */
+interface NllParams extends NllKernelParams {
   fused?: boolean;
 }
 
@@ -480,8 +477,8 @@ function updateRunningStats(runningMean: Tensor, runningVar: Tensor, mean: Tenso
   // A 0-d tensor momentum (BatchNorm's cumulative average on a backend without synchronous reads)
   // stays on the device.
   const keepOld = typeof momentum === 'number' ? 1 - momentum : sub(1, momentum);
-  applyInto('copy', [add(mul(runningMean, keepOld), mul(mean, momentum))], runningMean);
-  applyInto('copy', [add(mul(runningVar, keepOld), mul(unbiased, momentum))], runningVar);
+  applyInto('copy', [add(mul(runningMean, keepOld), mul(mean, momentum))], runningMean, {});
+  applyInto('copy', [add(mul(runningVar, keepOld), mul(unbiased, momentum))], runningVar, {});
 }
 
 /** Training-mode batch norm through the fused ops; the running statistics as the composite path updates them. */
@@ -501,7 +498,7 @@ function fusedBatchNorm(
       runningMean.assertAlive('batchNorm');
       runningVar.assertAlive('batchNorm');
       const state = [kernelView(runningMean), kernelView(runningVar)];
-      stats.backend.run('batchNormRunningUpdate', [...state, kernelView(stats)], state, params as unknown as Record<string, unknown>);
+      stats.backend.run('batchNormRunningUpdate', [...state, kernelView(stats)], state, params);
     } else {
       noGrad(() => updateRunningStats(runningMean, runningVar, squeeze(narrow(stats, 0, 0, 1), [0]), squeeze(narrow(stats, 0, 1, 1), [0]), o.count, o.momentum));
     }

@@ -11,11 +11,11 @@
  * lstmCell returns two tensors; the table op 'lstmCell' computes stack([h', c']) (so autocast casts
  * the inputs once, at its entry) and the public function returns the two views of that stack.
  */
-import { float32 } from '../dtype/dtype.js';
+import { float32, resultType } from '../dtype/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { apply } from '../ops/dispatch.js';
 import { defineOp } from '../ops/registry.js';
-import { castTo, inFloat32, resultType, shapeStr } from '../ops/util.js';
+import { castTo, inFloat32, shapeStr } from '../ops/util.js';
 import { add, sub, mul, div, abs, exp, log, where, eq, gt, lt, tanh, sigmoid } from '../ops/elementwise.js';
 import { sum, mean } from '../ops/reduce.js';
 import { reshape, unsqueeze, squeeze, narrow, stack, transpose } from '../ops/shape.js';

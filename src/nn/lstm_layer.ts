@@ -21,12 +21,12 @@
  * it is added (b_ih + b_hh once, not per step): float32 results can differ from F.lstmCell's in the
  * last bit.
  */
-import { float32, type DType } from '../dtype/dtype.js';
+import { float32, resultType, type DType } from '../dtype/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { apply } from '../ops/dispatch.js';
 import { isGradEnabled } from '../autograd/mode.js';
 import { defineOp } from '../ops/registry.js';
-import { castTo, resultType, shapeStr } from '../ops/util.js';
+import { castTo, shapeStr } from '../ops/util.js';
 import { add, mul, sub, sigmoid, tanh } from '../ops/elementwise.js';
 import { sum } from '../ops/reduce.js';
 import { cat, narrow, reshape, squeeze, stack, transpose, unsqueeze } from '../ops/shape.js';

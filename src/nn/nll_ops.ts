@@ -3,7 +3,8 @@
  * targets) takes them where the backend runs their kernels natively (webgpu): the loss is one
  * dispatch and its gradient one or two, where the composite definition in src/nn/functional.ts is
  * some 20 small elementwise, gather and reduction ops. They are bit for bit that composite on the
- * reference backend (test/nll_fused.test.ts). Kernels: src/backend/reference/kernels/nll.ts.
+ * reference backend (test/nll_fused.test.ts). Kernels: src/backend/kernels.ts (contract),
+ * src/backend/reference/kernels/nll.ts (definition).
  *
  * As PyTorch's nll_loss, the class weight gets no gradient here: F.nllLoss keeps the composite
  * when the weight requires one.
@@ -12,9 +13,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { apply } from '../ops/dispatch.js';
 import { defineOp } from '../ops/registry.js';
 import { shapeStr } from '../ops/util.js';
-import type { NllParams } from '../backend/reference/kernels/nll.js';
-
-export type { NllParams };
+import type { NllParams } from '../backend/kernels.js';
 
 const REDUCTIONS = new Set(['mean', 'sum', 'none']);
 

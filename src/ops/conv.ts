@@ -4,16 +4,14 @@
  * convTranspose2d is differentiable through the same three kernels.
  */
 import type { Tensor } from '../tensor/tensor.js';
+import type { Conv2dParams, Pool2dParams } from '../backend/kernels.js';
 import { apply } from './dispatch.js';
 import { defineOp } from './registry.js';
-import { castTo, resultType, shapeStr } from './util.js';
+import { resultType } from '../dtype/dtype.js';
+import { castTo, shapeStr } from './util.js';
 
-export interface ConvParams {
-  stride: [number, number];
-  padding: [number, number];
-  dilation: [number, number];
-  groups: number;
-}
+/** The convolution ops' params: their kernels' (src/backend/kernels.ts). */
+export type ConvParams = Conv2dParams;
 
 /** Output length of a convolution or pooling window sweep along one axis (PyTorch's formula). */
 export function slidingOutput(size: number, kernel: number, stride: number, pad: number, dilation: number, ceilMode = false): number {
@@ -79,14 +77,9 @@ defineOp<ConvParams & { weightShape: readonly number[] }>({
   ],
 });
 
-export interface PoolParams {
-  kernel: [number, number];
-  stride: [number, number];
-  padding: [number, number];
-  dilation: [number, number];
+/** The pooling ops' params: their kernels', and ceilMode (which only sizes the output). */
+export interface PoolParams extends Pool2dParams {
   ceilMode: boolean;
-  countIncludePad: boolean;
-  divisorOverride: number | null;
 }
 
 function poolShape(op: string, x: Tensor, p: PoolParams): number[] {

@@ -2,7 +2,7 @@
 import { bool, dtypeOf, float32, float64, int32, type DType, type DTypeName } from '../dtype/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import { flattenNested, numbersToStorage } from '../tensor/host.js';
-import { numel } from '../backend/reference/codec.js';
+import { numel } from '../shape/strides.js';
 import { defaultGenerator, type Generator } from '../random/generator.js';
 import { apply } from './dispatch.js';
 import { shapeStr } from './util.js';

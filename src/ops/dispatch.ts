@@ -3,10 +3,12 @@
  * composite definition, a view, or a backend kernel; then the autograd node.
  */
 import type { KernelTensor } from '../backend/backend.js';
+import type { KernelName, KernelParams } from '../backend/kernels.js';
+import type { DType } from '../dtype/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import { isGradEnabled, noGrad } from '../autograd/mode.js';
 import { GradNode } from '../autograd/node.js';
-import { getOp, type OpDef } from './registry.js';
+import { getOp, kernelOf, type OpDef } from './registry.js';
 
 /** Set by the amp module while an autocast region is active. */
 export type AutocastHook = (def: OpDef, inputs: readonly Tensor[]) => readonly Tensor[];
@@ -83,7 +85,8 @@ export function apply<P extends object>(name: string, inputs: readonly Tensor[],
   } else {
     const { shape, dtype } = def.infer!(xs, params);
     out = Tensor.empty(shape, dtype, backend);
-    if (out.numel > 0) out.backend.run(def.kernel ?? name, xs.map(kernelView), [kernelView(out)], params as Record<string, unknown>);
+    // the op's params are a superset of its kernel's (src/backend/kernels.ts)
+    if (out.numel > 0) out.backend.run(kernelOf(def), xs.map(kernelView), [kernelView(out)], params as KernelParams);
   }
   record(def, xs, out, params);
   if (!def.view) for (const fn of observers) fn(name, xs, out);
@@ -91,8 +94,20 @@ export function apply<P extends object>(name: string, inputs: readonly Tensor[],
 }
 
 /** Run a kernel writing into an existing tensor view (in-place updates without autograd). */
-export function applyInto(kernel: string, inputs: readonly Tensor[], target: Tensor, params: object = {}): void {
+export function applyInto<K extends KernelName>(kernel: K, inputs: readonly Tensor[], target: Tensor, params: KernelParams<K>): void {
   target.assertAlive(kernel);
   for (const x of inputs) x.assertAlive(kernel);
-  target.backend.run(kernel, inputs.map(kernelView), [kernelView(target)], params as Record<string, unknown>);
+  target.backend.run(kernel, inputs.map(kernelView), [kernelView(target)], params);
+}
+
+/**
+ * Run a kernel with several outputs into fresh contiguous tensors on the inputs' backend (no
+ * autograd: a composite op with its own backward records one node for the whole call).
+ */
+export function applyOutputs<K extends KernelName>(kernel: K, inputs: readonly Tensor[], outputs: readonly { shape: readonly number[]; dtype: DType }[], params: KernelParams<K>): Tensor[] {
+  for (const x of inputs) x.assertAlive(kernel);
+  const backend = inputs[0]!.backend;
+  const outs = outputs.map((o) => Tensor.empty(o.shape, o.dtype, backend));
+  if (outs.every((o) => o.numel > 0)) backend.run(kernel, inputs.map(kernelView), outs.map(kernelView), params);
+  return outs;
 }

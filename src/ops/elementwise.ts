@@ -2,11 +2,12 @@
  * Elementwise ops. Every one computes in at least float32 and rounds its output once into the
  * output dtype; backward rules are fused kernels (or single ops) for the same reason.
  */
-import { bool, float32, type DType } from '../dtype/dtype.js';
+import { bool, float32, resultType, type DType } from '../dtype/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { apply } from './dispatch.js';
+import type { KernelName } from '../backend/kernels.js';
 import { defineOp, type AutocastCategory } from './registry.js';
-import { broadcastShapes, castTo, expandTo, operandDtype, promoteAndBroadcast, resultType, sumToShape, wrap, type TensorLike } from './util.js';
+import { broadcastShapes, castTo, expandTo, operandDtype, promoteAndBroadcast, sumToShape, wrap, type TensorLike } from './util.js';
 
 const sameAsInput = (xs: readonly Tensor[]) => ({ shape: xs[0]!.shape, dtype: operandDtype(xs) });
 const grad = (kernel: string, inputs: Tensor[], params: object = {}) => apply(kernel, inputs, params);
@@ -15,7 +16,7 @@ const grad = (kernel: string, inputs: Tensor[], params: object = {}) => apply(ke
 const toFloat = (xs: readonly Tensor[]) => xs.map((x) => (x.dt.isFloating ? x : castTo(x, float32)));
 
 function unaryFloatOp(
-  name: string,
+  name: KernelName,
   autocast: AutocastCategory,
   backward: (g: Tensor, x: Tensor, y: Tensor, params: any) => Tensor,
 ): void {
@@ -27,7 +28,7 @@ for (const name of [
   'geluBackward', 'tanhBackward', 'sigmoidBackward', 'reluBackward', 'leakyReluBackward', 'log1pBackward',
   'sqrtBackward', 'rsqrtBackward', 'clampBackward', 'powBackwardBase', 'powBackwardExponent',
   'divBackwardDivisor', 'maximumBackward', 'minimumBackward',
-]) {
+] as const) {
   defineOp({ name, autocast: 'none', infer: (xs) => ({ shape: xs[0]!.shape, dtype: xs[xs.length - 1]!.dt }) });
 }
 
@@ -67,7 +68,7 @@ defineOp<{ dtype: DType }>({
 });
 
 function binaryOp(
-  name: string,
+  name: KernelName,
   backward: ((g: Tensor, a: Tensor, b: Tensor, y: Tensor) => [Tensor | null, Tensor | null]) | null,
   floatResult = false,
   autocast: AutocastCategory = 'none',
@@ -94,7 +95,7 @@ function checkIntegerPow(base: Tensor, exponent: Tensor): void {
 binaryOp('maximum', (g, a, b) => [grad('maximumBackward', [a, b, g]), grad('maximumBackward', [b, a, g])]);
 binaryOp('minimum', (g, a, b) => [grad('minimumBackward', [a, b, g]), grad('minimumBackward', [b, a, g])]);
 
-for (const name of ['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'logicalAnd', 'logicalOr']) {
+for (const name of ['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'logicalAnd', 'logicalOr'] as const) {
   defineOp({ name, autocast: 'none', prepare: (xs) => promoteAndBroadcast(name, xs), infer: (xs) => ({ shape: xs[0]!.shape, dtype: bool }) });
 }
 

@@ -2,7 +2,8 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { apply } from './dispatch.js';
 import { defineOp } from './registry.js';
-import { broadcastShapes, resultType, castTo, shapeStr } from './util.js';
+import { resultType } from '../dtype/dtype.js';
+import { broadcastShapes, castTo, shapeStr } from './util.js';
 import { expand, reshape, transpose, t } from './shape.js';
 import { add } from './elementwise.js';
 

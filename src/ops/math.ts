@@ -11,12 +11,13 @@
  * compute beta*input + alpha*(a@b) in float32 and round once (cuBLAS's epilogue), as does
  * cosineSimilarity (the float32 pattern of the losses and normalisations).
  */
-import { float32, int32 } from '../dtype/dtype.js';
+import { float32, int32, resultType } from '../dtype/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { normalizeDim } from '../tensor/tensor.js';
 import { apply } from './dispatch.js';
+import type { KernelName } from '../backend/kernels.js';
 import { defineOp } from './registry.js';
-import { broadcastShapes, castTo, inFloat32, operandDtype, promoteAndBroadcast, resultType, shapeStr, wrap, type TensorLike } from './util.js';
+import { broadcastShapes, castTo, inFloat32, operandDtype, promoteAndBroadcast, shapeStr, wrap, type TensorLike } from './util.js';
 import { add, mul, div, maximum, sqrt } from './elementwise.js';
 import { reduceDims, reducedShape, sum, type Dims } from './reduce.js';
 import { reshape } from './shape.js';
@@ -24,13 +25,13 @@ import { reshape } from './shape.js';
 const toFloat = (xs: readonly Tensor[]) => xs.map((x) => (x.dt.isFloating ? x : castTo(x, float32)));
 const sameAsInput = (xs: readonly Tensor[]) => ({ shape: xs[0]!.shape, dtype: operandDtype(xs) });
 /** Gradient kernels: (saved tensors..., incoming gradient) -> a gradient in the incoming gradient's dtype. */
-const gradKernel = (name: string) =>
+const gradKernel = (name: KernelName) =>
   defineOp({ name, autocast: 'none', infer: (xs) => ({ shape: xs[0]!.shape, dtype: xs[xs.length - 1]!.dt }) });
 
 for (const name of [
   'reciprocalBackward', 'softplusBackward', 'atan2BackwardInput', 'atan2BackwardOther', 'addcmulBackward',
   'addcdivBackwardNumerator', 'addcdivBackwardDenominator', 'prodBackward', 'normBackward',
-]) gradKernel(name);
+] as const) gradKernel(name);
 
 
 

@@ -5,16 +5,15 @@
 import { float32, int32, type DType } from '../dtype/dtype.js';
 import { Tensor, normalizeDim } from '../tensor/tensor.js';
 import { apply } from './dispatch.js';
+import type { SumParams } from '../backend/kernels.js';
 import { defineOp } from './registry.js';
 import { castTo } from './util.js';
 import { expand, reshape } from './shape.js';
 import { div, exp, log, mul, sub, where, eq, isfinite, add } from './elementwise.js';
 
-interface ReduceParams {
-  dims: readonly number[];
+/** The reductions' params: the sum kernel's (dims, scale: src/backend/kernels.ts) and keepdim. */
+interface ReduceParams extends SumParams {
   keepdim: boolean;
-  /** Multiplies the sum before rounding (mean = sum with scale 1/n): no 16-bit overflow of the sum. */
-  scale?: number;
 }
 
 export function reducedShape(shape: readonly number[], dims: readonly number[], keepdim: boolean): number[] {
@@ -52,7 +51,7 @@ defineOp<ReduceParams>({
   backward: (g, { inputs, params }) => [expandGrad(mul(g, params.scale!), inputs[0]!, params.dims)],
 });
 
-for (const name of ['max', 'min']) {
+for (const name of ['max', 'min'] as const) {
   defineOp<ReduceParams>({
     name, autocast: 'none',
     infer: (xs, p) => {
@@ -68,7 +67,7 @@ for (const name of ['max', 'min']) {
   });
 }
 
-for (const name of ['argmax', 'argmin']) {
+for (const name of ['argmax', 'argmin'] as const) {
   defineOp<{ dim: number | null; keepdim: boolean }>({
     name, autocast: 'none',
     infer: ([x], { dim, keepdim }) => ({
@@ -92,7 +91,7 @@ defineOp<{ dim: number }>({
   backward: (g, { output, params }) => [apply('logSoftmaxBackward', [output, g], params)],
 });
 
-for (const name of ['softmaxBackward', 'logSoftmaxBackward']) {
+for (const name of ['softmaxBackward', 'logSoftmaxBackward'] as const) {
   defineOp<{ dim: number }>({ name, autocast: 'none', infer: (xs) => ({ shape: xs[0]!.shape, dtype: xs[1]!.dt }) });
 }
 

@@ -6,6 +6,7 @@
  */
 import type { DType } from '../dtype/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { KernelName } from '../backend/kernels.js';
 
 /** How autocast treats the op: run in the lower precision, in float32, in the widest input type, or leave alone. */
 export type AutocastCategory = 'lower' | 'float32' | 'promote' | 'none';
@@ -22,21 +23,14 @@ export interface ViewGeometry {
   offset: number;
 }
 
-export interface OpDef<P = any> {
+/** What every op has, whatever computes it. */
+interface OpDefCommon<P> {
   readonly name: string;
   readonly autocast: AutocastCategory;
   /** Refused inside float16 autocast, with this explanation (PyTorch bans binary_cross_entropy). */
   readonly autocastBanned?: string;
   /** Cast and broadcast inputs before anything else (after autocast). */
   prepare?(inputs: readonly Tensor[], params: P): Tensor[];
-  /** Composite ops: the definition in terms of other ops. */
-  compose?(inputs: readonly Tensor[], params: P): Tensor;
-  /** View ops: the output's geometry over the input's storage. */
-  view?(input: Tensor, params: P): ViewGeometry;
-  /** Primitive ops: the output's shape and dtype; throws a clear error on bad input. */
-  infer?(inputs: readonly Tensor[], params: P): { shape: readonly number[]; dtype: DType };
-  /** Backend kernel name; defaults to the op name. */
-  readonly kernel?: string;
   /**
    * Gradient of each input given the output gradient; null for inputs without one. With `compose`,
    * the composite's gradient is this rule instead of its components' (the definition runs without
@@ -51,6 +45,37 @@ export interface OpDef<P = any> {
    */
   gradientSlice?(params: P): GradientSlice;
 }
+
+/** Primitive ops: the output's shape and dtype; throws a clear error on bad input. */
+type Infer<P> = (inputs: readonly Tensor[], params: P) => { shape: readonly number[]; dtype: DType };
+
+/**
+ * A primitive op, computed by a backend kernel of the contract (src/backend/kernels.ts): the one
+ * its `kernel` names, else the one of its own name. Either way a name the contract lacks is a
+ * compile error here.
+ */
+type PrimitiveOpDef<P> = OpDefCommon<P> & { infer: Infer<P>; compose?: undefined; view?: undefined } & (
+  | { readonly kernel: KernelName }
+  | { readonly name: KernelName; readonly kernel?: undefined }
+);
+
+/** A composite op: the definition in terms of other ops. */
+type CompositeOpDef<P> = OpDefCommon<P> & {
+  compose(inputs: readonly Tensor[], params: P): Tensor;
+  infer?: undefined;
+  view?: undefined;
+  readonly kernel?: undefined;
+};
+
+/** A view op: the output's geometry over the input's storage. */
+type ViewOpDef<P> = OpDefCommon<P> & {
+  view(input: Tensor, params: P): ViewGeometry;
+  infer?: undefined;
+  compose?: undefined;
+  readonly kernel?: undefined;
+};
+
+export type OpDef<P = any> = PrimitiveOpDef<P> | CompositeOpDef<P> | ViewOpDef<P>;
 
 /** The output of a slicing view is input[start : start + length] along `dim`. */
 export interface GradientSlice {
@@ -67,6 +92,11 @@ export function defineOp<P>(def: OpDef<P>): OpDef<P> {
   if (kinds !== 1) throw new Error(`op '${def.name}' must have exactly one of compose, view, infer`);
   table.set(def.name, def as OpDef);
   return def;
+}
+
+/** The kernel that computes a primitive op (`defineOp`'s type guarantees that it is one of the contract). */
+export function kernelOf(def: OpDef): KernelName {
+  return (def.kernel ?? def.name) as KernelName;
 }
 
 export function getOp(name: string): OpDef {

@@ -2,12 +2,12 @@
  * Shape ops. reshape/view, permute, expand, narrow, squeeze and unsqueeze are views (no copy);
  * contiguous, cat, indexSelect and gather copy; indexAdd and scatterAdd are their gradients.
  */
-import { int32, type DType } from '../dtype/dtype.js';
+import { int32, resultType, type DType } from '../dtype/dtype.js';
 import { Tensor, normalizeDim } from '../tensor/tensor.js';
-import { contiguousStrides, isContiguous, numel } from '../backend/reference/codec.js';
+import { contiguousStrides, isContiguous, numel } from '../shape/strides.js';
 import { apply } from './dispatch.js';
 import { defineOp } from './registry.js';
-import { castTo, resultType, shapeStr, sumToShape } from './util.js';
+import { castTo, shapeStr, sumToShape } from './util.js';
 
 defineOp<{ shape: readonly number[] }>({
   name: 'expand', autocast: 'none',

@@ -1,5 +1,5 @@
 /** Shared helpers of the op definitions: promotion, broadcasting, casting, error text. */
-import { bool, float32, float64, int32, promoteTypes, type DType, type DTypeKind } from '../dtype/dtype.js';
+import { bool, float32, float64, int32, resultType, type DType } from '../dtype/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import { apply } from './dispatch.js';
 import { numbersToStorage } from '../tensor/host.js';
@@ -8,35 +8,12 @@ export type TensorLike = Tensor | number | boolean;
 
 export const shapeStr = (s: readonly number[]): string => `[${s.join(',')}]`;
 
-const KIND_ORDER: Record<DTypeKind, number> = { bool: 0, int: 1, float: 2 };
-const DEFAULT_OF_KIND: Record<DTypeKind, DType> = { bool, int: int32, float: float32 };
-
 /** A JS number as a 0-d tensor flagged as a wrapped number (kept exact: float64 or int32). */
 export function wrap(x: TensorLike, like?: Tensor): Tensor {
   if (x instanceof Tensor) return x;
   const dtype = typeof x === 'boolean' ? bool : Number.isInteger(x) && Math.abs(x) < 2 ** 31 ? int32 : float64;
   const t = Tensor.fromStorage(numbersToStorage([Number(x)], dtype), [], dtype, { wrappedNumber: true }, like?.backend);
   return t;
-}
-
-/**
- * PyTorch's result_type: dimensioned tensors take precedence over 0-d tensors, which take precedence
- * over wrapped JS numbers; a lower-priority operand only matters when its kind (bool < int < float) is higher.
- */
-export function resultType(xs: readonly Tensor[]): DType {
-  let dims: DType | null = null;
-  let zeros: DType | null = null;
-  let wrappedKind: DTypeKind | null = null;
-  for (const x of xs) {
-    if (x.wrappedNumber) {
-      if (wrappedKind === null || KIND_ORDER[x.dt.kind] > KIND_ORDER[wrappedKind]) wrappedKind = x.dt.kind;
-    } else if (x.ndim === 0) zeros = zeros ? promoteTypes(zeros, x.dt) : x.dt;
-    else dims = dims ? promoteTypes(dims, x.dt) : x.dt;
-  }
-  let r = dims;
-  if (zeros && (!r || KIND_ORDER[zeros.kind] > KIND_ORDER[r.kind])) r = r && zeros.kind === r.kind ? promoteTypes(r, zeros) : zeros;
-  if (wrappedKind && (!r || KIND_ORDER[wrappedKind] > KIND_ORDER[r.kind])) r = DEFAULT_OF_KIND[wrappedKind];
-  return r ?? float32;
 }
 
 export function broadcastShapes(op: string, shapes: readonly (readonly number[])[]): number[] {

@@ -26,7 +26,8 @@ import { keep } from '../tensor/scope.js';
 import { kernelView } from '../ops/dispatch.js';
 import { div, maximum, pow, sub } from '../ops/elementwise.js';
 import { addcdiv, addcmul } from '../ops/math.js';
-import { adamBiasCorrections, type AdamUpdateParams } from '../backend/reference/kernels/optim.js';
+import type { AdamUpdateParams } from '../backend/kernels.js';
+import { adamBiasCorrections } from '../backend/optim_math.js';
 
 export interface AdamOptions {
   lr: number;
@@ -185,7 +186,7 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
     const states = [state['expAvg'], state['expAvgSq'], ...(group.amsgrad ? [state['maxExpAvgSq']] : [])] as Tensor[];
     const inputs = [p, grad, ...states, ...(typeof step === 'number' ? [] : [step]), ...(found ? [found] : [])].map(kernelView);
     const outputs = [p, ...states].map(kernelView);
-    p.backend.run('adamUpdate', inputs, outputs, params as unknown as Record<string, unknown>);
+    p.backend.run('adamUpdate', inputs, outputs, params);
   }
 }
 

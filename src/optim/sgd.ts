@@ -10,16 +10,10 @@ import { keep } from '../tensor/scope.js';
 import { float32 } from '../dtype/dtype.js';
 import { applyInto, kernelView } from '../ops/dispatch.js';
 import { ne, where } from '../ops/elementwise.js';
-import type { SgdUpdateParams } from '../backend/reference/kernels/optim.js';
+import type { SgdHyperparameters, SgdUpdateParams } from '../backend/kernels.js';
 
-export interface SGDOptions {
-  lr: number;
-  momentum: number;
-  dampening: number;
-  weightDecay: number;
-  nesterov: boolean;
-  maximize: boolean;
-}
+/** lr, momentum, dampening, weightDecay, nesterov, maximize: the fused kernel's hyperparameters. */
+export type SGDOptions = SgdHyperparameters;
 
 /**
  * State key of the momentum buffer's "not started yet" flag (a 0-d float32 tensor, 1 until a step
@@ -89,7 +83,7 @@ export class SGD extends Optimizer<SGDOptions> {
    */
   private settleEmptyFlag(p: Tensor, state: ParamState, flag: Tensor): void {
     const factor = this.skipFactor();
-    if (factor) applyInto('mul', [flag, factor], flag);
+    if (factor) applyInto('mul', [flag, factor], flag, {});
     else {
       delete state[EMPTY_FLAG];
       flag.dispose();
@@ -171,7 +165,7 @@ export class SGD extends Optimizer<SGDOptions> {
       params.flagOutput = true;
       outputs.push(kernelView(next));
     }
-    p.backend.run('sgdUpdate', inputs, outputs, params as unknown as Record<string, unknown>);
+    p.backend.run('sgdUpdate', inputs, outputs, params);
     if (next) {
       state![EMPTY_FLAG] = next;
       this.spareFlags.set(p, flag!);

@@ -1,7 +1,7 @@
 /** Host-side conversions between storage arrays and the arrays users see. */
 import type { DType, StorageArray } from '../dtype/dtype.js';
 import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from '../dtype/convert.js';
-import { forEachIndex, isContiguous, numel } from '../backend/reference/codec.js';
+import { forEachIndex, isContiguous, numel } from '../shape/strides.js';
 
 /** What `await t.data()` returns for each dtype. */
 export type DataArray = Float32Array | Float64Array | Int32Array | Uint8Array;

@@ -147,14 +147,14 @@ P.clone = function () { return apply('contiguous', [this]); };
 P.copy_ = function (src) {
   noGrad(() => {
     const s = shp.expand(castTo(wrap(src, this), this.dt), this.shape);
-    applyInto('copy', [s], this);
+    applyInto('copy', [s], this, {});
   });
   return this;
 };
 // the fill kernel takes the value as a parameter: no 0-d tensor uploaded and cast, as copy_ would
 P.fill_ = function (value) {
   noGrad(() => {
-    if (this.numel > 0) applyInto('fill', [], this, { shape: this.shape, dtype: this.dt, value });
+    if (this.numel > 0) applyInto('fill', [], this, { value });
   });
   return this;
 };

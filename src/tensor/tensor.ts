@@ -5,7 +5,7 @@
 import { dtypeOf, type DType, type DTypeName, type StorageArray } from '../dtype/dtype.js';
 import type { Backend } from '../backend/backend.js';
 import { getBackend } from '../backend/registry.js';
-import { contiguousStrides, isContiguous, numel } from '../backend/reference/codec.js';
+import { contiguousStrides, isContiguous, numel } from '../shape/strides.js';
 import { Storage } from './storage.js';
 import { gatherView, nest, storageToUser, type DataArray } from './host.js';
 import type { GradNode, GradHook } from '../autograd/node.js';

@@ -11,7 +11,8 @@
  * - `hide(...names)` makes kernels unavailable (hasKernel false, run throws), to exercise the
  *   composite fallbacks of fused kernels.
  */
-import type { Backend, DeviceBuffer, KernelParams, KernelTensor, MemoryStats } from '../../src/backend/backend.js';
+import type { Backend, DeviceBuffer, KernelTensor, MemoryStats } from '../../src/backend/backend.js';
+import type { KernelName, KernelParams } from '../../src/backend/kernels.js';
 import type { StorageArray } from '../../src/dtype/dtype.js';
 import { ReferenceBackend } from '../../src/backend/reference/index.js';
 import { getBackend, registerBackend, setBackend } from '../../src/backend/registry.js';
@@ -21,7 +22,7 @@ export const ASYNC_BACKEND = 'async-reference';
 export class AsyncReferenceBackend implements Backend {
   readonly name = ASYNC_BACKEND;
   private readonly inner = new ReferenceBackend();
-  private readonly hidden = new Set<string>();
+  private readonly hidden = new Set<KernelName>();
   private forbidden: string | null = null;
   /** Device reads so far. */
   reads = 0;
@@ -47,11 +48,11 @@ export class AsyncReferenceBackend implements Backend {
     return new Promise((resolve) => setTimeout(() => resolve(snapshot), 0));
   }
 
-  hasKernel(kernel: string): boolean {
+  hasKernel(kernel: KernelName): boolean {
     return !this.hidden.has(kernel) && this.inner.hasKernel(kernel);
   }
 
-  run(kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
+  run<K extends KernelName>(kernel: K, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams<K>): void {
     if (this.hidden.has(kernel)) throw new Error(`async-reference: kernel '${kernel}' is hidden, but was run`);
     this.calls.set(kernel, (this.calls.get(kernel) ?? 0) + 1);
     this.inner.run(kernel, inputs, outputs, params);
@@ -66,7 +67,7 @@ export class AsyncReferenceBackend implements Backend {
   }
 
   /** Make kernels unavailable (until `unhide`). */
-  hide(...kernels: string[]): void {
+  hide(...kernels: KernelName[]): void {
     for (const k of kernels) this.hidden.add(k);
   }
 

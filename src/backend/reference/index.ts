@@ -2,11 +2,12 @@
  * The TypeScript reference backend: every kernel over plain typed arrays. It defines what each
  * op computes; faster backends are tested against it.
  */
-import type { Backend, DeviceBuffer, KernelParams, KernelTensor, MemoryStats } from '../backend.js';
+import type { Backend, DeviceBuffer, KernelTensor, MemoryStats } from '../backend.js';
 import { MemoryCounter } from '../backend.js';
+import type { KernelName, KernelParams } from '../kernels.js';
 import type { DType, StorageArray } from '../../dtype/dtype.js';
 import { gatherToF64, scatterFromF64 } from './codec.js';
-import type { RefKernel } from './kernels/types.js';
+import type { RefKernel, RefKernelTable } from './kernels/types.js';
 import { elementwiseKernels } from './kernels/elementwise.js';
 import { reduceKernels } from './kernels/reduce.js';
 import { linalgKernels } from './kernels/linalg.js';
@@ -17,6 +18,7 @@ import { extraKernels } from './kernels/extra.js';
 import { optimKernels } from './kernels/optim.js';
 import { batchNormKernels } from './kernels/batch_norm.js';
 import { nllKernels } from './kernels/nll.js';
+import { attentionKernels } from './kernels/attention.js';
 
 class HostBuffer implements DeviceBuffer {
   freed = false;
@@ -27,7 +29,8 @@ class HostBuffer implements DeviceBuffer {
   ) {}
 }
 
-export const REFERENCE_KERNELS: Readonly<Record<string, RefKernel>> = {
+/** Every kernel of the contract (src/backend/kernels.ts): one missing is a compile error here. */
+export const REFERENCE_KERNELS: RefKernelTable = {
   ...elementwiseKernels,
   ...reduceKernels,
   ...linalgKernels,
@@ -38,6 +41,7 @@ export const REFERENCE_KERNELS: Readonly<Record<string, RefKernel>> = {
   ...optimKernels,
   ...batchNormKernels,
   ...nllKernels,
+  ...attentionKernels,
 };
 
 /**
@@ -45,11 +49,11 @@ export const REFERENCE_KERNELS: Readonly<Record<string, RefKernel>> = {
  * inputs in, every output rounded once into its dtype. Backends that fall back to the reference
  * (the wasm backend over views of its memory) use this too.
  */
-export function runReferenceKernel(
-  fn: RefKernel,
+export function runReferenceKernel<P>(
+  fn: RefKernel<P>,
   inputs: readonly KernelTensor[],
   outputs: readonly KernelTensor[],
-  params: KernelParams,
+  params: P,
   dataOf: (buffer: DeviceBuffer) => StorageArray,
 ): void {
   const args = inputs.map((t) => ({ data: gatherToF64(dataOf(t.buffer), t.dtype, t.shape, t.strides, t.offset), shape: t.shape, dtype: t.dtype }));
@@ -85,12 +89,13 @@ export class ReferenceBackend implements Backend {
     return this.readSync(buffer);
   }
 
-  hasKernel(kernel: string): boolean {
-    return kernel in REFERENCE_KERNELS;
+  hasKernel(kernel: KernelName): boolean {
+    return Object.hasOwn(REFERENCE_KERNELS, kernel);
   }
 
-  run(kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
-    const fn = REFERENCE_KERNELS[kernel];
+  run<K extends KernelName>(kernel: K, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams<K>): void {
+    // (the check is for JavaScript callers: TypeScript ones cannot name another kernel)
+    const fn = Object.hasOwn(REFERENCE_KERNELS, kernel) ? REFERENCE_KERNELS[kernel] : undefined;
     if (!fn) throw new Error(`reference backend: no kernel named '${kernel}'`);
     runReferenceKernel(fn, inputs, outputs, params, (b) => (b as HostBuffer).data);
   }

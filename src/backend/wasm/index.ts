@@ -14,21 +14,20 @@
  *   backend.kernelStats()                // native / fallback calls per kernel
  *   backend.heapStats()                  // the allocator: heap size, live / cached blocks
  */
-import type { Backend, DeviceBuffer, KernelParams, KernelTensor, MemoryStats } from '../backend.js';
+import type { Backend, DeviceBuffer, KernelTensor, MemoryStats } from '../backend.js';
+import type { KernelName, KernelParams } from '../kernels.js';
 import { MemoryCounter } from '../backend.js';
 import type { DType, StorageArray } from '../../dtype/dtype.js';
 import { F16_TO_F32 } from '../../dtype/convert.js';
 import { gatherToF64 } from '../reference/codec.js';
 import { REFERENCE_KERNELS, runReferenceKernel } from '../reference/index.js';
-import type { RefKernel } from '../reference/kernels/types.js';
 import { wasmApi, type WasmModule } from './api.js';
 import { WasmHeap, type HeapStats } from './memory.js';
 import { KernelPool } from './pool.js';
-import { EXTRA_REFERENCE_KERNELS, NATIVE_KERNELS, type NativeContext } from './native.js';
-import './native_optim.js'; // registers the fused Adam/AdamW kernel (adamUpdate)
+import { NATIVE_KERNELS, type NativeContext, type NativeKernel, type NativeKernels } from './native.js';
 import { INITIAL_PAGES, KERNEL_EXPORTS, MAXIMUM_PAGES, WASM_BASE64, WASM_RELAXED_BASE64 } from './generated/kernels.js';
 
-export { NATIVE_KERNELS, registerNativeKernel, type NativeKernel, type NativeContext } from './native.js';
+export { NATIVE_KERNELS, type NativeKernel, type NativeKernels, type NativeContext } from './native.js';
 export type { HeapStats } from './memory.js';
 
 class WasmBuffer implements DeviceBuffer {
@@ -72,8 +71,9 @@ export interface KernelCallStats {
   fallbackMs?: number;
 }
 
-const own = <T>(table: Readonly<Record<string, T>>, key: string): T | undefined => (Object.hasOwn(table, key) ? table[key] : undefined);
-const fallbackKernel = (kernel: string): RefKernel | undefined => own(REFERENCE_KERNELS, kernel) ?? own(EXTRA_REFERENCE_KERNELS, kernel);
+/** The native handler of `kernel`, if it has one. */
+const nativeHandler = <K extends KernelName>(kernel: K): NativeKernel<K> | undefined =>
+  Object.hasOwn(NATIVE_KERNELS, kernel) ? (NATIVE_KERNELS as NativeKernels)[kernel] : undefined;
 
 type ViewCtor = new (buffer: ArrayBufferLike, byteOffset: number, length: number) => StorageArray;
 
@@ -318,21 +318,21 @@ export class WasmBackend implements Backend {
     return this.readSync(buffer);
   }
 
-  hasKernel(kernel: string): boolean {
-    return fallbackKernel(kernel) !== undefined;
+  hasKernel(kernel: KernelName): boolean {
+    return Object.hasOwn(REFERENCE_KERNELS, kernel);
   }
 
-  run(kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
+  run<K extends KernelName>(kernel: K, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams<K>): void {
     let stats = this.calls.get(kernel);
     if (!stats) this.calls.set(kernel, (stats = { native: 0, fallback: 0 }));
     const t0 = this.profile ? performance.now() : 0;
-    const nativeKernel = this.native ? own(NATIVE_KERNELS, kernel) : undefined;
+    const nativeKernel = this.native ? nativeHandler(kernel) : undefined;
     if (nativeKernel && nativeKernel(this.ctx, inputs, outputs, params)) {
       stats.native++;
       if (this.profile) stats.nativeMs = (stats.nativeMs ?? 0) + performance.now() - t0;
       return;
     }
-    const fn = fallbackKernel(kernel);
+    const fn = Object.hasOwn(REFERENCE_KERNELS, kernel) ? REFERENCE_KERNELS[kernel] : undefined;
     if (!fn) throw new Error(`wasm backend: no kernel named '${kernel}'`);
     stats.fallback++;
     runReferenceKernel(fn, inputs, outputs, params, (b) => this.view(b));

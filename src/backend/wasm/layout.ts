@@ -4,7 +4,7 @@
  */
 import type { KernelTensor } from '../backend.js';
 import type { DType } from '../../dtype/dtype.js';
-import { isContiguous, numel } from '../reference/codec.js';
+import { isContiguous, numel } from '../../shape/strides.js';
 
 export type Fmt = 'f32' | 'f16' | 'bf16';
 const FMT: Partial<Record<string, Fmt>> = { float32: 'f32', float16: 'f16', bfloat16: 'bf16' };

@@ -19,11 +19,11 @@
  * split into thread parts only with ~50 us of work per part (native_rows.ts: MIN_ELEMENTS_PER_PART,
  * COST): smaller ones run on the calling thread.
  */
-import type { KernelParams, KernelTensor } from '../backend.js';
-import type { SgdUpdateParams } from '../reference/kernels/optim.js';
-import { encoderFor, numel } from '../reference/codec.js';
+import type { KernelTensor } from '../backend.js';
+import type { KernelName, KernelParams } from '../kernels.js';
+import { encoderFor } from '../reference/codec.js';
+import { numel } from '../../shape/strides.js';
 import { collapse, contiguous, fmtOf, isScalar, unsafeAlias } from './layout.js';
-import type { RefKernel } from '../reference/kernels/types.js';
 import type { KernelPool } from './pool.js';
 import type { WasmHeap } from './memory.js';
 import { LINALG_KERNELS } from './native_linalg.js';
@@ -31,6 +31,7 @@ import { MORE_KERNELS } from './native_more.js';
 import { COST, elementParts as splitElements, minPerPart, rowsLayout } from './native_rows.js';
 import { gather, withContiguousOperands } from './native_gather.js';
 import { UNARY_KERNELS } from './native_unary.js';
+import { OPTIM_KERNELS } from './native_optim.js';
 
 export { collapse, fmtOf } from './layout.js';
 
@@ -47,14 +48,15 @@ export interface NativeContext {
  * A native kernel: runs the call and returns true, or returns false (having written nothing) for a
  * case it does not cover, and the reference kernel runs instead.
  */
-export type NativeKernel = (
+export type NativeKernel<K extends KernelName = KernelName> = (
   ctx: NativeContext,
   inputs: readonly KernelTensor[],
   outputs: readonly KernelTensor[],
-  params: KernelParams,
+  params: KernelParams<K>,
 ) => boolean;
 
-export { MIN_ELEMENTS_PER_PART } from './native_rows.js';
+/** Native handlers by kernel name, each taking its kernel's params (src/backend/kernels.ts). */
+export type NativeKernels = { readonly [K in KernelName]?: NativeKernel<K> };
 /** Elements per chunk of a full sum (fixed, so results do not depend on the thread count). */
 export const SUM_CHUNK = 16384;
 
@@ -68,8 +70,8 @@ const ARITH_COST = { f32: COST.light, f16: COST.half, bf16: COST.cast } as const
 
 /* ------------------------------------------------------------------ binary */
 
-function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel {
-  const self: NativeKernel = (ctx, [a, b], [o]) => {
+function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel<typeof op> {
+  const self: NativeKernel<typeof op> = (ctx, [a, b], [o]) => {
     if (!a || !b || !o) return false;
     const fmt = fmtOf(o.dtype);
     if (!fmt || !contiguous(o)) return false;
@@ -234,9 +236,9 @@ function fillWith(ctx: NativeContext, o: KernelTensor, value: number): void {
   ctx.pool.run(kernel, elementParts(ctx, n, COST.bits).map(([u0, u1]) => [po + u0 * size, u1 - u0, ...bits]));
 }
 
-const fill: NativeKernel = (ctx, _inputs, [o], params) => {
+const fill: NativeKernel<'fill'> = (ctx, _inputs, [o], params) => {
   if (!o || !contiguous(o)) return false;
-  if (numel(o.shape) > 0) fillWith(ctx, o, params['value'] as number);
+  if (numel(o.shape) > 0) fillWith(ctx, o, params.value);
   return true;
 };
 
@@ -246,14 +248,14 @@ const fill: NativeKernel = (ctx, _inputs, [o], params) => {
  * sum (and mean: sum with `scale`) of float32/float16/bfloat16, accumulated in float64: when the
  * reduced dimensions are [leading] [kept] [trailing] in that order (any of them absent).
  */
-const sum: NativeKernel = (ctx, [x], [o], params) => {
+const sum: NativeKernel<'sum'> = (ctx, [x], [o], params) => {
   if (!x || !o) return false;
   const fmt = fmtOf(x.dtype);
   if (!fmt || o.dtype !== x.dtype || !contiguous(x) || !contiguous(o) || unsafeAlias(x, o)) return false;
   const n = numel(x.shape);
   if (n === 0) return false;
-  const dims = new Set((params['dims'] as readonly number[] | undefined) ?? []);
-  const scale = (params['scale'] as number | undefined) ?? 1;
+  const dims = new Set(params.dims);
+  const scale = params.scale ?? 1;
   const seq: { size: number; reduced: boolean }[] = [];
   x.shape.forEach((d, i) => {
     if (d === 1) return;
@@ -324,9 +326,9 @@ const SUM_ROW_CHUNKS = 8;
 
 /* ------------------------------------------------------------------ SGD */
 
-// The definition of sgdUpdate (and its params) lives with the other optimizer kernels in the
-// reference table (src/backend/reference/kernels/optim.ts); re-exported under its old names.
-export { sgdUpdate as sgdUpdateReference, type SgdUpdateParams } from '../reference/kernels/optim.js';
+// The definition of sgdUpdate lives with the other optimizer kernels in the reference table
+// (src/backend/reference/kernels/optim.ts); re-exported under its old name.
+export { sgdUpdate as sgdUpdateReference } from '../reference/kernels/optim.js';
 
 const SGD_MOMENTUM = 1;
 const SGD_FIRST = 2;
@@ -335,15 +337,14 @@ const SGD_MAXIMIZE = 8;
 const SGD_WEIGHT_DECAY = 16;
 
 /**
- * sgdUpdate (contract: src/backend/reference/kernels/optim.ts): inputs [param, grad] or
+ * sgdUpdate (definition: src/backend/reference/kernels/optim.ts): inputs [param, grad] or
  * [param, grad, momentumBuffer], then the optional isFirst and foundInf scalars; outputs [param] or
  * [param, momentumBuffer] (the same views: updated in place), then the next isFirst flag if
  * params.flagOutput. Native when everything is contiguous,
  * param float32/float16/bfloat16, grad any of those, buffer float32. A nonzero foundInf leaves the
  * in-place outputs as they are.
  */
-const sgdUpdate: NativeKernel = (ctx, inputs, [ow, obuf, oflag], params) => {
-  const p = params as unknown as SgdUpdateParams;
+const sgdUpdate: NativeKernel<'sgdUpdate'> = (ctx, inputs, [ow, obuf, oflag], p) => {
   const hasMomentum = p.momentum !== 0;
   const [w, g] = inputs;
   let k = 2;
@@ -386,13 +387,11 @@ const sgdUpdate: NativeKernel = (ctx, inputs, [ow, obuf, oflag], params) => {
 };
 
 /**
- * Kernels the wasm backend has beyond the reference table, with their definitions (filled by
- * `registerNativeKernel`; the optimizer and loss-scaling kernels are in the reference table).
+ * The kernels this backend runs natively, by name (typed against the contract: an unknown name or
+ * a handler taking other params is a compile error). Every other kernel, and every call a handler
+ * declines, runs the reference kernel over views of the wasm memory (index.ts).
  */
-export const EXTRA_REFERENCE_KERNELS: Record<string, RefKernel> = {};
-
-/** Native handlers by kernel name (extend with `registerNativeKernel`). */
-export const NATIVE_KERNELS: Record<string, NativeKernel> = {
+export const NATIVE_KERNELS = {
   add: binary('add'),
   sub: binary('sub'),
   mul: binary('mul'),
@@ -406,14 +405,5 @@ export const NATIVE_KERNELS: Record<string, NativeKernel> = {
   ...LINALG_KERNELS,
   ...MORE_KERNELS,
   ...UNARY_KERNELS,
-};
-
-/**
- * Plug a native handler in for `kernel` (GEMM, convolution, ...): it runs first and returns false
- * for the cases it does not cover. A kernel the reference backend lacks also needs its
- * `reference` definition, which runs for those cases.
- */
-export function registerNativeKernel(kernel: string, native: NativeKernel, reference?: RefKernel): void {
-  NATIVE_KERNELS[kernel] = native;
-  if (reference) EXTRA_REFERENCE_KERNELS[kernel] = reference;
-}
+  ...OPTIM_KERNELS,
+} satisfies NativeKernels;

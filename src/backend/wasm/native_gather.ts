@@ -4,7 +4,7 @@
  * runs a contiguous kernel).
  */
 import type { KernelTensor } from '../backend.js';
-import { contiguousStrides, numel } from '../reference/codec.js';
+import { contiguousStrides, numel } from '../../shape/strides.js';
 import { collapse } from './layout.js';
 import type { NativeContext } from './native.js';
 import { COST, minPerPart, rowsLayout } from './native_rows.js';

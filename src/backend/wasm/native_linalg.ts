@@ -20,10 +20,11 @@
  * pooling operands, max-pool dilation, ceil-mode windows past the floor size, layouts the GEMM
  * cannot express (neither stride 1), aliasing between an input and the output.
  */
-import type { KernelParams, KernelTensor } from '../backend.js';
-import { numel } from '../reference/codec.js';
+import type { KernelTensor } from '../backend.js';
+import type { Conv2dParams, Pool2dParams } from '../kernels.js';
+import { numel } from '../../shape/strides.js';
 import { contiguous, dtCode, unsafeAlias } from './layout.js';
-import type { NativeContext, NativeKernel } from './native.js';
+import type { NativeContext, NativeKernel, NativeKernels } from './native.js';
 
 const GEMM_TRANS_A = 1;
 const GEMM_TRANS_B = 2;
@@ -179,7 +180,7 @@ interface ConvGeometry {
 }
 
 /** Geometry of x [N,Cin,H,W] * w [Cout,Cin/g,KH,KW] with the op's params, or null when unsupported. */
-function convGeometry(xShape: readonly number[], wShape: readonly number[], params: KernelParams): ConvGeometry | null {
+function convGeometry(xShape: readonly number[], wShape: readonly number[], params: Conv2dParams): ConvGeometry | null {
   if (xShape.length !== 4 || wShape.length !== 4) return null;
   const stride = intPair(params['stride'], 1);
   const padding = intPair(params['padding'], 0);
@@ -212,7 +213,7 @@ function runConv(ctx: NativeContext, kernel: string, geo: ConvGeometry, dtypes: 
 }
 
 /** conv2d (x, w, bias?) -> y. */
-const conv2d: NativeKernel = (ctx, [x, w, bias], [y], params) => {
+const conv2d: NativeKernel<'conv2d'> = (ctx, [x, w, bias], [y], params) => {
   if (!x || !w || !y) return false;
   const dx = dtCode(x.dtype);
   const dw = dtCode(w.dtype);
@@ -250,8 +251,8 @@ function gradInputAsGemm(ctx: NativeContext, geo: ConvGeometry, gy: KernelTensor
   return true;
 }
 
-/** conv2dBackwardInput (gy, w) -> dx, dx shaped as params.inputShape (also convTranspose2d's forward). */
-const conv2dBackwardInput: NativeKernel = (ctx, [gy, w], [dx], params) => {
+/** conv2dBackwardInput (gy, w) -> dx (also convTranspose2d's forward). */
+const conv2dBackwardInput: NativeKernel<'conv2dBackwardInput'> = (ctx, [gy, w], [dx], params) => {
   if (!gy || !w || !dx) return false;
   const dgy = dtCode(gy.dtype);
   const dw = dtCode(w.dtype);
@@ -269,8 +270,8 @@ const conv2dBackwardInput: NativeKernel = (ctx, [gy, w], [dx], params) => {
   return true;
 };
 
-/** conv2dBackwardWeight (x, gy) -> dw, dw shaped as params.weightShape. */
-const conv2dBackwardWeight: NativeKernel = (ctx, [x, gy], [dw], params) => {
+/** conv2dBackwardWeight (x, gy) -> dw. */
+const conv2dBackwardWeight: NativeKernel<'conv2dBackwardWeight'> = (ctx, [x, gy], [dw], params) => {
   if (!x || !gy || !dw) return false;
   const dx = dtCode(x.dtype);
   const dgy = dtCode(gy.dtype);
@@ -299,7 +300,7 @@ interface PoolGeometry {
  * Geometry of a max-pool over x ([C,H,W] or [N,C,H,W]; leading dims are planes), or null: the kernels
  * have no dilation and compute floor-mode sizes, so a ceil-mode output with an extra window falls back.
  */
-function poolGeometry(xShape: readonly number[], params: KernelParams): PoolGeometry | null {
+function poolGeometry(xShape: readonly number[], params: Pool2dParams): PoolGeometry | null {
   if (xShape.length !== 3 && xShape.length !== 4) return null;
   const kernel = intPair(params['kernel'], 1);
   const stride = intPair(params['stride'] ?? params['kernel'], 1);
@@ -323,7 +324,7 @@ function poolGeometry(xShape: readonly number[], params: KernelParams): PoolGeom
 
 const pooledShape = (xShape: readonly number[], g: PoolGeometry): number[] => [...xShape.slice(0, -2), g.OH, g.OW];
 
-const maxPool2d: NativeKernel = (ctx, [x], [y], params) => {
+const maxPool2d: NativeKernel<'maxPool2d'> = (ctx, [x], [y], params) => {
   if (!x || !y) return false;
   const dx = dtCode(x.dtype);
   const dy = dtCode(y.dtype);
@@ -339,7 +340,7 @@ const maxPool2d: NativeKernel = (ctx, [x], [y], params) => {
 };
 
 /** maxPool2dBackward (x, gy) -> dx (the arg-max recomputed from x, as the reference does). */
-const maxPool2dBackward: NativeKernel = (ctx, [x, gy], [dx], params) => {
+const maxPool2dBackward: NativeKernel<'maxPool2dBackward'> = (ctx, [x, gy], [dx], params) => {
   if (!x || !gy || !dx) return false;
   const cx = dtCode(x.dtype);
   const cgy = dtCode(gy.dtype);
@@ -358,11 +359,11 @@ const maxPool2dBackward: NativeKernel = (ctx, [x, gy], [dx], params) => {
 };
 
 /** The handlers of this file by kernel name (merged into NATIVE_KERNELS by native.ts). */
-export const LINALG_KERNELS: Record<string, NativeKernel> = {
+export const LINALG_KERNELS = {
   bmm,
   conv2d,
   conv2dBackwardInput,
   conv2dBackwardWeight,
   maxPool2d,
   maxPool2dBackward,
-};
+} satisfies NativeKernels;

@@ -19,9 +19,9 @@
  * of float64 exp / log: see softmax.ts). Everything else returns false.
  */
 import type { KernelTensor } from '../backend.js';
-import { numel } from '../reference/codec.js';
+import { numel } from '../../shape/strides.js';
 import { contiguous, fmtOf, unsafeAlias } from './layout.js';
-import type { NativeContext, NativeKernel } from './native.js';
+import type { NativeContext, NativeKernel, NativeKernels } from './native.js';
 import { COST, minPerPart, rowsLayout, runRows, type Rows } from './native_rows.js';
 
 /** The element-type suffix of the logical.ts kernels. */
@@ -54,10 +54,10 @@ function elementwiseRows(ctx: NativeContext, kernel: string, cost: number, opera
 
 /* ------------------------------------------------------------------ bool-valued */
 
-const CMP_CODE: Record<string, number> = { eq: 0, ne: 1, lt: 2, le: 3, gt: 4, ge: 5, logicalAnd: 6, logicalOr: 7 };
+const CMP_CODE = { eq: 0, ne: 1, lt: 2, le: 3, gt: 4, ge: 5, logicalAnd: 6, logicalOr: 7 } as const;
 
-function compare(name: string): NativeKernel {
-  const code = CMP_CODE[name]!;
+function compare(name: keyof typeof CMP_CODE): NativeKernel<typeof name> {
+  const code = CMP_CODE[name];
   return (ctx, [a, b], [o]) => {
     if (!a || !b || !o || o.dtype.name !== 'bool' || a.dtype !== b.dtype || !contiguous(o)) return false;
     const t = typeOf(a);
@@ -118,11 +118,11 @@ const MIN_SOFTMAX_ELEMENTS_PER_PART = 4096;
 
 const sameShape = (s: readonly number[], t: readonly number[]): boolean => s.length === t.length && s.every((d, i) => d === t[i]);
 
-function softmaxLike(log: number): NativeKernel {
+function softmaxLike(log: number): NativeKernel<'softmax' | 'logSoftmax'> {
   return (ctx, [x], [o], params) => {
     if (!x || !o || x.dtype !== o.dtype || !sameShape(x.shape, o.shape) || !contiguous(x) || !contiguous(o)) return false;
     const fmt = fmtOf(o.dtype);
-    const g = aroundAxis(x.shape, params['dim']);
+    const g = aroundAxis(x.shape, params.dim);
     if (!fmt || !g) return false;
     const [outer, n, inner] = g;
     if (outer * n * inner === 0) return true;
@@ -137,12 +137,12 @@ function softmaxLike(log: number): NativeKernel {
 }
 
 /** softmaxBackward / logSoftmaxBackward: inputs (y, g), the forward's output and the incoming gradient. */
-function softmaxGrad(log: number): NativeKernel {
+function softmaxGrad(log: number): NativeKernel<'softmaxBackward' | 'logSoftmaxBackward'> {
   return (ctx, [y, g], [o], params) => {
     if (!y || !g || !o || y.dtype !== o.dtype || g.dtype !== o.dtype) return false;
     if (!sameShape(y.shape, o.shape) || !sameShape(g.shape, o.shape) || !contiguous(y) || !contiguous(g) || !contiguous(o)) return false;
     const fmt = fmtOf(o.dtype);
-    const geo = aroundAxis(y.shape, params['dim']);
+    const geo = aroundAxis(y.shape, params.dim);
     if (!fmt || !geo) return false;
     const [outer, n, inner] = geo;
     if (outer * n * inner === 0) return true;
@@ -175,10 +175,10 @@ function indicesValid(ctx: NativeContext, index: KernelTensor, count: number, n:
   return (ctx.pool.call('index_check', ctx.address(index), count, n) as number) === 0;
 }
 
-const gather: NativeKernel = (ctx, [x, index], [o], params) => {
+const gather: NativeKernel<'gather'> = (ctx, [x, index], [o], params) => {
   if (!x || !index || !o || index.dtype.name !== 'int32' || x.dtype !== o.dtype || !sameShape(o.shape, index.shape)) return false;
   if (!contiguous(x) || !contiguous(index) || !contiguous(o)) return false;
-  const geo = indexGeometry(x.shape, index.shape, params['dim']);
+  const geo = indexGeometry(x.shape, index.shape, params.dim);
   if (!geo) return false;
   const [outer, n, K, inner] = geo;
   const count = outer * K * inner;
@@ -193,12 +193,12 @@ const gather: NativeKernel = (ctx, [x, index], [o], params) => {
   return true;
 };
 
-/** scatterAdd (src, index) -> zeros of params.shape with src added at the indexed places. */
-const scatterAdd: NativeKernel = (ctx, [src, index], [o], params) => {
+/** scatterAdd (src, index) -> zeros of the output's shape with src added at the indexed places. */
+const scatterAdd: NativeKernel<'scatterAdd'> = (ctx, [src, index], [o], params) => {
   if (!src || !index || !o || index.dtype.name !== 'int32' || src.dtype !== o.dtype || !sameShape(src.shape, index.shape)) return false;
   const fmt = fmtOf(o.dtype);
   if (!fmt || !contiguous(src) || !contiguous(index) || !contiguous(o)) return false;
-  const geo = indexGeometry(o.shape, index.shape, params['dim']);
+  const geo = indexGeometry(o.shape, index.shape, params.dim);
   if (!geo) return false;
   const [outer, n, K, inner] = geo;
   if (outer * n * inner === 0) return true;
@@ -218,8 +218,15 @@ const scatterAdd: NativeKernel = (ctx, [src, index], [o], params) => {
 };
 
 /** The handlers of this file by kernel name (merged into NATIVE_KERNELS by native.ts). */
-export const MORE_KERNELS: Record<string, NativeKernel> = {
-  ...Object.fromEntries(Object.keys(CMP_CODE).map((name) => [name, compare(name)])),
+export const MORE_KERNELS = {
+  eq: compare('eq'),
+  ne: compare('ne'),
+  lt: compare('lt'),
+  le: compare('le'),
+  gt: compare('gt'),
+  ge: compare('ge'),
+  logicalAnd: compare('logicalAnd'),
+  logicalOr: compare('logicalOr'),
   isfinite: test(0),
   logicalNot: test(1),
   neg: signOp(0),
@@ -232,4 +239,4 @@ export const MORE_KERNELS: Record<string, NativeKernel> = {
   logSoftmaxBackward: softmaxGrad(1),
   gather,
   scatterAdd,
-};
+} satisfies NativeKernels;

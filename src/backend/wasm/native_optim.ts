@@ -1,5 +1,5 @@
 /**
- * Native handler of the fused Adam / AdamW update, `adamUpdate` (contract and definition:
+ * Native handler of the fused Adam / AdamW update, `adamUpdate` (definition:
  * src/backend/reference/kernels/optim.ts), on the `adam_<wfmt>_<gfmt>` kernels of
  * assembly/kernels/optim.ts: one pass over float32 master weights (or 16-bit parameters), float32
  * state and float32 / float16 / bfloat16 gradients widened in registers, split across the pool's
@@ -8,14 +8,14 @@
  * Native when every tensor is contiguous, the outputs are the inputs' own views (in place), the
  * state is float32 and no two tensors overlap; anything else returns false and the reference kernel
  * runs. The optional step and foundInf inputs are read here (the backend is synchronous): a nonzero
- * foundInf leaves the in-place outputs as they are. Registered by importing this module
- * (src/backend/wasm/index.ts).
+ * foundInf leaves the in-place outputs as they are.
  */
 import type { KernelTensor } from '../backend.js';
-import { numel } from '../reference/codec.js';
-import { adamBiasCorrections, type AdamUpdateParams } from '../reference/kernels/optim.js';
+import { numel } from '../../shape/strides.js';
+import { adamBiasCorrections } from '../optim_math.js';
 import { contiguous, extent, fmtOf } from './layout.js';
-import { MIN_ELEMENTS_PER_PART, registerNativeKernel, type NativeKernel } from './native.js';
+import type { NativeKernel, NativeKernels } from './native.js';
+import { MIN_ELEMENTS_PER_PART } from './native_rows.js';
 
 const ADAM_MAXIMIZE = 1;
 const ADAM_AMSGRAD = 2;
@@ -34,8 +34,7 @@ function overlap(a: KernelTensor, b: KernelTensor): boolean {
 
 const sameView = (a: KernelTensor, b: KernelTensor): boolean => a.buffer === b.buffer && a.offset === b.offset && a.dtype === b.dtype;
 
-const adamUpdate: NativeKernel = (ctx, inputs, outputs, params) => {
-  const p = params as unknown as AdamUpdateParams;
+const adamUpdate: NativeKernel<'adamUpdate'> = (ctx, inputs, outputs, p) => {
   const [w, g, m, v] = inputs;
   let k = 4;
   const vmax = p.amsgrad ? inputs[k++] : undefined;
@@ -81,4 +80,5 @@ const adamUpdate: NativeKernel = (ctx, inputs, outputs, params) => {
   return true;
 };
 
-registerNativeKernel('adamUpdate', adamUpdate);
+/** The handlers of this file by kernel name (merged into NATIVE_KERNELS by native.ts). */
+export const OPTIM_KERNELS = { adamUpdate } satisfies NativeKernels;

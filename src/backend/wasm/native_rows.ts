@@ -9,7 +9,7 @@
  * channels, expanded scalars, the last axis of a transposed matrix's rows, ...
  */
 import type { KernelTensor } from '../backend.js';
-import { contiguousStrides, numel } from '../reference/codec.js';
+import { contiguousStrides, numel } from '../../shape/strides.js';
 import { collapse, contiguous } from './layout.js';
 import type { KernelPool } from './pool.js';
 

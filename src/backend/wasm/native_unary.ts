@@ -5,9 +5,10 @@
  * Also `cat` of contiguous output: a copy per piece (memcpy, or a strided gather).
  */
 import type { KernelTensor } from '../backend.js';
-import { numel } from '../reference/codec.js';
+import type { KernelParams, LeakyReluParams } from '../kernels.js';
+import { numel } from '../../shape/strides.js';
 import { contiguous, fmtOf, unsafeAlias } from './layout.js';
-import type { NativeContext, NativeKernel } from './native.js';
+import type { NativeContext, NativeKernel, NativeKernels } from './native.js';
 import { gather, withContiguousOperands } from './native_gather.js';
 import { elementParts } from './native_rows.js';
 
@@ -16,21 +17,23 @@ const OP = { tanh: 0, sigmoid: 1, leakyRelu: 2 } as const;
 /** Relative cost per element (native_rows.ts COST): a float64 exp or tanh. */
 const TRANSCENDENTAL_COST = 12;
 
-function slopeOf(op: keyof typeof OP, params: Record<string, unknown>): number {
-  return op === 'leakyRelu' ? (params['negativeSlope'] as number) : 0;
+type ActivationKernel = 'tanh' | 'sigmoid' | 'leakyRelu' | 'tanhBackward' | 'sigmoidBackward' | 'leakyReluBackward';
+
+function slopeOf(op: keyof typeof OP, params: KernelParams<ActivationKernel>): number {
+  return op === 'leakyRelu' ? (params as LeakyReluParams).negativeSlope : 0;
 }
 
 /**
  * An activation (`kernel` unary_<fmt>: operand x) or its gradient (unary_grad_<fmt>: operands x and
  * the incoming gradient g): every operand of the output's format; strided ones gathered first.
  */
-function activation(op: keyof typeof OP, kernel: 'unary' | 'unary_grad'): NativeKernel {
+function activation(op: keyof typeof OP, kernel: 'unary' | 'unary_grad'): NativeKernel<ActivationKernel> {
   const arity = kernel === 'unary' ? 1 : 2;
-  const run: NativeKernel = (ctx, inputs, [o], params) => {
+  const run: NativeKernel<ActivationKernel> = (ctx, inputs, [o], params) => {
     const operands = inputs.slice(0, arity);
     if (!o || operands.length !== arity || operands.some((t) => t.dtype !== o.dtype) || !contiguous(o)) return false;
     const fmt = fmtOf(o.dtype);
-    if (!fmt || (op === 'leakyRelu' && typeof params['negativeSlope'] !== 'number')) return false;
+    if (!fmt || (op === 'leakyRelu' && typeof (params as LeakyReluParams).negativeSlope !== 'number')) return false;
     if (!operands.every(contiguous)) return withContiguousOperands(ctx, operands, o.shape, (xs) => run(ctx, xs, [o], params), contiguous);
     if (operands.some((t) => unsafeAlias(t, o))) return false;
     const size = o.dtype.itemsize;
@@ -47,8 +50,8 @@ function activation(op: keyof typeof OP, kernel: 'unary' | 'unary_grad'): Native
 const MAX_CAT_ROW_COPIES = 65536;
 
 /** cat along params.dim into a contiguous output: per piece a memcpy (or gather) of each outer row. */
-const cat: NativeKernel = (ctx: NativeContext, inputs: readonly KernelTensor[], [o], params) => {
-  const dim = params['dim'];
+const cat: NativeKernel<'cat'> = (ctx: NativeContext, inputs: readonly KernelTensor[], [o], params) => {
+  const dim = params.dim;
   if (!o || typeof dim !== 'number' || !contiguous(o) || inputs.some((x) => x.dtype !== o.dtype || unsafeAlias(x, o))) return false;
   const outer = numel(o.shape.slice(0, dim));
   const inner = numel(o.shape.slice(dim + 1));
@@ -73,7 +76,7 @@ const cat: NativeKernel = (ctx: NativeContext, inputs: readonly KernelTensor[], 
   return true;
 };
 
-export const UNARY_KERNELS: Record<string, NativeKernel> = {
+export const UNARY_KERNELS = {
   tanh: activation('tanh', 'unary'),
   sigmoid: activation('sigmoid', 'unary'),
   leakyRelu: activation('leakyRelu', 'unary'),
@@ -81,4 +84,4 @@ export const UNARY_KERNELS: Record<string, NativeKernel> = {
   sigmoidBackward: activation('sigmoid', 'unary_grad'),
   leakyReluBackward: activation('leakyRelu', 'unary_grad'),
   cat,
-};
+} satisfies NativeKernels;

@@ -5,7 +5,7 @@
  * on the GPU, uploaded to a scratch buffer and copied into its (possibly strided) view by the
  * raw-copy kernel, in command order.
  */
-import type { KernelParams, KernelTensor } from '../backend.js';
+import type { KernelTensor } from '../backend.js';
 import type { StorageArray } from '../../dtype/dtype.js';
 import { gatherToF64, scatterFromF64 } from '../reference/codec.js';
 import type { RefKernel } from '../reference/kernels/types.js';
@@ -13,12 +13,12 @@ import type { WebGpuBuffer } from './buffers.js';
 import { contiguousStrides, numel, type KernelContext } from './kernels/common.js';
 import { runElementwise } from './kernels/elementwise.js';
 
-export function runOnHost(
+export function runOnHost<P>(
   ctx: KernelContext,
-  fn: RefKernel,
+  fn: RefKernel<P>,
   inputs: readonly KernelTensor[],
   outputs: readonly KernelTensor[],
-  params: KernelParams,
+  params: P,
   dataOf: (b: WebGpuBuffer) => StorageArray,
 ): void {
   const args = inputs.map((t) => ({ data: gatherToF64(dataOf(t.buffer as WebGpuBuffer), t.dtype, t.shape, t.strides, t.offset), shape: t.shape, dtype: t.dtype }));

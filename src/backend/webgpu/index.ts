@@ -11,11 +11,12 @@
  * command is queued behind it in order (the deferred queue below).
  */
 /// <reference types="@webgpu/types" />
-import type { Backend, DeviceBuffer, KernelParams, KernelTensor, MemoryStats } from '../backend.js';
+import type { Backend, DeviceBuffer, KernelTensor, MemoryStats } from '../backend.js';
+import type { KernelName, KernelParams } from '../kernels.js';
 import { MemoryCounter } from '../backend.js';
 import { float16, float32, type DType, type StorageArray } from '../../dtype/dtype.js';
 import { float32ToFloat16 } from '../../dtype/convert.js';
-import { contiguousStrides, numel } from '../reference/codec.js';
+import { contiguousStrides, numel } from '../../shape/strides.js';
 import { REFERENCE_KERNELS } from '../reference/index.js';
 import { acquireDevice, type DeviceOptions, type GpuContext, type SubgroupMatrixShape } from './device.js';
 import { BufferPool, WebGpuBuffer, type PoolStats } from './buffers.js';
@@ -191,12 +192,12 @@ export class WebGpuBackend implements Backend, KernelContext {
   }
 
   /** Kernels with a WGSL implementation (F.batchNorm takes its fused form here). */
-  nativeKernel(kernel: string): boolean {
+  nativeKernel(kernel: KernelName): boolean {
     return !this.hostOnly && Object.hasOwn(GPU_KERNELS, kernel);
   }
 
-  hasKernel(kernel: string): boolean {
-    return kernel in REFERENCE_KERNELS || kernel in GPU_KERNELS;
+  hasKernel(kernel: KernelName): boolean {
+    return Object.hasOwn(REFERENCE_KERNELS, kernel);
   }
 
   private count(kernel: string, where: 'native' | 'fallback'): void {
@@ -205,7 +206,7 @@ export class WebGpuBackend implements Backend, KernelContext {
     s[where]++;
   }
 
-  run(kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
+  run<K extends KernelName>(kernel: K, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams<K>): void {
     const gpuKernel = Object.hasOwn(GPU_KERNELS, kernel) ? GPU_KERNELS[kernel] : undefined;
     const onGpu =
       !this.hostOnly &&

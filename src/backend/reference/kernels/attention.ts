@@ -18,18 +18,9 @@
  * keep_j is the counter-based dropout mask of element (b * L + i) * S + j (src/random/counter_hash.ts).
  * Arithmetic in float64; every output rounded once into its dtype by the backend.
  */
-import type { RefArray, RefKernel } from './types.js';
+import type { FlashAttentionParams } from '../../kernels.js';
+import type { RefArray, RefKernel, RefKernels } from './types.js';
 import { counterHash } from '../../../random/counter_hash.js';
-
-export interface FlashAttentionKernelParams {
-  scale: number;
-  causal: boolean;
-  mask: 'none' | 'bool' | 'float';
-  dropoutThreshold: number;
-  dropoutScale: number;
-  seed0: number;
-  seed1: number;
-}
 
 interface Geometry {
   N: number;
@@ -49,7 +40,7 @@ function geometry(q: RefArray, k: RefArray, v: RefArray): Geometry {
 }
 
 /** The score of (b, i, j), or -Infinity where masked; and whether dropout keeps it. */
-function scorer(q: RefArray, k: RefArray, mask: RefArray | undefined, g: Geometry, p: FlashAttentionKernelParams) {
+function scorer(q: RefArray, k: RefArray, mask: RefArray | undefined, g: Geometry, p: FlashAttentionParams) {
   const { L, S, E } = g;
   return {
     score(b: number, i: number, j: number): number {
@@ -74,7 +65,7 @@ function scorer(q: RefArray, k: RefArray, mask: RefArray | undefined, g: Geometr
   };
 }
 
-const flashAttentionForward: RefKernel = (inputs, p: FlashAttentionKernelParams) => {
+const flashAttentionForward: RefKernel<FlashAttentionParams> = (inputs, p) => {
   const [q, k, v] = inputs as [RefArray, RefArray, RefArray];
   const mask = p.mask === 'none' ? undefined : inputs[3];
   const g = geometry(q, k, v);
@@ -112,7 +103,7 @@ const flashAttentionForward: RefKernel = (inputs, p: FlashAttentionKernelParams)
   return [out, lse];
 };
 
-const flashAttentionBackward: RefKernel = (inputs, p: FlashAttentionKernelParams) => {
+const flashAttentionBackward: RefKernel<FlashAttentionParams> = (inputs, p) => {
   const [q, k, v] = inputs as [RefArray, RefArray, RefArray];
   const hasMask = p.mask !== 'none';
   const mask = hasMask ? inputs[3] : undefined;
@@ -156,4 +147,4 @@ const flashAttentionBackward: RefKernel = (inputs, p: FlashAttentionKernelParams
   return [dq, dk, dv];
 };
 
-export const attentionKernels: Record<string, RefKernel> = { flashAttentionForward, flashAttentionBackward };
+export const attentionKernels = { flashAttentionForward, flashAttentionBackward } satisfies RefKernels;

@@ -12,13 +12,8 @@
  * The last three take the statistics as batchNormStats gave them (rounded to float32 for any input
  * but float64), computed once in the forward, as PyTorch saves mean and invstd for the backward.
  */
-import { arithmeticRounding, type RefArray, type RefKernel } from './types.js';
-
-export interface BatchNormParams {
-  eps: number;
-  hasWeight: boolean;
-  hasBias: boolean;
-}
+import type { BatchNormParams, BatchNormRunningParams, NoParams } from '../../kernels.js';
+import { arithmeticRounding, type RefArray, type RefKernel, type RefKernels } from './types.js';
 
 /** [channels, values per channel (N times the spatial size), spatial size]. */
 export function channelLayout(shape: readonly number[]): [number, number, number] {
@@ -58,7 +53,7 @@ function givenStats(stats: RefArray): { mean: Float64Array; variance: Float64Arr
   return { mean: stats.data.subarray(0, C), variance: stats.data.subarray(C, 2 * C) };
 }
 
-const batchNormStats: RefKernel = ([x]) => {
+const batchNormStats: RefKernel<NoParams> = ([x]) => {
   const { mean, variance } = computeStats(x!);
   const out = new Float64Array(2 * mean.length);
   out.set(mean, 0);
@@ -66,7 +61,7 @@ const batchNormStats: RefKernel = ([x]) => {
   return [out];
 };
 
-const batchNormTrain: RefKernel = ([x, stats, ...affine], p: BatchNormParams) => {
+const batchNormTrain: RefKernel<BatchNormParams> = ([x, stats, ...affine], p) => {
   const { mean, variance } = givenStats(stats!);
   const w = p.hasWeight ? affine[0]!.data : null;
   const b = p.hasBias ? affine[p.hasWeight ? 1 : 0]!.data : null;
@@ -78,7 +73,7 @@ const batchNormTrain: RefKernel = ([x, stats, ...affine], p: BatchNormParams) =>
   return [y];
 };
 
-const batchNormGradSums: RefKernel = ([g, x, stats], p: BatchNormParams) => {
+const batchNormGradSums: RefKernel<BatchNormParams> = ([g, x, stats], p) => {
   const { mean, variance } = givenStats(stats!);
   const C = mean.length;
   const out = new Float64Array(2 * C);
@@ -90,7 +85,7 @@ const batchNormGradSums: RefKernel = ([g, x, stats], p: BatchNormParams) => {
   return [out];
 };
 
-const batchNormBackwardInput: RefKernel = ([g, x, stats, sums, w], p: BatchNormParams) => {
+const batchNormBackwardInput: RefKernel<BatchNormParams> = ([g, x, stats, sums, w], p) => {
   const { mean, variance } = givenStats(stats!);
   const C = mean.length;
   const M = channelLayout(x!.shape)[1];
@@ -104,13 +99,6 @@ const batchNormBackwardInput: RefKernel = ([g, x, stats, sums, w], p: BatchNormP
   return [dx];
 };
 
-/** Parameters of batchNormRunningUpdate. */
-export interface BatchNormRunningParams {
-  momentum: number;
-  /** count / (count - 1): the biased batch variance made unbiased */
-  unbiasFactor: number;
-}
-
 /**
  * The running statistics in one kernel, as F.batchNorm's composite update computes them (its
  * scalars rounded to the tensors' dtype, each product and sum rounded):
@@ -118,7 +106,7 @@ export interface BatchNormRunningParams {
  *   runningVar  = (runningVar * (1 - momentum)) + ((var * unbiasFactor) * momentum)
  * inputs [runningMean, runningVar, stats]; outputs [runningMean, runningVar] (the same views).
  */
-const batchNormRunningUpdate: RefKernel = ([rm, rv, stats], p: BatchNormRunningParams) => {
+const batchNormRunningUpdate: RefKernel<BatchNormRunningParams> = ([rm, rv, stats], p) => {
   const { mean, variance } = givenStats(stats!);
   const [rr, rs] = [arithmeticRounding(rm!), arithmeticRounding(stats!)];
   // a sum of a running-dtype and a stats-dtype product is rounded in the wider of the two
@@ -129,4 +117,4 @@ const batchNormRunningUpdate: RefKernel = ([rm, rv, stats], p: BatchNormRunningP
   return [outMean, outVar];
 };
 
-export const batchNormKernels: Record<string, RefKernel> = { batchNormStats, batchNormTrain, batchNormGradSums, batchNormBackwardInput, batchNormRunningUpdate };
+export const batchNormKernels = { batchNormStats, batchNormTrain, batchNormGradSums, batchNormBackwardInput, batchNormRunningUpdate } satisfies RefKernels;

@@ -4,15 +4,9 @@
  * patches, and the forward is W_g[O/g, C/g*KH*KW] * cols. conv2dBackwardInput (also convTranspose2d's
  * forward) is W_g^T * dY scattered back by col2im; conv2dBackwardWeight accumulates dY * cols^T.
  */
-import type { RefKernel } from './types.js';
+import type { Conv2dParams as ConvParams } from '../../kernels.js';
+import type { RefKernel, RefKernels } from './types.js';
 import { gemmNN, gemmNT, gemmTN } from './gemm.js';
-
-interface ConvParams {
-  stride: [number, number];
-  padding: [number, number];
-  dilation: [number, number];
-  groups: number;
-}
 
 interface Geometry {
   N: number; C: number; H: number; W: number;
@@ -83,7 +77,7 @@ function col2imAdd(cols: Float64Array, g: Geometry, p: ConvParams, n: number, gr
   }
 }
 
-const conv2d: RefKernel = ([x, w, b], p: ConvParams, [out]) => {
+const conv2d: RefKernel<ConvParams> = ([x, w, b], p, [out]) => {
   const g = geometry(x!.shape, w!.shape, out!.shape, p.groups);
   const Y = new Float64Array(g.N * g.O * g.cols);
   const cols = new Float64Array(g.rows * g.cols);
@@ -104,7 +98,7 @@ const conv2d: RefKernel = ([x, w, b], p: ConvParams, [out]) => {
 };
 
 /** Gradient w.r.t. the input: inputs (gradOut, weight); output shape is the input's. */
-const conv2dBackwardInput: RefKernel = ([gy, w], p: ConvParams, [out]) => {
+const conv2dBackwardInput: RefKernel<ConvParams> = ([gy, w], p, [out]) => {
   const g = geometry(out!.shape, w!.shape, gy!.shape, p.groups);
   const GX = new Float64Array(g.N * g.C * g.H * g.W);
   const cols = new Float64Array(g.rows * g.cols);
@@ -120,7 +114,7 @@ const conv2dBackwardInput: RefKernel = ([gy, w], p: ConvParams, [out]) => {
 };
 
 /** Gradient w.r.t. the weight: inputs (input, gradOut); output shape is the weight's. */
-const conv2dBackwardWeight: RefKernel = ([x, gy], p: ConvParams, [out]) => {
+const conv2dBackwardWeight: RefKernel<ConvParams> = ([x, gy], p, [out]) => {
   const g = geometry(x!.shape, out!.shape, gy!.shape, p.groups);
   const GW = new Float64Array(g.O * g.rows);
   const cols = new Float64Array(g.rows * g.cols);
@@ -134,4 +128,4 @@ const conv2dBackwardWeight: RefKernel = ([x, gy], p: ConvParams, [out]) => {
   return [GW];
 };
 
-export const convKernels: Record<string, RefKernel> = { conv2d, conv2dBackwardInput, conv2dBackwardWeight };
+export const convKernels = { conv2d, conv2dBackwardInput, conv2dBackwardWeight } satisfies RefKernels;

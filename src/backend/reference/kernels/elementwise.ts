@@ -1,11 +1,17 @@
 /** Elementwise kernels: every input already has the output's shape (the op layer broadcasts). */
-import type { RefKernel } from './types.js';
+import type { KernelName, KernelParams, NoParams, FillParams } from '../../kernels.js';
+import { kernelsOf, type RefKernel, type RefKernels } from './types.js';
 import { gelu, geluGrad } from './math.js';
 
-type Unary = (x: number, params: any) => number;
-type Binary = (a: number, b: number, params: any) => number;
+type Unary<P> = (x: number, params: P) => number;
+type Binary<P> = (a: number, b: number, params: P) => number;
+type Ternary<P> = (a: number, b: number, c: number, params: P) => number;
+/** Scalar functions by kernel name, each taking its kernel's params. */
+type ScalarTable<F extends 'unary' | 'binary' | 'ternary'> = {
+  [K in KernelName]?: { unary: Unary<KernelParams<K>>; binary: Binary<KernelParams<K>>; ternary: Ternary<KernelParams<K>> }[F];
+};
 
-const UNARY: Record<string, Unary> = {
+const UNARY = {
   copy: (x) => x,
   neg: (x) => -x,
   abs: Math.abs,
@@ -28,9 +34,9 @@ const UNARY: Record<string, Unary> = {
   },
   logicalNot: (x) => (x === 0 ? 1 : 0),
   isfinite: (x) => (Number.isFinite(x) ? 1 : 0),
-};
+} satisfies ScalarTable<'unary'>;
 
-const BINARY: Record<string, Binary> = {
+const BINARY = {
   add: (a, b) => a + b,
   sub: (a, b) => a - b,
   mul: (a, b) => a * b,
@@ -46,7 +52,7 @@ const BINARY: Record<string, Binary> = {
   ge: (a, b) => (a >= b ? 1 : 0),
   logicalAnd: (a, b) => (a !== 0 && b !== 0 ? 1 : 0),
   logicalOr: (a, b) => (a !== 0 || b !== 0 ? 1 : 0),
-};
+} satisfies ScalarTable<'binary'>;
 
 /**
  * Fused backward rules (saved value, incoming gradient) -> input gradient, so that a 16-bit
@@ -54,7 +60,7 @@ const BINARY: Record<string, Binary> = {
  * their 16-bit outputs are too coarse to differentiate from (tanh(x) rounds to 1 long before its
  * gradient is negligible).
  */
-const GRAD_BINARY: Record<string, Binary> = {
+const GRAD_BINARY = {
   geluBackward: (x, g, p) => g * geluGrad(x, p.approximate),
   tanhBackward: (x, g) => {
     const y = Math.tanh(x);
@@ -70,20 +76,19 @@ const GRAD_BINARY: Record<string, Binary> = {
   sqrtBackward: (y, g) => g / (2 * y),
   rsqrtBackward: (x, g) => -0.5 * g * Math.pow(x, -1.5),
   clampBackward: (x, g, p) => ((p.min === null || x >= p.min) && (p.max === null || x <= p.max) ? g : 0),
-};
+} satisfies ScalarTable<'binary'>;
 
-type Ternary = (a: number, b: number, c: number, params: any) => number;
 /** (a, b, incoming gradient) -> gradient of one operand of a binary op. */
-const GRAD_TERNARY: Record<string, Ternary> = {
+const GRAD_TERNARY = {
   powBackwardBase: (a, b, g) => (b === 0 ? 0 : g * b * Math.pow(a, b - 1)),
   powBackwardExponent: (a, b, g) => (a === 0 && b >= 0 ? 0 : g * Math.pow(a, b) * Math.log(a)),
   divBackwardDivisor: (a, b, g) => (-g * a) / (b * b),
   /** gradient reaching `a` of maximum(a, b): all of it where a wins, half on ties */
   maximumBackward: (a, b, g) => (a > b ? g : a === b ? g / 2 : 0),
   minimumBackward: (a, b, g) => (a < b ? g : a === b ? g / 2 : 0),
-};
+} satisfies ScalarTable<'ternary'>;
 
-function ternaryKernel(f: Ternary): RefKernel {
+function ternaryKernel<P>(f: Ternary<P>): RefKernel<P> {
   return ([a, b, c], params) => {
     const x = a!.data;
     const y = b!.data;
@@ -94,7 +99,7 @@ function ternaryKernel(f: Ternary): RefKernel {
   };
 }
 
-function unaryKernel(f: Unary): RefKernel {
+function unaryKernel<P>(f: Unary<P>): RefKernel<P> {
   return ([x], params) => {
     const src = x!.data;
     const out = new Float64Array(src.length);
@@ -103,7 +108,7 @@ function unaryKernel(f: Unary): RefKernel {
   };
 }
 
-function binaryKernel(f: Binary): RefKernel {
+function binaryKernel<P>(f: Binary<P>): RefKernel<P> {
   return ([a, b], params) => {
     const x = a!.data;
     const y = b!.data;
@@ -113,7 +118,7 @@ function binaryKernel(f: Binary): RefKernel {
   };
 }
 
-const where: RefKernel = ([c, a, b]) => {
+const where: RefKernel<NoParams> = ([c, a, b]) => {
   const cond = c!.data;
   const x = a!.data;
   const y = b!.data;
@@ -123,17 +128,17 @@ const where: RefKernel = ([c, a, b]) => {
 };
 
 /** Fills its output with one value (used for zeros/ones/full without a host copy). */
-const fill: RefKernel = (_inputs, params, [out]) => {
+const fill: RefKernel<FillParams> = (_inputs, params, [out]) => {
   let n = 1;
   for (const d of out!.shape) n *= d;
   return [new Float64Array(n).fill(params.value)];
 };
 
-export const elementwiseKernels: Record<string, RefKernel> = {
+export const elementwiseKernels = {
   where,
   fill,
-  ...Object.fromEntries(Object.entries(UNARY).map(([name, f]) => [name, unaryKernel(f)])),
-  ...Object.fromEntries(Object.entries(BINARY).map(([name, f]) => [name, binaryKernel(f)])),
-  ...Object.fromEntries(Object.entries(GRAD_BINARY).map(([name, f]) => [name, binaryKernel(f)])),
-  ...Object.fromEntries(Object.entries(GRAD_TERNARY).map(([name, f]) => [name, ternaryKernel(f)])),
-};
+  ...kernelsOf(UNARY, unaryKernel),
+  ...kernelsOf(BINARY, binaryKernel),
+  ...kernelsOf(GRAD_BINARY, binaryKernel),
+  ...kernelsOf(GRAD_TERNARY, ternaryKernel),
+} satisfies RefKernels;

@@ -3,8 +3,9 @@
  * prod, cumsum and p-norms, with their fused backward kernels. Everything is computed in float64
  * and rounded once into the output dtype by the backend (so a 16-bit op or backward rounds once).
  */
-import type { RefKernel } from './types.js';
-import { numel } from '../codec.js';
+import type { CumsumParams, NormParams, ReduceDimsParams, ScaledParams, SoftplusParams } from '../../kernels.js';
+import type { RefKernel, RefKernels } from './types.js';
+import { numel } from '../../../shape/strides.js';
 import { outputIndexMap } from './reduce.js';
 
 /** Number of output elements of a reduction of `shape` over `dims`. */
@@ -16,7 +17,7 @@ function reducedSize(shape: readonly number[], dims: readonly number[]): number 
   return n;
 }
 
-function map1(f: (x: number, p: any) => number): RefKernel {
+function map1<P>(f: (x: number, p: P) => number): RefKernel<P> {
   return ([a], p) => {
     const x = a!.data;
     const out = new Float64Array(x.length);
@@ -25,7 +26,7 @@ function map1(f: (x: number, p: any) => number): RefKernel {
   };
 }
 
-function map2(f: (x: number, y: number, p: any) => number): RefKernel {
+function map2<P>(f: (x: number, y: number, p: P) => number): RefKernel<P> {
   return ([a, b], p) => {
     const x = a!.data;
     const y = b!.data;
@@ -35,7 +36,7 @@ function map2(f: (x: number, y: number, p: any) => number): RefKernel {
   };
 }
 
-function map3(f: (x: number, y: number, z: number, p: any) => number): RefKernel {
+function map3<P>(f: (x: number, y: number, z: number, p: P) => number): RefKernel<P> {
   return ([a, b, c], p) => {
     const x = a!.data;
     const y = b!.data;
@@ -49,7 +50,7 @@ function map3(f: (x: number, y: number, z: number, p: any) => number): RefKernel
 /* ------------------------------------------------------------------ elementwise */
 
 /** softplus(x) = log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (PyTorch). */
-function softplus(x: number, p: { beta: number; threshold: number }): number {
+function softplus(x: number, p: SoftplusParams): number {
   const bx = x * p.beta;
   if (bx > p.threshold) return x;
   // log1p(exp(bx)) without overflow for large bx, without cancellation for very negative bx
@@ -57,7 +58,7 @@ function softplus(x: number, p: { beta: number; threshold: number }): number {
 }
 
 /** d softplus / dx = sigmoid(beta x), and 1 above the threshold. */
-function softplusGrad(x: number, p: { beta: number; threshold: number }): number {
+function softplusGrad(x: number, p: SoftplusParams): number {
   const bx = x * p.beta;
   if (bx > p.threshold) return 1;
   return bx >= 0 ? 1 / (1 + Math.exp(-bx)) : Math.exp(bx) / (1 + Math.exp(bx));
@@ -66,7 +67,7 @@ function softplusGrad(x: number, p: { beta: number; threshold: number }): number
 /* ------------------------------------------------------------------ reductions */
 
 /** Product over `dims`; an empty product is 1. */
-const prod: RefKernel = ([x], params, [out]) => {
+const prod: RefKernel<ReduceDimsParams> = ([x], params, [out]) => {
   const map = outputIndexMap(x!.shape, params.dims);
   const res = new Float64Array(numel(out!.shape)).fill(1);
   const src = x!.data;
@@ -79,7 +80,7 @@ const prod: RefKernel = ([x], params, [out]) => {
  * dividing by x_i, so zeros get their exact gradient (one zero: the product of the others; two or
  * more: 0).
  */
-const prodBackward: RefKernel = ([x, g], params) => {
+const prodBackward: RefKernel<ReduceDimsParams> = ([x, g], params) => {
   const src = x!.data;
   const G = g!.data;
   const map = outputIndexMap(x!.shape, params.dims);
@@ -115,7 +116,7 @@ function splitAround(shape: readonly number[], dim: number): [number, number, nu
 }
 
 /** Running sum along `dim` (from the end when `reverse`: the gradient of cumsum). Accumulates in float64. */
-const cumsum: RefKernel = ([x], params) => {
+const cumsum: RefKernel<CumsumParams> = ([x], params) => {
   const src = x!.data;
   const res = new Float64Array(src.length);
   if (x!.shape.length === 0) {
@@ -184,7 +185,7 @@ function slices(shape: readonly number[], dims: readonly number[], src: Float64A
   return { map, groups };
 }
 
-const norm: RefKernel = ([x], params) => {
+const norm: RefKernel<NormParams> = ([x], params) => {
   const { groups } = slices(x!.shape, params.dims, x!.data);
   return [Float64Array.from(groups, (s) => pNorm(s, params.p))];
 };
@@ -194,10 +195,10 @@ const norm: RefKernel = ([x], params) => {
  * gradient is 0 (PyTorch's subgradient); ±Infinity norms split the gradient evenly among the
  * elements attaining the extremum; p = 0 has a zero gradient.
  */
-const normBackward: RefKernel = ([x, g], params) => {
+const normBackward: RefKernel<NormParams> = ([x, g], params) => {
   const src = x!.data;
   const G = g!.data;
-  const p: number = params.p;
+  const p = params.p;
   const { map, groups } = slices(x!.shape, params.dims, src);
   const norms = groups.map((s) => pNorm(s, p));
   const ties = new Float64Array(norms.length);
@@ -227,7 +228,7 @@ const normBackward: RefKernel = ([x, g], params) => {
   return [res];
 };
 
-export const extraKernels: Record<string, RefKernel> = {
+export const extraKernels = {
   reciprocal: map1((x) => 1 / x),
   /** inputs (y = 1/x, g): -g y^2 */
   reciprocalBackward: map2((y, g) => -g * y * y),
@@ -252,4 +253,4 @@ export const extraKernels: Record<string, RefKernel> = {
   cumsum,
   norm,
   normBackward,
-};
+} satisfies RefKernels;

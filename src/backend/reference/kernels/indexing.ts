@@ -1,9 +1,10 @@
 /** Concatenation and index-based selection, with the scatter-adds their gradients need. */
-import type { RefKernel } from './types.js';
-import { contiguousStrides, numel } from '../codec.js';
+import type { DimParams } from '../../kernels.js';
+import type { RefKernel, RefKernels } from './types.js';
+import { contiguousStrides, numel } from '../../../shape/strides.js';
 import { splitAround } from './reduce.js';
 
-const cat: RefKernel = (inputs, params, [out]) => {
+const cat: RefKernel<DimParams> = (inputs, params, [out]) => {
   const [outer, total, inner] = splitAround(out!.shape, params.dim);
   const res = new Float64Array(outer * total * inner);
   let start = 0;
@@ -20,7 +21,7 @@ function checkIndex(op: string, value: number, size: number): number {
   return value < 0 ? value + size : value;
 }
 
-const indexSelect: RefKernel = ([x, index], params, [out]) => {
+const indexSelect: RefKernel<DimParams> = ([x, index], params, [out]) => {
   const [outer, n, inner] = splitAround(x!.shape, params.dim);
   const idx = index!.data;
   const res = new Float64Array(numel(out!.shape));
@@ -33,7 +34,7 @@ const indexSelect: RefKernel = ([x, index], params, [out]) => {
 };
 
 /** inputs (source, index): zeros of the output shape with source slices added at index positions. */
-const indexAdd: RefKernel = ([src, index], params, [out]) => {
+const indexAdd: RefKernel<DimParams> = ([src, index], params, [out]) => {
   const [outer, n, inner] = splitAround(out!.shape, params.dim);
   const idx = index!.data;
   const res = new Float64Array(numel(out!.shape));
@@ -73,17 +74,17 @@ function forEachGather(
   }
 }
 
-const gather: RefKernel = ([x, index], params) => {
+const gather: RefKernel<DimParams> = ([x, index], params) => {
   const res = new Float64Array(index!.data.length);
   forEachGather(index!.shape, x!.shape, params.dim, index!.data, 'gather', (i, t) => (res[i] = x!.data[t]!));
   return [res];
 };
 
 /** inputs (source, index) of one shape: zeros of the output shape plus source added at gathered places. */
-const scatterAdd: RefKernel = ([src, index], params, [out]) => {
+const scatterAdd: RefKernel<DimParams> = ([src, index], params, [out]) => {
   const res = new Float64Array(numel(out!.shape));
   forEachGather(index!.shape, out!.shape, params.dim, index!.data, 'scatterAdd', (i, t) => (res[t]! += src!.data[i]!));
   return [res];
 };
 
-export const indexingKernels: Record<string, RefKernel> = { cat, indexSelect, indexAdd, gather, scatterAdd };
+export const indexingKernels = { cat, indexSelect, indexAdd, gather, scatterAdd } satisfies RefKernels;

@@ -1,8 +1,9 @@
 /** Batched matrix multiply [B,M,K] x [B,K,N] -> [B,M,N]; accumulation in float64. */
-import type { RefKernel } from './types.js';
+import type { NoParams } from '../../kernels.js';
+import type { RefKernel, RefKernels } from './types.js';
 import { gemmNN } from './gemm.js';
 
-const bmm: RefKernel = ([a, b]) => {
+const bmm: RefKernel<NoParams> = ([a, b]) => {
   const [B, M, K] = a!.shape as [number, number, number];
   const N = b!.shape[2]!;
   const C = new Float64Array(B * M * N);
@@ -10,4 +11,4 @@ const bmm: RefKernel = ([a, b]) => {
   return [C];
 };
 
-export const linalgKernels: Record<string, RefKernel> = { bmm };
+export const linalgKernels = { bmm } satisfies RefKernels;

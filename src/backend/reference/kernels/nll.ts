@@ -12,14 +12,8 @@
  *                                                ignored target, whose weight is 0), 0 elsewhere,
  *                                                q = g[m] ('none'), g ('sum'), g / sum_m w_t_m ('mean'; 1 for a 0 sum)
  */
-import { arithmeticRounding, type RefArray, type RefKernel } from './types.js';
-
-export interface NllParams {
-  ignoreIndex: number;
-  reduction: 'mean' | 'sum' | 'none';
-  /** 1 for [N,C,...], 0 for a [C] input with a 0-d target */
-  classDim: number;
-}
+import type { NllParams } from '../../kernels.js';
+import { arithmeticRounding, type RefArray, type RefKernel, type RefKernels } from './types.js';
 
 /** For each target m: its class, and where logp's element [m, class] lives in storage order. */
 function targets(logp: RefArray, target: RefArray, p: NllParams): { cls: number[]; at: number[] } {
@@ -40,7 +34,7 @@ function targets(logp: RefArray, target: RefArray, p: NllParams): { cls: number[
 const weights = (cls: readonly number[], w: RefArray | undefined, p: NllParams): number[] =>
   cls.map((t) => (t === p.ignoreIndex ? 0 : w ? w.data[t]! : 1));
 
-const nllLossFused: RefKernel = ([logp, target, w], p: NllParams) => {
+const nllLossFused: RefKernel<NllParams> = ([logp, target, w], p) => {
   const f = arithmeticRounding(logp!);
   const { cls, at } = targets(logp!, target!, p);
   const wt = weights(cls, w, p);
@@ -52,7 +46,7 @@ const nllLossFused: RefKernel = ([logp, target, w], p: NllParams) => {
   return [Float64Array.of(total / den)];
 };
 
-const nllLossBackward: RefKernel = ([g, logp, target, w], p: NllParams) => {
+const nllLossBackward: RefKernel<NllParams> = ([g, logp, target, w], p) => {
   const f = arithmeticRounding(logp!);
   const { cls, at } = targets(logp!, target!, p);
   const wt = weights(cls, w, p);
@@ -69,4 +63,4 @@ const nllLossBackward: RefKernel = ([g, logp, target, w], p: NllParams) => {
   return [out];
 };
 
-export const nllKernels: Record<string, RefKernel> = { nllLossFused, nllLossBackward };
+export const nllKernels = { nllLossFused, nllLossBackward } satisfies RefKernels;

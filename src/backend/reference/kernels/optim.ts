@@ -17,8 +17,9 @@
  *   device, PyTorch's fused optimizers' `found_inf`).
  * - Scalars a GPU reads from the device (`foundInf`, `isFirst`, `step`) are 0-d float32 tensors.
  */
-import type { RefArray, RefKernel } from './types.js';
-import type { SGDOptions } from '../../../optim/sgd.js';
+import type { AdamUpdateParams, AmpUpdateScaleParams, NoParams, SgdUpdateParams } from '../../kernels.js';
+import { adamBiasCorrections } from '../../optim_math.js';
+import type { RefArray, RefKernel, RefKernels } from './types.js';
 
 const f = Math.fround;
 
@@ -26,21 +27,6 @@ const f = Math.fround;
 const scalarOf = (t: RefArray | undefined): number => (t ? t.data[0]! : 0);
 
 /* ------------------------------------------------------------------ SGD */
-
-/** Parameters of the `sgdUpdate` kernel: PyTorch's SGD options (src/optim/sgd.ts) and: */
-export interface SgdUpdateParams extends SGDOptions {
-  /** First step with momentum: the buffer starts as the gradient (its old content is ignored). */
-  first: boolean;
-  /** An `isFirst` input follows (0-d float32; nonzero: first step). It replaces `first`. */
-  firstInput?: boolean;
-  /** A `foundInf` input comes last (0-d float32; nonzero: outputs = inputs). */
-  foundInfInput?: boolean;
-  /**
-   * With firstInput and foundInfInput: one more output, the isFirst flag after this step (0-d
-   * float32, a tensor other than the isFirst input): isFirst if the step was skipped, else 0.
-   */
-  flagOutput?: boolean;
-}
 
 /**
  * sgdUpdate: PyTorch's SGD step in one pass.
@@ -62,7 +48,7 @@ export interface SgdUpdateParams extends SGDOptions {
  * foundInf != 0: param and buffer are written back unchanged.
  * nextIsFirst = foundInf != 0 ? isFirst : 0 (the buffer holds a step unless this one was skipped).
  */
-export const sgdUpdate: RefKernel = (inputs, params: SgdUpdateParams) => {
+export const sgdUpdate: RefKernel<SgdUpdateParams> = (inputs, params) => {
   const hasMomentum = params.momentum !== 0;
   const w = inputs[0]!.data;
   const g = inputs[1]!.data;
@@ -97,32 +83,6 @@ export const sgdUpdate: RefKernel = (inputs, params: SgdUpdateParams) => {
 
 /* ------------------------------------------------------------------ Adam / AdamW */
 
-/** Parameters of the `adamUpdate` kernel (PyTorch's Adam and AdamW; src/optim/adam.ts). */
-export interface AdamUpdateParams {
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  /** AdamW: weight decay shrinks the parameter; Adam: it is added to the gradient. */
-  decoupled: boolean;
-  amsgrad: boolean;
-  maximize: boolean;
-  /** 1 - beta1^step (without a `step` input). */
-  biasCorrection1?: number;
-  /** sqrt(1 - beta2^step) (without a `step` input). */
-  biasCorrection2Sqrt?: number;
-  /** A `step` input follows (0-d float32, the step count including this step): the bias corrections come from it. */
-  stepInput?: boolean;
-  /** A `foundInf` input comes last (0-d float32; nonzero: outputs = inputs). */
-  foundInfInput?: boolean;
-}
-
-/** 1 - beta1^step and sqrt(1 - beta2^step), in float64 as the optimizer computes them on the host. */
-export function adamBiasCorrections(beta1: number, beta2: number, step: number): [number, number] {
-  return [1 - beta1 ** step, Math.sqrt(1 - beta2 ** step)];
-}
-
 /**
  * adamUpdate: PyTorch's Adam / AdamW step in one pass over float32 master weights (or 16-bit
  * parameters) and float32 state, with float32, float16 or bfloat16 gradients.
@@ -146,7 +106,7 @@ export function adamBiasCorrections(beta1: number, beta2: number, step: number):
  *   w = w + f(-lr / bc1) * m / denom                         (in float64: addcdiv), rounded once into param's dtype
  * foundInf != 0: every output is written back unchanged.
  */
-export const adamUpdate: RefKernel = (inputs, params: AdamUpdateParams) => {
+export const adamUpdate: RefKernel<AdamUpdateParams> = (inputs, params) => {
   const w = inputs[0]!.data;
   const g = inputs[1]!.data;
   const m = inputs[2]!.data;
@@ -211,7 +171,7 @@ export const adamUpdate: RefKernel = (inputs, params: AdamUpdateParams) => {
  *              (a GPU may have every thread that sees one write 1.0: the race is benign)
  * A backend may split the list over several dispatches (WebGPU: its storage-binding limit).
  */
-export const ampUnscale: RefKernel = (inputs) => {
+export const ampUnscale: RefKernel<NoParams> = (inputs) => {
   const k = inputs.length - 2;
   const inv = inputs[k]!.data[0]!;
   let bad = false;
@@ -226,19 +186,6 @@ export const ampUnscale: RefKernel = (inputs) => {
   });
   return [...outs, Float64Array.of(bad ? 1 : inputs[k + 1]!.data[0]!)];
 };
-
-/** Parameters of the `ampUpdateScale` kernel (GradScaler's options). */
-export interface AmpUpdateScaleParams {
-  growthFactor: number;
-  backoffFactor: number;
-  growthInterval: number;
-  /** Back off only after this many consecutive overflowing iterations (1: at every overflow, PyTorch). */
-  hysteresis: number;
-  minScale: number;
-  maxScale: number;
-  /** A skipped-iterations counter (int32 0-d) follows overflowStreak in inputs and outputs: += 1 when foundInf != 0. */
-  countSkipped?: boolean;
-}
 
 /**
  * ampUpdateScale: PyTorch's _amp_update_scale_ with hysteresis and scale bounds (one thread).
@@ -257,7 +204,7 @@ export interface AmpUpdateScaleParams {
  * (the products in float64 rounded to float32: the correctly rounded float32 product when the
  * factors are float32 values, as the defaults 2 and 0.5 are; the scale is stored as float32.)
  */
-export const ampUpdateScale: RefKernel = (inputs, p: AmpUpdateScaleParams) => {
+export const ampUpdateScale: RefKernel<AmpUpdateScaleParams> = (inputs, p) => {
   const [scaleT, trackerT, streakT] = inputs;
   const skippedT = p.countSkipped ? inputs[3] : undefined;
   const foundT = inputs[p.countSkipped ? 4 : 3];
@@ -284,4 +231,4 @@ export const ampUpdateScale: RefKernel = (inputs, p: AmpUpdateScaleParams) => {
   return [Float64Array.of(scale), Float64Array.of(tracker), Float64Array.of(streak), ...skipped];
 };
 
-export const optimKernels: Record<string, RefKernel> = { sgdUpdate, adamUpdate, ampUnscale, ampUpdateScale };
+export const optimKernels = { sgdUpdate, adamUpdate, ampUnscale, ampUpdateScale } satisfies RefKernels;

@@ -1,14 +1,6 @@
 /** 2-D pooling over NCHW (any leading dims folded into planes) and the gradients. */
-import type { RefKernel } from './types.js';
-
-export interface PoolParams {
-  kernel: [number, number];
-  stride: [number, number];
-  padding: [number, number];
-  dilation?: [number, number];
-  countIncludePad?: boolean;
-  divisorOverride?: number | null;
-}
+import type { NoParams, Pool2dParams as PoolParams } from '../../kernels.js';
+import type { RefKernel, RefKernels } from './types.js';
 
 function planes(shape: readonly number[]): [number, number, number] {
   const H = shape[shape.length - 2]!;
@@ -57,14 +49,14 @@ function forEachMax(
   }
 }
 
-const maxPool2d: RefKernel = ([x], p: PoolParams, [out]) => {
+const maxPool2d: RefKernel<PoolParams> = ([x], p, [out]) => {
   const Y = new Float64Array(out!.shape.reduce((a, b) => a * b, 1));
   forEachMax(x!.data, x!.shape, out!.shape, p, (o, i) => (Y[o] = i < 0 ? -Infinity : x!.data[i]!));
   return [Y];
 };
 
 /** inputs (input, gradOut): routes each output gradient to its window's first maximum. */
-const maxPool2dBackward: RefKernel = ([x, gy], p: PoolParams) => {
+const maxPool2dBackward: RefKernel<PoolParams> = ([x, gy], p) => {
   const GX = new Float64Array(x!.data.length);
   forEachMax(x!.data, x!.shape, gy!.shape, p, (o, i) => {
     if (i >= 0) GX[i]! += gy!.data[o]!;
@@ -105,14 +97,14 @@ function forEachAvgTap(
   }
 }
 
-const avgPool2d: RefKernel = ([x], p: PoolParams, [out]) => {
+const avgPool2d: RefKernel<PoolParams> = ([x], p, [out]) => {
   const Y = new Float64Array(out!.shape.reduce((a, b) => a * b, 1));
   forEachAvgTap(x!.shape, out!.shape, p, (o, i, w) => (Y[o]! += x!.data[i]! * w));
   return [Y];
 };
 
 /** inputs (gradOut); output shape is the input's. */
-const avgPool2dBackward: RefKernel = ([gy], p: PoolParams, [out]) => {
+const avgPool2dBackward: RefKernel<PoolParams> = ([gy], p, [out]) => {
   const GX = new Float64Array(out!.shape.reduce((a, b) => a * b, 1));
   forEachAvgTap(out!.shape, gy!.shape, p, (o, i, w) => (GX[i]! += gy!.data[o]! * w));
   return [GX];
@@ -142,23 +134,23 @@ function forEachAdaptiveTap(
   }
 }
 
-const adaptiveAvgPool2d: RefKernel = ([x], _p, [out]) => {
+const adaptiveAvgPool2d: RefKernel<NoParams> = ([x], _p, [out]) => {
   const Y = new Float64Array(out!.shape.reduce((a, b) => a * b, 1));
   forEachAdaptiveTap(x!.shape, out!.shape, (o, i, w) => (Y[o]! += x!.data[i]! * w));
   return [Y];
 };
 
-const adaptiveAvgPool2dBackward: RefKernel = ([gy], _p, [out]) => {
+const adaptiveAvgPool2dBackward: RefKernel<NoParams> = ([gy], _p, [out]) => {
   const GX = new Float64Array(out!.shape.reduce((a, b) => a * b, 1));
   forEachAdaptiveTap(out!.shape, gy!.shape, (o, i, w) => (GX[i]! += gy!.data[o]! * w));
   return [GX];
 };
 
-export const poolKernels: Record<string, RefKernel> = {
+export const poolKernels = {
   maxPool2d,
   maxPool2dBackward,
   avgPool2d,
   avgPool2dBackward,
   adaptiveAvgPool2d,
   adaptiveAvgPool2dBackward,
-};
+} satisfies RefKernels;

@@ -1,6 +1,7 @@
 /** Reductions over a set of dimensions, and softmax along one. Accumulation in float64 (>= float32). */
-import type { RefKernel } from './types.js';
-import { numel } from '../codec.js';
+import type { ArgReduceParams, DimParams, ReduceDimsParams, SumParams } from '../../kernels.js';
+import type { RefKernel, RefKernels } from './types.js';
+import { numel } from '../../../shape/strides.js';
 
 /** For each input element, the linear index of the output element it reduces into. */
 export function outputIndexMap(shape: readonly number[], dims: readonly number[]): Int32Array {
@@ -32,7 +33,7 @@ export function outputIndexMap(shape: readonly number[], dims: readonly number[]
   return map;
 }
 
-const sum: RefKernel = ([x], params, [out]) => {
+const sum: RefKernel<SumParams> = ([x], params, [out]) => {
   const map = outputIndexMap(x!.shape, params.dims);
   const res = new Float64Array(numel(out!.shape));
   const src = x!.data;
@@ -41,7 +42,7 @@ const sum: RefKernel = ([x], params, [out]) => {
   return [res];
 };
 
-function extremum(isMax: boolean): RefKernel {
+function extremum(isMax: boolean): RefKernel<ReduceDimsParams> {
   return ([x], params, [out]) => {
     const map = outputIndexMap(x!.shape, params.dims);
     const res = new Float64Array(numel(out!.shape)).fill(isMax ? -Infinity : Infinity);
@@ -65,7 +66,7 @@ export function splitAround(shape: readonly number[], dim: number): [number, num
 }
 
 /** Index of the first maximum (or minimum) along `dim`; NaN counts as the extremum, as in PyTorch. */
-function argExtremum(isMax: boolean): RefKernel {
+function argExtremum(isMax: boolean): RefKernel<ArgReduceParams> {
   return ([x], params) => {
     const src = x!.data;
     const shape = params.dim === null ? [src.length] : x!.shape;
@@ -89,7 +90,7 @@ function argExtremum(isMax: boolean): RefKernel {
   };
 }
 
-function softmaxLike(log: boolean): RefKernel {
+function softmaxLike(log: boolean): RefKernel<DimParams> {
   return ([x], params) => {
     const src = x!.data;
     const [outer, n, inner] = splitAround(x!.shape, params.dim);
@@ -114,7 +115,7 @@ function softmaxLike(log: boolean): RefKernel {
 }
 
 /** inputs (softmax output y, gradient g): y * (g - sum(g * y)) along dim. */
-const softmaxBackward: RefKernel = ([y, g], params) => {
+const softmaxBackward: RefKernel<DimParams> = ([y, g], params) => {
   const Y = y!.data;
   const G = g!.data;
   const [outer, n, inner] = splitAround(y!.shape, params.dim);
@@ -130,7 +131,7 @@ const softmaxBackward: RefKernel = ([y, g], params) => {
 };
 
 /** inputs (logSoftmax output y, gradient g): g - exp(y) * sum(g) along dim. */
-const logSoftmaxBackward: RefKernel = ([y, g], params) => {
+const logSoftmaxBackward: RefKernel<DimParams> = ([y, g], params) => {
   const Y = y!.data;
   const G = g!.data;
   const [outer, n, inner] = splitAround(y!.shape, params.dim);
@@ -145,7 +146,7 @@ const logSoftmaxBackward: RefKernel = ([y, g], params) => {
   return [res];
 };
 
-export const reduceKernels: Record<string, RefKernel> = {
+export const reduceKernels = {
   sum,
   max: extremum(true),
   min: extremum(false),
@@ -155,4 +156,4 @@ export const reduceKernels: Record<string, RefKernel> = {
   logSoftmax: softmaxLike(true),
   softmaxBackward,
   logSoftmaxBackward,
-};
+} satisfies RefKernels;

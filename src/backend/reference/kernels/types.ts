@@ -1,5 +1,6 @@
 /** What a reference kernel sees: contiguous float64 values with their shape and dtype. */
 import type { DType } from '../../../dtype/dtype.js';
+import type { KernelName, KernelParams } from '../../kernels.js';
 
 export interface RefArray {
   readonly data: Float64Array;
@@ -22,4 +23,22 @@ export function arithmeticRounding(...arrays: readonly RefArray[]): (x: number) 
 }
 
 /** Computes every output as contiguous float64 values; the backend rounds them into storage. */
-export type RefKernel = (inputs: readonly RefArray[], params: any, outputs: readonly RefOutput[]) => Float64Array[];
+export type RefKernel<P = KernelParams> = (inputs: readonly RefArray[], params: P, outputs: readonly RefOutput[]) => Float64Array[];
+
+/** The reference backend's table: one definition for every kernel of the contract. */
+export type RefKernelTable = { readonly [K in KernelName]: RefKernel<KernelParams<K>> };
+
+/** A file's share of the table (checked against the contract: no unknown names, the right params). */
+export type RefKernels = Partial<RefKernelTable>;
+
+/**
+ * A table of scalar functions made into kernels by `make`, keeping each name's type: `make` passes
+ * the params through, so a function checked against its kernel's params (`satisfies`) makes a
+ * kernel with those params.
+ */
+export function kernelsOf<T extends object>(
+  fns: T,
+  make: (f: never) => RefKernel<never>,
+): { [K in keyof T & KernelName]: RefKernel<KernelParams<K>> } {
+  return Object.fromEntries(Object.entries(fns).map(([name, f]) => [name, make(f as never)])) as never;
+}

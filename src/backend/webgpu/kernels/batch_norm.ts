@@ -11,8 +11,8 @@
  *   batchNormBackwardInput  input gradient      1
  *   batchNormRunningUpdate  running statistics  1 (one thread per channel, in place)
  */
-import type { KernelParams, KernelTensor } from '../../backend.js';
-import type { BatchNormParams, BatchNormRunningParams } from '../../reference/kernels/batch_norm.js';
+import type { KernelTensor } from '../../backend.js';
+import type { BatchNormParams, BatchNormRunningParams, KernelParams } from '../../kernels.js';
 import { channelLayout } from '../../reference/kernels/batch_norm.js';
 import { bind, entry, groups1d, workgroupSums, makeDispatch, Meta, numel, shader, tensorOperand, withContiguous, type KernelContext } from './common.js';
 import { runElementwise } from './elementwise.js';
@@ -107,9 +107,11 @@ ${entry(WG)}
   ctx.sched.dispatch(makeDispatch('bnRunning', code, bound, m, groups1d(C, WG)));
 }
 
-export function runBatchNorm(ctx: KernelContext, kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
+export type BatchNormKernel = (typeof BATCH_NORM_KERNELS)[number];
+
+export function runBatchNorm(ctx: KernelContext, kernel: BatchNormKernel, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams<BatchNormKernel>): void {
   const copy = (s: KernelTensor, d: KernelTensor) => runElementwise(ctx, 'copy', [s], [d], {});
-  const p = params as unknown as BatchNormParams;
+  const p = params as BatchNormParams;
   withContiguous(ctx, inputs, outputs, copy, (ins, outs) => {
     const out = outs[0];
     if (kernel === 'batchNormStats') {
@@ -117,7 +119,7 @@ export function runBatchNorm(ctx: KernelContext, kernel: string, inputs: readonl
       return;
     }
     if (kernel === 'batchNormRunningUpdate') {
-      dispatchRunningUpdate(ctx, ins, outs, params as unknown as BatchNormRunningParams);
+      dispatchRunningUpdate(ctx, ins, outs, params as BatchNormRunningParams);
       return;
     }
     // inputs: batchNormTrain [x, stats, w?, b?]; the backward kernels [g, x, stats, ...]

@@ -11,7 +11,7 @@ import type { SubgroupMatrixShape } from '../device.js';
 import { bindingCode, storageFormat, type BindingDecl } from '../codegen/storage.js';
 import { WGSL_HELPERS } from '../codegen/wgsl_math.js';
 import type { BindingRef, Dispatch, Scheduler } from '../scheduler.js';
-import { contiguousStrides, numel } from '../../reference/codec.js';
+import { contiguousStrides, numel } from '../../../shape/strides.js';
 
 export const WG = 256;
 

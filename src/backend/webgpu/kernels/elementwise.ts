@@ -5,25 +5,27 @@
  * rounds the result once into the output's format. `copy` and `fill` of same-format data move
  * raw bits (exact for every dtype, NaN payloads included); `where` selects raw bits too.
  */
-import type { KernelParams, KernelTensor } from '../../backend.js';
+import type { KernelTensor } from '../../backend.js';
+import type { KernelName, KernelParams } from '../../kernels.js';
 import { encoderFor } from '../../reference/codec.js';
 import { bind, collapse, entry, groups1d, makeDispatch, Meta, numel, shader, stridedOffsets, tensorOperand, type KernelContext } from './common.js';
 
-interface OpDef {
+interface OpDef<K extends KernelName = KernelName> {
   arity: number;
   /** WGSL expression; x0.. are the inputs, P0.. the params */
-  expr: string | ((p: KernelParams) => string);
+  expr: string | ((p: KernelParams<K>) => string);
   /** scalar params in order (float32) */
-  params?: (p: KernelParams) => number[];
+  params?: (p: KernelParams<K>) => number[];
   /** part of the pipeline key when the expression depends on params */
-  variant?: (p: KernelParams) => string;
+  variant?: (p: KernelParams<K>) => string;
 }
 
 const un = (expr: string): OpDef => ({ arity: 1, expr });
 const bin = (expr: string): OpDef => ({ arity: 2, expr });
 const ter = (expr: string): OpDef => ({ arity: 3, expr });
 
-export const ELEMENTWISE_OPS: Record<string, OpDef> = {
+/** The kernels of the expression table, by name (typed against the contract). */
+export const ELEMENTWISE_OPS = {
   copy: un('x0'),
   neg: un('-x0'),
   abs: un('abs(x0)'),
@@ -36,18 +38,18 @@ export const ELEMENTWISE_OPS: Record<string, OpDef> = {
   tanh: un('tanh_(x0)'),
   sigmoid: un('sigmoid_(x0)'),
   relu: un('select(0.0, x0, x0 > 0.0 || is_nan(x0))'),
-  leakyRelu: { arity: 1, expr: 'select(x0 * P0, x0, x0 > 0.0)', params: (p) => [p['negativeSlope'] as number] },
-  gelu: { arity: 1, expr: (p) => (p['approximate'] === 'tanh' ? 'gelu_tanh(x0)' : 'gelu_erf(x0)'), variant: (p) => String(p['approximate']) },
+  leakyRelu: { arity: 1, expr: 'select(x0 * P0, x0, x0 > 0.0)', params: (p) => [p.negativeSlope] },
+  gelu: { arity: 1, expr: (p) => (p.approximate === 'tanh' ? 'gelu_tanh(x0)' : 'gelu_erf(x0)'), variant: (p) => String(p.approximate) },
   clamp: {
     arity: 1,
     expr: (p) => {
       let e = 'x0';
-      if (p['min'] !== null && p['min'] !== undefined) e = `select(${e}, P0, ${e} < P0)`;
-      if (p['max'] !== null && p['max'] !== undefined) e = `select(${e}, P1, ${e} > P1)`;
+      if (p.min !== null && p.min !== undefined) e = `select(${e}, P0, ${e} < P0)`;
+      if (p.max !== null && p.max !== undefined) e = `select(${e}, P1, ${e} > P1)`;
       return `select(${e}, x0, is_nan(x0))`;
     },
-    params: (p) => [(p['min'] as number | null) ?? 0, (p['max'] as number | null) ?? 0],
-    variant: (p) => `${p['min'] === null || p['min'] === undefined ? 'n' : 'm'}${p['max'] === null || p['max'] === undefined ? 'n' : 'm'}`,
+    params: (p) => [p.min ?? 0, p.max ?? 0],
+    variant: (p) => `${p.min === null || p.min === undefined ? 'n' : 'm'}${p.max === null || p.max === undefined ? 'n' : 'm'}`,
   },
   logicalNot: un('b2f(!nonzero(x0))'),
   isfinite: un('b2f(is_finite(x0))'),
@@ -70,7 +72,7 @@ export const ELEMENTWISE_OPS: Record<string, OpDef> = {
   tanhBackward: bin('x1 * (1.0 - tanh_(x0) * tanh_(x0))'),
   sigmoidBackward: bin('x1 * sigmoid_(x0) * sigmoid_(-x0)'),
   reluBackward: bin('select(0.0, x1, x0 > 0.0)'),
-  leakyReluBackward: { arity: 2, expr: 'select(x1 * P0, x1, x0 > 0.0)', params: (p) => [p['negativeSlope'] as number] },
+  leakyReluBackward: { arity: 2, expr: 'select(x1 * P0, x1, x0 > 0.0)', params: (p) => [p.negativeSlope] },
   log1pBackward: bin('x1 / (1.0 + x0)'),
   sqrtBackward: bin('x1 / (2.0 * x0)'),
   rsqrtBackward: bin('-0.5 * x1 * pow_(x0, -1.5)'),
@@ -92,17 +94,17 @@ export const ELEMENTWISE_OPS: Record<string, OpDef> = {
   minimumBackward: ter('select(select(0.0, x2 / 2.0, x0 == x1), x2, x0 < x1)'),
   reciprocal: un('1.0 / x0'),
   reciprocalBackward: bin('-x1 * x0 * x0'),
-  softplus: { arity: 1, expr: 'softplus_(x0, P0, P1)', params: (p) => [p['beta'] as number, p['threshold'] as number] },
-  softplusBackward: { arity: 2, expr: 'x1 * softplus_grad(x0, P0, P1)', params: (p) => [p['beta'] as number, p['threshold'] as number] },
+  softplus: { arity: 1, expr: 'softplus_(x0, P0, P1)', params: (p) => [p.beta, p.threshold] },
+  softplusBackward: { arity: 2, expr: 'x1 * softplus_grad(x0, P0, P1)', params: (p) => [p.beta, p.threshold] },
   atan2: bin('atan2_(x0, x1)'),
   atan2BackwardInput: ter('(x2 * x1) / (x0 * x0 + x1 * x1)'),
   atan2BackwardOther: ter('(-x2 * x0) / (x0 * x0 + x1 * x1)'),
-  addcmul: { arity: 3, expr: 'x0 + P0 * x1 * x2', params: (p) => [p['value'] as number] },
-  addcdiv: { arity: 3, expr: 'x0 + (P0 * x1) / x2', params: (p) => [p['value'] as number] },
-  addcmulBackward: { arity: 2, expr: 'x1 * P0 * x0', params: (p) => [p['value'] as number] },
-  addcdivBackwardNumerator: { arity: 2, expr: '(x1 * P0) / x0', params: (p) => [p['value'] as number] },
-  addcdivBackwardDenominator: { arity: 3, expr: '(-x2 * P0 * x0) / (x1 * x1)', params: (p) => [p['value'] as number] },
-};
+  addcmul: { arity: 3, expr: 'x0 + P0 * x1 * x2', params: (p) => [p.value] },
+  addcdiv: { arity: 3, expr: 'x0 + (P0 * x1) / x2', params: (p) => [p.value] },
+  addcmulBackward: { arity: 2, expr: 'x1 * P0 * x0', params: (p) => [p.value] },
+  addcdivBackwardNumerator: { arity: 2, expr: '(x1 * P0) / x0', params: (p) => [p.value] },
+  addcdivBackwardDenominator: { arity: 3, expr: '(-x2 * P0 * x0) / (x1 * x1)', params: (p) => [p.value] },
+} satisfies { [K in KernelName]?: OpDef<K> };
 
 /**
  * Encode one elementwise dispatch. `raw`: move bits (copy/where between identical formats).
@@ -147,17 +149,16 @@ function encodeMap(
   ctx.sched.dispatch(makeDispatch(`${key}|r${rank}`, code, bound, meta, groups1d(n)));
 }
 
-export function hasElementwise(kernel: string): boolean {
-  return kernel in ELEMENTWISE_OPS || kernel === 'where' || kernel === 'fill';
-}
+/** The kernels runElementwise serves: the expression table, `where` and `fill`. */
+export type ElementwiseKernel = keyof typeof ELEMENTWISE_OPS | 'where' | 'fill';
 
-export function runElementwise(ctx: KernelContext, kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
+export function runElementwise(ctx: KernelContext, kernel: ElementwiseKernel, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams<ElementwiseKernel>): void {
   const out = outputs[0]!;
   if (numel(out.shape) === 0) return;
   if (kernel === 'fill') {
     // the storage bits of the value, computed on the host exactly as the reference rounds it
     const st = new out.dtype.storage(4);
-    st[0] = encoderFor(out.dtype)(params['value'] as number);
+    st[0] = encoderFor(out.dtype)((params as KernelParams<'fill'>).value);
     const bits = new Uint32Array(st.buffer, 0, 1)[0]!;
     const mask = out.dtype.itemsize === 1 ? 0xff : out.dtype.itemsize === 2 ? 0xffff : 0xffffffff;
     encodeMap(ctx, 'fill', [], out, (nm) => `str_${nm[0]}(o0, U0);`, [], (m) => m.u((bits & mask) >>> 0));
@@ -174,7 +175,7 @@ export function runElementwise(ctx: KernelContext, kernel: string, inputs: reado
     );
     return;
   }
-  const op = ELEMENTWISE_OPS[kernel]!;
+  const op = ELEMENTWISE_OPS[kernel] as OpDef;
   if (kernel === 'copy' && inputs[0]!.dtype === out.dtype) {
     encodeMap(ctx, 'copyR', inputs, out, (nm) => `str_${nm[1]}(o1, ldr_${nm[0]}(o0));`, []);
     return;

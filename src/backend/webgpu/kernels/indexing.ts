@@ -5,7 +5,8 @@
  * count from the end. An index out of range reads 0 and adds nothing (the reference raises
  * RangeError on the host; a GPU kernel cannot).
  */
-import type { KernelParams, KernelTensor } from '../../backend.js';
+import type { KernelTensor } from '../../backend.js';
+import type { KernelParams } from '../../kernels.js';
 import { bind, entry, groups1d, makeDispatch, Meta, numel, shader, tensorOperand, type KernelContext } from './common.js';
 import { runElementwise } from './elementwise.js';
 
@@ -47,9 +48,9 @@ function encodeIndexed(
 
 const wrap = (v: string, size: string) => `select(${v}, ${v} + ${size}, ${v} < 0)`;
 
-export function runIndexing(ctx: KernelContext, kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
+export function runIndexing(ctx: KernelContext, kernel: IndexingKernel, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams<IndexingKernel>): void {
   const out = outputs[0]!;
-  const dim = params['dim'] as number;
+  const dim = params.dim;
   switch (kernel) {
     case 'cat': {
       let start = 0;
@@ -130,9 +131,10 @@ export function runIndexing(ctx: KernelContext, kernel: string, inputs: readonly
 }
 
 export const INDEXING_KERNELS = ['cat', 'gather', 'indexSelect', 'indexAdd', 'scatterAdd'] as const;
+export type IndexingKernel = (typeof INDEXING_KERNELS)[number];
 
 /** The GPU kernels index with int32 tensors; anything else goes to the host. */
-export function indexingSupports(kernel: string, inputs: readonly KernelTensor[]): boolean {
+export function indexingSupports(kernel: IndexingKernel, inputs: readonly KernelTensor[]): boolean {
   if (kernel === 'cat') return true;
   return inputs[1]?.dtype.name === 'int32';
 }

@@ -13,7 +13,8 @@
  *   conv2dBackwardInput   per group: W^T[C/g, O/g*KH*KW] x (gy gathered back through the window)
  *   conv2dBackwardWeight  per group: gy[O/g, N*OH*OW] x im2col(x)^T
  */
-import type { KernelParams, KernelTensor } from '../../backend.js';
+import type { KernelTensor } from '../../backend.js';
+import type { Conv2dParams as ConvParams, KernelParams } from '../../kernels.js';
 import { float32 } from '../../../dtype/dtype.js';
 import type { WebGpuBuffer } from '../buffers.js';
 import { bind, makeDispatch, Meta, numel, shader, tensorOperand, withContiguous, type Bound, type KernelContext } from './common.js';
@@ -193,22 +194,17 @@ function runGemm(ctx: KernelContext, spec: GemmSpec): void {
 const off = (i: number) => `mi(${GEMM_META + i}u)`;
 
 export const MATMUL_KERNELS = ['bmm', 'conv2d', 'conv2dBackwardInput', 'conv2dBackwardWeight'] as const;
+export type MatmulKernel = (typeof MATMUL_KERNELS)[number];
+type ConvKernel = Exclude<MatmulKernel, 'bmm'>;
 
-interface ConvParams {
-  stride: [number, number];
-  padding: [number, number];
-  dilation: [number, number];
-  groups: number;
-}
-
-export function runMatmul(ctx: KernelContext, kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
+export function runMatmul(ctx: KernelContext, kernel: MatmulKernel, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams<MatmulKernel>): void {
   const copy = (s: KernelTensor, d: KernelTensor) => runElementwise(ctx, 'copy', [s], [d], {});
   if (kernel === 'bmm') {
     // A and B are read through their strides; only the output must be contiguous.
     withContiguous(ctx, [], outputs, copy, (_, [out]) => bmm(ctx, inputs[0]!, inputs[1]!, out!));
     return;
   }
-  withContiguous(ctx, inputs, outputs, copy, (ins, [out]) => conv(ctx, kernel, ins, out!, params as unknown as ConvParams));
+  withContiguous(ctx, inputs, outputs, copy, (ins, [out]) => conv(ctx, kernel, ins, out!, params as KernelParams<ConvKernel>));
 }
 
 function bmm(ctx: KernelContext, a: KernelTensor, b: KernelTensor, out: KernelTensor): void {
@@ -229,7 +225,7 @@ fn storeC(z: i32, m: i32, n: i32, v: f32) { st_${nm[2]}(${off(2)} + (z * mi(0u) 
   });
 }
 
-function conv(ctx: KernelContext, kernel: string, ins: KernelTensor[], out: KernelTensor, p: ConvParams): void {
+function conv(ctx: KernelContext, kernel: ConvKernel, ins: KernelTensor[], out: KernelTensor, p: ConvParams): void {
   const G = p.groups;
   let xShape: readonly number[], wShape: readonly number[], yShape: readonly number[];
   if (kernel === 'conv2d') [xShape, wShape, yShape] = [ins[0]!.shape, ins[1]!.shape, out.shape];

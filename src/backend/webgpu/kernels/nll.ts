@@ -10,9 +10,9 @@
  * ((n·C + t)·S + s) with n = m / S, s = m % S (S: the spatial size; class 0 for an ignored target,
  * whose weight is 0).
  */
-import type { KernelParams, KernelTensor } from '../../backend.js';
+import type { KernelTensor } from '../../backend.js';
 import { float32 } from '../../../dtype/dtype.js';
-import type { NllParams } from '../../reference/kernels/nll.js';
+import type { NllParams } from '../../kernels.js';
 import { bind, contiguousStrides, entry, groups1d, makeDispatch, Meta, numel, shader, tensorOperand, withContiguous, workgroupSums, type Bound, type KernelContext } from './common.js';
 import { runElementwise } from './elementwise.js';
 import type { WebGpuBuffer } from '../buffers.js';
@@ -76,9 +76,8 @@ var<workgroup> rw: array<f32, ${WG}>;
   ctx.sched.dispatch(makeDispatch(`nllSums:${what}:${p.reduction}:${w !== null}`, code, bound, meta(logp, target, p, ops), [1, 1, 1]));
 }
 
-export function runNll(ctx: KernelContext, kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
+export function runNll(ctx: KernelContext, kernel: (typeof NLL_KERNELS)[number], inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], p: NllParams): void {
   const copy = (s: KernelTensor, d: KernelTensor) => runElementwise(ctx, 'copy', [s], [d], {});
-  const p = params as unknown as NllParams;
   withContiguous(ctx, inputs, outputs, copy, (ins, [out]) => {
     if (kernel === 'nllLossFused') {
       const [logp, target, w] = [ins[0]!, ins[1]!, ins[2] ?? null];

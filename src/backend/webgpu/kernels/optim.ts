@@ -6,7 +6,8 @@
  * the host. Arithmetic is float32 in the order of the op-by-op optimizer on this backend; where the
  * reference rounds a fused op (addcmul, addcdiv) once from float64, float32 may differ by an ulp.
  */
-import type { KernelParams, KernelTensor } from '../../backend.js';
+import type { KernelTensor } from '../../backend.js';
+import type { KernelParams } from '../../kernels.js';
 import { bind, collapse, entry, groups1d, isContiguousView, makeDispatch, Meta, numel, shader, stridedOffsets, tensorOperand, type KernelContext } from './common.js';
 
 /** One thread per element of `shape`; 0-d operands are broadcast. Statement sees o<k> offsets and P<i> params. */
@@ -95,21 +96,23 @@ function runAmpUnscale(ctx: KernelContext, inputs: readonly KernelTensor[], outp
 
 export const OPTIM_KERNELS = ['sgdUpdate', 'adamUpdate', 'ampUnscale', 'ampUpdateScale'] as const;
 
-export function runOptim(ctx: KernelContext, kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
-  const p = params as Record<string, number | boolean | undefined>;
+export type OptimKernel = (typeof OPTIM_KERNELS)[number];
+
+export function runOptim(ctx: KernelContext, kernel: OptimKernel, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams<OptimKernel>): void {
   switch (kernel) {
     case 'sgdUpdate': {
-      const hasMomentum = p['momentum'] !== 0;
+      const p = params as KernelParams<'sgdUpdate'>;
+      const hasMomentum = p.momentum !== 0;
       let k = 2;
       const bufIn = hasMomentum ? k++ : -1;
-      const firstIn = p['firstInput'] ? k++ : -1;
-      const foundIn = p['foundInfInput'] ? k++ : -1;
+      const firstIn = p.firstInput ? k++ : -1;
+      const foundIn = p.foundInfInput ? k++ : -1;
       const nIn = inputs.length;
       const ops = [...inputs.map((t) => ({ t })), ...outputs.map((t) => ({ t, write: true }))];
       const wOut = nIn;
       const bOut = nIn + 1;
-      const flagOut = p['flagOutput'] ? nIn + 2 : -1;
-      const flags = `${hasMomentum}${!!p['nesterov']}${!!p['maximize']}${p['weightDecay'] !== 0}${firstIn >= 0}${foundIn >= 0}${flagOut >= 0}`;
+      const flagOut = p.flagOutput ? nIn + 2 : -1;
+      const flags = `${hasMomentum}${!!p.nesterov}${!!p.maximize}${p.weightDecay !== 0}${firstIn >= 0}${foundIn >= 0}${flagOut >= 0}`;
       encodeFused(ctx, `sgd:${flags}`, inputs[0]!.shape, ops, (nm) => {
         const L = (i: number) => `ld_${nm[i]}(o${i})`;
         const lines: string[] = [];
@@ -122,34 +125,35 @@ export function runOptim(ctx: KernelContext, kernel: string, inputs: readonly Ke
           lines.push('    return;\n  }');
         }
         lines.push(`  let wv = ${L(0)};\n  var d = ${L(1)};`);
-        if (p['maximize']) lines.push('  d = -d;');
-        if (p['weightDecay'] !== 0) lines.push('  d = d + wv * P3;');
+        if (p.maximize) lines.push('  d = -d;');
+        if (p.weightDecay !== 0) lines.push('  d = d + wv * P3;');
         if (hasMomentum) {
           const first = firstIn >= 0 ? `nonzero(${L(firstIn)})` : 'P4 != 0.0';
           lines.push(`  var b = ${L(bufIn)} * P1 + d * P2;\n  if (${first}) { b = d; }\n  st_${nm[bOut]}(o${bOut}, b);`);
-          lines.push(p['nesterov'] ? '  d = d + b * P1;' : '  d = b;');
+          lines.push(p.nesterov ? '  d = d + b * P1;' : '  d = b;');
         }
         lines.push(`  st_${nm[wOut]}(o${wOut}, wv - d * P0);`);
         return lines.join('\n');
-      }, [f32(p['lr'] as number), f32(p['momentum'] as number), f32(1 - (p['dampening'] as number)), f32(p['weightDecay'] as number), p['first'] ? 1 : 0]);
+      }, [f32(p.lr), f32(p.momentum), f32(1 - p.dampening), f32(p.weightDecay), p.first ? 1 : 0]);
       return;
     }
     case 'adamUpdate': {
-      const amsgrad = !!p['amsgrad'];
+      const p = params as KernelParams<'adamUpdate'>;
+      const amsgrad = !!p.amsgrad;
       let k = 4;
       const vmaxIn = amsgrad ? k++ : -1;
-      const stepIn = p['stepInput'] ? k++ : -1;
-      const foundIn = p['foundInfInput'] ? k++ : -1;
+      const stepIn = p.stepInput ? k++ : -1;
+      const foundIn = p.foundInfInput ? k++ : -1;
       const nIn = inputs.length;
       const ops = [...inputs.map((t) => ({ t })), ...outputs.map((t) => ({ t, write: true }))];
       const [wO, mO, vO, xO] = [nIn, nIn + 1, nIn + 2, nIn + 3];
-      const lr = p['lr'] as number;
-      const wdv = p['weightDecay'] as number;
-      const b1 = p['beta1'] as number;
-      const b2 = p['beta2'] as number;
-      const flags = `${amsgrad}${!!p['maximize']}${wdv !== 0}${!!p['decoupled']}${stepIn >= 0}${foundIn >= 0}`;
-      const stepNeg = stepIn >= 0 ? 0 : f32(-(lr / (p['biasCorrection1'] as number)));
-      const bc2 = stepIn >= 0 ? 0 : f32(p['biasCorrection2Sqrt'] as number);
+      const lr = p.lr;
+      const wdv = p.weightDecay;
+      const b1 = p.beta1;
+      const b2 = p.beta2;
+      const flags = `${amsgrad}${!!p.maximize}${wdv !== 0}${!!p.decoupled}${stepIn >= 0}${foundIn >= 0}`;
+      const stepNeg = stepIn >= 0 ? 0 : f32(-(lr / p.biasCorrection1!));
+      const bc2 = stepIn >= 0 ? 0 : f32(p.biasCorrection2Sqrt!);
       // P0 b1, P1 1-b1, P2 b2, P3 1-b2, P4 eps, P5 wd, P6 decay, P7 stepNeg, P8 bc2s, P9 lr, P10 beta1 (raw), P11 beta2 (raw)
       encodeFused(ctx, `adam:${flags}`, inputs[0]!.shape, ops, (nm) => {
         const L = (i: number) => `ld_${nm[i]}(o${i})`;
@@ -161,8 +165,8 @@ export function runOptim(ctx: KernelContext, kernel: string, inputs: readonly Ke
           lines.push('    return;\n  }');
         }
         lines.push(`  var wv = ${L(0)};\n  var g = ${L(1)};`);
-        if (p['maximize']) lines.push('  g = -g;');
-        if (wdv !== 0) lines.push(p['decoupled'] ? '  wv = wv * P6;' : '  g = g + wv * P5;');
+        if (p.maximize) lines.push('  g = -g;');
+        if (wdv !== 0) lines.push(p.decoupled ? '  wv = wv * P6;' : '  g = g + wv * P5;');
         lines.push(`  let m = ${L(2)} * P0 + g * P1;`);
         lines.push(`  let v = ${L(3)} * P2 + P3 * g * g;`);
         lines.push('  var s = v;');
@@ -176,15 +180,16 @@ export function runOptim(ctx: KernelContext, kernel: string, inputs: readonly Ke
         lines.push(`  st_${nm[wO]}(o${wO}, wv + (stepNeg * m) / denom);`);
         lines.push(`  st_${nm[mO]}(o${mO}, m);\n  st_${nm[vO]}(o${vO}, v);`);
         return lines.join('\n');
-      }, [f32(b1), f32(1 - b1), f32(b2), f32(1 - b2), f32(p['eps'] as number), f32(wdv), f32(1 - lr * wdv), stepNeg, bc2, lr, b1, b2]);
+      }, [f32(b1), f32(1 - b1), f32(b2), f32(1 - b2), f32(p.eps), f32(wdv), f32(1 - lr * wdv), stepNeg, bc2, lr, b1, b2]);
       return;
     }
     case 'ampUnscale':
       runAmpUnscale(ctx, inputs, outputs);
       return;
     case 'ampUpdateScale': {
+      const p = params as KernelParams<'ampUpdateScale'>;
       // inputs [scale, tracker, streak, skipped?, foundInf] -> outputs [scale, tracker, streak, skipped?], all 0-d
-      const count = !!p['countSkipped'];
+      const count = !!p.countSkipped;
       const ops = [...inputs.map((t) => ({ t })), ...outputs.map((t) => ({ t, write: true }))];
       const [fi, o0] = count ? [4, 5] : [3, 4];
       // P0 growth, P1 backoff, P2 interval, P3 hysteresis, P4 minScale, P5 maxScale
@@ -195,7 +200,7 @@ export function runOptim(ctx: KernelContext, kernel: string, inputs: readonly Ke
         `    if (streak >= P3) { streak = 0.0; scale = max(scale * P1, P4); }\n  } else {\n    streak = 0.0;\n    let t = tracker + 1.0;\n` +
         `    if (t == P2) { let g = scale * P0; if (is_finite(g)) { scale = min(g, P5); } tracker = 0.0; } else { tracker = t; }\n  }\n` +
         `  st_${nm[o0]}(o${o0}, scale);\n  st_${nm[o0 + 1]}(o${o0 + 1}, tracker);\n  st_${nm[o0 + 2]}(o${o0 + 2}, streak);`,
-      [p['growthFactor'] as number, p['backoffFactor'] as number, p['growthInterval'] as number, p['hysteresis'] as number, p['minScale'] as number, Math.min(p['maxScale'] as number, 3.4028234663852886e38)]);
+      [p.growthFactor, p.backoffFactor, p.growthInterval, p.hysteresis, p.minScale, Math.min(p.maxScale, 3.4028234663852886e38)]);
       return;
     }
   }

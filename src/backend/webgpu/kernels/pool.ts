@@ -4,10 +4,10 @@
  * thread per output, backward one thread per input element that sums over the windows containing
  * it (no atomics: deterministic).
  */
-import type { KernelParams, KernelTensor } from '../../backend.js';
+import type { KernelTensor } from '../../backend.js';
+import type { KernelParams, Pool2dParams } from '../../kernels.js';
 import { bind, entry, groups1d, makeDispatch, Meta, numel, shader, tensorOperand, withContiguous, type KernelContext } from './common.js';
 import { runElementwise } from './elementwise.js';
-import type { PoolParams } from '../../reference/kernels/pool.js';
 
 function planes(shape: readonly number[]): [number, number, number] {
   const H = shape[shape.length - 2]!;
@@ -59,7 +59,7 @@ fn avg_divisor(win: vec4<i32>) -> f32 {
   return f32(select((h1 - h0) * (w1 - w0), pool, cip));
 }`;
 
-function encodePool(ctx: KernelContext, key: string, inShape: readonly number[], outShape: readonly number[], ops: KernelTensor[], writeLast: boolean, p: PoolParams, threads: number, body: (nm: string[]) => string): void {
+function encodePool(ctx: KernelContext, key: string, inShape: readonly number[], outShape: readonly number[], ops: KernelTensor[], writeLast: boolean, p: Partial<Pool2dParams>, threads: number, body: (nm: string[]) => string): void {
   const [P, H, W] = planes(inShape);
   const [, OH, OW] = planes(outShape);
   const bound = bind(ctx, ops.map((t, i) => tensorOperand(t, writeLast && i === ops.length - 1)));
@@ -74,12 +74,15 @@ function encodePool(ctx: KernelContext, key: string, inShape: readonly number[],
 
 export const POOL_KERNELS = ['maxPool2d', 'maxPool2dBackward', 'avgPool2d', 'avgPool2dBackward', 'adaptiveAvgPool2d', 'adaptiveAvgPool2dBackward'] as const;
 
-export function runPool(ctx: KernelContext, kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
+export type PoolKernel = (typeof POOL_KERNELS)[number];
+
+export function runPool(ctx: KernelContext, kernel: PoolKernel, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams<PoolKernel>): void {
   const copy = (s: KernelTensor, d: KernelTensor) => runElementwise(ctx, 'copy', [s], [d], {});
-  withContiguous(ctx, inputs, outputs, copy, (ins, outs) => runPoolContiguous(ctx, kernel, ins, outs, params as unknown as PoolParams));
+  withContiguous(ctx, inputs, outputs, copy, (ins, outs) => runPoolContiguous(ctx, kernel, ins, outs, params));
 }
 
-function runPoolContiguous(ctx: KernelContext, kernel: string, ins: KernelTensor[], outs: KernelTensor[], p: PoolParams): void {
+/** `p`: the window of the fixed-window kernels; the adaptive ones have none (their windows come from the shapes). */
+function runPoolContiguous(ctx: KernelContext, kernel: PoolKernel, ins: KernelTensor[], outs: KernelTensor[], p: Partial<Pool2dParams>): void {
   const out = outs[0]!;
   const head = (n: string) => entry() + `  if (gid >= mi(0u)) { return; }\n${GEOM}\n  let ${n} = gid;\n`;
   switch (kernel) {

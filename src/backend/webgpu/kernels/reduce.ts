@@ -8,7 +8,8 @@
  * slot with a tree in workgroup memory; everything else uses one thread per slot. Accumulation is
  * float32; each output is rounded once.
  */
-import type { KernelParams, KernelTensor } from '../../backend.js';
+import type { KernelTensor } from '../../backend.js';
+import type { KernelParams } from '../../kernels.js';
 import { bind, entry, groups1d, makeDispatch, Meta, numel, shader, tensorOperand, WG, type KernelContext } from './common.js';
 
 interface SegOperand {
@@ -144,7 +145,9 @@ function aroundDim(t: KernelTensor, dim: number): { kept: number[]; red: number[
 
 export const REDUCE_KERNELS = ['sum', 'max', 'min', 'prod', 'argmax', 'argmin', 'softmax', 'logSoftmax', 'softmaxBackward', 'logSoftmaxBackward', 'cumsum', 'norm', 'normBackward', 'prodBackward'] as const;
 
-export function runReduce(ctx: KernelContext, kernel: string, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams): void {
+export type ReduceKernel = (typeof REDUCE_KERNELS)[number];
+
+export function runReduce(ctx: KernelContext, kernel: ReduceKernel, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams<ReduceKernel>): void {
   const x = inputs[0]!;
   const out = outputs[0]!;
   const rank = x.shape.length;
@@ -153,11 +156,11 @@ export function runReduce(ctx: KernelContext, kernel: string, inputs: readonly K
     case 'max':
     case 'min':
     case 'prod':
-      reduceAccum(ctx, kernel, x, out, params['dims'] as number[], kernel === 'sum' ? (params['scale'] as number | undefined) : undefined);
+      reduceAccum(ctx, kernel, x, out, (params as KernelParams<typeof kernel>).dims, kernel === 'sum' ? (params as KernelParams<'sum'>).scale : undefined);
       return;
     case 'argmax':
     case 'argmin': {
-      const dim = params['dim'] as number | null;
+      const dim = (params as KernelParams<typeof kernel>).dim;
       const isMax = kernel === 'argmax';
       let keptShape: number[], redShape: number[], xs: { kept: number[]; red: number[] }, os: { kept: number[]; red: number[] };
       if (dim === null) {
@@ -181,7 +184,7 @@ export function runReduce(ctx: KernelContext, kernel: string, inputs: readonly K
     }
     case 'softmax':
     case 'logSoftmax': {
-      const dim = params['dim'] as number;
+      const dim = (params as KernelParams<typeof kernel>).dim;
       const keptShape = x.shape.filter((_, d) => d !== dim);
       const log = kernel === 'logSoftmax';
       encodeSegmented(ctx, `sm:${kernel}`, keptShape, [x.shape[dim]!], [{ t: x, ...aroundDim(x, dim) }, { t: out, ...aroundDim(out, dim), write: true }], (nm) =>
@@ -196,7 +199,7 @@ export function runReduce(ctx: KernelContext, kernel: string, inputs: readonly K
     }
     case 'softmaxBackward':
     case 'logSoftmaxBackward': {
-      const dim = params['dim'] as number;
+      const dim = (params as KernelParams<typeof kernel>).dim;
       const g = inputs[1]!;
       const keptShape = x.shape.filter((_, d) => d !== dim);
       const soft = kernel === 'softmaxBackward';
@@ -221,8 +224,7 @@ export function runReduce(ctx: KernelContext, kernel: string, inputs: readonly K
         encodeSegmented(ctx, 'cumsum0', [], [], [{ t: x, kept: [], red: [] }, { t: out, kept: [], red: [], write: true }], (nm) => `  st_${nm[1]}(base1(s), ld_${nm[0]}(base0(s)));`);
         return;
       }
-      const dim = params['dim'] as number;
-      const reverse = params['reverse'] === true;
+      const { dim, reverse } = params as KernelParams<'cumsum'>;
       const keptShape = x.shape.filter((_, d) => d !== dim);
       encodeSegmented(ctx, `cumsum:${reverse}`, keptShape, [x.shape[dim]!], [{ t: x, ...aroundDim(x, dim) }, { t: out, ...aroundDim(out, dim), write: true }], (nm) =>
         `  let b = base0(s);\n  let bo = base1(s);\n  var acc = 0.0;\n` +
@@ -232,8 +234,7 @@ export function runReduce(ctx: KernelContext, kernel: string, inputs: readonly K
     }
     case 'norm':
     case 'normBackward': {
-      const dims = params['dims'] as number[];
-      const p = params['p'] as number;
+      const { dims, p } = params as KernelParams<typeof kernel>;
       const keptShape = x.shape.filter((_, d) => !dims.includes(d));
       const redShape = dims.map((d) => x.shape[d]!);
       const xs = splitStrides(x, rank, dims, 'full');
@@ -300,7 +301,7 @@ export function runReduce(ctx: KernelContext, kernel: string, inputs: readonly K
       return;
     }
     case 'prodBackward': {
-      const dims = params['dims'] as number[];
+      const { dims } = params as KernelParams<'prodBackward'>;
       const g = inputs[1]!;
       const keptShape = x.shape.filter((_, d) => !dims.includes(d));
       const redShape = dims.map((d) => x.shape[d]!);
