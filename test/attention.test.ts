@@ -29,6 +29,8 @@ interface Case {
   maskShape?: number[];
   isCausal?: boolean;
   dropoutP?: number;
+  /** q, k, v as heads of one [B, L, 3 * H * D] projection (strided views, as the GPT's): q gives [B, H, L, D] */
+  packed?: boolean;
 }
 
 const CASES: Case[] = [
@@ -40,6 +42,8 @@ const CASES: Case[] = [
   { name: 'broadcast batch dims', q: [2, 1, 5, 4], k: [1, 3, 6, 4], v: [2, 3, 6, 4] },
   { name: 'causal with dropout 0.2', q: [2, 2, 8, 8], k: [2, 2, 8, 8], v: [2, 2, 8, 8], isCausal: true, dropoutP: 0.2 },
   { name: 'bool mask with dropout 0.5, unbatched', q: [6, 4], k: [5, 4], v: [5, 4], mask: 'bool', maskShape: [6, 5], dropoutP: 0.5 },
+  { name: 'causal, heads of one packed projection (strided views)', q: [3, 4, 37, 8], k: [3, 4, 37, 8], v: [3, 4, 37, 8], isCausal: true, packed: true },
+  { name: 'float mask [L, S], 40 keys, dropout 0.1, packed heads', q: [2, 2, 40, 16], k: [2, 2, 40, 16], v: [2, 2, 40, 16], mask: 'float', maskShape: [40, 40], dropoutP: 0.1, packed: true },
 ];
 
 interface Result {
@@ -50,17 +54,25 @@ interface Result {
 async function run(c: Case, dtype: Dtype, fused: boolean): Promise<Result> {
   const g = new mx.Generator(11);
   const leaf = (shape: number[]) => mx.randn(shape, { generator: g }).to(dtype).requiresGrad_(true);
-  const [q, k, v] = [leaf(c.q), leaf(c.k), leaf(c.v)];
+  let [q, k, v] = [c.q, c.k, c.v].map((shape) => (c.packed ? null : leaf(shape))) as (Tensor | null)[];
+  let packed: Tensor | null = null;
+  if (c.packed) {
+    const [B, H, L, D] = c.q as [number, number, number, number];
+    packed = leaf([B, L, 3 * H * D]);
+    const head = (i: number) => packed!.narrow(2, i * H * D, H * D).reshape([B, L, H, D]).transpose(1, 2);
+    [q, k, v] = [head(0), head(1), head(2)];
+  }
   let attnMask: Tensor | undefined;
   if (c.mask === 'bool') {
     // every row keeps at least one key (a fully masked row is NaN in both forms)
     attnMask = mx.logicalOr(mx.rand(c.maskShape!, { generator: g }).gt(0.4), mx.eye(c.maskShape!.at(-2)!, c.maskShape!.at(-1)!).gt(0));
   } else if (c.mask === 'float') attnMask = mx.randn(c.maskShape!, { generator: g }).mul(2).to(dtype);
-  const out = F.scaledDotProductAttention(q, k, v, { attnMask, isCausal: c.isCausal, dropoutP: c.dropoutP, generator: new mx.Generator(3), fused });
+  const out = F.scaledDotProductAttention(q!, k!, v!, { attnMask, isCausal: c.isCausal, dropoutP: c.dropoutP, generator: new mx.Generator(3), fused });
   const upstream = mx.randn(out.shape, { generator: g }).to(dtype);
   out.backward(upstream);
   const f32 = async (t: Tensor) => Float32Array.from(await t.float().data());
-  return { out: await f32(out), grads: await Promise.all([q, k, v].map((t) => f32(t.grad!))) };
+  const grads = packed ? [packed.grad!] : [q!, k!, v!].map((t) => t.grad!);
+  return { out: await f32(out), grads: await Promise.all(grads.map(f32)) };
 }
 
 function close(label: string, got: Float32Array, want: Float32Array, tol: number): void {
@@ -79,7 +91,7 @@ for (const c of CASES) {
       const fused = await run(c, dtype, true);
       const composite = await run(c, dtype, false);
       close(`${dtype} output`, fused.out, composite.out, TOL[dtype]);
-      ['q', 'k', 'v'].forEach((name, i) => close(`${dtype} d${name}`, fused.grads[i]!, composite.grads[i]!, TOL[dtype]));
+      fused.grads.forEach((grad, i) => close(`${dtype} d${c.packed ? 'qkv' : 'qkv'[i]}`, grad, composite.grads[i]!, TOL[dtype]));
     }
   });
 }

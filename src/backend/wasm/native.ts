@@ -32,6 +32,7 @@ import { COST, elementParts as splitElements, minPerPart, rowsLayout } from './n
 import { gather, withContiguousOperands } from './native_gather.js';
 import { UNARY_KERNELS } from './native_unary.js';
 import { OPTIM_KERNELS } from './native_optim.js';
+import { ATTENTION_KERNELS } from './native_attention.js';
 
 export { collapse, fmtOf } from './layout.js';
 
@@ -406,4 +407,5 @@ export const NATIVE_KERNELS = {
   ...MORE_KERNELS,
   ...UNARY_KERNELS,
   ...OPTIM_KERNELS,
+  ...ATTENTION_KERNELS,
 } satisfies NativeKernels;
