@@ -22,6 +22,7 @@ export * from './kernels/unary'; // tanh, sigmoid, leakyRelu and gradients (src/
 export * from './kernels/gather';
 export * from './kernels/optim'; // fused Adam/AdamW (src/backend/wasm/native_optim.ts)
 export * from './kernels/attention'; // fused attention (src/backend/wasm/native_attention.ts)
+export * from './kernels/math_more'; // gelu, reciprocal, clamp, pow, index_add (src/backend/wasm/native_math.ts)
 
 // GEMM, convolution and pooling (docs/kernels.md: their ABI). By name: those files also export
 // internal helpers that take v128 and must not become module exports. Called from src/backend/wasm/native_linalg.ts.

@@ -33,6 +33,7 @@ import { gather, withContiguousOperands } from './native_gather.js';
 import { UNARY_KERNELS } from './native_unary.js';
 import { OPTIM_KERNELS } from './native_optim.js';
 import { ATTENTION_KERNELS } from './native_attention.js';
+import { MATH_KERNELS } from './native_math.js';
 
 export { collapse, fmtOf } from './layout.js';
 
@@ -408,4 +409,5 @@ export const NATIVE_KERNELS = {
   ...UNARY_KERNELS,
   ...OPTIM_KERNELS,
   ...ATTENTION_KERNELS,
+  ...MATH_KERNELS,
 } satisfies NativeKernels;
