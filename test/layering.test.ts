@@ -24,6 +24,7 @@ const LAYER_OF = [
   ['backend/backend.ts', 'backend contract'],
   ['backend/kernels.ts', 'backend contract'],
   ['backend/optim_math.ts', 'backend contract'],
+  ['backend/attention_layout.ts', 'backend contract'],
   ['backend/registry.ts', 'backend registry'],
   ['backend/reference/', 'reference backend'],
   ['backend/wasm/', 'wasm backend'],

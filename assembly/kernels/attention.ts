@@ -38,6 +38,13 @@ const BC: i32 = 32;
   return load<f32>(desc + (<usize>i << 2));
 }
 
+/** Element offset of batch b's first row in the operand whose strides start at desc word w. */
+// @ts-ignore: decorator
+@inline function batchBase(desc: usize, w: i32, b: i32): i32 {
+  const B2 = word(desc, 4);
+  return (b / B2) * word(desc, w) + (b % B2) * word(desc, w + 1);
+}
+
 // @ts-ignore: decorator
 @inline function elem(fmt: i32, p: usize, i: i32): usize {
   return p + (<usize>i << (fmt == F32 ? 2 : 1));
@@ -86,12 +93,13 @@ const BC: i32 = 32;
   return h;
 }
 
-/** The counter-based dropout mask (src/random/counter_hash.ts): element `index` kept? */
+/** The counter-based dropout mask (src/random/counter_hash.ts; desc words 27..29): element `index` kept? */
 // @ts-ignore: decorator
-@inline function keep(threshold: i32, seed0: u32, seed1: u32, index: u32): bool {
+@inline function keep(desc: usize, index: u32): bool {
+  const threshold = word(desc, 27);
   if (threshold == 0) return true;
-  const x = fmix32(index * 0x9e3779b9 + seed0);
-  return <i32>(fmix32(x ^ seed1) >>> 8) >= threshold;
+  const x = fmix32(index * 0x9e3779b9 + <u32>word(desc, 28));
+  return <i32>(fmix32(x ^ <u32>word(desc, 29)) >>> 8) >= threshold;
 }
 
 /** The score of query row i (float32 at qr) and key row j (float32 at kr), or -Infinity where masked. */
@@ -115,12 +123,8 @@ const BC: i32 = 32;
   const S = word(desc, 1);
   const E = word(desc, 2);
   const Ev = word(desc, 3);
-  const B2 = word(desc, 4);
   const nQB = word(desc, 5);
   const causal = word(desc, 26) != 0;
-  const threshold = word(desc, 27);
-  const seed0 = <u32>word(desc, 28);
-  const seed1 = <u32>word(desc, 29);
   const scale = wordF(desc, 30);
   const dscale = wordF(desc, 31);
   // scratch: Q tile [BR, E], K tile [BC, E], V tile [BC, Ev], scores [BR, BC], acc [BR, Ev], m [BR], l [BR]
@@ -135,12 +139,10 @@ const BC: i32 = 32;
     const b = u / nQB;
     const i0 = (u % nQB) * BR;
     const rows = min(BR, L - i0);
-    const b1 = b / B2;
-    const b2 = b % B2;
-    const qb = b1 * word(desc, 6) + b2 * word(desc, 7);
-    const kb = b1 * word(desc, 9) + b2 * word(desc, 10);
-    const vb = b1 * word(desc, 12) + b2 * word(desc, 13);
-    const mb = b1 * word(desc, 22) + b2 * word(desc, 23);
+    const qb = batchBase(desc, 6, b);
+    const kb = batchBase(desc, 9, b);
+    const vb = batchBase(desc, 12, b);
+    const mb = batchBase(desc, 22, b);
     for (let r = 0; r < rows; r++) {
       widen(fmt, elem(fmt, q, qb + (i0 + r) * word(desc, 8)), E, Qs + (<usize>(r * E) << 2));
       store<f32>(Ms + (<usize>r << 2), -Infinity);
@@ -177,7 +179,7 @@ const BC: i32 = 32;
           if (s == -Infinity) continue;
           const p = Mathf.exp(s - mNew);
           sum += p;
-          if (keep(threshold, seed0, seed1, index + <u32>c)) axpy(acc, Vs + (<usize>(c * Ev) << 2), p, Ev);
+          if (keep(desc, index + <u32>c)) axpy(acc, Vs + (<usize>(c * Ev) << 2), p, Ev);
         }
         store<f32>(Ls + (<usize>r << 2), load<f32>(Ls + (<usize>r << 2)) * corr + sum);
         store<f32>(Ms + (<usize>r << 2), mNew);
@@ -201,11 +203,7 @@ const BC: i32 = 32;
   const S = word(desc, 1);
   const E = word(desc, 2);
   const Ev = word(desc, 3);
-  const B2 = word(desc, 4);
   const causal = word(desc, 26) != 0;
-  const threshold = word(desc, 27);
-  const seed0 = <u32>word(desc, 28);
-  const seed1 = <u32>word(desc, 29);
   const scale = wordF(desc, 30);
   const dscale = wordF(desc, 31);
   // scratch: K, V, dK, dV tiles [BC, E|Ev], Q and dO tiles [BR, E|Ev], a row of o, D [L], dQ [L, E]
@@ -219,14 +217,12 @@ const BC: i32 = 32;
   const Ds = Orow + (<usize>Ev << 2);
   const dQs = Ds + (<usize>L << 2);
   for (let b = u0; b < u1; b++) {
-    const b1 = b / B2;
-    const b2 = b % B2;
-    const qb = b1 * word(desc, 6) + b2 * word(desc, 7);
-    const kb = b1 * word(desc, 9) + b2 * word(desc, 10);
-    const vb = b1 * word(desc, 12) + b2 * word(desc, 13);
-    const ob = b1 * word(desc, 15) + b2 * word(desc, 16);
-    const gb = b1 * word(desc, 18) + b2 * word(desc, 19);
-    const mb = b1 * word(desc, 22) + b2 * word(desc, 23);
+    const qb = batchBase(desc, 6, b);
+    const kb = batchBase(desc, 9, b);
+    const vb = batchBase(desc, 12, b);
+    const ob = batchBase(desc, 15, b);
+    const gb = batchBase(desc, 18, b);
+    const mb = batchBase(desc, 22, b);
     for (let i = 0; i < L; i++) {
       widen(fmt, elem(fmt, o, ob + i * word(desc, 17)), Ev, Orow);
       widen(fmt, elem(fmt, g, gb + i * word(desc, 20)), Ev, Gs);
@@ -263,7 +259,7 @@ const BC: i32 = 32;
             if (s == -Infinity && rowLse != -Infinity) continue;
             const p = Mathf.exp(s - rowLse);
             let dp: f32 = 0;
-            if (keep(threshold, seed0, seed1, index + <u32>c)) {
+            if (keep(desc, index + <u32>c)) {
               const vr = Vs + (<usize>(c * Ev) << 2);
               axpy(dVs + (<usize>(c * Ev) << 2), gr, p * dscale, Ev);
               dp = dot(gr, vr, Ev) * dscale;

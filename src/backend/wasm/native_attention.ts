@@ -11,7 +11,8 @@
 import type { KernelTensor } from '../backend.js';
 import type { FlashAttentionParams } from '../kernels.js';
 import { numel } from '../../shape/strides.js';
-import { collapse, contiguous, fmtOf, type Fmt } from './layout.js';
+import { attentionLayout, type AttentionLayout } from '../attention_layout.js';
+import { contiguous, fmtOf, type Fmt } from './layout.js';
 import type { NativeContext, NativeKernel, NativeKernels } from './native.js';
 
 const DESC = 'attention-desc';
@@ -21,17 +22,8 @@ const DESC_WORDS = 32;
 /** Multiply-adds per thread below which a call runs on the calling thread alone (~50 us). */
 const MIN_MACS_PER_PART = 1 << 17;
 
-interface Geometry {
+interface Geometry extends AttentionLayout {
   fmt: Fmt;
-  L: number;
-  S: number;
-  E: number;
-  Ev: number;
-  /** Batch count and the two collapsed batch dims' sizes (B1 * B2 = N). */
-  N: number;
-  B2: number;
-  /** Per operand: strides of batch dim 1, batch dim 2, rows (and the mask's columns). */
-  strides: number[][];
 }
 
 /**
@@ -39,26 +31,13 @@ interface Geometry {
  * in the backward) whose last dim must be contiguous; the mask (if any) comes last.
  */
 function geometry(rowed: readonly KernelTensor[], mask: KernelTensor | null, p: FlashAttentionParams): Geometry | null {
-  const [q, k, v] = rowed as [KernelTensor, KernelTensor, KernelTensor];
+  const q = rowed[0]!;
   const fmt = fmtOf(q.dtype);
   if (!fmt || rowed.some((t) => t.dtype !== q.dtype || t.shape.length !== q.shape.length || t.strides[t.strides.length - 1] !== 1)) return null;
   if (mask && (p.mask === 'bool' ? mask.dtype.name !== 'bool' : mask.dtype !== q.dtype)) return null;
-  const nb = q.shape.length - 2;
-  const batch = q.shape.slice(0, nb);
-  const [L, E] = q.shape.slice(nb) as [number, number];
-  const [S, Ev] = [k.shape[nb]!, v.shape[nb + 1]!];
-  const operands = mask ? [...rowed, mask] : rowed;
-  const { dims, strides } = collapse(batch, operands.map((t) => t.strides.slice(0, nb)));
-  if (dims.length > 2) return null;
-  while (dims.length < 2) {
-    dims.unshift(1);
-    strides.forEach((s) => s.unshift(0));
-  }
-  const all = [...strides.map((s, i) => [...s, operands[i]!.strides[nb]!])];
-  if (mask) all[all.length - 1]!.push(mask.strides[nb + 1]!);
-  const words = [L, S, E, Ev].concat(...all);
-  if (words.some((w) => !Number.isInteger(w) || w < 0 || w > 0x7fffffff)) return null;
-  return { fmt, L, S, E, Ev, N: dims[0]! * dims[1]!, B2: dims[1]!, strides: all };
+  const g = attentionLayout(rowed, mask);
+  if (!g || [g.L, g.S, g.E, g.Ev].concat(...g.strides).some((w) => !Number.isInteger(w) || w < 0 || w > 0x7fffffff)) return null;
+  return { ...g, fmt };
 }
 
 /** Write the descriptor (assembly/kernels/attention.ts) into a cached block; returns its address. */

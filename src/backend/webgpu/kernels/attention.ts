@@ -18,8 +18,9 @@ import type { KernelTensor } from '../../backend.js';
 import type { FlashAttentionParams } from '../../kernels.js';
 import { float32 } from '../../../dtype/dtype.js';
 import type { WebGpuBuffer } from '../buffers.js';
-import { bind, collapse, contiguousStrides, groups1d, isContiguousView, makeDispatch, Meta, numel, shader, tensorOperand, type KernelContext } from './common.js';
+import { bind, contiguousStrides, groups1d, isContiguousView, makeDispatch, Meta, numel, shader, tensorOperand, type KernelContext } from './common.js';
 import { runElementwise } from './elementwise.js';
+import { attentionLayout, type AttentionLayout } from '../../attention_layout.js';
 
 export const ATTENTION_KERNELS = ['flashAttentionForward', 'flashAttentionBackward'] as const;
 
@@ -78,38 +79,7 @@ fn score(b: i32, i: i32, j: i32) -> f32 {
 }`;
 }
 
-interface Layout {
-  L: number;
-  S: number;
-  E: number;
-  Ev: number;
-  N: number;
-  B2: number;
-  /** per rowed operand: batch-1, batch-2 and row strides (and the mask's column stride) */
-  strides: number[][];
-}
-
-/**
- * The geometry with the batch dims of `rowed` (q, k, v[, out, dO]) and the mask collapsed to two,
- * after copying operands whose last dim is strided; null when the batch dims do not collapse.
- */
-function layout(rowed: readonly KernelTensor[], mask: KernelTensor | null): Layout | null {
-  const [q, k, v] = rowed as [KernelTensor, KernelTensor, KernelTensor];
-  const nb = q.shape.length - 2;
-  const operands = mask ? [...rowed, mask] : rowed;
-  const c = collapse(q.shape.slice(0, nb), operands.map((t) => t.strides.slice(0, nb)));
-  const [dims, strides] = [c.shape, c.strides];
-  if (dims.length > 2) return null;
-  while (dims.length < 2) {
-    dims.unshift(1);
-    strides.forEach((s) => s.unshift(0));
-  }
-  const all = strides.map((s, t) => [...s, operands[t]!.strides[nb]!]);
-  if (mask) all[all.length - 1]!.push(mask.strides[nb + 1]!);
-  return { L: q.shape[nb]!, E: q.shape[nb + 1]!, S: k.shape[nb]!, Ev: v.shape[nb + 1]!, N: dims[0]! * dims[1]!, B2: dims[1]!, strides: all };
-}
-
-function metaOf(g: Layout, p: FlashAttentionParams, rowed: readonly KernelTensor[], mask: KernelTensor | null, outOffsets: readonly number[]): Meta {
+function metaOf(g: AttentionLayout, p: FlashAttentionParams, rowed: readonly KernelTensor[], mask: KernelTensor | null, outOffsets: readonly number[]): Meta {
   const m = new Meta().ints([g.L, g.S, g.N, g.B2, g.E, g.Ev, p.causal ? 1 : 0, mask ? (p.mask === 'bool' ? 1 : 2) : 0, p.dropoutThreshold, p.seed0 | 0, p.seed1 | 0]).f(p.scale).f(p.dropoutScale);
   for (let t = 0; t < 5; t++) {
     const s = g.strides[t];
@@ -150,7 +120,7 @@ function contiguousCopies(ctx: KernelContext, ts: readonly KernelTensor[], fn: (
 }
 
 function forward(ctx: KernelContext, q: KernelTensor, k: KernelTensor, v: KernelTensor, mask: KernelTensor | null, out: KernelTensor, lse: KernelTensor, p: FlashAttentionParams): void {
-  const g = layout([q, k, v], mask);
+  const g = attentionLayout([q, k, v], mask);
   if (!g) return contiguousCopies(ctx, [q, k, v], ([a, b, c]) => forward(ctx, a!, b!, c!, mask, out, lse, p));
   const maskKind = mask ? (p.mask === 'bool' ? 1 : 2) : 0;
   const ops = [q, k, v, ...(mask ? [mask] : []), out, lse];
@@ -206,7 +176,7 @@ ${scoreFn(K, M, maskKind)}
 }
 
 function backward(ctx: KernelContext, ins: readonly KernelTensor[], mask: KernelTensor | null, lse: KernelTensor, dq: KernelTensor, dk: KernelTensor, dv: KernelTensor, p: FlashAttentionParams): void {
-  const g = layout(ins, mask);
+  const g = attentionLayout(ins, mask);
   if (!g) return contiguousCopies(ctx, ins, (cs) => backward(ctx, cs, mask, lse, dq, dk, dv, p));
   const [q, k, v, o, gOut] = ins as [KernelTensor, KernelTensor, KernelTensor, KernelTensor, KernelTensor];
   const maskKind = mask ? (p.mask === 'bool' ? 1 : 2) : 0;
