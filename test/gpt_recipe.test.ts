@@ -17,8 +17,12 @@ import { ROOT, runCli } from './helpers/cli.js';
 
 const TEXT = resolve(ROOT, '..', 'shared', 'datasets', 'tinyshakespeare.txt');
 const LONG = process.env['MIXPREC_LONG'] === '1';
-/** Largest |webgpu - wasm| / wasm over the 50 iterations' losses, per precision. */
-const TOL = { fp32: 1e-3, fp16: 2e-2, bf16: 4e-2 } as const;
+/**
+ * Largest |webgpu - wasm| / wasm over the 50 iterations' losses, per precision: a unit in the last
+ * place of the 16-bit format (2^-10, 2^-7), float32's noise grown over 50 steps for fp32. (Measured
+ * for fp16 on lavapipe: 5.7e-6.)
+ */
+const TOL = { fp32: 1e-4, fp16: 2 ** -10, bf16: 2 ** -7 } as const;
 
 function losses(log: string): number[] {
   return readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; loss: number }).filter((e) => e.event === 'step').map((e) => e.loss);
