@@ -6,7 +6,7 @@
 import './helpers/backend.js'; // MIXPREC_BACKEND selects the backend (default reference)
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, readdirSync, truncateSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pngjs from 'pngjs';
@@ -15,6 +15,7 @@ import { DCGANGenerator, DCGANDiscriminator } from '../src/models/dcgan.js';
 import { imageGrid, saveImageGrid } from '../src/io/png_grid.js';
 import { ganStep, parseTrainGanArgs, sample, type GanContext } from '../src/cli/train_gan.js';
 import { runCli } from './helpers/cli.js';
+import { writeCifar } from './helpers/data.js';
 
 const hostSteps = Boolean(mx.getBackend().readSync);
 const stepResult = (stepped: boolean): boolean | undefined => (hostSteps ? stepped : undefined);
@@ -203,32 +204,6 @@ describe('one GradScaler shared by the two optimizers', () => {
 
 describe('mixprec train-gan', () => {
   const cli = (args: string[]) => runCli(args, { cwd: work, timeout: 120_000 });
-
-  /** CIFAR-10's layout at full size (resolveData wants 10,000 records a file): 512 coloured squares, the rest black (sparse). */
-  function writeCifar(root: string): string {
-    const dir = join(root, 'cifar-10-batches-bin');
-    mkdirSync(dir, { recursive: true });
-    const n = 512;
-    const buf = new Uint8Array(n * 3073);
-    for (let r = 0; r < n; r++) {
-      const c = r % 10;
-      buf[r * 3073] = c;
-      for (let p = 0; p < 3; p++) {
-        for (let q = 0; q < 1024; q++) {
-          const y = q >> 5;
-          const x = q & 31;
-          const inside = y >= 8 && y < 24 && x >= 8 && x < 24;
-          buf[r * 3073 + 1 + p * 1024 + q] = inside ? ((c + 1) * (p + 3) * 37) & 255 : 20;
-        }
-      }
-    }
-    for (const f of ['data_batch_1', 'data_batch_2', 'data_batch_3', 'data_batch_4', 'data_batch_5', 'test_batch']) {
-      const path = join(dir, `${f}.bin`);
-      writeFileSync(path, buf);
-      truncateSync(path, 10000 * 3073);
-    }
-    return root;
-  }
 
   it('trains, writes sample grids and JSON lines', () => {
     const data = writeCifar(join(work, 'cifar'));

@@ -40,6 +40,7 @@ const LAYER_OF = [
   ['models/', 'models'],
   ['train/', 'train'],
   ['bench/', 'bench'],
+  ['report/', 'report'],
   ['cli/', 'cli'],
   ['dtypes.ts', 'mx.dtypes'],
   ['api.ts', 'public api'],
@@ -77,8 +78,10 @@ const MAY_IMPORT: Readonly<Record<Layer, readonly Layer[]>> = {
   train: [...CORE, 'nn', 'optim', 'amp', 'data', 'models'],
   'mx.dtypes': ['dtype'], // the dtype layer's public face
   bench: LIBRARY,
+  // training logs and precision reports to figures: reads JSON lines (and amp's report type), not tensors
+  report: ['amp'],
   'public api': LIBRARY,
-  cli: [...LIBRARY, 'bench', 'public api'],
+  cli: [...LIBRARY, 'bench', 'report', 'public api'],
 };
 
 function layerOf(file: string): Layer | undefined {

@@ -72,9 +72,10 @@ describe('mixprec train-gpt', () => {
   const common = ['--data', text, '--n-layer', '1', '--n-head', '2', '--n-embd', '16', '--block-size', '16', '--batch-size', '4', '--eval-iters', '2', '--warmup-iters', '2', '--lr-decay-iters', '6'];
   const events = (path: string) => readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
 
-  it('trains, estimates the losses, samples and logs the eval lines with exactly their fields (fp16, grad-accum 2)', () => {
+  it('trains, estimates the losses, samples and logs the eval lines with exactly their fields (fp16, grad-accum 2); --report', () => {
     const log = join(dir, 'run.jsonl');
-    const r = cli(['train-gpt', ...common, '--max-iters', '6', '--eval-interval', '3', '--grad-accum', '2', '--sample-len', '40', '--prompt', 'the ', '--log-json', log]);
+    const html = join(dir, 'run.html');
+    const r = cli(['train-gpt', ...common, '--max-iters', '6', '--eval-interval', '3', '--grad-accum', '2', '--sample-len', '40', '--prompt', 'the ', '--log-json', log, '--report', html]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /iter 3\/6: train loss \d+\.\d+, val loss \d+\.\d+, loss scale \d+, skipped steps \d+/);
     assert.match(r.stdout, /sample \(temperature 0\.8, top-k 200\):\nthe /);
@@ -90,6 +91,10 @@ describe('mixprec train-gpt', () => {
     assert.deepEqual(steps.map((e) => e['iter']), [0, 1, 2, 3, 4, 5]);
     assert.equal(steps[0]!['lr'], 1e-3 / 3, 'warm-up');
     assert.equal((all.find((e) => e['event'] === 'sample')!['text'] as string).length, 4 + 40);
+    const config = all[0]!;
+    assert.deepEqual([config['event'], config['command'], config['model'], config['n_layer'], config['grad_accum']], ['config', 'train-gpt', 'gpt', 1, 2]);
+    assert.match(r.stdout, /wrote the report .*run\.html/);
+    assert.match(readFileSync(html, 'utf8'), /<html/i);
   });
 
   it('a checkpoint resumes bitwise: 3 iterations + resume to 6 equals 6 straight (fp16)', async () => {

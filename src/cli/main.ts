@@ -10,6 +10,8 @@ import { parseTrainLmArgs, runTrainLm } from './train_lm.js';
 import { parseTrainGptArgs, runTrainGpt } from './train_gpt.js';
 import { runEval } from './eval.js';
 import { runBench } from './bench.js';
+import { runReport } from './report.js';
+import { runServe } from './serve.js';
 
 const HELP = `usage: mixprec <command> [options]
 
@@ -19,6 +21,8 @@ commands:
   train-gpt train a character-level GPT (nanoGPT's recipe) with mixed precision (mixprec train-gpt --help)
   train-gan train a DCGAN on CIFAR-10 with mixed precision, one GradScaler for two optimizers (mixprec train-gan --help)
   eval      accuracy of a training checkpoint (mixprec eval --help)
+  report    training logs to an HTML page of plots (and PNGs) (mixprec report --help)
+  serve     the browser playground: train LeNet in a web page (mixprec serve [--port N])
   bench     GEMM GFLOP/s and LeNet training img/s and memory (mixprec bench --help) [--json]
   info      backends, dtypes and the op table with autocast categories [--json]
   --version print the version
@@ -65,6 +69,10 @@ async function main(argv: string[]): Promise<number> {
       return runTrainGan(parseTrainGanArgs(rest), out);
     case 'eval':
       return runEval(rest, out);
+    case 'report':
+      return runReport(rest, out);
+    case 'serve':
+      return runServe(rest, out);
     case 'bench':
       return runBench(rest, out);
     case 'info':
@@ -81,7 +89,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(HELP);
       return command === undefined ? 2 : 0;
     default:
-      throw new CliError(`mixprec: unknown command '${command}' (commands: train, train-lm, train-gpt, train-gan, eval, bench, info; see mixprec --help)`, 2);
+      throw new CliError(`mixprec: unknown command '${command}' (commands: train, train-lm, train-gpt, train-gan, eval, report, serve, bench, info; see mixprec --help)`, 2);
   }
 }
 

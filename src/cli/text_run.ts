@@ -22,6 +22,8 @@ import type { Precision } from '../train/classifier.js';
 import { ProgressBar, type ProgressPayload } from '../util/progress_bar.js';
 import { CliError } from './errors.js';
 import type { Output } from './train.js';
+import { RunReport } from './run_report.js';
+import type { PrecisionReport } from '../amp/diagnostics.js';
 
 /** The flags every text-training command has. */
 export interface TextRunArgs {
@@ -32,6 +34,8 @@ export interface TextRunArgs {
   checkpoint?: string;
   resume?: string;
   logJson?: string;
+  /** --report: the HTML report of the run, written when it ends. */
+  report?: string;
   quiet: boolean;
 }
 
@@ -63,6 +67,7 @@ export class TextTrainingRun<M extends TextRunMeta> {
   private skippedBefore = 0;
   private skippedAtStart = 0;
   private logFile: WriteStream | null;
+  private report: RunReport | null;
   private interrupted = false;
   private readonly onSigint = () => {
     this.interrupted = true;
@@ -75,8 +80,11 @@ export class TextTrainingRun<M extends TextRunMeta> {
     readonly corpus: CharCorpus,
     /** The checkpoint given to --resume, checked to be of this command and this text's vocabulary. */
     readonly resumed: { tensors: Map<string, Tensor>; meta: M } | null,
+    /** The model's name in the report ('lstm', 'gpt'). */
+    label: string,
   ) {
     this.logFile = args.logJson ? createWriteStream(args.logJson, { flags: 'w' }) : null;
+    this.report = args.report ? new RunReport(args.report, `${label} ${args.precision}`) : null;
     process.on('SIGINT', this.onSigint);
   }
 
@@ -86,6 +94,7 @@ export class TextTrainingRun<M extends TextRunMeta> {
    */
   static async command<M extends TextRunMeta>(
     kind: M['kind'],
+    label: string,
     args: TextRunArgs & { help: boolean },
     out: Output,
     help: string,
@@ -95,7 +104,7 @@ export class TextTrainingRun<M extends TextRunMeta> {
       out.log(help.trimEnd());
       return 0;
     }
-    const run = await TextTrainingRun.open<M>(kind, args, out);
+    const run = await TextTrainingRun.open<M>(kind, label, args, out);
     try {
       return await train(run);
     } finally {
@@ -104,7 +113,7 @@ export class TextTrainingRun<M extends TextRunMeta> {
   }
 
   /** Select the backend, read the corpus and the checkpoint to resume (same command, same vocabulary). */
-  static async open<M extends TextRunMeta>(kind: M['kind'], args: TextRunArgs, out: Output): Promise<TextTrainingRun<M>> {
+  static async open<M extends TextRunMeta>(kind: M['kind'], label: string, args: TextRunArgs, out: Output): Promise<TextTrainingRun<M>> {
     await (args.backend ? setBackend(args.backend) : initDefaultBackend());
     const corpus = await CharCorpus.fromFile(args.data!);
     let resumed: { tensors: Map<string, Tensor>; meta: M } | null = null;
@@ -118,7 +127,7 @@ export class TextTrainingRun<M extends TextRunMeta> {
       }
       resumed = { tensors: loaded.tensors, meta };
     }
-    return new TextTrainingRun<M>(kind, args, out, corpus, resumed);
+    return new TextTrainingRun<M>(kind, args, out, corpus, resumed, label);
   }
 
   /** A usage error unless every character of the sample's prompt is in the text's vocabulary. */
@@ -141,12 +150,22 @@ export class TextTrainingRun<M extends TextRunMeta> {
     if (!this.args.quiet) this.out.log(line);
   }
 
-  logJson(event: Record<string, unknown>): void {
+  /** A --log-json line (and an event of the --report). */
+  logJson(event: { event: string } & Record<string, unknown>): void {
+    this.report?.add(event);
     this.logFile?.write(`${JSON.stringify(event)}\n`);
   }
 
+  /** Whether events are kept (--log-json or --report): per-step values are read only then. */
   get logging(): boolean {
-    return this.logFile !== null;
+    return this.logFile !== null || this.report !== null;
+  }
+
+  /** Write the --report (once; close() writes it otherwise), with the gradients' precision statistics if any. */
+  async writeReport(precision?: PrecisionReport): Promise<void> {
+    const report = this.report;
+    this.report = null;
+    await report?.write(this.out, precision);
   }
 
   /**
@@ -223,9 +242,10 @@ export class TextTrainingRun<M extends TextRunMeta> {
     return bar;
   }
 
-  /** Stop listening for Ctrl-C and flush the JSON log. */
+  /** Stop listening for Ctrl-C, write the report, flush the JSON log. */
   async close(): Promise<void> {
     process.off('SIGINT', this.onSigint);
+    await this.writeReport();
     const file = this.logFile;
     this.logFile = null;
     if (file) await new Promise<void>((resolve) => file.end(resolve));

@@ -20,6 +20,7 @@ import { choice, number, parseFlags, copyStringFlags, checkBackendFlag } from '.
 import { CliError, usage } from './errors.js';
 import { resolveData, DATASETS, type DatasetName, type LoadedData } from './datasets.js';
 import { Progress } from './progress.js';
+import { configEvent, RunReport } from './run_report.js';
 
 export const TRAIN_HELP = `usage: mixprec train [options]
 
@@ -46,6 +47,7 @@ Trains the seed's CNN (LeNet) and prints the test accuracy after every epoch.
   --resume FILE.safetensors     continue a run exactly where its checkpoint left it
   --log-json PATH               one JSON object per line: step and epoch events
   --precision-report PATH       float16 range statistics of the gradients, written after every epoch
+  --report FILE.html            an HTML report of the run's plots (mixprec report), written when it ends
   --quiet                       only the final accuracy line
   --verbose                     stack traces on errors
 `;
@@ -70,6 +72,7 @@ const FLAGS = {
   resume: { type: 'string' },
   'log-json': { type: 'string' },
   'precision-report': { type: 'string' },
+  report: { type: 'string' },
   quiet: { type: 'boolean' },
   verbose: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -98,6 +101,8 @@ export interface TrainArgs {
   resume?: string;
   logJson?: string;
   precisionReport?: string;
+  /** --report: the HTML report written when training ends. */
+  report?: string;
   quiet: boolean;
   verbose: boolean;
   help: boolean;
@@ -127,7 +132,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     if (args.model !== 'widecnn') throw usage('mixprec train: --width applies to --model widecnn only');
     args.width = number('train', 'width', v['width'], 64, { integer: true, min: 1 });
   }
-  copyStringFlags('train', v, args, [['data', 'data'], ['backend', 'backend'], ['checkpoint', 'checkpoint'], ['resume', 'resume'], ['log-json', 'logJson'], ['precision-report', 'precisionReport']]);
+  copyStringFlags('train', v, args, [['data', 'data'], ['backend', 'backend'], ['checkpoint', 'checkpoint'], ['resume', 'resume'], ['log-json', 'logJson'], ['precision-report', 'precisionReport'], ['report', 'report']]);
   checkBackendFlag('train', args.backend);
   if (args.resume !== undefined && !existsSync(args.resume)) throw new CliError(`--resume ${args.resume}: no such checkpoint file`);
   return args;
@@ -249,7 +254,16 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
   };
 
   const logFile: WriteStream | null = args.logJson ? createWriteStream(args.logJson, { flags: 'w' }) : null;
-  const logJson = (event: Record<string, unknown>) => logFile?.write(`${JSON.stringify(event)}\n`);
+  const report = args.report ? new RunReport(args.report, `${args.model} ${args.precision}`) : null;
+  const logJson = (event: { event: string } & Record<string, unknown>) => {
+    report?.add(event);
+    logFile?.write(`${JSON.stringify(event)}\n`);
+  };
+  logJson(configEvent('train', {
+    model: args.model, width, dataset: data.name, data_source: data.source, train_images: data.train.length, test_images: data.test.length,
+    precision: args.precision, optimizer: args.optimizer, lr: args.lr, momentum: args.optimizer === 'sgd' ? args.momentum : undefined,
+    weight_decay: args.optimizer === 'adamw' ? args.weightDecay || 0.01 : args.weightDecay, batch_size: args.batchSize, epochs: args.epochs, augment: args.augment, seed: args.seed, resume: args.resume,
+  }));
   let recorder: PrecisionRecorder | null = args.precisionReport
     ? precisionReport({ model, scaler, format: args.precision === 'bf16' ? 'bfloat16' : 'float16' })
     : null;
@@ -288,7 +302,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
           lossCount++;
         }
         const seconds = (performance.now() - started) / 1000;
-        if (logFile) {
+        if (logFile || report) {
           const skippedNow = await scaler.getSkippedStepsAsync();
           logJson({ event: 'step', epoch: epoch + 1, step, loss: value, loss_scale: await scaler.getScaleAsync(), skipped: skippedNow > skippedSeen });
           skippedSeen = skippedNow;
@@ -337,6 +351,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     return 0;
   } finally {
     process.off('SIGINT', onSigint);
+    await report?.write(out, recorder?.report());
     recorder?.close();
     recorder = null;
     if (logFile) await new Promise<void>((resolve) => logFile.end(resolve));

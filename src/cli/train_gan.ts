@@ -28,6 +28,7 @@ import { number, parseFlags, choice, copyStringFlags, checkBackendFlag } from '.
 import { CliError } from './errors.js';
 import { resolveData } from './datasets.js';
 import type { Output } from './train.js';
+import { configEvent, RunReport } from './run_report.js';
 
 export const TRAIN_GAN_HELP = `usage: mixprec train-gan [options]
 
@@ -46,6 +47,7 @@ grids of 64 samples from a fixed noise vector.
                                 (000000 before training) and samples-final.png (default gan-samples)
   --sample-every N              (default 500; 0: only the final grid)
   --log-json PATH               one JSON object per line: iteration events (losses, loss scale, skipped)
+  --report FILE.html            an HTML report of the run's plots (mixprec report), written when it ends
   --backend NAME                compute backend (default: wasm, or MIXPREC_BACKEND when set)
   --quiet                       only the final line
   --verbose                     stack traces on errors
@@ -61,6 +63,7 @@ const FLAGS = {
   out: { type: 'string' },
   'sample-every': { type: 'string' },
   'log-json': { type: 'string' },
+  report: { type: 'string' },
   backend: { type: 'string' },
   quiet: { type: 'boolean' },
   verbose: { type: 'boolean' },
@@ -84,6 +87,8 @@ export interface TrainGanArgs {
   out: string;
   sampleEvery: number;
   logJson?: string;
+  /** --report: the HTML report written when training ends. */
+  report?: string;
   backend?: string;
   quiet: boolean;
   verbose: boolean;
@@ -105,7 +110,7 @@ export function parseTrainGanArgs(argv: string[]): TrainGanArgs {
     verbose: Boolean(v['verbose']),
     help: Boolean(v['help']),
   };
-  copyStringFlags('train-gan', v, args, [['data', 'data'], ['out', 'out'], ['log-json', 'logJson'], ['backend', 'backend']]);
+  copyStringFlags('train-gan', v, args, [['data', 'data'], ['out', 'out'], ['log-json', 'logJson'], ['backend', 'backend'], ['report', 'report']]);
   checkBackendFlag('train-gan', args.backend);
   return args;
 }
@@ -268,7 +273,15 @@ export async function runTrainGan(args: TrainGanArgs, out: Output): Promise<numb
   const pad = (i: number) => String(i).padStart(6, '0');
 
   const logFile: WriteStream | null = args.logJson ? createWriteStream(args.logJson, { flags: 'w' }) : null;
-  const logJson = (event: Record<string, unknown>) => logFile?.write(`${JSON.stringify(event)}\n`);
+  const report = args.report ? new RunReport(args.report, `dcgan ${args.precision}`) : null;
+  const logJson = (event: { event: string } & Record<string, unknown>) => {
+    report?.add(event);
+    logFile?.write(`${JSON.stringify(event)}\n`);
+  };
+  logJson(configEvent('train-gan', {
+    model: 'dcgan', width: args.width, dataset: data.name, data_source: data.source, train_images: train.length, precision: args.precision,
+    optimizer: 'adam', lr: adam.lr, betas: adam.betas.join('/'), batch_size: args.batchSize, iterations: args.iterations, seed: args.seed,
+  }));
   const params = (m: DCGANGenerator | DCGANDiscriminator) => m.parameters().reduce((s, p) => s + p.numel, 0);
   say(
     `training a DCGAN (width ${args.width}: G ${params(G).toLocaleString('en-US')} / D ${params(D).toLocaleString('en-US')} parameters) on ${data.name} (${data.source}): ` +
@@ -292,7 +305,7 @@ export async function runTrainGan(args: TrainGanArgs, out: Output): Promise<numb
       r.lossG.dispose();
       iteration++;
       if (Number.isFinite(last.d) && Number.isFinite(last.g)) window = { d: window.d + last.d, g: window.g + last.g, n: window.n + 1 };
-      if (logFile) {
+      if (logFile || report) {
         // Per iteration, not per optimizer: an overflow in either network is one skipped step
         // (the other one's step may still have run; see the module comment).
         const skippedNow = await scaler.getSkippedStepsAsync();
@@ -325,6 +338,7 @@ export async function runTrainGan(args: TrainGanArgs, out: Output): Promise<numb
     );
     return finite.g && finite.d ? 0 : 1;
   } finally {
+    await report?.write(out);
     fixedNoise.dispose();
     if (logFile) await new Promise<void>((resolve) => logFile.end(resolve));
   }

@@ -16,6 +16,7 @@ import { estimateLoss, gptLoss, nanoGptLr, nanoGptParamGroups } from '../train/g
 import { choice, number, parseFlags, copyStringFlags, checkBackendFlag } from './args.js';
 import { CliError, usage } from './errors.js';
 import { TextTrainingRun, type TextRunMeta } from './text_run.js';
+import { configEvent } from './run_report.js';
 import type { Output } from './train.js';
 
 export const TRAIN_GPT_HELP = `usage: mixprec train-gpt --data FILE.txt [options]
@@ -55,6 +56,7 @@ The defaults are nanoGPT's CPU recipe for Tiny Shakespeare.
   --log-json PATH             one JSON object per line: eval events {"event":"eval","iter":I,"train_loss",
                               "val_loss","loss_scale","skipped_steps"} (losses after I iterations), step events
                               (iteration I's loss, lr, ms, loss_scale, skipped) and the sample
+  --report FILE.html          an HTML report of the run's plots (mixprec report), written when it ends
   --quiet                     only the final line
   --verbose                   stack traces on errors
 `;
@@ -89,6 +91,7 @@ const FLAGS = {
   checkpoint: { type: 'string' },
   resume: { type: 'string' },
   'log-json': { type: 'string' },
+  report: { type: 'string' },
   quiet: { type: 'boolean' },
   verbose: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -124,6 +127,8 @@ export interface TrainGptArgs {
   checkpoint?: string;
   resume?: string;
   logJson?: string;
+  /** --report: the HTML report written when training ends. */
+  report?: string;
   quiet: boolean;
   verbose: boolean;
   help: boolean;
@@ -170,7 +175,7 @@ export function parseTrainGptArgs(argv: string[]): TrainGptArgs {
     throw usage(`mixprec ${command}: --lr-decay-iters (${args.lrDecayIters}) must be greater than --warmup-iters (${args.warmupIters})`);
   }
   if (args.prompt === '') throw usage(`mixprec ${command}: --prompt needs at least one character`);
-  copyStringFlags(command, v, args, [['data', 'data'], ['backend', 'backend'], ['checkpoint', 'checkpoint'], ['resume', 'resume'], ['log-json', 'logJson']]);
+  copyStringFlags(command, v, args, [['data', 'data'], ['backend', 'backend'], ['checkpoint', 'checkpoint'], ['resume', 'resume'], ['log-json', 'logJson'], ['report', 'report']]);
   if (args.help) return args;
   if (args.data === undefined) throw usage(`mixprec ${command}: --data FILE is required (a UTF-8 text file, e.g. ../shared/datasets/tinyshakespeare.txt)`);
   checkBackendFlag(command, args.backend);
@@ -188,7 +193,7 @@ type GptMeta = TextRunMeta<'mixprec.train-gpt', ModelConfig> & {
 };
 
 export function runTrainGpt(args: TrainGptArgs, out: Output): Promise<number> {
-  return TextTrainingRun.command<GptMeta>('mixprec.train-gpt', args, out, TRAIN_GPT_HELP, (run) => train(run, args, out));
+  return TextTrainingRun.command<GptMeta>('mixprec.train-gpt', 'gpt', args, out, TRAIN_GPT_HELP, (run) => train(run, args, out));
 }
 
 async function train(run: TextTrainingRun<GptMeta>, args: TrainGptArgs, out: Output): Promise<number> {
@@ -228,6 +233,13 @@ async function train(run: TextTrainingRun<GptMeta>, args: TrainGptArgs, out: Out
       `${corpus.ids.length} characters, vocabulary ${vocab.length}, ${train.length} train / ${validation.length} validation; ` +
       `precision ${args.precision}, AdamW lr ${args.lr} -> ${args.minLr}, ${args.gradAccum} x ${args.batchSize} x ${config.blockSize} tokens per iteration, ${args.maxIters} iterations, seed ${args.seed}`,
   );
+  run.logJson(configEvent('train-gpt', {
+    model: 'gpt', data: args.data, characters: corpus.ids.length, vocabulary: vocab.length, n_layer: config.nLayer, n_head: config.nHead, n_embd: config.nEmbd,
+    block_size: config.blockSize, bias: config.bias, dropout: config.dropout, parameters: model.numParams(), precision: args.precision, optimizer: 'adamw',
+    lr: args.lr, min_lr: args.minLr, warmup_iters: args.warmupIters, lr_decay_iters: args.lrDecayIters, weight_decay: args.weightDecay, beta2: args.beta2,
+    grad_clip: args.gradClip, batch_size: args.batchSize, grad_accum: args.gradAccum, max_iters: args.maxIters, eval_interval: args.evalInterval,
+    eval_iters: args.evalIters, seed: args.seed, resume: args.resume,
+  }));
   const schedule = { lr: args.lr, minLr: args.minLr, warmupIters: args.warmupIters, lrDecayIters: args.lrDecayIters };
   const started = performance.now();
   const newBar = () => run.progressBar(args.maxIters, 'iters', '  loss {loss}  {ms} ms/iter', { loss: '-', ms: '-' });

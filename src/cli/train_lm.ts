@@ -14,6 +14,7 @@ import { evaluateLm, lmLoss, type LmEvaluation } from '../train/language_model.j
 import { choice, number, parseFlags, copyStringFlags, checkBackendFlag } from './args.js';
 import { CliError, usage } from './errors.js';
 import { TextTrainingRun, type TextRunMeta } from './text_run.js';
+import { configEvent } from './run_report.js';
 import type { Output } from './train.js';
 
 export const TRAIN_LM_HELP = `usage: mixprec train-lm --data FILE.txt [options]
@@ -43,6 +44,7 @@ the validation loss in nats and bits per character, then a generated sample.
   --resume FILE.safetensors   continue a run exactly where its checkpoint left it
   --log-json PATH             one JSON object per line: step, eval and sample events
   --precision-report PATH     float16 range statistics of the gradients, written at every evaluation
+  --report FILE.html          an HTML report of the run's plots (mixprec report), written when it ends
   --quiet                     only the final line
   --verbose                   stack traces on errors
 `;
@@ -70,6 +72,7 @@ const FLAGS = {
   resume: { type: 'string' },
   'log-json': { type: 'string' },
   'precision-report': { type: 'string' },
+  report: { type: 'string' },
   quiet: { type: 'boolean' },
   verbose: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -98,6 +101,8 @@ export interface TrainLmArgs {
   resume?: string;
   logJson?: string;
   precisionReport?: string;
+  /** --report: the HTML report written when training ends. */
+  report?: string;
   quiet: boolean;
   verbose: boolean;
   help: boolean;
@@ -129,7 +134,7 @@ export function parseTrainLmArgs(argv: string[]): TrainLmArgs {
   };
   if (args.dropout >= 1) throw usage(`mixprec train-lm: --dropout must be below 1 (got '${String(v['dropout'])}')`);
   if (args.prompt === '') throw usage('mixprec train-lm: --prompt needs at least one character');
-  copyStringFlags('train-lm', v, args, [['data', 'data'], ['backend', 'backend'], ['checkpoint', 'checkpoint'], ['resume', 'resume'], ['log-json', 'logJson'], ['precision-report', 'precisionReport']]);
+  copyStringFlags('train-lm', v, args, [['data', 'data'], ['backend', 'backend'], ['checkpoint', 'checkpoint'], ['resume', 'resume'], ['log-json', 'logJson'], ['precision-report', 'precisionReport'], ['report', 'report']]);
   if (args.help) return args;
   if (args.data === undefined) throw usage('mixprec train-lm: --data FILE is required (a UTF-8 text file, e.g. ../shared/datasets/tinyshakespeare.txt)');
   checkBackendFlag('train-lm', args.backend);
@@ -149,7 +154,7 @@ interface ModelConfig {
 type LmMeta = TextRunMeta<'mixprec.train-lm', ModelConfig> & { args: Omit<TrainLmArgs, 'help' | 'quiet' | 'verbose'> };
 
 export function runTrainLm(args: TrainLmArgs, out: Output): Promise<number> {
-  return TextTrainingRun.command<LmMeta>('mixprec.train-lm', args, out, TRAIN_LM_HELP, (run) => train(run, args, out));
+  return TextTrainingRun.command<LmMeta>('mixprec.train-lm', 'lstm', args, out, TRAIN_LM_HELP, (run) => train(run, args, out));
 }
 
 async function train(run: TextTrainingRun<LmMeta>, args: TrainLmArgs, out: Output): Promise<number> {
@@ -177,6 +182,11 @@ async function train(run: TextTrainingRun<LmMeta>, args: TrainLmArgs, out: Outpu
   if (await run.attach({ model, optimizer, scaler, generators: { rng: defaultGenerator, dataRng } })) run.say(`resumed from ${args.resume}: step ${run.step}`);
   const checkpoint = (path: string) => run.saveCheckpoint(path, { args: { ...args, help: undefined, quiet: undefined, verbose: undefined } as LmMeta['args'] }, config);
 
+  run.logJson(configEvent('train-lm', {
+    model: 'lstm', data: args.data, characters: corpus.ids.length, vocabulary: config.vocab.length, embed: config.embed, hidden: config.hidden, layers: config.layers,
+    dropout: config.dropout, precision: args.precision, optimizer: 'adamw', lr: args.lr, weight_decay: args.weightDecay, clip: args.clip,
+    batch_size: args.batchSize, seq_len: args.seqLen, steps: args.steps, eval_every: args.evalEvery, seed: args.seed, resume: args.resume,
+  }));
   let recorder: PrecisionRecorder | null = args.precisionReport
     ? precisionReport({ model, scaler, format: args.precision === 'bf16' ? 'bfloat16' : 'float16', findOverflow: false })
     : null;
@@ -269,6 +279,7 @@ async function train(run: TextTrainingRun<LmMeta>, args: TrainLmArgs, out: Outpu
     return 0;
   } finally {
     bar?.stop();
+    await run.writeReport(recorder?.report());
     recorder?.close();
     recorder = null;
   }

@@ -14,17 +14,15 @@ import { ImageArrayDataset, type ImageArrayDatasetOptions } from './dataset.js';
 import { readTar } from './tar.js';
 import { downloadFile, type ProgressCallback } from './download.js';
 import type { TransformLike } from './transforms.js';
+import { CIFAR10_CLASSES, PIXELS, TEST_FILES, TRAIN_FILES, decodeBatchFile, type CifarSplit as Split } from './cifar10_format.js';
+
+export { CIFAR10_CLASSES } from './cifar10_format.js';
 
 export const CIFAR10_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz';
 export const CIFAR10_MD5 = 'c32a1d4ab5d03f1284b67883e8d87530';
-export const CIFAR10_CLASSES: readonly string[] = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 
 const ARCHIVE = 'cifar-10-binary.tar.gz';
 const FOLDER = 'cifar-10-batches-bin';
-const PIXELS = 3072;
-const RECORD = PIXELS + 1;
-const TRAIN_FILES = ['data_batch_1.bin', 'data_batch_2.bin', 'data_batch_3.bin', 'data_batch_4.bin', 'data_batch_5.bin'];
-const TEST_FILES = ['test_batch.bin'];
 
 export interface CIFAR10SourceOptions {
   /** Fetch the archive into `root` when it cannot be found there (default false). */
@@ -48,11 +46,6 @@ export interface CIFAR10SplitsOptions extends CIFAR10SourceOptions {
   trainTransform?: TransformLike | null;
   testTransform?: TransformLike | null;
   targetTransform?: ((label: number) => number) | null;
-}
-
-interface Split {
-  images: Uint8Array;
-  labels: Uint8Array;
 }
 
 type Source = { kind: 'archive'; file: string } | { kind: 'folder'; dir: string };
@@ -85,22 +78,6 @@ async function locate(root: string, options: CIFAR10SourceOptions): Promise<Sour
   throw new Error(`CIFAR10: cannot find ${kind === 'dir' ? `the dataset in ${root}` : root}: ${EXPECTED} (use download: true to fetch it)`);
 }
 
-function decodeFile(buf: Uint8Array, name: string, records: number, into: Split, slot: number): void {
-  const want = records * RECORD;
-  if (buf.length !== want) {
-    throw new Error(`CIFAR10: ${name} has ${buf.length} bytes, expected ${want} (${records} records of ${RECORD} bytes)`);
-  }
-  const { images, labels } = into;
-  const first = slot * records;
-  for (let r = 0; r < records; r++) {
-    const off = r * RECORD;
-    const label = buf[off]!;
-    if (label > 9) throw new Error(`CIFAR10: ${name} record ${r} has label ${label}, expected 0-9 (a malformed or non-CIFAR-10 file)`);
-    labels[first + r] = label;
-    images.set(buf.subarray(off + 1, off + RECORD), (first + r) * PIXELS);
-  }
-}
-
 /** Read the requested splits of CIFAR-10 from `root` (an archive or folder; see the module comment). */
 export async function readCIFAR10(root: string, splits: { train?: boolean; test?: boolean }, options: CIFAR10SourceOptions = {}): Promise<{ train?: Split; test?: Split }> {
   const records = options.recordsPerFile ?? 10000;
@@ -108,7 +85,7 @@ export async function readCIFAR10(root: string, splits: { train?: boolean; test?
   const source = await locate(root, options);
   const out: { train?: Split; test?: Split } = {};
   const wanted = new Map<string, { split: Split; slot: number }>();
-  const alloc = (files: string[]): Split => {
+  const alloc = (files: readonly string[]): Split => {
     const split = { images: new Uint8Array(files.length * records * PIXELS), labels: new Uint8Array(files.length * records) };
     files.forEach((f, slot) => wanted.set(f, { split, slot }));
     return split;
@@ -128,7 +105,7 @@ export async function readCIFAR10(root: string, splits: { train?: boolean; test?
         }
         throw new Error(`CIFAR10: cannot read ${path}: ${(e as Error).message}`, { cause: e });
       }
-      decodeFile(buf, path, records, split, slot);
+      decodeBatchFile(buf, path, records, split, slot);
     }
     return out;
   }
@@ -141,7 +118,7 @@ export async function readCIFAR10(root: string, splits: { train?: boolean; test?
         const file = basename(h.name);
         seen.add(file);
         const { split, slot } = wanted.get(file)!;
-        decodeFile(data, `${source.file} (member ${h.name})`, records, split, slot);
+        decodeBatchFile(data, `${source.file} (member ${h.name})`, records, split, slot);
       },
     });
   } catch (e) {

@@ -20,7 +20,7 @@
  * ends, by completion or `break`, the loader moves to the next epoch. `setEpoch(e)` jumps.
  *
  * Prefetch: while the consumer works on batch k, batches k+1..k+prefetch are produced in order, each
- * in its own macrotask (setImmediate), so they are assembled while the consumer awaits anything
+ * in its own macrotask (setImmediate; a MessageChannel message in browsers), so they are assembled while the consumer awaits anything
  * (an asynchronous backend's results, I/O, a timer). This runs on the main thread, deliberately: a
  * dataset is an arbitrary object (closures, transforms, file handles) that cannot be sent to a worker,
  * the batch randomness must come from the same seeded generators either way, and assembling an
@@ -148,7 +148,21 @@ function checkCount(name: string, v: number, min: number): number {
   return v;
 }
 
-const nextMacrotask = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/** A macrotask: setImmediate in Node; in browsers (which lack it) a MessageChannel message, not clamped as setTimeout is. */
+const nextMacrotask = (): Promise<void> =>
+  new Promise((resolve) => {
+    if (typeof setImmediate === 'function') {
+      setImmediate(resolve);
+      return;
+    }
+    // (the browser's MessageChannel: its ports have onmessage, which Node's typings lack)
+    const channel = new MessageChannel() as unknown as { port1: { onmessage: (() => void) | null; close(): void }; port2: { postMessage(m: unknown): void } };
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(null);
+  });
 
 export class DataLoader<B = [Tensor, Tensor]> implements AsyncIterable<B> {
   readonly batchSize: number;

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, extname, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -119,4 +119,14 @@ export async function runPage<T extends object>(browser: Browser, pageScript: st
     await page.close();
     server.close();
   }
+}
+
+/**
+ * Where a test's screenshot goes: MIXPREC_SCREENSHOT_DIR (`npm run screenshots` sets docs/images,
+ * the README's pictures), else build/screenshots.
+ */
+export function screenshotPath(name: string): string {
+  const dir = process.env['MIXPREC_SCREENSHOT_DIR'] ? resolve(process.env['MIXPREC_SCREENSHOT_DIR']) : join(buildRoot, 'screenshots');
+  mkdirSync(dir, { recursive: true });
+  return join(dir, name);
 }

@@ -1,5 +1,5 @@
 /** Synthetic datasets on disk for CLI tests. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as mx from '../../src/index.js';
 
@@ -33,4 +33,30 @@ export function writeMnist(dir: string, n: number, nTest: number): void {
   };
   write('train', n);
   write('t10k', nTest);
+}
+
+/** CIFAR-10's layout at full size (resolveData wants 10,000 records a file): 512 coloured squares, the rest black (sparse). */
+export function writeCifar(root: string): string {
+  const dir = join(root, 'cifar-10-batches-bin');
+  mkdirSync(dir, { recursive: true });
+  const n = 512;
+  const buf = new Uint8Array(n * 3073);
+  for (let r = 0; r < n; r++) {
+    const c = r % 10;
+    buf[r * 3073] = c;
+    for (let p = 0; p < 3; p++) {
+      for (let q = 0; q < 1024; q++) {
+        const y = q >> 5;
+        const x = q & 31;
+        const inside = y >= 8 && y < 24 && x >= 8 && x < 24;
+        buf[r * 3073 + 1 + p * 1024 + q] = inside ? ((c + 1) * (p + 3) * 37) & 255 : 20;
+      }
+    }
+  }
+  for (const f of ['data_batch_1', 'data_batch_2', 'data_batch_3', 'data_batch_4', 'data_batch_5', 'test_batch']) {
+    const path = join(dir, `${f}.bin`);
+    writeFileSync(path, buf);
+    truncateSync(path, 10000 * 3073);
+  }
+  return root;
 }

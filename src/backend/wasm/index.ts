@@ -100,13 +100,18 @@ async function defaultThreads(): Promise<number> {
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`MIXPREC_THREADS must be a positive integer, got '${fromEnv}'`);
     return n;
   }
-  try {
-    const os = await import('node:os');
-    return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  } catch {
-    const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
-    return nav?.hardwareConcurrency ?? 1;
+  // Only Node has node:os (a browser would log the failed module load as an error).
+  const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+  if (isNode) {
+    try {
+      const os = await import('node:os');
+      return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+    } catch {
+      // fall through: a Node-like engine without node:os
+    }
   }
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+  return nav?.hardwareConcurrency ?? 1;
 }
 
 /**
