@@ -61,7 +61,7 @@ function erf(x: f64): f64 {
     let sum = ax;
     const x2 = ax * ax;
     for (let n = 1; n < 200; n++) {
-      term *= (2 * x2) / <f64>(2 * n + 1);
+      term *= x2 * (2 / <f64>(2 * n + 1));
       sum += term;
       if (term < sum * 1e-17) break;
     }
