@@ -1,20 +1,28 @@
 #!/usr/bin/env python3
-"""PyTorch peer of `mixprec bench train`: the same training step of the same network (LeNet or
-WideCNN), on the CPU (the default) or on a CUDA GPU.
+"""PyTorch peer of `mixprec bench train`: the same training step of the same network (LeNet,
+WideCNN or torchvision's ResNet), on the CPU (the default) or on a CUDA GPU.
 
-    /usr/bin/python3 bench/torch_lenet.py [--model lenet|widecnn] [--width 64] [--device cpu|cuda]
-                                          [--batch-size 64] [--steps N] [--warmup N]
-                                          [--precisions fp32,bf16] [--threads N] [--seed 0]
+    /usr/bin/python3 bench/torch_lenet.py [--model lenet|widecnn|resnet18|resnet34|resnet50] [--width 64]
+                                          [--image-size 32] [--device cpu|cuda] [--batch-size 64]
+                                          [--steps N] [--warmup N] [--precisions fp32,bf16]
+                                          [--threads N] [--seed 0] [--no-malloc-warmup]
 
 Networks (one definition each, here; the same as src/models/lenet.ts and src/models/wide_cnn.ts):
 - lenet (PyTorch's CIFAR-10 tutorial Net): conv 3->6 5x5, ReLU, max-pool 2, conv 6->16 5x5, ReLU,
   max-pool 2, linear 400->120->84->10 with ReLUs;
 - widecnn (VGG-style, w = --width): conv3x3 3->w, w->w, max-pool 2, w->2w, 2w->2w, max-pool 2,
   2w->4w, max-pool 2, each conv (padding 1, no bias) followed by BatchNorm2d and ReLU, then
-  linear 4w*4*4 -> 10.
-Random CIFAR-shaped data (randn [B,3,32,32] float32, labels randint 0..9), cross-entropy, SGD lr
-0.01 momentum 0.9. Each step reads its loss (loss.item()), as mixprec's does, so the work is done
-when the clock stops.
+  linear 4w*4*4 -> 10;
+- resnet18/34/50: torchvision.models.resnetN(num_classes=10) (Debian's python3-torchvision), the
+  network src/models/resnet.ts builds with torchvision's names (its imagenet stem).
+Random CIFAR-shaped data (randn [B,3,S,S] float32, S = --image-size, labels randint 0..9),
+cross-entropy, SGD lr 0.01 momentum 0.9. Each step reads its loss (loss.item()), as mixprec's does,
+so the work is done when the clock stops.
+
+The allocator is warmed first, as in a process that has loaded its data: one 30 MB block is
+malloc'ed and freed, which raises glibc's mmap threshold (dynamic since glibc 2.x: freeing an mmapped
+block lifts it to that block's size) so that later large tensors come from the heap instead of a
+fresh mmap + page faults each step (--no-malloc-warmup skips it).
 
 Precisions: fp32; bf16 through torch.autocast(device, dtype=torch.bfloat16); on cuda also fp16 AMP,
 torch.autocast("cuda", dtype=torch.float16) with a GradScaler (PyTorch 1.13's CPU autocast has no
@@ -68,8 +76,20 @@ def openblas_info():
     return info
 
 
+def warm_malloc():
+    """Free one 30 MB malloc block: glibc then serves tensors of up to that size from the heap."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    block = libc.malloc(30 << 20)
+    libc.free(block)
+
+
 def build_model(name, width, nn, F, torch):
-    """The network by name (lenet or widecnn), as src/models builds it."""
+    """The network by name (lenet, widecnn or a torchvision ResNet), as src/models builds it."""
+    if name.startswith("resnet"):
+        import torchvision
+        return getattr(torchvision.models, name)(num_classes=10)
     if name == "lenet":
         class Net(nn.Module):
             def __init__(self):
@@ -123,7 +143,9 @@ def make_scaler(torch, enabled):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", choices=("lenet", "widecnn"), default="lenet")
+    ap.add_argument("--model", choices=("lenet", "widecnn", "resnet18", "resnet34", "resnet50"), default="lenet")
+    ap.add_argument("--image-size", type=int, default=32, help="side of the square images (default 32)")
+    ap.add_argument("--no-malloc-warmup", action="store_true", help="skip freeing a 30 MB malloc block at start")
     ap.add_argument("--width", type=int, default=64, help="widecnn's channel width (default 64)")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--batch-size", type=int, default=64)
@@ -138,8 +160,12 @@ def main():
     steps = args.steps if args.steps is not None else (50 if cuda else 10)
     warmup = args.warmup if args.warmup is not None else (10 if cuda else 2)
     precisions = args.precisions if args.precisions is not None else ("fp32,fp16,bf16" if cuda else "fp32,bf16")
-    if args.width < 1 or args.batch_size < 1 or steps < 1:
-        sys.exit("torch_lenet.py: --width, --batch-size and --steps must be positive")
+    if args.width < 1 or args.batch_size < 1 or steps < 1 or args.image_size < 8:
+        sys.exit("torch_lenet.py: --width, --batch-size and --steps must be positive, --image-size at least 8")
+    if args.model in ("lenet", "widecnn") and args.image_size != 32:
+        sys.exit(f"torch_lenet.py: {args.model} is built for 32x32 images here")
+    if not args.no_malloc_warmup:
+        warm_malloc()
 
     import torch
     import torch.nn as nn
@@ -168,6 +194,8 @@ def main():
         "openblas": openblas_info(),
         "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS")},
         "batch_size": args.batch_size,
+        "image_size": args.image_size,
+        "malloc_warmup": not args.no_malloc_warmup,
         "steps": steps,
         "warmup": warmup,
         "results": [],
@@ -194,7 +222,7 @@ def main():
         model = build_model(args.model, args.width, nn, F, torch).to(device)
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        x = torch.randn(args.batch_size, 3, 32, 32).to(device)
+        x = torch.randn(args.batch_size, 3, args.image_size, args.image_size).to(device)
         y = torch.randint(0, 10, (args.batch_size,)).to(device)
         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
         # fp16 on cuda: AMP's loss scaling; fp32 and bf16 need none (a disabled scaler is a no-op).

@@ -88,6 +88,16 @@ describe('mixprec bench train', () => {
     assert.equal(bf16['backend'], 'wasm');
     assert.ok((bf16['activation_bytes'] as number) < (fp32['activation_bytes'] as number), `${String(bf16['activation_bytes'])} < ${String(fp32['activation_bytes'])}`);
   });
+
+  it('--model resnet18 --image-size: the same fields, torchvision\'s network (narrowed here to keep it short)', () => {
+    const o = json(['bench', 'train', '--model', 'resnet18', '--width', '8', '--batch-size', '4', '--image-size', '40', '--precision', 'fp16', '--backend', 'wasm', '--steps', '1', '--warmup', '1', '--json']);
+    positive(o, fields);
+    assert.equal(o['model'], 'resnet18');
+    assert.equal(o['width'], 8);
+    assert.equal(o['image_size'], 40);
+    assert.equal(o['batch_size'], 4);
+    assert.ok(typeof o['fallback_kernels'] === 'object');
+  });
 });
 
 describe('mixprec bench train --model gpt', () => {
@@ -113,7 +123,7 @@ describe('mixprec bench: bad input', () => {
     [['bench', 'gemm', '--sizes', '64'], /^mixprec bench gemm: Unknown option '--sizes'/],
     [['bench', 'gemm', '64'], /^mixprec bench gemm: unexpected argument '64'/],
     [['bench', 'train', '--precision', 'fp8'], /^mixprec bench train: --precision must be one of fp32, fp16, bf16 \(got 'fp8'\)$/],
-    [['bench', 'train', '--model', 'resnet'], /^mixprec bench train: --model must be one of lenet, widecnn, gpt \(got 'resnet'\)$/],
+    [['bench', 'train', '--model', 'resnet'], /^mixprec bench train: --model must be one of lenet, widecnn, resnet18, resnet34, resnet50, gpt \(got 'resnet'\)$/],
     [['bench', 'train', '--steps', '1.5'], /^mixprec bench train: --steps must be an integer >= 1/],
     [['bench', 'train', '--n-layer', '2'], /^mixprec bench train: --n-layer applies to --model gpt only$/],
     [['bench', 'train', '--model', 'gpt', '--n-embd', '30', '--n-head', '4'], /^mixprec bench train: --n-embd 30 must be divisible by --n-head 4$/],

@@ -19,6 +19,7 @@ import jpeg from 'jpeg-js';
 import * as mx from '../src/index.js';
 import type { Tensor } from '../src/index.js';
 import { scalerFor, trainStep } from '../src/train/classifier.js';
+import { readJson } from './helpers/fixtures.js';
 
 const D = mx.data;
 const T = mx.data.transforms;
@@ -826,4 +827,33 @@ test('DataLoader dtype: 16-bit batches hold the float32 values rounded once; lab
     assert.equal(b16.loss, a.loss, precision);
     assert.deepEqual(b16.grads, a.grads, `${precision}: parameters after one step`);
   }
+});
+
+test("Resize matches torchvision's Resize(BILINEAR, antialias=True) on float and uint8 images, enlarged and shrunk", () => {
+  const f = readJson<{ input: number[]; input_u8: number[]; shape: number[]; cases: { size: [number, number]; output: number[]; output_u8: number[] }[] }>('torch', 'resize.json');
+  const [n, c, h, w] = f.shape as [number, number, number, number];
+  for (const { size, output, output_u8 } of f.cases) {
+    const t = new mx.data.Resize(size);
+    const y = t.applyBatch({ data: Float32Array.from(f.input), channels: c, height: h, width: w, layout: 'CHW', count: n });
+    assert.deepEqual([y.height, y.width], size);
+    let maxErr = 0;
+    output.forEach((v, i) => (maxErr = Math.max(maxErr, Math.abs(y.data[i]! - v))));
+    assert.ok(maxErr < 1e-6, `float ${size}: max error ${maxErr}`);
+    const yu = t.applyBatch({ data: Uint8Array.from(f.input_u8), channels: c, height: h, width: w, layout: 'CHW', count: n });
+    assert.ok(yu.data instanceof Uint8Array);
+    // torchvision rounds its float32 sum, whose rounding error decides exact ties (x.5): every
+    // difference must be such a tie, within 1.
+    const exact = t.applyBatch({ data: Float32Array.from(f.input_u8), channels: c, height: h, width: w, layout: 'CHW', count: n });
+    output_u8.forEach((v, i) => {
+      if (yu.data[i] === v) return;
+      assert.ok(Math.abs(yu.data[i]! - v) === 1 && Math.abs((exact.data[i]! % 1) - 0.5) < 1e-4, `uint8 ${size}[${i}]: ${yu.data[i]} vs torchvision ${v} (unrounded ${exact.data[i]})`);
+    });
+    // HWC gives the same pixels as CHW.
+    const hwc = new Float32Array(f.input.length);
+    for (let k = 0; k < n; k++) for (let ch = 0; ch < c; ch++) for (let p = 0; p < h * w; p++) hwc[(k * h * w + p) * c + ch] = f.input[(k * c + ch) * h * w + p]!;
+    const yh = t.applyBatch({ data: hwc, channels: c, height: h, width: w, layout: 'HWC', count: n });
+    assert.equal(yh.layout, 'HWC');
+    assert.ok(Math.abs(yh.data[c * 1 + 2]! - y.data[2 * size[0] * size[1] + 1]!) < 1e-6);
+  }
+  assert.throws(() => new mx.data.Resize(0), /size must be a positive integer/);
 });

@@ -90,11 +90,10 @@ interface Expected {
 }
 
 const expected = readJson<{ torch: string; files: Record<string, Expected> }>('gpt', 'expected.json');
-const loadTorch = (mx.io as unknown as { loadTorch?: (path: string) => Promise<Record<string, unknown>> }).loadTorch;
 
 for (const [file, want] of Object.entries(expected.files)) {
-  test(`a nanoGPT checkpoint from PyTorch (${file}) loads and gives PyTorch's logits within 1e-4`, { skip: loadTorch ? false : 'mx.io.loadTorch is not in this build (issue 15)' }, async () => {
-    const ckpt = await loadTorch!(fixturePath('gpt', file));
+  test(`a nanoGPT checkpoint from PyTorch (${file}) loads and gives PyTorch's logits within 1e-4`, async () => {
+    const ckpt = await mx.io.loadTorch(fixturePath('gpt', file));
     const args = ckpt['model_args'] as Expected['model_args'];
     assert.deepEqual(args, want.model_args);
     assert.equal(ckpt['iter_num'], 3);

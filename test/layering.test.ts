@@ -69,12 +69,13 @@ const MAY_IMPORT: Readonly<Record<Layer, readonly Layer[]>> = {
   tensor: CORE,
   autograd: CORE,
   ops: CORE,
-  nn: CORE,
+  nn: [...CORE, 'util'], // util/torch_names.ts: PyTorch's state-dict names
   optim: CORE,
   amp: [...CORE, 'optim'], // GradScaler steps an optimizer
   data: [...CORE, 'util'],
-  io: CORE,
-  models: [...CORE, 'nn'],
+  io: [...CORE, 'util'],
+  // pretrained weights: downloaded (data/download.ts) and read (io/) by the ResNet factories
+  models: [...CORE, 'util', 'nn', 'data', 'io'],
   train: [...CORE, 'nn', 'optim', 'amp', 'data', 'models'],
   'mx.dtypes': ['dtype'], // the dtype layer's public face
   bench: LIBRARY,

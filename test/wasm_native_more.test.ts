@@ -2,8 +2,9 @@
  * The wasm backend's native kernels beyond arithmetic and GEMM / convolution, against the reference
  * backend: comparisons, logical ops, isfinite, where, neg / abs, casts into the float formats,
  * divBackwardDivisor, softmax / logSoftmax and their gradients, gather / scatterAdd, max-pooling
- * (forward and backward), and 0-dim arithmetic; then a LeNet training step in every precision with
- * no kernel left on the reference fallback.
+ * (forward and backward), and 0-dim arithmetic; ResNet's rsqrt and its gradient, adaptive average
+ * pooling and int32 add / sub; then LeNet and ResNet training steps in every precision with no
+ * kernel left on the reference fallback.
  *
  * Every case runs on the reference backend and on wasm backends with 4 and 1 threads, and the
  * outputs must have the same bits (any NaN equals any NaN; softmax-family outputs may differ by one
@@ -708,9 +709,105 @@ describe("a transformer's kernels: gelu, reciprocal, clamp, pow, indexSelect, in
         assert.ok(Number.isFinite(await loss.item()));
       });
       for (const k of ['flashAttentionForward', 'flashAttentionBackward', 'gelu', 'geluBackward', 'indexSelect', 'indexAdd']) assert.ok((c[k]?.native ?? 0) > 0, `${precision}: ${k} ran natively`);
-      // (layerNorm's rsqrt and its gradient become native with the ResNet work, issue 15)
-      const fell = Object.entries(c).filter(([, v]) => v.fallback > 0).map(([k]) => k).filter((k) => k !== 'rsqrt' && k !== 'rsqrtBackward').sort();
+      const fell = Object.entries(c).filter(([, v]) => v.fallback > 0).map(([k]) => k).sort();
       assert.deepEqual(fell, [], `${precision}: kernels on the reference fallback`);
     }
+  });
+});
+
+/* ================================================================== ResNet's kernels */
+
+describe("ResNet's kernels: rsqrt and its gradient, adaptive average pooling, int32 add / sub", () => {
+  it('rsqrt (the same bits) and rsqrtBackward (one unit in the last place) on every float format, with the specials', async () => {
+    for (const dtype of FLOATS) {
+      for (const n of [1, 15, 67]) {
+        const X = valuesOf(dtype, n, 80 + n).map((v) => (Number.isNaN(v) ? v : Math.abs(v)));
+        const G = valuesOf(dtype, n, 90 + n);
+        await agree(`${dtype} rsqrt n=${n}`, () => mx.rsqrt(make(X, [n], dtype)));
+        // the module's x^-1.5 is 1 / (x sqrt(x)), JavaScript's Math.pow: they may differ in the last float64 bit
+        await agree(`${dtype} rsqrtBackward n=${n}`, () => apply('rsqrtBackward', [make(X, [n], dtype), make(G, [n], dtype)]), { ulps: 1 });
+      }
+      // signed zeros, subnormals, negatives (NaN), huge values, infinities; batch norm's var + eps
+      const S = [0, -0, 1e-40, 1e-30, 1e-5, 1.00001e-5, 0.25, 1, 4, 3, -1, -0.5, 1e30, 65504, Infinity, -Infinity, NaN];
+      await agree(`${dtype} specials`, () => {
+        const x = make(S, [S.length], dtype);
+        return [mx.rsqrt(x), apply('rsqrtBackward', [x, make(S.map(() => 1.5), [S.length], dtype)])];
+      }, { ulps: 1 });
+      await assertNative('rsqrt', () => mx.rsqrt(make(S, [S.length], dtype)), `rsqrt ${dtype}`);
+      await assertNative('rsqrtBackward', () => apply('rsqrtBackward', [make(S, [S.length], dtype), make(S, [S.length], dtype)]), `rsqrtBackward ${dtype}`);
+    }
+  });
+
+  it('adaptiveAvgPool2d and its gradient on every float format: global, dividing, overlapping windows, enlarging (the same bits)', async () => {
+    const cases: [number[], [number, number]][] = [
+      [[2, 3, 7, 5], [1, 1]], // ResNet's global pool
+      [[2, 4, 6, 6], [3, 2]], // windows that divide
+      [[3, 7, 5], [3, 2]], // 3-d input; windows that overlap (7 rows into 3, 5 columns into 2)
+      [[1, 2, 3, 3], [5, 4]], // more outputs than inputs: every input in several windows
+      [[0, 2, 4, 4], [1, 1]], // no planes
+    ];
+    for (const dtype of FLOATS) {
+      for (const [shape, out] of cases) {
+        const X = valuesOf(dtype, numel(shape), 300 + numel(shape));
+        const outShape = [...shape.slice(0, -2), ...out];
+        const G = valuesOf(dtype, numel(outShape), 400 + numel(outShape));
+        const what = `${dtype} [${shape}] -> ${out}`;
+        await agree(`${what} forward`, () => mx.nn.functional.adaptiveAvgPool2d(make(X, shape, dtype), out));
+        await agree(`${what} backward`, () => apply('adaptiveAvgPool2dBackward', [make(G, outShape, dtype)], { inputShape: shape }));
+        if (numel(shape) > 0) {
+          await assertNative('adaptiveAvgPool2d', () => mx.nn.functional.adaptiveAvgPool2d(make(X, shape, dtype), out), `${what} forward`);
+          await assertNative('adaptiveAvgPool2dBackward', () => apply('adaptiveAvgPool2dBackward', [make(G, outShape, dtype)], { inputShape: shape }), `${what} backward`);
+        }
+      }
+    }
+    // a strided input (a transposed image) is outside the native coverage: the reference result still
+    const X = valuesOf('float32', 2 * 3 * 4 * 5, 7);
+    await agree('strided input', () => mx.nn.functional.adaptiveAvgPool2d(make(X, [2, 3, 4, 5], 'float32').transpose(2, 3), [2, 2]));
+  });
+
+  it('int32 add and sub: contiguous, broadcast, 0-dim and JS-number operands, wrapping at 2^31 (a batch counter)', async () => {
+    const A = valuesOf('int32', 6 * 7, 11);
+    const B = valuesOf('int32', 6 * 7, 12);
+    const R = valuesOf('int32', 7, 13);
+    await agree('int32', () => {
+      const a = make(A, [6, 7], 'int32');
+      const b = make(B, [6, 7], 'int32');
+      const row = make(R, [7], 'int32');
+      const col = make(R.slice(0, 6), [6, 1], 'int32');
+      const max = make([2147483647], [], 'int32');
+      return [mx.add(a, b), mx.sub(a, b), mx.add(a, row), mx.sub(col, a), mx.add(a, 5), mx.sub(3, a), mx.add(max, 1), mx.sub(make([-2147483648], [], 'int32'), 1), mx.add(max, max)];
+    });
+    await assertNative('add', () => mx.add(make([41], [], 'int32'), make([1], [], 'int32')), 'int32 0-dim add');
+    await assertNative('sub', () => mx.sub(make(A, [6, 7], 'int32'), 2), 'int32 sub of a JS number');
+  });
+});
+
+describe('a ResNet training step', () => {
+  it('runs every kernel natively: resnet18 and resnet50, cifar and imagenet stems, fp32, fp16 and bf16', async () => {
+    for (const [model, width] of [['resnet18', 4], ['resnet50', 2]] as const) {
+      for (const precision of ['fp32', 'fp16', 'bf16'] as const) {
+        await mx.setBackend('wm-t4');
+        let res: Awaited<ReturnType<typeof benchTrain>>;
+        try {
+          res = await benchTrain({ model, width, precision, batchSize: 2, steps: 1, warmup: 1 });
+        } finally {
+          await mx.setBackend('reference');
+        }
+        assert.deepEqual(res.fallback_kernels, {}, `${model} ${precision}: kernels on the fallback`);
+        assert.ok(Number.isFinite(res.loss), `${model} ${precision}: loss ${res.loss}`);
+      }
+    }
+    // the cifar stem (3x3 stride 1, no max-pool), under bf16 autocast, through trainStep directly
+    const c = await calls(() => {
+      mx.manualSeed(2);
+      const model = mx.models.createResNet('resnet18', { stem: 'cifar', width: 4, numClasses: 10 });
+      const optimizer = new mx.optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9 });
+      const x = mx.randn([2, 3, 16, 16]);
+      const y = mx.randint(0, 10, [2], { dtype: 'int32' });
+      for (let i = 0; i < 2; i++) trainStep({ model, optimizer, scaler: new mx.amp.GradScaler({ enabled: false }), precision: 'bf16' }, x, y).loss.dispose();
+      model.eval();
+      mx.noGrad(() => mx.amp.autocast({ dtype: 'bfloat16' }, () => model.call(x))).dispose();
+    });
+    assert.deepEqual(Object.entries(c).filter(([, v]) => v.fallback > 0), [], 'cifar stem: nothing fell back');
   });
 });

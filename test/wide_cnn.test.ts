@@ -142,10 +142,10 @@ describe('mixprec CLI with --model widecnn', () => {
 
   it('--width with lenet, and a bad width, are one-line usage errors', () => {
     for (const [args, message] of [
-      [['train', '--width', '8'], /^mixprec train: --width applies to --model widecnn only$/],
+      [['train', '--width', '8'], /^mixprec train: --width applies to --model widecnn and the resnets only$/],
       [['train', '--model', 'widecnn', '--width', '0'], /^mixprec train: --width must be an integer >= 1 \(got '0'\)$/],
-      [['train', '--model', 'vgg'], /^mixprec train: --model must be one of lenet, widecnn \(got 'vgg'\)$/],
-      [['bench', 'train', '--width', '8'], /^mixprec bench train: --width applies to --model widecnn only$/],
+      [['train', '--model', 'vgg'], /^mixprec train: --model must be one of lenet, widecnn, resnet18, resnet34, resnet50 \(got 'vgg'\)$/],
+      [['bench', 'train', '--width', '8'], /^mixprec bench train: --width applies to --model widecnn and the resnets only$/],
     ] as [string[], RegExp][]) {
       const r = cli(args);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);

@@ -1,22 +1,23 @@
 /**
  * Transcendental unary ops and their gradients for float32, float16 and bfloat16 storage, the
- * activations of recurrent cells and GANs. As the reference kernels (src/backend/reference/kernels/
+ * activations of recurrent cells and GANs, and rsqrt (batch norm's 1 / sqrt(var + eps)). As the reference kernels (src/backend/reference/kernels/
  * elementwise.ts) they widen to float64, compute there and round once through float32, with the
  * same formulas; exp and tanh are this file's own float64 SIMD approximations (two lanes at a
  * time, a few units in the last float64 place), so results are the reference's bit for bit except
  * where that difference decides a float32 rounding (about once in 10^7 elements; the tests allow
  * one unit in the last place, as for softmax).
  *
- *   unary_<fmt>(op, x, out, n, slope)         contiguous; op: TANH, SIGMOID, LEAKY_RELU
+ *   unary_<fmt>(op, x, out, n, slope)         contiguous; op: TANH, SIGMOID, LEAKY_RELU, RSQRT
  *   unary_grad_<fmt>(op, x, g, out, n, slope) the gradient from the forward's input x and the
- *                                            incoming gradient g (tanh and sigmoid recompute
- *                                            from x: their 16-bit outputs are too coarse)
+ *                                            incoming gradient g (tanh, sigmoid and rsqrt
+ *                                            recompute from x: 16-bit outputs are too coarse)
  */
 import { F32, F16, BF16, shiftOf, load1, store1, load8lo, load8hi, store8 } from './convert16';
 
 const TANH: i32 = 0;
 const SIGMOID: i32 = 1;
 const LEAKY_RELU: i32 = 2;
+const RSQRT: i32 = 3;
 
 // Cody-Waite split of ln 2 (fdlibm's): k * LN2_HI is exact for |k| < 2^11
 const LN2_HI: f64 = 6.93147180369123816490e-01;
@@ -91,6 +92,7 @@ const LOG2E: f64 = 1.4426950408889634;
 @inline function forwardV(op: i32, x: v128, slope: f64): v128 {
   if (op == TANH) return tanhV(x);
   if (op == SIGMOID) return sigmoidV(x);
+  if (op == RSQRT) return f64x2.div(f64x2.splat(1), f64x2.sqrt(x)); // both correctly rounded: exact as 1 / Math.sqrt(x)
   return v128.bitselect(x, f64x2.mul(x, f64x2.splat(slope)), f64x2.gt(x, f64x2.splat(0)));
 }
 
@@ -104,6 +106,14 @@ const LOG2E: f64 = 1.4426950408889634;
   if (op == SIGMOID) {
     const y = sigmoidV(x);
     return f64x2.mul(f64x2.mul(g, y), f64x2.sub(one, y));
+  }
+  if (op == RSQRT) {
+    // -0.5 g x^-1.5, the power as 1 / (x sqrt(x)): within a few float64 units of Math.pow, and
+    // pow's special cases (x = -0 gives +Inf: (-0)(-0) = +0; x < 0 NaN; +Inf 0; -Inf 0, where
+    // sqrt gives NaN)
+    const p = f64x2.div(one, f64x2.mul(x, f64x2.sqrt(x)));
+    const pow = v128.bitselect(f64x2.splat(0), p, f64x2.eq(x, f64x2.splat(-Infinity)));
+    return f64x2.mul(f64x2.mul(f64x2.splat(-0.5), g), pow);
   }
   return v128.bitselect(g, f64x2.mul(g, f64x2.splat(slope)), f64x2.gt(x, f64x2.splat(0)));
 }

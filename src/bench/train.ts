@@ -1,8 +1,9 @@
 /**
  * Training throughput and memory, on the current backend, of `trainStep` (src/train/classifier.ts:
  * zeroGrad, forward under the precision's autocast, GradScaler-scaled backward, optimizer step) on
- * - LeNet or WideCNN (createModel in src/models/index.ts) with random CIFAR-10-shaped data and SGD
- *   with momentum, or
+ * - LeNet, WideCNN or a ResNet (createModel in src/models/index.ts; ResNets with torchvision's
+ *   imagenet stem and 10 classes, as bench/torch_lenet.py builds torchvision's) with random
+ *   CIFAR-10-shaped data (images of `imageSize`, default 32) and SGD with momentum, or
  * - a GPT (mx.models.gpt) with `mixprec train-gpt`'s step: random token blocks of a 65-character
  *   vocabulary (Tiny Shakespeare's), AdamW with nanoGPT's parameter groups (lr 1e-3, betas 0.9/0.99,
  *   weight decay 0.1), clipping at norm 1 after unscale_.
@@ -25,7 +26,7 @@ import { getBackend } from '../backend/registry.js';
 import { memory } from '../tensor/scope.js';
 import { Generator, manualSeed } from '../random/generator.js';
 import { randint, randn } from '../ops/creation.js';
-import { CLASSIFIER_MODELS, classifierWidth, createModel, type ClassifierModelName } from '../models/index.js';
+import { CLASSIFIER_MODELS, classifierWidth, createModel, isResNetName, type ClassifierModelName } from '../models/index.js';
 import { GPT } from '../models/gpt.js';
 import { SGD } from '../optim/sgd.js';
 import { AdamW } from '../optim/adam.js';
@@ -48,12 +49,14 @@ export interface GptBenchShape {
 
 export interface TrainBenchOptions {
   model?: BenchModel;
-  /** WideCNN's channel width (default 64; LeNet has none). */
+  /** WideCNN's channel width, a ResNet's stem width (default 64; LeNet has none). */
   width?: number;
   /** gpt: the model's shape. */
   gpt?: GptBenchShape;
   /** Default 64 (gpt: 12). */
   batchSize?: number;
+  /** Classifiers: side of the random square images (default 32, CIFAR's). */
+  imageSize?: number;
   /** Default 'fp32'. */
   precision?: Precision;
   /** Timed steps (default 10). */
@@ -77,7 +80,7 @@ export interface TrainBenchResult {
   /** Live bytes after the forward (loss computed, graph alive) minus live bytes before it, in one step. */
   activation_bytes: number;
   model: BenchModel;
-  /** widecnn: its channel width. */
+  /** widecnn, resnets: the channel width. */
   width?: number;
   /** gpt: the model's shape. */
   n_layer?: number;
@@ -86,6 +89,8 @@ export interface TrainBenchResult {
   block_size?: number;
   vocab_size?: number;
   batch_size: number;
+  /** Classifiers: side of the square input images. */
+  image_size?: number;
   precision: Precision;
   backend: string;
   threads: number;
@@ -149,19 +154,21 @@ interface Workload {
 }
 
 function classifierWorkload(name: ClassifierModelName, options: TrainBenchOptions, batchSize: number, precision: Precision, seed: number): Workload {
+  const imageSize = options.imageSize ?? 32;
+  if (!Number.isInteger(imageSize) || imageSize < 8) throw new RangeError(`benchTrain: imageSize must be an integer of at least 8, got ${imageSize}`);
   // createModel refuses a width for LeNet.
-  const model = createModel(name, { inChannels: 3, imageSize: 32, numClasses: 10, width: options.width });
+  const model = createModel(name, { inChannels: 3, imageSize, numClasses: 10, width: options.width, stem: isResNetName(name) ? 'imagenet' : undefined });
   const width = classifierWidth(model);
   const optimizer = new SGD(model.parameters(), { lr: options.lr ?? 0.01, momentum: options.momentum ?? 0.9 });
   const gen = new Generator(seed + 1);
   // fp16/bf16 runs get the batch in the autocast dtype, as `mixprec train`'s loader delivers it
   // (DataLoader's dtype option): the same values autocast's cast would produce at the first layer.
-  const x32 = randn([batchSize, 3, 32, 32], { generator: gen });
+  const x32 = randn([batchSize, 3, imageSize, imageSize], { generator: gen });
   const computeDtype = autocastDtype(precision);
   const x = computeDtype ? x32.to(computeDtype) : x32;
   if (x !== x32) x32.dispose();
   const y = randint(0, 10, [batchSize], { generator: gen });
-  return { ctx: { model, optimizer, scaler: scalerFor(precision), precision }, x, y, units: batchSize, fields: width !== undefined ? { width } : {} };
+  return { ctx: { model, optimizer, scaler: scalerFor(precision), precision }, x, y, units: batchSize, fields: { ...(width !== undefined ? { width } : {}), image_size: imageSize } };
 }
 
 function gptWorkload(shape: GptBenchShape, batchSize: number, precision: Precision, seed: number): Workload {
@@ -186,6 +193,7 @@ export async function benchTrain(options: TrainBenchOptions = {}): Promise<Train
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`benchTrain: batchSize must be a positive integer, got ${batchSize}`);
   if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`benchTrain: steps must be a positive integer, got ${steps}`);
   if (options.gpt && modelName !== 'gpt') throw new RangeError(`benchTrain: the gpt shape options apply to model 'gpt' only, not '${modelName}'`);
+  if (options.imageSize !== undefined && modelName === 'gpt') throw new RangeError("benchTrain: model 'gpt' has no imageSize (its inputs are token blocks)");
   const backend = getBackend();
   const errorsBefore = deviceErrors(backend);
 

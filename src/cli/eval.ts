@@ -1,13 +1,13 @@
 /** `mixprec eval`: the accuracy and per-class accuracy of a `mixprec train` checkpoint. */
 import { initDefaultBackend, setBackend } from '../backend/registry.js';
-import { CLASSIFIER_MODELS, createModel, type ClassifierModelName } from '../models/index.js';
+import { CLASSIFIER_MODELS, createModel, type ClassifierModelName, type ResNetStem } from '../models/index.js';
 import { DataLoader } from '../data/dataloader.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { evaluate, PRECISIONS, type Precision } from '../train/classifier.js';
 import { choice, parseFlags } from './args.js';
 import { CliError, usage } from './errors.js';
 import { resolveData, DATASETS, type DatasetName } from './datasets.js';
-import type { Output } from './train.js';
+import { evalBatchSize, type Output } from './train.js';
 
 export const EVAL_HELP = `usage: mixprec eval --checkpoint FILE.safetensors [--dataset NAME] [--data PATH] [--precision P]
 
@@ -29,8 +29,14 @@ interface TrainMeta {
   kind?: string;
   /** Absent in checkpoints written before widecnn existed: lenet. */
   model?: ClassifierModelName;
-  /** widecnn: its channel width. */
+  /** widecnn, resnets: the channel width. */
   width?: number;
+  /** resnets: the stem. */
+  stem?: ResNetStem;
+  /** How the images were normalised (absent in older checkpoints: the dataset's statistics). */
+  normalize?: 'dataset' | 'imagenet';
+  /** The side images were resized to, when the run resized them (--image-size, --pretrained). */
+  resize?: number;
   dataset: DatasetName;
   channels: number;
   imageSize: number;
@@ -59,6 +65,8 @@ export async function runEval(argv: string[], out: Output): Promise<number> {
     augment: false,
     progress: false,
     notice: (line) => out.log(line),
+    // As trained: resized to the checkpoint's image size, normalised the same way.
+    preprocess: { imageSize: meta.resize, normalize: meta.normalize ?? 'dataset' },
   });
   if (data.channels !== meta.channels || data.imageSize !== meta.imageSize) {
     throw new CliError(`${path}: trained on ${meta.channels}x${meta.imageSize}x${meta.imageSize} images, ${dataset} has ${data.channels}x${data.imageSize}x${data.imageSize}`);
@@ -70,10 +78,11 @@ export async function runEval(argv: string[], out: Output): Promise<number> {
     imageSize: meta.imageSize,
     numClasses: meta.classes.length || 10,
     width: meta.width,
+    stem: meta.stem,
   });
   const { tensors } = await loadCheckpoint(path, { expect: model.stateDict(), target: `the ${modelName} model` });
   model.loadStateDict(tensors);
-  const loader = new DataLoader(data.test as never, { batchSize: 500, shuffle: false, seed: 0 });
+  const loader = new DataLoader(data.test as never, { batchSize: evalBatchSize(data.imageSize), shuffle: false, seed: 0 });
   const ev = await evaluate(model, loader, precision, meta.classes.length || 10);
   const names = data.classes.length ? data.classes : meta.classes;
   const width = Math.max(...names.map((n) => n.length), 5);

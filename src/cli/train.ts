@@ -1,14 +1,16 @@
 /**
- * `mixprec train`: the seed's CNN (or the wider WideCNN) on CIFAR-10 (or MNIST, an image folder,
- * the bundled digits) with fp32, fp16 (float16 autocast + GradScaler) or bf16 (bfloat16 autocast)
- * precision, checkpoints after every epoch (and on Ctrl-C), bitwise-exact resume, JSON logs and a
- * precision report.
+ * `mixprec train`: the seed's CNN (or WideCNN, or a ResNet, from scratch or fine-tuned from
+ * pretrained weights) on CIFAR-10 (or MNIST, an image folder, the bundled digits) with fp32, fp16
+ * (float16 autocast + GradScaler) or bf16 (bfloat16 autocast) precision, checkpoints after every
+ * epoch (and on Ctrl-C), bitwise-exact resume, JSON logs and a precision report.
  */
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { Tensor } from '../tensor/tensor.js';
 import { initDefaultBackend, setBackend } from '../backend/registry.js';
 import { manualSeed, defaultGenerator } from '../random/generator.js';
-import { CLASSIFIER_MODELS, classifierWidth, createModel, type ClassifierModelName } from '../models/index.js';
+import { CLASSIFIER_MODELS, classifierWidth, createModel, isResNetName, type Classifier, type ClassifierModelName, type ResNetStem } from '../models/index.js';
+import { resnet18, resnet34, resnet50 } from '../models/resnet_weights.js';
+import { ResNet } from '../models/resnet.js';
 import { SGD } from '../optim/sgd.js';
 import { Adam, AdamW } from '../optim/adam.js';
 import type { Optimizer } from '../optim/optimizer.js';
@@ -18,7 +20,7 @@ import { precisionReport, type PrecisionRecorder } from '../amp/diagnostics.js';
 import { autocastDtype, evaluate, scalerFor, trainStep, PRECISIONS, type Precision, type StepContext } from '../train/classifier.js';
 import { choice, number, parseFlags, copyStringFlags, checkBackendFlag } from './args.js';
 import { CliError, usage } from './errors.js';
-import { resolveData, DATASETS, type DatasetName, type LoadedData } from './datasets.js';
+import { resolveData, DATASETS, type DatasetName, type LoadedData, type Preprocess } from './datasets.js';
 import { Progress } from './progress.js';
 import { configEvent, RunReport } from './run_report.js';
 
@@ -26,10 +28,21 @@ export const TRAIN_HELP = `usage: mixprec train [options]
 
 Trains the seed's CNN (LeNet) and prints the test accuracy after every epoch.
 
-  --model lenet|widecnn         the network (default lenet: conv 6, pool, conv 16, pool, fc 120-84-10;
-                                widecnn: VGG-style conv3x3 w, w, pool, 2w, 2w, pool, 4w, pool with
-                                BatchNorm + ReLU after each conv, then linear)
-  --width N                     widecnn's channel width w (default 64)
+  --model M                     lenet|widecnn|resnet18|resnet34|resnet50 (default lenet: conv 6, pool,
+                                conv 16, pool, fc 120-84-10; widecnn: VGG-style conv3x3 w, w, pool, 2w,
+                                2w, pool, 4w, pool with BatchNorm + ReLU after each conv, then linear;
+                                resnetN: torchvision's ResNets)
+  --width N                     widecnn's channel width w, a ResNet's stem width (default 64)
+  --stem cifar|imagenet         ResNets: conv 3x3 stride 1 and no max-pool (cifar, the default from
+                                scratch) or torchvision's conv 7x7 stride 2 + max-pool (imagenet, the
+                                default and the only choice with --pretrained imagenet)
+  --pretrained imagenet|FILE    ResNets: start from torchvision's ImageNet weights (downloaded once into
+                                $MIXPREC_HOME, default ~/.cache/mixprec) or a .pth/.safetensors file;
+                                the classifier is new for the dataset's classes; images are normalised
+                                with ImageNet's statistics and resized (bilinear) to --image-size
+  --image-size N                resize images to NxN (bilinear) before the network (default: the
+                                dataset's size; 224 with --pretrained)
+  --freeze-backbone             with --pretrained: train only the new classifier
   --dataset cifar10|mnist|imagefolder|digits   (default cifar10)
   --data PATH                   archive or folder; without it: ./data/, else download, else the bundled digits
   --download                    fetch CIFAR-10 into --data (or ./data/) when it is missing
@@ -55,6 +68,10 @@ Trains the seed's CNN (LeNet) and prints the test accuracy after every epoch.
 const FLAGS = {
   model: { type: 'string' },
   width: { type: 'string' },
+  stem: { type: 'string' },
+  pretrained: { type: 'string' },
+  'image-size': { type: 'string' },
+  'freeze-backbone': { type: 'boolean' },
   dataset: { type: 'string' },
   data: { type: 'string' },
   download: { type: 'boolean' },
@@ -82,8 +99,16 @@ type OptimizerName = 'sgd' | 'adam' | 'adamw';
 
 export interface TrainArgs {
   model: ClassifierModelName;
-  /** widecnn only: its channel width (default 64). */
+  /** widecnn's channel width, a ResNet's stem width (default 64). */
   width?: number;
+  /** ResNets: the stem (default cifar from scratch, imagenet with --pretrained). */
+  stem?: ResNetStem;
+  /** ResNets: 'imagenet' (torchvision's weights) or a weights file. */
+  pretrained?: string;
+  /** Resize images to imageSize x imageSize (default: as stored; 224 with --pretrained). */
+  imageSize?: number;
+  /** With --pretrained: train only the classifier. */
+  freezeBackbone: boolean;
   dataset: DatasetName;
   data?: string;
   download: boolean;
@@ -124,14 +149,30 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     optimizer,
     augment: Boolean(v['augment']),
     seed: number('train', 'seed', v['seed'], 0, { integer: true, min: 0 }),
+    freezeBackbone: Boolean(v['freeze-backbone']),
     quiet: Boolean(v['quiet']),
     verbose: Boolean(v['verbose']),
     help: Boolean(v['help']),
   };
+  const resnet = isResNetName(args.model);
   if (v['width'] !== undefined) {
-    if (args.model !== 'widecnn') throw usage('mixprec train: --width applies to --model widecnn only');
+    if (args.model !== 'widecnn' && !resnet) throw usage('mixprec train: --width applies to --model widecnn and the resnets only');
     args.width = number('train', 'width', v['width'], 64, { integer: true, min: 1 });
   }
+  for (const flag of ['stem', 'pretrained', 'freeze-backbone'] as const) {
+    if (v[flag] !== undefined && !resnet) throw usage(`mixprec train: --${flag} applies to --model resnet18|resnet34|resnet50 only`);
+  }
+  if (v['pretrained'] !== undefined) {
+    if (typeof v['pretrained'] !== 'string' || v['pretrained'] === '') throw usage('mixprec train: --pretrained needs imagenet or a weights file');
+    if (v['pretrained'] !== 'imagenet' && !existsSync(v['pretrained'])) throw new CliError(`--pretrained ${v['pretrained']}: no such weights file (expected imagenet, or a .pth/.pt/.safetensors file)`);
+    args.pretrained = v['pretrained'];
+  }
+  if (v['stem'] !== undefined) {
+    args.stem = choice('train', 'stem', v['stem'], ['cifar', 'imagenet'] as const, 'cifar');
+    if (args.stem === 'cifar' && args.pretrained === 'imagenet') throw usage("mixprec train: --pretrained imagenet needs --stem imagenet (torchvision's weights are for its 7x7 stride-2 stem)");
+  }
+  if (args.freezeBackbone && args.pretrained === undefined) throw usage('mixprec train: --freeze-backbone needs --pretrained (a random backbone would stay random)');
+  if (v['image-size'] !== undefined) args.imageSize = number('train', 'image-size', v['image-size'], 32, { integer: true, min: 8 });
   copyStringFlags('train', v, args, [['data', 'data'], ['backend', 'backend'], ['checkpoint', 'checkpoint'], ['resume', 'resume'], ['log-json', 'logJson'], ['precision-report', 'precisionReport'], ['report', 'report']]);
   checkBackendFlag('train', args.backend);
   if (args.resume !== undefined && !existsSync(args.resume)) throw new CliError(`--resume ${args.resume}: no such checkpoint file`);
@@ -139,11 +180,17 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
 }
 
 /** What a checkpoint records besides tensors: enough to rebuild the run and check it is the same one. */
-interface RunMeta {
+export interface RunMeta {
   kind: 'mixprec.train';
   model: ClassifierModelName;
-  /** widecnn: its channel width (mixprec eval rebuilds the model from model, width, channels, imageSize, classes). */
+  /** widecnn, resnets: the channel width (mixprec eval rebuilds the model from model, width, stem, channels, imageSize, classes). */
   width?: number;
+  /** resnets: the stem. */
+  stem?: ResNetStem;
+  /** How images were prepared (absent before resnets: the dataset's statistics, no resize). */
+  normalize?: 'dataset' | 'imagenet';
+  /** The side images were resized to (--image-size, --pretrained); absent: as stored. */
+  resize?: number;
   dataset: DatasetName;
   channels: number;
   imageSize: number;
@@ -165,10 +212,44 @@ export interface Output {
   isTTY: boolean;
 }
 
+/** The preprocessing of a run: pretrained weights expect ImageNet's statistics and (by default) 224x224 images. */
+export function preprocessFor(args: Pick<TrainArgs, 'pretrained' | 'imageSize'>): Preprocess {
+  return args.pretrained !== undefined ? { imageSize: args.imageSize ?? 224, normalize: 'imagenet' } : { imageSize: args.imageSize, normalize: 'dataset' };
+}
+
+/** The stem of a ResNet run (undefined for the other models). */
+export function stemFor(args: Pick<TrainArgs, 'model' | 'stem' | 'pretrained'>): ResNetStem | undefined {
+  if (!isResNetName(args.model)) return undefined;
+  return args.stem ?? (args.pretrained !== undefined ? 'imagenet' : 'cifar');
+}
+
+/** Evaluation batches of about 500 CIFAR-sized images' worth of pixels (fewer when images are larger). */
+export function evalBatchSize(imageSize: number): number {
+  return Math.max(16, Math.min(500, Math.floor((500 * 32 * 32) / (imageSize * imageSize))));
+}
+
+const FACTORIES = { resnet18, resnet34, resnet50 } as const;
+
+/** The model of a run: built by name, or loaded from --pretrained weights (not when resuming: the checkpoint has them). */
+async function buildModel(args: TrainArgs, data: LoadedData, progress: boolean): Promise<Classifier> {
+  const numClasses = data.classes.length || 10;
+  const stem = stemFor(args);
+  if (isResNetName(args.model) && args.pretrained !== undefined && !args.resume) {
+    const weights = args.pretrained === 'imagenet' ? 'DEFAULT' : args.pretrained;
+    try {
+      return await FACTORIES[args.model]({ weights, numClasses, stem, width: args.width, inChannels: data.channels, progress });
+    } catch (e) {
+      throw new CliError(`--pretrained ${args.pretrained}: ${(e as Error).message}`);
+    }
+  }
+  return createModel(args.model, { inChannels: data.channels, imageSize: data.imageSize, numClasses, width: args.width, stem });
+}
+
 /** Build the model, optimizer and loaders for a run. */
-function setup(args: TrainArgs, data: LoadedData) {
-  const model = createModel(args.model, { inChannels: data.channels, imageSize: data.imageSize, numClasses: data.classes.length || 10, width: args.width });
-  const params = model.parameters();
+async function setup(args: TrainArgs, data: LoadedData, progress: boolean) {
+  const model = await buildModel(args, data, progress);
+  if (args.freezeBackbone && model instanceof ResNet) for (const p of model.backboneParameters()) p.requiresGrad_(false);
+  const params = model.parameters().filter((p) => p.requiresGrad);
   const optimizer: Optimizer<object> =
     args.optimizer === 'sgd'
       ? new SGD(params, { lr: args.lr, momentum: args.momentum, weightDecay: args.weightDecay })
@@ -180,7 +261,7 @@ function setup(args: TrainArgs, data: LoadedData) {
   // keeping a float32 batch and its 16-bit copy alive together).
   const dtype = autocastDtype(args.precision) ?? undefined;
   const trainLoader = new DataLoader(data.train as never, { batchSize: args.batchSize, shuffle: true, seed: args.seed, dtype });
-  const testLoader = new DataLoader(data.test as never, { batchSize: 500, shuffle: false, seed: args.seed, dtype });
+  const testLoader = new DataLoader(data.test as never, { batchSize: evalBatchSize(data.imageSize), shuffle: false, seed: args.seed, dtype });
   return { model, optimizer, scaler, trainLoader, testLoader };
 }
 
@@ -201,10 +282,13 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     augment: args.augment,
     progress: out.isTTY && !args.quiet,
     notice: (line) => out.log(line),
+    preprocess: preprocessFor(args),
   });
-  const run = setup(args, data);
+  const run = await setup(args, data, out.isTTY && !args.quiet);
   const { model, optimizer, scaler, trainLoader, testLoader } = run;
   const width = classifierWidth(model);
+  const stem = stemFor(args);
+  const { normalize, imageSize: resize } = preprocessFor(args);
   let epoch = 0;
   let step = 0;
   let skippedSteps = 0;
@@ -219,6 +303,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       );
     }
     if (meta.optimizerName !== args.optimizer) throw new CliError(`--resume ${args.resume}: written with --optimizer ${meta.optimizerName}, not ${args.optimizer}`);
+    if ((meta.normalize ?? 'dataset') !== normalize) throw new CliError(`--resume ${args.resume}: written with ${meta.normalize === 'imagenet' ? '' : 'no '}--pretrained (${meta.normalize ?? 'dataset'} normalisation), not ${normalize}`);
     model.loadStateDict(loaded.tensors);
     optimizer.loadStateDict(meta.optimizer);
     if (meta.precision === 'fp16' && args.precision === 'fp16') scaler.loadStateDict(meta.scaler);
@@ -235,6 +320,9 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       kind: 'mixprec.train',
       model: args.model,
       ...(width !== undefined ? { width } : {}),
+      ...(stem !== undefined ? { stem } : {}),
+      normalize,
+      ...(resize !== undefined ? { resize } : {}),
       dataset: data.name,
       channels: data.channels,
       imageSize: data.imageSize,
@@ -274,8 +362,14 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
   };
   process.on('SIGINT', onSigint);
   const ctx: StepContext = { model, optimizer, scaler, precision: args.precision };
+  const modelNote = [
+    width !== undefined ? `width ${width}` : '',
+    stem !== undefined ? `${stem} stem` : '',
+    args.pretrained !== undefined ? `pretrained ${args.pretrained}, ${data.classes.length || 10}-class head` : '',
+    args.freezeBackbone ? 'backbone frozen' : '',
+  ].filter(Boolean).join(', ');
   say(
-    `training ${args.model}${width !== undefined ? ` (width ${width})` : ''} on ${data.name} (${data.source}): ${data.train.length} train / ${data.test.length} test images, ` +
+    `training ${args.model}${modelNote ? ` (${modelNote})` : ''} on ${data.name} (${data.source}): ${data.train.length} train / ${data.test.length} test images of ${data.channels}x${data.imageSize}x${data.imageSize}, ` +
       `precision ${args.precision}, ${args.optimizer} lr ${args.lr}, batch ${args.batchSize}, ${args.epochs} epochs, seed ${args.seed}`,
   );
   let lastAccuracy: number | null = null;

@@ -1,6 +1,6 @@
 /**
- * Downloads for datasets: stream to a temporary file next to the destination, with an md5 check and a
- * progress bar on a TTY (the shared ProgressBar of util/progress_bar.ts, in bytes), then rename into
+ * Downloads for datasets and pretrained weights: stream to a temporary file next to the destination,
+ * with an md5 or sha256-prefix check and a progress bar on a TTY (the shared ProgressBar of util/progress_bar.ts, in bytes), then rename into
  * place (atomic on one file system), so an interrupted or corrupt download never leaves a file at the
  * destination.
  */
@@ -17,6 +17,11 @@ export type ProgressCallback = (received: number, total: number | null) => void;
 export interface DownloadOptions {
   /** Expected md5 (hex) of the file; a mismatch is an error and nothing is saved. */
   md5?: string | null;
+  /**
+   * Expected leading hex digits of the file's sha256 (torch.hub's check of the `-<hash>.` in a file
+   * name); a mismatch is an error and nothing is saved.
+   */
+  sha256Prefix?: string | null;
   /** true: a progress bar on stderr when it is a TTY (default); false: silent; or a callback. */
   progress?: boolean | ProgressCallback;
 }
@@ -36,7 +41,7 @@ export async function md5File(file: string): Promise<string> {
 
 /**
  * Fetch `url` into `dest` (parent folders created). Resolves to `dest`; throws on an HTTP error, a
- * network error or an md5 mismatch, leaving nothing at `dest`.
+ * network error or a hash mismatch, leaving nothing at `dest`.
  */
 export async function downloadFile(url: string, dest: string, options: DownloadOptions = {}): Promise<string> {
   await mkdir(dirname(dest), { recursive: true });
@@ -45,6 +50,7 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
     : options.progress === false ? { update: () => undefined, done: () => undefined }
     : byteBar(`downloading ${basename(dest)}`);
   const hash = createHash('md5');
+  const sha256 = options.sha256Prefix ? createHash('sha256') : null;
   let out: ReturnType<typeof createWriteStream> | null = null;
   try {
     let res: Response;
@@ -62,6 +68,7 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
     for await (const chunk of Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>)) {
       const buf = chunk as Buffer;
       hash.update(buf);
+      sha256?.update(buf);
       received += buf.length;
       bar.update(received, total);
       if (!out.write(buf)) await once(out, 'drain');
@@ -74,6 +81,13 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
     const md5 = hash.digest('hex');
     if (options.md5 && md5.toLowerCase() !== options.md5.toLowerCase()) {
       throw new Error(`download: ${url}: md5 mismatch: got ${md5}, expected ${options.md5.toLowerCase()} (the file was not saved)`);
+    }
+    if (sha256 && options.sha256Prefix) {
+      const digest = sha256.digest('hex');
+      const prefix = options.sha256Prefix.toLowerCase();
+      if (!digest.startsWith(prefix)) {
+        throw new Error(`download: ${url}: invalid hash value: its sha256 starts with ${digest.slice(0, prefix.length)}, expected ${prefix} (the file was not saved)`);
+      }
     }
     await rename(temp, dest);
     return dest;

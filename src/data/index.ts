@@ -12,7 +12,7 @@
  */
 export * as transforms from './transforms.js';
 export {
-  Compose, Lambda, ToTensor, Normalize, RandomCrop, RandomHorizontalFlip, RandomVerticalFlip, ImageTransform,
+  Compose, Lambda, ToTensor, Normalize, Resize, RandomCrop, RandomHorizontalFlip, RandomVerticalFlip, ImageTransform,
   type Transform, type BatchTransform, type TransformLike, type RandomCropOptions, type PaddingMode,
 } from './transforms.js';
 export type { Image, ImageBatch, ImageLayout, ImageArray } from './image.js';

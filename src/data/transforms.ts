@@ -1,6 +1,6 @@
 /**
- * Image transforms (torchvision's names): ToTensor, Normalize, RandomCrop (with padding),
- * RandomHorizontalFlip, RandomVerticalFlip, Lambda and Compose.
+ * Image transforms (torchvision's names): ToTensor, Normalize, Resize (bilinear, antialiased),
+ * RandomCrop (with padding), RandomHorizontalFlip, RandomVerticalFlip, Lambda and Compose.
  *
  * Each transform maps an `Image` (one host image) with `apply(x)` (alias `call(x)`), and the built-in
  * ones also map a whole `ImageBatch` with `applyBatch(b)`: the data loader gathers a batch of uint8
@@ -18,6 +18,7 @@
  */
 import { defaultGenerator, type Generator } from '../random/generator.js';
 import { asBatch, batchItem, checkImage, imageSize, isImage, type Image, type ImageBatch } from './image.js';
+import { resizeBatch } from './resize.js';
 
 export interface Transform<I = any, O = any> {
   apply(x: I, generator?: Generator): O;
@@ -219,6 +220,26 @@ export class Normalize extends ImageTransform {
       }
     }
     return { ...x, data: out, scratch: true };
+  }
+}
+
+/**
+ * Bilinear resize of every image to `size` ([height, width], or one number for a square), as
+ * torchvision's `Resize(size, antialias=True)` (and PIL): see resize.ts. float32 stays float32,
+ * uint8 is rounded back to 0-255.
+ */
+export class Resize extends ImageTransform {
+  readonly size: readonly [number, number];
+
+  constructor(size: number | readonly [number, number]) {
+    super();
+    const s = typeof size === 'number' ? [size, size] : [...size];
+    if (s.length !== 2 || s.some((d) => !Number.isInteger(d) || d <= 0)) throw new RangeError(`Resize: size must be a positive integer or [height, width], got ${JSON.stringify(size)}`);
+    this.size = [s[0]!, s[1]!];
+  }
+
+  applyBatch(x: ImageBatch): ImageBatch {
+    return resizeBatch(x, this.size);
   }
 }
 

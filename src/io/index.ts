@@ -1,5 +1,5 @@
 /**
- * mx.io: safetensors files and training checkpoints.
+ * mx.io: safetensors files, training checkpoints and PyTorch files (torch/).
  *
  *   await mx.io.saveCheckpoint('ckpt.safetensors', { tensors: model.stateDict(), meta: { epoch, step, optimizer: opt.stateDict() } });
  *   const { tensors, meta } = await mx.io.loadCheckpoint('ckpt.safetensors', { expect: model.stateDict() });
@@ -20,3 +20,4 @@ export {
   type CheckpointContents, type SaveCheckpointOptions, type SaveCheckpointResult, type LoadCheckpointOptions, type LoadedCheckpoint,
   type AtomicWriteOptions, type WriteStage, type TensorDict, type TensorShape, type ExpectedTensors, type TensorMismatch, type PackedState,
 } from './checkpoint.js';
+export { loadTorch, saveTorch, TorchFileError, RefusedGlobalError, MIXPREC_DTYPE, type LoadTorchOptions, type SaveTorchOptions, type TorchDtype } from './torch/index.js';

@@ -34,6 +34,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { keep } from '../tensor/scope.js';
 import { noGrad } from '../autograd/mode.js';
 import { castTo, shapeStr } from '../ops/util.js';
+import { fromTorchKey, isFromPyTorch } from '../util/torch_names.js';
 
 /** Called before `forward` with the inputs; may return replacement inputs (an array). */
 export type ForwardPreHook<M extends Module = Module> = (module: M, inputs: unknown[]) => unknown[] | void;
@@ -61,7 +62,8 @@ export interface LoadStateDictOptions {
   strict?: boolean;
   /**
    * Cast values whose dtype differs from the model's tensor instead of reporting the mismatch.
-   * Default false: a dtype mismatch is an error naming both dtypes, whatever `strict` says.
+   * Default false (true for a dict read by `mx.io.loadTorch`, as PyTorch converts): a dtype mismatch
+   * is an error naming both dtypes, whatever `strict` says.
    */
   allowDtypeCast?: boolean;
 }
@@ -463,19 +465,36 @@ export abstract class Module {
    * mismatches ('fc.weight: dtype mismatch: expected float32, got float16'). Dtypes must match exactly
    * unless `allowDtypeCast` is set (then values are cast); this catches loading a float16 checkpoint
    * into a float32 model (or the reverse) by accident. Returns the missing and unexpected keys.
+   *
+   * PyTorch's state dicts load as they are: their names for the members mixprec names in camelCase
+   * (`bn1.running_mean`, `bn1.num_batches_tracked`: util/torch_names.ts) are taken for the module's
+   * own, and a dict read by `mx.io.loadTorch` has its values converted into the module's dtypes as
+   * PyTorch's `load_state_dict` does (`allowDtypeCast` defaults to true for it; its int64 counters
+   * arrive as int32 already).
    */
-  loadStateDict(dict: StateDict | ReadonlyMap<string, Tensor>, options: LoadStateDictOptions = {}): LoadStateDictResult {
+  loadStateDict(dict: StateDict | ReadonlyMap<string, Tensor> | Record<string, unknown>, options: LoadStateDictOptions = {}): LoadStateDictResult {
     const strict = options.strict ?? true;
-    const entries = dict instanceof Map ? new Map(dict) : new Map(Object.entries(dict as StateDict));
+    const allowDtypeCast = options.allowDtypeCast ?? isFromPyTorch(dict);
     const own = new Map<string, Tensor>();
     for (const [modName, m] of this.namedModules()) {
       const pre = modName ? `${modName}.` : '';
       for (const [name, p] of m.#parameters) if (p) own.set(pre + name, p);
       for (const [name, b] of m.#buffers) if (b && !m.#nonPersistent.has(name)) own.set(pre + name, b);
     }
-    const missingKeys = [...own.keys()].filter((k) => !entries.has(k));
-    const unexpectedKeys = [...entries.keys()].filter((k) => !own.has(k));
     const problems: string[] = [];
+    // Keys as given, each taken under the module's own name (PyTorch's running_mean -> runningMean).
+    const entries = new Map<string, unknown>();
+    const givenAs = new Map<string, string>();
+    for (const [key, v] of dict instanceof Map ? dict : Object.entries(dict as StateDict)) {
+      const alias = fromTorchKey(key);
+      const name = !own.has(key) && own.has(alias) ? alias : key;
+      const earlier = givenAs.get(name);
+      if (earlier !== undefined) problems.push(`'${earlier}' and '${key}' both give '${name}'`);
+      givenAs.set(name, key);
+      entries.set(name, v);
+    }
+    const missingKeys = [...own.keys()].filter((k) => !entries.has(k));
+    const unexpectedKeys = [...entries.keys()].filter((k) => !own.has(k)).map((k) => givenAs.get(k)!);
     if (strict) {
       for (const k of missingKeys) problems.push(`missing key: '${k}'`);
       for (const k of unexpectedKeys) problems.push(`unexpected key: '${k}'`);
@@ -484,21 +503,22 @@ export abstract class Module {
     for (const [k, target] of own) {
       if (!entries.has(k)) continue;
       const v = entries.get(k);
+      const label = givenAs.get(k)!;
       if (!(v instanceof Tensor)) {
-        problems.push(`${k}: expected a Tensor, got ${v === null ? 'null' : typeof v}`);
+        problems.push(`${label}: expected a Tensor, got ${v === null ? 'null' : typeof v}`);
         continue;
       }
       if (v.storage.disposed) {
-        problems.push(`${k}: the given tensor was disposed`);
+        problems.push(`${label}: the given tensor was disposed`);
         continue;
       }
       let ok = true;
       if (v.ndim !== target.ndim || v.shape.some((d, i) => d !== target.shape[i])) {
-        problems.push(`${k}: shape mismatch: expected ${shapeStr(target.shape)}, got ${shapeStr(v.shape)}`);
+        problems.push(`${label}: shape mismatch: expected ${shapeStr(target.shape)}, got ${shapeStr(v.shape)}`);
         ok = false;
       }
-      if (v.dt !== target.dt && !(options.allowDtypeCast && v.dt.kind !== 'bool' && target.dt.kind !== 'bool')) {
-        problems.push(`${k}: dtype mismatch: expected ${target.dtype}, got ${v.dtype}`);
+      if (v.dt !== target.dt && !(allowDtypeCast && v.dt.kind !== 'bool' && target.dt.kind !== 'bool')) {
+        problems.push(`${label}: dtype mismatch: expected ${target.dtype}, got ${v.dtype}`);
         ok = false;
       }
       if (ok) copies.push([target, v]);

@@ -5,17 +5,18 @@
  * run the reference kernel instead (src/backend/wasm/index.ts), so every kernel works everywhere
  * and native coverage can grow case by case.
  *
- * Covered here: add/sub/mul/div (float32, float16, bfloat16; the rows layout of native_rows.ts:
- * contiguous, broadcast rows and channels, scalar operands, 0-dim tensors), relu, reluBackward,
+ * Covered here: add/sub/mul/div (float32, float16, bfloat16; add/sub also int32; the rows layout of
+ * native_rows.ts: contiguous, broadcast rows and channels, scalar operands, 0-dim tensors), relu, reluBackward,
  * copy (memcpy, strided gather of any dtype with register-blocked transposes, casts between the
  * three float formats, also from strided views, and into them from bool / int32 / float64), fill
  * (every dtype), sum/mean (over the last axes, the leading axes, all but a middle axis, or
  * everything) and the fused SGD update `sgdUpdate`; comparisons, logical ops, isfinite, where,
  * neg, abs, softmax / logSoftmax and their gradients, gather, scatterAdd and divBackwardDivisor in
  * native_more.ts; bmm, conv2d, conv2dBackwardInput, conv2dBackwardWeight, maxPool2d and
- * maxPool2dBackward in native_linalg.ts (layout helpers in layout.ts and native_rows.ts).
+ * maxPool2dBackward in native_linalg.ts; adaptiveAvgPool2d and its gradient in native_pool.ts
+ * (layout helpers in layout.ts and native_rows.ts).
  *
- * A LeNet training step (fp32, fp16 with loss scaling, bf16) runs every kernel natively. Calls are
+ * A LeNet or ResNet training step (fp32, fp16 with loss scaling, bf16) runs every kernel natively. Calls are
  * split into thread parts only with ~50 us of work per part (native_rows.ts: MIN_ELEMENTS_PER_PART,
  * COST): smaller ones run on the calling thread.
  */
@@ -34,6 +35,7 @@ import { UNARY_KERNELS } from './native_unary.js';
 import { OPTIM_KERNELS } from './native_optim.js';
 import { ATTENTION_KERNELS } from './native_attention.js';
 import { MATH_KERNELS } from './native_math.js';
+import { POOL_KERNELS } from './native_pool.js';
 
 export { collapse, fmtOf } from './layout.js';
 
@@ -68,14 +70,20 @@ function elementParts(ctx: NativeContext, n: number, cost = 1): [number, number]
 }
 
 /** Relative cost per element of arithmetic in a format (two loads, one store, conversions). */
-const ARITH_COST = { f32: COST.light, f16: COST.half, bf16: COST.cast } as const;
+const ARITH_COST = { f32: COST.light, f16: COST.half, bf16: COST.cast, i32: COST.light } as const;
 
 /* ------------------------------------------------------------------ binary */
+
+/** The storage format of a binary kernel's output: the float formats, and int32 for add / sub (int_arith.ts). */
+function binaryFormat(op: 'add' | 'sub' | 'mul' | 'div', o: KernelTensor): keyof typeof ARITH_COST | undefined {
+  if (o.dtype.name === 'int32') return op === 'add' || op === 'sub' ? 'i32' : undefined;
+  return fmtOf(o.dtype);
+}
 
 function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel<typeof op> {
   const self: NativeKernel<typeof op> = (ctx, [a, b], [o]) => {
     if (!a || !b || !o) return false;
-    const fmt = fmtOf(o.dtype);
+    const fmt = binaryFormat(op, o);
     if (!fmt || !contiguous(o)) return false;
     const n = numel(o.shape);
     if (n === 0) return true;
@@ -87,7 +95,7 @@ function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel<typeof op> {
     if (sa !== sb) {
       // one operand is a scalar (any float format: PyTorch's float32 "opmath" scalar of 16-bit ops)
       const [t, s] = sb ? [a, b] : [b, a];
-      if (t.dtype !== o.dtype || !fmtOf(s.dtype)) return false;
+      if (t.dtype !== o.dtype || (fmt === 'i32' ? s.dtype !== o.dtype : !fmtOf(s.dtype))) return false;
       const L = rowsLayout(o.shape, [t]);
       if (!L || L.innerStride[0] !== 1) return false;
       const value = ctx.readScalar(s);
@@ -410,4 +418,5 @@ export const NATIVE_KERNELS = {
   ...OPTIM_KERNELS,
   ...ATTENTION_KERNELS,
   ...MATH_KERNELS,
+  ...POOL_KERNELS,
 } satisfies NativeKernels;

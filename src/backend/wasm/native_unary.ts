@@ -1,7 +1,8 @@
 /**
  * Native handlers of the activations of recurrent cells and GANs (assembly/kernels/unary.ts):
- * tanh, sigmoid, leakyRelu and their gradients, float32 / float16 / bfloat16, operands of the
- * output's format; strided inputs (an LSTM gate: a narrow of the gate matrix) are gathered first.
+ * tanh, sigmoid, leakyRelu and their gradients, and rsqrt with its gradient (batch norm's
+ * 1 / sqrt(var + eps)), float32 / float16 / bfloat16, operands of the output's format; strided
+ * inputs (an LSTM gate: a narrow of the gate matrix) are gathered first.
  * Also `cat` of contiguous output: a copy per piece (memcpy, or a strided gather).
  */
 import type { KernelTensor } from '../backend.js';
@@ -12,12 +13,14 @@ import type { NativeContext, NativeKernel, NativeKernels } from './native.js';
 import { gather, withContiguousOperands } from './native_gather.js';
 import { elementParts } from './native_rows.js';
 
-const OP = { tanh: 0, sigmoid: 1, leakyRelu: 2 } as const;
+const OP = { tanh: 0, sigmoid: 1, leakyRelu: 2, rsqrt: 3 } as const;
 
 /** Relative cost per element (native_rows.ts COST): a float64 exp or tanh. */
 const TRANSCENDENTAL_COST = 12;
+/** A float64 square root and division. */
+const SQRT_COST = 4;
 
-type ActivationKernel = 'tanh' | 'sigmoid' | 'leakyRelu' | 'tanhBackward' | 'sigmoidBackward' | 'leakyReluBackward';
+type ActivationKernel = 'tanh' | 'sigmoid' | 'leakyRelu' | 'rsqrt' | 'tanhBackward' | 'sigmoidBackward' | 'leakyReluBackward' | 'rsqrtBackward';
 
 function slopeOf(op: keyof typeof OP, params: KernelParams<ActivationKernel>): number {
   return op === 'leakyRelu' ? (params as LeakyReluParams).negativeSlope : 0;
@@ -38,7 +41,7 @@ function activation(op: keyof typeof OP, kernel: 'unary' | 'unary_grad'): Native
     if (operands.some((t) => unsafeAlias(t, o))) return false;
     const size = o.dtype.itemsize;
     const pointers = [...operands.map((t) => ctx.address(t)), ctx.address(o)];
-    const cost = op === 'leakyRelu' ? 1 : TRANSCENDENTAL_COST;
+    const cost = op === 'leakyRelu' ? 1 : op === 'rsqrt' ? SQRT_COST : TRANSCENDENTAL_COST;
     const slope = slopeOf(op, params);
     ctx.pool.run(`${kernel}_${fmt}`, elementParts(ctx.pool, numel(o.shape), cost).map(([u0, u1]) => [OP[op], ...pointers.map((p) => p + u0 * size), u1 - u0, slope]));
     return true;
@@ -80,8 +83,10 @@ export const UNARY_KERNELS = {
   tanh: activation('tanh', 'unary'),
   sigmoid: activation('sigmoid', 'unary'),
   leakyRelu: activation('leakyRelu', 'unary'),
+  rsqrt: activation('rsqrt', 'unary'),
   tanhBackward: activation('tanh', 'unary_grad'),
   sigmoidBackward: activation('sigmoid', 'unary_grad'),
   leakyReluBackward: activation('leakyRelu', 'unary_grad'),
+  rsqrtBackward: activation('rsqrt', 'unary_grad'),
   cat,
 } satisfies NativeKernels;
