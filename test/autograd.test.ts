@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';
 import type { Tensor } from '../src/index.js';
+import { queueBackwardCallback } from '../src/autograd/engine.js';
 
 const F = mx.nn.functional;
 const arr = async (t: Tensor) => Array.from(await t.data());
@@ -585,4 +586,56 @@ test('a leaf keeps a gradient the engine made for it alone, and copies any other
   h.mul(2).sum().backward();
   h.grad!.copy_(h.grad!.add(100));
   assert.deepEqual(await arr(seen!), [2, 2], 'the tensor the hook kept is unchanged');
+});
+
+/* ------------------------------------------------------------------ post-accumulate-grad hooks */
+
+test('post-accumulate-grad hooks fire once per backward, after the leaf has all of its gradient', async () => {
+  const w = mx.tensor([1, 2, 3], { requiresGrad: true });
+  // what the hook saw (a copy: read after backward, as asynchronous backends need)
+  const seen: Tensor[] = [];
+  const handle = w.registerPostAccumulateGradHook((leaf) => {
+    assert.equal(leaf, w);
+    seen.push(leaf.grad!.clone());
+  });
+  // used three times, once through slices: the hook sees the finished sum
+  w.mul(2).add(w.mul(w)).sum().add(w.narrow(0, 1, 2).sum()).backward();
+  assert.equal(seen.length, 1);
+  assert.deepEqual(await arr(seen[0]!), [4, 7, 9]);
+  w.mul(3).sum().backward();
+  assert.equal(seen.length, 2);
+  assert.deepEqual(await arr(seen[1]!), [7, 10, 12], 'the second pass accumulates, then fires again');
+  handle.remove();
+  w.sum().backward();
+  assert.equal(seen.length, 2, 'removed');
+  // a leaf that gets no gradient in a pass does not fire; one whose gradient a hook takes does
+  const unused = mx.tensor([1], { requiresGrad: true });
+  const taken = mx.tensor([1, 1], { requiresGrad: true });
+  const fired: string[] = [];
+  unused.registerPostAccumulateGradHook(() => fired.push('unused'));
+  taken.registerHook(() => null);
+  taken.registerPostAccumulateGradHook((t) => fired.push(`taken grad=${String(t.grad)}`));
+  taken.mul(unused.detach()).sum().backward();
+  assert.deepEqual(fired, ['taken grad=null']);
+  assert.throws(() => w.mul(2).registerPostAccumulateGradHook(() => undefined), /only leaf tensors/);
+});
+
+test('queueBackwardCallback runs at the end of the backward pass that queued it, after every gradient', async () => {
+  const a = mx.tensor([1, 2], { requiresGrad: true });
+  const b = mx.tensor([3], { requiresGrad: true });
+  const order: string[] = [];
+  let bGradAtEnd: Tensor | null = null;
+  a.registerPostAccumulateGradHook(() => {
+    order.push('a');
+    queueBackwardCallback(() => {
+      order.push('end');
+      bGradAtEnd = b.grad!.clone();
+    });
+  });
+  b.registerPostAccumulateGradHook(() => order.push('b'));
+  a.mul(b).sum().backward();
+  assert.deepEqual([...order].sort(), ['a', 'b', 'end']);
+  assert.equal(order.at(-1), 'end');
+  assert.deepEqual(await arr(bGradAtEnd!), [3]);
+  assert.throws(() => queueBackwardCallback(() => undefined), /no backward pass is running/);
 });

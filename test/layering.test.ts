@@ -32,6 +32,7 @@ const LAYER_OF = [
   ['tensor/', 'tensor'],
   ['autograd/', 'autograd'],
   ['ops/', 'ops'],
+  ['distributed/', 'distributed'],
   ['nn/', 'nn'],
   ['optim/', 'optim'],
   ['amp/', 'amp'],
@@ -51,7 +52,7 @@ type Layer = (typeof LAYER_OF)[number][1];
 
 const BASE: readonly Layer[] = ['dtype', 'shape'];
 const CORE: readonly Layer[] = [...BASE, 'random', 'backend contract', 'backend registry', 'tensor', 'autograd', 'ops'];
-const LIBRARY: readonly Layer[] = [...CORE, 'util', 'nn', 'optim', 'amp', 'data', 'io', 'models', 'train', 'mx.dtypes'];
+const LIBRARY: readonly Layer[] = [...CORE, 'distributed', 'util', 'nn', 'optim', 'amp', 'data', 'io', 'models', 'train', 'mx.dtypes'];
 
 /** What each layer may import besides itself. */
 const MAY_IMPORT: Readonly<Record<Layer, readonly Layer[]>> = {
@@ -69,14 +70,16 @@ const MAY_IMPORT: Readonly<Record<Layer, readonly Layer[]>> = {
   tensor: CORE,
   autograd: CORE,
   ops: CORE,
-  nn: [...CORE, 'util'], // util/torch_names.ts: PyTorch's state-dict names
+  // collectives on tensors; the layers above use them (DistributedDataParallel, DistributedSampler)
+  distributed: CORE,
+  nn: [...CORE, 'util', 'distributed'], // util/torch_names.ts: PyTorch's state-dict names
   optim: CORE,
   amp: [...CORE, 'optim'], // GradScaler steps an optimizer
-  data: [...CORE, 'util'],
+  data: [...CORE, 'util', 'distributed'],
   io: [...CORE, 'util'],
   // pretrained weights: downloaded (data/download.ts) and read (io/) by the ResNet factories
   models: [...CORE, 'util', 'nn', 'data', 'io'],
-  train: [...CORE, 'nn', 'optim', 'amp', 'data', 'models'],
+  train: [...CORE, 'distributed', 'nn', 'optim', 'amp', 'data', 'models'],
   'mx.dtypes': ['dtype'], // the dtype layer's public face
   bench: LIBRARY,
   // training logs and precision reports to figures: reads JSON lines (and amp's report type), not tensors

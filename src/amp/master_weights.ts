@@ -13,7 +13,7 @@
 import { float32, type DTypeName } from '../dtype/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../autograd/mode.js';
-import { accumulateGrad } from '../autograd/accumulate.js';
+import { accumulateGrad, setGradientHome } from '../autograd/accumulate.js';
 import { castTo } from '../ops/util.js';
 import type { OptimizerLike } from '../optim/optimizer.js';
 
@@ -59,7 +59,11 @@ export function masterWeights(
       accumulateGrad(master, castTo(g, float32));
       return null; // the 16-bit parameter keeps no gradient of its own
     });
-    removers.push(() => hook.remove());
+    setGradientHome(p, master);
+    removers.push(() => {
+      hook.remove();
+      setGradientHome(p, null);
+    });
   }
 
   const syncModel = () =>

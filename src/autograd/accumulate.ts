@@ -23,3 +23,20 @@ export function accumulateGrad(leaf: Tensor, g: Tensor, owned = false): void {
   leaf.grad = own;
 }
 
+
+const homes = new WeakMap<Tensor, Tensor>();
+
+/**
+ * Route the record of where `param`'s gradient accumulates: float32 master weights (mx.amp.masterWeights)
+ * take a 16-bit parameter's gradient into the master's `.grad`. Readers of gradients that must find
+ * them after backward (DistributedDataParallel) look here. `null` removes the route.
+ */
+export function setGradientHome(param: Tensor, home: Tensor | null): void {
+  if (home) homes.set(param, home);
+  else homes.delete(param);
+}
+
+/** The tensor whose `.grad` holds `param`'s gradient (the parameter itself unless routed). */
+export function gradientHome(param: Tensor): Tensor {
+  return homes.get(param) ?? param;
+}

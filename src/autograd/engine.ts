@@ -25,6 +25,29 @@ export function currentBackwardNode(): GradNode | null {
 /** Hooks on leaf tensors, kept outside the Tensor class to keep it small. */
 export const leafHooks = new WeakMap<Tensor, GradHook[]>();
 
+/** Called with a leaf once its gradient of this backward pass is complete (PyTorch's post-accumulate-grad hook). */
+export type PostAccumulateGradHook = (leaf: Tensor) => void;
+export const postAccumulateHooks = new WeakMap<Tensor, PostAccumulateGradHook[]>();
+
+/** Callbacks queued during the backward pass in progress (null outside backward). */
+let endOfBackward: (() => void)[] | null = null;
+/** Backward passes started so far: tells state kept across hooks which pass a hook belongs to. */
+let passes = 0;
+
+/** The number of the backward pass in progress (or of the last one). */
+export function backwardPassNumber(): number {
+  return passes;
+}
+
+/**
+ * Run `fn` when the backward pass in progress has delivered every gradient, before `backward()`
+ * returns (PyTorch's `queue_callback`): DistributedDataParallel waits for its all-reduces there.
+ */
+export function queueBackwardCallback(fn: () => void): void {
+  if (!endOfBackward) throw new Error('queueBackwardCallback: no backward pass is running');
+  endOfBackward.push(fn);
+}
+
 /**
  * Run hooks in order; a hook may return a replacement gradient. A hook on a leaf may also return
  * null: it took the gradient itself (float32 master weights do this) and nothing is accumulated.
@@ -98,10 +121,67 @@ interface Pending {
   like: Tensor | null;
 }
 
+/**
+ * Post-accumulate hooks fire once per leaf per backward pass, after the leaf's last incoming
+ * gradient: each leaf counts its edges from the nodes of this pass, and a leaf whose count never
+ * reaches zero (an edge of a node that got no gradient) fires at the end.
+ */
+class PostAccumulate {
+  private readonly edges = new Map<Tensor, number>();
+  private readonly received = new Set<Tensor>();
+  private readonly fired = new Set<Tensor>();
+
+  constructor(order: readonly GradNode[]) {
+    for (const node of order) {
+      for (const input of node.inputs) {
+        if (!input.gradFn && input.requiresGrad && postAccumulateHooks.has(input)) this.edges.set(input, (this.edges.get(input) ?? 0) + 1);
+      }
+    }
+  }
+
+  /** A gradient reached the leaf. */
+  receive(leaf: Tensor): void {
+    if (this.edges.has(leaf)) this.received.add(leaf);
+  }
+
+  /** One of the leaf's edges was processed; `deferred`: its gradient is still being assembled. */
+  edgeDone(leaf: Tensor, deferred: boolean): void {
+    const left = this.edges.get(leaf);
+    if (left === undefined) return;
+    this.edges.set(leaf, left - 1);
+    if (left === 1 && !deferred) this.fire(leaf);
+  }
+
+  fire(leaf: Tensor): void {
+    if (!this.received.has(leaf) || this.fired.has(leaf)) return;
+    this.fired.add(leaf);
+    for (const hook of [...(postAccumulateHooks.get(leaf) ?? [])]) hook(leaf);
+  }
+
+  fireRemaining(): void {
+    for (const leaf of this.received) this.fire(leaf);
+  }
+}
+
 export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOptions, accumulate: Accumulate, ops: BackwardOps): void {
+  const outer = endOfBackward;
+  const callbacks: (() => void)[] = [];
+  endOfBackward = callbacks;
+  passes++;
+  try {
+    backwardPass(root, gradient, options, accumulate, ops);
+    // Callbacks may queue more (each runs once, in order).
+    for (let i = 0; i < callbacks.length; i++) noGrad(callbacks[i]!);
+  } finally {
+    endOfBackward = outer;
+  }
+}
+
+function backwardPass(root: Tensor, gradient: Tensor, options: BackwardOptions, accumulate: Accumulate, ops: BackwardOps): void {
   noGrad(() => {
     if (!root.gradFn) {
       accumulateLeaf(root, gradient, accumulate);
+      for (const hook of [...(postAccumulateHooks.get(root) ?? [])]) hook(root);
       return;
     }
     const pending = new Map<GradNode, Pending>();
@@ -123,7 +203,9 @@ export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOpt
     }
     const rootNode = root.gradFn;
     pending.set(rootNode, { dense: gradient, slices: [], like: null });
-    for (const node of topoOrder(rootNode)) {
+    const order = topoOrder(rootNode);
+    const post = new PostAccumulate(order);
+    for (const node of order) {
       const waiting = pending.get(node);
       pending.delete(node);
       if (!waiting) continue;
@@ -137,7 +219,10 @@ export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOpt
         const g = grad.dtype !== input0.dtype ? ops.castTo(grad, input0) : grad;
         const slice = { spec: node.slice, grad: g };
         if (input0.gradFn) addSlice(pending, input0.gradFn, input0, slice);
-        else addSlice(pendingLeaves, input0, input0, slice);
+        else {
+          addSlice(pendingLeaves, input0, input0, slice);
+          post.edgeDone(input0, true);
+        }
         if (!options.retainGraph) node.release();
         continue;
       }
@@ -152,18 +237,26 @@ export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOpt
       if (!options.retainGraph) node.release();
       node.inputs.forEach((input, i) => {
         let g = inputGrads[i];
-        if (!g || !input.requiresGrad) return;
-        if (g.dtype !== input.dtype) g = ops.castTo(g, input);
-        if (input.gradFn) addTo(pending, input.gradFn, g);
-        else if (pendingLeaves.has(input)) addTo(pendingLeaves, input, g);
-        else {
-          // Made by this node's rule (or the cast above) and handed to this input only: the leaf may keep it.
-          const storage = g.storage;
-          const owned = storage.serial >= firstNew && inputGrads.every((o, j) => j === i || !o || o.storage !== storage);
-          accumulateLeaf(input, g, accumulate, owned);
+        if (g && input.requiresGrad) {
+          if (g.dtype !== input.dtype) g = ops.castTo(g, input);
+          if (input.gradFn) addTo(pending, input.gradFn, g);
+          else if (pendingLeaves.has(input)) addTo(pendingLeaves, input, g);
+          else {
+            // Made by this node's rule (or the cast above) and handed to this input only: the leaf may keep it.
+            const storage = g.storage;
+            const owned = storage.serial >= firstNew && inputGrads.every((o, j) => j === i || !o || o.storage !== storage);
+            accumulateLeaf(input, g, accumulate, owned);
+            post.receive(input);
+          }
         }
+        if (!input.gradFn) post.edgeDone(input, pendingLeaves.has(input));
       });
     }
-    for (const [leaf, p] of pendingLeaves) accumulateLeaf(leaf, gradientOf(p), accumulate);
+    for (const [leaf, p] of pendingLeaves) {
+      accumulateLeaf(leaf, gradientOf(p), accumulate);
+      post.receive(leaf);
+      post.fire(leaf);
+    }
+    post.fireRemaining();
   });
 }

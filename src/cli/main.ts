@@ -12,6 +12,7 @@ import { runEval } from './eval.js';
 import { runBench } from './bench.js';
 import { runReport } from './report.js';
 import { runServe } from './serve.js';
+import { parseRunArgs, runRun } from './run.js';
 
 const HELP = `usage: mixprec <command> [options]
 
@@ -25,6 +26,7 @@ commands:
   serve     the browser playground: train LeNet in a web page (mixprec serve [--port N])
   bench     GEMM GFLOP/s and LeNet training img/s and memory (mixprec bench --help) [--json]
   info      backends, dtypes and the op table with autocast categories [--json]
+  run       start data-parallel ranks of a command, as torchrun (mixprec run --help)
   --version print the version
 `;
 
@@ -75,6 +77,8 @@ async function main(argv: string[]): Promise<number> {
       return runServe(rest, out);
     case 'bench':
       return runBench(rest, out);
+    case 'run':
+      return runRun(parseRunArgs(rest), out);
     case 'info':
       info(rest.includes('--json'));
       return 0;
@@ -89,7 +93,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(HELP);
       return command === undefined ? 2 : 0;
     default:
-      throw new CliError(`mixprec: unknown command '${command}' (commands: train, train-lm, train-gpt, train-gan, eval, report, serve, bench, info; see mixprec --help)`, 2);
+      throw new CliError(`mixprec: unknown command '${command}' (commands: train, train-lm, train-gpt, train-gan, eval, report, serve, bench, info, run; see mixprec --help)`, 2);
   }
 }
 

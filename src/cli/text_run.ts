@@ -3,6 +3,8 @@
  * corpus split 90/10, resuming a checkpoint of the same command and vocabulary, the weights,
  * optimizer, GradScaler and generators restored or saved bitwise (atomically, at evaluations and on
  * Ctrl-C), skipped steps counted across resumes, JSON lines for --log-json, and the progress bar.
+ * Started by a launcher (`mixprec run`, WORLD_SIZE > 1), a command that opens the run with
+ * `dataParallel` joins the job: only rank 0 prints, logs, evaluates and checkpoints.
  *
  *   const run = await TextTrainingRun.open<Meta>('mixprec.train-gpt', args, out);
  *   ... build the model from run.config(...) ...
@@ -24,6 +26,8 @@ import { CliError } from './errors.js';
 import type { Output } from './train.js';
 import { RunReport } from './run_report.js';
 import type { PrecisionReport } from '../amp/diagnostics.js';
+import { DataParallel } from '../train/data_parallel.js';
+import { manualSeed } from '../random/generator.js';
 
 /** The flags every text-training command has. */
 export interface TextRunArgs {
@@ -50,14 +54,24 @@ export interface TextRunMeta<Kind extends string = string, Config extends { voca
   generators: Record<string, number[]>;
   optimizer: ReturnType<Optimizer<object>['stateDict']>;
   scaler: ReturnType<GradScaler['stateDict']>;
+  /** Ranks of a data-parallel run (absent: one process); --resume needs the same number. */
+  worldSize?: number;
 }
 
 export interface Attached {
   model: Module;
   optimizer: Optimizer<object>;
   scaler: GradScaler;
-  /** Every generator the run draws from, by name: restored from and saved into checkpoints. */
+  /**
+   * Every generator the run draws from, by name: restored from and saved into checkpoints. In a
+   * data-parallel run the other ranks reseed mx.defaultGenerator (their own dropout stream).
+   */
   generators: Record<string, Generator>;
+}
+
+export interface TextRunOptions {
+  /** The command trains data-parallel when a launcher started it (otherwise it refuses to run under one). */
+  dataParallel?: boolean;
 }
 
 export class TextTrainingRun<M extends TextRunMeta> {
@@ -82,9 +96,12 @@ export class TextTrainingRun<M extends TextRunMeta> {
     readonly resumed: { tensors: Map<string, Tensor>; meta: M } | null,
     /** The model's name in the report ('lstm', 'gpt'). */
     label: string,
+    /** The data-parallel job this process is a rank of (null: it runs alone). */
+    readonly dp: DataParallel | null,
   ) {
-    this.logFile = args.logJson ? createWriteStream(args.logJson, { flags: 'w' }) : null;
-    this.report = args.report ? new RunReport(args.report, `${label} ${args.precision}`) : null;
+    const main = !dp || dp.isMain;
+    this.logFile = args.logJson && main ? createWriteStream(args.logJson, { flags: 'w' }) : null;
+    this.report = args.report && main ? new RunReport(args.report, `${label} ${args.precision}`) : null;
     process.on('SIGINT', this.onSigint);
   }
 
@@ -99,12 +116,13 @@ export class TextTrainingRun<M extends TextRunMeta> {
     out: Output,
     help: string,
     train: (run: TextTrainingRun<M>) => Promise<number>,
+    options: TextRunOptions = {},
   ): Promise<number> {
     if (args.help) {
       out.log(help.trimEnd());
       return 0;
     }
-    const run = await TextTrainingRun.open<M>(kind, label, args, out);
+    const run = await TextTrainingRun.open<M>(kind, label, args, out, options);
     try {
       return await train(run);
     } finally {
@@ -112,9 +130,18 @@ export class TextTrainingRun<M extends TextRunMeta> {
     }
   }
 
-  /** Select the backend, read the corpus and the checkpoint to resume (same command, same vocabulary). */
-  static async open<M extends TextRunMeta>(kind: M['kind'], label: string, args: TextRunArgs, out: Output): Promise<TextTrainingRun<M>> {
+  /**
+   * Select the backend, join the data-parallel job if a launcher started this process, read the
+   * corpus and the checkpoint to resume (same command, same vocabulary, same number of ranks).
+   */
+  static async open<M extends TextRunMeta>(kind: M['kind'], label: string, args: TextRunArgs, out: Output, options: TextRunOptions = {}): Promise<TextTrainingRun<M>> {
+    const world = Number(process.env['WORLD_SIZE'] ?? '1');
+    if (!options.dataParallel && world > 1) {
+      throw new CliError(`${kind.replace('.', ' ')}: does not train data-parallel (started by a launcher with WORLD_SIZE ${world}); run it as one process`);
+    }
     await (args.backend ? setBackend(args.backend) : initDefaultBackend());
+    const dp = options.dataParallel ? await DataParallel.fromEnvironment() : null;
+    if (dp && !dp.isMain) out = { log: () => undefined, isTTY: false };
     const corpus = await CharCorpus.fromFile(args.data!);
     let resumed: { tensors: Map<string, Tensor>; meta: M } | null = null;
     if (args.resume) {
@@ -125,9 +152,17 @@ export class TextTrainingRun<M extends TextRunMeta> {
       if (vocab.join('') !== corpus.vocab.chars.join('')) {
         throw new CliError(`--resume ${args.resume}: written for a vocabulary of ${vocab.length} characters, not this text's ${corpus.vocab.size}`);
       }
+      if ((meta.worldSize ?? 1) !== (dp?.worldSize ?? 1)) {
+        throw new CliError(`--resume ${args.resume}: written by a run of ${meta.worldSize ?? 1} rank(s), this one has ${dp?.worldSize ?? 1} (the data order would differ)`);
+      }
       resumed = { tensors: loaded.tensors, meta };
     }
-    return new TextTrainingRun<M>(kind, args, out, corpus, resumed, label);
+    return new TextTrainingRun<M>(kind, args, out, corpus, resumed, label, dp);
+  }
+
+  /** Rank 0 of a data-parallel run, or the only process: the one that prints, evaluates and checkpoints. */
+  get isMain(): boolean {
+    return !this.dp || this.dp.isMain;
   }
 
   /** A usage error unless every character of the sample's prompt is in the text's vocabulary. */
@@ -175,6 +210,8 @@ export class TextTrainingRun<M extends TextRunMeta> {
   async attach(state: Attached): Promise<M | null> {
     this.attached = state;
     this.skippedAtStart = await state.scaler.getSkippedStepsAsync();
+    // each rank its own dropout stream (the weights are rank 0's: DistributedDataParallel copies them)
+    if (this.dp && !this.resumed) manualSeed(this.dp.rankSeed(this.args.seed));
     if (!this.resumed) return null;
     const meta = this.resumed.meta;
     state.model.loadStateDict(this.resumed.tensors);
@@ -185,6 +222,7 @@ export class TextTrainingRun<M extends TextRunMeta> {
       if (!saved) throw new CliError(`--resume ${this.args.resume}: the checkpoint has no state of the '${name}' generator`);
       g.setState(saved);
     }
+    if (this.dp && !this.dp.isMain) manualSeed(this.dp.rankSeed(this.args.seed + meta.step)); // the checkpoint holds rank 0's dropout stream
     this.step = meta.step;
     this.skippedBefore = meta.skippedSteps;
     return meta;
@@ -214,6 +252,7 @@ export class TextTrainingRun<M extends TextRunMeta> {
       generators,
       optimizer: s.optimizer.stateDict(),
       scaler: await s.scaler.stateDictAsync(),
+      ...(this.dp ? { worldSize: this.dp.worldSize } : {}),
       ...extra,
     };
     await saveCheckpoint(path, { tensors: s.model.stateDict(), meta });
@@ -221,12 +260,15 @@ export class TextTrainingRun<M extends TextRunMeta> {
 
   /**
    * Call after every step: one turn of the event loop (Ctrl-C's handler only runs between turns; the
-   * steps' awaits resolve at once on a synchronous backend), then, if Ctrl-C was pressed, `save` the
-   * checkpoint when --checkpoint was given and return true (the command exits with 130).
+   * steps' awaits resolve at once on a synchronous backend), then, if Ctrl-C was pressed (on any
+   * rank: every rank stops after the same step), `save` the checkpoint when --checkpoint was given
+   * (rank 0) and return true (the command exits with 130).
    */
   async interruptedAfterStep(save: (path: string) => Promise<void>): Promise<boolean> {
     await new Promise<void>((resolve) => setImmediate(resolve));
+    if (this.dp) this.interrupted = await this.dp.any(this.interrupted);
     if (!this.interrupted) return false;
+    if (!this.isMain) return true;
     if (this.args.checkpoint) {
       await save(this.args.checkpoint);
       this.out.log(`interrupted: checkpoint written to ${this.args.checkpoint} (resume with --resume ${this.args.checkpoint})`);
@@ -242,12 +284,13 @@ export class TextTrainingRun<M extends TextRunMeta> {
     return bar;
   }
 
-  /** Stop listening for Ctrl-C, write the report, flush the JSON log. */
+  /** Stop listening for Ctrl-C, write the report, flush the JSON log, leave the data-parallel job. */
   async close(): Promise<void> {
     process.off('SIGINT', this.onSigint);
     await this.writeReport();
     const file = this.logFile;
     this.logFile = null;
     if (file) await new Promise<void>((resolve) => file.end(resolve));
+    this.dp?.close();
   }
 }

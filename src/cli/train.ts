@@ -23,6 +23,7 @@ import { CliError, usage } from './errors.js';
 import { resolveData, DATASETS, type DatasetName, type LoadedData, type Preprocess } from './datasets.js';
 import { Progress } from './progress.js';
 import { configEvent, RunReport } from './run_report.js';
+import { DataParallel } from '../train/data_parallel.js';
 
 export const TRAIN_HELP = `usage: mixprec train [options]
 
@@ -205,6 +206,8 @@ export interface RunMeta {
   optimizer: ReturnType<Optimizer<object>['stateDict']>;
   scaler: ReturnType<ReturnType<typeof scalerFor>['stateDict']>;
   args: Omit<TrainArgs, 'help' | 'quiet' | 'verbose'>;
+  /** Ranks of a data-parallel run (absent: one process); --resume needs the same number. */
+  worldSize?: number;
 }
 
 export interface Output {
@@ -245,8 +248,8 @@ async function buildModel(args: TrainArgs, data: LoadedData, progress: boolean):
   return createModel(args.model, { inChannels: data.channels, imageSize: data.imageSize, numClasses, width: args.width, stem });
 }
 
-/** Build the model, optimizer and loaders for a run. */
-async function setup(args: TrainArgs, data: LoadedData, progress: boolean) {
+/** Build the model, optimizer and loaders for a run (data-parallel: this rank's shards). */
+async function setup(args: TrainArgs, data: LoadedData, progress: boolean, dp: DataParallel | null) {
   const model = await buildModel(args, data, progress);
   if (args.freezeBackbone && model instanceof ResNet) for (const p of model.backboneParameters()) p.requiresGrad_(false);
   const params = model.parameters().filter((p) => p.requiresGrad);
@@ -260,8 +263,12 @@ async function setup(args: TrainArgs, data: LoadedData, progress: boolean) {
   // fp16/bf16: batches arrive in the autocast dtype (the same rounding autocast would do, without
   // keeping a float32 batch and its 16-bit copy alive together).
   const dtype = autocastDtype(args.precision) ?? undefined;
-  const trainLoader = new DataLoader(data.train as never, { batchSize: args.batchSize, shuffle: true, seed: args.seed, dtype });
-  const testLoader = new DataLoader(data.test as never, { batchSize: evalBatchSize(data.imageSize), shuffle: false, seed: args.seed, dtype });
+  const trainLoader = dp
+    ? new DataLoader(data.train as never, { batchSize: args.batchSize, sampler: dp.trainSampler(data.train, args.seed), seed: dp.rankSeed(args.seed), dtype })
+    : new DataLoader(data.train as never, { batchSize: args.batchSize, shuffle: true, seed: args.seed, dtype });
+  const testLoader = new DataLoader(data.test as never, {
+    batchSize: evalBatchSize(data.imageSize), shuffle: false, seed: args.seed, dtype, ...(dp ? { sampler: dp.evaluationShard(data.test) } : {}),
+  });
   return { model, optimizer, scaler, trainLoader, testLoader };
 }
 
@@ -271,10 +278,14 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     return 0;
   }
   await (args.backend ? setBackend(args.backend) : initDefaultBackend());
+  // Started by a launcher (mixprec run): data-parallel, and only rank 0 prints.
+  const dp = await DataParallel.fromEnvironment();
+  if (dp && !dp.isMain) out = { log: () => undefined, isTTY: false };
   manualSeed(args.seed);
   const say = (line: string) => {
     if (!args.quiet) out.log(line);
   };
+  if (dp && !dp.isMain) await dp.barrier(); // rank 0 finds (or downloads) the data first
   const data = await resolveData({
     dataset: args.dataset,
     data: args.data,
@@ -284,7 +295,8 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     notice: (line) => out.log(line),
     preprocess: preprocessFor(args),
   });
-  const run = await setup(args, data, out.isTTY && !args.quiet);
+  const run = await setup(args, data, out.isTTY && !args.quiet, dp);
+  if (dp?.isMain) await dp.barrier(); // the data and any pretrained weights are in place for the others
   const { model, optimizer, scaler, trainLoader, testLoader } = run;
   const width = classifierWidth(model);
   const stem = stemFor(args);
@@ -303,12 +315,15 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       );
     }
     if (meta.optimizerName !== args.optimizer) throw new CliError(`--resume ${args.resume}: written with --optimizer ${meta.optimizerName}, not ${args.optimizer}`);
+    if ((meta.worldSize ?? 1) !== (dp?.worldSize ?? 1)) {
+      throw new CliError(`--resume ${args.resume}: written by a run of ${meta.worldSize ?? 1} rank(s), this one has ${dp?.worldSize ?? 1} (the data order would differ)`);
+    }
     if ((meta.normalize ?? 'dataset') !== normalize) throw new CliError(`--resume ${args.resume}: written with ${meta.normalize === 'imagenet' ? '' : 'no '}--pretrained (${meta.normalize ?? 'dataset'} normalisation), not ${normalize}`);
     model.loadStateDict(loaded.tensors);
     optimizer.loadStateDict(meta.optimizer);
     if (meta.precision === 'fp16' && args.precision === 'fp16') scaler.loadStateDict(meta.scaler);
     defaultGenerator.setState(meta.rng);
-    trainLoader.loadState(meta.data);
+    trainLoader.loadState(dp ? { ...meta.data, seed: dp.rankSeed(meta.data.seed) } : meta.data);
     epoch = meta.epoch;
     step = meta.step;
     skippedSteps = meta.skippedSteps;
@@ -333,6 +348,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       step,
       skippedSteps,
       data: trainLoader.state(),
+      ...(dp ? { worldSize: dp.worldSize } : {}),
       rng: defaultGenerator.getState(),
       optimizer: optimizer.stateDict(),
       scaler: await scaler.stateDictAsync(),
@@ -341,8 +357,9 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     await saveCheckpoint(path, { tensors: model.stateDict(), meta });
   };
 
-  const logFile: WriteStream | null = args.logJson ? createWriteStream(args.logJson, { flags: 'w' }) : null;
-  const report = args.report ? new RunReport(args.report, `${args.model} ${args.precision}`) : null;
+  const main = !dp || dp.isMain;
+  const logFile: WriteStream | null = args.logJson && main ? createWriteStream(args.logJson, { flags: 'w' }) : null;
+  const report = args.report && main ? new RunReport(args.report, `${args.model} ${args.precision}`) : null;
   const logJson = (event: { event: string } & Record<string, unknown>) => {
     report?.add(event);
     logFile?.write(`${JSON.stringify(event)}\n`);
@@ -351,17 +368,24 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     model: args.model, width, dataset: data.name, data_source: data.source, train_images: data.train.length, test_images: data.test.length,
     precision: args.precision, optimizer: args.optimizer, lr: args.lr, momentum: args.optimizer === 'sgd' ? args.momentum : undefined,
     weight_decay: args.optimizer === 'adamw' ? args.weightDecay || 0.01 : args.weightDecay, batch_size: args.batchSize, epochs: args.epochs, augment: args.augment, seed: args.seed, resume: args.resume,
+    world_size: dp?.worldSize,
   }));
-  let recorder: PrecisionRecorder | null = args.precisionReport
+  let recorder: PrecisionRecorder | null = args.precisionReport && main
     ? precisionReport({ model, scaler, format: args.precision === 'bf16' ? 'bfloat16' : 'float16' })
     : null;
 
+  // the test set: data-parallel, each rank evaluates its shard and the counts are summed
+  const evaluateAll = async (net: typeof model, loader: typeof testLoader) => {
+    const ev = await evaluate(net, loader, args.precision, data.classes.length || 10);
+    return dp ? dp.reduceEvaluation(ev) : ev;
+  };
   let interrupted = false;
   const onSigint = () => {
     interrupted = true;
   };
   process.on('SIGINT', onSigint);
-  const ctx: StepContext = { model, optimizer, scaler, precision: args.precision };
+  // data-parallel: gradients averaged over the ranks during backward (rank 0's weights to start)
+  const ctx: StepContext = { model: dp ? dp.wrap(model) : model, optimizer, scaler, precision: args.precision };
   const modelNote = [
     width !== undefined ? `width ${width}` : '',
     stem !== undefined ? `${stem} stem` : '',
@@ -370,7 +394,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
   ].filter(Boolean).join(', ');
   say(
     `training ${args.model}${modelNote ? ` (${modelNote})` : ''} on ${data.name} (${data.source}): ${data.train.length} train / ${data.test.length} test images of ${data.channels}x${data.imageSize}x${data.imageSize}, ` +
-      `precision ${args.precision}, ${args.optimizer} lr ${args.lr}, batch ${args.batchSize}, ${args.epochs} epochs, seed ${args.seed}`,
+      `precision ${args.precision}, ${args.optimizer} lr ${args.lr}, batch ${args.batchSize}${dp ? ` x ${dp.worldSize} ranks` : ''}, ${args.epochs} epochs, seed ${args.seed}`,
   );
   let lastAccuracy: number | null = null;
   try {
@@ -401,13 +425,16 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
           logJson({ event: 'step', epoch: epoch + 1, step, loss: value, loss_scale: await scaler.getScaleAsync(), skipped: skippedNow > skippedSeen });
           skippedSeen = skippedNow;
         }
-        progress?.update({ loss: lossSum / Math.max(lossCount, 1), imgPerS: images / seconds });
+        progress?.update({ loss: lossSum / Math.max(lossCount, 1), imgPerS: (images * (dp?.worldSize ?? 1)) / seconds });
+        // every rank stops after the same step
+        if (dp) interrupted = await dp.any(interrupted);
         if (interrupted) break;
       }
       progress?.done();
       const epochSkipped = (await scaler.getSkippedStepsAsync()) - skippedAtStart;
       skippedSteps += epochSkipped;
       if (interrupted) {
+        if (!main) return 130;
         if (args.checkpoint) {
           await checkpoint(args.checkpoint);
           out.log(`interrupted: checkpoint written to ${args.checkpoint} (resume with --resume ${args.checkpoint})`);
@@ -416,10 +443,11 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       }
       const trainSeconds = (performance.now() - started) / 1000;
       epoch++;
-      const ev = await evaluate(model, testLoader, args.precision, data.classes.length || 10);
+      const ev = await evaluateAll(model, testLoader);
       lastAccuracy = ev.accuracy;
-      const trainLoss = lossSum / Math.max(lossCount, 1);
-      const imgPerS = images / trainSeconds;
+      const [lossTotal, lossSteps] = dp ? await dp.sum([lossSum, lossCount]) : [lossSum, lossCount];
+      const trainLoss = lossTotal! / Math.max(lossSteps!, 1);
+      const imgPerS = (images * (dp?.worldSize ?? 1)) / trainSeconds;
       say(
         `epoch ${epoch}/${args.epochs}  train loss ${trainLoss.toFixed(4)}  test accuracy ${(ev.accuracy * 100).toFixed(2)}%  ` +
           `${imgPerS.toFixed(0)} img/s  ${trainSeconds.toFixed(1)} s  loss scale ${await scaler.getScaleAsync()}  skipped steps ${epochSkipped}`,
@@ -434,11 +462,11 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
         loss_scale: await scaler.getScaleAsync(),
         skipped_steps: epochSkipped,
       });
-      if (args.checkpoint) await checkpoint(args.checkpoint);
+      if (args.checkpoint && main) await checkpoint(args.checkpoint);
       if (recorder && args.precisionReport) await recorder.save(args.precisionReport);
     }
     if (lastAccuracy === null) {
-      const ev = await evaluate(model, testLoader, args.precision, data.classes.length || 10);
+      const ev = await evaluateAll(model, testLoader);
       lastAccuracy = ev.accuracy;
     }
     out.log(`test accuracy: ${(lastAccuracy * 100).toFixed(2)}%`);
@@ -449,5 +477,6 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     recorder?.close();
     recorder = null;
     if (logFile) await new Promise<void>((resolve) => logFile.end(resolve));
+    dp?.close();
   }
 }

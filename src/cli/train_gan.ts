@@ -29,6 +29,7 @@ import { CliError } from './errors.js';
 import { resolveData } from './datasets.js';
 import type { Output } from './train.js';
 import { configEvent, RunReport } from './run_report.js';
+import { DataParallel } from '../train/data_parallel.js';
 
 export const TRAIN_GAN_HELP = `usage: mixprec train-gan [options]
 
@@ -213,6 +214,10 @@ export async function runTrainGan(args: TrainGanArgs, out: Output): Promise<numb
     return 0;
   }
   await (args.backend ? setBackend(args.backend) : initDefaultBackend());
+  // Started by a launcher (mixprec run): data-parallel, and only rank 0 prints and writes samples.
+  const dp = await DataParallel.fromEnvironment();
+  const main = !dp || dp.isMain;
+  if (!main) out = { log: () => undefined, isTTY: false };
   manualSeed(args.seed);
   const say = (line: string) => {
     if (!args.quiet) out.log(line);
@@ -234,7 +239,7 @@ export async function runTrainGan(args: TrainGanArgs, out: Output): Promise<numb
   if (train.length < args.batchSize) throw new CliError(`mixprec train-gan: --batch-size ${args.batchSize} is larger than the ${train.length} training images`);
   const loader = new DataLoader(train as never, {
     batchSize: args.batchSize,
-    shuffle: true,
+    ...(dp ? { sampler: dp.trainSampler(train, args.seed) } : { shuffle: true }),
     dropLast: true, // full batches only: BatchNorm statistics of equal-sized batches
     seed: args.seed,
     dtype: autocastDtype(args.precision) ?? undefined,
@@ -242,6 +247,13 @@ export async function runTrainGan(args: TrainGanArgs, out: Output): Promise<numb
 
   const G = new DCGANGenerator({ width: args.width, latentDim: LATENT_DIM, channels: 3 });
   const D = new DCGANDiscriminator({ width: args.width, channels: 3 });
+  if (dp) {
+    // Gradients are averaged by hooks on the parameters, so ganStep keeps calling G and D; the
+    // BatchNorm statistics stay each rank's own (rank 0's make the sample grids).
+    dp.wrap(G, { broadcastBuffers: false });
+    dp.wrap(D, { broadcastBuffers: false });
+    manualSeed(dp.rankSeed(args.seed)); // each rank its own noise
+  }
   const adam = { lr: 2e-4, betas: [0.5, 0.999] as const };
   const ctx: GanContext = {
     generator: G,
@@ -262,6 +274,7 @@ export async function runTrainGan(args: TrainGanArgs, out: Output): Promise<numb
   }
   const writeSamples = async (name: string): Promise<string> => {
     const path = join(args.out, name);
+    if (!main) return path;
     const images = sample(G, fixedNoise, args.precision);
     try {
       await saveImageGrid(path, images);
@@ -272,8 +285,8 @@ export async function runTrainGan(args: TrainGanArgs, out: Output): Promise<numb
   };
   const pad = (i: number) => String(i).padStart(6, '0');
 
-  const logFile: WriteStream | null = args.logJson ? createWriteStream(args.logJson, { flags: 'w' }) : null;
-  const report = args.report ? new RunReport(args.report, `dcgan ${args.precision}`) : null;
+  const logFile: WriteStream | null = args.logJson && main ? createWriteStream(args.logJson, { flags: 'w' }) : null;
+  const report = args.report && main ? new RunReport(args.report, `dcgan ${args.precision}`) : null;
   const logJson = (event: { event: string } & Record<string, unknown>) => {
     report?.add(event);
     logFile?.write(`${JSON.stringify(event)}\n`);
@@ -281,11 +294,12 @@ export async function runTrainGan(args: TrainGanArgs, out: Output): Promise<numb
   logJson(configEvent('train-gan', {
     model: 'dcgan', width: args.width, dataset: data.name, data_source: data.source, train_images: train.length, precision: args.precision,
     optimizer: 'adam', lr: adam.lr, betas: adam.betas.join('/'), batch_size: args.batchSize, iterations: args.iterations, seed: args.seed,
+    world_size: dp?.worldSize,
   }));
   const params = (m: DCGANGenerator | DCGANDiscriminator) => m.parameters().reduce((s, p) => s + p.numel, 0);
   say(
     `training a DCGAN (width ${args.width}: G ${params(G).toLocaleString('en-US')} / D ${params(D).toLocaleString('en-US')} parameters) on ${data.name} (${data.source}): ` +
-      `${train.length} images, precision ${args.precision}, Adam lr 2e-4 betas 0.5/0.999, batch ${args.batchSize}, ${args.iterations} iterations, seed ${args.seed}`,
+      `${train.length} images, precision ${args.precision}, Adam lr 2e-4 betas 0.5/0.999, batch ${args.batchSize}${dp ? ` x ${dp.worldSize} ranks` : ''}, ${args.iterations} iterations, seed ${args.seed}`,
   );
   try {
     if (args.sampleEvery > 0) say(`wrote ${await writeSamples(`samples-${pad(0)}.png`)} (before training)`);
@@ -341,5 +355,6 @@ export async function runTrainGan(args: TrainGanArgs, out: Output): Promise<numb
     await report?.write(out);
     fixedNoise.dispose();
     if (logFile) await new Promise<void>((resolve) => logFile.end(resolve));
+    dp?.close();
   }
 }

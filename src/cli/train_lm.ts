@@ -16,6 +16,8 @@ import { CliError, usage } from './errors.js';
 import { TextTrainingRun, type TextRunMeta } from './text_run.js';
 import { configEvent } from './run_report.js';
 import type { Output } from './train.js';
+import type { DataParallel } from '../train/data_parallel.js';
+import type { Tensor } from '../tensor/tensor.js';
 
 export const TRAIN_LM_HELP = `usage: mixprec train-lm --data FILE.txt [options]
 
@@ -154,11 +156,12 @@ interface ModelConfig {
 type LmMeta = TextRunMeta<'mixprec.train-lm', ModelConfig> & { args: Omit<TrainLmArgs, 'help' | 'quiet' | 'verbose'> };
 
 export function runTrainLm(args: TrainLmArgs, out: Output): Promise<number> {
-  return TextTrainingRun.command<LmMeta>('mixprec.train-lm', 'lstm', args, out, TRAIN_LM_HELP, (run) => train(run, args, out));
+  return TextTrainingRun.command<LmMeta>('mixprec.train-lm', 'lstm', args, out, TRAIN_LM_HELP, (run) => train(run, args), { dataParallel: true });
 }
 
-async function train(run: TextTrainingRun<LmMeta>, args: TrainLmArgs, out: Output): Promise<number> {
-  const { corpus } = run;
+async function train(run: TextTrainingRun<LmMeta>, args: TrainLmArgs): Promise<number> {
+  // rank 0 prints (the other ranks' run.out is silent)
+  const { corpus, dp, out } = run;
   const { train, validation } = run.split();
   run.checkPrompt(args.prompt, args.sampleLen);
   if (train.length < args.seqLen + 1) throw new CliError(`${args.data}: ${corpus.ids.length} characters are too few for windows of --seq-len ${args.seqLen}`);
@@ -170,7 +173,7 @@ async function train(run: TextTrainingRun<LmMeta>, args: TrainLmArgs, out: Outpu
   const optimizer = new AdamW(params, { lr: args.lr, weightDecay: args.weightDecay });
   const scaler = scalerFor(args.precision);
   const ctx: StepContext = {
-    model,
+    model: dp ? dp.wrap(model) : model,
     optimizer,
     scaler,
     precision: args.precision,
@@ -186,16 +189,26 @@ async function train(run: TextTrainingRun<LmMeta>, args: TrainLmArgs, out: Outpu
     model: 'lstm', data: args.data, characters: corpus.ids.length, vocabulary: config.vocab.length, embed: config.embed, hidden: config.hidden, layers: config.layers,
     dropout: config.dropout, precision: args.precision, optimizer: 'adamw', lr: args.lr, weight_decay: args.weightDecay, clip: args.clip,
     batch_size: args.batchSize, seq_len: args.seqLen, steps: args.steps, eval_every: args.evalEvery, seed: args.seed, resume: args.resume,
+    world_size: dp?.worldSize,
   }));
-  let recorder: PrecisionRecorder | null = args.precisionReport
+  let recorder: PrecisionRecorder | null = args.precisionReport && run.isMain
     ? precisionReport({ model, scaler, format: args.precision === 'bf16' ? 'bfloat16' : 'float16', findOverflow: false })
     : null;
+  /** Data-parallel: every rank draws the global batch (the windows one process would) and trains on its share. */
+  const rankBatch = (parallel: DataParallel): [Tensor, Tensor] => {
+    const [gx, gy] = train.randomBatch(dataRng, args.batchSize * parallel.worldSize, args.seqLen);
+    const part = (t: Tensor) => t.narrow(1, parallel.rank * args.batchSize, args.batchSize).contiguous();
+    const mine: [Tensor, Tensor] = [part(gx), part(gy)];
+    gx.dispose();
+    gy.dispose();
+    return mine;
+  };
 
   const paramCount = params.reduce((n, p) => n + p.numel, 0);
   run.say(
     `training a ${config.layers}-layer LSTM (hidden ${config.hidden}, ${paramCount} parameters) on ${args.data}: ` +
       `${corpus.ids.length} characters, vocabulary ${config.vocab.length}, ${train.length} train / ${validation.length} validation; ` +
-      `precision ${args.precision}, AdamW lr ${args.lr}, batch ${args.batchSize} x ${args.seqLen} characters, ${args.steps} steps, seed ${args.seed}`,
+      `precision ${args.precision}, AdamW lr ${args.lr}, batch ${args.batchSize}${dp ? ` x ${dp.worldSize} ranks` : ''} x ${args.seqLen} characters, ${args.steps} steps, seed ${args.seed}`,
   );
   const started = performance.now();
   const newBar = () => run.progressBar(args.steps, 'steps', '  loss {loss}  {cps} chars/s', { loss: '-', cps: '-' });
@@ -207,6 +220,7 @@ async function train(run: TextTrainingRun<LmMeta>, args: TrainLmArgs, out: Outpu
   let lastEval: LmEvaluation | null = null;
 
   const evaluateNow = async () => {
+    if (!run.isMain) return;
     bar?.stop();
     const ev = await evaluateLm(model, validation, args.seqLen, args.precision);
     lastEval = ev;
@@ -227,7 +241,7 @@ async function train(run: TextTrainingRun<LmMeta>, args: TrainLmArgs, out: Outpu
 
   try {
     while (run.step < args.steps) {
-      const [x, y] = train.randomBatch(dataRng, args.batchSize, args.seqLen);
+      const [x, y] = dp ? rankBatch(dp) : train.randomBatch(dataRng, args.batchSize, args.seqLen);
       // per step the scaler's count is read only for the JSON log (on a GPU each read is a round trip)
       const skippedNow = run.logging ? await scaler.getSkippedStepsAsync() : 0;
       const { loss, stepped } = trainStep(ctx, x, y);
@@ -244,7 +258,7 @@ async function train(run: TextTrainingRun<LmMeta>, args: TrainLmArgs, out: Outpu
         lossCount++;
       }
       windowSteps++;
-      const cps = (windowSteps * args.batchSize * args.seqLen) / ((performance.now() - windowStart) / 1000);
+      const cps = (windowSteps * args.batchSize * (dp?.worldSize ?? 1) * args.seqLen) / ((performance.now() - windowStart) / 1000);
       if (run.logging) run.logJson({ event: 'step', step: run.step, loss: value, loss_scale: await scaler.getScaleAsync(), skipped: (await scaler.getSkippedStepsAsync()) > skippedNow });
       bar?.update(run.step, { payload: { loss: (lossSum / Math.max(lossCount, 1)).toFixed(4), cps: cps.toFixed(0) } });
       if (!bar && !args.quiet && run.step % 50 === 0 && run.step % args.evalEvery !== 0) {
@@ -258,6 +272,7 @@ async function train(run: TextTrainingRun<LmMeta>, args: TrainLmArgs, out: Outpu
       }
       if (run.step % args.evalEvery === 0 || run.step === args.steps) await evaluateNow();
     }
+    if (!run.isMain) return 0;
     if (!lastEval) await evaluateNow(); // a resumed run that was already complete
     bar?.stop();
     const seconds = (performance.now() - started) / 1000;

@@ -16,6 +16,8 @@
  * `loader.state()` ({ seed, epoch, batch }, JSON) restores the exact data stream with `loadState`,
  * even mid-epoch: batch b of epoch e is the same batch whether or not batches 0..b-1 were produced.
  *
+ * With a `sampler` (DistributedSampler) the epoch visits `sampler.indices(epoch)` instead.
+ *
  * Epochs: each `for await` over the loader is one epoch, numbered from 0 (`loader.epoch`); when it
  * ends, by completion or `break`, the loader moves to the next epoch. `setEpoch(e)` jumps.
  *
@@ -42,12 +44,15 @@ import { fmix32 } from '../random/counter_hash.js';
 import { defaultCollate } from './collate.js';
 import { dtypeOf, type DType, type DTypeName } from '../dtype/dtype.js';
 import type { Dataset, SampleContext } from './dataset.js';
+import type { Sampler } from './sampler.js';
 
 export interface DataLoaderOptions<B> {
   /** Samples per batch (default 1). */
   batchSize?: number;
   /** A new random order every epoch (default false). */
   shuffle?: boolean;
+  /** The indices of each epoch (DistributedSampler); excludes `shuffle`. */
+  sampler?: Sampler;
   /** Drop the last batch when it is smaller than batchSize (default false). */
   dropLast?: boolean;
   /** Base seed of order and augmentation; by default drawn from `generator` at construction. */
@@ -172,6 +177,7 @@ export class DataLoader<B = [Tensor, Tensor]> implements AsyncIterable<B> {
   readonly autoDispose: boolean;
   readonly collate: ((samples: any[]) => B) | null;
   readonly dtype: DType | null;
+  readonly sampler: Sampler | null;
   private seed: number;
   private epochIndex = 0;
   private batchIndex = 0;
@@ -182,6 +188,11 @@ export class DataLoader<B = [Tensor, Tensor]> implements AsyncIterable<B> {
     }
     this.batchSize = checkCount('batchSize', options.batchSize ?? 1, 1);
     this.shuffle = options.shuffle ?? false;
+    this.sampler = options.sampler ?? null;
+    if (this.sampler && this.shuffle) throw new TypeError('DataLoader: sampler and shuffle are mutually exclusive (the sampler decides the order)');
+    if (this.sampler && (typeof this.sampler.indices !== 'function' || typeof this.sampler.length !== 'number')) {
+      throw new TypeError('DataLoader: sampler must have a numeric length and an indices(epoch) method');
+    }
     this.dropLast = options.dropLast ?? false;
     this.prefetch = checkCount('prefetch', options.prefetch ?? 2, 0);
     this.autoDispose = options.autoDispose ?? true;
@@ -194,7 +205,7 @@ export class DataLoader<B = [Tensor, Tensor]> implements AsyncIterable<B> {
 
   /** Number of batches per epoch. */
   get length(): number {
-    const n = this.dataset.length;
+    const n = this.sampler ? this.sampler.length : this.dataset.length;
     return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
@@ -228,10 +239,16 @@ export class DataLoader<B = [Tensor, Tensor]> implements AsyncIterable<B> {
     }
   }
 
+  /** The order of `epoch`'s samples (null: 0, 1, 2, ...). */
+  private epochOrder(epoch: number): Int32Array | null {
+    if (this.sampler) return this.sampler.indices(epoch);
+    return this.shuffle ? epochPermutation(this.dataset.length, this.seed, epoch) : null;
+  }
+
   /** The sample indices of batch `batch` of `epoch`. */
-  batchIndices(epoch: number, batch: number, order: Int32Array | null = this.shuffle ? epochPermutation(this.dataset.length, this.seed, epoch) : null): Int32Array {
+  batchIndices(epoch: number, batch: number, order: Int32Array | null = this.epochOrder(epoch)): Int32Array {
     const start = batch * this.batchSize;
-    const end = Math.min(start + this.batchSize, this.dataset.length);
+    const end = Math.min(start + this.batchSize, order ? order.length : this.dataset.length);
     if (order) return order.slice(start, end);
     const out = new Int32Array(Math.max(0, end - start));
     for (let i = 0; i < out.length; i++) out[i] = start + i;
@@ -266,7 +283,7 @@ export class DataLoader<B = [Tensor, Tensor]> implements AsyncIterable<B> {
     const epoch = this.epochIndex;
     const start = this.batchIndex;
     const count = this.length;
-    const order = this.shuffle ? epochPermutation(this.dataset.length, seed, epoch) : null;
+    const order = this.epochOrder(epoch);
     const dispose = (b: unknown): void => forEachTensor(b, (t) => t.dispose());
     const queue: Promise<B>[] = [];
     let scheduled = start;

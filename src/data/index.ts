@@ -32,4 +32,5 @@ export { MNIST, parseIdx, MNIST_CLASSES, type MNISTOptions } from './mnist.js';
 export { ImageFolder, decodeImage, loadImage, IMAGE_EXTENSIONS, type ImageFolderOptions } from './image_folder.js';
 export { downloadFile, md5File, type DownloadOptions, type ProgressCallback } from './download.js';
 export { readTar, writeTar, type TarHeader, type TarEntry } from './tar.js';
+export { DistributedSampler, type Sampler, type DistributedSamplerOptions } from './sampler.js';
 export { CharCorpus, CharSequence, CharVocab } from './text.js';

@@ -24,3 +24,4 @@ export {
   CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, BCEWithLogitsLoss, BCELoss,
   type CrossEntropyLossOptions, type NLLLossOptions, type BCEWithLogitsLossOptions,
 } from './losses.js';
+export * as parallel from './parallel/index.js';

@@ -139,6 +139,26 @@ export class Tensor {
     };
   }
 
+  /**
+   * On a leaf: `hook(leaf)` runs once per backward pass, after the leaf's gradient of that pass is
+   * complete (accumulated into `.grad`, or taken by a gradient hook) — PyTorch's
+   * register_post_accumulate_grad_hook. DistributedDataParallel starts its all-reduces from here.
+   */
+  registerPostAccumulateGradHook(hook: PostAccumulateGradHook): { remove(): void } {
+    if (this.gradFn) throw new Error('registerPostAccumulateGradHook: only leaf tensors have post-accumulate-grad hooks');
+    if (!this.requiresGrad) throw new Error('registerPostAccumulateGradHook: cannot register a hook on a tensor that does not require grad');
+    let list = postAccumulateHooks.get(this);
+    if (!list) postAccumulateHooks.set(this, (list = []));
+    const hooks = list;
+    hooks.push(hook);
+    return {
+      remove: () => {
+        const i = hooks.indexOf(hook);
+        if (i >= 0) hooks.splice(i, 1);
+      },
+    };
+  }
+
   /** Keep this non-leaf's gradient in `.grad` after backward. */
   retainGrad(): this {
     if (this.gradFn) this.gradFn.retainGradOf = this;
@@ -168,7 +188,7 @@ export class Tensor {
   }
 }
 
-import { leafHooks } from '../autograd/engine.js';
+import { leafHooks, postAccumulateHooks, type PostAccumulateGradHook } from '../autograd/engine.js';
 function leafHookList(t: Tensor): GradHook[] {
   let list = leafHooks.get(t);
   if (!list) leafHooks.set(t, (list = []));

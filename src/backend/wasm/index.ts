@@ -42,7 +42,7 @@ class WasmBuffer implements DeviceBuffer {
 }
 
 export interface WasmBackendOptions {
-  /** Threads in all, the calling thread included. Default: MIXPREC_THREADS, else every core. */
+  /** Threads in all, the calling thread included. Default: MIXPREC_THREADS, else every core (divided among LOCAL_WORLD_SIZE ranks). */
   threads?: number;
   /** false: run every kernel through the reference fallback (testing). Default: MIXPREC_WASM_NATIVE !== '0'. */
   native?: boolean;
@@ -105,7 +105,10 @@ async function defaultThreads(): Promise<number> {
   if (isNode) {
     try {
       const os = await import('node:os');
-      return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+      const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+      // Under a launcher (mixprec run, torchrun) LOCAL_WORLD_SIZE ranks share this machine's cores.
+      const ranks = Number(env('LOCAL_WORLD_SIZE'));
+      return Number.isInteger(ranks) && ranks > 1 ? Math.max(1, Math.floor(cores / ranks)) : cores;
     } catch {
       // fall through: a Node-like engine without node:os
     }
