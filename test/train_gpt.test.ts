@@ -130,7 +130,7 @@ describe('mixprec train-gpt', () => {
     assert.match(r.stdout, new RegExp(`after ${meta.step + 2} iterations`));
   });
 
-  it('bad input: no --data, heads that do not divide the width, a checkpoint of another command, a text too short', () => {
+  it('bad input: no --data, heads that do not divide the width, a checkpoint of another command, a text too short, a launcher', () => {
     const noData = cli(['train-gpt']);
     assert.equal(noData.code, 2);
     assert.match(noData.stderr, /--data FILE is required/);
@@ -147,5 +147,9 @@ describe('mixprec train-gpt', () => {
     const short = cli(['train-gpt', ...common, '--data', tiny]);
     assert.equal(short.code, 1);
     assert.match(short.stderr, /the validation split \(2 characters\) is too short for blocks of 16 \+ 1/);
+    // started by a launcher (mixprec run sets WORLD_SIZE): train-gpt runs as one process, not one per rank alone
+    const ranked = runCli(['train-gpt', ...common], { env: { WORLD_SIZE: '2', RANK: '0' } });
+    assert.equal(ranked.code, 1);
+    assert.match(ranked.stderr, /mixprec train-gpt: does not train data-parallel \(started by a launcher with WORLD_SIZE 2\)/);
   });
 });
