@@ -29,7 +29,25 @@ import type { PrecisionReport } from '../amp/diagnostics.js';
 import { DataParallel } from '../train/data_parallel.js';
 import { manualSeed } from '../random/generator.js';
 
-/** The flags every text-training command has. */
+/** The flags every text-training command parses (parseFlags' table), the sample's included. */
+export const TEXT_RUN_FLAGS = {
+  data: { type: 'string' },
+  backend: { type: 'string' },
+  precision: { type: 'string' },
+  'sample-len': { type: 'string' },
+  prompt: { type: 'string' },
+  temperature: { type: 'string' },
+  seed: { type: 'string' },
+  checkpoint: { type: 'string' },
+  resume: { type: 'string' },
+  'log-json': { type: 'string' },
+  report: { type: 'string' },
+  quiet: { type: 'boolean' },
+  verbose: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** The flags every text-training run reads. */
 export interface TextRunArgs {
   data?: string;
   backend?: string;
@@ -41,6 +59,15 @@ export interface TextRunArgs {
   /** --report: the HTML report of the run, written when it ends. */
   report?: string;
   quiet: boolean;
+}
+
+/** TEXT_RUN_FLAGS parsed: the run's flags, the sample's and the command's own. */
+export interface TextCommandArgs extends TextRunArgs {
+  sampleLen: number;
+  prompt: string;
+  temperature: number;
+  verbose: boolean;
+  help: boolean;
 }
 
 /** What every text-training checkpoint's metadata holds; commands add their own fields. */

@@ -15,7 +15,7 @@ import { scalerFor, trainStepAccumulated, underPrecision, PRECISIONS, type Preci
 import { estimateLoss, gptLoss, nanoGptLr, nanoGptParamGroups } from '../train/gpt.js';
 import { choice, number, parseFlags, copyStringFlags, checkBackendFlag } from './args.js';
 import { CliError, usage } from './errors.js';
-import { TextTrainingRun, type TextRunMeta } from './text_run.js';
+import { TextTrainingRun, TEXT_RUN_FLAGS, type TextCommandArgs, type TextRunMeta } from './text_run.js';
 import { configEvent } from './run_report.js';
 import type { Output } from './train.js';
 
@@ -62,9 +62,7 @@ The defaults are nanoGPT's CPU recipe for Tiny Shakespeare.
 `;
 
 const FLAGS = {
-  data: { type: 'string' },
-  backend: { type: 'string' },
-  precision: { type: 'string' },
+  ...TEXT_RUN_FLAGS,
   'n-layer': { type: 'string' },
   'n-head': { type: 'string' },
   'n-embd': { type: 'string' },
@@ -83,24 +81,10 @@ const FLAGS = {
   'grad-clip': { type: 'string' },
   'eval-interval': { type: 'string' },
   'eval-iters': { type: 'string' },
-  'sample-len': { type: 'string' },
-  prompt: { type: 'string' },
-  temperature: { type: 'string' },
   'top-k': { type: 'string' },
-  seed: { type: 'string' },
-  checkpoint: { type: 'string' },
-  resume: { type: 'string' },
-  'log-json': { type: 'string' },
-  report: { type: 'string' },
-  quiet: { type: 'boolean' },
-  verbose: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
 } as const;
 
-export interface TrainGptArgs {
-  data?: string;
-  backend?: string;
-  precision: Precision;
+export interface TrainGptArgs extends TextCommandArgs {
   nLayer: number;
   nHead: number;
   nEmbd: number;
@@ -119,19 +103,7 @@ export interface TrainGptArgs {
   gradClip: number;
   evalInterval: number;
   evalIters: number;
-  sampleLen: number;
-  prompt: string;
-  temperature: number;
   topK: number;
-  seed: number;
-  checkpoint?: string;
-  resume?: string;
-  logJson?: string;
-  /** --report: the HTML report written when training ends. */
-  report?: string;
-  quiet: boolean;
-  verbose: boolean;
-  help: boolean;
 }
 
 export function parseTrainGptArgs(argv: string[]): TrainGptArgs {

@@ -13,7 +13,7 @@ import { scalerFor, trainStep, underPrecision, PRECISIONS, type Precision, type 
 import { evaluateLm, lmLoss, type LmEvaluation } from '../train/language_model.js';
 import { choice, number, parseFlags, copyStringFlags, checkBackendFlag } from './args.js';
 import { CliError, usage } from './errors.js';
-import { TextTrainingRun, type TextRunMeta } from './text_run.js';
+import { TextTrainingRun, TEXT_RUN_FLAGS, type TextCommandArgs, type TextRunMeta } from './text_run.js';
 import { configEvent } from './run_report.js';
 import type { Output } from './train.js';
 import type { DataParallel } from '../train/data_parallel.js';
@@ -52,9 +52,7 @@ the validation loss in nats and bits per character, then a generated sample.
 `;
 
 const FLAGS = {
-  data: { type: 'string' },
-  backend: { type: 'string' },
-  precision: { type: 'string' },
+  ...TEXT_RUN_FLAGS,
   steps: { type: 'string' },
   'batch-size': { type: 'string' },
   'seq-len': { type: 'string' },
@@ -66,24 +64,10 @@ const FLAGS = {
   'weight-decay': { type: 'string' },
   clip: { type: 'string' },
   'eval-every': { type: 'string' },
-  'sample-len': { type: 'string' },
-  prompt: { type: 'string' },
-  temperature: { type: 'string' },
-  seed: { type: 'string' },
-  checkpoint: { type: 'string' },
-  resume: { type: 'string' },
-  'log-json': { type: 'string' },
   'precision-report': { type: 'string' },
-  report: { type: 'string' },
-  quiet: { type: 'boolean' },
-  verbose: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
 } as const;
 
-export interface TrainLmArgs {
-  data?: string;
-  backend?: string;
-  precision: Precision;
+export interface TrainLmArgs extends TextCommandArgs {
   steps: number;
   batchSize: number;
   seqLen: number;
@@ -95,19 +79,7 @@ export interface TrainLmArgs {
   weightDecay: number;
   clip: number;
   evalEvery: number;
-  sampleLen: number;
-  prompt: string;
-  temperature: number;
-  seed: number;
-  checkpoint?: string;
-  resume?: string;
-  logJson?: string;
   precisionReport?: string;
-  /** --report: the HTML report written when training ends. */
-  report?: string;
-  quiet: boolean;
-  verbose: boolean;
-  help: boolean;
 }
 
 export function parseTrainLmArgs(argv: string[]): TrainLmArgs {
