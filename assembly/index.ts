@@ -21,6 +21,8 @@ export * from './kernels/softmax';
 export * from './kernels/unary'; // tanh, sigmoid, leakyRelu and gradients (src/backend/wasm/native_unary.ts)
 export * from './kernels/gather';
 export * from './kernels/optim'; // fused Adam/AdamW (src/backend/wasm/native_optim.ts)
+export * from './kernels/attention'; // fused attention (src/backend/wasm/native_attention.ts)
+export * from './kernels/math_more'; // gelu, reciprocal, clamp, pow, index_add (src/backend/wasm/native_math.ts)
 export * from './kernels/int_arith'; // int32 add / sub (src/backend/wasm/native.ts)
 export * from './kernels/adaptive_pool'; // adaptive average pooling (src/backend/wasm/native_pool.ts)
 

@@ -100,6 +100,17 @@ describe('mixprec bench train', () => {
   });
 });
 
+describe('mixprec bench train --model gpt', () => {
+  it('prints ms per iteration, tokens_per_s, peak and activation bytes and the model shape as JSON (bf16)', () => {
+    const o = json(['bench', 'train', '--model', 'gpt', '--n-layer', '1', '--n-head', '2', '--n-embd', '16', '--block-size', '8', '--batch-size', '2', '--precision', 'bf16', '--steps', '1', '--warmup', '1', '--json']);
+    positive(o, ['tokens_per_s', 'peak_bytes', 'activation_bytes', 'step_ms', 'resident_bytes']);
+    assert.equal(o['img_per_s'], undefined);
+    assert.deepEqual([o['model'], o['n_layer'], o['n_head'], o['n_embd'], o['block_size'], o['vocab_size'], o['batch_size']], ['gpt', 1, 2, 16, 8, 65, 2]);
+    assert.ok(Math.abs((o['tokens_per_s'] as number) - (2 * 8 * 1000) / (o['step_ms'] as number)) < 1e-3 * (o['tokens_per_s'] as number));
+    assert.ok(Number.isFinite(o['loss'] as number));
+  });
+});
+
 describe('mixprec bench: bad input', () => {
   const cases: [string[], RegExp][] = [
     [['bench'], /^mixprec bench: which benchmark\? \(gemm or train/],
@@ -112,8 +123,10 @@ describe('mixprec bench: bad input', () => {
     [['bench', 'gemm', '--sizes', '64'], /^mixprec bench gemm: Unknown option '--sizes'/],
     [['bench', 'gemm', '64'], /^mixprec bench gemm: unexpected argument '64'/],
     [['bench', 'train', '--precision', 'fp8'], /^mixprec bench train: --precision must be one of fp32, fp16, bf16 \(got 'fp8'\)$/],
-    [['bench', 'train', '--model', 'resnet'], /^mixprec bench train: --model must be one of lenet, widecnn, resnet18, resnet34, resnet50 \(got 'resnet'\)$/],
+    [['bench', 'train', '--model', 'resnet'], /^mixprec bench train: --model must be one of lenet, widecnn, resnet18, resnet34, resnet50, gpt \(got 'resnet'\)$/],
     [['bench', 'train', '--steps', '1.5'], /^mixprec bench train: --steps must be an integer >= 1/],
+    [['bench', 'train', '--n-layer', '2'], /^mixprec bench train: --n-layer applies to --model gpt only$/],
+    [['bench', 'train', '--model', 'gpt', '--n-embd', '30', '--n-head', '4'], /^mixprec bench train: --n-embd 30 must be divisible by --n-head 4$/],
     [['bench', 'train', '--batch-size=-4'], /^mixprec bench train: --batch-size must be an integer >= 1/],
     [['bench', 'train', '--size', '64'], /^mixprec bench train: Unknown option '--size'/],
   ];

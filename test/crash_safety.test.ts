@@ -82,7 +82,13 @@ describe('SIGKILL during mixprec train --checkpoint', { skip }, () => {
         await sleep(random() * CHUNK_DELAY);
         target = `inside save ${save}, chunk ${chunk}`;
       } else if (afterFirstSave) {
-        while (!existsSync(ck)) await sleep(5);
+        let exitedEarly = false;
+        void run.exited.then(() => (exitedEarly = true));
+        while (!existsSync(ck)) {
+          // a run that ends before its first checkpoint fails the trial instead of waiting forever
+          if (exitedEarly) assert.fail(`trial ${i}: the run exited before writing its first checkpoint: ${run.stderr()}`);
+          await sleep(5);
+        }
         await sleep(random() * Math.max(0, runMs - (performance.now() - started)));
         target = 'at a random moment after the first checkpoint';
       } else {

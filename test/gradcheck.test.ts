@@ -438,23 +438,30 @@ const cases: Case[] = [
     inputs: () => [uni([2, 3]), uni([2, 2]), uni([6, 3]), uni([6, 2]), uni([6]), uni([6])],
   },
   { name: 'F.gruCell (unbatched, no biases)', fn: (x, h, wi, wh) => F.gruCell(x!, h!, wi!, wh!), inputs: () => [uni([3]), uni([2]), uni([6, 3]), uni([6, 2])] },
-  { name: 'F.scaledDotProductAttention', fn: (q, k, v) => F.scaledDotProductAttention(q!, k!, v!), inputs: () => [uni([2, 3, 4]), uni([2, 2, 4]), uni([2, 2, 3])] },
-  {
-    name: 'F.scaledDotProductAttention (float mask, scale)',
-    fn: (q, k, v, m) => F.scaledDotProductAttention(q!, k!, v!, { attnMask: m!, scale: 0.7 }),
-    inputs: () => [uni([1, 3, 2]), uni([1, 4, 2]), uni([1, 4, 2]), uni([3, 4])],
-  },
-  {
-    name: 'F.scaledDotProductAttention (bool mask)',
-    fn: (q, k, v) => F.scaledDotProductAttention(q!, k!, v!, { attnMask: mx.tensor([[true, false, true], [true, true, false]]) }),
-    inputs: () => [uni([2, 2]), uni([3, 2]), uni([3, 2])],
-  },
-  { name: 'F.scaledDotProductAttention (isCausal)', fn: (q, k, v) => F.scaledDotProductAttention(q!, k!, v!, { isCausal: true }), inputs: () => [uni([2, 3, 2]), uni([2, 3, 2]), uni([2, 3, 2])] },
-  {
-    name: 'F.scaledDotProductAttention (dropout, fixed generator)',
-    fn: (q, k, v) => F.scaledDotProductAttention(q!, k!, v!, { dropoutP: 0.3, generator: new mx.Generator(5) }),
-    inputs: () => [uni([3, 2]), uni([3, 2]), uni([3, 2])],
-  },
+  // the composite definition and the fused op (FlashAttention kernels), each causal, masked and with dropout
+  ...(['composite', 'fused'] as const).flatMap((form) => {
+    const fused = form === 'fused';
+    return [
+      { name: `F.scaledDotProductAttention (${form})`, fn: (q, k, v) => F.scaledDotProductAttention(q!, k!, v!, { fused }), inputs: () => [uni([2, 3, 4]), uni([2, 2, 4]), uni([2, 2, 3])] },
+      {
+        name: `F.scaledDotProductAttention (${form}, float mask, scale)`,
+        fn: (q, k, v, m) => F.scaledDotProductAttention(q!, k!, v!, { attnMask: m!, scale: 0.7, fused }),
+        // (the fused form gives the mask no gradient)
+        inputs: () => [uni([1, 3, 2]), uni([1, 4, 2]), uni([1, 4, 2]), fused ? uni([3, 4]).detach() : uni([3, 4])],
+      },
+      {
+        name: `F.scaledDotProductAttention (${form}, bool mask)`,
+        fn: (q, k, v) => F.scaledDotProductAttention(q!, k!, v!, { attnMask: mx.tensor([[true, false, true], [true, true, false]]), fused }),
+        inputs: () => [uni([2, 2]), uni([3, 2]), uni([3, 2])],
+      },
+      { name: `F.scaledDotProductAttention (${form}, isCausal)`, fn: (q, k, v) => F.scaledDotProductAttention(q!, k!, v!, { isCausal: true, fused }), inputs: () => [uni([2, 3, 2]), uni([2, 3, 2]), uni([2, 3, 2])] },
+      {
+        name: `F.scaledDotProductAttention (${form}, batch broadcast, isCausal, dropout, fixed generator)`,
+        fn: (q, k, v) => F.scaledDotProductAttention(q!, k!, v!, { isCausal: true, dropoutP: 0.3, generator: new mx.Generator(5), fused }),
+        inputs: () => [uni([2, 2, 4, 3]), uni([1, 2, 5, 3]), uni([2, 1, 5, 2])],
+      },
+    ] satisfies Case[];
+  }),
 ];
 
 /* ------------------------------------------------------------------ run */

@@ -24,6 +24,7 @@ const LAYER_OF = [
   ['backend/backend.ts', 'backend contract'],
   ['backend/kernels.ts', 'backend contract'],
   ['backend/optim_math.ts', 'backend contract'],
+  ['backend/attention_layout.ts', 'backend contract'],
   ['backend/registry.ts', 'backend registry'],
   ['backend/reference/', 'reference backend'],
   ['backend/wasm/', 'wasm backend'],
@@ -60,10 +61,11 @@ const MAY_IMPORT: Readonly<Record<Layer, readonly Layer[]>> = {
   util: [],
   random: [],
   'backend contract': BASE,
-  'reference backend': [...BASE, 'backend contract'],
+  // random/ (which imports nothing) holds the counter-based stream the dropout kernels regenerate
+  'reference backend': [...BASE, 'random', 'backend contract'],
   // the faster backends run the reference kernels for what they do not cover natively
-  'wasm backend': [...BASE, 'backend contract', 'reference backend'],
-  'webgpu backend': [...BASE, 'backend contract', 'reference backend'],
+  'wasm backend': [...BASE, 'random', 'backend contract', 'reference backend'],
+  'webgpu backend': [...BASE, 'random', 'backend contract', 'reference backend'],
   'backend registry': ['backend contract', 'reference backend', 'wasm backend', 'webgpu backend'],
   tensor: CORE,
   autograd: CORE,

@@ -409,6 +409,69 @@ test('pooling, LayerNorm, Embedding and activations match PyTorch', async () => 
   assert.deepEqual(frozen.call(mx.tensor([[0, 4]], { dtype: 'int32' })).shape, [1, 2, 3]);
 });
 
+test('MultiheadAttention and TransformerEncoderLayer match PyTorch outputs and gradients (masks, batchFirst, kdim/vdim, pre/post-norm)', async () => {
+  const mha1 = new nn.MultiheadAttention(8, 2, { batchFirst: true });
+  await checkFixture('mha_batchFirst_masks', mha1, ({ q, k, v, attnMask, keyPaddingMask }) => {
+    const [out, w] = mha1.call(q!, k!, v!, { attnMask: attnMask!.ne(0), keyPaddingMask: keyPaddingMask!.ne(0) }) as [Tensor, Tensor];
+    return [out, w];
+  });
+  const mha2 = new nn.MultiheadAttention(8, 4, { bias: false });
+  assert.deepEqual(mha2.namedParameters().map(([n]) => n), ['in_proj_weight', 'out_proj.weight']);
+  // a float mask gets its gradient too (through the explicit weights)
+  await checkFixture('mha_self_floatMask_perHead', mha2, ({ x, attnMask }) => {
+    const [out, w] = mha2.call(x!, x!, x!, { attnMask: attnMask!, averageAttnWeights: false }) as [Tensor, Tensor];
+    return [out, w];
+  });
+  const mha3 = new nn.MultiheadAttention(8, 2, { kdim: 5, vdim: 3, batchFirst: true });
+  assert.deepEqual(mha3.namedParameters().map(([n, p]) => `${n}${JSON.stringify(p.shape)}`), [
+    'q_proj_weight[8,8]', 'k_proj_weight[8,5]', 'v_proj_weight[8,3]', 'in_proj_bias[24]', 'out_proj.weight[8,8]', 'out_proj.bias[8]',
+  ]);
+  await checkFixture('mha_kdim_vdim_noWeights', mha3, ({ q, k, v, keyPaddingMask }) => {
+    const [out, w] = mha3.call(q!, k!, v!, { keyPaddingMask: keyPaddingMask!.ne(0), needWeights: false }) as [Tensor, null];
+    assert.equal(w, null);
+    return [out];
+  });
+  const post = new nn.TransformerEncoderLayer(8, 2, { dimFeedforward: 16, dropout: 0, batchFirst: true });
+  await checkFixture('transformerEncoderLayer_postNorm_relu', post, ({ x, srcMask, srcKeyPaddingMask }) => [
+    post.call(x!, { srcMask: srcMask!.ne(0), srcKeyPaddingMask: srcKeyPaddingMask!.ne(0) }) as Tensor,
+  ]);
+  const pre = new nn.TransformerEncoderLayer(8, 2, { dimFeedforward: 16, dropout: 0, activation: 'gelu', normFirst: true });
+  assert.deepEqual(Object.keys(pre.stateDict()), [
+    'self_attn.in_proj_weight', 'self_attn.in_proj_bias', 'self_attn.out_proj.weight', 'self_attn.out_proj.bias',
+    'linear1.weight', 'linear1.bias', 'linear2.weight', 'linear2.bias', 'norm1.weight', 'norm1.bias', 'norm2.weight', 'norm2.bias',
+  ]);
+  await checkFixture('transformerEncoderLayer_preNorm_gelu', pre, ({ x }) => [pre.call(x!) as Tensor]);
+});
+
+test('MultiheadAttention: causal hint, unbatched input, dropout only in training, errors', async () => {
+  mx.manualSeed(3);
+  const mha = new nn.MultiheadAttention(6, 3, { batchFirst: true, dropout: 0.5 });
+  const x = mx.randn([2, 4, 6]);
+  mha.eval();
+  const causal = mx.arange(4).reshape([4, 1]).lt(mx.arange(4).reshape([1, 4])); // true above the diagonal: not allowed
+  const [a, wa] = mha.call(x, x, x, { isCausal: true }) as [Tensor, Tensor];
+  const [b, wb] = mha.call(x, x, x, { attnMask: causal }) as [Tensor, Tensor];
+  await assertClose(a, b, 'isCausal equals the causal mask');
+  await assertClose(wa, wb, 'and so do the weights');
+  // causal weights: nothing above the diagonal
+  const w = await wa.data();
+  for (let i = 0; i < 4; i++) for (let j = i + 1; j < 4; j++) assert.equal(w[i * 4 + j], 0);
+  const [fast] = mha.call(x, x, x, { isCausal: true, needWeights: false }) as [Tensor, null];
+  await assertClose(fast, a, 'needWeights false (scaledDotProductAttention) equals the explicit weights');
+  const [u] = mha.call(x.narrow(0, 1, 1).squeeze(0), x.narrow(0, 1, 1).squeeze(0), x.narrow(0, 1, 1).squeeze(0)) as [Tensor, Tensor];
+  const [batched] = mha.call(x, x, x) as [Tensor, Tensor];
+  await assertClose(u, batched.narrow(0, 1, 1).squeeze(0), 'unbatched input equals its row of a batch');
+  mha.train();
+  const [t1] = mha.call(x, x, x) as [Tensor, Tensor];
+  const [t2] = mha.call(x, x, x) as [Tensor, Tensor];
+  assert.ok((await t1.sub(t2).abs().max().data())[0]! > 0, 'attention dropout in training mode');
+  assert.throws(() => new nn.MultiheadAttention(6, 4), /divisible by numHeads/);
+  assert.throws(() => mha.call(x, x, x, { attnMask: mx.ones([3, 4]).ne(0) }), /attnMask \[3,4\] must be \[4, 4\] or \[6, 4, 4\]/);
+  assert.throws(() => mha.call(x, x, x, { keyPaddingMask: mx.ones([4]).ne(0) }), /keyPaddingMask \[4\] must be \[2,4\]/);
+  assert.throws(() => mha.call(mx.randn([2, 4, 5]), x, x), /expected embedDim 6/);
+  assert.throws(() => new nn.TransformerEncoderLayer(6, 3, { activation: 'tanh' as 'relu' }), /activation must be 'relu' or 'gelu'/);
+});
+
 test('LSTM and GRU (2 layers, seq-first and batchFirst, bidirectional) match PyTorch outputs and gradients', async () => {
   for (const kind of ['lstm', 'gru'] as const) {
     for (const variant of ['seqFirst_state', 'batchFirst', 'bidir_batchFirst_state']) {

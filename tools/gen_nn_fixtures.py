@@ -289,6 +289,66 @@ def main():
     case('bceWithLogits', lambda: nn.BCEWithLogitsLoss(weight=bw, pos_weight=pw),
          lambda: {'x': f32([3, 4], 2.0), 'y': torch.rand(3, 4).float().double()}, {'weight': bw.tolist(), 'posWeight': pw.tolist()})
 
+    # Attention: nn.MultiheadAttention and nn.TransformerEncoderLayer. Bool masks travel as int32 0/1
+    # inputs and are made bool in the wrappers (PyTorch's convention: true = not allowed).
+    class MHA(nn.Module):
+        def __init__(self, args, kw, fwd):
+            super().__init__()
+            self.mha = nn.MultiheadAttention(*args, **kw)
+            self.fwd = fwd
+
+        def forward(self, q, k=None, v=None, key_padding_mask=None, attn_mask=None):
+            k = q if k is None else k
+            v = q if v is None else v
+            masks = {}
+            for name, m in (('attn_mask', attn_mask), ('key_padding_mask', key_padding_mask)):
+                if m is not None:
+                    masks[name] = m if m.is_floating_point() else m.bool()
+            out, weights = self.mha(q, k, v, **masks, **self.fwd)
+            return (out, weights) if weights is not None else out
+
+    class SelfMHA(MHA):
+        def forward(self, x, attn_mask=None):
+            return super().forward(x, attn_mask=attn_mask)
+
+    def bool_mask(shape, p=0.3):
+        m = torch.rand(*shape) < p
+        m[..., 0] = False  # every query keeps a key
+        return m.int()
+
+    def padding(B, S):
+        m = torch.zeros(B, S, dtype=torch.int32)
+        for b in range(B):
+            m[b, S - 1 - b:] = 1  # the last b + 1 keys are padding
+        return m
+
+    case('mha_batchFirst_masks', lambda: MHA((8, 2), {'batch_first': True}, {}),
+         lambda: {'q': f32([2, 5, 8]), 'k': f32([2, 6, 8]), 'v': f32([2, 6, 8]), 'keyPaddingMask': padding(2, 6), 'attnMask': bool_mask([5, 6])},
+         {'embedDim': 8, 'numHeads': 2, 'batchFirst': True, 'needWeights': True, 'averageAttnWeights': True}, strip='mha.')
+    case('mha_self_floatMask_perHead', lambda: SelfMHA((8, 4), {'bias': False}, {'average_attn_weights': False}),
+         lambda: {'x': f32([5, 3, 8]), 'attnMask': f32([5, 5])},
+         {'embedDim': 8, 'numHeads': 4, 'bias': False, 'needWeights': True, 'averageAttnWeights': False}, strip='mha.')
+    case('mha_kdim_vdim_noWeights', lambda: MHA((8, 2), {'kdim': 5, 'vdim': 3, 'batch_first': True}, {'need_weights': False}),
+         lambda: {'q': f32([2, 4, 8]), 'k': f32([2, 6, 5]), 'v': f32([2, 6, 3]), 'keyPaddingMask': padding(2, 6)},
+         {'embedDim': 8, 'numHeads': 2, 'kdim': 5, 'vdim': 3, 'batchFirst': True, 'needWeights': False}, strip='mha.')
+
+    class TEL(nn.Module):
+        def __init__(self, **kw):
+            super().__init__()
+            self.layer = nn.TransformerEncoderLayer(**kw)
+
+        def forward(self, x, src_mask=None, src_key_padding_mask=None):
+            return self.layer(x, src_mask=None if src_mask is None else src_mask.bool(),
+                              src_key_padding_mask=None if src_key_padding_mask is None else src_key_padding_mask.bool())
+
+    causal = torch.triu(torch.ones(5, 5, dtype=torch.int32), diagonal=1)
+    case('transformerEncoderLayer_postNorm_relu', lambda: TEL(d_model=8, nhead=2, dim_feedforward=16, dropout=0.0, batch_first=True),
+         lambda: {'x': f32([2, 5, 8]), 'srcMask': causal, 'srcKeyPaddingMask': padding(2, 5)},
+         {'dModel': 8, 'nhead': 2, 'dimFeedforward': 16, 'batchFirst': True, 'normFirst': False, 'activation': 'relu'}, strip='layer.')
+    case('transformerEncoderLayer_preNorm_gelu', lambda: TEL(d_model=8, nhead=2, dim_feedforward=16, dropout=0.0, activation='gelu', norm_first=True),
+         lambda: {'x': f32([5, 2, 8])},
+         {'dModel': 8, 'nhead': 2, 'dimFeedforward': 16, 'batchFirst': False, 'normFirst': True, 'activation': 'gelu'}, strip='layer.')
+
     # LeNet-like network.
     def lenet():
         return nn.Sequential(

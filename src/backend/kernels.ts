@@ -164,6 +164,24 @@ export interface NllParams {
   classDim: number;
 }
 
+/** Fused scaled dot-product attention (src/nn/attention.ts; FlashAttention's algorithm). */
+export interface FlashAttentionParams {
+  /** multiplies q . k */
+  scale: number;
+  /** query i attends to keys j <= i only */
+  causal: boolean;
+  /** the mask input's kind: none, bool (true: may attend) or float (added to the scores) */
+  mask: 'none' | 'bool' | 'float';
+  /**
+   * Dropout on the weights: element (b * L + i) * S + j is kept when counterHash(seed0, seed1, index)
+   * >>> 8 >= dropoutThreshold (src/random/counter_hash.ts; 0: no dropout), kept weights scaled by dropoutScale.
+   */
+  dropoutThreshold: number;
+  dropoutScale: number;
+  seed0: number;
+  seed1: number;
+}
+
 /* ------------------------------------------------------------------ the catalogue */
 
 /**
@@ -290,6 +308,10 @@ export interface KernelParamsMap {
   // negative log-likelihood (kernels/nll.ts)
   nllLossFused: NllParams; //            logp, target, [w] -> loss
   nllLossBackward: NllParams; //         g, logp, target, [w] -> dlogp
+
+  // fused attention (kernels/attention.ts): q [N..,L,E], k [N..,S,E], v [N..,S,Ev], mask [N..,L,S]
+  flashAttentionForward: FlashAttentionParams; //  q, k, v, [mask] -> out [N..,L,Ev], lse float32 [N..,L]
+  flashAttentionBackward: FlashAttentionParams; // q, k, v, [mask], out, lse, g -> dq, dk, dv
 }
 
 export type KernelName = keyof KernelParamsMap;

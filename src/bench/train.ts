@@ -1,12 +1,15 @@
 /**
- * Training throughput and memory: `trainStep` (src/train/classifier.ts: zeroGrad, forward under the
- * precision's autocast, GradScaler-scaled backward, SGD momentum step) on LeNet, WideCNN or a ResNet
- * (createModel in src/models/index.ts; ResNets with torchvision's imagenet stem and 10 classes, as
- * bench/torch_lenet.py builds torchvision's) with random CIFAR-10-shaped data (images of
- * `imageSize`, default 32), on the current backend.
+ * Training throughput and memory, on the current backend, of `trainStep` (src/train/classifier.ts:
+ * zeroGrad, forward under the precision's autocast, GradScaler-scaled backward, optimizer step) on
+ * - LeNet, WideCNN or a ResNet (createModel in src/models/index.ts; ResNets with torchvision's
+ *   imagenet stem and 10 classes, as bench/torch_lenet.py builds torchvision's) with random
+ *   CIFAR-10-shaped data (images of `imageSize`, default 32) and SGD with momentum, or
+ * - a GPT (mx.models.gpt) with `mixprec train-gpt`'s step: random token blocks of a 65-character
+ *   vocabulary (Tiny Shakespeare's), AdamW with nanoGPT's parameter groups (lr 1e-3, betas 0.9/0.99,
+ *   weight decay 0.1), clipping at norm 1 after unscale_.
  *
- * - img_per_s: batch · timed steps / their wall time; every step reads its loss (`await loss.item()`),
- *   so the work is done when the clock stops.
+ * - img_per_s (classifiers) / tokens_per_s (gpt): batch (x block size) · timed steps / their wall
+ *   time; every step reads its loss (`await loss.item()`), so the work is done when the clock stops.
  * - peak_bytes: the backend's peak of live device bytes over the timed steps (the peak is reset just
  *   before them): parameters, gradients, momentum, the batch and everything a step allocates.
  * - activation_bytes: what the forward pass holds for the backward, measured in one (untimed) step:
@@ -23,21 +26,36 @@ import { getBackend } from '../backend/registry.js';
 import { memory } from '../tensor/scope.js';
 import { Generator, manualSeed } from '../random/generator.js';
 import { randint, randn } from '../ops/creation.js';
-import { CLASSIFIER_MODELS, classifierWidth, createModel, isResNetName } from '../models/index.js';
+import { CLASSIFIER_MODELS, classifierWidth, createModel, isResNetName, type ClassifierModelName } from '../models/index.js';
+import { GPT } from '../models/gpt.js';
 import { SGD } from '../optim/sgd.js';
+import { AdamW } from '../optim/adam.js';
 import { autocastDtype, scalerFor, trainStep, type Precision, type StepContext } from '../train/classifier.js';
+import { gptLoss, nanoGptParamGroups } from '../train/gpt.js';
 import { adapterDescription, assertNoDeviceErrors, deviceErrors, subgroupMatrixDescription, backendThreads, kernelCalls, load1, resetKernelCalls, resetPeak, sig } from './common.js';
 
-export const BENCH_MODELS = CLASSIFIER_MODELS;
+export const BENCH_MODELS = [...CLASSIFIER_MODELS, 'gpt'] as const;
 export type BenchModel = (typeof BENCH_MODELS)[number];
+
+/** The GPT's shape in `bench train --model gpt` (defaults: nanoGPT's CPU recipe for Tiny Shakespeare). */
+export interface GptBenchShape {
+  nLayer?: number;
+  nHead?: number;
+  nEmbd?: number;
+  blockSize?: number;
+  /** Default 65 (Tiny Shakespeare's characters). */
+  vocabSize?: number;
+}
 
 export interface TrainBenchOptions {
   model?: BenchModel;
   /** WideCNN's channel width, a ResNet's stem width (default 64; LeNet has none). */
   width?: number;
-  /** Default 64. */
+  /** gpt: the model's shape. */
+  gpt?: GptBenchShape;
+  /** Default 64 (gpt: 12). */
   batchSize?: number;
-  /** Side of the random square images (default 32, CIFAR's). */
+  /** Classifiers: side of the random square images (default 32, CIFAR's). */
   imageSize?: number;
   /** Default 'fp32'. */
   precision?: Precision;
@@ -53,7 +71,10 @@ export interface TrainBenchOptions {
 }
 
 export interface TrainBenchResult {
-  img_per_s: number;
+  /** Classifiers: images per second. */
+  img_per_s?: number;
+  /** gpt: tokens (batch x block size) per second. */
+  tokens_per_s?: number;
   /** Peak live device bytes during the timed steps. */
   peak_bytes: number;
   /** Live bytes after the forward (loss computed, graph alive) minus live bytes before it, in one step. */
@@ -61,9 +82,15 @@ export interface TrainBenchResult {
   model: BenchModel;
   /** widecnn, resnets: the channel width. */
   width?: number;
+  /** gpt: the model's shape. */
+  n_layer?: number;
+  n_head?: number;
+  n_embd?: number;
+  block_size?: number;
+  vocab_size?: number;
   batch_size: number;
-  /** Side of the square input images. */
-  image_size: number;
+  /** Classifiers: side of the square input images. */
+  image_size?: number;
   precision: Precision;
   backend: string;
   threads: number;
@@ -103,36 +130,36 @@ function measuringContext(ctx: StepContext): { ctx: StepContext; marks: { before
         };
       },
     });
-  // trainStep: zeroGrad, model.call(x) (forward starts), crossEntropy, scaler.scale(loss) (forward done).
-  const model = wrap(ctx.model as Module, 'call', () => {
+  // trainStep: zeroGrad, model.call(x) or ctx.loss(x, y) (forward starts), the loss, scaler.scale(loss) (forward done).
+  const start = () => {
     marks.before ??= live();
-  });
+  };
+  const model = wrap(ctx.model as Module, 'call', start);
   const scaler = wrap(ctx.scaler as GradScaler, 'scale', () => {
     marks.after ??= live();
   });
-  return { ctx: { ...ctx, model, scaler }, marks };
+  const loss = ctx.loss;
+  return { ctx: { ...ctx, model, scaler, ...(loss ? { loss: (x: Tensor, y: Tensor) => (start(), loss(x, y)) } : {}) }, marks };
 }
 
-export async function benchTrain(options: TrainBenchOptions = {}): Promise<TrainBenchResult> {
-  const modelName = options.model ?? 'lenet';
-  const batchSize = options.batchSize ?? 64;
-  const imageSize = options.imageSize ?? 32;
-  const precision = options.precision ?? 'fp32';
-  const steps = options.steps ?? 10;
-  const warmup = Math.max(1, options.warmup ?? 2);
-  const seed = options.seed ?? 0;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`benchTrain: batchSize must be a positive integer, got ${batchSize}`);
-  if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`benchTrain: steps must be a positive integer, got ${steps}`);
-  if (!Number.isInteger(imageSize) || imageSize < 8) throw new RangeError(`benchTrain: imageSize must be an integer of at least 8, got ${imageSize}`);
-  const backend = getBackend();
-  const errorsBefore = deviceErrors(backend);
+/** What the timed steps run: the step context, one batch, and what a step processes. */
+interface Workload {
+  ctx: StepContext;
+  x: Tensor;
+  y: Tensor;
+  /** Images (classifiers) or tokens (gpt) per step. */
+  units: number;
+  /** The result's model-specific fields. */
+  fields: Partial<TrainBenchResult>;
+}
 
-  manualSeed(seed);
+function classifierWorkload(name: ClassifierModelName, options: TrainBenchOptions, batchSize: number, precision: Precision, seed: number): Workload {
+  const imageSize = options.imageSize ?? 32;
+  if (!Number.isInteger(imageSize) || imageSize < 8) throw new RangeError(`benchTrain: imageSize must be an integer of at least 8, got ${imageSize}`);
   // createModel refuses a width for LeNet.
-  const model = createModel(modelName, { inChannels: 3, imageSize, numClasses: 10, width: options.width, stem: isResNetName(modelName) ? 'imagenet' : undefined });
+  const model = createModel(name, { inChannels: 3, imageSize, numClasses: 10, width: options.width, stem: isResNetName(name) ? 'imagenet' : undefined });
   const width = classifierWidth(model);
   const optimizer = new SGD(model.parameters(), { lr: options.lr ?? 0.01, momentum: options.momentum ?? 0.9 });
-  const ctx: StepContext = { model, optimizer, scaler: scalerFor(precision), precision };
   const gen = new Generator(seed + 1);
   // fp16/bf16 runs get the batch in the autocast dtype, as `mixprec train`'s loader delivers it
   // (DataLoader's dtype option): the same values autocast's cast would produce at the first layer.
@@ -141,6 +168,38 @@ export async function benchTrain(options: TrainBenchOptions = {}): Promise<Train
   const x = computeDtype ? x32.to(computeDtype) : x32;
   if (x !== x32) x32.dispose();
   const y = randint(0, 10, [batchSize], { generator: gen });
+  return { ctx: { model, optimizer, scaler: scalerFor(precision), precision }, x, y, units: batchSize, fields: { ...(width !== undefined ? { width } : {}), image_size: imageSize } };
+}
+
+function gptWorkload(shape: GptBenchShape, batchSize: number, precision: Precision, seed: number): Workload {
+  const config = { nLayer: shape.nLayer ?? 4, nHead: shape.nHead ?? 4, nEmbd: shape.nEmbd ?? 128, blockSize: shape.blockSize ?? 64, vocabSize: shape.vocabSize ?? 65, bias: false, dropout: 0 };
+  const model = new GPT(config);
+  const optimizer = new AdamW(nanoGptParamGroups(model, 0.1), { lr: 1e-3, betas: [0.9, 0.99] });
+  const gen = new Generator(seed + 1);
+  const x = randint(0, config.vocabSize, [batchSize, config.blockSize], { generator: gen });
+  const y = randint(0, config.vocabSize, [batchSize, config.blockSize], { generator: gen });
+  const ctx: StepContext = { model, optimizer, scaler: scalerFor(precision), precision, clipGradNorm: 1, loss: (a, b) => gptLoss(model, a, b) };
+  const fields = { n_layer: config.nLayer, n_head: config.nHead, n_embd: config.nEmbd, block_size: config.blockSize, vocab_size: config.vocabSize };
+  return { ctx, x, y, units: batchSize * config.blockSize, fields };
+}
+
+export async function benchTrain(options: TrainBenchOptions = {}): Promise<TrainBenchResult> {
+  const modelName = options.model ?? 'lenet';
+  const batchSize = options.batchSize ?? (modelName === 'gpt' ? 12 : 64);
+  const precision = options.precision ?? 'fp32';
+  const steps = options.steps ?? 10;
+  const warmup = Math.max(1, options.warmup ?? 2);
+  const seed = options.seed ?? 0;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`benchTrain: batchSize must be a positive integer, got ${batchSize}`);
+  if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`benchTrain: steps must be a positive integer, got ${steps}`);
+  if (options.gpt && modelName !== 'gpt') throw new RangeError(`benchTrain: the gpt shape options apply to model 'gpt' only, not '${modelName}'`);
+  if (options.imageSize !== undefined && modelName === 'gpt') throw new RangeError("benchTrain: model 'gpt' has no imageSize (its inputs are token blocks)");
+  const backend = getBackend();
+  const errorsBefore = deviceErrors(backend);
+
+  manualSeed(seed);
+  const { ctx, x, y, units, fields } = modelName === 'gpt' ? gptWorkload(options.gpt ?? {}, batchSize, precision, seed) : classifierWorkload(modelName, options, batchSize, precision, seed);
+  const optimizer = ctx.optimizer;
 
   const step = async (c: StepContext): Promise<{ loss: number }> => {
     const { loss } = trainStep(c, x as Tensor, y as Tensor);
@@ -176,14 +235,14 @@ export async function benchTrain(options: TrainBenchOptions = {}): Promise<Train
     const peakBytes = memory().peakBytes;
 
     assertNoDeviceErrors(backend, errorsBefore, 'bench train');
+    const rate = sig((units * steps) / seconds);
     const result: TrainBenchResult = {
-      img_per_s: sig((batchSize * steps) / seconds),
+      ...(modelName === 'gpt' ? { tokens_per_s: rate } : { img_per_s: rate }),
       peak_bytes: peakBytes,
       activation_bytes: after - before,
       model: modelName,
-      ...(width !== undefined ? { width } : {}),
+      ...fields,
       batch_size: batchSize,
-      image_size: imageSize,
       precision,
       backend: backend.name,
       threads: backendThreads(backend),

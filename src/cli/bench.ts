@@ -15,7 +15,7 @@ import type { Output } from './train.js';
 export const BENCH_HELP = `usage: mixprec bench <gemm|train> [options] [--json]
 
   gemm    GFLOP/s of C = A·B for random N×N matrices through matmul (mixprec bench gemm --help)
-  train   training throughput and memory of LeNet, WideCNN or a ResNet per precision (mixprec bench train --help)
+  train   training throughput and memory of LeNet, WideCNN, a ResNet or a GPT per precision (mixprec bench train --help)
 
 Numbers depend on the machine's load: the JSON output records the 1-minute load average.
 `;
@@ -45,21 +45,27 @@ warm-up until both --reps and --min-time are reached.
                         (wasm: native/fallback calls)
 `;
 
-export const BENCH_TRAIN_HELP = `usage: mixprec bench train [--model lenet|widecnn|resnet18|resnet34|resnet50] [--batch-size N] [--image-size N]
+export const BENCH_TRAIN_HELP = `usage: mixprec bench train [--model lenet|widecnn|resnet18|resnet34|resnet50|gpt] [--batch-size N] [--image-size N]
                           [--precision fp32|fp16|bf16] [--backend NAME] [--steps N] [--json]
+                          [--n-layer N --n-head N --n-embd N --block-size N   (gpt)]
 
-Training steps of LeNet, WideCNN or a ResNet on random CIFAR-10-shaped data ([B,3,S,S] float32, S =
---image-size, int32 labels in 0..9):
-SGD (lr 0.01, momentum 0.9), the precision's autocast (fp16: float16 + GradScaler; bf16: bfloat16),
-each step the same trainStep as mixprec train, its loss read back before the next one.
+Training steps on random data, each the same step as the training command's, its loss read back
+before the next one, under the precision's autocast (fp16: float16 + GradScaler; bf16: bfloat16):
+- lenet, widecnn, resnets: CIFAR-10-shaped images ([B,3,S,S] float32, S = --image-size, int32 labels
+  in 0..9), SGD (lr 0.01, momentum 0.9), as mixprec train;
+- gpt: mx.models.gpt on random blocks of a 65-character vocabulary (int32 [B, block size]), AdamW
+  with nanoGPT's parameter groups (lr 1e-3, betas 0.9/0.99, weight decay 0.1 on 2-D weights),
+  clipping at 1 after unscale_, as mixprec train-gpt.
 
   --model M             lenet (conv 6, pool, conv 16, pool, fc 120-84-10), widecnn (VGG-style:
                         conv3x3 w, w, pool, 2w, 2w, pool, 4w, pool, each conv + BatchNorm + ReLU,
-                        then linear; w = --width) or resnet18|resnet34|resnet50 (torchvision's, its
-                        imagenet stem, 10 classes) (default lenet)
+                        then linear; w = --width), resnet18|resnet34|resnet50 (torchvision's, its
+                        imagenet stem, 10 classes) or gpt (nanoGPT's layout) (default lenet)
   --width N             widecnn's channel width w, a ResNet's stem width (default 64)
-  --batch-size N        (default 64)
-  --image-size N        side of the square images (default 32)
+  --n-layer N, --n-head N, --n-embd N, --block-size N
+                        gpt's shape (default 4, 4, 128, 64: nanoGPT's CPU recipe for Tiny Shakespeare)
+  --batch-size N        (default 64; gpt 12)
+  --image-size N        side of the square images (default 32; not for gpt)
   --precision P         fp32|fp16|bf16 (default fp32)
   --backend NAME        compute backend (default: the current default backend)
   --threads N           kernel threads of the wasm backend (as for bench gemm)
@@ -67,16 +73,18 @@ each step the same trainStep as mixprec train, its loss read back before the nex
   --warmup N            untimed steps first (default 2, at least 1)
   --seed N              seeds the weights and the batch (default 0)
   --json                one JSON object with:
-      img_per_s         batch size · timed steps / their wall seconds
+      img_per_s         (lenet, widecnn) batch size · timed steps / their wall seconds
+      tokens_per_s      (gpt) batch size · block size · timed steps / their wall seconds
       peak_bytes        peak live device bytes during the timed steps (the backend's peak is
-                        reset right before them): weights, gradients, momentum, batch, step temporaries
+                        reset right before them): weights, gradients, optimizer state, batch, step temporaries
       activation_bytes  bytes the forward pass holds for the backward: live device bytes once the
                         loss is computed (graph alive, before backward) minus live bytes when the
                         forward starts (after zeroGrad), in one untimed step after the warm-up
-      and model, width (widecnn, resnets), batch_size, image_size, precision, backend, threads, steps, warmup, seconds,
-      step_ms, resident_bytes (live bytes between steps), loss, skipped_steps (GradScaler),
-      load_avg_1m, adapter and subgroup_matrix (webgpu, as for bench gemm), fallback_kernels
-      (wasm: kernels run by the reference fallback, calls)
+      and model, width (widecnn, resnets), image_size (the image models), n_layer, n_head, n_embd,
+      block_size, vocab_size (gpt), batch_size, precision, backend, threads, steps, warmup, seconds,
+      step_ms (ms per iteration), resident_bytes (live bytes between steps), loss, skipped_steps
+      (GradScaler), load_avg_1m, adapter and subgroup_matrix (webgpu, as for bench gemm),
+      fallback_kernels (wasm: kernels run by the reference fallback, calls)
 `;
 
 const COMMON = {
@@ -90,9 +98,11 @@ const COMMON = {
 } as const satisfies Options;
 
 const GEMM_FLAGS = { ...COMMON, size: { type: 'string' }, dtype: { type: 'string' }, reps: { type: 'string' }, 'min-time': { type: 'string' } } as const satisfies Options;
+const GPT_FLAGS = ['n-layer', 'n-head', 'n-embd', 'block-size'] as const;
 const TRAIN_FLAGS = {
   ...COMMON, model: { type: 'string' }, width: { type: 'string' }, 'batch-size': { type: 'string' }, 'image-size': { type: 'string' },
   precision: { type: 'string' }, steps: { type: 'string' },
+  ...Object.fromEntries(GPT_FLAGS.map((f) => [f, { type: 'string' }])) as Record<(typeof GPT_FLAGS)[number], { type: 'string' }>,
 } as const satisfies Options;
 
 type Values = Record<string, string | boolean | undefined>;
@@ -151,20 +161,28 @@ async function runTrainBench(argv: string[], out: Output): Promise<number> {
   }
   const model = choice(command, 'model', v['model'], BENCH_MODELS, 'lenet');
   const width = v['width'] === undefined ? undefined : number(command, 'width', v['width'], 64, { integer: true, min: 1 });
-  if (width !== undefined && model === 'lenet') throw usage(`mixprec ${command}: --width applies to --model widecnn and the resnets only`);
-  const batchSize = number(command, 'batch-size', v['batch-size'], 64, { integer: true, min: 1 });
-  const imageSize = number(command, 'image-size', v['image-size'], 32, { integer: true, min: 8 });
+  if (width !== undefined && (model === 'lenet' || model === 'gpt')) throw usage(`mixprec ${command}: --width applies to --model widecnn and the resnets only`);
+  const gptFlags = GPT_FLAGS.filter((f) => v[f] !== undefined);
+  if (gptFlags.length > 0 && model !== 'gpt') throw usage(`mixprec ${command}: --${gptFlags[0]} applies to --model gpt only`);
+  if (v['image-size'] !== undefined && model === 'gpt') throw usage(`mixprec ${command}: --image-size does not apply to --model gpt`);
+  const int = (flag: string, fallback: number) => number(command, flag, v[flag], fallback, { integer: true, min: 1 });
+  const gpt = model === 'gpt' ? { nLayer: int('n-layer', 4), nHead: int('n-head', 4), nEmbd: int('n-embd', 128), blockSize: int('block-size', 64) } : undefined;
+  if (gpt && gpt.nEmbd % gpt.nHead !== 0) throw usage(`mixprec ${command}: --n-embd ${gpt.nEmbd} must be divisible by --n-head ${gpt.nHead}`);
+  const batchSize = number(command, 'batch-size', v['batch-size'], model === 'gpt' ? 12 : 64, { integer: true, min: 1 });
+  const imageSize = v['image-size'] === undefined ? undefined : number(command, 'image-size', v['image-size'], 32, { integer: true, min: 8 });
   const precision: Precision = choice(command, 'precision', v['precision'], PRECISIONS, 'fp32');
   const steps = number(command, 'steps', v['steps'], 10, { integer: true, min: 1 });
   const warmup = number(command, 'warmup', v['warmup'], 2, { integer: true, min: 0 });
   const seed = number(command, 'seed', v['seed'], 0, { integer: true, min: 0 });
   await useBackend(command, v);
-  const r = await benchTrain({ model, width, batchSize, imageSize, precision, steps, warmup, seed });
+  const r = await benchTrain({ model, width, gpt, batchSize, imageSize, precision, steps, warmup, seed });
   if (v['json']) out.log(JSON.stringify(r));
   else {
+    const what = r.block_size !== undefined ? `batch ${batchSize} x ${r.block_size} tokens` : `batch ${batchSize} ${r.image_size}x${r.image_size}`;
+    const rate = r.tokens_per_s !== undefined ? `${r.tokens_per_s.toFixed(0)} tokens/s` : `${r.img_per_s!.toFixed(1)} img/s`;
     out.log(
-      `train ${model}${r.width !== undefined ? ` (width ${r.width})` : ''} batch ${batchSize} ${imageSize}x${imageSize} ${precision} on ${r.backend} (${r.threads} thread${r.threads === 1 ? '' : 's'}): ` +
-        `${r.img_per_s.toFixed(1)} img/s (${r.step_ms.toFixed(1)} ms/step over ${r.steps} steps), peak ${mib(r.peak_bytes)}, ` +
+      `train ${model}${r.width !== undefined ? ` (width ${r.width})` : ''} ${what} ${precision} on ${r.backend} (${r.threads} thread${r.threads === 1 ? '' : 's'}): ` +
+        `${rate} (${r.step_ms.toFixed(1)} ms/step over ${r.steps} steps), peak ${mib(r.peak_bytes)}, ` +
         `activations ${mib(r.activation_bytes)} (load average ${r.load_avg_1m})`,
     );
   }

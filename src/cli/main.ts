@@ -7,6 +7,7 @@ import { CliError } from './errors.js';
 import { parseTrainArgs, runTrain } from './train.js';
 import { parseTrainGanArgs, runTrainGan } from './train_gan.js';
 import { parseTrainLmArgs, runTrainLm } from './train_lm.js';
+import { parseTrainGptArgs, runTrainGpt } from './train_gpt.js';
 import { runEval } from './eval.js';
 import { runBench } from './bench.js';
 import { runReport } from './report.js';
@@ -18,6 +19,7 @@ const HELP = `usage: mixprec <command> [options]
 commands:
   train     train the seed's CNN with mixed precision (mixprec train --help)
   train-lm  train a character-level LSTM language model with mixed precision (mixprec train-lm --help)
+  train-gpt train a character-level GPT (nanoGPT's recipe) with mixed precision (mixprec train-gpt --help)
   train-gan train a DCGAN on CIFAR-10 with mixed precision, one GradScaler for two optimizers (mixprec train-gan --help)
   eval      accuracy of a training checkpoint (mixprec eval --help)
   report    training logs to an HTML page of plots (and PNGs) (mixprec report --help)
@@ -63,6 +65,8 @@ async function main(argv: string[]): Promise<number> {
       return runTrain(parseTrainArgs(rest), out);
     case 'train-lm':
       return runTrainLm(parseTrainLmArgs(rest), out);
+    case 'train-gpt':
+      return runTrainGpt(parseTrainGptArgs(rest), out);
     case 'train-gan':
       return runTrainGan(parseTrainGanArgs(rest), out);
     case 'eval':
@@ -89,7 +93,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(HELP);
       return command === undefined ? 2 : 0;
     default:
-      throw new CliError(`mixprec: unknown command '${command}' (commands: train, train-lm, train-gan, eval, report, serve, bench, info, run; see mixprec --help)`, 2);
+      throw new CliError(`mixprec: unknown command '${command}' (commands: train, train-lm, train-gpt, train-gan, eval, report, serve, bench, info, run; see mixprec --help)`, 2);
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * Restoring a run from a checkpoint's training state (`mixprec train`, `train-lm`). The state comes
+ * Restoring a run from a checkpoint's training state (`mixprec train`, and `train-lm` / `train-gpt` through text_run.ts). The state comes
  * from a file, so a value of the wrong kind in it is bad input: a CliError naming the file, instead
  * of a TypeError from inside loadStateDict or a counter that is not a number (an epoch of "x" ended a
  * resumed run at once, as if finished).

@@ -4,25 +4,19 @@
  * clipping after `scaler.unscale_`, validation loss in nats and bits per character, a generated
  * sample, checkpoints with bitwise-exact resume and JSON logs.
  */
-import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
-import { initDefaultBackend, setBackend } from '../backend/registry.js';
+import { existsSync } from 'node:fs';
 import { manualSeed, defaultGenerator, Generator } from '../random/generator.js';
 import { CharLSTM } from '../models/char_lm.js';
 import { AdamW } from '../optim/adam.js';
-import { CharCorpus } from '../data/text.js';
-import { saveCheckpoint, loadCheckpoint } from '../io/checkpoint.js';
 import { precisionReport, type PrecisionRecorder } from '../amp/diagnostics.js';
 import { scalerFor, trainStep, underPrecision, PRECISIONS, type Precision, type StepContext } from '../train/classifier.js';
 import { evaluateLm, lmLoss, type LmEvaluation } from '../train/language_model.js';
 import { choice, number, parseFlags, copyStringFlags, checkBackendFlag } from './args.js';
-import { onInterrupt } from './interrupt.js';
-import { restoreFrom, stateCounter } from './resume.js';
-import { checkpointFaults } from './faults.js';
 import { CliError, usage } from './errors.js';
-import { ProgressBar } from '../util/progress_bar.js';
+import { TextTrainingRun, TEXT_RUN_FLAGS, type TextCommandArgs, type TextRunMeta } from './text_run.js';
+import { configEvent } from './run_report.js';
 import type { Output } from './train.js';
-import { configEvent, RunReport } from './run_report.js';
-import { DataParallel } from '../train/data_parallel.js';
+import type { DataParallel } from '../train/data_parallel.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export const TRAIN_LM_HELP = `usage: mixprec train-lm --data FILE.txt [options]
@@ -58,9 +52,7 @@ the validation loss in nats and bits per character, then a generated sample.
 `;
 
 const FLAGS = {
-  data: { type: 'string' },
-  backend: { type: 'string' },
-  precision: { type: 'string' },
+  ...TEXT_RUN_FLAGS,
   steps: { type: 'string' },
   'batch-size': { type: 'string' },
   'seq-len': { type: 'string' },
@@ -72,24 +64,10 @@ const FLAGS = {
   'weight-decay': { type: 'string' },
   clip: { type: 'string' },
   'eval-every': { type: 'string' },
-  'sample-len': { type: 'string' },
-  prompt: { type: 'string' },
-  temperature: { type: 'string' },
-  seed: { type: 'string' },
-  checkpoint: { type: 'string' },
-  resume: { type: 'string' },
-  'log-json': { type: 'string' },
   'precision-report': { type: 'string' },
-  report: { type: 'string' },
-  quiet: { type: 'boolean' },
-  verbose: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
 } as const;
 
-export interface TrainLmArgs {
-  data?: string;
-  backend?: string;
-  precision: Precision;
+export interface TrainLmArgs extends TextCommandArgs {
   steps: number;
   batchSize: number;
   seqLen: number;
@@ -101,19 +79,7 @@ export interface TrainLmArgs {
   weightDecay: number;
   clip: number;
   evalEvery: number;
-  sampleLen: number;
-  prompt: string;
-  temperature: number;
-  seed: number;
-  checkpoint?: string;
-  resume?: string;
-  logJson?: string;
   precisionReport?: string;
-  /** --report: the HTML report written when training ends. */
-  report?: string;
-  quiet: boolean;
-  verbose: boolean;
-  help: boolean;
 }
 
 export function parseTrainLmArgs(argv: string[]): TrainLmArgs {
@@ -159,63 +125,25 @@ interface ModelConfig {
   dropout: number;
 }
 
-interface LmMeta {
-  kind: 'mixprec.train-lm';
-  config: ModelConfig;
-  precision: Precision;
-  step: number;
-  skippedSteps: number;
-  rng: number[];
-  dataRng: number[];
-  optimizer: ReturnType<AdamW['stateDict']>;
-  scaler: ReturnType<ReturnType<typeof scalerFor>['stateDict']>;
-  args: Omit<TrainLmArgs, 'help' | 'quiet' | 'verbose'>;
-  /** Ranks of a data-parallel run (absent: one process); --resume needs the same number. */
-  worldSize?: number;
+type LmMeta = TextRunMeta<'mixprec.train-lm', ModelConfig> & { args: Omit<TrainLmArgs, 'help' | 'quiet' | 'verbose'> };
+
+export function runTrainLm(args: TrainLmArgs, out: Output): Promise<number> {
+  return TextTrainingRun.command<LmMeta>('mixprec.train-lm', 'lstm', args, out, TRAIN_LM_HELP, (run) => train(run, args), { dataParallel: true });
 }
 
-export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number> {
-  if (args.help) {
-    out.log(TRAIN_LM_HELP.trimEnd());
-    return 0;
-  }
-  await (args.backend ? setBackend(args.backend) : initDefaultBackend());
-  // Started by a launcher (mixprec run): data-parallel, and only rank 0 prints, evaluates and checkpoints.
-  const dp = await DataParallel.fromEnvironment();
-  const main = !dp || dp.isMain;
-  if (!main) out = { log: () => undefined, isTTY: false };
-  const say = (line: string) => {
-    if (!args.quiet) out.log(line);
-  };
-  const corpus = await CharCorpus.fromFile(args.data!);
-  const { train, validation } = corpus.split(0.9);
-  const unknown = [...args.prompt].find((c) => !corpus.vocab.has(c));
-  if (args.sampleLen > 0 && unknown !== undefined) throw new CliError(`mixprec train-lm: --prompt character ${JSON.stringify(unknown)} is not in the text's vocabulary`);
+async function train(run: TextTrainingRun<LmMeta>, args: TrainLmArgs): Promise<number> {
+  // rank 0 prints (the other ranks' run.out is silent)
+  const { corpus, dp, out } = run;
+  const { train, validation } = run.split();
+  run.checkPrompt(args.prompt, args.sampleLen);
   if (train.length < args.seqLen + 1) throw new CliError(`${args.data}: ${corpus.ids.length} characters are too few for windows of --seq-len ${args.seqLen}`);
 
-  let config: ModelConfig = { vocab: [...corpus.vocab.chars], embed: args.embed, hidden: args.hidden, layers: args.layers, dropout: args.dropout };
-  let loaded: Awaited<ReturnType<typeof loadCheckpoint<LmMeta>>> | null = null;
-  if (args.resume) {
-    loaded = await loadCheckpoint<LmMeta>(args.resume);
-    const meta = loaded.meta;
-    if (!meta || meta.kind !== 'mixprec.train-lm') throw new CliError(`--resume ${args.resume}: not a mixprec train-lm checkpoint (no language-model state in its metadata)`);
-    if (!Array.isArray(meta.config?.vocab)) throw new CliError(`--resume ${args.resume}: its training state has no model configuration (config.vocab)`);
-    if (meta.config.vocab.join('') !== config.vocab.join('')) {
-      throw new CliError(`--resume ${args.resume}: written for a vocabulary of ${meta.config.vocab.length} characters, not this text's ${config.vocab.length}`);
-    }
-    config = meta.config; // the model's shape comes from the checkpoint
-    if ((meta.worldSize ?? 1) !== (dp?.worldSize ?? 1)) {
-      throw new CliError(`--resume ${args.resume}: written by a run of ${meta.worldSize ?? 1} rank(s), this one has ${dp?.worldSize ?? 1} (the data order would differ)`);
-    }
-  }
-
+  const config = run.config({ embed: args.embed, hidden: args.hidden, layers: args.layers, dropout: args.dropout });
   manualSeed(args.seed);
   const model = new CharLSTM({ vocabSize: config.vocab.length, embedDim: config.embed, hidden: config.hidden, layers: config.layers, dropout: config.dropout });
   const params = model.parameters();
   const optimizer = new AdamW(params, { lr: args.lr, weightDecay: args.weightDecay });
   const scaler = scalerFor(args.precision);
-  // each rank its own dropout stream (the weights are rank 0's: DistributedDataParallel copies them)
-  if (dp) manualSeed(dp.rankSeed(args.seed));
   const ctx: StepContext = {
     model: dp ? dp.wrap(model) : model,
     optimizer,
@@ -226,60 +154,16 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
   };
   // windows come from their own generator, so that dropout draws do not move them
   const dataRng = new Generator(args.seed + 1);
-  let step = 0;
-  // skipped steps of earlier runs (a resumed checkpoint's) and of this one, counted by the scaler
-  let skippedBefore = 0;
-  const skippedAtStart = await scaler.getSkippedStepsAsync();
-  const skippedSteps = async () => skippedBefore + (await scaler.getSkippedStepsAsync()) - skippedAtStart;
+  if (await run.attach({ model, optimizer, scaler, generators: { rng: defaultGenerator, dataRng } })) run.say(`resumed from ${args.resume}: step ${run.step}`);
+  const checkpoint = (path: string) => run.saveCheckpoint(path, { args: { ...args, help: undefined, quiet: undefined, verbose: undefined } as LmMeta['args'] }, config);
 
-  if (loaded) {
-    const meta = loaded.meta as LmMeta;
-    const file = args.resume!;
-    const tensors = loaded.tensors;
-    restoreFrom(file, () => {
-      model.loadStateDict(tensors);
-      optimizer.loadStateDict(meta.optimizer);
-      if (meta.precision === 'fp16' && args.precision === 'fp16') scaler.loadStateDict(meta.scaler);
-      step = stateCounter(file, 'step', meta.step);
-      skippedBefore = stateCounter(file, 'skippedSteps', meta.skippedSteps);
-      defaultGenerator.setState(meta.rng);
-      if (dp && !main) manualSeed(dp.rankSeed(args.seed + step)); // the checkpoint holds rank 0's dropout stream
-      dataRng.setState(meta.dataRng);
-    });
-    say(`resumed from ${args.resume}: step ${step}`);
-  }
-
-  const writeOptions = checkpointFaults();
-  const checkpoint = async (path: string) => {
-    const meta: LmMeta = {
-      kind: 'mixprec.train-lm',
-      config,
-      precision: args.precision,
-      step,
-      skippedSteps: await skippedSteps(),
-      rng: defaultGenerator.getState(),
-      dataRng: dataRng.getState(),
-      optimizer: optimizer.stateDict(),
-      scaler: await scaler.stateDictAsync(),
-      args: { ...args, help: undefined, quiet: undefined, verbose: undefined } as LmMeta['args'],
-      ...(dp ? { worldSize: dp.worldSize } : {}),
-    };
-    await saveCheckpoint(path, { tensors: model.stateDict(), meta }, writeOptions);
-  };
-
-  const logFile: WriteStream | null = args.logJson && main ? createWriteStream(args.logJson, { flags: 'w' }) : null;
-  const report = args.report && main ? new RunReport(args.report, `lstm ${args.precision}`) : null;
-  const logJson = (event: { event: string } & Record<string, unknown>) => {
-    report?.add(event);
-    logFile?.write(`${JSON.stringify(event)}\n`);
-  };
-  logJson(configEvent('train-lm', {
+  run.logJson(configEvent('train-lm', {
     model: 'lstm', data: args.data, characters: corpus.ids.length, vocabulary: config.vocab.length, embed: config.embed, hidden: config.hidden, layers: config.layers,
     dropout: config.dropout, precision: args.precision, optimizer: 'adamw', lr: args.lr, weight_decay: args.weightDecay, clip: args.clip,
     batch_size: args.batchSize, seq_len: args.seqLen, steps: args.steps, eval_every: args.evalEvery, seed: args.seed, resume: args.resume,
     world_size: dp?.worldSize,
   }));
-  let recorder: PrecisionRecorder | null = args.precisionReport && main
+  let recorder: PrecisionRecorder | null = args.precisionReport && run.isMain
     ? precisionReport({ model, scaler, format: args.precision === 'bf16' ? 'bfloat16' : 'float16', findOverflow: false })
     : null;
   /** Data-parallel: every rank draws the global batch (the windows one process would) and trains on its share. */
@@ -291,22 +175,15 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
     gy.dispose();
     return mine;
   };
-  // Ctrl-C: stop after this step and save; a second Ctrl-C exits at once (./interrupt.ts)
-  const interrupt = onInterrupt(args.checkpoint);
 
   const paramCount = params.reduce((n, p) => n + p.numel, 0);
-  say(
+  run.say(
     `training a ${config.layers}-layer LSTM (hidden ${config.hidden}, ${paramCount} parameters) on ${args.data}: ` +
       `${corpus.ids.length} characters, vocabulary ${config.vocab.length}, ${train.length} train / ${validation.length} validation; ` +
       `precision ${args.precision}, AdamW lr ${args.lr}, batch ${args.batchSize}${dp ? ` x ${dp.worldSize} ranks` : ''} x ${args.seqLen} characters, ${args.steps} steps, seed ${args.seed}`,
   );
   const started = performance.now();
-  const newBar = () => {
-    if (!out.isTTY || args.quiet) return null;
-    const b = new ProgressBar('train', { total: args.steps, itemName: 'steps', suffix: '  loss {loss}  {cps} chars/s', payload: { loss: '-', cps: '-' } });
-    b.update(step);
-    return b;
-  };
+  const newBar = () => run.progressBar(args.steps, 'steps', '  loss {loss}  {cps} chars/s', { loss: '-', cps: '-' });
   let bar = newBar();
   let lossSum = 0;
   let lossCount = 0;
@@ -315,37 +192,37 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
   let lastEval: LmEvaluation | null = null;
 
   const evaluateNow = async () => {
-    if (!main) return;
+    if (!run.isMain) return;
     bar?.stop();
     const ev = await evaluateLm(model, validation, args.seqLen, args.precision);
     lastEval = ev;
     const scale = await scaler.getScaleAsync();
-    const skipped = await skippedSteps();
+    const skipped = await run.skippedSteps();
     const seconds = (performance.now() - started) / 1000;
-    say(
-      `step ${step}/${args.steps}  train loss ${(lossSum / Math.max(lossCount, 1)).toFixed(4)}  ` +
+    run.say(
+      `step ${run.step}/${args.steps}  train loss ${(lossSum / Math.max(lossCount, 1)).toFixed(4)}  ` +
         `val loss ${ev.loss.toFixed(4)} nats/char (${ev.bpc.toFixed(3)} bpc)  loss scale ${scale}  skipped steps ${skipped}  ${seconds.toFixed(0)} s`,
     );
-    logJson({ event: 'eval', step, val_loss: ev.loss, val_bpc: ev.bpc, train_loss: lossSum / Math.max(lossCount, 1), loss_scale: scale, skipped_steps: skipped, seconds });
+    run.logJson({ event: 'eval', step: run.step, val_loss: ev.loss, val_bpc: ev.bpc, train_loss: lossSum / Math.max(lossCount, 1), loss_scale: scale, skipped_steps: skipped, seconds });
     lossSum = 0;
     lossCount = 0;
     if (args.checkpoint) await checkpoint(args.checkpoint);
     if (recorder && args.precisionReport) await recorder.save(args.precisionReport);
-    if (step < args.steps) bar = newBar();
+    if (run.step < args.steps) bar = newBar();
   };
 
   try {
-    while (step < args.steps) {
+    while (run.step < args.steps) {
       const [x, y] = dp ? rankBatch(dp) : train.randomBatch(dataRng, args.batchSize, args.seqLen);
       // per step the scaler's count is read only for the JSON log (on a GPU each read is a round trip)
-      const skippedNow = logFile || report ? await scaler.getSkippedStepsAsync() : 0;
+      const skippedNow = run.logging ? await scaler.getSkippedStepsAsync() : 0;
       const { loss, stepped } = trainStep(ctx, x, y);
       const value = await loss.item();
       loss.dispose();
       x.dispose();
       y.dispose();
       if (recorder) await recorder.step();
-      step++;
+      run.step++;
       // a skipped step's loss is left out of the average (on webgpu the skip is decided on the
       // device: stepped is true there and the skip is only in the scaler's count)
       if (stepped && Number.isFinite(value)) {
@@ -354,30 +231,20 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
       }
       windowSteps++;
       const cps = (windowSteps * args.batchSize * (dp?.worldSize ?? 1) * args.seqLen) / ((performance.now() - windowStart) / 1000);
-      if (logFile || report) logJson({ event: 'step', step, loss: value, loss_scale: await scaler.getScaleAsync(), skipped: (await scaler.getSkippedStepsAsync()) > skippedNow });
-      bar?.update(step, { payload: { loss: (lossSum / Math.max(lossCount, 1)).toFixed(4), cps: cps.toFixed(0) } });
-      if (!bar && !args.quiet && step % 50 === 0 && step % args.evalEvery !== 0) {
-        out.log(`step ${step}/${args.steps}  train loss ${(lossSum / Math.max(lossCount, 1)).toFixed(4)}  ${cps.toFixed(0)} chars/s`);
+      if (run.logging) run.logJson({ event: 'step', step: run.step, loss: value, loss_scale: await scaler.getScaleAsync(), skipped: (await scaler.getSkippedStepsAsync()) > skippedNow });
+      bar?.update(run.step, { payload: { loss: (lossSum / Math.max(lossCount, 1)).toFixed(4), cps: cps.toFixed(0) } });
+      if (!bar && !args.quiet && run.step % 50 === 0 && run.step % args.evalEvery !== 0) {
+        out.log(`step ${run.step}/${args.steps}  train loss ${(lossSum / Math.max(lossCount, 1)).toFixed(4)}  ${cps.toFixed(0)} chars/s`);
         windowStart = performance.now();
         windowSteps = 0;
       }
-      // a turn of the event loop: the steps' awaits resolve at once on a synchronous backend, and
-      // Ctrl-C's handler only runs between turns
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      // every rank stops after the same step
-      const interrupted = dp ? await dp.any(interrupt.requested) : interrupt.requested;
-      if (interrupted) {
-        if (!main) return 130;
+      if (await run.interruptedAfterStep(checkpoint)) {
         bar?.stop();
-        if (args.checkpoint) {
-          await checkpoint(args.checkpoint);
-          out.log(`interrupted: checkpoint written to ${args.checkpoint} (resume with --resume ${args.checkpoint})`);
-        } else out.log('interrupted (no --checkpoint given: nothing saved)');
         return 130;
       }
-      if (step % args.evalEvery === 0 || step === args.steps) await evaluateNow();
+      if (run.step % args.evalEvery === 0 || run.step === args.steps) await evaluateNow();
     }
-    if (!main) return 0;
+    if (!run.isMain) return 0;
     if (!lastEval) await evaluateNow(); // a resumed run that was already complete
     bar?.stop();
     const seconds = (performance.now() - started) / 1000;
@@ -389,20 +256,18 @@ export async function runTrainLm(args: TrainLmArgs, out: Output): Promise<number
         underPrecision: (fn) => underPrecision(args.precision, fn),
       });
       const text = args.prompt + corpus.vocab.decode(ids);
-      say(`sample (temperature ${args.temperature}):\n${text}\n`);
-      logJson({ event: 'sample', prompt: args.prompt, temperature: args.temperature, text });
+      run.say(`sample (temperature ${args.temperature}):\n${text}\n`);
+      run.logJson({ event: 'sample', prompt: args.prompt, temperature: args.temperature, text });
     }
     out.log(
-      `validation loss: ${ev.loss.toFixed(4)} nats/char (${ev.bpc.toFixed(3)} bits/char) after ${step} steps, ` +
-        `${await skippedSteps()} skipped steps, loss scale ${await scaler.getScaleAsync()}, ${seconds.toFixed(0)} s`,
+      `validation loss: ${ev.loss.toFixed(4)} nats/char (${ev.bpc.toFixed(3)} bits/char) after ${run.step} steps, ` +
+        `${await run.skippedSteps()} skipped steps, loss scale ${await scaler.getScaleAsync()}, ${seconds.toFixed(0)} s`,
     );
     return 0;
   } finally {
-    interrupt.dispose();
-    await report?.write(out, recorder?.report());
+    bar?.stop();
+    await run.writeReport(recorder?.report());
     recorder?.close();
     recorder = null;
-    if (logFile) await new Promise<void>((resolve) => logFile.end(resolve));
-    dp?.close();
   }
 }

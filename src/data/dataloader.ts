@@ -40,6 +40,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { keep } from '../tensor/scope.js';
 import { scopeDepth } from '../tensor/storage.js';
 import { defaultGenerator, Generator } from '../random/generator.js';
+import { fmix32 } from '../random/counter_hash.js';
 import { defaultCollate } from './collate.js';
 import { dtypeOf, type DType, type DTypeName } from '../dtype/dtype.js';
 import type { Dataset, SampleContext } from './dataset.js';
@@ -99,12 +100,7 @@ export function hashSeed(...values: number[]): number {
     h = mix32(h, v >>> 0);
     h = mix32(h, Math.floor(v / 2 ** 32) >>> 0);
   }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32(h);
 }
 
 const ORDER_STREAM = 1;

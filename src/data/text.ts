@@ -69,14 +69,15 @@ export class CharSequence {
   }
 
   /**
-   * `batchSize` windows of seqLen + 1 characters at random offsets (drawn from `generator`): inputs
-   * and targets, int32 [seqLen, batchSize] each (time-major, the LSTM's default layout).
+   * `batchSize` windows of seqLen + 1 characters at random offsets (drawn from `generator`, each in
+   * [0, length - seqLen - 1]): inputs and targets, int32 [seqLen, batchSize] each (time-major, the
+   * LSTM's default layout), or [batchSize, seqLen] with `batchFirst` (nanoGPT's get_batch).
    */
-  randomBatch(generator: RandomGenerator, batchSize: number, seqLen: number): [Tensor, Tensor] {
+  randomBatch(generator: RandomGenerator, batchSize: number, seqLen: number, options: { batchFirst?: boolean } = {}): [Tensor, Tensor] {
     const span = this.ids.length - seqLen - 1;
     if (span < 0) throw new RangeError(`CharSequence: ${this.ids.length} characters are too few for windows of ${seqLen + 1}`);
     const offsets = Array.from({ length: batchSize }, () => generator.nextInt(0, span + 1));
-    return this.windows(offsets, seqLen);
+    return this.windows(offsets, seqLen, options.batchFirst ?? false);
   }
 
   /**
@@ -91,17 +92,19 @@ export class CharSequence {
     }
   }
 
-  private windows(offsets: readonly number[], seqLen: number): [Tensor, Tensor] {
+  private windows(offsets: readonly number[], seqLen: number, batchFirst = false): [Tensor, Tensor] {
     const B = offsets.length;
     const x = new Int32Array(seqLen * B);
     const y = new Int32Array(seqLen * B);
     offsets.forEach((o, b) => {
       for (let t = 0; t < seqLen; t++) {
-        x[t * B + b] = this.ids[o + t]!;
-        y[t * B + b] = this.ids[o + t + 1]!;
+        const at = batchFirst ? b * seqLen + t : t * B + b;
+        x[at] = this.ids[o + t]!;
+        y[at] = this.ids[o + t + 1]!;
       }
     });
-    return [Tensor.fromStorage(x, [seqLen, B], int32), Tensor.fromStorage(y, [seqLen, B], int32)];
+    const shape = batchFirst ? [B, seqLen] : [seqLen, B];
+    return [Tensor.fromStorage(x, shape, int32), Tensor.fromStorage(y, shape, int32)];
   }
 }
 

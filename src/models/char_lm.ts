@@ -13,6 +13,7 @@ import { scope } from '../tensor/scope.js';
 import { tensor } from '../ops/creation.js';
 import { int32 } from '../dtype/dtype.js';
 import type { Generator } from '../random/generator.js';
+import { sampleLogits } from './sampling.js';
 
 export interface CharLSTMOptions {
   vocabSize: number;
@@ -78,7 +79,7 @@ export class CharLSTM extends Module {
         logits.dispose();
         if (state) for (const t of state) t.dispose();
         state = next;
-        const id = sample(values, temperature, options.generator);
+        const id = sampleLogits(values, { temperature, generator: options.generator });
         out.push(id);
         input = [id];
       }
@@ -88,23 +89,4 @@ export class CharLSTM extends Module {
     }
     return out;
   }
-}
-
-/** An index drawn from softmax(logits / temperature) (argmax at temperature 0). */
-export function sample(logits: ArrayLike<number>, temperature: number, generator: Generator): number {
-  let best = 0;
-  for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
-  if (temperature === 0) return best;
-  const weights = new Float64Array(logits.length);
-  let total = 0;
-  for (let i = 0; i < logits.length; i++) {
-    weights[i] = Math.exp((logits[i]! - logits[best]!) / temperature);
-    total += weights[i]!;
-  }
-  let u = generator.nextDouble() * total;
-  for (let i = 0; i < weights.length; i++) {
-    u -= weights[i]!;
-    if (u < 0) return i;
-  }
-  return best;
 }

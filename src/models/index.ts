@@ -6,7 +6,9 @@ import { createResNet, ResNet, RESNET_CONFIGS, type ResNetName, type ResNetStem 
 export { LeNet, type LeNetOptions } from './lenet.js';
 export { WideCNN, type WideCNNOptions } from './wide_cnn.js';
 export { DCGANGenerator, DCGANDiscriminator, dcganInit_, type DCGANOptions } from './dcgan.js';
-export { CharLSTM, sample as sampleLogits, type CharLSTMOptions, type LSTMState } from './char_lm.js';
+export { CharLSTM, type CharLSTMOptions, type LSTMState } from './char_lm.js';
+export { sampleLogits, type SampleOptions } from './sampling.js';
+export { GPT, gpt, type GPTConfig, type GenerateOptions } from './gpt.js';
 export {
   ResNet, BasicBlock, Bottleneck, createResNet, RESNET_CONFIGS,
   type ResNetOptions, type ResNetBlock, type ResNetStem, type ResNetName,

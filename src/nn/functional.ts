@@ -527,3 +527,4 @@ export function embedding(input: Tensor, weight: Tensor, options: { paddingIdx?:
 
 export * from './functional_more.js';
 export { lstmLayer } from './lstm_layer.js';
+export { scaledDotProductAttention, attentionWeights, type ScaledDotProductAttentionOptions } from './attention.js';

@@ -1,7 +1,7 @@
 /**
  * More of mx.nn.functional, each a composite op in the table with PyTorch's autocast category:
  *
- *   lower:   conv1d, prelu, lstmCell, gruCell, scaledDotProductAttention
+ *   lower:   conv1d, prelu, lstmCell, gruCell (scaledDotProductAttention: src/nn/attention.ts)
  *   float32: groupNorm, smoothL1Loss, klDiv (and softplus, cosineSimilarity from src/ops/math.ts)
  *
  * 16-bit inputs of the float32 ops are computed in float32 and rounded once. The recurrent cells
@@ -11,17 +11,15 @@
  * lstmCell returns two tensors; the table op 'lstmCell' computes stack([h', c']) (so autocast casts
  * the inputs once, at its entry) and the public function returns the two views of that stack.
  */
-import { bool, float32, resultType } from '../dtype/dtype.js';
+import { float32, resultType } from '../dtype/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { apply } from '../ops/dispatch.js';
 import { defineOp } from '../ops/registry.js';
 import { castTo, inFloat32, shapeStr } from '../ops/util.js';
-import { add, sub, mul, div, abs, exp, log, where, eq, gt, lt, ge, tanh, sigmoid } from '../ops/elementwise.js';
-import { sum, mean, softmax } from '../ops/reduce.js';
+import { add, sub, mul, div, abs, exp, log, where, eq, gt, lt, tanh, sigmoid } from '../ops/elementwise.js';
+import { sum, mean } from '../ops/reduce.js';
 import { reshape, unsqueeze, squeeze, narrow, stack, transpose } from '../ops/shape.js';
 import { matmul } from '../ops/linalg.js';
-import { rand, tensor } from '../ops/creation.js';
-import type { Generator } from '../random/generator.js';
 
 export { softplus, cosineSimilarity } from '../ops/math.js';
 
@@ -322,61 +320,4 @@ export function gruCell(input: Tensor, hx: Tensor, wIh: Tensor, wHh: Tensor, bIh
   if (bIh) xs.push(bIh);
   if (bHh) xs.push(bHh);
   return apply('gruCell', xs, { hasBih: !!bIh, hasBhh: !!bHh });
-}
-
-/* ------------------------------------------------------------------ attention */
-
-interface SdpaParams {
-  hasMask: boolean;
-  dropoutP: number;
-  isCausal: boolean;
-  scale: number | null;
-  generator: Generator | undefined;
-}
-
-defineOp<SdpaParams>({
-  name: 'scaledDotProductAttention', autocast: 'lower',
-  compose: ([q, k, v, mask], p) => {
-    const L = q!.shape[q!.ndim - 2]!;
-    const S = k!.shape[k!.ndim - 2]!;
-    const scale = p.scale ?? 1 / Math.sqrt(q!.shape[q!.ndim - 1]!);
-    let scores = mul(matmul(q!, transpose(k!, -2, -1)), scale);
-    if (p.isCausal) {
-      const tril = new Uint8Array(L * S);
-      for (let i = 0; i < L; i++) for (let j = 0; j <= Math.min(i, S - 1); j++) tril[i * S + j] = 1;
-      scores = where(tensor(tril, { dtype: bool, shape: [L, S] }), scores, -Infinity);
-    }
-    if (p.hasMask) scores = mask!.dt === bool ? where(mask!, scores, -Infinity) : add(scores, mask!);
-    let attn = softmax(scores, -1);
-    if (p.dropoutP > 0) {
-      const keep = castTo(ge(rand(attn.shape, { generator: p.generator }), p.dropoutP), attn.dt);
-      attn = mul(mul(attn, keep), 1 / (1 - p.dropoutP));
-    }
-    return matmul(attn, v!);
-  },
-});
-
-export interface ScaledDotProductAttentionOptions {
-  /** Bool (true: may attend) or float (added to the scores) mask broadcastable to [..., L, S]. */
-  attnMask?: Tensor | null;
-  dropoutP?: number;
-  isCausal?: boolean;
-  /** Defaults to 1 / sqrt(E). */
-  scale?: number | null;
-  generator?: Generator;
-}
-
-/** softmax(q k^T * scale + mask) v over q [..., L, E], k [..., S, E], v [..., S, Ev]; dropout on the weights. */
-export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, options: ScaledDotProductAttentionOptions = {}): Tensor {
-  const op = 'scaledDotProductAttention';
-  if (q.ndim < 2 || k.ndim < 2 || v.ndim < 2) throw new RangeError(`${op}: q, k and v need at least 2 dims, got ${shapeStr(q.shape)}, ${shapeStr(k.shape)}, ${shapeStr(v.shape)}`);
-  if (q.shape[q.ndim - 1] !== k.shape[k.ndim - 1]) throw new RangeError(`${op}: q ${shapeStr(q.shape)} and k ${shapeStr(k.shape)} must have the same embedding size`);
-  if (k.shape[k.ndim - 2] !== v.shape[v.ndim - 2]) throw new RangeError(`${op}: k ${shapeStr(k.shape)} and v ${shapeStr(v.shape)} must have the same sequence length`);
-  const dropoutP = options.dropoutP ?? 0;
-  if (!(dropoutP >= 0 && dropoutP < 1)) throw new RangeError(`${op}: dropoutP must be in [0, 1), got ${dropoutP}`);
-  const mask = options.attnMask ?? null;
-  const isCausal = options.isCausal ?? false;
-  if (mask && isCausal) throw new RangeError(`${op}: give either attnMask or isCausal, not both`);
-  const params: SdpaParams = { hasMask: !!mask, dropoutP, isCausal, scale: options.scale ?? null, generator: options.generator };
-  return apply(op, mask ? [q, k, v, mask] : [q, k, v], params);
 }

@@ -16,6 +16,11 @@ export {
 } from './layers.js';
 export { LSTM, GRU, type RNNOptions } from './recurrent.js';
 export {
+  MultiheadAttention, TransformerEncoderLayer,
+  type MultiheadAttentionOptions, type MultiheadAttentionForwardOptions,
+  type TransformerEncoderLayerOptions, type TransformerEncoderLayerForwardOptions,
+} from './transformer.js';
+export {
   CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, BCEWithLogitsLoss, BCELoss,
   type CrossEntropyLossOptions, type NLLLossOptions, type BCEWithLogitsLossOptions,
 } from './losses.js';

@@ -4,6 +4,7 @@
  */
 import type { KernelTensor } from '../backend/backend.js';
 import type { KernelName, KernelParams } from '../backend/kernels.js';
+import type { DType } from '../dtype/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import { isGradEnabled, noGrad } from '../autograd/mode.js';
 import { GradNode } from '../autograd/node.js';
@@ -97,4 +98,16 @@ export function applyInto<K extends KernelName>(kernel: K, inputs: readonly Tens
   target.assertAlive(kernel);
   for (const x of inputs) x.assertAlive(kernel);
   target.backend.run(kernel, inputs.map(kernelView), [kernelView(target)], params);
+}
+
+/**
+ * Run a kernel with several outputs into fresh contiguous tensors on the inputs' backend (no
+ * autograd: a composite op with its own backward records one node for the whole call).
+ */
+export function applyOutputs<K extends KernelName>(kernel: K, inputs: readonly Tensor[], outputs: readonly { shape: readonly number[]; dtype: DType }[], params: KernelParams<K>): Tensor[] {
+  for (const x of inputs) x.assertAlive(kernel);
+  const backend = inputs[0]!.backend;
+  const outs = outputs.map((o) => Tensor.empty(o.shape, o.dtype, backend));
+  if (outs.every((o) => o.numel > 0)) backend.run(kernel, inputs.map(kernelView), outs.map(kernelView), params);
+  return outs;
 }

@@ -30,6 +30,42 @@ export function isContiguous(shape: readonly number[], strides: readonly number[
 }
 
 /**
+ * Drop size-1 dimensions and merge neighbours that every stride list walks contiguously
+ * (stride[d] = stride[d+1] * shape[d+1]): the same elements with fewer dimensions.
+ */
+export function collapseDims(shape: readonly number[], stridesList: readonly (readonly number[])[]): { shape: number[]; strides: number[][] } {
+  const dims: number[] = [];
+  const strides: number[][] = stridesList.map(() => []);
+  for (let i = 0; i < shape.length; i++) {
+    const d = shape[i]!;
+    if (d === 1) continue;
+    const last = dims.length - 1;
+    if (last >= 0 && stridesList.every((s, k) => strides[k]![last] === s[i]! * d)) {
+      dims[last]! *= d;
+      stridesList.forEach((s, k) => (strides[k]![last] = s[i]!));
+    } else {
+      dims.push(d);
+      stridesList.forEach((s, k) => strides[k]!.push(s[i]!));
+    }
+  }
+  return { shape: dims, strides };
+}
+
+/**
+ * `collapseDims` to exactly `rank` dimensions (leading ones of size 1 and stride 0 added), or null
+ * when more remain: how a kernel walking a fixed number of batch dims takes any batch shape.
+ */
+export function collapseTo(shape: readonly number[], stridesList: readonly (readonly number[])[], rank: number): { shape: number[]; strides: number[][] } | null {
+  const c = collapseDims(shape, stridesList);
+  if (c.shape.length > rank) return null;
+  while (c.shape.length < rank) {
+    c.shape.unshift(1);
+    c.strides.forEach((s) => s.unshift(0));
+  }
+  return c;
+}
+
+/**
  * Calls `visit(storageIndex, linearIndex)` for every element of a strided view in row-major order.
  * An odometer over the outer dimensions with a tight loop over the last one.
  */

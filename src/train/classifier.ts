@@ -13,7 +13,7 @@ import type { Module } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { crossEntropy } from '../nn/functional.js';
 import { argmax } from '../ops/reduce.js';
-import { eq } from '../ops/elementwise.js';
+import { add, div, eq } from '../ops/elementwise.js';
 import { clipGradNorm_ } from '../nn/utils.js';
 
 export type Precision = 'fp32' | 'fp16' | 'bf16';
@@ -62,17 +62,36 @@ export interface StepResult {
 
 /** One optimisation step on a batch. */
 export function trainStep(ctx: StepContext, x: Tensor, y: Tensor): StepResult {
+  return trainStepAccumulated(ctx, [[x, y]]);
+}
+
+/**
+ * One optimisation step on the gradients of several micro-batches (gradient accumulation): each
+ * micro-batch's loss, divided by their number, is scaled and backpropagated in its own scope (its
+ * activations freed before the next), then one unscale_/clip/step/update. The returned loss is the
+ * mean of the micro-batches' losses.
+ */
+export function trainStepAccumulated(ctx: StepContext, batches: readonly (readonly [Tensor, Tensor])[]): StepResult {
+  if (batches.length === 0) throw new RangeError('trainStepAccumulated: no micro-batches');
   return scope(() => {
     ctx.optimizer.zeroGrad();
-    const loss = underPrecision(ctx.precision, () => (ctx.loss ? ctx.loss(x, y) : crossEntropy(ctx.model.call(x) as Tensor, y)));
-    ctx.scaler.scale(loss).backward();
+    let total: Tensor | null = null;
+    for (const [x, y] of batches) {
+      const part = scope(() => {
+        let loss = underPrecision(ctx.precision, () => (ctx.loss ? ctx.loss(x, y) : crossEntropy(ctx.model.call(x) as Tensor, y)));
+        if (batches.length > 1) loss = div(loss, batches.length);
+        ctx.scaler.scale(loss).backward();
+        return loss.detach();
+      });
+      total = total ? add(total, part) : part;
+    }
     if (ctx.clipGradNorm !== undefined) {
       ctx.scaler.unscale_(ctx.optimizer);
       clipGradNorm_(ctx.model.parameters(), ctx.clipGradNorm);
     }
     const stepped = ctx.scaler.step(ctx.optimizer);
     ctx.scaler.update();
-    return stepped === undefined ? { loss: loss.detach(), stepped: true, skipOnDevice: true } : { loss: loss.detach(), stepped };
+    return stepped === undefined ? { loss: total!, stepped: true, skipOnDevice: true } : { loss: total!, stepped };
   });
 }
 

@@ -18,6 +18,7 @@ import { extraKernels } from './kernels/extra.js';
 import { optimKernels } from './kernels/optim.js';
 import { batchNormKernels } from './kernels/batch_norm.js';
 import { nllKernels } from './kernels/nll.js';
+import { attentionKernels } from './kernels/attention.js';
 
 class HostBuffer implements DeviceBuffer {
   freed = false;
@@ -40,6 +41,7 @@ export const REFERENCE_KERNELS: RefKernelTable = {
   ...optimKernels,
   ...batchNormKernels,
   ...nllKernels,
+  ...attentionKernels,
 };
 
 /**

@@ -330,6 +330,11 @@ export class WasmBackend implements Backend {
     return Object.hasOwn(REFERENCE_KERNELS, kernel);
   }
 
+  /** Whether `kernel` has a native handler here (composites with a fused form, e.g. attention, take it then). */
+  nativeKernel(kernel: KernelName): boolean {
+    return this.native && nativeHandler(kernel) !== undefined;
+  }
+
   run<K extends KernelName>(kernel: K, inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], params: KernelParams<K>): void {
     let stats = this.calls.get(kernel);
     if (!stats) this.calls.set(kernel, (stats = { native: 0, fallback: 0 }));

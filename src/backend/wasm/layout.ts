@@ -4,7 +4,7 @@
  */
 import type { KernelTensor } from '../backend.js';
 import type { DType } from '../../dtype/dtype.js';
-import { isContiguous, numel } from '../../shape/strides.js';
+import { collapseDims, isContiguous, numel } from '../../shape/strides.js';
 
 export type Fmt = 'f32' | 'f16' | 'bf16';
 const FMT: Partial<Record<string, Fmt>> = { float32: 'f32', float16: 'f16', bfloat16: 'bf16' };
@@ -16,21 +16,8 @@ export const dtCode = (d: DType): number | undefined => DT_CODE[d.name];
 
 /** Drop size-1 dimensions and merge neighbours that are contiguous in every stride list. */
 export function collapse(shape: readonly number[], stridesList: readonly (readonly number[])[]): { dims: number[]; strides: number[][] } {
-  const dims: number[] = [];
-  const strides: number[][] = stridesList.map(() => []);
-  for (let i = 0; i < shape.length; i++) {
-    const d = shape[i]!;
-    if (d === 1) continue;
-    const last = dims.length - 1;
-    if (last >= 0 && stridesList.every((s, k) => strides[k]![last] === s[i]! * d)) {
-      dims[last]! *= d;
-      stridesList.forEach((s, k) => (strides[k]![last] = s[i]!));
-    } else {
-      dims.push(d);
-      stridesList.forEach((s, k) => strides[k]!.push(s[i]!));
-    }
-  }
-  return { dims, strides };
+  const c = collapseDims(shape, stridesList);
+  return { dims: c.shape, strides: c.strides };
 }
 
 /** True when every element of the view is the one at its offset (a broadcast scalar). */

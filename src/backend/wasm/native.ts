@@ -33,6 +33,8 @@ import { COST, elementParts as splitElements, minPerPart, rowsLayout } from './n
 import { gather, withContiguousOperands } from './native_gather.js';
 import { UNARY_KERNELS } from './native_unary.js';
 import { OPTIM_KERNELS } from './native_optim.js';
+import { ATTENTION_KERNELS } from './native_attention.js';
+import { MATH_KERNELS } from './native_math.js';
 import { POOL_KERNELS } from './native_pool.js';
 
 export { collapse, fmtOf } from './layout.js';
@@ -414,5 +416,7 @@ export const NATIVE_KERNELS = {
   ...MORE_KERNELS,
   ...UNARY_KERNELS,
   ...OPTIM_KERNELS,
+  ...ATTENTION_KERNELS,
+  ...MATH_KERNELS,
   ...POOL_KERNELS,
 } satisfies NativeKernels;

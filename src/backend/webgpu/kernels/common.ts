@@ -11,7 +11,7 @@ import type { SubgroupMatrixShape } from '../device.js';
 import { bindingCode, storageFormat, type BindingDecl } from '../codegen/storage.js';
 import { WGSL_HELPERS } from '../codegen/wgsl_math.js';
 import type { BindingRef, Dispatch, Scheduler } from '../scheduler.js';
-import { contiguousStrides, numel } from '../../../shape/strides.js';
+import { collapseDims, contiguousStrides, numel } from '../../../shape/strides.js';
 
 export const WG = 256;
 
@@ -154,23 +154,7 @@ export { contiguousStrides, numel };
  * Merge dimensions that every operand walks contiguously (stride[d] = stride[d+1] * shape[d+1])
  * and drop size-1 dimensions: fewer index divisions and fewer distinct pipelines.
  */
-export function collapse(shape: readonly number[], strides: readonly (readonly number[])[]): { shape: number[]; strides: number[][] } {
-  const dims: number[] = [];
-  for (let d = 0; d < shape.length; d++) if (shape[d] !== 1) dims.push(d);
-  const outShape: number[] = [];
-  const outStrides: number[][] = strides.map(() => []);
-  for (const d of dims) {
-    const k = outShape.length - 1;
-    if (k >= 0 && strides.every((s, t) => outStrides[t]![k] === s[d]! * shape[d]!)) {
-      outShape[k]! *= shape[d]!;
-      strides.forEach((s, t) => (outStrides[t]![k] = s[d]!));
-    } else {
-      outShape.push(shape[d]!);
-      strides.forEach((s, t) => outStrides[t]!.push(s[d]!));
-    }
-  }
-  return { shape: outShape, strides: outStrides };
-}
+export const collapse = collapseDims;
 
 /** WGSL that turns linear index `lin` into storage offsets `o0..` of each operand (rank from meta layout). */
 export function stridedOffsets(rank: number, operands: number, linVar: string, shapeAt: number, offsetAt: (t: number) => number, strideAt: (t: number, d: number) => number): string {

@@ -14,6 +14,7 @@ import { MATMUL_KERNELS, matmulSupports, runMatmul } from './matmul.js';
 import { OPTIM_KERNELS, runOptim } from './optim.js';
 import { BATCH_NORM_KERNELS, runBatchNorm } from './batch_norm.js';
 import { NLL_KERNELS, runNll } from './nll.js';
+import { ATTENTION_KERNELS, attentionSupports, runAttention } from './attention.js';
 
 export interface GpuKernel<K extends KernelName = KernelName> {
   /** false sends this call to the host fallback (e.g. a case the WGSL does not cover) */
@@ -43,4 +44,5 @@ export const GPU_KERNELS: GpuKernels = {
   ...group(BATCH_NORM_KERNELS, () => ({ run: runBatchNorm })),
   ...group(NLL_KERNELS, () => ({ run: runNll })),
   ...group(MATMUL_KERNELS, (n) => ({ run: runMatmul, supports: (ins) => matmulSupports(n, ins) })),
+  ...group(ATTENTION_KERNELS, (n) => ({ run: runAttention, supports: (ins, outs, p) => attentionSupports(n, ins, outs, p) })),
 };
