@@ -15,24 +15,12 @@
 // precision; the kernels that fell back to the reference backend in mixprec's step (none expected).
 // --json-out FILE also writes every number as one JSON object.
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus, loadavg } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { existsSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus } from "node:os";
+import { join } from "node:path";
+import { CLI, PYTHON, requireBuiltCli, root, runJson as runSide, scriptArgs, torchEnv as peerEnv } from "./peer_common.mjs";
 
-const root = dirname(dirname(fileURLToPath(import.meta.url)));
-const CLI = join(root, "dist", "cli", "main.js");
-const PYTHON = "/usr/bin/python3";
-const argv = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt;
-};
-if (argv.includes("--help") || argv.includes("-h")) {
-  const src = readFileSync(fileURLToPath(import.meta.url), "utf8");
-  process.stdout.write(src.split("\n").filter((l) => l.startsWith("//")).map((l) => l.slice(3)).join("\n") + "\n");
-  process.exit(0);
-}
+const { opt } = scriptArgs(import.meta.url);
 const num = (name, dflt) => {
   const v = Number(opt(name, String(dflt)));
   if (!Number.isInteger(v) || v < 1) {
@@ -48,23 +36,11 @@ const threads = num("threads", availableParallelism());
 const shape = { "n-layer": num("n-layer", 4), "n-head": num("n-head", 4), "n-embd": num("n-embd", 128), "block-size": num("block-size", 64), "batch-size": num("batch-size", 12) };
 const shapeArgs = Object.entries(shape).flatMap(([k, v]) => [`--${k}`, String(v)]);
 const precisions = ["fp32", "fp16", "bf16"];
-if (!existsSync(CLI)) {
-  console.error(`gpt-peers.mjs: ${CLI} not found: run npm run build first`);
-  process.exit(2);
-}
+requireBuiltCli("gpt-peers.mjs");
 
-const load = () => Number(loadavg()[0].toFixed(2));
-function runJson(cmd, args, env, label) {
-  process.stderr.write(`$ ${label}   (load ${load()})\n`);
-  const r = spawnSync(cmd, args, { cwd: root, env, encoding: "utf8", maxBuffer: 64 << 20, timeout: 30 * 60_000 });
-  if (r.status !== 0) throw new Error(`${label} failed (exit ${r.status ?? r.signal}): ${(r.stderr || r.stdout || "").trim().split("\n").slice(-3).join(" | ")}`);
-  const lines = r.stdout.trim().split("\n").filter((l) => l.startsWith("{"));
-  if (lines.length === 0) throw new Error(`${label} printed no JSON`);
-  return JSON.parse(lines[lines.length - 1]);
-}
+const runJson = (cmd, args, env, label) => runSide(cmd, args, env, label, 30);
 
-const torchEnv = { ...process.env };
-for (const k of ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"]) delete torchEnv[k];
+const torchEnv = peerEnv();
 const mixEnv = { ...process.env };
 delete mixEnv.MIXPREC_THREADS;
 const hasTorch = existsSync(PYTHON) && spawnSync(PYTHON, ["-c", "import torch"]).status === 0;

@@ -14,25 +14,12 @@
 // steps, then --steps timed ones, each reading its loss. The table gives the median img/s over the
 // rounds (and each round's), mixprec's peak and activation bytes, and the kernels that fell back to
 // the reference backend (`fallback_kernels`: none means the step runs on native wasm kernels).
-import { spawnSync } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { CLI, PYTHON, requireBuiltCli, root, runJson as runSide, scriptArgs, torchEnv as peerEnv } from "./peer_common.mjs";
 
-const root = dirname(dirname(fileURLToPath(import.meta.url)));
-const CLI = join(root, "dist", "cli", "main.js");
-const PYTHON = "/usr/bin/python3";
-const argv = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt;
-};
-if (argv.includes("--help") || argv.includes("-h")) {
-  const src = (await import("node:fs")).readFileSync(fileURLToPath(import.meta.url), "utf8");
-  process.stdout.write(src.split("\n").filter((l) => l.startsWith("//")).map((l) => l.slice(3)).join("\n") + "\n");
-  process.exit(0);
-}
+const { opt } = scriptArgs(import.meta.url);
 const model = opt("model", "resnet18");
 const batch = Number(opt("batch-size", "64"));
 const imageSize = Number(opt("image-size", "32"));
@@ -41,23 +28,11 @@ const steps = Number(opt("steps", "5"));
 const warmup = Number(opt("warmup", "2"));
 const threads = Number(opt("threads", String(availableParallelism())));
 const jsonOut = opt("json-out", null);
-if (!existsSync(CLI)) {
-  console.error(`resnet-peers.mjs: ${CLI} not found: run npm run build first`);
-  process.exit(2);
-}
-const load = () => Number(loadavg()[0].toFixed(2));
-const note = (line) => process.stderr.write(`${line}\n`);
+requireBuiltCli("resnet-peers.mjs");
 
-function runJson(cmd, args, env, label) {
-  note(`$ ${label}   (load ${load()})`);
-  const r = spawnSync(cmd, args, { cwd: root, env, encoding: "utf8", maxBuffer: 64 << 20, timeout: 60 * 60_000 });
-  if (r.status !== 0) throw new Error(`${label} failed (exit ${r.status ?? r.signal}): ${(r.stderr || r.stdout || "").trim().split("\n").slice(-3).join(" | ")}`);
-  const lines = r.stdout.trim().split("\n").filter((l) => l.startsWith("{"));
-  return JSON.parse(lines[lines.length - 1]);
-}
+const runJson = (cmd, args, env, label) => runSide(cmd, args, env, label, 60);
 
-const torchEnv = { ...process.env };
-for (const k of ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"]) delete torchEnv[k];
+const torchEnv = peerEnv();
 const mixEnv = { ...process.env };
 delete mixEnv.MIXPREC_THREADS;
 const common = ["--batch-size", String(batch), "--image-size", String(imageSize), "--steps", String(steps), "--warmup", String(warmup)];
