@@ -242,6 +242,31 @@ describe('convolutions on both builds against the reference backend', () => {
   });
 });
 
+describe('whole-batch convolution GEMMs (small maps) against the reference backend', () => {
+  it("ResNet-18's shape classes at 32x32 with the torchvision stem: 7x7 stride-2 stem, 3x3 on 8x8 .. 1x1, stride-2 3x3, 1x1 projections", () => {
+    const r = rng(113);
+    const cases: Conv[] = [
+      { N: 3, C: 3, H: 32, W: 32, O: 8, KH: 7, KW: 7, stride: 2, padding: 3, groups: 1 }, // stem: 16x16, strided
+      { N: 5, C: 16, H: 8, W: 8, O: 16, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1 }, // layer1
+      { N: 4, C: 16, H: 8, W: 8, O: 24, KH: 3, KW: 3, stride: 2, padding: 1, groups: 1 }, // layer2's first conv
+      { N: 4, C: 16, H: 8, W: 8, O: 24, KH: 1, KW: 1, stride: 2, padding: 0, groups: 1 }, // its 1x1 projection
+      { N: 6, C: 40, H: 2, W: 2, O: 33, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1 }, // layer3's 2x2 maps
+      { N: 7, C: 36, H: 2, W: 2, O: 20, KH: 3, KW: 3, stride: 2, padding: 1, groups: 1 }, // 2x2 -> 1x1
+      { N: 9, C: 70, H: 1, W: 1, O: 12, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1 }, // layer4: 1x1 maps, 8 of 9 taps in the padding
+      { N: 3, C: 10, H: 5, W: 7, O: 9, KH: 3, KW: 2, stride: 1, padding: 0, groups: 1 }, // odd, unpadded, non-square
+      { N: 2, C: 5, H: 9, W: 9, O: 7, KH: 3, KW: 3, stride: 3, padding: 2, groups: 1 }, // stride 3, padding 2
+    ];
+    for (const dtype of FLOATS) cases.forEach((c, i) => checkConv(r, c, dtype, `resnet #${i}`));
+  });
+
+  it('a batch whose columns pass the 4M-element chunk (two chunks of images, grad-weight summed across them)', () => {
+    const r = rng(114);
+    // K * P = 64*49 * 256 = 802,816 per image: 5 images per chunk, 6 images -> chunks of 5 and 1
+    const c: Conv = { N: 6, C: 64, H: 32, W: 32, O: 2, KH: 7, KW: 7, stride: 2, padding: 3, groups: 1 };
+    for (const dtype of FLOATS) checkConv(r, c, dtype, 'two chunks');
+  });
+});
+
 interface GradInputCase {
   N: number; C: number; H: number; W: number; O: number; KH: number; KW: number;
   stride: [number, number]; padding: [number, number]; groups?: number;

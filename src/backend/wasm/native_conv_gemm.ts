@@ -1,0 +1,138 @@
+/**
+ * Convolutions with small output maps as whole-batch GEMMs (assembly/kernels/conv_gemm.ts): the
+ * images of the batch side by side in one product, so ResNet's 8x8 .. 1x1 maps with hundreds of
+ * channels run on the GEMM's full 4x8 tiles instead of one tiny product per image.
+ *
+ *   forward      im2col(x) -> Col[K][L];  Ycm[Cout][L] = W * Col (+ bias);  Ycm -> y (NCHW)
+ *   grad-input   gy -> dYcm[Cout][L];     dCol[K][L] = W^T * dYcm (f32);    col2im(dCol) -> dx
+ *   grad-weight  im2col(x), gy -> dYcm;   dW = dYcm * Col^T
+ *
+ * with K = Cin*KH*KW and L = images * OH*OW. Col and the channel-major copies keep the tensors'
+ * dtype (the GEMM widens 16-bit values once, while packing, and accumulates in float32); dCol is
+ * float32, so every output element is rounded once. A batch whose columns would pass
+ * COL_CAP_ELEMENTS runs in chunks of images (grad-weight sums the chunks in float32), the chunk
+ * size a function of the geometry alone, so results do not depend on the thread count.
+ */
+import type { NativeContext } from './native.js';
+import { gemmScratchBytes, MIN_MACS_PER_PART, partsFor, scratch, scratchAndSync, writeDesc } from './native_scratch.js';
+
+const GEMM_TRANS_A = 1;
+const GEMM_TRANS_B = 2;
+const GEMM_ACCUMULATE = 4;
+const GEMM_BIAS_ROW = 1 << 8;
+const DT_F32 = 0;
+
+/** Elements of the column matrix per chunk of images (16 MiB in float32). */
+const COL_CAP_ELEMENTS = 1 << 22;
+/** Elements moved per thread below which a copy step runs on the calling thread alone. */
+const MIN_COPY_PER_PART = 1 << 16;
+
+/** The allocator's cached blocks of this path (kept between calls like the kernels' scratch). */
+const COLUMNS = 'conv-columns';
+const CHANNEL_MAJOR = 'conv-channel-major';
+const WEIGHT_SUM = 'conv-weight-f32';
+
+const bytesOf = (dt: number): number => (dt === DT_F32 ? 4 : 2);
+
+/**
+ * Whether a convolution takes this path: one group, and an output map small enough that the
+ * per-image products of conv.ts would be narrow (<= 64 pixels), or strided (their slow case) up
+ * to 256 pixels. Larger maps (LeNet's, a 32x32 CIFAR stem's) stay on conv.ts, whose implicit GEMM
+ * needs no column matrix.
+ */
+export function convGemmApplies(desc: readonly number[], OH: number, OW: number): boolean {
+  const [, , , , , , , sh, sw, , , , , g] = desc as number[];
+  const P = OH * OW;
+  return g === 1 && (P <= 64 || ((sh! > 1 || sw! > 1) && P <= 256));
+}
+
+interface Plan {
+  descAddr: number;
+  N: number;
+  Cout: number;
+  K: number;
+  P: number;
+  /** Images per chunk. */
+  chunk: number;
+}
+
+function plan(ctx: NativeContext, desc: readonly number[], OH: number, OW: number): Plan {
+  const [N, C, , , O, KH, KW] = desc as number[];
+  const K = C! * KH! * KW!;
+  const P = OH * OW;
+  const chunk = Math.max(1, Math.min(N!, Math.floor(COL_CAP_ELEMENTS / Math.max(1, K * P))));
+  return { descAddr: writeDesc(ctx, desc), N: N!, Cout: O!, K, P, chunk };
+}
+
+/** A copy step split over its `rows` (channels, taps or planes) when it moves enough elements. */
+function runCopy(ctx: NativeContext, kernel: string, args: readonly number[], elements: number, rows: number): void {
+  ctx.pool.runParts(kernel, args, partsFor(ctx, elements, MIN_COPY_PER_PART, rows));
+}
+
+/** One GEMM C[M,N] (+)= op(A) op(B) (+ bias) on gemm.ts, split over the threads. */
+function runGemm(
+  ctx: NativeContext, flags: number, dtypes: number, M: number, N: number, K: number,
+  a: number, lda: number, b: number, ldb: number, c: number, ldc: number, bias = 0,
+): void {
+  const parts = partsFor(ctx, M * N * K, MIN_MACS_PER_PART, Math.max(Math.ceil(M / 4), Math.ceil(N / 8)));
+  const { ws, sync } = scratchAndSync(ctx, parts * gemmScratchBytes(ctx), parts);
+  ctx.pool.runParts('gemm', [flags, dtypes, 1, M, N, K, a, lda, 0, b, ldb, 0, c, ldc, 0, bias, ws, sync], parts);
+}
+
+/** y = conv2d(x, w) (+ bias); dtypes as the conv kernels' (x | w << 4 | y << 8 | bias << 12). */
+export function convGemmForward(ctx: NativeContext, desc: readonly number[], OH: number, OW: number, dtypes: number, x: number, w: number, bias: number, y: number): void {
+  const dx = dtypes & 15, dw = (dtypes >> 4) & 15, dy = (dtypes >> 8) & 15, db = (dtypes >> 12) & 15;
+  const pl = plan(ctx, desc, OH, OW);
+  const col = ctx.heap.cachedBlock(COLUMNS, pl.K * pl.chunk * pl.P * bytesOf(dx));
+  const ycm = ctx.heap.cachedBlock(CHANNEL_MAJOR, pl.Cout * pl.chunk * pl.P * bytesOf(dy));
+  for (let n0 = 0; n0 < pl.N; n0 += pl.chunk) {
+    const nImg = Math.min(pl.chunk, pl.N - n0);
+    const L = nImg * pl.P;
+    runCopy(ctx, 'conv_im2col', [pl.descAddr, dx, x, col, n0, nImg], pl.K * L, pl.K);
+    runGemm(ctx, bias ? GEMM_BIAS_ROW : 0, dw | (dx << 4) | (dy << 8) | (db << 12), pl.Cout, L, pl.K, w, pl.K, col, L, ycm, L, bias);
+    runCopy(ctx, 'conv_from_channel_major', [dy, ycm, y, n0, nImg, pl.Cout, pl.P], pl.Cout * L, pl.Cout);
+  }
+}
+
+/** dx from gy and w; dtypes gy | w << 4 | dx << 8. */
+export function convGemmBackwardInput(ctx: NativeContext, desc: readonly number[], OH: number, OW: number, dtypes: number, gy: number, w: number, dx: number): void {
+  const dgy = dtypes & 15, dw = (dtypes >> 4) & 15, ddx = (dtypes >> 8) & 15;
+  const pl = plan(ctx, desc, OH, OW);
+  const [, C, H, W] = desc as number[];
+  const dcol = ctx.heap.cachedBlock(COLUMNS, pl.K * pl.chunk * pl.P * 4);
+  const dycm = ctx.heap.cachedBlock(CHANNEL_MAJOR, pl.Cout * pl.chunk * pl.P * bytesOf(dgy));
+  for (let n0 = 0; n0 < pl.N; n0 += pl.chunk) {
+    const nImg = Math.min(pl.chunk, pl.N - n0);
+    const L = nImg * pl.P;
+    runCopy(ctx, 'conv_to_channel_major', [dgy, gy, dycm, n0, nImg, pl.Cout, pl.P], pl.Cout * L, pl.Cout);
+    runGemm(ctx, GEMM_TRANS_A, dw | (dgy << 4) | (DT_F32 << 8), pl.K, L, pl.Cout, w, pl.K, dycm, L, dcol, L);
+    // col2im's per-part float32 plane lives in the kernels' scratch block (the GEMM is done with it)
+    const planes = nImg * C!;
+    const parts = partsFor(ctx, pl.K * L, MIN_COPY_PER_PART, planes);
+    const planeBytes = (H! * W! * 4 + 63) & ~63;
+    const ws = scratch(ctx, parts * planeBytes);
+    ctx.pool.runParts('conv_col2im', [pl.descAddr, ddx, dcol, dx, n0, nImg, ws], parts);
+  }
+}
+
+/** dw from x and gy; dtypes x | gy << 4 | dw << 8. */
+export function convGemmBackwardWeight(ctx: NativeContext, desc: readonly number[], OH: number, OW: number, dtypes: number, x: number, gy: number, dw: number): void {
+  const dx = dtypes & 15, dgy = (dtypes >> 4) & 15, ddw = (dtypes >> 8) & 15;
+  const pl = plan(ctx, desc, OH, OW);
+  const col = ctx.heap.cachedBlock(COLUMNS, pl.K * pl.chunk * pl.P * bytesOf(dx));
+  const dycm = ctx.heap.cachedBlock(CHANNEL_MAJOR, pl.Cout * pl.chunk * pl.P * bytesOf(dgy));
+  const chunks = Math.ceil(pl.N / pl.chunk);
+  // several chunks: their sums add up in float32 (in dw itself when it is float32), rounded once at the end
+  const sumInScratch = chunks > 1 && ddw !== DT_F32;
+  const target = sumInScratch ? ctx.heap.cachedBlock(WEIGHT_SUM, pl.Cout * pl.K * 4) : dw;
+  const dTarget = sumInScratch ? DT_F32 : ddw;
+  for (let n0 = 0, i = 0; n0 < pl.N; n0 += pl.chunk, i++) {
+    const nImg = Math.min(pl.chunk, pl.N - n0);
+    const L = nImg * pl.P;
+    runCopy(ctx, 'conv_im2col', [pl.descAddr, dx, x, col, n0, nImg], pl.K * L, pl.K);
+    runCopy(ctx, 'conv_to_channel_major', [dgy, gy, dycm, n0, nImg, pl.Cout, pl.P], pl.Cout * L, pl.Cout);
+    const flags = GEMM_TRANS_B | (i > 0 ? GEMM_ACCUMULATE : 0);
+    runGemm(ctx, flags, dgy | (dx << 4) | (dTarget << 8), pl.Cout, pl.K, L, dycm, L, col, L, target, pl.K);
+  }
+  if (sumInScratch) runCopy(ctx, 'conv_round_f32', [ddw, target, dw, pl.Cout * pl.K], pl.Cout * pl.K, pl.Cout * pl.K);
+}
