@@ -246,7 +246,7 @@ describe('whole-batch convolution GEMMs (small maps) against the reference backe
   it("ResNet-18's shape classes at 32x32 with the torchvision stem: 7x7 stride-2 stem, 3x3 on 8x8 .. 1x1, stride-2 3x3, 1x1 projections", () => {
     const r = rng(113);
     const cases: Conv[] = [
-      { N: 3, C: 3, H: 32, W: 32, O: 8, KH: 7, KW: 7, stride: 2, padding: 3, groups: 1 }, // stem: 16x16, strided
+      { N: 3, C: 3, H: 32, W: 32, O: 8, KH: 7, KW: 7, stride: 2, padding: 3, groups: 1 }, // stem: 16x16, strided (grad-weight here, the rest on conv.ts)
       { N: 5, C: 16, H: 8, W: 8, O: 16, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1 }, // layer1
       { N: 4, C: 16, H: 8, W: 8, O: 24, KH: 3, KW: 3, stride: 2, padding: 1, groups: 1 }, // layer2's first conv
       { N: 4, C: 16, H: 8, W: 8, O: 24, KH: 1, KW: 1, stride: 2, padding: 0, groups: 1 }, // its 1x1 projection
@@ -259,10 +259,13 @@ describe('whole-batch convolution GEMMs (small maps) against the reference backe
     for (const dtype of FLOATS) cases.forEach((c, i) => checkConv(r, c, dtype, `resnet #${i}`));
   });
 
-  it('a batch whose columns pass the 4M-element chunk (two chunks of images, grad-weight summed across them)', () => {
+  it('batches whose columns pass the 4M-element chunk (two chunks of images; grad-weight sums them in float32)', () => {
     const r = rng(114);
-    // K * P = 64*49 * 256 = 802,816 per image: 5 images per chunk, 6 images -> chunks of 5 and 1
+    // 8x8 maps, K * P = 128*49 * 64 = 401,408 per image: 10 images per chunk, 11 -> chunks of 10 and 1 (all three passes)
+    const small: Conv = { N: 11, C: 128, H: 8, W: 8, O: 2, KH: 7, KW: 7, stride: 1, padding: 3, groups: 1 };
+    // a strided 16x16 output (grad-weight only): K * P = 64*49 * 256 = 802,816: chunks of 5 and 1
     const c: Conv = { N: 6, C: 64, H: 32, W: 32, O: 2, KH: 7, KW: 7, stride: 2, padding: 3, groups: 1 };
+    for (const dtype of FLOATS) checkConv(r, small, dtype, 'two chunks, 8x8');
     for (const dtype of FLOATS) checkConv(r, c, dtype, 'two chunks');
   });
 });

@@ -31,6 +31,34 @@ import { DT_F32, dtSize, loadF, storeF } from './gemm';
 }
 
 /**
+ * Copy / zero `bytes` (a multiple of 2) at short runs inline: V8 makes memory.copy and memory.fill
+ * calls into the runtime, which cost more than moving the 8 .. 128 bytes of a ResNet map row.
+ */
+// @ts-ignore: decorator
+@inline function copyRun(dst: usize, src: usize, bytes: usize): void {
+  if (bytes >= 256) {
+    memory.copy(dst, src, bytes);
+    return;
+  }
+  let i: usize = 0;
+  for (; i + 16 <= bytes; i += 16) v128.store(dst + i, v128.load(src + i));
+  for (; i + 4 <= bytes; i += 4) store<u32>(dst + i, load<u32>(src + i));
+  if (i < bytes) store<u16>(dst + i, load<u16>(src + i));
+}
+
+// @ts-ignore: decorator
+@inline function zeroRun(dst: usize, bytes: usize): void {
+  if (bytes >= 256) {
+    memory.fill(dst, 0, bytes);
+    return;
+  }
+  let i: usize = 0;
+  for (; i + 16 <= bytes; i += 16) v128.store(dst + i, i32x4.splat(0));
+  for (; i + 4 <= bytes; i += 4) store<u32>(dst + i, 0);
+  if (i < bytes) store<u16>(dst + i, 0);
+}
+
+/**
  * im2col of images n0 .. n0 + nImg: col[k][(n - n0) * P + oh * OW + ow] = x[n][ci][ih][iw] with
  * ih = oh * sh - ph + kh * dh (0 outside the image), in x's dtype `dt` (a copy, no rounding).
  * Parts split the K rows.
@@ -63,15 +91,15 @@ export function conv_im2col(desc: usize, dt: i32, x: usize, col: usize, n0: i32,
         const dst = rowBase + <usize>(n * P + oh * OW) * es;
         const ih = oh * SH + offH;
         if (ih < 0 || ih >= H) {
-          memory.fill(dst, 0, <usize>OW * es);
+          zeroRun(dst, <usize>OW * es);
           continue;
         }
-        if (owLo > 0) memory.fill(dst, 0, <usize>owLo * es);
-        if (owHi < OW) memory.fill(dst + <usize>owHi * es, 0, <usize>(OW - owHi) * es);
+        if (owLo > 0) zeroRun(dst, <usize>owLo * es);
+        if (owHi < OW) zeroRun(dst + <usize>owHi * es, <usize>(OW - owHi) * es);
         const src = plane + <usize>(ih * W + owLo * SW + offW) * es;
         const cnt = owHi - owLo;
         const d = dst + <usize>owLo * es;
-        if (SW == 1) memory.copy(d, src, <usize>cnt * es);
+        if (SW == 1) copyRun(d, src, <usize>cnt * es);
         else if (es == 4) {
           for (let j = 0; j < cnt; j++) store<u32>(d + (<usize>j << 2), load<u32>(src + <usize>(j * SW) * 4));
         } else {
@@ -98,7 +126,7 @@ export function conv_to_channel_major(dt: i32, src: usize, dst: usize, n0: i32, 
       if (es == 4) for (let n = 0; n < nImg; n++) { store<u32>(d, load<u32>(s)); d += 4; s += step; }
       else for (let n = 0; n < nImg; n++) { store<u16>(d, load<u16>(s)); d += 2; s += step; }
     } else {
-      for (let n = 0; n < nImg; n++) { memory.copy(d, s, run); d += run; s += step; }
+      for (let n = 0; n < nImg; n++) { copyRun(d, s, run); d += run; s += step; }
     }
   }
 }
@@ -116,7 +144,7 @@ export function conv_from_channel_major(dt: i32, src: usize, dst: usize, n0: i32
       if (es == 4) for (let n = 0; n < nImg; n++) { store<u32>(d, load<u32>(s)); s += 4; d += step; }
       else for (let n = 0; n < nImg; n++) { store<u16>(d, load<u16>(s)); s += 2; d += step; }
     } else {
-      for (let n = 0; n < nImg; n++) { memory.copy(d, s, run); s += run; d += step; }
+      for (let n = 0; n < nImg; n++) { copyRun(d, s, run); s += run; d += step; }
     }
   }
 }
@@ -140,7 +168,7 @@ export function conv_col2im(desc: usize, dt: i32, dcol: usize, dx: usize, n0: i3
   const q0 = share(planes, part, parts, false), q1 = share(planes, part, parts, true);
   for (let q = q0; q < q1; q++) {
     const n = q / C, ci = q - n * C;
-    memory.fill(acc, 0, <usize>HW * 4);
+    zeroRun(acc, <usize>HW * 4);
     for (let kh = 0; kh < KH; kh++) {
       const offH = kh * DH - PH;
       for (let kw = 0; kw < KW; kw++) {

@@ -35,15 +35,17 @@ const WEIGHT_SUM = 'conv-weight-f32';
 const bytesOf = (dt: number): number => (dt === DT_F32 ? 4 : 2);
 
 /**
- * Whether a convolution takes this path: one group, and an output map small enough that the
- * per-image products of conv.ts would be narrow (<= 64 pixels), or strided (their slow case) up
- * to 256 pixels. Larger maps (LeNet's, a 32x32 CIFAR stem's) stay on conv.ts, whose implicit GEMM
- * needs no column matrix.
+ * Whether a convolution pass takes this path: one group and an output map of at most 64 pixels
+ * (ResNet's 8x8 .. 1x1 maps at 32x32), where conv.ts's per-image products are a few columns wide;
+ * also grad-weight of a strided convolution up to 256 output pixels (a 7x7 stride-2 stem on
+ * 32x32), where conv.ts has only its general tap-by-tap loop. Larger maps stay on conv.ts, whose
+ * implicit GEMM needs no column matrix and is faster there (A/B in bench/README.md).
  */
-export function convGemmApplies(desc: readonly number[], OH: number, OW: number): boolean {
+export function convGemmApplies(desc: readonly number[], OH: number, OW: number, pass: 'forward' | 'input' | 'weight'): boolean {
   const [, , , , , , , sh, sw, , , , , g] = desc as number[];
   const P = OH * OW;
-  return g === 1 && (P <= 64 || ((sh! > 1 || sw! > 1) && P <= 256));
+  if (g !== 1) return false;
+  return P <= 64 || (pass === 'weight' && (sh! > 1 || sw! > 1) && P <= 256);
 }
 
 interface Plan {

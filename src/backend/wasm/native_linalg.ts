@@ -183,7 +183,7 @@ const conv2d: NativeKernel<'conv2d'> = (ctx, [x, w, bias], [y], params) => {
   if (!contiguous(x) || !contiguous(w) || !contiguous(y) || unsafeAlias(x, y) || unsafeAlias(w, y)) return false;
   if (numel(y.shape) === 0) return true;
   const dtypes = dx | (dw << 4) | (dy << 8) | (dbias << 12);
-  if (convGemmApplies(geo.desc, geo.OH, geo.OW)) {
+  if (convGemmApplies(geo.desc, geo.OH, geo.OW, 'forward')) {
     convGemmForward(ctx, geo.desc, geo.OH, geo.OW, dtypes, ctx.address(x), ctx.address(w), bias ? ctx.address(bias) : 0, ctx.address(y));
     return true;
   }
@@ -225,7 +225,7 @@ const conv2dBackwardInput: NativeKernel<'conv2dBackwardInput'> = (ctx, [gy, w], 
   if (!contiguous(gy) || !contiguous(w) || !contiguous(dx) || unsafeAlias(gy, dx) || unsafeAlias(w, dx)) return false;
   if (numel(dx.shape) === 0) return true;
   if (gradInputAsGemm(ctx, geo, gy, w, dx, dgy | (dw << 4) | (ddx << 8))) return true;
-  if (convGemmApplies(geo.desc, geo.OH, geo.OW)) {
+  if (convGemmApplies(geo.desc, geo.OH, geo.OW, 'input')) {
     convGemmBackwardInput(ctx, geo.desc, geo.OH, geo.OW, dgy | (dw << 4) | (ddx << 8), ctx.address(gy), ctx.address(w), ctx.address(dx));
     return true;
   }
@@ -246,7 +246,7 @@ const conv2dBackwardWeight: NativeKernel<'conv2dBackwardWeight'> = (ctx, [x, gy]
   if (!geo || !sameShape(gy.shape, [x.shape[0]!, dw.shape[0]!, geo.OH, geo.OW])) return false;
   if (!contiguous(x) || !contiguous(gy) || !contiguous(dw) || unsafeAlias(x, dw) || unsafeAlias(gy, dw)) return false;
   if (numel(dw.shape) === 0) return true;
-  if (convGemmApplies(geo.desc, geo.OH, geo.OW)) {
+  if (convGemmApplies(geo.desc, geo.OH, geo.OW, 'weight')) {
     convGemmBackwardWeight(ctx, geo.desc, geo.OH, geo.OW, dx | (dgy << 4) | (ddw << 8), ctx.address(x), ctx.address(gy), ctx.address(dw));
     return true;
   }
