@@ -30,6 +30,18 @@ import { DT_F32, dtSize, loadF, storeF } from './gemm';
   return <i32>(<i64>rows * <i64>p / <i64>max(parts, 1));
 }
 
+/** The first output index o whose input index o * s + off is >= 0. */
+// @ts-ignore: decorator
+@inline function firstInside(off: i32, s: i32): i32 {
+  return off < 0 ? (-off + s - 1) / s : 0;
+}
+
+/** One past the last output index o (< outLen) whose input index o * s + off is < len. */
+// @ts-ignore: decorator
+@inline function endInside(off: i32, s: i32, len: i32, outLen: i32): i32 {
+  return len - off <= 0 ? 0 : min(outLen, (len - off + s - 1) / s);
+}
+
 /**
  * Copy / zero `bytes` (a multiple of 2) at short runs inline: V8 makes memory.copy and memory.fill
  * calls into the runtime, which cost more than moving the 8 .. 128 bytes of a ResNet map row.
@@ -77,12 +89,8 @@ export function conv_im2col(desc: usize, dt: i32, x: usize, col: usize, n0: i32,
     const kh = kk / KW, kw = kk - kh * KW;
     // the ow range whose iw = ow * SW - PW + kw * DW falls inside [0, W)
     const offW = kw * DW - PW;
-    let owLo = 0;
-    if (offW < 0) owLo = (-offW + SW - 1) / SW;
-    let owHi = OW;
-    if (W - offW <= 0) owHi = 0;
-    else owHi = min(OW, (W - offW + SW - 1) / SW);
-    if (owLo > owHi) owLo = owHi;
+    const owHi = endInside(offW, SW, W, OW);
+    const owLo = min(firstInside(offW, SW), owHi);
     const offH = kh * DH - PH;
     const rowBase = col + <usize>k * <usize>L * es;
     for (let n = 0; n < nImg; n++) {
@@ -111,42 +119,35 @@ export function conv_im2col(desc: usize, dt: i32, x: usize, col: usize, n0: i32,
 }
 
 /**
- * NCHW -> channel-major for images n0 .. n0 + nImg: dst[c][(n - n0) * P + p] = src[n][c][p]
- * (dtype dt, a copy). Parts split the channels.
+ * Move whole runs between NCHW (nchw[n][c][p]) and channel-major (cm[c][(n - n0) * P + p]) for
+ * images n0 .. n0 + nImg, dtype dt (a copy); toCm picks the direction. Parts split the channels.
  */
-export function conv_to_channel_major(dt: i32, src: usize, dst: usize, n0: i32, nImg: i32, C: i32, P: i32, part: i32, parts: i32): void {
+// @ts-ignore: decorator
+@inline function channelMajorCopy(dt: i32, nchw: usize, cm: usize, n0: i32, nImg: i32, C: i32, P: i32, toCm: bool, part: i32, parts: i32): void {
   const es = dtSize(dt);
   const c0 = share(C, part, parts, false), c1 = share(C, part, parts, true);
   const run = <usize>P * es;
+  const step = <usize>C * run;
   for (let c = c0; c < c1; c++) {
-    let d = dst + <usize>c * <usize>(nImg * P) * es;
-    let s = src + (<usize>n0 * <usize>C + <usize>c) * run;
-    const step = <usize>C * run;
-    if (P == 1) {
-      if (es == 4) for (let n = 0; n < nImg; n++) { store<u32>(d, load<u32>(s)); d += 4; s += step; }
-      else for (let n = 0; n < nImg; n++) { store<u16>(d, load<u16>(s)); d += 2; s += step; }
-    } else {
-      for (let n = 0; n < nImg; n++) { copyRun(d, s, run); d += run; s += step; }
+    let q = cm + <usize>c * <usize>(nImg * P) * es;
+    let t = nchw + (<usize>n0 * <usize>C + <usize>c) * run;
+    for (let n = 0; n < nImg; n++) {
+      if (toCm) copyRun(q, t, run);
+      else copyRun(t, q, run);
+      q += run;
+      t += step;
     }
   }
 }
 
-/** Channel-major -> NCHW (the inverse of conv_to_channel_major). Parts split the channels. */
+/** NCHW src -> channel-major dst: dst[c][(n - n0) * P + p] = src[n][c][p]. */
+export function conv_to_channel_major(dt: i32, src: usize, dst: usize, n0: i32, nImg: i32, C: i32, P: i32, part: i32, parts: i32): void {
+  channelMajorCopy(dt, src, dst, n0, nImg, C, P, true, part, parts);
+}
+
+/** Channel-major src -> NCHW dst (the inverse of conv_to_channel_major). */
 export function conv_from_channel_major(dt: i32, src: usize, dst: usize, n0: i32, nImg: i32, C: i32, P: i32, part: i32, parts: i32): void {
-  const es = dtSize(dt);
-  const c0 = share(C, part, parts, false), c1 = share(C, part, parts, true);
-  const run = <usize>P * es;
-  for (let c = c0; c < c1; c++) {
-    let s = src + <usize>c * <usize>(nImg * P) * es;
-    let d = dst + (<usize>n0 * <usize>C + <usize>c) * run;
-    const step = <usize>C * run;
-    if (P == 1) {
-      if (es == 4) for (let n = 0; n < nImg; n++) { store<u32>(d, load<u32>(s)); s += 4; d += step; }
-      else for (let n = 0; n < nImg; n++) { store<u16>(d, load<u16>(s)); s += 2; d += step; }
-    } else {
-      for (let n = 0; n < nImg; n++) { copyRun(d, s, run); s += run; d += step; }
-    }
-  }
+  channelMajorCopy(dt, dst, src, n0, nImg, C, P, false, part, parts);
 }
 
 /**
@@ -173,11 +174,7 @@ export function conv_col2im(desc: usize, dt: i32, dcol: usize, dx: usize, n0: i3
       const offH = kh * DH - PH;
       for (let kw = 0; kw < KW; kw++) {
         const offW = kw * DW - PW;
-        let owLo = 0;
-        if (offW < 0) owLo = (-offW + SW - 1) / SW;
-        let owHi = OW;
-        if (W - offW <= 0) owHi = 0;
-        else owHi = min(OW, (W - offW + SW - 1) / SW);
+        const owLo = firstInside(offW, SW), owHi = endInside(offW, SW, W, OW);
         if (owLo >= owHi) continue;
         const cnt = owHi - owLo;
         const row = dcol + (<usize>((ci * KH + kh) * KW + kw) * <usize>L + <usize>(n * P)) * 4;
