@@ -201,17 +201,18 @@ describe('bmm on both builds against the reference backend', () => {
 
 interface Conv {
   N: number; C: number; H: number; W: number; O: number; KH: number; KW: number;
-  stride: number; padding: number; groups: number;
+  stride: number; padding: number; groups: number; dilation?: number;
 }
 
 function checkConv(r: () => number, c: Conv, dtype: Float, label: string): void {
-  const OH = Math.floor((c.H + 2 * c.padding - c.KH) / c.stride) + 1;
-  const OW = Math.floor((c.W + 2 * c.padding - c.KW) / c.stride) + 1;
+  const d = c.dilation ?? 1;
+  const OH = Math.floor((c.H + 2 * c.padding - d * (c.KH - 1) - 1) / c.stride) + 1;
+  const OW = Math.floor((c.W + 2 * c.padding - d * (c.KW - 1) - 1) / c.stride) + 1;
   const x = dense(r, [c.N, c.C, c.H, c.W], dtype);
   const w = dense(r, [c.O, c.C / c.groups, c.KH, c.KW], dtype);
   const b = dense(r, [c.O], dtype);
   const gy = dense(r, [c.N, c.O, OH, OW], dtype);
-  const p: Conv2dParams = { stride: [c.stride, c.stride], padding: [c.padding, c.padding], dilation: [1, 1], groups: c.groups };
+  const p: Conv2dParams = { stride: [c.stride, c.stride], padding: [c.padding, c.padding], dilation: [d, d], groups: c.groups };
   const what = `${label} ${dtype} ${JSON.stringify(c)}`;
   checkProduct('conv2d', [x, w, b], { shape: gy.shape, dtype }, p, (c.C / c.groups) * c.KH * c.KW + 1, `conv2d ${what}`);
   checkProduct('conv2dBackwardInput', [gy, w], { shape: x.shape, dtype }, p, (c.O / c.groups) * c.KH * c.KW, `conv2dBackwardInput ${what}`);
@@ -243,7 +244,7 @@ describe('convolutions on both builds against the reference backend', () => {
 });
 
 describe('whole-batch convolution GEMMs (small maps) against the reference backend', () => {
-  it("ResNet-18's shape classes at 32x32 with the torchvision stem: 7x7 stride-2 stem, 3x3 on 8x8 .. 1x1, stride-2 3x3, 1x1 projections", () => {
+  it("ResNet-18's shape classes at 32x32 with the torchvision stem: 7x7 stride-2 stem, 3x3 on 8x8 .. 1x1, stride-2 3x3, 1x1 projections; dilation", () => {
     const r = rng(113);
     const cases: Conv[] = [
       { N: 3, C: 3, H: 32, W: 32, O: 8, KH: 7, KW: 7, stride: 2, padding: 3, groups: 1 }, // stem: 16x16, strided (grad-weight here, the rest on conv.ts)
@@ -255,6 +256,8 @@ describe('whole-batch convolution GEMMs (small maps) against the reference backe
       { N: 9, C: 70, H: 1, W: 1, O: 12, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1 }, // layer4: 1x1 maps, 8 of 9 taps in the padding
       { N: 3, C: 10, H: 5, W: 7, O: 9, KH: 3, KW: 2, stride: 1, padding: 0, groups: 1 }, // odd, unpadded, non-square
       { N: 2, C: 5, H: 9, W: 9, O: 7, KH: 3, KW: 3, stride: 3, padding: 2, groups: 1 }, // stride 3, padding 2
+      { N: 3, C: 6, H: 7, W: 7, O: 5, KH: 3, KW: 3, stride: 1, padding: 2, groups: 1, dilation: 2 }, // dilation 2
+      { N: 2, C: 4, H: 9, W: 8, O: 3, KH: 2, KW: 3, stride: 2, padding: 1, groups: 1, dilation: 3 }, // dilation 3, stride 2
     ];
     for (const dtype of FLOATS) cases.forEach((c, i) => checkConv(r, c, dtype, `resnet #${i}`));
   });
