@@ -33,6 +33,10 @@ export {
   conv2d_forward, conv2d_grad_input, conv2d_grad_weight, conv2d_grad_bias, conv2d_scratch_bytes,
 } from './kernels/conv';
 export {
+  conv_im2col, conv_col2im, conv_to_channel_major, conv_from_channel_major, conv_round_f32,
+} from './kernels/conv_gemm'; // whole-batch convolution GEMMs (src/backend/wasm/native_conv_gemm.ts)
+export { bn_stats, bn_train, bn_grad_sums, bn_backward_input } from './kernels/batch_norm'; // fused batch norm (src/backend/wasm/native_batch_norm.ts)
+export {
   maxpool2d_forward, maxpool2d_backward, maxpool2d_scratch_bytes, bias_relu_forward, relu_backward,
 } from './kernels/pool';
 

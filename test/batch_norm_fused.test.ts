@@ -4,8 +4,9 @@
  * statistics against the composite definition on the reference backend, in float32, float16 and
  * bfloat16 (16-bit outputs rounded once from float32-or-wider arithmetic, as the composite's are);
  * on webgpu also that the default path is the fused one and what it saves.
- * Runs on the suite's backend (MIXPREC_BACKEND; on wasm the fused kernels run through the reference
- * fallback, which still checks the ops).
+ * Runs on the suite's backend (MIXPREC_BACKEND); on wasm also that the fused kernels run natively
+ * (assembly/kernels/batch_norm.ts) on ResNet-like shapes: runs of 1 to 64 values, channels split
+ * between threads, no affine parameters.
  */
 import { backendName } from './helpers/backend.js';
 import { test } from 'node:test';
@@ -87,6 +88,28 @@ test(`fused batchNorm on ${backendName}: 2-D input [N,C] and a single spatial po
     const fused = await run('float32', true, shape);
     for (const k of ['y', 'gx', 'gw', 'gb', 'rm', 'rv'] as const) assert.ok(relError(fused[k], composite[k]) <= 1e-5, `${shape}: ${k}`);
   }
+});
+
+test('wasm: the fused kernels run natively (ResNet-like shapes: 8x8 .. 1x1 maps, many channels, 16-bit inputs, no affine parameters)', { skip: backendName === 'wasm' ? false : `runs in the wasm pass, not ${backendName}` }, async () => {
+  const backend = mx.getBackend() as unknown as { kernelStats(): Record<string, { native: number; fallback: number }>; resetKernelStats(): void };
+  for (const [shape, dtype] of [[[5, 40, 8, 8], 'float16'], [[7, 64, 3, 3], 'bfloat16'], [[16, 130, 1, 1], 'float32'], [[3, 9, 2, 5], 'float16']] as const) {
+    backend.resetKernelStats();
+    const fused = await run(dtype, true, [...shape]);
+    const stats = backend.kernelStats();
+    for (const k of ['batchNormStats', 'batchNormTrain', 'batchNormGradSums', 'batchNormBackwardInput', 'batchNormRunningUpdate']) {
+      assert.ok((stats[k]?.native ?? 0) >= 1 && (stats[k]?.fallback ?? 0) === 0, `${k} ran natively on ${shape} ${dtype}`);
+    }
+    const composite = await on('reference', () => run(dtype, false, [...shape]));
+    const tol = dtype === 'float32' ? 1e-5 : dtype === 'float16' ? 2 ** -10 : 2 ** -7;
+    for (const k of ['y', 'gx'] as const) assert.ok(relError(fused[k], composite[k]) <= tol, `${shape} ${dtype} ${k}: ${relError(fused[k], composite[k])}`);
+    for (const k of ['gw', 'gb', 'rm', 'rv'] as const) assert.ok(relError(fused[k], composite[k]) <= 1e-5, `${shape} ${dtype} ${k}: ${relError(fused[k], composite[k])}`);
+  }
+  // without weight and bias
+  const g = new mx.Generator(4);
+  const x = mx.randn([4, 6, 5, 3], { generator: g }).to('float16').requiresGrad_(true);
+  const y = F.batchNorm(x, null, null, { training: true, fused: true });
+  const yRef = await on('reference', () => F.batchNorm(x.detach(), null, null, { training: true, fused: false }).to('float32').data());
+  assert.ok(relError(Float32Array.from(await y.to('float32').data()), Float32Array.from(yRef as Float32Array)) <= 2 ** -10, 'no affine: y');
 });
 
 test('batchNormTrain names the bad weight shape and statistics (F.batchNorm checks the weight before)', () => {

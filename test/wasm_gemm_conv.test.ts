@@ -201,17 +201,18 @@ describe('bmm on both builds against the reference backend', () => {
 
 interface Conv {
   N: number; C: number; H: number; W: number; O: number; KH: number; KW: number;
-  stride: number; padding: number; groups: number;
+  stride: number; padding: number; groups: number; dilation?: number;
 }
 
 function checkConv(r: () => number, c: Conv, dtype: Float, label: string): void {
-  const OH = Math.floor((c.H + 2 * c.padding - c.KH) / c.stride) + 1;
-  const OW = Math.floor((c.W + 2 * c.padding - c.KW) / c.stride) + 1;
+  const d = c.dilation ?? 1;
+  const OH = Math.floor((c.H + 2 * c.padding - d * (c.KH - 1) - 1) / c.stride) + 1;
+  const OW = Math.floor((c.W + 2 * c.padding - d * (c.KW - 1) - 1) / c.stride) + 1;
   const x = dense(r, [c.N, c.C, c.H, c.W], dtype);
   const w = dense(r, [c.O, c.C / c.groups, c.KH, c.KW], dtype);
   const b = dense(r, [c.O], dtype);
   const gy = dense(r, [c.N, c.O, OH, OW], dtype);
-  const p: Conv2dParams = { stride: [c.stride, c.stride], padding: [c.padding, c.padding], dilation: [1, 1], groups: c.groups };
+  const p: Conv2dParams = { stride: [c.stride, c.stride], padding: [c.padding, c.padding], dilation: [d, d], groups: c.groups };
   const what = `${label} ${dtype} ${JSON.stringify(c)}`;
   checkProduct('conv2d', [x, w, b], { shape: gy.shape, dtype }, p, (c.C / c.groups) * c.KH * c.KW + 1, `conv2d ${what}`);
   checkProduct('conv2dBackwardInput', [gy, w], { shape: x.shape, dtype }, p, (c.O / c.groups) * c.KH * c.KW, `conv2dBackwardInput ${what}`);
@@ -239,6 +240,36 @@ describe('convolutions on both builds against the reference backend', () => {
       { N: 6, C: 6, H: 9, W: 9, O: 12, KH: 5, KW: 5, stride: 1, padding: 2, groups: 3 },
     ];
     for (const dtype of FLOATS) cases.forEach((c, i) => checkConv(r, c, dtype, `edge #${i}`));
+  });
+});
+
+describe('whole-batch convolution GEMMs (small maps) against the reference backend', () => {
+  it("ResNet-18's shape classes at 32x32 with the torchvision stem: 7x7 stride-2 stem, 3x3 on 8x8 .. 1x1, stride-2 3x3, 1x1 projections; dilation", () => {
+    const r = rng(113);
+    const cases: Conv[] = [
+      { N: 3, C: 3, H: 32, W: 32, O: 8, KH: 7, KW: 7, stride: 2, padding: 3, groups: 1 }, // stem: 16x16, strided (grad-weight here, the rest on conv.ts)
+      { N: 5, C: 16, H: 8, W: 8, O: 16, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1 }, // layer1
+      { N: 4, C: 16, H: 8, W: 8, O: 24, KH: 3, KW: 3, stride: 2, padding: 1, groups: 1 }, // layer2's first conv
+      { N: 4, C: 16, H: 8, W: 8, O: 24, KH: 1, KW: 1, stride: 2, padding: 0, groups: 1 }, // its 1x1 projection
+      { N: 6, C: 40, H: 2, W: 2, O: 33, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1 }, // layer3's 2x2 maps
+      { N: 7, C: 36, H: 2, W: 2, O: 20, KH: 3, KW: 3, stride: 2, padding: 1, groups: 1 }, // 2x2 -> 1x1
+      { N: 9, C: 70, H: 1, W: 1, O: 12, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1 }, // layer4: 1x1 maps, 8 of 9 taps in the padding
+      { N: 3, C: 10, H: 5, W: 7, O: 9, KH: 3, KW: 2, stride: 1, padding: 0, groups: 1 }, // odd, unpadded, non-square
+      { N: 2, C: 5, H: 9, W: 9, O: 7, KH: 3, KW: 3, stride: 3, padding: 2, groups: 1 }, // stride 3, padding 2
+      { N: 3, C: 6, H: 7, W: 7, O: 5, KH: 3, KW: 3, stride: 1, padding: 2, groups: 1, dilation: 2 }, // dilation 2
+      { N: 2, C: 4, H: 9, W: 8, O: 3, KH: 2, KW: 3, stride: 2, padding: 1, groups: 1, dilation: 3 }, // dilation 3, stride 2
+    ];
+    for (const dtype of FLOATS) cases.forEach((c, i) => checkConv(r, c, dtype, `resnet #${i}`));
+  });
+
+  it('batches whose columns pass the 4M-element chunk (two chunks of images; grad-weight sums them in float32)', () => {
+    const r = rng(114);
+    // 8x8 maps, K * P = 128*49 * 64 = 401,408 per image: 10 images per chunk, 11 -> chunks of 10 and 1 (all three passes)
+    const small: Conv = { N: 11, C: 128, H: 8, W: 8, O: 2, KH: 7, KW: 7, stride: 1, padding: 3, groups: 1 };
+    // a strided 16x16 output (grad-weight only): K * P = 64*49 * 256 = 802,816: chunks of 5 and 1
+    const c: Conv = { N: 6, C: 64, H: 32, W: 32, O: 2, KH: 7, KW: 7, stride: 2, padding: 3, groups: 1 };
+    for (const dtype of FLOATS) checkConv(r, small, dtype, 'two chunks, 8x8');
+    for (const dtype of FLOATS) checkConv(r, c, dtype, 'two chunks');
   });
 });
 

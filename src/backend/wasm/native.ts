@@ -36,6 +36,7 @@ import { OPTIM_KERNELS } from './native_optim.js';
 import { ATTENTION_KERNELS } from './native_attention.js';
 import { MATH_KERNELS } from './native_math.js';
 import { POOL_KERNELS } from './native_pool.js';
+import { BATCH_NORM_KERNELS } from './native_batch_norm.js';
 
 export { collapse, fmtOf } from './layout.js';
 
@@ -419,4 +420,5 @@ export const NATIVE_KERNELS = {
   ...ATTENTION_KERNELS,
   ...MATH_KERNELS,
   ...POOL_KERNELS,
+  ...BATCH_NORM_KERNELS,
 } satisfies NativeKernels;

@@ -25,12 +25,14 @@ import type { Conv2dParams, Pool2dParams } from '../kernels.js';
 import { numel } from '../../shape/strides.js';
 import { contiguous, dtCode, unsafeAlias } from './layout.js';
 import type { NativeContext, NativeKernel, NativeKernels } from './native.js';
+import { gemmScratchBytes, MIN_MACS_PER_PART, partsFor, scratch, scratchAndSync, writeDesc } from './native_scratch.js';
+
+export { MIN_MACS_PER_PART };
+import { convGemmApplies, convGemmBackwardInput, convGemmBackwardWeight, convGemmForward } from './native_conv_gemm.js';
 
 const GEMM_TRANS_A = 1;
 const GEMM_TRANS_B = 2;
 
-/** Multiply-adds per thread below which a GEMM or convolution runs on the calling thread alone. */
-export const MIN_MACS_PER_PART = 1 << 18;
 /**
  * Input elements per thread below which max-pooling runs on the calling thread alone: the 2x2 SIMD
  * paths take ~0.2 ns per input element, so a part is ~50 us of work, worth a dispatch to a worker
@@ -38,30 +40,7 @@ export const MIN_MACS_PER_PART = 1 << 18;
  */
 export const MIN_POOL_ELEMENTS_PER_PART = 1 << 18;
 
-/** The allocator's cached blocks used here (one scratch for all kernels: calls never overlap). */
-const SCRATCH = 'kernel-scratch';
-const DESC = 'kernel-desc';
-
 const I32_MAX = 0x7fffffff;
-
-function partsFor(ctx: NativeContext, work: number, minPerPart: number, maxUnits = Infinity): number {
-  return Math.max(1, Math.min(ctx.pool.threads, maxUnits, Math.floor(work / minPerPart)));
-}
-
-let gemmScratchPerPart = 0;
-function gemmScratchBytes(ctx: NativeContext): number {
-  if (gemmScratchPerPart === 0) gemmScratchPerPart = ctx.pool.call('gemm_scratch_bytes') as number;
-  return gemmScratchPerPart;
-}
-
-/** Write a 16-int geometry descriptor into the heap (a cached 64-byte block); returns its address. */
-function writeDesc(ctx: NativeContext, values: readonly number[]): number {
-  const addr = ctx.heap.cachedBlock(DESC, 64);
-  const i32 = ctx.heap.views().i32;
-  const base = addr >> 2;
-  for (let i = 0; i < 16; i++) i32[base + i] = values[i] ?? 0;
-  return addr;
-}
 
 /**
  * Scratch bytes a geometry needs, by kernel family and descriptor (cached): per part for
@@ -77,28 +56,6 @@ function descScratchBytes(ctx: NativeContext, fn: 'conv2d_scratch_bytes' | 'maxp
     scratchSizes.set(key, bytes);
   }
   return bytes;
-}
-
-/** The shared scratch block, at least `bytes` long (64-byte aligned). */
-function scratch(ctx: NativeContext, bytes: number): number {
-  return ctx.heap.cachedBlock(SCRATCH, Math.max(bytes, 64));
-}
-
-/** Bytes in front of the kernels' scratch in the scratch block: the sync block. */
-const SYNC_BYTES = 64;
-
-/**
- * Scratch of `bytes` for a call split into `parts`, and its sync block (docs/kernels.md): 64 bytes
- * in front of the scratch in the same cached block, their counters zeroed here, before the call
- * (the pool's Atomics.store of the call's sequence number publishes the zeros to the workers). The
- * parts then take work units from it, so a thread that starts late does less of the work. The sync
- * address is 0 (none) for one part.
- */
-function scratchAndSync(ctx: NativeContext, bytes: number, parts: number): { ws: number; sync: number } {
-  const base = scratch(ctx, bytes + SYNC_BYTES);
-  if (parts <= 1) return { ws: base + SYNC_BYTES, sync: 0 };
-  ctx.heap.views().i32.fill(0, base >> 2, (base + SYNC_BYTES) >> 2);
-  return { ws: base + SYNC_BYTES, sync: base };
 }
 
 /* ------------------------------------------------------------------ bmm */
@@ -225,9 +182,13 @@ const conv2d: NativeKernel<'conv2d'> = (ctx, [x, w, bias], [y], params) => {
   if (bias && (numel(bias.shape) !== w.shape[0] || !contiguous(bias) || unsafeAlias(bias, y))) return false;
   if (!contiguous(x) || !contiguous(w) || !contiguous(y) || unsafeAlias(x, y) || unsafeAlias(w, y)) return false;
   if (numel(y.shape) === 0) return true;
+  const dtypes = dx | (dw << 4) | (dy << 8) | (dbias << 12);
+  if (convGemmApplies(geo.desc, geo.OH, geo.OW, 'forward')) {
+    convGemmForward(ctx, geo.desc, geo.OH, geo.OW, dtypes, ctx.address(x), ctx.address(w), bias ? ctx.address(bias) : 0, ctx.address(y));
+    return true;
+  }
   const units = geo.desc[0]! * geo.desc[13]!;
   const parts = partsFor(ctx, geo.macs, MIN_MACS_PER_PART, Math.max(units, Math.ceil((geo.OH * geo.OW) / 8)));
-  const dtypes = dx | (dw << 4) | (dy << 8) | (dbias << 12);
   runConv(ctx, 'conv2d_forward', geo, dtypes, [ctx.address(x), ctx.address(w), bias ? ctx.address(bias) : 0, ctx.address(y)], parts);
   return true;
 };
@@ -264,6 +225,10 @@ const conv2dBackwardInput: NativeKernel<'conv2dBackwardInput'> = (ctx, [gy, w], 
   if (!contiguous(gy) || !contiguous(w) || !contiguous(dx) || unsafeAlias(gy, dx) || unsafeAlias(w, dx)) return false;
   if (numel(dx.shape) === 0) return true;
   if (gradInputAsGemm(ctx, geo, gy, w, dx, dgy | (dw << 4) | (ddx << 8))) return true;
+  if (convGemmApplies(geo.desc, geo.OH, geo.OW, 'input')) {
+    convGemmBackwardInput(ctx, geo.desc, geo.OH, geo.OW, dgy | (dw << 4) | (ddx << 8), ctx.address(gy), ctx.address(w), ctx.address(dx));
+    return true;
+  }
   const units = geo.desc[0]! * geo.desc[13]!;
   const parts = partsFor(ctx, geo.macs, MIN_MACS_PER_PART, Math.max(units, Math.ceil((dx.shape[2]! * dx.shape[3]!) / 8)));
   runConv(ctx, 'conv2d_grad_input', geo, dgy | (dw << 4) | (ddx << 8), [ctx.address(gy), ctx.address(w), ctx.address(dx)], parts);
@@ -281,6 +246,10 @@ const conv2dBackwardWeight: NativeKernel<'conv2dBackwardWeight'> = (ctx, [x, gy]
   if (!geo || !sameShape(gy.shape, [x.shape[0]!, dw.shape[0]!, geo.OH, geo.OW])) return false;
   if (!contiguous(x) || !contiguous(gy) || !contiguous(dw) || unsafeAlias(x, dw) || unsafeAlias(gy, dw)) return false;
   if (numel(dw.shape) === 0) return true;
+  if (convGemmApplies(geo.desc, geo.OH, geo.OW, 'weight')) {
+    convGemmBackwardWeight(ctx, geo.desc, geo.OH, geo.OW, dx | (dgy << 4) | (ddw << 8), ctx.address(x), ctx.address(gy), ctx.address(dw));
+    return true;
+  }
   const parts = partsFor(ctx, geo.macs, MIN_MACS_PER_PART, geo.weightTiles);
   runConv(ctx, 'conv2d_grad_weight', geo, dx | (dgy << 4) | (ddw << 8), [ctx.address(x), ctx.address(gy), ctx.address(dw)], parts);
   return true;

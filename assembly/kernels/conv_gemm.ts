@@ -1,0 +1,215 @@
+// Convolutions over a whole batch as single GEMMs (groups = 1): the data movement around
+// gemm.ts's `gemm`, for the shapes where conv.ts's per-image products are too small to keep
+// the 4x8 tile busy (ResNet's 8x8 .. 1x1 maps with hundreds of channels, its stride-2 convs).
+//
+// With L = nImg * OH * OW columns (the images n0 .. n0 + nImg of the batch side by side) and
+// K = Cin * KH * KW rows (tap k = (ci, kh, kw)):
+//   forward      Ycm[Cout][L] = W[Cout][K] * Col[K][L] (+ bias),  Y = Ycm scattered to NCHW
+//   grad-input   dCol[K][L]   = W^T * dYcm[Cout][L] (f32),        dX = col2im(dCol), rounded once
+//   grad-weight  dW[Cout][K]  = dYcm * Col^T
+// Col (im2col) and Ycm / dYcm ("channel-major": [C][n*P + p]) keep the tensors' dtype: the
+// GEMM widens 16-bit values to float32 once, while it packs, and accumulates in float32.
+// The driver (src/backend/wasm/native_conv_gemm.ts) runs each step as its own parallel call;
+// these kernels split their rows between parts, so results do not depend on the split.
+//
+// Geometry: the same 16-i32 descriptor as conv.ts (docs/kernels.md):
+//   N, Cin, H, W, Cout, KH, KW, strideH, strideW, padH, padW, dilH, dilW, groups
+
+import { DT_F32, dtSize, loadF, storeF } from './gemm';
+
+// @ts-ignore: decorator
+@inline function outSize(len: i32, pad: i32, k: i32, s: i32, d: i32): i32 {
+  const span = len + 2 * pad - d * (k - 1) - 1;
+  return span < 0 ? 0 : span / s + 1;
+}
+
+/** The rows [r0, r1) of `rows` that part `part` of `parts` owns. */
+// @ts-ignore: decorator
+@inline function share(rows: i32, part: i32, parts: i32, hi: bool): i32 {
+  const p = hi ? part + 1 : part;
+  return <i32>(<i64>rows * <i64>p / <i64>max(parts, 1));
+}
+
+/** The first output index o whose input index o * s + off is >= 0. */
+// @ts-ignore: decorator
+@inline function firstInside(off: i32, s: i32): i32 {
+  return off < 0 ? (-off + s - 1) / s : 0;
+}
+
+/** One past the last output index o (< outLen) whose input index o * s + off is < len. */
+// @ts-ignore: decorator
+@inline function endInside(off: i32, s: i32, len: i32, outLen: i32): i32 {
+  return len - off <= 0 ? 0 : min(outLen, (len - off + s - 1) / s);
+}
+
+/**
+ * Copy / zero `bytes` (a multiple of 2) at short runs inline: V8 makes memory.copy and memory.fill
+ * calls into the runtime, which cost more than moving the 8 .. 128 bytes of a ResNet map row.
+ */
+// @ts-ignore: decorator
+@inline function copyRun(dst: usize, src: usize, bytes: usize): void {
+  if (bytes >= 256) {
+    memory.copy(dst, src, bytes);
+    return;
+  }
+  let i: usize = 0;
+  for (; i + 16 <= bytes; i += 16) v128.store(dst + i, v128.load(src + i));
+  for (; i + 4 <= bytes; i += 4) store<u32>(dst + i, load<u32>(src + i));
+  if (i < bytes) store<u16>(dst + i, load<u16>(src + i));
+}
+
+// @ts-ignore: decorator
+@inline function zeroRun(dst: usize, bytes: usize): void {
+  if (bytes >= 256) {
+    memory.fill(dst, 0, bytes);
+    return;
+  }
+  let i: usize = 0;
+  for (; i + 16 <= bytes; i += 16) v128.store(dst + i, i32x4.splat(0));
+  for (; i + 4 <= bytes; i += 4) store<u32>(dst + i, 0);
+  if (i < bytes) store<u16>(dst + i, 0);
+}
+
+/**
+ * im2col of images n0 .. n0 + nImg: col[k][(n - n0) * P + oh * OW + ow] = x[n][ci][ih][iw] with
+ * ih = oh * sh - ph + kh * dh (0 outside the image), in x's dtype `dt` (a copy, no rounding).
+ * Parts split the K rows.
+ */
+export function conv_im2col(desc: usize, dt: i32, x: usize, col: usize, n0: i32, nImg: i32, part: i32, parts: i32): void {
+  const C = load<i32>(desc, 4), H = load<i32>(desc, 8), W = load<i32>(desc, 12);
+  const KH = load<i32>(desc, 20), KW = load<i32>(desc, 24);
+  const SH = load<i32>(desc, 28), SW = load<i32>(desc, 32), PH = load<i32>(desc, 36), PW = load<i32>(desc, 40);
+  const DH = load<i32>(desc, 44), DW = load<i32>(desc, 48);
+  const OH = outSize(H, PH, KH, SH, DH), OW = outSize(W, PW, KW, SW, DW);
+  const P = OH * OW, L = nImg * P, K = C * KH * KW;
+  const es = dtSize(dt);
+  const k0 = share(K, part, parts, false), k1 = share(K, part, parts, true);
+  for (let k = k0; k < k1; k++) {
+    const ci = k / (KH * KW), kk = k - ci * (KH * KW);
+    const kh = kk / KW, kw = kk - kh * KW;
+    // the ow range whose iw = ow * SW - PW + kw * DW falls inside [0, W)
+    const offW = kw * DW - PW;
+    const owHi = endInside(offW, SW, W, OW);
+    const owLo = min(firstInside(offW, SW), owHi);
+    const offH = kh * DH - PH;
+    const rowBase = col + <usize>k * <usize>L * es;
+    for (let n = 0; n < nImg; n++) {
+      const plane = x + (<usize>(n0 + n) * <usize>C + <usize>ci) * <usize>(H * W) * es;
+      for (let oh = 0; oh < OH; oh++) {
+        const dst = rowBase + <usize>(n * P + oh * OW) * es;
+        const ih = oh * SH + offH;
+        if (ih < 0 || ih >= H) {
+          zeroRun(dst, <usize>OW * es);
+          continue;
+        }
+        if (owLo > 0) zeroRun(dst, <usize>owLo * es);
+        if (owHi < OW) zeroRun(dst + <usize>owHi * es, <usize>(OW - owHi) * es);
+        const src = plane + <usize>(ih * W + owLo * SW + offW) * es;
+        const cnt = owHi - owLo;
+        const d = dst + <usize>owLo * es;
+        if (SW == 1) copyRun(d, src, <usize>cnt * es);
+        else if (es == 4) {
+          for (let j = 0; j < cnt; j++) store<u32>(d + (<usize>j << 2), load<u32>(src + <usize>(j * SW) * 4));
+        } else {
+          for (let j = 0; j < cnt; j++) store<u16>(d + (<usize>j << 1), load<u16>(src + <usize>(j * SW) * 2));
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Move whole runs between NCHW (nchw[n][c][p]) and channel-major (cm[c][(n - n0) * P + p]) for
+ * images n0 .. n0 + nImg, dtype dt (a copy); toCm picks the direction. Parts split the channels.
+ */
+// @ts-ignore: decorator
+@inline function channelMajorCopy(dt: i32, nchw: usize, cm: usize, n0: i32, nImg: i32, C: i32, P: i32, toCm: bool, part: i32, parts: i32): void {
+  const es = dtSize(dt);
+  const c0 = share(C, part, parts, false), c1 = share(C, part, parts, true);
+  const run = <usize>P * es;
+  const step = <usize>C * run;
+  for (let c = c0; c < c1; c++) {
+    let q = cm + <usize>c * <usize>(nImg * P) * es;
+    let t = nchw + (<usize>n0 * <usize>C + <usize>c) * run;
+    for (let n = 0; n < nImg; n++) {
+      if (toCm) copyRun(q, t, run);
+      else copyRun(t, q, run);
+      q += run;
+      t += step;
+    }
+  }
+}
+
+/** NCHW src -> channel-major dst: dst[c][(n - n0) * P + p] = src[n][c][p]. */
+export function conv_to_channel_major(dt: i32, src: usize, dst: usize, n0: i32, nImg: i32, C: i32, P: i32, part: i32, parts: i32): void {
+  channelMajorCopy(dt, src, dst, n0, nImg, C, P, true, part, parts);
+}
+
+/** Channel-major src -> NCHW dst (the inverse of conv_to_channel_major). */
+export function conv_from_channel_major(dt: i32, src: usize, dst: usize, n0: i32, nImg: i32, C: i32, P: i32, part: i32, parts: i32): void {
+  channelMajorCopy(dt, dst, src, n0, nImg, C, P, false, part, parts);
+}
+
+/**
+ * col2im of images n0 .. n0 + nImg, the adjoint of conv_im2col: dx[n][ci][ih][iw] = the sum, in
+ * tap order (kh, kw), of dcol[(ci, kh, kw)][(n - n0) * P + oh * OW + ow] over the taps whose
+ * window puts (oh, ow) on (ih, iw); dcol is float32, dx (dtype dt) is rounded once. Each plane is
+ * summed in a float32 buffer (scratch: H * W floats per part) tap by tap, row runs at a time.
+ * Parts split the (image, channel) planes; scratch holds one 64-byte aligned H * W float32 plane per part.
+ */
+export function conv_col2im(desc: usize, dt: i32, dcol: usize, dx: usize, n0: i32, nImg: i32, scratch: usize, part: i32, parts: i32): void {
+  const C = load<i32>(desc, 4), H = load<i32>(desc, 8), W = load<i32>(desc, 12);
+  const KH = load<i32>(desc, 20), KW = load<i32>(desc, 24);
+  const SH = load<i32>(desc, 28), SW = load<i32>(desc, 32), PH = load<i32>(desc, 36), PW = load<i32>(desc, 40);
+  const DH = load<i32>(desc, 44), DW = load<i32>(desc, 48);
+  const OH = outSize(H, PH, KH, SH, DH), OW = outSize(W, PW, KW, SW, DW);
+  const P = OH * OW, L = nImg * P, HW = H * W;
+  const acc = scratch + <usize>part * <usize>((HW * 4 + 63) & ~63);
+  const planes = nImg * C;
+  const q0 = share(planes, part, parts, false), q1 = share(planes, part, parts, true);
+  for (let q = q0; q < q1; q++) {
+    const n = q / C, ci = q - n * C;
+    zeroRun(acc, <usize>HW * 4);
+    for (let kh = 0; kh < KH; kh++) {
+      const offH = kh * DH - PH;
+      for (let kw = 0; kw < KW; kw++) {
+        const offW = kw * DW - PW;
+        const owLo = firstInside(offW, SW), owHi = endInside(offW, SW, W, OW);
+        if (owLo >= owHi) continue;
+        const cnt = owHi - owLo;
+        const row = dcol + (<usize>((ci * KH + kh) * KW + kw) * <usize>L + <usize>(n * P)) * 4;
+        for (let oh = 0; oh < OH; oh++) {
+          const ih = oh * SH + offH;
+          if (ih < 0 || ih >= H) continue;
+          const s = row + <usize>(oh * OW + owLo) * 4;
+          const d = acc + <usize>(ih * W + owLo * SW + offW) * 4;
+          if (SW == 1) {
+            let j = 0;
+            for (; j + 4 <= cnt; j += 4) {
+              const o = <usize>j * 4;
+              v128.store(d + o, f32x4.add(v128.load(d + o), v128.load(s + o)));
+            }
+            for (; j < cnt; j++) store<f32>(d + <usize>j * 4, load<f32>(d + <usize>j * 4) + load<f32>(s + <usize>j * 4));
+          } else {
+            for (let j = 0; j < cnt; j++) {
+              const dj = d + <usize>(j * SW) * 4;
+              store<f32>(dj, load<f32>(dj) + load<f32>(s + <usize>j * 4));
+            }
+          }
+        }
+      }
+    }
+    const out = dx + (<usize>(n0 + n) * <usize>C + <usize>ci) * <usize>HW * dtSize(dt);
+    for (let i = 0; i < HW; i++) storeF(out, i, dt, load<f32>(acc + <usize>i * 4));
+  }
+}
+
+/** dst[i] = src[i] (float32) rounded once to dtype dt, for i in this part's share of [0, n). */
+export function conv_round_f32(dt: i32, src: usize, dst: usize, n: i32, part: i32, parts: i32): void {
+  const i0 = share(n, part, parts, false), i1 = share(n, part, parts, true);
+  if (dt == DT_F32) {
+    memory.copy(dst + <usize>i0 * 4, src + <usize>i0 * 4, <usize>(i1 - i0) * 4);
+    return;
+  }
+  for (let i = i0; i < i1; i++) storeF(dst, i, dt, loadF(src, i, DT_F32));
+}
