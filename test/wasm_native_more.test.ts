@@ -645,6 +645,18 @@ describe("a transformer's kernels: gelu, reciprocal, clamp, pow, indexSelect, in
     }
   });
 
+  it("exact gelu and its gradient on every float16 and every bfloat16 pattern: within one unit of the reference (gelu16.ts's float32 form)", async () => {
+    for (const dtype of ['float16', 'bfloat16'] as const) {
+      // all 65536 patterns as values (NaNs included), in an order that leaves a 5-element tail
+      const X = Array.from({ length: 65536 }, (_, i) => valueOf(dtype, i)).concat([0.75, -2.5, 7, -11, 3]);
+      const G = X.map((_, i) => [1, -0.5, 3.25, 1e-3][i % 4]!);
+      await agree(`${dtype} gelu every pattern`, () => {
+        const x = make(X, [X.length], dtype);
+        return [mx.nn.functional.gelu(x), apply('geluBackward', [x, make(G, [X.length], dtype)], { approximate: 'none' })];
+      }, { ulps: 1 });
+    }
+  });
+
   it('reciprocal, clamp and pow (tensor and broadcast exponents, 0-dim: gradient clipping) give the reference bits', async () => {
     for (const dtype of FLOATS) {
       const X = valuesOf(dtype, 67, 31);

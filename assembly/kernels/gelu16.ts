@@ -1,0 +1,138 @@
+/**
+ * Exact ('none') GELU and its gradient for float16 / bfloat16 storage, eight lanes at a time in
+ * float32 (math_more.ts's gelu_<fmt> / gelu_grad_<fmt> call these for the 16-bit formats).
+ *
+ * Why not the float64 series of the float32 path: a 16-bit result keeps 11 (float16) or 8
+ * (bfloat16) significant bits, and erf's series to 1e-17 cost ~40 float64 terms per element,
+ * which made GELU half of a GPT step. Here erfc is the Chebyshev-fitted form of Numerical Recipes
+ * (`erfcc`: relative error below 1.2e-7 for every z >= 0, so no cancellation on the negative side
+ * where GELU is tiny), evaluated in float32: erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2).
+ * The float32 rounding adds a relative error of at most ~1e-5 (the exponent -z^2 near z = 9,
+ * below that much less): far under half a 16-bit unit, so each result is the correctly rounded
+ * one or, at a rounding boundary, its neighbour (the reference's float64 result within one unit
+ * in the last place). NaN in gives NaN out; +-Inf and underflow as the reference
+ * (gelu(-Inf) = -Inf * 0 = NaN, like the reference's formula).
+ */
+import { load1, store1, widenLo, widenHi, narrow8 } from './convert16';
+
+const SQRT_HALF: f32 = 0.7071067811865476;
+const INV_SQRT_2PI: f32 = 0.3989422804014327;
+const LOG2E: f32 = 1.4426950408889634;
+// ln 2 split in two (Cephes expf): n * LN2_HI is exact for |n| < 2^9
+const LN2_HI: f32 = 0.693359375;
+const LN2_LO: f32 = -2.12194440e-4;
+
+/** e^a for a <= ~88, underflowing gradually to 0 (a clamped at -150 first; NaN in: unspecified). */
+// @ts-ignore: decorator
+@inline function exp4(a: v128): v128 {
+  a = f32x4.max(a, f32x4.splat(-150));
+  const n = f32x4.nearest(f32x4.mul(a, f32x4.splat(LOG2E)));
+  const r = f32x4.sub(f32x4.sub(a, f32x4.mul(n, f32x4.splat(LN2_HI))), f32x4.mul(n, f32x4.splat(LN2_LO)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  const y = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1));
+  // 2^n as 2^n1 * 2^n2, each a normal float32 for n >= -252: results below 2^-126 round gradually
+  const ni = i32x4.trunc_sat_f32x4_s(n);
+  const n1 = i32x4.shr_s(ni, 1);
+  const n2 = i32x4.sub(ni, n1);
+  const s1 = i32x4.shl(i32x4.add(n1, i32x4.splat(127)), 23);
+  const s2 = i32x4.shl(i32x4.add(n2, i32x4.splat(127)), 23);
+  return f32x4.mul(f32x4.mul(y, s1), s2);
+}
+
+/** erfc(z) for z >= 0 (z = +Inf: 0). */
+// @ts-ignore: decorator
+@inline function erfcPos4(z: v128): v128 {
+  const t = f32x4.div(f32x4.splat(1), f32x4.add(f32x4.splat(1), f32x4.mul(f32x4.splat(0.5), z)));
+  let p = f32x4.splat(0.17087277);
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-0.82215223));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(1.48851587));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-1.13520398));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.27886807));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-0.18628806));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.09678418));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.37409196));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(1.00002368));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-1.26551223));
+  return f32x4.mul(t, exp4(f32x4.sub(p, f32x4.mul(z, z))));
+}
+
+/** erfc(-x / sqrt 2) = 1 + erf(x / sqrt 2), from erfc of |x| / sqrt 2. */
+// @ts-ignore: decorator
+@inline function cdf2(x: v128): v128 {
+  const z = f32x4.mul(f32x4.abs(x), f32x4.splat(SQRT_HALF));
+  const e = erfcPos4(z);
+  return v128.bitselect(e, f32x4.sub(f32x4.splat(2), e), f32x4.lt(x, f32x4.splat(0)));
+}
+
+/** gelu(x) = x/2 erfc(-x / sqrt 2); NaN lanes keep x. */
+// @ts-ignore: decorator
+@inline function gelu4(x: v128): v128 {
+  const r = f32x4.mul(f32x4.mul(f32x4.splat(0.5), x), cdf2(x));
+  return v128.bitselect(x, r, f32x4.ne(x, x));
+}
+
+/** g * gelu'(x) = g (erfc(-x / sqrt 2) / 2 + x e^(-x^2/2) / sqrt(2 pi)); NaN x or g gives NaN. */
+// @ts-ignore: decorator
+@inline function geluGrad4(x: v128, g: v128): v128 {
+  const half = f32x4.splat(0.5);
+  const d = f32x4.add(f32x4.mul(half, cdf2(x)), f32x4.mul(f32x4.mul(x, f32x4.splat(INV_SQRT_2PI)), exp4(f32x4.mul(f32x4.mul(f32x4.neg(half), x), x))));
+  const r = f32x4.mul(g, d);
+  return v128.bitselect(f32x4.add(x, g), r, f32x4.ne(x, x));
+}
+
+/** Up to 4 elements of `fmt` from `i` (missing lanes 0). */
+// @ts-ignore: decorator
+@inline function loadPart(fmt: i32, p: usize, i: i32, k: i32): v128 {
+  let v = f32x4.splat(0);
+  const w: usize = 1;
+  if (k > 0) v = f32x4.replace_lane(v, 0, load1(fmt, p + (<usize>i << w)));
+  if (k > 1) v = f32x4.replace_lane(v, 1, load1(fmt, p + (<usize>(i + 1) << w)));
+  if (k > 2) v = f32x4.replace_lane(v, 2, load1(fmt, p + (<usize>(i + 2) << w)));
+  if (k > 3) v = f32x4.replace_lane(v, 3, load1(fmt, p + (<usize>(i + 3) << w)));
+  return v;
+}
+
+// @ts-ignore: decorator
+@inline function storePart(fmt: i32, p: usize, i: i32, k: i32, v: v128): void {
+  const w: usize = 1;
+  if (k > 0) store1(fmt, p + (<usize>i << w), f32x4.extract_lane(v, 0));
+  if (k > 1) store1(fmt, p + (<usize>(i + 1) << w), f32x4.extract_lane(v, 1));
+  if (k > 2) store1(fmt, p + (<usize>(i + 2) << w), f32x4.extract_lane(v, 2));
+  if (k > 3) store1(fmt, p + (<usize>(i + 3) << w), f32x4.extract_lane(v, 3));
+}
+
+/** out[i] = gelu(x[i]), i < n, 16-bit `fmt` (F16 or BF16). */
+// @ts-ignore: decorator
+@inline export function gelu16(fmt: i32, x: usize, out: usize, n: i32): void {
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const raw = v128.load(x + (<usize>i << 1));
+    v128.store(out + (<usize>i << 1), narrow8(fmt, gelu4(widenLo(fmt, raw)), gelu4(widenHi(fmt, raw))));
+  }
+  for (; i < n; i += 4) {
+    const k = min(4, n - i);
+    storePart(fmt, out, i, k, gelu4(loadPart(fmt, x, i, k)));
+  }
+}
+
+/** out[i] = g[i] * gelu'(x[i]), i < n, 16-bit `fmt`. */
+// @ts-ignore: decorator
+@inline export function geluGrad16(fmt: i32, x: usize, g: usize, out: usize, n: i32): void {
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const rx = v128.load(x + (<usize>i << 1));
+    const rg = v128.load(g + (<usize>i << 1));
+    const lo = geluGrad4(widenLo(fmt, rx), widenLo(fmt, rg));
+    const hi = geluGrad4(widenHi(fmt, rx), widenHi(fmt, rg));
+    v128.store(out + (<usize>i << 1), narrow8(fmt, lo, hi));
+  }
+  for (; i < n; i += 4) {
+    const k = min(4, n - i);
+    storePart(fmt, out, i, k, geluGrad4(loadPart(fmt, x, i, k), loadPart(fmt, g, i, k)));
+  }
+}
