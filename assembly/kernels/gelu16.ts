@@ -14,35 +14,10 @@
  * (gelu(-Inf) = -Inf * 0 = NaN, like the reference's formula).
  */
 import { load1, store1, widenLo, widenHi, narrow8 } from './convert16';
+import { exp4 } from './vexp';
 
 const SQRT_HALF: f32 = 0.7071067811865476;
 const INV_SQRT_2PI: f32 = 0.3989422804014327;
-const LOG2E: f32 = 1.4426950408889634;
-// ln 2 split in two (Cephes expf): n * LN2_HI is exact for |n| < 2^9
-const LN2_HI: f32 = 0.693359375;
-const LN2_LO: f32 = -2.12194440e-4;
-
-/** e^a for a <= ~88, underflowing gradually to 0 (a clamped at -150 first; NaN in: unspecified). */
-// @ts-ignore: decorator
-@inline function exp4(a: v128): v128 {
-  a = f32x4.max(a, f32x4.splat(-150));
-  const n = f32x4.nearest(f32x4.mul(a, f32x4.splat(LOG2E)));
-  const r = f32x4.sub(f32x4.sub(a, f32x4.mul(n, f32x4.splat(LN2_HI))), f32x4.mul(n, f32x4.splat(LN2_LO)));
-  let p = f32x4.splat(1.9875691500e-4);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
-  const y = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1));
-  // 2^n as 2^n1 * 2^n2, each a normal float32 for n >= -252: results below 2^-126 round gradually
-  const ni = i32x4.trunc_sat_f32x4_s(n);
-  const n1 = i32x4.shr_s(ni, 1);
-  const n2 = i32x4.sub(ni, n1);
-  const s1 = i32x4.shl(i32x4.add(n1, i32x4.splat(127)), 23);
-  const s2 = i32x4.shl(i32x4.add(n2, i32x4.splat(127)), 23);
-  return f32x4.mul(f32x4.mul(y, s1), s2);
-}
 
 /** erfc(z) for z >= 0 (z = +Inf: 0). */
 // @ts-ignore: decorator
