@@ -19,43 +19,69 @@ import { exp4 } from './vexp';
 const SQRT_HALF: f32 = 0.7071067811865476;
 const INV_SQRT_2PI: f32 = 0.3989422804014327;
 
+/** The constants below, each repeated in 4 lanes (a load per use: see vexp.ts). */
+const GTAB: usize = memory.data<f32>([
+  0.17087277, 0.17087277, 0.17087277, 0.17087277, // 0
+  -0.82215223, -0.82215223, -0.82215223, -0.82215223, // 1
+  1.48851587, 1.48851587, 1.48851587, 1.48851587, // 2
+  -1.13520398, -1.13520398, -1.13520398, -1.13520398, // 3
+  0.27886807, 0.27886807, 0.27886807, 0.27886807, // 4
+  -0.18628806, -0.18628806, -0.18628806, -0.18628806, // 5
+  0.09678418, 0.09678418, 0.09678418, 0.09678418, // 6
+  0.37409196, 0.37409196, 0.37409196, 0.37409196, // 7
+  1.00002368, 1.00002368, 1.00002368, 1.00002368, // 8
+  -1.26551223, -1.26551223, -1.26551223, -1.26551223, // 9
+  1, 1, 1, 1, // 10
+  0.5, 0.5, 0.5, 0.5, // 11
+  SQRT_HALF, SQRT_HALF, SQRT_HALF, SQRT_HALF, // 12
+  2, 2, 2, 2, // 13
+  0, 0, 0, 0, // 14
+  INV_SQRT_2PI, INV_SQRT_2PI, INV_SQRT_2PI, INV_SQRT_2PI, // 15
+  -0.5, -0.5, -0.5, -0.5, // 16
+], 16);
+
+// @ts-ignore: decorator
+@inline function gk(i: usize): v128 {
+  return v128.load(GTAB + (i << 4));
+}
+
 /** erfc(z) for z >= 0 (z = +Inf: 0). */
 // @ts-ignore: decorator
 @inline function erfcPos4(z: v128): v128 {
-  const t = f32x4.div(f32x4.splat(1), f32x4.add(f32x4.splat(1), f32x4.mul(f32x4.splat(0.5), z)));
-  let p = f32x4.splat(0.17087277);
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-0.82215223));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(1.48851587));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-1.13520398));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.27886807));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-0.18628806));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.09678418));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.37409196));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(1.00002368));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-1.26551223));
+  const t = f32x4.div(gk(10), f32x4.add(gk(10), f32x4.mul(gk(11), z)));
+  let p = gk(0);
+  p = f32x4.add(f32x4.mul(p, t), gk(1));
+  p = f32x4.add(f32x4.mul(p, t), gk(2));
+  p = f32x4.add(f32x4.mul(p, t), gk(3));
+  p = f32x4.add(f32x4.mul(p, t), gk(4));
+  p = f32x4.add(f32x4.mul(p, t), gk(5));
+  p = f32x4.add(f32x4.mul(p, t), gk(6));
+  p = f32x4.add(f32x4.mul(p, t), gk(7));
+  p = f32x4.add(f32x4.mul(p, t), gk(8));
+  p = f32x4.add(f32x4.mul(p, t), gk(9));
   return f32x4.mul(t, exp4(f32x4.sub(p, f32x4.mul(z, z))));
 }
 
 /** erfc(-x / sqrt 2) = 1 + erf(x / sqrt 2), from erfc of |x| / sqrt 2. */
 // @ts-ignore: decorator
 @inline function cdf2(x: v128): v128 {
-  const z = f32x4.mul(f32x4.abs(x), f32x4.splat(SQRT_HALF));
+  const z = f32x4.mul(f32x4.abs(x), gk(12));
   const e = erfcPos4(z);
-  return v128.bitselect(e, f32x4.sub(f32x4.splat(2), e), f32x4.lt(x, f32x4.splat(0)));
+  return v128.bitselect(e, f32x4.sub(gk(13), e), f32x4.lt(x, gk(14)));
 }
 
 /** gelu(x) = x/2 erfc(-x / sqrt 2); NaN lanes keep x. */
 // @ts-ignore: decorator
 @inline function gelu4(x: v128): v128 {
-  const r = f32x4.mul(f32x4.mul(f32x4.splat(0.5), x), cdf2(x));
+  const r = f32x4.mul(f32x4.mul(gk(11), x), cdf2(x));
   return v128.bitselect(x, r, f32x4.ne(x, x));
 }
 
 /** g * gelu'(x) = g (erfc(-x / sqrt 2) / 2 + x e^(-x^2/2) / sqrt(2 pi)); NaN x or g gives NaN. */
 // @ts-ignore: decorator
 @inline function geluGrad4(x: v128, g: v128): v128 {
-  const half = f32x4.splat(0.5);
-  const d = f32x4.add(f32x4.mul(half, cdf2(x)), f32x4.mul(f32x4.mul(x, f32x4.splat(INV_SQRT_2PI)), exp4(f32x4.mul(f32x4.mul(f32x4.neg(half), x), x))));
+  const half = gk(11);
+  const d = f32x4.add(f32x4.mul(half, cdf2(x)), f32x4.mul(f32x4.mul(x, gk(15)), exp4(f32x4.mul(f32x4.mul(gk(16), x), x))));
   const r = f32x4.mul(g, d);
   return v128.bitselect(f32x4.add(x, g), r, f32x4.ne(x, x));
 }
