@@ -49,16 +49,17 @@ const GTAB: usize = memory.data<f32>([
 // @ts-ignore: decorator
 @inline function erfcPos4(z: v128): v128 {
   const t = f32x4.div(gk(10), f32x4.add(gk(10), f32x4.mul(gk(11), z)));
-  let p = gk(0);
-  p = f32x4.add(f32x4.mul(p, t), gk(1));
-  p = f32x4.add(f32x4.mul(p, t), gk(2));
-  p = f32x4.add(f32x4.mul(p, t), gk(3));
-  p = f32x4.add(f32x4.mul(p, t), gk(4));
-  p = f32x4.add(f32x4.mul(p, t), gk(5));
-  p = f32x4.add(f32x4.mul(p, t), gk(6));
-  p = f32x4.add(f32x4.mul(p, t), gk(7));
-  p = f32x4.add(f32x4.mul(p, t), gk(8));
-  p = f32x4.add(f32x4.mul(p, t), gk(9));
+  // P(t) by Estrin's scheme (independent products, not a 9-deep Horner chain)
+  const t2 = f32x4.mul(t, t);
+  const t4 = f32x4.mul(t2, t2);
+  const a0 = f32x4.add(gk(9), f32x4.mul(gk(8), t));
+  const a1 = f32x4.add(gk(7), f32x4.mul(gk(6), t));
+  const a2 = f32x4.add(gk(5), f32x4.mul(gk(4), t));
+  const a3 = f32x4.add(gk(3), f32x4.mul(gk(2), t));
+  const a4 = f32x4.add(gk(1), f32x4.mul(gk(0), t));
+  const b0 = f32x4.add(a0, f32x4.mul(a1, t2));
+  const b1 = f32x4.add(a2, f32x4.mul(a3, t2));
+  const p = f32x4.add(f32x4.add(b0, f32x4.mul(b1, t4)), f32x4.mul(a4, f32x4.mul(t4, t4)));
   return f32x4.mul(t, exp4(f32x4.sub(p, f32x4.mul(z, z))));
 }
 
