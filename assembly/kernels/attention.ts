@@ -26,6 +26,7 @@
  * Outputs (out, lse, dq, dk, dv) are contiguous; the last dim of every input has stride 1.
  */
 import { F32, F16, BF16, load1, store1 } from './convert16';
+import { word, wordF, batchBase, elem } from './attention_desc';
 import { TILE_ROWS, TILE_COLS, forwardTiled, backwardTiled, backwardTiledScratch } from './attention_tiles';
 
 const BR: i32 = TILE_ROWS;
@@ -35,28 +36,6 @@ const BC: i32 = TILE_COLS;
 // @ts-ignore: decorator
 @inline function tiled(desc: usize): bool {
   return word(desc, 21) == 0 && word(desc, 27) == 0 && (word(desc, 2) & 3) == 0 && (word(desc, 3) & 3) == 0;
-}
-
-// @ts-ignore: decorator
-@inline function word(desc: usize, i: i32): i32 {
-  return load<i32>(desc + (<usize>i << 2));
-}
-
-// @ts-ignore: decorator
-@inline function wordF(desc: usize, i: i32): f32 {
-  return load<f32>(desc + (<usize>i << 2));
-}
-
-/** Element offset of batch b's first row in the operand whose strides start at desc word w. */
-// @ts-ignore: decorator
-@inline function batchBase(desc: usize, w: i32, b: i32): i32 {
-  const B2 = word(desc, 4);
-  return (b / B2) * word(desc, w) + (b % B2) * word(desc, w + 1);
-}
-
-// @ts-ignore: decorator
-@inline function elem(fmt: i32, p: usize, i: i32): usize {
-  return p + (<usize>i << (fmt == F32 ? 2 : 1));
 }
 
 /** n elements of `fmt` at p -> float32 at dst. */

@@ -13,6 +13,7 @@
  */
 import { F32, load1, store1 } from './convert16';
 import { expNormal4 } from './vexp';
+import { word, wordF, batchBase, elem } from './attention_desc';
 
 export const TILE_ROWS: i32 = 16;
 export const TILE_COLS: i32 = 32;
@@ -20,23 +21,6 @@ export const TILE_COLS: i32 = 32;
 // @ts-ignore: decorator
 @inline function at(p: usize, i: i32): usize {
   return p + (<usize>i << 2);
-}
-
-// @ts-ignore: decorator
-@inline function elem(fmt: i32, p: usize, i: i32): usize {
-  return p + (<usize>i << (fmt == F32 ? 2 : 1));
-}
-
-// @ts-ignore: decorator
-@inline function word(desc: usize, i: i32): i32 {
-  return load<i32>(desc + (<usize>i << 2));
-}
-
-/** Element offset of batch b's first row in the operand whose strides start at desc word w. */
-// @ts-ignore: decorator
-@inline function batchBase(desc: usize, w: i32, b: i32): i32 {
-  const B2 = word(desc, 4);
-  return (b / B2) * word(desc, w) + (b % B2) * word(desc, w + 1);
 }
 
 // @ts-ignore: decorator
@@ -165,7 +149,7 @@ function mmAtB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i3
   const Ev = word(desc, 3);
   const nQB = word(desc, 5);
   const causal = word(desc, 26) != 0;
-  const scale = f32x4.splat(load<f32>(desc + 30 * 4));
+  const scale = f32x4.splat(wordF(desc, 30));
   const BR = TILE_ROWS, BC = TILE_COLS;
   // scratch: Q [BR, E], K^T [E, BC], V [BC, Ev], scores / weights [BR, BC], acc [BR, Ev], m [BR], l [BR]
   const Qs = ws;
@@ -259,8 +243,7 @@ export function backwardTiledScratch(L: i32, E: i32, Ev: i32): i32 {
   const E = word(desc, 2);
   const Ev = word(desc, 3);
   const causal = word(desc, 26) != 0;
-  const scaleS = load<f32>(desc + 30 * 4);
-  const scale = f32x4.splat(scaleS);
+  const scale = f32x4.splat(wordF(desc, 30));
   const BR = TILE_ROWS, BC = TILE_COLS;
   // scratch: K [BC, E], K^T [E, BC], V^T [Ev, BC], dK [BC, E], dV [BC, Ev], Q [BR, E], dO [BR, Ev],
   // P [BR, BC], dS [BR, BC], a row of o [Ev], D [L4], dQ [L4, E]
