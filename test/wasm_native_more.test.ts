@@ -21,7 +21,7 @@ import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';
 import type { Tensor } from '../src/index.js';
 import { WasmBackend } from '../src/backend/wasm/index.js';
-import { apply } from '../src/ops/dispatch.js';
+import { apply, kernelView } from '../src/ops/dispatch.js';
 import { F16_TO_F32 } from '../src/dtype/convert.js';
 import { benchTrain } from '../src/bench/train.js';
 import { trainStep } from '../src/train/classifier.js';
@@ -645,6 +645,18 @@ describe("a transformer's kernels: gelu, reciprocal, clamp, pow, indexSelect, in
     }
   });
 
+  it("exact gelu and its gradient on every float16 and every bfloat16 pattern: within one unit of the reference (gelu16.ts's float32 form)", async () => {
+    for (const dtype of ['float16', 'bfloat16'] as const) {
+      // all 65536 patterns as values (NaNs included), in an order that leaves a 5-element tail
+      const X = Array.from({ length: 65536 }, (_, i) => valueOf(dtype, i)).concat([0.75, -2.5, 7, -11, 3]);
+      const G = X.map((_, i) => [1, -0.5, 3.25, 1e-3][i % 4]!);
+      await agree(`${dtype} gelu every pattern`, () => {
+        const x = make(X, [X.length], dtype);
+        return [mx.nn.functional.gelu(x), apply('geluBackward', [x, make(G, [X.length], dtype)], { approximate: 'none' })];
+      }, { ulps: 1 });
+    }
+  });
+
   it('reciprocal, clamp and pow (tensor and broadcast exponents, 0-dim: gradient clipping) give the reference bits', async () => {
     for (const dtype of FLOATS) {
       const X = valuesOf(dtype, 67, 31);
@@ -716,6 +728,30 @@ describe("a transformer's kernels: gelu, reciprocal, clamp, pow, indexSelect, in
 });
 
 /* ================================================================== ResNet's kernels */
+
+describe('the multi-tensor loss-scale unscale (ampUnscale)', () => {
+  it('unscales a list of float32 / float16 / bfloat16 gradients in place (SIMD and tail lengths) and raises the flag on inf / NaN: the reference bits', async () => {
+    const lengths = [1, 3, 4, 7, 8, 9, 31, 1000];
+    for (const [label, poison] of [['finite', null], ['inf', Infinity], ['nan', NaN], ['-inf', -Infinity]] as const) {
+      const run = () => {
+        const grads = FLOATS.flatMap((dtype, d) => lengths.map((n, i) => {
+          const X = valuesOf(dtype, n, 100 + 10 * d + i).map((v) => (Number.isFinite(v) && Math.abs(v) < 6e4 ? v : 0.75)); // finite in float16 too
+          if (poison !== null && d === 1 && i === 5) X[n - 1] = poison; // the float16 tail lane of a 9-element gradient
+          return make(X, [n], dtype);
+        }));
+        const inv = mx.tensor([Math.fround(1 / 65536)], { dtype: 'float32', shape: [] });
+        const found = mx.zeros([], { dtype: 'float32' });
+        const views = grads.map(kernelView);
+        mx.getBackend().run('ampUnscale', [...views, kernelView(inv), kernelView(found)], [...views, kernelView(found)], {});
+        return [...grads, found];
+      };
+      await agree(`ampUnscale ${label}`, run);
+      const flag = await on('wm-t1', async () => (await run().at(-1)!.data())[0]);
+      assert.equal(flag, poison === null ? 0 : 1, `${label}: the found-inf flag`);
+      await assertNative('ampUnscale', run, `ampUnscale ${label}`);
+    }
+  });
+});
 
 describe("ResNet's kernels: rsqrt and its gradient, adaptive average pooling, int32 add / sub", () => {
   it('rsqrt (the same bits) and rsqrtBackward (one unit in the last place) on every float format, with the specials', async () => {

@@ -13,7 +13,9 @@
  *     work unit u = batch b: D_i = dO_i . o_i, then per key tile (its dK, dV accumulated in float32
  *     over every query tile) and query tile the scores are recomputed, P = exp(S - lse_i),
  *     dV += P^T dO, dP = dO V^T, dS = P (dP - D) * scale, dQ += dS K, dK += dS^T Q.
- *   attention_scratch_bytes(L, E, Ev) -> bytes of scratch per part (the larger of the two kernels')
+ *   attention_scratch_bytes(L, E, Ev) -> bytes of scratch per part (the largest of the kernels')
+ * Without a mask tensor or dropout and with head sizes multiples of 4 (a GPT's attention) both run
+ * attention_tiles.ts's register-blocked tile products instead of the per-score loops below.
  *
  * desc: int32 words (src/backend/wasm/native_attention.ts writes them)
  *   0 L, 1 S, 2 E, 3 Ev, 4 B2 (batch b = b1 * B2 + b2), 5 nQB,
@@ -24,30 +26,16 @@
  * Outputs (out, lse, dq, dk, dv) are contiguous; the last dim of every input has stride 1.
  */
 import { F32, F16, BF16, load1, store1 } from './convert16';
+import { word, wordF, batchBase, elem } from './attention_desc';
+import { TILE_ROWS, TILE_COLS, forwardTiled, backwardTiled, backwardTiledScratch } from './attention_tiles';
 
-const BR: i32 = 16;
-const BC: i32 = 32;
+const BR: i32 = TILE_ROWS;
+const BC: i32 = TILE_COLS;
 
+/** No mask tensor, no dropout, head sizes multiples of 4: attention_tiles.ts's register-blocked tiles. */
 // @ts-ignore: decorator
-@inline function word(desc: usize, i: i32): i32 {
-  return load<i32>(desc + (<usize>i << 2));
-}
-
-// @ts-ignore: decorator
-@inline function wordF(desc: usize, i: i32): f32 {
-  return load<f32>(desc + (<usize>i << 2));
-}
-
-/** Element offset of batch b's first row in the operand whose strides start at desc word w. */
-// @ts-ignore: decorator
-@inline function batchBase(desc: usize, w: i32, b: i32): i32 {
-  const B2 = word(desc, 4);
-  return (b / B2) * word(desc, w) + (b % B2) * word(desc, w + 1);
-}
-
-// @ts-ignore: decorator
-@inline function elem(fmt: i32, p: usize, i: i32): usize {
-  return p + (<usize>i << (fmt == F32 ? 2 : 1));
+@inline function tiled(desc: usize): bool {
+  return word(desc, 21) == 0 && word(desc, 27) == 0 && (word(desc, 2) & 3) == 0 && (word(desc, 3) & 3) == 0;
 }
 
 /** n elements of `fmt` at p -> float32 at dst. */
@@ -119,6 +107,7 @@ const BC: i32 = 32;
 
 // @ts-ignore: decorator
 @inline function forward(fmt: i32, desc: usize, q: usize, k: usize, v: usize, mask: usize, out: usize, lse: usize, u0: i32, u1: i32, ws: usize): void {
+  if (tiled(desc)) return forwardTiled(fmt, desc, q, k, v, out, lse, u0, u1, ws);
   const L = word(desc, 0);
   const S = word(desc, 1);
   const E = word(desc, 2);
@@ -199,6 +188,7 @@ const BC: i32 = 32;
 
 // @ts-ignore: decorator
 @inline function backward(fmt: i32, desc: usize, q: usize, k: usize, v: usize, mask: usize, o: usize, lse: usize, g: usize, dq: usize, dk: usize, dv: usize, u0: i32, u1: i32, ws: usize): void {
+  if (tiled(desc)) return backwardTiled(fmt, desc, q, k, v, o, lse, g, dq, dk, dv, u0, u1, ws);
   const L = word(desc, 0);
   const S = word(desc, 1);
   const E = word(desc, 2);
@@ -289,7 +279,7 @@ const BC: i32 = 32;
 export function attention_scratch_bytes(L: i32, E: i32, Ev: i32): i32 {
   const fwd = BR * E + BC * E + BC * Ev + BR * BC + BR * Ev + 2 * BR;
   const bwd = 2 * BC * E + 2 * BC * Ev + BR * E + BR * Ev + Ev + L + L * E;
-  return ((max(fwd, bwd) * 4 + 15) >> 4) << 4;
+  return ((max(max(fwd, bwd), backwardTiledScratch(L, E, Ev)) * 4 + 15) >> 4) << 4;
 }
 
 /** Query rows per forward work unit. */

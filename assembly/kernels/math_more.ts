@@ -5,7 +5,8 @@
  * float64, compute with the same formulas in the same order (erf by its positive-term series below
  * 3, erfc by Lentz's continued fraction above) and round once through float32, so results are the
  * reference's except where this module's exp / tanh / pow and JavaScript's differ in the last
- * float64 bit and that decides a float32 rounding.
+ * float64 bit and that decides a float32 rounding. Exact GELU on float16 / bfloat16 is gelu16.ts's
+ * float32 SIMD form instead (within one 16-bit unit of the reference).
  *
  *   gelu_<fmt>(tanh, x, out, n)             approximate 'none' (erf) or 'tanh'
  *   gelu_grad_<fmt>(tanh, x, g, out, n)     g * gelu'(x)
@@ -18,6 +19,7 @@
  *     float64 (`acc`: (r1 - r0) * inner doubles of scratch) in index order, rounded once.
  */
 import { F32, F16, BF16, load1, store1 } from './convert16';
+import { gelu16, geluGrad16 } from './gelu16';
 
 const RECIPROCAL: i32 = 0;
 const CLAMP: i32 = 1;
@@ -121,6 +123,8 @@ function erf(x: f64): f64 {
 
 // @ts-ignore: decorator
 @inline function geluMap(fmt: i32, tanh: i32, x: usize, out: usize, n: i32): void {
+  // 16-bit results need float32 accuracy only (gelu16.ts)
+  if (fmt != F32 && tanh == 0) return gelu16(fmt, x, out, n);
   let i = 0;
   if (tanh == 0) {
     // two elements per erfc2 (the exact form's cost is erf's series)
@@ -137,6 +141,7 @@ function erf(x: f64): f64 {
 
 // @ts-ignore: decorator
 @inline function geluGradMap(fmt: i32, tanh: i32, x: usize, g: usize, out: usize, n: i32): void {
+  if (fmt != F32 && tanh == 0) return geluGrad16(fmt, x, g, out, n);
   let i = 0;
   if (tanh == 0) {
     for (; i + 2 <= n; i += 2) {

@@ -153,3 +153,53 @@ export function adam_f16_f16(w: usize, g: usize, m: usize, v: usize, vmax: usize
 export function adam_bf16_bf16(w: usize, g: usize, m: usize, v: usize, vmax: usize, n: i32, b1: f32, omb1: f32, b2: f32, omb2: f32, eps: f32, wd: f32, decay: f32, stepNeg: f32, bc2: f32, flags: i32): void {
   adam(BF16, BF16, w, g, m, v, vmax, n, b1, omb1, b2, omb2, eps, wd, decay, stepNeg, bc2, flags);
 }
+
+/**
+ * amp_unscale_<fmt>(g, n, inv) -> 1 if any of the n incoming elements is inf or NaN, else 0; in
+ * place g = g * inv (one float32 product, rounded once into the format): one gradient of the
+ * multi-tensor `ampUnscale` (PyTorch's _amp_foreach_non_finite_check_and_unscale_), whose
+ * native handler (src/backend/wasm/native_optim.ts) walks the list. The reference computes
+ * f(x * inv) in float64: the correctly rounded float32 product, as here.
+ */
+// @ts-ignore: decorator
+@inline function ampUnscale(fmt: i32, g: usize, n: i32, inv: f32): i32 {
+  const iv = f32x4.splat(inv);
+  const zero = f32x4.splat(0);
+  let badv = zero;
+  let i = 0;
+  if (fmt == F32) {
+    for (; i + 4 <= n; i += 4) {
+      const p = g + (<usize>i << 2);
+      const x = v128.load(p);
+      badv = v128.or(badv, f32x4.ne(f32x4.sub(x, x), zero)); // x - x: NaN exactly for inf / NaN
+      v128.store(p, f32x4.mul(x, iv));
+    }
+  } else {
+    for (; i + 8 <= n; i += 8) {
+      const p = g + (<usize>i << 1);
+      const lo = load8lo(fmt, p);
+      const hi = load8hi(fmt, p);
+      badv = v128.or(badv, v128.or(f32x4.ne(f32x4.sub(lo, lo), zero), f32x4.ne(f32x4.sub(hi, hi), zero)));
+      store8(fmt, p, f32x4.mul(lo, iv), f32x4.mul(hi, iv));
+    }
+  }
+  let bad: i32 = v128.any_true(badv) ? 1 : 0;
+  const s = shiftOf(fmt);
+  for (; i < n; i++) {
+    const p = g + (<usize>i << s);
+    const x = load1(fmt, p);
+    if (!isFinite(x)) bad = 1;
+    store1(fmt, p, x * inv);
+  }
+  return bad;
+}
+
+export function amp_unscale_f32(g: usize, n: i32, inv: f32): i32 {
+  return ampUnscale(F32, g, n, inv);
+}
+export function amp_unscale_f16(g: usize, n: i32, inv: f32): i32 {
+  return ampUnscale(F16, g, n, inv);
+}
+export function amp_unscale_bf16(g: usize, n: i32, inv: f32): i32 {
+  return ampUnscale(BF16, g, n, inv);
+}

@@ -614,6 +614,16 @@ function unscaleGrads(opt: OptimizerLike, invScale: number): boolean | null {
   if (grads.length === 0) return null;
   return noGrad(() =>
     scope(() => {
+      const live = grads.filter((g) => g.numel > 0);
+      const backend = live[0]?.backend;
+      if (backend && live.every((g) => g.backend === backend) && (backend.nativeKernel?.('ampUnscale') ?? false)) {
+        // a native multi-tensor kernel (wasm): one call for the whole list, the same values as the ops below
+        const inv = Tensor.empty([], float32, backend).fill_(invScale);
+        const found = Tensor.empty([], float32, backend).zero_();
+        const views = live.map(kernelView);
+        backend.run('ampUnscale', [...views, kernelView(inv), kernelView(found)], [...views, kernelView(found)], {});
+        return found.dataSync()[0]! > 0;
+      }
       // mean(g) accumulates in float64 and divides before rounding, so it is finite exactly when every
       // element is (|mean| <= max |g|; NaN and Inf propagate): one reduction per gradient, not three
       // elementwise passes.

@@ -1,5 +1,6 @@
 /**
- * Native handler of the fused Adam / AdamW update, `adamUpdate` (definition:
+ * Native handlers of the fused Adam / AdamW update, `adamUpdate`, and of the multi-tensor unscale
+ * `ampUnscale` (below). adamUpdate (definition:
  * src/backend/reference/kernels/optim.ts), on the `adam_<wfmt>_<gfmt>` kernels of
  * assembly/kernels/optim.ts: one pass over float32 master weights (or 16-bit parameters), float32
  * state and float32 / float16 / bfloat16 gradients widened in registers, split across the pool's
@@ -80,5 +81,30 @@ const adamUpdate: NativeKernel<'adamUpdate'> = (ctx, inputs, outputs, p) => {
   return true;
 };
 
+/**
+ * ampUnscale over [grad_1..k, invScale, foundInf] (outputs: the same views): each contiguous
+ * float gradient unscaled in place by `amp_unscale_<fmt>` on the calling thread (a GPT's ~1M
+ * gradient elements take well under a millisecond; one call instead of six ops per gradient),
+ * foundInf set to 1 when any incoming element was inf or NaN.
+ */
+const ampUnscale: NativeKernel<'ampUnscale'> = (ctx, inputs, outputs) => {
+  const k = inputs.length - 2;
+  const inv = inputs[k];
+  const found = inputs[k + 1];
+  if (k < 1 || !inv || !found || outputs.length !== k + 1 || !outputs.every((o, i) => sameView(o, inputs[i === k ? k + 1 : i]!))) return false;
+  if (inv.dtype.name !== 'float32' || found.dtype.name !== 'float32' || !contiguous(found)) return false;
+  const grads = inputs.slice(0, k);
+  if (!grads.every((g) => fmtOf(g.dtype) && contiguous(g))) return false;
+  for (let i = 0; i < k; i++) for (let j = i + 1; j < k; j++) if (overlap(grads[i]!, grads[j]!)) return false;
+  const scale = Math.fround(ctx.readScalar(inv));
+  let bad = false;
+  for (const g of grads) {
+    const n = numel(g.shape);
+    if (n > 0 && ctx.pool.call(`amp_unscale_${fmtOf(g.dtype)}`, ctx.address(g), n, scale) !== 0) bad = true;
+  }
+  if (bad) ctx.heap.views().f32[ctx.address(found) >> 2] = 1;
+  return true;
+};
+
 /** The handlers of this file by kernel name (merged into NATIVE_KERNELS by native.ts). */
-export const OPTIM_KERNELS = { adamUpdate } satisfies NativeKernels;
+export const OPTIM_KERNELS = { adamUpdate, ampUnscale } satisfies NativeKernels;
