@@ -1,6 +1,7 @@
-// What the side-by-side benchmark scripts (peers.mjs, gpt-peers.mjs, resnet-peers.mjs) share: where
+// What the side-by-side benchmark scripts (peers.mjs, gpt-peers.mjs, resnet-peers.mjs, warmup.mjs) share: where
 // the CLI and Debian's python are, their flag reading and --help (the script's leading comment), the
-// load average, running one side and reading its last JSON line, and PyTorch's environment.
+// load average, running one side and reading its last JSON line, and PyTorch's environment. The
+// Python peers share bench/peer_common.py (the allocator warmed, the best thread count).
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { loadavg } from "node:os";

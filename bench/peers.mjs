@@ -29,23 +29,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { CLI, PYTHON, load, requireBuiltCli, root, runJson as runSide, scriptArgs, torchEnv } from "./peer_common.mjs";
 
-const root = dirname(dirname(fileURLToPath(import.meta.url)));
-const CLI = join(root, "dist", "cli", "main.js");
-const PYTHON = "/usr/bin/python3";
-
-const argv = process.argv.slice(2);
-const flag = (name) => argv.includes(`--${name}`);
-const opt = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt;
-};
-if (flag("help") || flag("h")) {
-  const src = (await import("node:fs")).readFileSync(fileURLToPath(import.meta.url), "utf8");
-  process.stdout.write(src.split("\n").filter((l) => l.startsWith("//")).map((l) => l.slice(3)).join("\n") + "\n");
-  process.exit(0);
-}
+const { opt, flag } = scriptArgs(import.meta.url);
 const threads = Number(opt("threads", String(availableParallelism())));
 const size = Number(opt("size", "1024"));
 const steps = Number(opt("steps", "100"));
@@ -60,25 +46,10 @@ for (const [k, v] of Object.entries({ threads, size, steps, minTime })) {
     process.exit(2);
   }
 }
-if (!existsSync(CLI)) {
-  console.error(`peers.mjs: ${CLI} not found: run npm run build first`);
-  process.exit(2);
-}
+requireBuiltCli("peers.mjs");
 
-const note = (line) => process.stderr.write(`${line}\n`);
-const load = () => Number(loadavg()[0].toFixed(2));
-
-/** Run a command, return its last stdout line parsed as JSON (or every JSON line with all=true). */
-function runJson(cmd, args, { env = process.env, all = false, label } = {}) {
-  note(`$ ${label ?? [cmd, ...args].join(" ")}   (load ${load()})`);
-  const r = spawnSync(cmd, args, { cwd: root, env, encoding: "utf8", maxBuffer: 64 << 20, timeout: 20 * 60_000 });
-  if (r.status !== 0) {
-    throw new Error(`${[cmd, ...args].join(" ")} failed (exit ${r.status ?? r.signal}): ${(r.stderr || r.stdout || "").trim().split("\n").slice(-3).join(" | ")}`);
-  }
-  const lines = r.stdout.trim().split("\n").filter((l) => l.startsWith("{"));
-  if (lines.length === 0) throw new Error(`${cmd} printed no JSON: ${r.stdout.slice(0, 200)}`);
-  return all ? lines.map((l) => JSON.parse(l)) : JSON.parse(lines[lines.length - 1]);
-}
+/** One side's last JSON line (peer_common.mjs), label defaulting to the command line. */
+const runJson = (cmd, args, { env = process.env, label } = {}) => runSide(cmd, args, env, label ?? [cmd, ...args].join(" "), 20);
 
 const mixEnv = { ...process.env };
 delete mixEnv.MIXPREC_THREADS;
@@ -120,9 +91,8 @@ if (!flag("no-torch")) {
   const probe = existsSync(PYTHON) ? spawnSync(PYTHON, ["-c", "import torch"], { encoding: "utf8" }) : { status: 1 };
   if (probe.status === 0) {
     // OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE may be set on this machine and slow OpenBLAS down: unset for this command only.
-    const env = { ...process.env };
-    const unset = ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"].filter((k) => k in env);
-    for (const k of unset) delete env[k];
+    const env = torchEnv();
+    const unset = ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"].filter((k) => k in process.env);
     const torchRuns = [];
     for (const t of threadCounts) {
       try {

@@ -8,7 +8,8 @@
 // rounds interleave the two instead of running one side's whole series first):
 //   PyTorch 1.13 (bench/torch_lenet.py --model M: torchvision's resnetN(num_classes=10), fp32 and
 //   bf16 autocast; its CPU autocast has no float16), OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset,
-//   --threads N, its allocator warmed (one 30 MB malloc block freed at start);
+//   at its best (bench/peer_common.py: --threads best, the faster of 1 and every core per precision,
+//   and its allocator warmed: one 30 MB malloc block freed at start);
 //   `mixprec bench train --model M --backend wasm --threads N` in fp32, fp16 (+ GradScaler), bf16.
 // Both sides: the same network, batch, random data, SGD lr 0.01 momentum 0.9, --warmup untimed
 // steps, then --steps timed ones, each reading its loss. The table gives the median img/s over the
@@ -43,7 +44,7 @@ const report = {
 };
 for (let r = 1; r <= rounds; r++) {
   const round = { round: r, torch: null, mixprec: [] };
-  const torchArgs = [join(root, "bench", "torch_lenet.py"), "--model", model, ...common, "--threads", String(threads), "--precisions", "fp32,bf16"];
+  const torchArgs = [join(root, "bench", "torch_lenet.py"), "--model", model, ...common, "--threads", "best", "--precisions", "fp32,bf16"];
   round.torch = runJson(PYTHON, torchArgs, torchEnv, `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ${PYTHON} bench/torch_lenet.py ${torchArgs.slice(1).join(" ")}`);
   for (const precision of ["fp32", "fp16", "bf16"]) {
     const args = ["bench", "train", "--model", model, ...common, "--precision", precision, "--backend", "wasm", "--threads", String(threads), "--json"];

@@ -16,21 +16,15 @@ two processes runs DistributedDataParallel on --batch / 2 images. Prints one JSO
 global images per second over the timed steps.
 
 Each process first frees a ~30 MB malloc block, so that the allocator starts warm, as a process
-that has loaded its data.
+that has loaded its data (bench/peer_common.py).
 """
 import argparse
-import ctypes
 import json
 import os
 import socket
 import time
 
-
-def warm_allocator():
-    libc = ctypes.CDLL(None)
-    libc.malloc.restype = ctypes.c_void_p
-    libc.free.argtypes = [ctypes.c_void_p]
-    libc.free(libc.malloc(30 * 1024 * 1024))
+from peer_common import warm_allocator
 
 
 def free_port():

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch peer of `mixprec bench train --model gpt`: the same GPT step on the CPU.
 
-    /usr/bin/python3 bench/torch_gpt.py [--precisions fp32,fp16,bf16] [--steps 10] [--warmup 3] [--threads 2]
+    /usr/bin/python3 bench/torch_gpt.py [--precisions fp32,fp16,bf16] [--steps 10] [--warmup 3] [--threads best|N]
                                         [--n-layer 4] [--n-head 4] [--n-embd 128] [--block-size 64]
                                         [--batch-size 12] [--vocab-size 65]
 
@@ -13,13 +13,12 @@ fp32; bf16 through torch.autocast("cpu", dtype=torch.bfloat16); fp16 through
 torch.autocast("cpu", dtype=torch.float16) with a GradScaler, which PyTorch 1.13 refuses on the CPU:
 that precision's result then carries the error instead of a time.
 
-At its best: the thread count given (torch.set_num_threads), warm-up steps before the clock, and the
-allocator warmed as in a process that has loaded its data: one ~30 MB block malloc'ed and freed at
-start (glibc then raises its mmap threshold, so the step's large buffers come from the heap instead
-of fresh mmaps that fault in every step). Prints one JSON object.
+At its best (bench/peer_common.py): the thread count given, or by default the faster of 1 and every
+core per precision (timed over a few steps), warm-up steps before the clock, and the allocator warmed
+as in a process that has loaded its data (one ~30 MB block malloc'ed and freed at start). Prints one
+JSON object.
 """
 import argparse
-import ctypes
 import json
 import os
 import sys
@@ -30,14 +29,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tools'))
 from nanogpt_model import GPT  # noqa: E402
-
-
-def warm_allocator():
-    libc = ctypes.CDLL('libc.so.6')
-    libc.malloc.restype = ctypes.c_void_p
-    libc.free.argtypes = [ctypes.c_void_p]
-    block = libc.malloc(30 << 20)
-    libc.free(block)
+from peer_common import set_threads, thread_arg, warm_allocator  # noqa: E402
 
 
 def make_step(a, precision):
@@ -90,7 +82,7 @@ def main():
     ap.add_argument('--precisions', default='fp32,fp16,bf16')
     ap.add_argument('--steps', type=int, default=10)
     ap.add_argument('--warmup', type=int, default=3)
-    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--threads', type=thread_arg, default='best', help="a count, or 'best' (the faster of 1 and every core, per precision)")
     ap.add_argument('--n-layer', type=int, default=4)
     ap.add_argument('--n-head', type=int, default=4)
     ap.add_argument('--n-embd', type=int, default=128)
@@ -99,7 +91,6 @@ def main():
     ap.add_argument('--vocab-size', type=int, default=65)
     a = ap.parse_args()
     warm_allocator()
-    torch.set_num_threads(a.threads)
     results = []
     for precision in a.precisions.split(','):
         try:
@@ -107,6 +98,7 @@ def main():
         except RuntimeError as e:
             results.append({'precision': precision, 'error': str(e).split('\n')[0]})
             continue
+        threads, trials = set_threads(torch, a.threads, step)
         for _ in range(a.warmup):
             step()
         t0 = time.perf_counter()
@@ -114,8 +106,8 @@ def main():
         for _ in range(a.steps):
             loss = step()
         seconds = (time.perf_counter() - t0) / a.steps
-        results.append({'precision': precision, 'step_ms': round(seconds * 1000, 2), 'tokens_per_s': round(a.batch_size * a.block_size / seconds, 1), 'loss': round(loss, 5)})
-    print(json.dumps({'peer': 'pytorch', 'torch': torch.__version__, 'threads': a.threads, 'model': 'gpt', 'n_layer': a.n_layer, 'n_head': a.n_head,
+        results.append({'precision': precision, 'step_ms': round(seconds * 1000, 2), 'tokens_per_s': round(a.batch_size * a.block_size / seconds, 1), 'loss': round(loss, 5), 'threads': threads, **({'thread_trials_ms': trials} if trials else {})})
+    print(json.dumps({'peer': 'pytorch', 'torch': torch.__version__, 'threads': a.threads if a.threads != 'best' else max(r.get('threads', 1) for r in results), 'model': 'gpt', 'n_layer': a.n_layer, 'n_head': a.n_head,
                       'n_embd': a.n_embd, 'block_size': a.block_size, 'batch_size': a.batch_size, 'steps': a.steps, 'warmup': a.warmup,
                       'load_avg_1m': round(os.getloadavg()[0], 2), 'results': results}))
 

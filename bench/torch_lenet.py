@@ -5,7 +5,7 @@ WideCNN or torchvision's ResNet), on the CPU (the default) or on a CUDA GPU.
     /usr/bin/python3 bench/torch_lenet.py [--model lenet|widecnn|resnet18|resnet34|resnet50] [--width 64]
                                           [--image-size 32] [--device cpu|cuda] [--batch-size 64]
                                           [--steps N] [--warmup N] [--precisions fp32,bf16]
-                                          [--threads N] [--seed 0] [--no-malloc-warmup]
+                                          [--threads best|N] [--seed 0] [--no-malloc-warmup]
 
 Networks (one definition each, here; the same as src/models/lenet.ts and src/models/wide_cnn.ts):
 - lenet (PyTorch's CIFAR-10 tutorial Net): conv 3->6 5x5, ReLU, max-pool 2, conv 6->16 5x5, ReLU,
@@ -19,10 +19,11 @@ Random CIFAR-shaped data (randn [B,3,S,S] float32, S = --image-size, labels rand
 cross-entropy, SGD lr 0.01 momentum 0.9. Each step reads its loss (loss.item()), as mixprec's does,
 so the work is done when the clock stops.
 
-The allocator is warmed first, as in a process that has loaded its data: one 30 MB block is
-malloc'ed and freed, which raises glibc's mmap threshold (dynamic since glibc 2.x: freeing an mmapped
-block lifts it to that block's size) so that later large tensors come from the heap instead of a
-fresh mmap + page faults each step (--no-malloc-warmup skips it).
+The peer at its best (bench/peer_common.py): the allocator warmed first, as in a process that has
+loaded its data (one 30 MB block malloc'ed and freed, which raises glibc's mmap threshold so that
+later large tensors come from the heap instead of a fresh mmap + page faults each step;
+--no-malloc-warmup skips it), and on the CPU --threads best by default: per precision, the faster of
+1 and every core over a few steps (each result records its `threads` and the trial times).
 
 Precisions: fp32; bf16 through torch.autocast(device, dtype=torch.bfloat16); on cuda also fp16 AMP,
 torch.autocast("cuda", dtype=torch.float16) with a GradScaler (PyTorch 1.13's CPU autocast has no
@@ -44,6 +45,8 @@ import os
 import re
 import sys
 import time
+
+from peer_common import set_threads, thread_arg, warm_allocator
 
 
 def openblas_info():
@@ -74,15 +77,6 @@ def openblas_info():
     except OSError as e:
         info["error"] = str(e)
     return info
-
-
-def warm_malloc():
-    """Free one 30 MB malloc block: glibc then serves tensors of up to that size from the heap."""
-    libc = ctypes.CDLL("libc.so.6")
-    libc.malloc.restype = ctypes.c_void_p
-    libc.free.argtypes = [ctypes.c_void_p]
-    block = libc.malloc(30 << 20)
-    libc.free(block)
 
 
 def build_model(name, width, nn, F, torch):
@@ -152,7 +146,7 @@ def main():
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 10 on cpu, 50 on cuda)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 2 on cpu, 10 on cuda)")
     ap.add_argument("--precisions", default=None, help="default fp32,bf16 on cpu, fp32,fp16,bf16 on cuda")
-    ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (default: torch's own)")
+    ap.add_argument("--threads", type=thread_arg, default="best", help="a count, or best (default: on cpu the faster of 1 and every core, per precision; on cuda torch's own)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-cudnn-benchmark", action="store_true", help="cuda: leave torch.backends.cudnn.benchmark off")
     args = ap.parse_args()
@@ -165,13 +159,13 @@ def main():
     if args.model in ("lenet", "widecnn") and args.image_size != 32:
         sys.exit(f"torch_lenet.py: {args.model} is built for 32x32 images here")
     if not args.no_malloc_warmup:
-        warm_malloc()
+        warm_allocator()
 
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
 
-    if args.threads > 0:
+    if args.threads != "best":
         torch.set_num_threads(args.threads)
     if cuda:
         if not torch.cuda.is_available():
@@ -187,7 +181,7 @@ def main():
         "torch_version": torch.__version__,
         "device": args.device,
         "model": args.model,
-        "threads": torch.get_num_threads(),
+        "threads": args.threads if args.threads != "best" else None,
         "blas_info": blas_info.group(1) if blas_info else None,
         "cpu_capability": capability.group(1) if capability else None,
         "mkldnn": bool(torch.backends.mkldnn.is_available()),
@@ -241,6 +235,7 @@ def main():
                 opt.step()
             return loss.item()
 
+        threads, trials = (torch.get_num_threads(), None) if cuda else set_threads(torch, args.threads, step)
         for _ in range(max(1, warmup)):
             step()
         sync()
@@ -258,7 +253,10 @@ def main():
             "step_ms": round(seconds * 1000 / steps, 3),
             "seconds": round(seconds, 4),
             "loss": round(loss, 5),
+            "threads": threads,
         }
+        if trials:
+            result["thread_trials_ms"] = trials
         if cuda:
             result["peak_bytes"] = int(torch.cuda.max_memory_allocated())
             if precision == "fp16":

@@ -2,14 +2,17 @@
 """PyTorch peer of bench/rnn-gan-step.mjs: the README's two recipes, one training step each, on the CPU.
 
     /usr/bin/python3 bench/torch_rnn_gan.py [--model lstm|dcgan] [--steps 20] [--warmup 10]
-                                            [--precisions fp32,bf16] [--threads 2]
+                                            [--precisions fp32,bf16] [--threads best|N]
 
 lstm: Embedding(65, 64) -> LSTM(64, 256, 2 layers) -> Linear(256, 65) on random ids [64, 32]
 (seq 64, batch 32), cross-entropy, AdamW lr 0.002 wd 0.01, gradient clipping at norm 1 (the
 `mixprec train-lm` recipe). dcgan: the `mixprec train-gan` networks at width 32 on random images
 [64, 3, 32, 32], BCE with logits, two Adam (lr 2e-4, betas 0.5/0.999), D step then G step.
 fp32, and bf16 through torch.autocast("cpu", dtype=torch.bfloat16) (PyTorch 1.13's CPU autocast
-has no float16). Each step reads its loss (.item()), as mixprec's does. Prints one JSON object.
+has no float16). Each step reads its loss (.item()), as mixprec's does. The peer at its best
+(bench/peer_common.py): the allocator warmed at start (one ~30 MB malloc block freed, as in a process
+that has loaded its data) and, by default, per precision the faster of 1 and every core over a few
+steps. Prints one JSON object.
 """
 import argparse
 import json
@@ -18,6 +21,8 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from peer_common import set_threads, thread_arg, warm_allocator
 
 
 class CharLSTM(nn.Module):
@@ -95,21 +100,22 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--precisions", default="fp32,bf16")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=thread_arg, default="best", help="a count, or best (the faster of 1 and every core, per precision)")
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
+    warm_allocator()
     torch.manual_seed(0)
     results = []
     for precision in a.precisions.split(","):
         step, units, unit = (lstm_step if a.model == "lstm" else dcgan_step)(precision)
+        threads, trials = set_threads(torch, a.threads, step)
         for _ in range(a.warmup):
             step()
         t0 = time.perf_counter()
         for _ in range(a.steps):
             step()
         seconds = (time.perf_counter() - t0) / a.steps
-        results.append({"precision": precision, "ms_per_step": round(seconds * 1000, 2), f"{unit}_per_s": round(units / seconds, 1)})
-    print(json.dumps({"peer": "pytorch", "torch": torch.__version__, "threads": a.threads, "model": a.model, "results": results}))
+        results.append({"precision": precision, "ms_per_step": round(seconds * 1000, 2), f"{unit}_per_s": round(units / seconds, 1), "threads": threads, **({"thread_trials_ms": trials} if trials else {})})
+    print(json.dumps({"peer": "pytorch", "torch": torch.__version__, "threads": a.threads, "model": a.model, "malloc_warmup": True, "results": results}))
 
 
 if __name__ == "__main__":

@@ -58,6 +58,8 @@ export interface WasmBackendOptions {
    * the engine validates it, else plain). Default: MIXPREC_WASM_SIMD, else 'auto'.
    */
   simd?: WasmSimd | 'auto';
+  /** How the kernels are compiled (see `WasmCompile`). Default: MIXPREC_WASM_COMPILE, else 'optimized'. */
+  compile?: WasmCompile;
 }
 
 /** The kernel builds (tools/build-wasm.mjs): plain SIMD128, or relaxed SIMD (f32x4.relaxed_madd). */
@@ -229,15 +231,59 @@ export async function selectSimd(choice: WasmSimd | 'auto' | undefined = undefin
 const compiled = new Map<string, Promise<WasmModule>>();
 
 /**
+ * How the kernel module is compiled: 'optimized' (every function by the optimizing compiler, up
+ * front) or 'lazy' (the engine's default). Default: MIXPREC_WASM_COMPILE, else 'optimized'.
+ */
+export type WasmCompile = 'optimized' | 'lazy';
+
+function compileMode(choice: WasmCompile | undefined): WasmCompile {
+  const want = choice ?? env('MIXPREC_WASM_COMPILE') ?? 'optimized';
+  if (want !== 'optimized' && want !== 'lazy') throw new RangeError(`wasm backend: compile must be 'optimized' or 'lazy' (MIXPREC_WASM_COMPILE), got '${want}'`);
+  return want;
+}
+
+/**
+ * Compile with V8's optimizing compiler (TurboFan) for every function, before the first kernel runs.
+ * By default V8 (Node 20) compiles a wasm function on its first call with its baseline compiler
+ * (Liftoff, 2-3x slower code) and re-compiles it with TurboFan only once it has run a while: the
+ * kernels of a training step reach full speed only after a few hundred steps, while the optimizing
+ * compiles run on the same cores. Liftoff's code brings nothing else here (Node 20 does no
+ * feedback-driven wasm inlining), so the flags are set for this compile only and then restored.
+ * Outside Node (browsers) the engine's default applies.
+ */
+async function compileOptimized(bytes: Uint8Array): Promise<WasmModule> {
+  const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+  let v8: { setFlagsFromString(flags: string): void } | null = null;
+  if (isNode) {
+    try {
+      v8 = await import('node:v8');
+    } catch {
+      v8 = null;
+    }
+  }
+  if (!v8) return wasmApi().compile(bytes);
+  v8.setFlagsFromString('--no-liftoff');
+  v8.setFlagsFromString('--no-wasm-lazy-compilation');
+  try {
+    return await wasmApi().compile(bytes);
+  } finally {
+    v8.setFlagsFromString('--liftoff');
+    v8.setFlagsFromString('--wasm-lazy-compilation');
+  }
+}
+
+/**
  * The kernel module (for a shared or an ordinary memory; the plain or relaxed SIMD build), compiled
  * once per process. The relaxed build needs `relaxedSimdAvailable()` to have resolved true.
  */
-export function kernelModule(shared = true, simd: WasmSimd = 'plain'): Promise<WasmModule> {
-  const key = `${shared}:${simd}`;
+export function kernelModule(shared = true, simd: WasmSimd = 'plain', compile?: WasmCompile): Promise<WasmModule> {
+  const mode = compileMode(compile);
+  const key = `${shared}:${simd}:${mode}`;
   let m = compiled.get(key);
   if (!m) {
-    const bytes = decodeBase64(simd === 'relaxed' ? WASM_RELAXED_BASE64 : WASM_BASE64);
-    compiled.set(key, (m = wasmApi().compile(shared ? bytes : unsharedModuleBytes(bytes))));
+    const raw = decodeBase64(simd === 'relaxed' ? WASM_RELAXED_BASE64 : WASM_BASE64);
+    const bytes = shared ? raw : unsharedModuleBytes(raw);
+    compiled.set(key, (m = mode === 'optimized' ? compileOptimized(bytes) : wasmApi().compile(bytes)));
   }
   return m;
 }
@@ -271,7 +317,7 @@ export class WasmBackend implements Backend {
     const native = options.native ?? env('MIXPREC_WASM_NATIVE') !== '0';
     const shared = options.shared ?? typeof SharedArrayBuffer !== 'undefined';
     const simd = await selectSimd(options.simd);
-    const module = await kernelModule(shared, simd);
+    const module = await kernelModule(shared, simd, options.compile);
     const memory = new (wasmApi().Memory)({ initial: INITIAL_PAGES, maximum: MAXIMUM_PAGES, shared });
     const instance = await wasmApi().instantiate(module, {
       env: {
