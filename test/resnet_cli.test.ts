@@ -1,6 +1,6 @@
 /**
  * `mixprec train --model resnet18 ...` end to end on a small image folder (two classes of 16x16
- * PNGs): from scratch with the cifar stem, fine-tuning from a weights file with a new head, a frozen
+ * PNGs): from scratch with torchvision's stem (the default) and the cifar stem, fine-tuning from a weights file with a new head, a frozen
  * backbone, ImageNet normalisation and resizing, `mixprec eval` on its checkpoints, the offline
  * message for --pretrained imagenet, and the flags' one-line errors.
  */
@@ -48,7 +48,7 @@ const skip = process.env['MIXPREC_BACKEND'] === 'reference' && 'the CLI runs on 
 describe('mixprec train --model resnet18', { skip }, () => {
   it('trains from scratch (cifar stem) and mixprec eval reads its checkpoint', () => {
     const ckpt = join(work, 'scratch.safetensors');
-    const r = runCli(['train', '--model', 'resnet18', '--width', '4', ...common(), '--epochs', '4', '--lr', '0.05', '--precision', 'bf16', '--checkpoint', ckpt]);
+    const r = runCli(['train', '--model', 'resnet18', '--width', '4', '--stem', 'cifar', ...common(), '--epochs', '4', '--lr', '0.05', '--precision', 'bf16', '--checkpoint', ckpt]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /training resnet18 \(width 4, cifar stem\) on imagefolder .* of 3x16x16/);
     const acc = Number(/test accuracy: (\d+\.\d\d)%\s*$/.exec(r.stdout)![1]);
@@ -56,6 +56,13 @@ describe('mixprec train --model resnet18', { skip }, () => {
     const ev = runCli(['eval', '--checkpoint', ckpt, '--backend', 'wasm']);
     assert.equal(ev.code, 0, ev.stderr);
     assert.match(ev.stdout, new RegExp(`test accuracy: ${acc.toFixed(2)}%\\s*$`), 'eval rebuilds the same network and data');
+  });
+
+  it("defaults to torchvision's stem (conv 7x7 stride 2 + max-pool) from scratch, also on small images", () => {
+    const r = runCli(['train', '--model', 'resnet18', '--width', '4', ...common(), '--epochs', '1', '--lr', '0.05', '--precision', 'fp16']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /training resnet18 \(width 4, imagenet stem\) on imagefolder .* of 3x16x16/);
+    assert.match(r.stdout, /test accuracy: \d+\.\d\d%\s*$/);
   });
 
   it('fine-tunes from a weights file: new head, frozen backbone, ImageNet normalisation, resized images', async () => {

@@ -37,9 +37,10 @@ Trains the seed's CNN (LeNet) and prints the test accuracy after every epoch.
                                 2w, pool, 4w, pool with BatchNorm + ReLU after each conv, then linear;
                                 resnetN: torchvision's ResNets)
   --width N                     widecnn's channel width w, a ResNet's stem width (default 64)
-  --stem cifar|imagenet         ResNets: conv 3x3 stride 1 and no max-pool (cifar, the default from
-                                scratch) or torchvision's conv 7x7 stride 2 + max-pool (imagenet, the
-                                default and the only choice with --pretrained imagenet)
+  --stem imagenet|cifar         ResNets: torchvision's conv 7x7 stride 2 + max-pool (imagenet, the
+                                default, as in torchvision, and the only choice with --pretrained
+                                imagenet) or conv 3x3 stride 1 and no max-pool (cifar, the usual
+                                variant for 32x32 images)
   --pretrained imagenet|FILE    ResNets: start from torchvision's ImageNet weights (downloaded once into
                                 $MIXPREC_HOME, default ~/.cache/mixprec) or a .pth/.safetensors file;
                                 the classifier is new for the dataset's classes; images are normalised
@@ -105,7 +106,7 @@ export interface TrainArgs {
   model: ClassifierModelName;
   /** widecnn's channel width, a ResNet's stem width (default 64). */
   width?: number;
-  /** ResNets: the stem (default cifar from scratch, imagenet with --pretrained). */
+  /** ResNets: the stem (default imagenet, torchvision's). */
   stem?: ResNetStem;
   /** ResNets: 'imagenet' (torchvision's weights) or a weights file. */
   pretrained?: string;
@@ -172,7 +173,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     args.pretrained = v['pretrained'];
   }
   if (v['stem'] !== undefined) {
-    args.stem = choice('train', 'stem', v['stem'], ['cifar', 'imagenet'] as const, 'cifar');
+    args.stem = choice('train', 'stem', v['stem'], ['cifar', 'imagenet'] as const, 'imagenet');
     if (args.stem === 'cifar' && args.pretrained === 'imagenet') throw usage("mixprec train: --pretrained imagenet needs --stem imagenet (torchvision's weights are for its 7x7 stride-2 stem)");
   }
   if (args.freezeBackbone && args.pretrained === undefined) throw usage('mixprec train: --freeze-backbone needs --pretrained (a random backbone would stay random)');
@@ -226,7 +227,7 @@ export function preprocessFor(args: Pick<TrainArgs, 'pretrained' | 'imageSize'>)
 /** The stem of a ResNet run (undefined for the other models). */
 export function stemFor(args: Pick<TrainArgs, 'model' | 'stem' | 'pretrained'>): ResNetStem | undefined {
   if (!isResNetName(args.model)) return undefined;
-  return args.stem ?? (args.pretrained !== undefined ? 'imagenet' : 'cifar');
+  return args.stem ?? 'imagenet'; // torchvision's default, also at 32x32 (as mx.models.resnet18)
 }
 
 /** Evaluation batches of about 500 CIFAR-sized images' worth of pixels (fewer when images are larger). */
