@@ -150,6 +150,13 @@ export interface BatchNormParams {
   hasWeight: boolean;
   hasBias: boolean;
 }
+/** Layer normalisation over the last `size` elements of each row (kernels/layer_norm.ts). */
+export interface LayerNormParams {
+  size: number;
+  eps: number;
+  hasWeight: boolean;
+  hasBias: boolean;
+}
 export interface BatchNormRunningParams {
   momentum: number;
   /** count / (count - 1): the biased batch variance made unbiased */
@@ -304,6 +311,12 @@ export interface KernelParamsMap {
   batchNormGradSums: BatchNormParams; // g, x, stats -> [2,C]: sum(g * xhat), sum(g)
   batchNormBackwardInput: BatchNormParams; // g, x, stats, sums, [w] -> dx
   batchNormRunningUpdate: BatchNormRunningParams; // runningMean, runningVar, stats -> runningMean, runningVar
+
+  // layer normalisation (kernels/layer_norm.ts); stats [2,R] = mean, rstd of each of R rows
+  layerNormStats: LayerNormParams; //    x -> stats
+  layerNormFused: LayerNormParams; //    x, stats, [w], [b] -> y
+  layerNormGradSums: LayerNormParams; // g, x, stats -> [2,D]: sum(g * xhat), sum(g)
+  layerNormBackwardInput: LayerNormParams; // g, x, stats, [w] -> dx
 
   // negative log-likelihood (kernels/nll.ts)
   nllLossFused: NllParams; //            logp, target, [w] -> loss
