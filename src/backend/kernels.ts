@@ -303,6 +303,7 @@ export interface KernelParamsMap {
   sgdUpdate: SgdUpdateParams; //         param, grad, [buffer], [isFirst], [foundInf] -> param, [buffer], [nextIsFirst]
   adamUpdate: AdamUpdateParams; //       param, grad, expAvg, expAvgSq, [maxExpAvgSq], [step], [foundInf] -> param, states
   ampUnscale: NoParams; //               grad_1..k, invScale, foundInf -> grad_1..k, foundInf
+  sumSquares: NoParams; //               x_1..k -> float32 [k]: each one's sum of squares (gradient clipping's norm)
   ampUpdateScale: AmpUpdateScaleParams; // scale, growthTracker, overflowStreak, [skipped], foundInf -> the state
 
   // batch normalisation in training mode (kernels/batch_norm.ts); stats [2,C] = mean, biased variance
