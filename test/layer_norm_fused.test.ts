@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';
 import type { Tensor } from '../src/index.js';
 import { onBackend as on } from './helpers/backends.js';
+import { relError } from './helpers/compare.js';
 import { apply } from '../src/ops/dispatch.js';
 
 const F = mx.nn.functional;
@@ -35,17 +36,6 @@ async function run(dtype: Dtype, fused: boolean | undefined, shape = [4, 6, 20],
   return { y: await read(y), gx: await read(x.grad), gw: await read(affine ? w.grad : null), gb: await read(affine ? b.grad : null) };
 }
 
-/** max |a - b| / max |b| */
-function relError(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let d = 0;
-  let m = 0;
-  b.forEach((v, i) => {
-    d = Math.max(d, Math.abs(a[i]! - v));
-    m = Math.max(m, Math.abs(v));
-  });
-  return d / (m || 1);
-}
 
 const tolOf = (dtype: Dtype) => (dtype === 'float32' ? 1e-5 : dtype === 'float16' ? 2 ** -10 : 2 ** -7);
 

@@ -89,6 +89,20 @@ import { F32, F16, BF16, load1, store1, load8lo, load8hi, store8 } from './conve
   }
 }
 
+/** g * w (w = 0: none) of elements j..j+3 (hi: j+4..j+7) of 8 at row g. */
+// @ts-ignore: decorator
+@inline function gw4(fmt: i32, g: usize, w: usize, j: i32, hi: bool): v128 {
+  let v = hi ? load8hi(fmt, at(fmt, g, j)) : load8lo(fmt, at(fmt, g, j));
+  if (w != 0) v = f32x4.mul(v, hi ? load8hi(fmt, at(fmt, w, j)) : load8lo(fmt, at(fmt, w, j)));
+  return v;
+}
+
+/** (x - mean) * rstd of elements j..j+3 (hi: j+4..j+7) of 8 at row x. */
+// @ts-ignore: decorator
+@inline function xhat4(fmt: i32, x: usize, j: i32, m: v128, s: v128, hi: bool): v128 {
+  return f32x4.mul(f32x4.sub(hi ? load8hi(fmt, at(fmt, x, j)) : load8lo(fmt, at(fmt, x, j)), m), s);
+}
+
 // @ts-ignore: decorator
 @inline function backwardInput(fmt: i32, g: usize, x: usize, st: usize, w: usize, dx: usize, R: i32, D: i32, r0: i32, r1: i32): void {
   const d8 = D & ~7;
@@ -102,13 +116,8 @@ import { F32, F16, BF16, load1, store1, load8lo, load8hi, store8 } from './conve
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), c0 = f32x4.splat(0), c1 = f32x4.splat(0);
     let j = 0;
     for (; j < d8; j += 8) {
-      let glo = load8lo(fmt, at(fmt, gr, j)), ghi = load8hi(fmt, at(fmt, gr, j));
-      if (w != 0) {
-        glo = f32x4.mul(glo, load8lo(fmt, at(fmt, w, j)));
-        ghi = f32x4.mul(ghi, load8hi(fmt, at(fmt, w, j)));
-      }
-      const hlo = f32x4.mul(f32x4.sub(load8lo(fmt, at(fmt, xr, j)), m), s);
-      const hhi = f32x4.mul(f32x4.sub(load8hi(fmt, at(fmt, xr, j)), m), s);
+      const glo = gw4(fmt, gr, w, j, false), ghi = gw4(fmt, gr, w, j, true);
+      const hlo = xhat4(fmt, xr, j, m, s, false), hhi = xhat4(fmt, xr, j, m, s, true);
       a0 = f32x4.add(a0, glo); a1 = f32x4.add(a1, ghi);
       c0 = f32x4.add(c0, f32x4.mul(glo, hlo)); c1 = f32x4.add(c1, f32x4.mul(ghi, hhi));
     }
@@ -122,13 +131,8 @@ import { F32, F16, BF16, load1, store1, load8lo, load8hi, store8 } from './conve
     const ma = sa * invD, mc = sc * invD;
     const va = f32x4.splat(ma), vc = f32x4.splat(mc);
     for (j = 0; j < d8; j += 8) {
-      let glo = load8lo(fmt, at(fmt, gr, j)), ghi = load8hi(fmt, at(fmt, gr, j));
-      if (w != 0) {
-        glo = f32x4.mul(glo, load8lo(fmt, at(fmt, w, j)));
-        ghi = f32x4.mul(ghi, load8hi(fmt, at(fmt, w, j)));
-      }
-      const hlo = f32x4.mul(f32x4.sub(load8lo(fmt, at(fmt, xr, j)), m), s);
-      const hhi = f32x4.mul(f32x4.sub(load8hi(fmt, at(fmt, xr, j)), m), s);
+      const glo = gw4(fmt, gr, w, j, false), ghi = gw4(fmt, gr, w, j, true);
+      const hlo = xhat4(fmt, xr, j, m, s, false), hhi = xhat4(fmt, xr, j, m, s, true);
       const lo = f32x4.mul(s, f32x4.sub(f32x4.sub(glo, va), f32x4.mul(hlo, vc)));
       const hi = f32x4.mul(s, f32x4.sub(f32x4.sub(ghi, va), f32x4.mul(hhi, vc)));
       store8(fmt, at(fmt, dr, j), lo, hi);
