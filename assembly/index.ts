@@ -25,6 +25,7 @@ export * from './kernels/attention'; // fused attention (src/backend/wasm/native
 export * from './kernels/math_more'; // gelu, reciprocal, clamp, pow, index_add (src/backend/wasm/native_math.ts)
 export * from './kernels/int_arith'; // int32 add / sub (src/backend/wasm/native.ts)
 export * from './kernels/adaptive_pool'; // adaptive average pooling (src/backend/wasm/native_pool.ts)
+export * from './kernels/layer_norm'; // fused layer norm (src/backend/wasm/native_layer_norm.ts)
 
 // GEMM, convolution and pooling (docs/kernels.md: their ABI). By name: those files also export
 // internal helpers that take v128 and must not become module exports. Called from src/backend/wasm/native_linalg.ts.

@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';
 import type { Tensor } from '../src/index.js';
 import { onBackend as on } from './helpers/backends.js';
+import { relError } from './helpers/compare.js';
 import { apply, kernelView } from '../src/ops/dispatch.js';
 
 const F = mx.nn.functional;
@@ -37,16 +38,6 @@ async function run(dtype: Dtype, fused: boolean | undefined, shape = [4, 5, 6, 7
   return { y: await read(y), gx: await read(x.grad!), gw: await read(w.grad!), gb: await read(b.grad!), rm: await read(rm), rv: await read(rv) };
 }
 
-/** max |a - b| / max |b| */
-function relError(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  let m = 0;
-  b.forEach((v, i) => {
-    d = Math.max(d, Math.abs(a[i]! - v));
-    m = Math.max(m, Math.abs(v));
-  });
-  return d / (m || 1);
-}
 
 for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
   test(`fused batchNorm ${dtype} on ${backendName}: output, gradients and running statistics equal the composite's`, async () => {

@@ -335,6 +335,8 @@ const cases: Case[] = [
   },
   { name: 'F.layerNorm (weight/bias)', fn: (x, w, b) => F.layerNorm(x!, 4, { weight: w!, bias: b! }), inputs: () => [uni([2, 4]), uni([4], 0.5, 2), uni([4])] },
   { name: 'F.layerNorm (2 normalized dims, no affine)', fn: (x) => F.layerNorm(x!, [2, 3]), inputs: () => [uni([2, 2, 3])] },
+  { name: 'F.layerNorm fused (weight/bias)', fn: (x, w, b) => F.layerNorm(x!, 4, { weight: w!, bias: b!, fused: true }), inputs: () => [uni([3, 4]), uni([4], 0.5, 2), uni([4])] },
+  { name: 'F.layerNorm fused (2 normalized dims, weight only)', fn: (x, w) => F.layerNorm(x!, [2, 3], { weight: w!, fused: true }), inputs: () => [uni([2, 2, 3]), uni([2, 3], 0.5, 2)] },
   { name: 'F.embedding', fn: (w) => F.embedding(i32([[0, 2], [2, 1]]), w!), inputs: () => [uni([3, 2])] },
   {
     // Rows at paddingIdx get no gradient by definition, so their uses are masked out of the output.

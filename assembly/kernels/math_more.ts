@@ -5,11 +5,14 @@
  * float64, compute with the same formulas in the same order (erf by its positive-term series below
  * 3, erfc by Lentz's continued fraction above) and round once through float32, so results are the
  * reference's except where this module's exp / tanh / pow and JavaScript's differ in the last
- * float64 bit and that decides a float32 rounding. Exact GELU on float16 / bfloat16 is gelu16.ts's
- * float32 SIMD form instead (within one 16-bit unit of the reference).
+ * float64 bit and that decides a float32 rounding. Exact GELU on float16 / bfloat16 also has
+ * gelu16.ts's table form: the same float64 values, computed once per format into a table.
  *
  *   gelu_<fmt>(tanh, x, out, n)             approximate 'none' (erf) or 'tanh'
  *   gelu_grad_<fmt>(tanh, x, g, out, n)     g * gelu'(x)
+ *   gelu_table_<f16|bf16>(table)            fill an exact-GELU table of the format (gelu16.ts's layout)
+ *   gelu_lut16(table, x, out, n)            exact gelu of 16-bit x by its table
+ *   gelu_grad_lut_<f16|bf16>(table, x, g, out, n)  g * gelu'(x) by the table, float32, rounded once
  *   unary_math_<fmt>(op, x, out, n, lo, hi) RECIPROCAL: 1 / x; CLAMP: to [lo, hi] (NaN bound: none), NaN kept
  *   pow_<fmt>(a, b, out, n)                 a^b elementwise
  *   pow_scalar_<fmt>(a, out, n, e)          a^e (an exponent of another format, e.g. float32 next to 16-bit a)
@@ -18,8 +21,8 @@
  *     in range: checked by the caller); this call fills output rows [r0, r1) of dim n, summing in
  *     float64 (`acc`: (r1 - r0) * inner doubles of scratch) in index order, rounded once.
  */
-import { F32, F16, BF16, load1, store1 } from './convert16';
-import { gelu16, geluGrad16 } from './gelu16';
+import { F32, F16, BF16, load1, store1, encode, f16ToF32, bf16ToF32 } from './convert16';
+import { GELU_GRAD_OFFSET, geluLut16, geluGradLut16 } from './gelu16';
 
 const RECIPROCAL: i32 = 0;
 const CLAMP: i32 = 1;
@@ -123,8 +126,6 @@ function erf(x: f64): f64 {
 
 // @ts-ignore: decorator
 @inline function geluMap(fmt: i32, tanh: i32, x: usize, out: usize, n: i32): void {
-  // 16-bit results need float32 accuracy only (gelu16.ts)
-  if (fmt != F32 && tanh == 0) return gelu16(fmt, x, out, n);
   let i = 0;
   if (tanh == 0) {
     // two elements per erfc2 (the exact form's cost is erf's series)
@@ -141,7 +142,6 @@ function erf(x: f64): f64 {
 
 // @ts-ignore: decorator
 @inline function geluGradMap(fmt: i32, tanh: i32, x: usize, g: usize, out: usize, n: i32): void {
-  if (fmt != F32 && tanh == 0) return geluGrad16(fmt, x, g, out, n);
   let i = 0;
   if (tanh == 0) {
     for (; i + 2 <= n; i += 2) {
@@ -218,6 +218,31 @@ export function gelu_f16(tanh: i32, x: usize, out: usize, n: i32): void {
 }
 export function gelu_bf16(tanh: i32, x: usize, out: usize, n: i32): void {
   geluMap(BF16, tanh, x, out, n);
+}
+/** Exact-GELU table of a 16-bit format: every pattern through the float64 formulas above. */
+// @ts-ignore: decorator
+@inline function geluTable(fmt: i32, table: usize): void {
+  for (let h: u32 = 0; h < 65536; h++) {
+    const x = <f64>(fmt == F16 ? f16ToF32(h) : bf16ToF32(h));
+    store<u16>(table + (<usize>h << 1), <u16>encode(fmt, <f32>gelu(x, 0)));
+    store<f32>(table + GELU_GRAD_OFFSET + (<usize>h << 2), <f32>geluGrad(x, 0));
+  }
+}
+
+export function gelu_table_f16(table: usize): void {
+  geluTable(F16, table);
+}
+export function gelu_table_bf16(table: usize): void {
+  geluTable(BF16, table);
+}
+export function gelu_lut16(table: usize, x: usize, out: usize, n: i32): void {
+  geluLut16(table, x, out, n);
+}
+export function gelu_grad_lut_f16(table: usize, x: usize, g: usize, out: usize, n: i32): void {
+  geluGradLut16(F16, table, x, g, out, n);
+}
+export function gelu_grad_lut_bf16(table: usize, x: usize, g: usize, out: usize, n: i32): void {
+  geluGradLut16(BF16, table, x, g, out, n);
 }
 export function gelu_grad_f32(tanh: i32, x: usize, g: usize, out: usize, n: i32): void {
   geluGradMap(F32, tanh, x, g, out, n);

@@ -203,3 +203,42 @@ export function amp_unscale_f16(g: usize, n: i32, inv: f32): i32 {
 export function amp_unscale_bf16(g: usize, n: i32, inv: f32): i32 {
   return ampUnscale(BF16, g, n, inv);
 }
+
+/**
+ * sum_squares_<fmt>(x, n) -> the sum of x[i]^2 over n elements in float64: one input of the
+ * multi-tensor `sumSquares` (gradient clipping's norm; src/backend/wasm/native_optim.ts walks the
+ * list). Squares are summed in float32 lanes over blocks of 256 elements, the block sums in float64.
+ */
+// @ts-ignore: decorator
+@inline function sumSquares(fmt: i32, x: usize, n: i32): f64 {
+  let total: f64 = 0;
+  let i = 0;
+  const s = shiftOf(fmt);
+  while (i + 8 <= n) {
+    const end = min(n & ~7, i + 256);
+    let a = f32x4.splat(0), b = f32x4.splat(0);
+    for (; i < end; i += 8) {
+      const p = x + (<usize>i << s);
+      const lo = load8lo(fmt, p), hi = load8hi(fmt, p);
+      a = f32x4.add(a, f32x4.mul(lo, lo));
+      b = f32x4.add(b, f32x4.mul(hi, hi));
+    }
+    const c = f32x4.add(a, b);
+    total += <f64>f32x4.extract_lane(c, 0) + <f64>f32x4.extract_lane(c, 1) + <f64>f32x4.extract_lane(c, 2) + <f64>f32x4.extract_lane(c, 3);
+  }
+  for (; i < n; i++) {
+    const v = <f64>load1(fmt, x + (<usize>i << s));
+    total += v * v;
+  }
+  return total;
+}
+
+export function sum_squares_f32(x: usize, n: i32): f64 {
+  return sumSquares(F32, x, n);
+}
+export function sum_squares_f16(x: usize, n: i32): f64 {
+  return sumSquares(F16, x, n);
+}
+export function sum_squares_bf16(x: usize, n: i32): f64 {
+  return sumSquares(BF16, x, n);
+}

@@ -150,6 +150,13 @@ export interface BatchNormParams {
   hasWeight: boolean;
   hasBias: boolean;
 }
+/** Layer normalisation over the last `size` elements of each row (kernels/layer_norm.ts). */
+export interface LayerNormParams {
+  size: number;
+  eps: number;
+  hasWeight: boolean;
+  hasBias: boolean;
+}
 export interface BatchNormRunningParams {
   momentum: number;
   /** count / (count - 1): the biased batch variance made unbiased */
@@ -296,6 +303,7 @@ export interface KernelParamsMap {
   sgdUpdate: SgdUpdateParams; //         param, grad, [buffer], [isFirst], [foundInf] -> param, [buffer], [nextIsFirst]
   adamUpdate: AdamUpdateParams; //       param, grad, expAvg, expAvgSq, [maxExpAvgSq], [step], [foundInf] -> param, states
   ampUnscale: NoParams; //               grad_1..k, invScale, foundInf -> grad_1..k, foundInf
+  sumSquares: NoParams; //               x_1..k -> float32 [k]: each one's sum of squares (gradient clipping's norm)
   ampUpdateScale: AmpUpdateScaleParams; // scale, growthTracker, overflowStreak, [skipped], foundInf -> the state
 
   // batch normalisation in training mode (kernels/batch_norm.ts); stats [2,C] = mean, biased variance
@@ -304,6 +312,12 @@ export interface KernelParamsMap {
   batchNormGradSums: BatchNormParams; // g, x, stats -> [2,C]: sum(g * xhat), sum(g)
   batchNormBackwardInput: BatchNormParams; // g, x, stats, sums, [w] -> dx
   batchNormRunningUpdate: BatchNormRunningParams; // runningMean, runningVar, stats -> runningMean, runningVar
+
+  // layer normalisation (kernels/layer_norm.ts); stats [2,R] = mean, rstd of each of R rows
+  layerNormStats: LayerNormParams; //    x -> stats
+  layerNormFused: LayerNormParams; //    x, stats, [w], [b] -> y
+  layerNormGradSums: LayerNormParams; // g, x, stats -> [2,D]: sum(g * xhat), sum(g)
+  layerNormBackwardInput: LayerNormParams; // g, x, stats, [w] -> dx
 
   // negative log-likelihood (kernels/nll.ts)
   nllLossFused: NllParams; //            logp, target, [w] -> loss

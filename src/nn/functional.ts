@@ -14,6 +14,7 @@ import { sum, mean, logSoftmax, softmax, variance } from '../ops/reduce.js';
 import { reshape, flatten, unsqueeze, squeeze, gather, indexSelect, narrow } from '../ops/shape.js';
 import type { BatchNormParams, BatchNormRunningParams, NllParams as NllKernelParams } from '../backend/kernels.js';
 import './batch_norm_ops.js';
+import { fusedLayerNorm } from './layer_norm_ops.js';
 import { useFusedNll } from './nll_ops.js';
 import { rand } from '../ops/creation.js';
 import { noGrad } from '../autograd/mode.js';
@@ -372,15 +373,25 @@ export interface LayerNormOptions {
   weight?: Tensor | null;
   bias?: Tensor | null;
   eps?: number;
+  /**
+   * The fused ops (src/nn/layer_norm_ops.ts: two kernels forward, two backward) instead of the
+   * composite: default where the backend runs them natively (wasm); true or false forces either.
+   */
+  fused?: boolean;
 }
 
-defineOp<{ dims: number[]; eps: number; hasWeight: boolean; hasBias: boolean }>({
+defineOp<{ dims: number[]; eps: number; hasWeight: boolean; hasBias: boolean; fused?: boolean }>({
   name: 'layerNorm', autocast: 'float32',
   compose: (xs, p) => {
     const [x0] = xs;
     const w0 = p.hasWeight ? xs[1] : undefined;
     const b0 = p.hasBias ? xs[p.hasWeight ? 2 : 1] : undefined;
     return inFloat32([x0, w0, b0], x0!.dt, ([x, w, b]) => {
+      if (p.fused ?? x!.backend.nativeKernel?.('layerNormFused') ?? false) {
+        const size = p.dims.reduce((n, d) => n * x!.shape[d]!, 1);
+        // weight and bias in the input's dtype (float32 here unless float64 gradcheck inputs)
+        return fusedLayerNorm(x!, w && castTo(w, x!.dt), b && castTo(b, x!.dt), size, p.eps);
+      }
       const mu = mean(x!, p.dims, true);
       const centered = sub(x!, mu);
       const v = mean(mul(centered, centered), p.dims, true);
@@ -407,7 +418,7 @@ export function layerNorm(input: Tensor, normalizedShape: number | readonly numb
   if (options.weight) xs.push(options.weight);
   if (options.bias) xs.push(options.bias);
   const dims = ns.map((_, i) => input.ndim - ns.length + i);
-  return apply('layerNorm', xs, { dims, eps: options.eps ?? 1e-5, hasWeight: !!options.weight, hasBias: !!options.bias });
+  return apply('layerNorm', xs, { dims, eps: options.eps ?? 1e-5, hasWeight: !!options.weight, hasBias: !!options.bias, fused: options.fused });
 }
 
 export interface BatchNormOptions {

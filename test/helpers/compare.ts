@@ -208,3 +208,15 @@ export function withinAccumulationBound(actual: Float32Array, ref: Float32Array,
     }
   }
 }
+
+/** max |a - b| / max |b| over two equally long arrays (a whole tensor's relative error). */
+export function relError(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) throw new Error(`relError: ${a.length} values against ${b.length}`);
+  let d = 0;
+  let m = 0;
+  b.forEach((v, i) => {
+    d = Math.max(d, Math.abs(a[i]! - v));
+    m = Math.max(m, Math.abs(v));
+  });
+  return d / (m || 1);
+}

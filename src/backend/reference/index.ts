@@ -17,6 +17,7 @@ import { indexingKernels } from './kernels/indexing.js';
 import { extraKernels } from './kernels/extra.js';
 import { optimKernels } from './kernels/optim.js';
 import { batchNormKernels } from './kernels/batch_norm.js';
+import { layerNormKernels } from './kernels/layer_norm.js';
 import { nllKernels } from './kernels/nll.js';
 import { attentionKernels } from './kernels/attention.js';
 
@@ -40,6 +41,7 @@ export const REFERENCE_KERNELS: RefKernelTable = {
   ...extraKernels,
   ...optimKernels,
   ...batchNormKernels,
+  ...layerNormKernels,
   ...nllKernels,
   ...attentionKernels,
 };

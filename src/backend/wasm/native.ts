@@ -37,6 +37,7 @@ import { ATTENTION_KERNELS } from './native_attention.js';
 import { MATH_KERNELS } from './native_math.js';
 import { POOL_KERNELS } from './native_pool.js';
 import { BATCH_NORM_KERNELS } from './native_batch_norm.js';
+import { LAYER_NORM_KERNELS } from './native_layer_norm.js';
 
 export { collapse, fmtOf } from './layout.js';
 
@@ -421,4 +422,5 @@ export const NATIVE_KERNELS = {
   ...MATH_KERNELS,
   ...POOL_KERNELS,
   ...BATCH_NORM_KERNELS,
+  ...LAYER_NORM_KERNELS,
 } satisfies NativeKernels;

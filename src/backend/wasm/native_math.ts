@@ -1,6 +1,7 @@
 /**
  * Native handlers of what a transformer's step needs beyond the LSTM's and the CNNs' kernels
- * (assembly/kernels/math_more.ts): gelu and geluBackward, reciprocal, clamp and pow (gradient
+ * (assembly/kernels/math_more.ts): gelu and geluBackward (exact 16-bit GELU by a per-format table,
+ * gelu16.ts), reciprocal, clamp and pow (gradient
  * clipping's scalars), and the embedding's indexSelect (row copies) and indexAdd (its gradient:
  * rows summed in float64 in index order, each thread owning a range of output rows). Float32,
  * float16, bfloat16; operands of the output's format (pow's exponent: a tensor or one broadcast
@@ -37,11 +38,41 @@ function byParts(ctx: NativeContext, kernel: string, itemsize: number, pointers:
   ctx.pool.run(kernel, elementParts(ctx.pool, n, cost).map(([u0, u1]) => [...lead, ...pointers.map((p) => p + u0 * itemsize), u1 - u0, ...tail]));
 }
 
+/** Relative cost per element of a table lookup (exact 16-bit GELU). */
+const LUT_COST = 4;
+/** Bytes of an exact-GELU table (assembly/kernels/gelu16.ts): u16 results, then f32 gradients. */
+const GELU_TABLE_BYTES = 65536 * 6;
+
+/**
+ * The exact-GELU table of a 16-bit format on this heap, built on first use (~65536 float64 erf
+ * evaluations, once) and kept for the heap's life: a constant, not a tensor or a scratch block.
+ */
+const geluTables = new WeakMap<object, Map<string, number>>();
+function geluTable(ctx: NativeContext, fmt: string): number {
+  let byFmt = geluTables.get(ctx.heap);
+  if (!byFmt) geluTables.set(ctx.heap, (byFmt = new Map()));
+  let addr = byFmt.get(fmt);
+  if (addr === undefined) {
+    addr = ctx.heap.alloc(GELU_TABLE_BYTES);
+    ctx.pool.call(`gelu_table_${fmt}`, addr);
+    byFmt.set(fmt, addr);
+  }
+  return addr;
+}
+
+const isExact16 = (fmt: string, p: GeluParams) => p.approximate !== 'tanh' && (fmt === 'f16' || fmt === 'bf16');
+
 const gelu: NativeKernel<'gelu'> = (ctx, [x], [o], p: GeluParams) =>
-  !!x && !!o && elementwise(ctx, [x], o, (fmt, ptrs, n) => byParts(ctx, `gelu_${fmt}`, o.dtype.itemsize, ptrs, n, GELU_COST, [p.approximate === 'tanh' ? 1 : 0]));
+  !!x && !!o && elementwise(ctx, [x], o, (fmt, ptrs, n) => {
+    if (isExact16(fmt, p)) byParts(ctx, 'gelu_lut16', o.dtype.itemsize, ptrs, n, LUT_COST, [geluTable(ctx, fmt)]);
+    else byParts(ctx, `gelu_${fmt}`, o.dtype.itemsize, ptrs, n, GELU_COST, [p.approximate === 'tanh' ? 1 : 0]);
+  });
 
 const geluBackward: NativeKernel<'geluBackward'> = (ctx, [x, g], [o], p: GeluParams) =>
-  !!x && !!g && !!o && elementwise(ctx, [x, g], o, (fmt, ptrs, n) => byParts(ctx, `gelu_grad_${fmt}`, o.dtype.itemsize, ptrs, n, GELU_COST, [p.approximate === 'tanh' ? 1 : 0]));
+  !!x && !!g && !!o && elementwise(ctx, [x, g], o, (fmt, ptrs, n) => {
+    if (isExact16(fmt, p)) byParts(ctx, `gelu_grad_lut_${fmt}`, o.dtype.itemsize, ptrs, n, LUT_COST, [geluTable(ctx, fmt)]);
+    else byParts(ctx, `gelu_grad_${fmt}`, o.dtype.itemsize, ptrs, n, GELU_COST, [p.approximate === 'tanh' ? 1 : 0]);
+  });
 
 const reciprocal: NativeKernel<'reciprocal'> = (ctx, [x], [o]) =>
   !!x && !!o && elementwise(ctx, [x], o, (fmt, ptrs, n) => byParts(ctx, `unary_math_${fmt}`, o.dtype.itemsize, ptrs, n, MATH_COST, [OP.reciprocal], [NaN, NaN]));

@@ -106,5 +106,21 @@ const ampUnscale: NativeKernel<'ampUnscale'> = (ctx, inputs, outputs) => {
   return true;
 };
 
+/**
+ * sumSquares over [x_1..k] into a float32 [k]: each contiguous float input by `sum_squares_<fmt>`
+ * on the calling thread (float64 block sums), one call for the whole gradient list.
+ */
+const sumSquares: NativeKernel<'sumSquares'> = (ctx, inputs, [out]) => {
+  if (!out || out.dtype.name !== 'float32' || !contiguous(out) || numel(out.shape) !== inputs.length) return false;
+  if (!inputs.every((x) => fmtOf(x.dtype) && contiguous(x) && !overlap(x, out))) return false;
+  const f32 = ctx.heap.views().f32;
+  const o = ctx.address(out) >> 2;
+  inputs.forEach((x, i) => {
+    const n = numel(x.shape);
+    f32[o + i] = n > 0 ? (ctx.pool.call(`sum_squares_${fmtOf(x.dtype)}`, ctx.address(x), n) as number) : 0;
+  });
+  return true;
+};
+
 /** The handlers of this file by kernel name (merged into NATIVE_KERNELS by native.ts). */
-export const OPTIM_KERNELS = { adamUpdate, ampUnscale } satisfies NativeKernels;
+export const OPTIM_KERNELS = { adamUpdate, ampUnscale, sumSquares } satisfies NativeKernels;

@@ -231,4 +231,19 @@ export const ampUpdateScale: RefKernel<AmpUpdateScaleParams> = (inputs, p) => {
   return [Float64Array.of(scale), Float64Array.of(tracker), Float64Array.of(streak), ...skipped];
 };
 
-export const optimKernels = { sgdUpdate, adamUpdate, ampUnscale, ampUpdateScale } satisfies RefKernels;
+/**
+ * sumSquares: each input's sum of squares, for gradient clipping's 2-norm over a list of gradients
+ * (one multi-tensor call, as PyTorch's foreach norm).
+ *
+ *   inputs   [x_1, ..., x_k]   k >= 1, any float dtypes
+ *   outputs  [float32 [k]]     sum over x_i of x^2 (float64 sums, rounded once)
+ */
+export const sumSquares: RefKernel<NoParams> = (inputs) => [
+  Float64Array.from(inputs, ({ data }) => {
+    let s = 0;
+    for (let i = 0; i < data.length; i++) s += data[i]! * data[i]!;
+    return s;
+  }),
+];
+
+export const optimKernels = { sgdUpdate, adamUpdate, ampUnscale, ampUpdateScale, sumSquares } satisfies RefKernels;
