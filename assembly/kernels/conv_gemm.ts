@@ -213,3 +213,42 @@ export function conv_round_f32(dt: i32, src: usize, dst: usize, n: i32, part: i3
   }
   for (let i = i0; i < i1; i++) storeF(dst, i, dt, loadF(src, i, DT_F32));
 }
+
+/**
+ * Crop a weight to the taps that touch the image (dtype dt, a copy): dst[r][a][b] =
+ * src[r][kh0 + a][kw0 + b] for r < rows (= Cout * Cin), a < khN, b < kwN. A convolution whose
+ * output window never reads the input through the other taps (ResNet's 3x3 on 1x1 maps: only the
+ * centre; 2x2 -> 1x1 at stride 2: 4 of 9) is the cropped convolution with less padding, and
+ * skipping those taps skips multiply-adds of the zero padding. Parts split the rows.
+ */
+export function conv_crop_taps(dt: i32, src: usize, dst: usize, rows: i32, KH: i32, KW: i32, kh0: i32, khN: i32, kw0: i32, kwN: i32, part: i32, parts: i32): void {
+  const es = dtSize(dt);
+  const r0 = share(rows, part, parts, false), r1 = share(rows, part, parts, true);
+  for (let r = r0; r < r1; r++) {
+    const s = src + <usize>r * <usize>(KH * KW) * es;
+    const d = dst + <usize>r * <usize>(khN * kwN) * es;
+    for (let a = 0; a < khN; a++) {
+      copyRun(d + <usize>(a * kwN) * es, s + <usize>((kh0 + a) * KW + kw0) * es, <usize>kwN * es);
+    }
+  }
+}
+
+/**
+ * The adjoint of conv_crop_taps for a weight gradient: dst[r][kh][kw] (dtype dt) = src[r][kh -
+ * kh0][kw - kw0] (float32, rounded once) inside the cropped taps, 0 outside (those taps only ever
+ * multiplied the zero padding). Parts split the rows.
+ */
+export function conv_uncrop_taps(dt: i32, src: usize, dst: usize, rows: i32, KH: i32, KW: i32, kh0: i32, khN: i32, kw0: i32, kwN: i32, part: i32, parts: i32): void {
+  const r0 = share(rows, part, parts, false), r1 = share(rows, part, parts, true);
+  for (let r = r0; r < r1; r++) {
+    const s = <i32>(r * khN * kwN);
+    const d = <i32>(r * KH * KW);
+    for (let kh = 0; kh < KH; kh++) {
+      for (let kw = 0; kw < KW; kw++) {
+        const a = kh - kh0, b = kw - kw0;
+        const inside = a >= 0 && a < khN && b >= 0 && b < kwN;
+        storeF(dst, d + kh * KW + kw, dt, inside ? load<f32>(src + <usize>(s + a * kwN + b) * 4) : 0);
+      }
+    }
+  }
+}

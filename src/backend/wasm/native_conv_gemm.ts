@@ -15,6 +15,9 @@
  * Col, the channel-major copy and the float32 weight sums live in the kernels' one scratch block
  * (native_scratch.ts), after the room for the GEMM's per-thread panels, so the heap keeps one
  * cached scratch whichever convolution path ran.
+ *
+ * Taps that only ever read the zero padding are cropped away first (cropTaps), so the GEMMs do
+ * not multiply zeros: ResNet-18's layer4 at 32x32 (1x1 maps) keeps 1 of 9 taps, 4 of 9 at stride 2.
  */
 import type { NativeContext } from './native.js';
 import { gemmScratchBytes, MIN_MACS_PER_PART, partsFor, scratchAndSync, writeDesc } from './native_scratch.js';
@@ -45,6 +48,64 @@ export function convGemmApplies(desc: readonly number[], OH: number, OW: number,
   if (g !== 1) return false;
   return P <= 64 || (pass === 'weight' && (sh! > 1 || sw! > 1) && P <= 256);
 }
+
+/** Output length of a convolution along one axis (conv.ts's outSize). */
+const outSize = (len: number, pad: number, k: number, s: number, d: number): number => {
+  const span = len + 2 * pad - d * (k - 1) - 1;
+  return span < 0 ? 0 : Math.floor(span / s) + 1;
+};
+
+/** The taps [lo, hi) along one axis that read the image for some output (null: not one run). */
+function liveTaps(len: number, pad: number, k: number, s: number, d: number, outLen: number): [number, number] | null {
+  const live = (t: number): boolean => {
+    for (let o = 0; o < outLen; o++) {
+      const i = o * s - pad + t * d;
+      if (i >= 0 && i < len) return true;
+    }
+    return false;
+  };
+  let lo = 0;
+  while (lo < k && !live(lo)) lo++;
+  let hi = k;
+  while (hi > lo && !live(hi - 1)) hi--;
+  for (let t = lo; t < hi; t++) if (!live(t)) return null;
+  return lo < hi ? [lo, hi] : null;
+}
+
+/**
+ * A convolution some of whose taps only ever read the zero padding (ResNet-18 at 32x32: the 3x3
+ * convolutions on layer4's 1x1 maps use only the centre tap, its stride-2 2x2 -> 1x1 one 4 of 9)
+ * equals the convolution with its weight cropped to the live taps and the padding reduced by the
+ * taps cut in front: the GEMMs then skip the multiply-adds of zeros (K shrinks 9x / 2.25x there).
+ */
+export interface TapCrop {
+  /** The descriptor of the cropped convolution (KH, KW, padding changed). */
+  desc: number[];
+  kh0: number;
+  khN: number;
+  kw0: number;
+  kwN: number;
+}
+
+export function cropTaps(desc: readonly number[], OH: number, OW: number): TapCrop | null {
+  const [, , H, W, , KH, KW, sh, sw, ph, pw, dh, dw] = desc as number[];
+  const rh = liveTaps(H!, ph!, KH!, sh!, dh!, OH), rw = liveTaps(W!, pw!, KW!, sw!, dw!, OW);
+  if (!rh || !rw) return null;
+  const khN = rh[1] - rh[0], kwN = rw[1] - rw[0];
+  if (khN === KH && kwN === KW) return null;
+  const ph2 = ph! - rh[0] * dh!, pw2 = pw! - rw[0] * dw!;
+  // the cropped geometry must give the same output map with non-negative padding
+  if (ph2 < 0 || pw2 < 0 || outSize(H!, ph2, khN, sh!, dh!) !== OH || outSize(W!, pw2, kwN, sw!, dw!) !== OW) return null;
+  const cropped = [...desc];
+  cropped[5] = khN;
+  cropped[6] = kwN;
+  cropped[9] = ph2;
+  cropped[10] = pw2;
+  return { desc: cropped, kh0: rh[0], khN, kw0: rw[0], kwN };
+}
+
+/** Crop args after (dt, src, dst): rows = Cout * Cin, the full kernel and the live window. */
+const cropArgs = (desc: readonly number[], c: TapCrop): number[] => [desc[4]! * desc[1]!, desc[5]!, desc[6]!, c.kh0, c.khN, c.kw0, c.kwN];
 
 interface Plan {
   descAddr: number;
@@ -107,9 +168,14 @@ function runGemm(
 /** y = conv2d(x, w) (+ bias); dtypes as the conv kernels' (x | w << 4 | y << 8 | bias << 12). */
 export function convGemmForward(ctx: NativeContext, desc: readonly number[], OH: number, OW: number, dtypes: number, x: number, w: number, bias: number, y: number): void {
   const dx = dtypes & 15, dw = (dtypes >> 4) & 15, dy = (dtypes >> 8) & 15, db = (dtypes >> 12) & 15;
-  const pl = plan(ctx, desc, OH, OW);
-  const r = regions(ctx, [pl.K * pl.chunk * pl.P * bytesOf(dx), pl.Cout * pl.chunk * pl.P * bytesOf(dy)]);
-  const [col, ycm] = r.at as [number, number];
+  const crop = cropTaps(desc, OH, OW);
+  const pl = plan(ctx, crop ? crop.desc : desc, OH, OW);
+  const r = regions(ctx, [pl.K * pl.chunk * pl.P * bytesOf(dx), pl.Cout * pl.chunk * pl.P * bytesOf(dy), crop ? pl.Cout * pl.K * bytesOf(dw) : 0]);
+  const [col, ycm, wCrop] = r.at as [number, number, number];
+  if (crop) {
+    runCopy(ctx, 'conv_crop_taps', [dw, w, wCrop, ...cropArgs(desc, crop)], pl.Cout * pl.K, pl.Cout);
+    w = wCrop;
+  }
   for (let n0 = 0; n0 < pl.N; n0 += pl.chunk) {
     const nImg = Math.min(pl.chunk, pl.N - n0);
     const L = nImg * pl.P;
@@ -122,11 +188,16 @@ export function convGemmForward(ctx: NativeContext, desc: readonly number[], OH:
 /** dx from gy and w; dtypes gy | w << 4 | dx << 8. */
 export function convGemmBackwardInput(ctx: NativeContext, desc: readonly number[], OH: number, OW: number, dtypes: number, gy: number, w: number, dx: number): void {
   const dgy = dtypes & 15, dw = (dtypes >> 4) & 15, ddx = (dtypes >> 8) & 15;
-  const pl = plan(ctx, desc, OH, OW);
+  const crop = cropTaps(desc, OH, OW);
+  const pl = plan(ctx, crop ? crop.desc : desc, OH, OW);
   const [, C, H, W] = desc as number[];
   const planeBytes = align64(H! * W! * 4);
-  const r = regions(ctx, [pl.K * pl.chunk * pl.P * 4, pl.Cout * pl.chunk * pl.P * bytesOf(dgy)], planeBytes);
-  const [dcol, dycm] = r.at as [number, number];
+  const r = regions(ctx, [pl.K * pl.chunk * pl.P * 4, pl.Cout * pl.chunk * pl.P * bytesOf(dgy), crop ? pl.Cout * pl.K * bytesOf(dw) : 0], planeBytes);
+  const [dcol, dycm, wCrop] = r.at as [number, number, number];
+  if (crop) {
+    runCopy(ctx, 'conv_crop_taps', [dw, w, wCrop, ...cropArgs(desc, crop)], pl.Cout * pl.K, pl.Cout);
+    w = wCrop;
+  }
   for (let n0 = 0; n0 < pl.N; n0 += pl.chunk) {
     const nImg = Math.min(pl.chunk, pl.N - n0);
     const L = nImg * pl.P;
@@ -141,10 +212,12 @@ export function convGemmBackwardInput(ctx: NativeContext, desc: readonly number[
 /** dw from x and gy; dtypes x | gy << 4 | dw << 8. */
 export function convGemmBackwardWeight(ctx: NativeContext, desc: readonly number[], OH: number, OW: number, dtypes: number, x: number, gy: number, dw: number): void {
   const dx = dtypes & 15, dgy = (dtypes >> 4) & 15, ddw = (dtypes >> 8) & 15;
-  const pl = plan(ctx, desc, OH, OW);
+  const crop = cropTaps(desc, OH, OW);
+  const pl = plan(ctx, crop ? crop.desc : desc, OH, OW);
   const chunks = Math.ceil(pl.N / pl.chunk);
-  // several chunks: their sums add up in float32 (in dw itself when it is float32), rounded once at the end
-  const sumInScratch = chunks > 1 && ddw !== DT_F32;
+  // several chunks: their sums add up in float32 (in dw itself when it is float32), rounded once at the end;
+  // a cropped weight's gradient is summed in float32 too, then spread over the whole kernel
+  const sumInScratch = crop !== null || (chunks > 1 && ddw !== DT_F32);
   const r = regions(ctx, [pl.K * pl.chunk * pl.P * bytesOf(dx), pl.Cout * pl.chunk * pl.P * bytesOf(dgy), sumInScratch ? pl.Cout * pl.K * 4 : 0]);
   const [col, dycm, sums] = r.at as [number, number, number];
   const target = sumInScratch ? sums : dw;
@@ -157,5 +230,6 @@ export function convGemmBackwardWeight(ctx: NativeContext, desc: readonly number
     const flags = GEMM_TRANS_B | (i > 0 ? GEMM_ACCUMULATE : 0);
     runGemm(ctx, r, flags, dgy | (dx << 4) | (dTarget << 8), pl.Cout, pl.K, L, dycm, L, col, L, target, pl.K);
   }
-  if (sumInScratch) runCopy(ctx, 'conv_round_f32', [ddw, target, dw, pl.Cout * pl.K], pl.Cout * pl.K, pl.Cout * pl.K);
+  if (crop) runCopy(ctx, 'conv_uncrop_taps', [ddw, target, dw, ...cropArgs(desc, crop)], pl.Cout * pl.K, pl.Cout);
+  else if (sumInScratch) runCopy(ctx, 'conv_round_f32', [ddw, target, dw, pl.Cout * pl.K], pl.Cout * pl.K, pl.Cout * pl.K);
 }
