@@ -240,15 +240,15 @@ export function conv_crop_taps(dt: i32, src: usize, dst: usize, rows: i32, KH: i
  */
 export function conv_uncrop_taps(dt: i32, src: usize, dst: usize, rows: i32, KH: i32, KW: i32, kh0: i32, khN: i32, kw0: i32, kwN: i32, part: i32, parts: i32): void {
   const r0 = share(rows, part, parts, false), r1 = share(rows, part, parts, true);
+  const es = dtSize(dt);
+  const taps = KH * KW, live = khN * kwN;
+  // zero the part's rows in one fill, then write the live window of each row
+  memory.fill(dst + <usize>r0 * <usize>taps * es, 0, <usize>(r1 - r0) * <usize>taps * es);
   for (let r = r0; r < r1; r++) {
-    const s = <i32>(r * khN * kwN);
-    const d = <i32>(r * KH * KW);
-    for (let kh = 0; kh < KH; kh++) {
-      for (let kw = 0; kw < KW; kw++) {
-        const a = kh - kh0, b = kw - kw0;
-        const inside = a >= 0 && a < khN && b >= 0 && b < kwN;
-        storeF(dst, d + kh * KW + kw, dt, inside ? load<f32>(src + <usize>(s + a * kwN + b) * 4) : 0);
-      }
+    const s = r * live;
+    const d = r * taps + kh0 * KW + kw0;
+    for (let a = 0; a < khN; a++) {
+      for (let b = 0; b < kwN; b++) storeF(dst, d + a * KW + b, dt, load<f32>(src + <usize>(s + a * kwN + b) * 4));
     }
   }
 }
