@@ -252,3 +252,30 @@ export function conv_uncrop_taps(dt: i32, src: usize, dst: usize, rows: i32, KH:
     }
   }
 }
+
+/**
+ * The weight of grad-input as a forward convolution (stride 1, dilation 1): dst[ci][co][a][b] =
+ * src[co][ci][kh0 + khN - 1 - a][kw0 + kwN - 1 - b] (dtype dt, a copy), i.e. the live window
+ * [kh0, kh0 + khN) x [kw0, kw0 + kwN) of each tap plane, flipped, with the channel axes swapped.
+ * Parts split the input channels ci.
+ */
+export function conv_flip_weight(dt: i32, src: usize, dst: usize, O: i32, C: i32, KH: i32, KW: i32, kh0: i32, khN: i32, kw0: i32, kwN: i32, part: i32, parts: i32): void {
+  const es = dtSize(dt);
+  const c0 = share(C, part, parts, false), c1 = share(C, part, parts, true);
+  const live = khN * kwN;
+  for (let ci = c0; ci < c1; ci++) {
+    for (let co = 0; co < O; co++) {
+      const s = src + <usize>((co * C + ci) * KH * KW) * es;
+      const d = dst + <usize>((ci * O + co) * live) * es;
+      for (let a = 0; a < khN; a++) {
+        const sr = s + <usize>((kh0 + khN - 1 - a) * KW + kw0 + kwN - 1) * es;
+        const dr = d + <usize>(a * kwN) * es;
+        if (es == 4) {
+          for (let b = 0; b < kwN; b++) store<u32>(dr + (<usize>b << 2), load<u32>(sr - (<usize>b << 2)));
+        } else {
+          for (let b = 0; b < kwN; b++) store<u16>(dr + (<usize>b << 1), load<u16>(sr - (<usize>b << 1)));
+        }
+      }
+    }
+  }
+}

@@ -165,17 +165,20 @@ function runGemm(
   ctx.pool.runParts('gemm', [flags, dtypes, 1, M, N, K, a, lda, 0, b, ldb, 0, c, ldc, 0, bias, ws, sync], parts);
 }
 
-/** y = conv2d(x, w) (+ bias); dtypes as the conv kernels' (x | w << 4 | y << 8 | bias << 12). */
-export function convGemmForward(ctx: NativeContext, desc: readonly number[], OH: number, OW: number, dtypes: number, x: number, w: number, bias: number, y: number): void {
+/**
+ * The forward pipeline (im2col, GEMM, scatter to NCHW) of the convolution `desc` with output map
+ * OH x OW; `placeWeight` returns the address of its [Cout][K] weight, given a scratch region of
+ * `weightBytes` where it may write one (a cropped or flipped copy).
+ */
+function forwardPipeline(
+  ctx: NativeContext, desc: readonly number[], OH: number, OW: number, dtypes: number, x: number, bias: number, y: number,
+  weightBytes: number, placeWeight: (at: number) => number,
+): void {
   const dx = dtypes & 15, dw = (dtypes >> 4) & 15, dy = (dtypes >> 8) & 15, db = (dtypes >> 12) & 15;
-  const crop = cropTaps(desc, OH, OW);
-  const pl = plan(ctx, crop ? crop.desc : desc, OH, OW);
-  const r = regions(ctx, [pl.K * pl.chunk * pl.P * bytesOf(dx), pl.Cout * pl.chunk * pl.P * bytesOf(dy), crop ? pl.Cout * pl.K * bytesOf(dw) : 0]);
-  const [col, ycm, wCrop] = r.at as [number, number, number];
-  if (crop) {
-    runCopy(ctx, 'conv_crop_taps', [dw, w, wCrop, ...cropArgs(desc, crop)], pl.Cout * pl.K, pl.Cout);
-    w = wCrop;
-  }
+  const pl = plan(ctx, desc, OH, OW);
+  const r = regions(ctx, [pl.K * pl.chunk * pl.P * bytesOf(dx), pl.Cout * pl.chunk * pl.P * bytesOf(dy), weightBytes]);
+  const [col, ycm, wAt] = r.at as [number, number, number];
+  const w = placeWeight(wAt);
   for (let n0 = 0; n0 < pl.N; n0 += pl.chunk) {
     const nImg = Math.min(pl.chunk, pl.N - n0);
     const L = nImg * pl.P;
@@ -185,12 +188,53 @@ export function convGemmForward(ctx: NativeContext, desc: readonly number[], OH:
   }
 }
 
+/** y = conv2d(x, w) (+ bias); dtypes as the conv kernels' (x | w << 4 | y << 8 | bias << 12). */
+export function convGemmForward(ctx: NativeContext, desc: readonly number[], OH: number, OW: number, dtypes: number, x: number, w: number, bias: number, y: number): void {
+  const dw = (dtypes >> 4) & 15;
+  const crop = cropTaps(desc, OH, OW);
+  if (!crop) {
+    forwardPipeline(ctx, desc, OH, OW, dtypes, x, bias, y, 0, () => w);
+    return;
+  }
+  const weightElements = desc[4]! * desc[1]! * crop.khN * crop.kwN;
+  forwardPipeline(ctx, crop.desc, OH, OW, dtypes, x, bias, y, weightElements * bytesOf(dw), (at) => {
+    runCopy(ctx, 'conv_crop_taps', [dw, w, at, ...cropArgs(desc, crop)], weightElements, desc[4]!);
+    return at;
+  });
+}
+
+/**
+ * grad-input of a stride-1, undilated convolution is a forward convolution of gy with the weight
+ * flipped and its channel axes swapped (padding KH - 1 - ph): dx comes out of the GEMM rounded
+ * once, with no float32 column matrix to write and fold back (col2im) and im2col's copy of gy in
+ * gy's dtype. `desc` may be cropped (cropTaps): kh0 / kw0 place its window in the full weight.
+ * Null when the geometry is not that.
+ */
+function gradInputAsForward(desc: readonly number[], OH: number, OW: number): number[] | null {
+  const [N, C, H, W, O, KH, KW, sh, sw, ph, pw, dh, dwl, g] = desc as number[];
+  if (sh !== 1 || sw !== 1 || dh !== 1 || dwl !== 1 || g !== 1) return null;
+  const padH = KH! - 1 - ph!, padW = KW! - 1 - pw!;
+  if (padH < 0 || padW < 0 || outSize(OH, padH, KH!, 1, 1) !== H || outSize(OW, padW, KW!, 1, 1) !== W) return null;
+  return [N!, O!, OH, OW, C!, KH!, KW!, 1, 1, padH, padW, 1, 1, 1];
+}
+
 /** dx from gy and w; dtypes gy | w << 4 | dx << 8. */
 export function convGemmBackwardInput(ctx: NativeContext, desc: readonly number[], OH: number, OW: number, dtypes: number, gy: number, w: number, dx: number): void {
   const dgy = dtypes & 15, dw = (dtypes >> 4) & 15, ddx = (dtypes >> 8) & 15;
   const crop = cropTaps(desc, OH, OW);
-  const pl = plan(ctx, crop ? crop.desc : desc, OH, OW);
-  const [, C, H, W] = desc as number[];
+  const used = crop ? crop.desc : desc;
+  const [, C, H, W, O, KH, KW] = desc as number[];
+  const asForward = gradInputAsForward(used, OH, OW);
+  if (asForward) {
+    const kh0 = crop ? crop.kh0 : 0, khN = used[5]!, kw0 = crop ? crop.kw0 : 0, kwN = used[6]!;
+    const weightElements = O! * C! * khN * kwN;
+    forwardPipeline(ctx, asForward, H!, W!, dgy | (dw << 4) | (ddx << 8), gy, 0, dx, weightElements * bytesOf(dw), (at) => {
+      runCopy(ctx, 'conv_flip_weight', [dw, w, at, O!, C!, KH!, KW!, kh0, khN, kw0, kwN], weightElements, C!);
+      return at;
+    });
+    return;
+  }
+  const pl = plan(ctx, used, OH, OW);
   const planeBytes = align64(H! * W! * 4);
   const r = regions(ctx, [pl.K * pl.chunk * pl.P * 4, pl.Cout * pl.chunk * pl.P * bytesOf(dgy), crop ? pl.Cout * pl.K * bytesOf(dw) : 0], planeBytes);
   const [dcol, dycm, wCrop] = r.at as [number, number, number];
