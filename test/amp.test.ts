@@ -380,6 +380,32 @@ describe('autocast', () => {
     assert.equal(uncached.size, 2, 'cacheEnabled: false casts every time');
   });
 
+  it("frees conv2d's float16 weight cast once the op has run and makes it again in the backward (same gradients, fewer bytes held)", async () => {
+    for (const cacheEnabled of [true, false]) {
+      mx.manualSeed(3);
+      const w = mx.randn([6, 4, 3, 3]).requiresGrad_();
+      const b = mx.randn([6]).requiresGrad_();
+      const x = mx.randn([2, 4, 5, 5]).to('float16').requiresGrad_();
+      const gy = mx.randn([2, 6, 5, 5]).to('float16');
+      // the oracle: the same casts, made by hand and kept (no autocast)
+      const yRef = F.conv2d(x, w.to('float16'), b.to('float16'), { padding: 1 });
+      mx.sum(mx.mul(yRef, gy)).backward();
+      const [gwRef, gbRef, gxRef] = [await w.grad!.data(), await b.grad!.data(), await x.grad!.data()];
+      w.grad = null;
+      b.grad = null;
+      x.grad = null;
+      const before = mx.memory().liveBytes;
+      const y = mx.amp.autocast({ dtype: 'float16', cacheEnabled }, () => F.conv2d(x, w, b, { padding: 1 }));
+      // only y is held: the float16 copies of w and b were freed after the op
+      assert.equal(mx.memory().liveBytes - before, y.numel * 2, `cacheEnabled ${cacheEnabled}: live bytes after the forward`);
+      assert.deepEqual(await y.data(), await yRef.data());
+      mx.sum(mx.mul(y, gy)).backward();
+      assert.deepEqual(await w.grad!.data(), gwRef, 'weight gradient');
+      assert.deepEqual(await b.grad!.data(), gbRef, 'bias gradient');
+      assert.deepEqual(await x.grad!.data(), gxRef, 'input gradient');
+    }
+  });
+
   it('nested disabled regions turn autocast off inside and restore it after', () => {
     const x = x32();
     const w = w32();

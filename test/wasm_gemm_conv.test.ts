@@ -28,6 +28,7 @@ import { kernelView } from '../src/ops/dispatch.js';
 import type { Conv2dParams, KernelName, KernelParams } from '../src/backend/kernels.js';
 import { withinAccumulationBound } from './helpers/compare.js';
 import { rng } from './helpers/rng.js';
+import { cropTaps } from '../src/backend/wasm/native_conv_gemm.js';
 import { contiguousStrides, numel } from '../src/shape/strides.js';
 
 const FLOATS = ['float32', 'float16', 'bfloat16'] as const;
@@ -260,6 +261,23 @@ describe('whole-batch convolution GEMMs (small maps) against the reference backe
       { N: 2, C: 4, H: 9, W: 8, O: 3, KH: 2, KW: 3, stride: 2, padding: 1, groups: 1, dilation: 3 }, // dilation 3, stride 2
     ];
     for (const dtype of FLOATS) cases.forEach((c, i) => checkConv(r, c, dtype, `resnet #${i}`));
+  });
+
+  it('taps that only read the zero padding are cropped away (the same results, fewer multiply-adds)', () => {
+    // which windows are kept: layer4's 1x1 maps keep the centre, 2x2 -> 1x1 at stride 2 the lower-right 2x2
+    const desc = (H: number, W: number, KH: number, KW: number, s: number, p: number): number[] => [2, 3, H, W, 4, KH, KW, s, s, p, p, 1, 1, 1];
+    assert.deepEqual(cropTaps(desc(1, 1, 3, 3, 1, 1), 1, 1), { desc: desc(1, 1, 1, 1, 1, 0), kh0: 1, khN: 1, kw0: 1, kwN: 1 });
+    assert.deepEqual(cropTaps(desc(2, 2, 3, 3, 2, 1), 1, 1), { desc: desc(2, 2, 2, 2, 2, 0), kh0: 1, khN: 2, kw0: 1, kwN: 2 });
+    assert.equal(cropTaps(desc(2, 2, 3, 3, 1, 1), 2, 2), null); // every tap reads the image for some output
+    assert.equal(cropTaps(desc(8, 8, 3, 3, 1, 1), 8, 8), null);
+    const r = rng(115);
+    const cases: Conv[] = [
+      { N: 5, C: 300, H: 1, W: 1, O: 9, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1 }, // cropped K = 300 passes the 256 block
+      { N: 4, C: 6, H: 1, W: 5, O: 7, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1 }, // cropped along H only
+      { N: 3, C: 5, H: 2, W: 3, O: 4, KH: 5, KW: 5, stride: 2, padding: 2, groups: 1 }, // 5x5 stride 2 on a 2x3 map
+      { N: 3, C: 4, H: 1, W: 1, O: 6, KH: 3, KW: 3, stride: 1, padding: 2, groups: 1, dilation: 2 }, // dilation 2, 1x1 map
+    ];
+    for (const dtype of FLOATS) cases.forEach((c, i) => checkConv(r, c, dtype, `cropped #${i}`));
   });
 
   it('batches whose columns pass the 4M-element chunk (two chunks of images; grad-weight sums them in float32)', () => {

@@ -213,3 +213,69 @@ export function conv_round_f32(dt: i32, src: usize, dst: usize, n: i32, part: i3
   }
   for (let i = i0; i < i1; i++) storeF(dst, i, dt, loadF(src, i, DT_F32));
 }
+
+/**
+ * Crop a weight to the taps that touch the image (dtype dt, a copy): dst[r][a][b] =
+ * src[r][kh0 + a][kw0 + b] for r < rows (= Cout * Cin), a < khN, b < kwN. A convolution whose
+ * output window never reads the input through the other taps (ResNet's 3x3 on 1x1 maps: only the
+ * centre; 2x2 -> 1x1 at stride 2: 4 of 9) is the cropped convolution with less padding, and
+ * skipping those taps skips multiply-adds of the zero padding. Parts split the rows.
+ */
+export function conv_crop_taps(dt: i32, src: usize, dst: usize, rows: i32, KH: i32, KW: i32, kh0: i32, khN: i32, kw0: i32, kwN: i32, part: i32, parts: i32): void {
+  const es = dtSize(dt);
+  const r0 = share(rows, part, parts, false), r1 = share(rows, part, parts, true);
+  for (let r = r0; r < r1; r++) {
+    const s = src + <usize>r * <usize>(KH * KW) * es;
+    const d = dst + <usize>r * <usize>(khN * kwN) * es;
+    for (let a = 0; a < khN; a++) {
+      copyRun(d + <usize>(a * kwN) * es, s + <usize>((kh0 + a) * KW + kw0) * es, <usize>kwN * es);
+    }
+  }
+}
+
+/**
+ * The adjoint of conv_crop_taps for a weight gradient: dst[r][kh][kw] (dtype dt) = src[r][kh -
+ * kh0][kw - kw0] (float32, rounded once) inside the cropped taps, 0 outside (those taps only ever
+ * multiplied the zero padding). Parts split the rows.
+ */
+export function conv_uncrop_taps(dt: i32, src: usize, dst: usize, rows: i32, KH: i32, KW: i32, kh0: i32, khN: i32, kw0: i32, kwN: i32, part: i32, parts: i32): void {
+  const r0 = share(rows, part, parts, false), r1 = share(rows, part, parts, true);
+  const es = dtSize(dt);
+  const taps = KH * KW, live = khN * kwN;
+  // zero the part's rows in one fill, then write the live window of each row
+  memory.fill(dst + <usize>r0 * <usize>taps * es, 0, <usize>(r1 - r0) * <usize>taps * es);
+  for (let r = r0; r < r1; r++) {
+    const s = r * live;
+    const d = r * taps + kh0 * KW + kw0;
+    for (let a = 0; a < khN; a++) {
+      for (let b = 0; b < kwN; b++) storeF(dst, d + a * KW + b, dt, load<f32>(src + <usize>(s + a * kwN + b) * 4));
+    }
+  }
+}
+
+/**
+ * The weight of grad-input as a forward convolution (stride 1, dilation 1): dst[ci][co][a][b] =
+ * src[co][ci][kh0 + khN - 1 - a][kw0 + kwN - 1 - b] (dtype dt, a copy), i.e. the live window
+ * [kh0, kh0 + khN) x [kw0, kw0 + kwN) of each tap plane, flipped, with the channel axes swapped.
+ * Parts split the input channels ci.
+ */
+export function conv_flip_weight(dt: i32, src: usize, dst: usize, O: i32, C: i32, KH: i32, KW: i32, kh0: i32, khN: i32, kw0: i32, kwN: i32, part: i32, parts: i32): void {
+  const es = dtSize(dt);
+  const c0 = share(C, part, parts, false), c1 = share(C, part, parts, true);
+  const live = khN * kwN;
+  for (let ci = c0; ci < c1; ci++) {
+    for (let co = 0; co < O; co++) {
+      const s = src + <usize>((co * C + ci) * KH * KW) * es;
+      const d = dst + <usize>((ci * O + co) * live) * es;
+      for (let a = 0; a < khN; a++) {
+        const sr = s + <usize>((kh0 + khN - 1 - a) * KW + kw0 + kwN - 1) * es;
+        const dr = d + <usize>(a * kwN) * es;
+        if (es == 4) {
+          for (let b = 0; b < kwN; b++) store<u32>(dr + (<usize>b << 2), load<u32>(sr - (<usize>b << 2)));
+        } else {
+          for (let b = 0; b < kwN; b++) store<u16>(dr + (<usize>b << 1), load<u16>(sr - (<usize>b << 1)));
+        }
+      }
+    }
+  }
+}

@@ -7,11 +7,15 @@
  * Each op's category comes from the op table (`mx.amp.policy`): 'lower' ops run in the autocast
  * dtype, 'float32' ops in float32, 'promote' ops in the widest floating input type, 'none' ops as
  * called. Only floating tensors other than float64 are cast. Leaf tensors that require grad
- * (weights) are cast once per outermost region and cached.
+ * (weights) are cast once per outermost region and cached; but a cast made for an op whose backward
+ * makes it again (OpDef.recastsWeights: conv2d) is freed as soon as that op has run, so the 16-bit
+ * weight copies of a network are not all held from the forward to the backward (PyTorch keeps
+ * them: its autograd saves the cast weight). The backward's cast rounds the same values the same
+ * way, so gradients are unchanged; it costs one more cast of each such weight per step.
  */
 import { dtypeOf, float32, promoteTypes, type DType } from '../dtype/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { setAutocastHook, type AutocastHook } from '../ops/dispatch.js';
+import { setAutocastHook, type AutocastDone, type AutocastHook } from '../ops/dispatch.js';
 import { allOps, type AutocastCategory, type OpDef } from '../ops/registry.js';
 import { castTo } from '../ops/util.js';
 
@@ -48,19 +52,39 @@ export function getAutocastDtype(): 'float16' | 'bfloat16' | null {
 
 const castable = (x: Tensor) => x.dt.isFloating && x.dt.bits < 64 && !x.wrappedNumber;
 
-function castInput(x: Tensor, target: DType, region: Region): Tensor {
+/** Weight casts made for the op now running, which its backward makes again: freed once it has run. */
+let freeAfterOp: { weight: Tensor; cast: Tensor }[] = [];
+
+function castInput(x: Tensor, target: DType, region: Region, recasts: boolean): Tensor {
   if (!castable(x) || x.dt === target) return x;
-  const cacheable = region.cacheEnabled && x.requiresGrad && x.isLeaf;
-  if (!cacheable) return castTo(x, target);
+  const weight = x.requiresGrad && x.isLeaf;
+  if (!weight || !region.cacheEnabled) {
+    const cast = castTo(x, target);
+    if (weight && recasts) freeAfterOp.push({ weight: x, cast });
+    return cast;
+  }
   let perDtype = weightCache.get(target);
   if (!perDtype) weightCache.set(target, (perDtype = new WeakMap()));
   let cached = perDtype.get(x);
   if (!cached || cached.storage.disposed) {
     cached = castTo(x, target);
     perDtype.set(x, cached);
+    // (a cast already cached for an op that keeps it stays)
+    if (recasts) freeAfterOp.push({ weight: x, cast: cached });
   }
   return cached;
 }
+
+const done: AutocastDone = (_def, ran) => {
+  if (freeAfterOp.length === 0) return;
+  const casts = freeAfterOp;
+  freeAfterOp = [];
+  for (const { weight, cast } of casts) {
+    if (!ran.includes(cast)) continue; // not what the kernel ran on (prepare cast it again): keep
+    for (const perDtype of weightCache.values()) if (perDtype.get(weight) === cast) perDtype.delete(weight);
+    cast.dispose();
+  }
+};
 
 /** Listeners told which dtypes each autocast op received and ran in (precision diagnostics). */
 export type AutocastListener = (op: string, received: readonly Tensor[], ran: readonly Tensor[]) => void;
@@ -71,6 +95,7 @@ export function addAutocastListener(fn: AutocastListener): () => void {
 }
 
 const hook: AutocastHook = (def: OpDef, inputs: readonly Tensor[]) => {
+  freeAfterOp = [];
   const ran = castForPolicy(def, inputs);
   for (const fn of listeners) fn(def.name, inputs, ran);
   return ran;
@@ -80,16 +105,17 @@ function castForPolicy(def: OpDef, inputs: readonly Tensor[]): readonly Tensor[]
   const region = current();
   if (!region || !region.enabled) return inputs;
   if (def.autocastBanned && region.dtype.name === 'float16') throw new Error(def.autocastBanned);
+  const recasts = def.recastsWeights === true;
   switch (def.autocast) {
     case 'lower':
-      return inputs.map((x) => castInput(x, region.dtype, region));
+      return inputs.map((x) => castInput(x, region.dtype, region, recasts));
     case 'float32':
-      return inputs.map((x) => castInput(x, float32, region));
+      return inputs.map((x) => castInput(x, float32, region, recasts));
     case 'promote': {
       const floats = inputs.filter(castable);
       if (floats.length === 0) return inputs;
       const widest = floats.reduce((w, x) => promoteTypes(w, x.dt), floats[0]!.dt);
-      return inputs.map((x) => castInput(x, widest, region));
+      return inputs.map((x) => castInput(x, widest, region, recasts));
     }
     default:
       return inputs;
@@ -104,7 +130,7 @@ function enter(options: AutocastOptions): void {
   const dtype = dtypeOf(dtypeName);
   if (regions.length === 0) weightCache = new Map();
   regions.push({ enabled: options.enabled ?? true, dtype, cacheEnabled: options.cacheEnabled ?? true });
-  setAutocastHook(hook);
+  setAutocastHook(hook, done);
 }
 
 let lastDtype: 'float16' | 'bfloat16' | null = null;

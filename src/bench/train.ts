@@ -15,7 +15,8 @@
  * - activation_bytes: what the forward pass holds for the backward, measured in one (untimed) step:
  *   live bytes once the loss is computed (graph alive, before `backward`) minus live bytes when the
  *   forward starts (after zeroGrad). It counts every tensor the forward creates and keeps alive:
- *   layer outputs, autocast's 16-bit copies of the weights, the logits and the loss. The batch is
+ *   layer outputs, autocast's 16-bit copies of the weights it keeps (not conv2d's: freed once each
+ *   convolution has run, cast again in the backward), the logits and the loss. The batch is
  *   not counted (it exists before the forward); fp16/bf16 runs feed it in their 16-bit dtype, as
  *   `mixprec train` does, so there is no 16-bit copy of a float32 batch either.
  */

@@ -6,9 +6,10 @@
 import type { Tensor } from '../tensor/tensor.js';
 import type { Conv2dParams, Pool2dParams } from '../backend/kernels.js';
 import { apply } from './dispatch.js';
+import { isGradEnabled } from '../autograd/mode.js';
 import { defineOp } from './registry.js';
 import { resultType } from '../dtype/dtype.js';
-import { castTo, shapeStr } from './util.js';
+import { castTo, recastIfFreed, shapeStr } from './util.js';
 
 /** The convolution ops' params: their kernels' (src/backend/kernels.ts). */
 export type ConvParams = Conv2dParams;
@@ -40,7 +41,7 @@ const promote = (xs: readonly Tensor[]) => {
 };
 
 defineOp<ConvParams>({
-  name: 'conv2d', autocast: 'lower', prepare: promote,
+  name: 'conv2d', autocast: 'lower', prepare: promote, recastsWeights: true,
   infer: ([x, w, b], p) => {
     checkConvInputs('conv2d', x!, w!, b, p.groups, 1);
     const [N, , H, W] = x!.shape as number[];
@@ -52,11 +53,20 @@ defineOp<ConvParams>({
     }
     return { shape: [N!, O!, OH, OW], dtype: x!.dt };
   },
-  backward: (g, { inputs: [x, w, b], params }) => [
-    x!.requiresGrad ? apply('conv2dBackwardInput', [g, w!], { ...params, inputShape: x!.shape }) : null,
-    w!.requiresGrad ? apply('conv2dBackwardWeight', [x!, g], { ...params, weightShape: w!.shape }) : null,
-    b?.requiresGrad ? apply('sum', [g], { dims: [0, 2, 3], keepdim: false }) : null,
-  ],
+  backward: (g, { inputs: [x, w, b], params }) => {
+    let dx: Tensor | null = null;
+    if (x!.requiresGrad) {
+      // autocast may have freed its 16-bit weight cast after the forward: made again here, freed after use
+      const wv = recastIfFreed(w!);
+      dx = apply('conv2dBackwardInput', [g, wv], { ...params, inputShape: x!.shape });
+      if (wv !== w && !isGradEnabled()) wv.dispose();
+    }
+    return [
+      dx,
+      w!.requiresGrad ? apply('conv2dBackwardWeight', [x!, g], { ...params, weightShape: w!.shape }) : null,
+      b?.requiresGrad ? apply('sum', [g], { dims: [0, 2, 3], keepdim: false }) : null,
+    ];
+  },
 });
 
 defineOp<ConvParams & { inputShape: readonly number[] }>({

@@ -13,10 +13,14 @@ import { getOp, kernelOf, type OpDef } from './registry.js';
 /** Set by the amp module while an autocast region is active. */
 export type AutocastHook = (def: OpDef, inputs: readonly Tensor[]) => readonly Tensor[];
 let autocastHook: AutocastHook | null = null;
+/** Told, after a primitive op whose inputs the hook cast has run, which inputs it ran on (autocast frees casts it need not keep). */
+export type AutocastDone = (def: OpDef, ran: readonly Tensor[]) => void;
+let autocastDone: AutocastDone | null = null;
 
-export function setAutocastHook(hook: AutocastHook | null): AutocastHook | null {
+export function setAutocastHook(hook: AutocastHook | null, done: AutocastDone | null = null): AutocastHook | null {
   const prev = autocastHook;
   autocastHook = hook;
+  autocastDone = done;
   return prev;
 }
 
@@ -59,7 +63,8 @@ function record(def: OpDef, inputs: readonly Tensor[], output: Tensor, params: u
 export function apply<P extends object>(name: string, inputs: readonly Tensor[], params: P = {} as P): Tensor {
   const def = getOp(name) as OpDef<P>;
   for (const x of inputs) x.assertAlive(name);
-  let xs: readonly Tensor[] = autocastHook && def.autocast !== 'none' ? autocastHook(def, inputs) : inputs;
+  const autocasting = autocastHook !== null && def.autocast !== 'none';
+  let xs: readonly Tensor[] = autocasting ? autocastHook!(def, inputs) : inputs;
   if (def.prepare) xs = def.prepare(xs, params);
   if (def.compose) {
     const compose = def.compose;
@@ -90,6 +95,7 @@ export function apply<P extends object>(name: string, inputs: readonly Tensor[],
   }
   record(def, xs, out, params);
   if (!def.view) for (const fn of observers) fn(name, xs, out);
+  if (autocasting && autocastDone) autocastDone(def, xs);
   return out;
 }
 

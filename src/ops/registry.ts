@@ -29,6 +29,12 @@ interface OpDefCommon<P> {
   readonly autocast: AutocastCategory;
   /** Refused inside float16 autocast, with this explanation (PyTorch bans binary_cross_entropy). */
   readonly autocastBanned?: string;
+  /**
+   * The backward makes autocast's 16-bit casts of weights again (`recastIfFreed`) instead of keeping
+   * them: autocast frees the casts it made for this op once the op has run, so a network's 16-bit
+   * weight copies are not held from the forward to the backward (one at a time instead).
+   */
+  readonly recastsWeights?: boolean;
   /** Cast and broadcast inputs before anything else (after autocast). */
   prepare?(inputs: readonly Tensor[], params: P): Tensor[];
   /**

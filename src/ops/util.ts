@@ -35,6 +35,19 @@ export function castTo(x: Tensor, dtype: DType): Tensor {
   return x.dt === dtype ? x : apply('cast', [x], { dtype });
 }
 
+/**
+ * `t` for a backward rule of an op with `recastsWeights`: `t` itself, or, when autocast freed it
+ * once the forward had run (a 16-bit cast of a weight), the same cast made again from the weight
+ * (its cast node's input): the same rounding of the same values. The caller disposes a new one.
+ */
+export function recastIfFreed(t: Tensor): Tensor {
+  if (!t.storage.disposed) return t;
+  const node = t.gradFn;
+  const source = node && node.op === 'cast' ? node.inputs[0] : undefined;
+  if (!source || source.storage.disposed) return t; // the caller's kernel reports the freed tensor
+  return castTo(source, t.dt);
+}
+
 export function expandTo(x: Tensor, shape: readonly number[]): Tensor {
   if (x.shape.length === shape.length && x.shape.every((d, i) => d === shape[i])) return x;
   return apply('expand', [x], { shape });

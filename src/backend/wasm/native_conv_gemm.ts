@@ -15,6 +15,9 @@
  * Col, the channel-major copy and the float32 weight sums live in the kernels' one scratch block
  * (native_scratch.ts), after the room for the GEMM's per-thread panels, so the heap keeps one
  * cached scratch whichever convolution path ran.
+ *
+ * Taps that only ever read the zero padding are cropped away first (cropTaps), so the GEMMs do
+ * not multiply zeros: ResNet-18's layer4 at 32x32 (1x1 maps) keeps 1 of 9 taps, 4 of 9 at stride 2.
  */
 import type { NativeContext } from './native.js';
 import { gemmScratchBytes, MIN_MACS_PER_PART, partsFor, scratchAndSync, writeDesc } from './native_scratch.js';
@@ -45,6 +48,64 @@ export function convGemmApplies(desc: readonly number[], OH: number, OW: number,
   if (g !== 1) return false;
   return P <= 64 || (pass === 'weight' && (sh! > 1 || sw! > 1) && P <= 256);
 }
+
+/** Output length of a convolution along one axis (conv.ts's outSize). */
+const outSize = (len: number, pad: number, k: number, s: number, d: number): number => {
+  const span = len + 2 * pad - d * (k - 1) - 1;
+  return span < 0 ? 0 : Math.floor(span / s) + 1;
+};
+
+/** The taps [lo, hi) along one axis that read the image for some output (null: not one run). */
+function liveTaps(len: number, pad: number, k: number, s: number, d: number, outLen: number): [number, number] | null {
+  const live = (t: number): boolean => {
+    for (let o = 0; o < outLen; o++) {
+      const i = o * s - pad + t * d;
+      if (i >= 0 && i < len) return true;
+    }
+    return false;
+  };
+  let lo = 0;
+  while (lo < k && !live(lo)) lo++;
+  let hi = k;
+  while (hi > lo && !live(hi - 1)) hi--;
+  for (let t = lo; t < hi; t++) if (!live(t)) return null;
+  return lo < hi ? [lo, hi] : null;
+}
+
+/**
+ * A convolution some of whose taps only ever read the zero padding (ResNet-18 at 32x32: the 3x3
+ * convolutions on layer4's 1x1 maps use only the centre tap, its stride-2 2x2 -> 1x1 one 4 of 9)
+ * equals the convolution with its weight cropped to the live taps and the padding reduced by the
+ * taps cut in front: the GEMMs then skip the multiply-adds of zeros (K shrinks 9x / 2.25x there).
+ */
+export interface TapCrop {
+  /** The descriptor of the cropped convolution (KH, KW, padding changed). */
+  desc: number[];
+  kh0: number;
+  khN: number;
+  kw0: number;
+  kwN: number;
+}
+
+export function cropTaps(desc: readonly number[], OH: number, OW: number): TapCrop | null {
+  const [, , H, W, , KH, KW, sh, sw, ph, pw, dh, dw] = desc as number[];
+  const rh = liveTaps(H!, ph!, KH!, sh!, dh!, OH), rw = liveTaps(W!, pw!, KW!, sw!, dw!, OW);
+  if (!rh || !rw) return null;
+  const khN = rh[1] - rh[0], kwN = rw[1] - rw[0];
+  if (khN === KH && kwN === KW) return null;
+  const ph2 = ph! - rh[0] * dh!, pw2 = pw! - rw[0] * dw!;
+  // the cropped geometry must give the same output map with non-negative padding
+  if (ph2 < 0 || pw2 < 0 || outSize(H!, ph2, khN, sh!, dh!) !== OH || outSize(W!, pw2, kwN, sw!, dw!) !== OW) return null;
+  const cropped = [...desc];
+  cropped[5] = khN;
+  cropped[6] = kwN;
+  cropped[9] = ph2;
+  cropped[10] = pw2;
+  return { desc: cropped, kh0: rh[0], khN, kw0: rw[0], kwN };
+}
+
+/** Crop args after (dt, src, dst): rows = Cout * Cin, the full kernel and the live window. */
+const cropArgs = (desc: readonly number[], c: TapCrop): number[] => [desc[4]! * desc[1]!, desc[5]!, desc[6]!, c.kh0, c.khN, c.kw0, c.kwN];
 
 interface Plan {
   descAddr: number;
@@ -104,12 +165,20 @@ function runGemm(
   ctx.pool.runParts('gemm', [flags, dtypes, 1, M, N, K, a, lda, 0, b, ldb, 0, c, ldc, 0, bias, ws, sync], parts);
 }
 
-/** y = conv2d(x, w) (+ bias); dtypes as the conv kernels' (x | w << 4 | y << 8 | bias << 12). */
-export function convGemmForward(ctx: NativeContext, desc: readonly number[], OH: number, OW: number, dtypes: number, x: number, w: number, bias: number, y: number): void {
+/**
+ * The forward pipeline (im2col, GEMM, scatter to NCHW) of the convolution `desc` with output map
+ * OH x OW; `placeWeight` returns the address of its [Cout][K] weight, given a scratch region of
+ * `weightBytes` where it may write one (a cropped or flipped copy).
+ */
+function forwardPipeline(
+  ctx: NativeContext, desc: readonly number[], OH: number, OW: number, dtypes: number, x: number, bias: number, y: number,
+  weightBytes: number, placeWeight: (at: number) => number,
+): void {
   const dx = dtypes & 15, dw = (dtypes >> 4) & 15, dy = (dtypes >> 8) & 15, db = (dtypes >> 12) & 15;
   const pl = plan(ctx, desc, OH, OW);
-  const r = regions(ctx, [pl.K * pl.chunk * pl.P * bytesOf(dx), pl.Cout * pl.chunk * pl.P * bytesOf(dy)]);
-  const [col, ycm] = r.at as [number, number];
+  const r = regions(ctx, [pl.K * pl.chunk * pl.P * bytesOf(dx), pl.Cout * pl.chunk * pl.P * bytesOf(dy), weightBytes]);
+  const [col, ycm, wAt] = r.at as [number, number, number];
+  const w = placeWeight(wAt);
   for (let n0 = 0; n0 < pl.N; n0 += pl.chunk) {
     const nImg = Math.min(pl.chunk, pl.N - n0);
     const L = nImg * pl.P;
@@ -119,14 +188,60 @@ export function convGemmForward(ctx: NativeContext, desc: readonly number[], OH:
   }
 }
 
+/** y = conv2d(x, w) (+ bias); dtypes as the conv kernels' (x | w << 4 | y << 8 | bias << 12). */
+export function convGemmForward(ctx: NativeContext, desc: readonly number[], OH: number, OW: number, dtypes: number, x: number, w: number, bias: number, y: number): void {
+  const dw = (dtypes >> 4) & 15;
+  const crop = cropTaps(desc, OH, OW);
+  if (!crop) {
+    forwardPipeline(ctx, desc, OH, OW, dtypes, x, bias, y, 0, () => w);
+    return;
+  }
+  const weightElements = desc[4]! * desc[1]! * crop.khN * crop.kwN;
+  forwardPipeline(ctx, crop.desc, OH, OW, dtypes, x, bias, y, weightElements * bytesOf(dw), (at) => {
+    runCopy(ctx, 'conv_crop_taps', [dw, w, at, ...cropArgs(desc, crop)], weightElements, desc[4]!);
+    return at;
+  });
+}
+
+/**
+ * grad-input of a stride-1, undilated convolution is a forward convolution of gy with the weight
+ * flipped and its channel axes swapped (padding KH - 1 - ph): dx comes out of the GEMM rounded
+ * once, with no float32 column matrix to write and fold back (col2im) and im2col's copy of gy in
+ * gy's dtype. `desc` may be cropped (cropTaps): kh0 / kw0 place its window in the full weight.
+ * Null when the geometry is not that.
+ */
+function gradInputAsForward(desc: readonly number[], OH: number, OW: number): number[] | null {
+  const [N, C, H, W, O, KH, KW, sh, sw, ph, pw, dh, dwl, g] = desc as number[];
+  if (sh !== 1 || sw !== 1 || dh !== 1 || dwl !== 1 || g !== 1) return null;
+  const padH = KH! - 1 - ph!, padW = KW! - 1 - pw!;
+  if (padH < 0 || padW < 0 || outSize(OH, padH, KH!, 1, 1) !== H || outSize(OW, padW, KW!, 1, 1) !== W) return null;
+  return [N!, O!, OH, OW, C!, KH!, KW!, 1, 1, padH, padW, 1, 1, 1];
+}
+
 /** dx from gy and w; dtypes gy | w << 4 | dx << 8. */
 export function convGemmBackwardInput(ctx: NativeContext, desc: readonly number[], OH: number, OW: number, dtypes: number, gy: number, w: number, dx: number): void {
   const dgy = dtypes & 15, dw = (dtypes >> 4) & 15, ddx = (dtypes >> 8) & 15;
-  const pl = plan(ctx, desc, OH, OW);
-  const [, C, H, W] = desc as number[];
+  const crop = cropTaps(desc, OH, OW);
+  const used = crop ? crop.desc : desc;
+  const [, C, H, W, O, KH, KW] = desc as number[];
+  const asForward = gradInputAsForward(used, OH, OW);
+  if (asForward) {
+    const kh0 = crop ? crop.kh0 : 0, khN = used[5]!, kw0 = crop ? crop.kw0 : 0, kwN = used[6]!;
+    const weightElements = O! * C! * khN * kwN;
+    forwardPipeline(ctx, asForward, H!, W!, dgy | (dw << 4) | (ddx << 8), gy, 0, dx, weightElements * bytesOf(dw), (at) => {
+      runCopy(ctx, 'conv_flip_weight', [dw, w, at, O!, C!, KH!, KW!, kh0, khN, kw0, kwN], weightElements, C!);
+      return at;
+    });
+    return;
+  }
+  const pl = plan(ctx, used, OH, OW);
   const planeBytes = align64(H! * W! * 4);
-  const r = regions(ctx, [pl.K * pl.chunk * pl.P * 4, pl.Cout * pl.chunk * pl.P * bytesOf(dgy)], planeBytes);
-  const [dcol, dycm] = r.at as [number, number];
+  const r = regions(ctx, [pl.K * pl.chunk * pl.P * 4, pl.Cout * pl.chunk * pl.P * bytesOf(dgy), crop ? pl.Cout * pl.K * bytesOf(dw) : 0], planeBytes);
+  const [dcol, dycm, wCrop] = r.at as [number, number, number];
+  if (crop) {
+    runCopy(ctx, 'conv_crop_taps', [dw, w, wCrop, ...cropArgs(desc, crop)], pl.Cout * pl.K, pl.Cout);
+    w = wCrop;
+  }
   for (let n0 = 0; n0 < pl.N; n0 += pl.chunk) {
     const nImg = Math.min(pl.chunk, pl.N - n0);
     const L = nImg * pl.P;
@@ -141,10 +256,12 @@ export function convGemmBackwardInput(ctx: NativeContext, desc: readonly number[
 /** dw from x and gy; dtypes x | gy << 4 | dw << 8. */
 export function convGemmBackwardWeight(ctx: NativeContext, desc: readonly number[], OH: number, OW: number, dtypes: number, x: number, gy: number, dw: number): void {
   const dx = dtypes & 15, dgy = (dtypes >> 4) & 15, ddw = (dtypes >> 8) & 15;
-  const pl = plan(ctx, desc, OH, OW);
+  const crop = cropTaps(desc, OH, OW);
+  const pl = plan(ctx, crop ? crop.desc : desc, OH, OW);
   const chunks = Math.ceil(pl.N / pl.chunk);
-  // several chunks: their sums add up in float32 (in dw itself when it is float32), rounded once at the end
-  const sumInScratch = chunks > 1 && ddw !== DT_F32;
+  // several chunks: their sums add up in float32 (in dw itself when it is float32), rounded once at the end;
+  // a cropped weight's gradient is summed in float32 too, then spread over the whole kernel
+  const sumInScratch = crop !== null || (chunks > 1 && ddw !== DT_F32);
   const r = regions(ctx, [pl.K * pl.chunk * pl.P * bytesOf(dx), pl.Cout * pl.chunk * pl.P * bytesOf(dgy), sumInScratch ? pl.Cout * pl.K * 4 : 0]);
   const [col, dycm, sums] = r.at as [number, number, number];
   const target = sumInScratch ? sums : dw;
@@ -157,5 +274,6 @@ export function convGemmBackwardWeight(ctx: NativeContext, desc: readonly number
     const flags = GEMM_TRANS_B | (i > 0 ? GEMM_ACCUMULATE : 0);
     runGemm(ctx, r, flags, dgy | (dx << 4) | (dTarget << 8), pl.Cout, pl.K, L, dycm, L, col, L, target, pl.K);
   }
-  if (sumInScratch) runCopy(ctx, 'conv_round_f32', [ddw, target, dw, pl.Cout * pl.K], pl.Cout * pl.K, pl.Cout * pl.K);
+  if (crop) runCopy(ctx, 'conv_uncrop_taps', [ddw, target, dw, ...cropArgs(desc, crop)], pl.Cout * pl.K, pl.Cout);
+  else if (sumInScratch) runCopy(ctx, 'conv_round_f32', [ddw, target, dw, pl.Cout * pl.K], pl.Cout * pl.K, pl.Cout * pl.K);
 }
