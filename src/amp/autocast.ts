@@ -14,6 +14,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { setAutocastHook, type AutocastHook } from '../ops/dispatch.js';
 import { allOps, type AutocastCategory, type OpDef } from '../ops/registry.js';
 import { castTo } from '../ops/util.js';
+import { mapPacked } from '../shape/packed.js';
 
 export interface AutocastOptions {
   dtype?: 'float16' | 'bfloat16';
@@ -82,14 +83,14 @@ function castForPolicy(def: OpDef, inputs: readonly Tensor[]): readonly Tensor[]
   if (def.autocastBanned && region.dtype.name === 'float16') throw new Error(def.autocastBanned);
   switch (def.autocast) {
     case 'lower':
-      return inputs.map((x) => castInput(x, region.dtype, region));
+      return mapPacked(inputs, (x) => castInput(x, region.dtype, region));
     case 'float32':
-      return inputs.map((x) => castInput(x, float32, region));
+      return mapPacked(inputs, (x) => castInput(x, float32, region));
     case 'promote': {
       const floats = inputs.filter(castable);
       if (floats.length === 0) return inputs;
       const widest = floats.reduce((w, x) => promoteTypes(w, x.dt), floats[0]!.dt);
-      return inputs.map((x) => castInput(x, widest, region));
+      return mapPacked(inputs, (x) => castInput(x, widest, region));
     }
     default:
       return inputs;

@@ -9,6 +9,7 @@ import { apply } from './dispatch.js';
 import { defineOp } from './registry.js';
 import { resultType } from '../dtype/dtype.js';
 import { castTo, shapeStr } from './util.js';
+import { mapPacked } from '../shape/packed.js';
 
 /** The convolution ops' params: their kernels' (src/backend/kernels.ts). */
 export type ConvParams = Conv2dParams;
@@ -36,7 +37,7 @@ function checkConvInputs(op: string, x: Tensor, w: Tensor, b: Tensor | undefined
 
 const promote = (xs: readonly Tensor[]) => {
   const dt = resultType(xs);
-  return xs.map((x) => castTo(x, dt));
+  return mapPacked(xs, (x) => castTo(x, dt));
 };
 
 defineOp<ConvParams>({

@@ -44,11 +44,18 @@ function elementwiseRows(ctx: NativeContext, kernel: string, cost: number, opera
   const L = rowsLayout(o.shape, operands);
   if (!L) return false;
   const size = o.dtype.itemsize;
-  const strides = operands.flatMap((_, k) => [...L.outer[k]!, L.innerStride[k]!]);
+  // the argument lists built by push (packed in every V8 tier: src/shape/packed.ts)
+  const strides: number[] = [];
+  for (let k = 0; k < operands.length; k++) strides.push(L.outer[k]![0], L.outer[k]![1], L.innerStride[k]!);
   const po = ctx.address(o);
-  runRows(ctx.pool, kernel, L, cost, (r0, r1, p) => [
-    ...lead, ...operands.map((t, k) => at(ctx, t, L, k, p.offset)), po + p.offset * size, r0, r1, L.n1, p.length, ...strides,
-  ]);
+  runRows(ctx.pool, kernel, L, cost, (r0, r1, p) => {
+    const args: number[] = [];
+    for (const v of lead) args.push(v);
+    for (let k = 0; k < operands.length; k++) args.push(at(ctx, operands[k]!, L, k, p.offset));
+    args.push(po + p.offset * size, r0, r1, L.n1, p.length);
+    for (const v of strides) args.push(v);
+    return args;
+  });
   return true;
 }
 
