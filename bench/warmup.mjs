@@ -2,7 +2,7 @@
 // Warm-up: how fast the first training steps of a fresh process run against its steady speed.
 //
 //   npm run build && node bench/warmup.mjs [--processes 3] [--steps 1000] [--first 200] [--steady 400]
-//        [--precision fp16] [--batch-size 64] [--threads N] [--modes optimized,lazy] [--json-out FILE]
+//        [--precision fp16] [--batch-size 64] [--threads N] [--modes optimized,lazy] [--deopts] [--json-out FILE]
 //
 // Each run is a fresh `node` process (this script with --child) that creates the wasm backend, builds
 // LeNet and runs `--steps` training steps of the CLI's step (src/train/classifier.ts trainStep: SGD
@@ -16,6 +16,10 @@
 // `--modes` lists how the wasm kernels are compiled (MIXPREC_WASM_COMPILE): optimized (the default:
 // every function by TurboFan before the first step) and lazy (V8's default: Liftoff on the first
 // call, TurboFan later); the runs alternate modes process by process (interleaved A/B).
+// `--deopts` runs one more process per mode under V8's --trace-deopt-verbose and counts the
+// library's deoptimizations (V8 throwing optimized code away, to re-compile it later) in the first
+// `--first` steps and after them: counts the machine's load does not change (that process's
+// timings are not reported: tracing slows it).
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -52,7 +56,9 @@ async function child() {
   const wall = [];
   const cpu = [];
   let loss = NaN;
+  const mark = flag('mark-steps');
   for (let i = 0; i < steps; i++) {
+    if (mark) console.log(`#step ${i}`);
     const c0 = process.cpuUsage();
     const w0 = performance.now();
     const r = trainStep(ctx, x, y);
@@ -119,8 +125,46 @@ function parent() {
     summary[mode] = { ratio_median: median(rs.map((r) => r.ratio)), cpu_ratio_median: median(rs.map((r) => r.cpu_ratio)), runs: rs.length };
     console.log(`${mode}: median ratio ${summary[mode].ratio_median} (bar >= 0.8: ${summary[mode].ratio_median >= 0.8 ? 'PASS' : 'FAIL'}), per CPU-second ${summary[mode].cpu_ratio_median}`);
   }
+  if (flag('deopts')) {
+    for (const mode of modes) {
+      const d = countDeopts(script, mode);
+      summary[mode].deopts_first = d.first;
+      summary[mode].deopts_after = d.after;
+      console.log(`${mode}: library deoptimizations (--trace-deopt): ${d.first} in the first ${first} steps, ${d.after} after them${d.where.length ? ` (${d.where.join(', ')})` : ''}`);
+    }
+  }
   const jsonOut = opt('json-out', null);
   if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ precision, batch, steps, first, steady, runs, summary }, null, 1) + '\n');
+}
+
+/** One traced child: the deoptimizations whose source position is in the library (dist/), by step. */
+function countDeopts(script, mode) {
+  const r = spawnSync(process.execPath, ['--trace-deopt-verbose', script, '--child', '--mark-steps', ...process.argv.slice(2)], {
+    cwd: root,
+    env: { ...process.env, MIXPREC_WASM_COMPILE: mode },
+    encoding: 'utf8',
+    maxBuffer: 1 << 30,
+  });
+  if (r.status !== 0) {
+    console.error(`warmup.mjs: the traced ${mode} run failed (exit ${r.status ?? r.signal})`);
+    process.exit(1);
+  }
+  let step = -1;
+  let pending = null;
+  const out = { first: 0, after: 0, where: [] };
+  for (const line of r.stdout.split('\n')) {
+    if (line.startsWith('#step ')) step = Number(line.slice(6));
+    else if (line.startsWith('[bailout (kind')) pending = /<JSFunction ([^ >(]*)/.exec(line)?.[1] ?? '';
+    else if (pending !== null && line.includes('deoptimize at <')) {
+      if (step >= 0 && line.includes('/dist/')) {
+        if (step < first) out.first++;
+        else out.after++;
+        out.where.push(`${pending || '(anonymous)'} at step ${step}`);
+      }
+      pending = null;
+    }
+  }
+  return out;
 }
 
 if (flag('child')) await child();

@@ -18,6 +18,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { setAutocastHook, type AutocastDone, type AutocastHook } from '../ops/dispatch.js';
 import { allOps, type AutocastCategory, type OpDef } from '../ops/registry.js';
 import { castTo } from '../ops/util.js';
+import { mapPacked } from '../shape/packed.js';
 
 export interface AutocastOptions {
   dtype?: 'float16' | 'bfloat16';
@@ -108,14 +109,14 @@ function castForPolicy(def: OpDef, inputs: readonly Tensor[]): readonly Tensor[]
   const recasts = def.recastsWeights === true;
   switch (def.autocast) {
     case 'lower':
-      return inputs.map((x) => castInput(x, region.dtype, region, recasts));
+      return mapPacked(inputs, (x) => castInput(x, region.dtype, region, recasts));
     case 'float32':
-      return inputs.map((x) => castInput(x, float32, region, recasts));
+      return mapPacked(inputs, (x) => castInput(x, float32, region, recasts));
     case 'promote': {
       const floats = inputs.filter(castable);
       if (floats.length === 0) return inputs;
       const widest = floats.reduce((w, x) => promoteTypes(w, x.dt), floats[0]!.dt);
-      return inputs.map((x) => castInput(x, widest, region, recasts));
+      return mapPacked(inputs, (x) => castInput(x, widest, region, recasts));
     }
     default:
       return inputs;

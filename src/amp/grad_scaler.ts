@@ -45,6 +45,7 @@ import { kernelView } from '../ops/dispatch.js';
 import type { OptimizerLike } from '../optim/optimizer.js';
 import type { AmpUpdateScaleParams } from '../backend/kernels.js';
 import { recentAutocastDtype } from './autocast.js';
+import { mapPacked } from '../shape/packed.js';
 
 export interface GradScalerOptions {
   initScale?: number;
@@ -520,7 +521,9 @@ export class GradScaler {
 
 /** The optimizer's gradients, refusing float16 ones (they mean the model has no float32 master weights). */
 function gradsOf(opt: OptimizerLike): Tensor[] {
-  const grads = opt.paramGroups.flatMap((g) => g.params).map((p) => p.grad).filter((g): g is Tensor => g !== null);
+  // built by push, not flatMap/map/filter: packed in every V8 tier (src/shape/packed.ts)
+  const grads: Tensor[] = [];
+  for (const group of opt.paramGroups) for (const p of group.params) if (p.grad !== null) grads.push(p.grad);
   for (const g of grads) {
     if (g.dtype === 'float16') {
       throw new Error(
@@ -552,7 +555,7 @@ function unscaleOnDevice(grads: readonly Tensor[], dev: DeviceState): Tensor | n
       const live = grads.filter((g) => g.numel > 0);
       if (live.length > 0 && dev.backend.hasKernel('ampUnscale')) {
         // one multi-tensor call (PyTorch's foreach kernel); the backend splits it as it must
-        const views = live.map(kernelView);
+        const views = mapPacked(live, kernelView);
         dev.backend.run('ampUnscale', [...views, kernelView(invScale), kernelView(found)], [...views, kernelView(found)], {});
         return found;
       }
@@ -578,7 +581,7 @@ function updateScaleOnDevice(dev: DeviceState, foundInf: Tensor, p: AmpUpdateSca
   const { scale, growthTracker: tracker, overflowStreak: streak } = dev;
   if (dev.backend.hasKernel('ampUpdateScale')) {
     // the skipped-iterations counter rides along (countSkipped)
-    const state = [scale, tracker, streak, dev.skippedSteps].map(kernelView);
+    const state = mapPacked([scale, tracker, streak, dev.skippedSteps], kernelView);
     dev.backend.run('ampUpdateScale', [...state, kernelView(foundInf)], state, { ...p, countSkipped: true });
     return;
   }
@@ -603,14 +606,7 @@ function updateScaleOnDevice(dev: DeviceState, foundInf: Tensor, p: AmpUpdateSca
  * whether any was inf/NaN. float16 gradients are refused: they mean the model has no float32 master weights.
  */
 function unscaleGrads(opt: OptimizerLike, invScale: number): boolean | null {
-  const grads = opt.paramGroups.flatMap((g) => g.params).map((p) => p.grad).filter((g): g is Tensor => g !== null);
-  for (const g of grads) {
-    if (g.dtype === 'float16') {
-      throw new Error(
-        'Attempting to unscale FP16 gradients. The optimizer holds float16 parameters; keep float32 weights under autocast, or use mx.amp.masterWeights(model, optimizer) for a float16 model.',
-      );
-    }
-  }
+  const grads = gradsOf(opt);
   if (grads.length === 0) return null;
   return noGrad(() =>
     scope(() => {
@@ -620,7 +616,7 @@ function unscaleGrads(opt: OptimizerLike, invScale: number): boolean | null {
         // a native multi-tensor kernel (wasm): one call for the whole list, the same values as the ops below
         const inv = Tensor.empty([], float32, backend).fill_(invScale);
         const found = Tensor.empty([], float32, backend).zero_();
-        const views = live.map(kernelView);
+        const views = mapPacked(live, kernelView);
         backend.run('ampUnscale', [...views, kernelView(inv), kernelView(found)], [...views, kernelView(found)], {});
         return found.dataSync()[0]! > 0;
       }

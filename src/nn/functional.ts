@@ -20,6 +20,7 @@ import { rand } from '../ops/creation.js';
 import { noGrad } from '../autograd/mode.js';
 import { linear } from '../ops/linalg.js';
 import type { Generator } from '../random/generator.js';
+import { mapNumbers } from '../shape/packed.js';
 
 export { linear, softmax, logSoftmax, relu };
 export { gelu, leakyRelu, sigmoid, tanh } from '../ops/elementwise.js';
@@ -224,7 +225,7 @@ defineOp<NllParams & { labelSmoothing: number; probabilities: boolean }>({
       const logp = logSoftmax(x!, p.classDim);
       const C = x!.shape[p.classDim]!;
       const eps = p.labelSmoothing;
-      const classShape = x!.shape.map((d, i) => (i === p.classDim ? d : 1));
+      const classShape = mapNumbers(x!.shape, (d, i) => (i === p.classDim ? d : 1));
       const wc = w ? reshape(w, classShape) : null;
       if (p.probabilities) {
         const q = eps > 0 ? add(mul(tgt!, 1 - eps), eps / C) : tgt!;

@@ -10,6 +10,7 @@ import { isGradEnabled } from '../autograd/mode.js';
 import { defineOp } from './registry.js';
 import { resultType } from '../dtype/dtype.js';
 import { castTo, recastIfFreed, shapeStr } from './util.js';
+import { mapPacked } from '../shape/packed.js';
 
 /** The convolution ops' params: their kernels' (src/backend/kernels.ts). */
 export type ConvParams = Conv2dParams;
@@ -37,7 +38,7 @@ function checkConvInputs(op: string, x: Tensor, w: Tensor, b: Tensor | undefined
 
 const promote = (xs: readonly Tensor[]) => {
   const dt = resultType(xs);
-  return xs.map((x) => castTo(x, dt));
+  return mapPacked(xs, (x) => castTo(x, dt));
 };
 
 defineOp<ConvParams>({

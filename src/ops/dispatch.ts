@@ -9,6 +9,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { isGradEnabled, noGrad } from '../autograd/mode.js';
 import { GradNode } from '../autograd/node.js';
 import { getOp, kernelOf, type OpDef } from './registry.js';
+import { mapPacked } from '../shape/packed.js';
 
 /** Set by the amp module while an autocast region is active. */
 export type AutocastHook = (def: OpDef, inputs: readonly Tensor[]) => readonly Tensor[];
@@ -91,7 +92,7 @@ export function apply<P extends object>(name: string, inputs: readonly Tensor[],
     const { shape, dtype } = def.infer!(xs, params);
     out = Tensor.empty(shape, dtype, backend);
     // the op's params are a superset of its kernel's (src/backend/kernels.ts)
-    if (out.numel > 0) out.backend.run(kernelOf(def), xs.map(kernelView), [kernelView(out)], params as KernelParams);
+    if (out.numel > 0) out.backend.run(kernelOf(def), mapPacked(xs, kernelView), [kernelView(out)], params as KernelParams);
   }
   record(def, xs, out, params);
   if (!def.view) for (const fn of observers) fn(name, xs, out);
@@ -103,7 +104,7 @@ export function apply<P extends object>(name: string, inputs: readonly Tensor[],
 export function applyInto<K extends KernelName>(kernel: K, inputs: readonly Tensor[], target: Tensor, params: KernelParams<K>): void {
   target.assertAlive(kernel);
   for (const x of inputs) x.assertAlive(kernel);
-  target.backend.run(kernel, inputs.map(kernelView), [kernelView(target)], params);
+  target.backend.run(kernel, mapPacked(inputs, kernelView), [kernelView(target)], params);
 }
 
 /**
@@ -113,7 +114,7 @@ export function applyInto<K extends KernelName>(kernel: K, inputs: readonly Tens
 export function applyOutputs<K extends KernelName>(kernel: K, inputs: readonly Tensor[], outputs: readonly { shape: readonly number[]; dtype: DType }[], params: KernelParams<K>): Tensor[] {
   for (const x of inputs) x.assertAlive(kernel);
   const backend = inputs[0]!.backend;
-  const outs = outputs.map((o) => Tensor.empty(o.shape, o.dtype, backend));
-  if (outs.every((o) => o.numel > 0)) backend.run(kernel, inputs.map(kernelView), outs.map(kernelView), params);
+  const outs = mapPacked(outputs, (o) => Tensor.empty(o.shape, o.dtype, backend));
+  if (outs.every((o) => o.numel > 0)) backend.run(kernel, mapPacked(inputs, kernelView), mapPacked(outs, kernelView), params);
   return outs;
 }

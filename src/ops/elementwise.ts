@@ -8,12 +8,13 @@ import { apply } from './dispatch.js';
 import type { KernelName } from '../backend/kernels.js';
 import { defineOp, type AutocastCategory } from './registry.js';
 import { broadcastShapes, castTo, expandTo, operandDtype, promoteAndBroadcast, sumToShape, wrap, type TensorLike } from './util.js';
+import { mapPacked } from '../shape/packed.js';
 
 const sameAsInput = (xs: readonly Tensor[]) => ({ shape: xs[0]!.shape, dtype: operandDtype(xs) });
 const grad = (kernel: string, inputs: Tensor[], params: object = {}) => apply(kernel, inputs, params);
 
 /** Integer/bool inputs of float functions (exp, log, ...) become float32, as in PyTorch. */
-const toFloat = (xs: readonly Tensor[]) => xs.map((x) => (x.dt.isFloating ? x : castTo(x, float32)));
+const toFloat = (xs: readonly Tensor[]) => mapPacked(xs, (x) => (x.dt.isFloating ? x : castTo(x, float32)));
 
 function unaryFloatOp(
   name: KernelName,

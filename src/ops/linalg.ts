@@ -6,12 +6,13 @@ import { resultType } from '../dtype/dtype.js';
 import { broadcastShapes, castTo, shapeStr } from './util.js';
 import { expand, reshape, transpose, t } from './shape.js';
 import { add } from './elementwise.js';
+import { mapPacked } from '../shape/packed.js';
 
 defineOp({
   name: 'bmm', autocast: 'lower',
   prepare: (xs) => {
     const dt = resultType(xs);
-    return xs.map((x) => castTo(x, dt));
+    return mapPacked(xs, (x) => castTo(x, dt));
   },
   infer: ([a, b]) => {
     if (!a!.dt.isFloating && a!.dt.kind !== 'int') throw new TypeError(`bmm: not supported for ${a!.dtype} tensors`);

@@ -10,6 +10,7 @@ import { defineOp } from './registry.js';
 import { castTo } from './util.js';
 import { expand, reshape } from './shape.js';
 import { div, exp, log, mul, sub, where, eq, isfinite, add } from './elementwise.js';
+import { mapNumbers, mapPacked } from '../shape/packed.js';
 
 /** The reductions' params: the sum kernel's (dims, scale: src/backend/kernels.ts) and keepdim. */
 interface ReduceParams extends SumParams {
@@ -71,7 +72,7 @@ for (const name of ['argmax', 'argmin'] as const) {
   defineOp<{ dim: number | null; keepdim: boolean }>({
     name, autocast: 'none',
     infer: ([x], { dim, keepdim }) => ({
-      shape: dim === null ? (keepdim ? x!.shape.map(() => 1) : []) : reducedShape(x!.shape, [dim], keepdim),
+      shape: dim === null ? (keepdim ? mapNumbers(x!.shape, () => 1) : []) : reducedShape(x!.shape, [dim], keepdim),
       dtype: int32,
     }),
   });
@@ -79,14 +80,14 @@ for (const name of ['argmax', 'argmin'] as const) {
 
 defineOp<{ dim: number }>({
   name: 'softmax', autocast: 'float32',
-  prepare: (xs) => xs.map((x) => (x.dt.isFloating ? x : castTo(x, float32))),
+  prepare: (xs) => mapPacked(xs, (x) => (x.dt.isFloating ? x : castTo(x, float32))),
   infer: ([x]) => ({ shape: x!.shape, dtype: x!.dt }),
   backward: (g, { output, params }) => [apply('softmaxBackward', [output, g], params)],
 });
 
 defineOp<{ dim: number }>({
   name: 'logSoftmax', autocast: 'float32',
-  prepare: (xs) => xs.map((x) => (x.dt.isFloating ? x : castTo(x, float32))),
+  prepare: (xs) => mapPacked(xs, (x) => (x.dt.isFloating ? x : castTo(x, float32))),
   infer: ([x]) => ({ shape: x!.shape, dtype: x!.dt }),
   backward: (g, { output, params }) => [apply('logSoftmaxBackward', [output, g], params)],
 });
@@ -129,7 +130,7 @@ export type Dims = number | readonly number[] | null | undefined;
 
 /** Normalised, sorted, unique reduction dims; undefined/null means all dims. */
 export function reduceDims(op: string, x: Tensor, dim: Dims): number[] {
-  if (dim === undefined || dim === null) return x.shape.map((_, i) => i);
+  if (dim === undefined || dim === null) return mapNumbers(x.shape, (_, i) => i);
   const list = typeof dim === 'number' ? [dim] : [...dim];
   const out = [...new Set(list.map((d) => normalizeDim(d, x.ndim, op)))].sort((a, b) => a - b);
   if (out.length !== list.length) throw new RangeError(`${op}: dim ${JSON.stringify(dim)} appears more than once`);

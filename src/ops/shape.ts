@@ -5,16 +5,18 @@
 import { int32, resultType, type DType } from '../dtype/dtype.js';
 import { Tensor, normalizeDim } from '../tensor/tensor.js';
 import { contiguousStrides, isContiguous, numel } from '../shape/strides.js';
+import { filledNumbers, mapNumbers, mapPacked } from '../shape/packed.js';
 import { apply } from './dispatch.js';
 import { defineOp } from './registry.js';
 import { castTo, shapeStr, sumToShape } from './util.js';
+
 
 defineOp<{ shape: readonly number[] }>({
   name: 'expand', autocast: 'none',
   view: (x, { shape }) => {
     const lead = shape.length - x.ndim;
     if (lead < 0) throw new RangeError(`expand: target ${shapeStr(shape)} has fewer dimensions than the tensor ${shapeStr(x.shape)}`);
-    const strides = shape.map((d, i) => {
+    const strides = mapNumbers(shape, (d, i) => {
       if (i < lead) return 0;
       const own = x.shape[i - lead]!;
       if (own === d) return x.strides[i - lead]!;
@@ -35,9 +37,9 @@ defineOp<{ shape: readonly number[] }>({
 
 defineOp<{ dims: readonly number[] }>({
   name: 'permute', autocast: 'none',
-  view: (x, { dims }) => ({ shape: dims.map((d) => x.shape[d]!), strides: dims.map((d) => x.strides[d]!), offset: x.offset }),
+  view: (x, { dims }) => ({ shape: mapNumbers(dims, (d) => x.shape[d]!), strides: mapNumbers(dims, (d) => x.strides[d]!), offset: x.offset }),
   backward: (g, { params }) => {
-    const inverse = new Array<number>(params.dims.length);
+    const inverse = filledNumbers(params.dims.length, 0);
     params.dims.forEach((d, i) => (inverse[d] = i));
     return [permute(g, inverse)];
   },
@@ -87,7 +89,7 @@ defineOp<{ dim: number }>({
   name: 'cat', autocast: 'promote',
   prepare: (xs) => {
     const dt = resultType(xs);
-    return xs.map((x) => castTo(x, dt));
+    return mapPacked(xs, (x) => castTo(x, dt));
   },
   infer: (xs, { dim }) => {
     const first = xs[0]!;
@@ -102,7 +104,7 @@ defineOp<{ dim: number }>({
   },
   backward: (g, { inputs, params }) => {
     let start = 0;
-    return inputs.map((x) => {
+    return mapPacked(inputs, (x) => {
       const len = x.shape[params.dim]!;
       const piece = narrow(g, params.dim, start, len);
       start += len;
@@ -194,7 +196,7 @@ export function reshape(x: Tensor, ...shape: (number | readonly number[])[]): Te
  */
 export function viewStrides(shape: readonly number[], strides: readonly number[], newShape: readonly number[]): number[] | null {
   if (shape.length === 0 || numel(shape) === 0) return contiguousStrides(newShape);
-  const out = new Array<number>(newShape.length);
+  const out = filledNumbers(newShape.length, 0);
   let viewD = newShape.length - 1;
   let base = strides[shape.length - 1]!;
   let runNumel = 1;
@@ -234,7 +236,7 @@ export function contiguous(x: Tensor): Tensor {
 }
 
 export function permute(x: Tensor, ...dims: (number | readonly number[])[]): Tensor {
-  const d = shapeArgs(dims).map((v) => normalizeDim(v, x.ndim, 'permute'));
+  const d = mapNumbers(shapeArgs(dims), (v) => normalizeDim(v, x.ndim, 'permute'));
   if (d.length !== x.ndim || new Set(d).size !== d.length) {
     throw new RangeError(`permute: dims ${shapeStr(shapeArgs(dims))} must be a permutation of the ${x.ndim} dims of ${shapeStr(x.shape)}`);
   }
@@ -245,7 +247,7 @@ export function transpose(x: Tensor, dim0: number, dim1: number): Tensor {
   const a = normalizeDim(dim0, x.ndim, 'transpose');
   const b = normalizeDim(dim1, x.ndim, 'transpose');
   if (x.ndim < 2 && a === b) return x;
-  const dims = x.shape.map((_, i) => (i === a ? b : i === b ? a : i));
+  const dims = mapNumbers(x.shape, (_, i) => (i === a ? b : i === b ? a : i));
   return apply('permute', [x], { dims });
 }
 
@@ -258,7 +260,7 @@ export function t(x: Tensor): Tensor {
 export function expand(x: Tensor, ...shape: (number | readonly number[])[]): Tensor {
   const target = shapeArgs(shape);
   const lead = target.length - x.ndim;
-  const resolved = target.map((d, i) => (d === -1 && i >= lead ? x.shape[i - lead]! : d));
+  const resolved = mapNumbers(target, (d, i) => (d === -1 && i >= lead ? x.shape[i - lead]! : d));
   if (resolved.some((d) => !Number.isInteger(d) || d < 0)) throw new RangeError(`expand: invalid target shape ${shapeStr(target)}`);
   if (resolved.length === x.ndim && resolved.every((d, i) => d === x.shape[i])) return x;
   return apply('expand', [x], { shape: resolved });

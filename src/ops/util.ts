@@ -3,6 +3,7 @@ import { bool, float32, float64, int32, resultType, type DType } from '../dtype/
 import { Tensor } from '../tensor/tensor.js';
 import { apply } from './dispatch.js';
 import { numbersToStorage } from '../tensor/host.js';
+import { filledNumbers, mapPacked } from '../shape/packed.js';
 
 export type TensorLike = Tensor | number | boolean;
 
@@ -17,8 +18,9 @@ export function wrap(x: TensorLike, like?: Tensor): Tensor {
 }
 
 export function broadcastShapes(op: string, shapes: readonly (readonly number[])[]): number[] {
-  const rank = Math.max(...shapes.map((s) => s.length));
-  const out = new Array<number>(rank).fill(1);
+  let rank = 0;
+  for (const s of shapes) rank = Math.max(rank, s.length);
+  const out = filledNumbers(rank, 1);
   for (const s of shapes) {
     for (let i = 0; i < s.length; i++) {
       const d = s[s.length - 1 - i]!;
@@ -60,8 +62,8 @@ export function expandTo(x: Tensor, shape: readonly number[]): Tensor {
 export function promoteAndBroadcast(op: string, xs: readonly Tensor[], floatResult = false): Tensor[] {
   let dt = resultType(xs);
   if (floatResult && !dt.isFloating) dt = float32;
-  const shape = broadcastShapes(op, xs.map((x) => x.shape));
-  return xs.map((x) => {
+  const shape = broadcastShapes(op, mapPacked(xs, (x) => x.shape));
+  return mapPacked(xs, (x) => {
     const e = expandTo(castTo(x, x.wrappedNumber && dt.isHalf ? float32 : dt), shape);
     // Keep a number's flag through its cast and broadcast, so the output dtype ignores it.
     return x.wrappedNumber && !e.wrappedNumber ? new Tensor(e.storage, e.shape, e.strides, e.offset, { wrappedNumber: true }) : e;

@@ -24,6 +24,7 @@ import type { KernelTensor } from '../backend.js';
 import type { KernelName, KernelParams } from '../kernels.js';
 import { encoderFor } from '../reference/codec.js';
 import { numel } from '../../shape/strides.js';
+import { mapPacked } from '../../shape/packed.js';
 import { collapse, contiguous, fmtOf, isScalar, unsafeAlias } from './layout.js';
 import type { KernelPool } from './pool.js';
 import type { WasmHeap } from './memory.js';
@@ -105,11 +106,11 @@ function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel<typeof op> {
       const pt = ctx.address(t);
       const kernel = `${op}s_${fmt}`;
       if (L.rows === 1) {
-        ctx.pool.run(kernel, elementParts(ctx, n, ARITH_COST[fmt]).map(([u0, u1]) => [pt + u0 * size, value, po + u0 * size, 0, 1, 1, u1 - u0, 0, 0, swap]));
+        ctx.pool.run(kernel, mapPacked(elementParts(ctx, n, ARITH_COST[fmt]), ([u0, u1]) => [pt + u0 * size, value, po + u0 * size, 0, 1, 1, u1 - u0, 0, 0, swap]));
       } else {
         const [s0, s1] = L.outer[0]!;
         const parts = ctx.pool.split(L.rows, Math.ceil(minPerPart(ARITH_COST[fmt]) / L.inner));
-        ctx.pool.run(kernel, parts.map(([r0, r1]) => [pt, value, po, r0, r1, L.n1, L.inner, s0, s1, swap]));
+        ctx.pool.run(kernel, mapPacked(parts, ([r0, r1]) => [pt, value, po, r0, r1, L.n1, L.inner, s0, s1, swap]));
       }
       return true;
     }
@@ -122,7 +123,7 @@ function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel<typeof op> {
     const [ai, bi] = L.innerStride as [number, number];
     if (L.rows === 1) {
       // both contiguous (a broadcast operand over a single row would be a scalar)
-      ctx.pool.run(kernel, elementParts(ctx, n, ARITH_COST[fmt]).map(([u0, u1]) => {
+      ctx.pool.run(kernel, mapPacked(elementParts(ctx, n, ARITH_COST[fmt]), ([u0, u1]) => {
         const off = u0 * size;
         return [pa + off * ai, pb + off * bi, po + off, 0, 1, 1, u1 - u0, 0, 0, ai, 0, 0, bi];
       }));
@@ -130,7 +131,7 @@ function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel<typeof op> {
       const [as0, as1] = L.outer[0]!;
       const [bs0, bs1] = L.outer[1]!;
       const parts = ctx.pool.split(L.rows, Math.ceil(minPerPart(ARITH_COST[fmt]) / L.inner));
-      ctx.pool.run(kernel, parts.map(([r0, r1]) => [pa, pb, po, r0, r1, L.n1, L.inner, as0, as1, ai, bs0, bs1, bi]));
+      ctx.pool.run(kernel, mapPacked(parts, ([r0, r1]) => [pa, pb, po, r0, r1, L.n1, L.inner, as0, as1, ai, bs0, bs1, bi]));
     }
     return true;
   };
@@ -146,7 +147,7 @@ const relu: NativeKernel = (ctx, [x], [o]) => {
   const size = o.dtype.itemsize;
   const px = ctx.address(x);
   const po = ctx.address(o);
-  ctx.pool.run(`relu_${fmt}`, elementParts(ctx, numel(o.shape), fmt === 'f32' ? COST.light : COST.bits).map(([u0, u1]) => [px + u0 * size, po + u0 * size, u1 - u0]));
+  ctx.pool.run(`relu_${fmt}`, mapPacked(elementParts(ctx, numel(o.shape), fmt === 'f32' ? COST.light : COST.bits), ([u0, u1]) => [px + u0 * size, po + u0 * size, u1 - u0]));
   return true;
 };
 
@@ -159,7 +160,7 @@ const reluBackward: NativeKernel = (ctx, [x, g], [o]) => {
   const px = ctx.address(x);
   const pg = ctx.address(g);
   const po = ctx.address(o);
-  ctx.pool.run(`reluBackward_${fmt}`, elementParts(ctx, numel(o.shape), fmt === 'f32' ? COST.light : COST.bits).map(([u0, u1]) => [px + u0 * size, pg + u0 * size, po + u0 * size, u1 - u0]));
+  ctx.pool.run(`reluBackward_${fmt}`, mapPacked(elementParts(ctx, numel(o.shape), fmt === 'f32' ? COST.light : COST.bits), ([u0, u1]) => [px + u0 * size, pg + u0 * size, po + u0 * size, u1 - u0]));
   return true;
 };
 
@@ -196,14 +197,14 @@ const copy: NativeKernel = (ctx, [x], [o]) => {
     if (!contiguous(x)) return false;
     const si = x.dtype.itemsize;
     const so = o.dtype.itemsize;
-    ctx.pool.run(`castto_${other}_${to}`, elementParts(ctx, n, to === 'f32' ? COST.light : COST.cast).map(([u0, u1]) => [px + u0 * si, po + u0 * so, u1 - u0]));
+    ctx.pool.run(`castto_${other}_${to}`, mapPacked(elementParts(ctx, n, to === 'f32' ? COST.light : COST.cast), ([u0, u1]) => [px + u0 * si, po + u0 * so, u1 - u0]));
     return true;
   }
   if (!from) return false;
   const si = x.dtype.itemsize;
   const so = o.dtype.itemsize;
   const cost = from === 'f16' || to === 'f16' ? COST.cast : COST.light;
-  const cast = (src: number) => ctx.pool.run(`cast_${from}_${to}`, elementParts(ctx, n, cost).map(([u0, u1]) => [src + u0 * si, po + u0 * so, u1 - u0]));
+  const cast = (src: number) => ctx.pool.run(`cast_${from}_${to}`, mapPacked(elementParts(ctx, n, cost), ([u0, u1]) => [src + u0 * si, po + u0 * so, u1 - u0]));
   if (contiguous(x)) {
     cast(px);
     return true;
@@ -245,7 +246,7 @@ function fillWith(ctx: NativeContext, o: KernelTensor, value: number): void {
       kernel = `fill${size * 8}`;
       bits = [encoderFor(o.dtype)(value)];
   }
-  ctx.pool.run(kernel, elementParts(ctx, n, COST.bits).map(([u0, u1]) => [po + u0 * size, u1 - u0, ...bits]));
+  ctx.pool.run(kernel, mapPacked(elementParts(ctx, n, COST.bits), ([u0, u1]) => [po + u0 * size, u1 - u0, ...bits]));
 }
 
 const fill: NativeKernel<'fill'> = (ctx, _inputs, [o], params) => {
@@ -292,7 +293,7 @@ const sum: NativeKernel<'sum'> = (ctx, [x], [o], params) => {
     const K = Math.ceil(n / SUM_CHUNK);
     ctx.heap.withScratch(K * 8, (acc) => {
       const parts = ctx.pool.split(K, Math.ceil(minPerPart(sumCost) / SUM_CHUNK));
-      ctx.pool.run(`sumchunks_${fmt}`, parts.map(([k0, k1]) => [px, acc, k0, k1, n, SUM_CHUNK]));
+      ctx.pool.run(`sumchunks_${fmt}`, mapPacked(parts, ([k0, k1]) => [px, acc, k0, k1, n, SUM_CHUNK]));
       const f64 = ctx.heap.views().f64;
       let s = 0;
       for (let i = 0; i < K; i++) s += f64[acc / 8 + i]!;
@@ -311,7 +312,7 @@ const sum: NativeKernel<'sum'> = (ctx, [x], [o], params) => {
     const per = units / B;
     ctx.heap.withScratch(units * 8, (acc) => {
       const parts = ctx.pool.split(units, Math.ceil(minPerPart(sumCost) / (chunk * C)));
-      ctx.pool.run(`sum3c_${fmt}`, parts.map(([u0, u1]) => [px, acc, u0, u1, A, B, C, chunk]));
+      ctx.pool.run(`sum3c_${fmt}`, mapPacked(parts, ([u0, u1]) => [px, acc, u0, u1, A, B, C, chunk]));
       const f64 = ctx.heap.views().f64;
       const base = acc / 8;
       for (let b = 0; b < B; b++) {
@@ -325,7 +326,7 @@ const sum: NativeKernel<'sum'> = (ctx, [x], [o], params) => {
   }
   ctx.heap.withScratch(B * 8, (acc) => {
     const parts = ctx.pool.split(B, Math.ceil(minPerPart(sumCost) / (A * C)), 8);
-    ctx.pool.run(`sum3_${fmt}`, parts.map(([b0, b1]) => [px, acc, b0, b1, A, B, C]));
+    ctx.pool.run(`sum3_${fmt}`, mapPacked(parts, ([b0, b1]) => [px, acc, b0, b1, A, B, C]));
     ctx.pool.call(`finish_${fmt}`, acc, po, B, scale);
   });
   return true;
@@ -394,7 +395,7 @@ const sgdUpdate: NativeKernel<'sgdUpdate'> = (ctx, inputs, [ow, obuf, oflag], p)
   const mom = Math.fround(p.momentum);
   const damp1 = Math.fround(1 - p.dampening);
   const wd = Math.fround(p.weightDecay);
-  ctx.pool.run(kernel, elementParts(ctx, n).map(([u0, u1]) => [pw + u0 * sw, pg + u0 * sg, pb + u0 * 4, u1 - u0, lr, mom, damp1, wd, flags]));
+  ctx.pool.run(kernel, mapPacked(elementParts(ctx, n), ([u0, u1]) => [pw + u0 * sw, pg + u0 * sg, pb + u0 * 4, u1 - u0, lr, mom, damp1, wd, flags]));
   return true;
 };
 

@@ -8,6 +8,7 @@ import { contiguousStrides, numel } from '../../shape/strides.js';
 import { collapse } from './layout.js';
 import type { NativeContext } from './native.js';
 import { COST, minPerPart, rowsLayout } from './native_rows.js';
+import { mapPacked } from '../../shape/packed.js';
 
 /** Gather the strided view `x` (at byte address px) into contiguous memory at `dst` (same format); false beyond 4 collapsed dims. */
 export function gather(ctx: NativeContext, x: KernelTensor, px: number, dst: number, shape: readonly number[]): boolean {
@@ -19,7 +20,7 @@ export function gather(ctx: NativeContext, x: KernelTensor, px: number, dst: num
   const s = [...new Array<number>(pad).fill(0), ...c.strides[0]!];
   const rows = d[0]! * d[1]! * d[2]!;
   const parts = ctx.pool.split(rows, Math.ceil(minPerPart(COST.light) / d[3]!));
-  ctx.pool.run(`gather${size * 8}`, parts.map(([r0, r1]) => [px, dst, r0, r1, d[1]!, d[2]!, d[3]!, s[0]!, s[1]!, s[2]!, s[3]!]));
+  ctx.pool.run(`gather${size * 8}`, mapPacked(parts, ([r0, r1]) => [px, dst, r0, r1, d[1]!, d[2]!, d[3]!, s[0]!, s[1]!, s[2]!, s[3]!]));
   return true;
 }
 

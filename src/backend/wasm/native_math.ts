@@ -15,6 +15,7 @@ import { contiguous, fmtOf, isScalar, unsafeAlias } from './layout.js';
 import type { NativeContext, NativeKernel, NativeKernels } from './native.js';
 import { withContiguousOperands } from './native_gather.js';
 import { elementParts } from './native_rows.js';
+import { mapPacked } from '../../shape/packed.js';
 
 /** Relative cost per element (native_rows.ts COST): erf's series runs up to ~40 terms. */
 const GELU_COST = 40;
@@ -35,7 +36,7 @@ function elementwise(ctx: NativeContext, operands: readonly KernelTensor[], o: K
 
 /** `kernel(lead..., p_1 + u0, ..., p_k + u0, u1 - u0, ...tail)` over element parts of the pointers. */
 function byParts(ctx: NativeContext, kernel: string, itemsize: number, pointers: readonly number[], n: number, cost: number, lead: readonly number[], tail: readonly number[] = []): void {
-  ctx.pool.run(kernel, elementParts(ctx.pool, n, cost).map(([u0, u1]) => [...lead, ...pointers.map((p) => p + u0 * itemsize), u1 - u0, ...tail]));
+  ctx.pool.run(kernel, mapPacked(elementParts(ctx.pool, n, cost), ([u0, u1]) => [...lead, ...pointers.map((p) => p + u0 * itemsize), u1 - u0, ...tail]));
 }
 
 /** Relative cost per element of a table lookup (exact 16-bit GELU). */
@@ -139,7 +140,7 @@ const indexAdd: NativeKernel<'indexAdd'> = (ctx, [src, index], [o], p: DimParams
   const acc = ctx.heap.cachedBlock(INDEX_ADD_ACC, Math.max(8, n * inner * 8));
   const parts = ctx.pool.split(n, Math.ceil((1 << 16) / Math.max(1, (m * inner) / n)));
   const [ps, pi, po] = [ctx.address(src), ctx.address(index), ctx.address(o)];
-  ctx.pool.run(`index_add_${fmt}`, parts.map(([r0, r1]) => [ps, pi, po, outer, m, n, inner, r0, r1, acc + r0 * inner * 8]));
+  ctx.pool.run(`index_add_${fmt}`, mapPacked(parts, ([r0, r1]) => [ps, pi, po, outer, m, n, inner, r0, r1, acc + r0 * inner * 8]));
   return true;
 };
 

@@ -23,6 +23,7 @@ import { numel } from '../../shape/strides.js';
 import { contiguous, fmtOf, unsafeAlias } from './layout.js';
 import type { NativeContext, NativeKernel, NativeKernels } from './native.js';
 import { COST, minPerPart, rowsLayout, runRows, type Rows } from './native_rows.js';
+import { mapPacked } from '../../shape/packed.js';
 
 /** The element-type suffix of the logical.ts kernels. */
 const TYPE: Partial<Record<string, string>> = { float32: 'f32', float16: 'f16', bfloat16: 'bf16', int32: 'i32', bool: 'u8', float64: 'f64' };
@@ -44,11 +45,18 @@ function elementwiseRows(ctx: NativeContext, kernel: string, cost: number, opera
   const L = rowsLayout(o.shape, operands);
   if (!L) return false;
   const size = o.dtype.itemsize;
-  const strides = operands.flatMap((_, k) => [...L.outer[k]!, L.innerStride[k]!]);
+  // the argument lists built by push (packed in every V8 tier: src/shape/packed.ts)
+  const strides: number[] = [];
+  for (let k = 0; k < operands.length; k++) strides.push(L.outer[k]![0], L.outer[k]![1], L.innerStride[k]!);
   const po = ctx.address(o);
-  runRows(ctx.pool, kernel, L, cost, (r0, r1, p) => [
-    ...lead, ...operands.map((t, k) => at(ctx, t, L, k, p.offset)), po + p.offset * size, r0, r1, L.n1, p.length, ...strides,
-  ]);
+  runRows(ctx.pool, kernel, L, cost, (r0, r1, p) => {
+    const args: number[] = [];
+    for (const v of lead) args.push(v);
+    for (let k = 0; k < operands.length; k++) args.push(at(ctx, operands[k]!, L, k, p.offset));
+    args.push(po + p.offset * size, r0, r1, L.n1, p.length);
+    for (const v of strides) args.push(v);
+    return args;
+  });
   return true;
 }
 
@@ -131,7 +139,7 @@ function softmaxLike(log: number): NativeKernel<'softmax' | 'logSoftmax'> {
     const parts = ctx.pool.split(units, Math.ceil(MIN_SOFTMAX_ELEMENTS_PER_PART / n));
     const px = ctx.address(x);
     const po = ctx.address(o);
-    ctx.pool.run(`softmax_${fmt}`, parts.map(([u0, u1]) => [log, px, po, u0, u1, n, inner]));
+    ctx.pool.run(`softmax_${fmt}`, mapPacked(parts, ([u0, u1]) => [log, px, po, u0, u1, n, inner]));
     return true;
   };
 }
@@ -151,7 +159,7 @@ function softmaxGrad(log: number): NativeKernel<'softmaxBackward' | 'logSoftmaxB
     const py = ctx.address(y);
     const pg = ctx.address(g);
     const po = ctx.address(o);
-    ctx.pool.run(`softmax_grad_${fmt}`, parts.map(([u0, u1]) => [log, py, pg, po, u0, u1, n, inner]));
+    ctx.pool.run(`softmax_grad_${fmt}`, mapPacked(parts, ([u0, u1]) => [log, py, pg, po, u0, u1, n, inner]));
     return true;
   };
 }
@@ -189,7 +197,7 @@ const gather: NativeKernel<'gather'> = (ctx, [x, index], [o], params) => {
   const pi = ctx.address(index);
   const po = ctx.address(o);
   const parts = ctx.pool.split(outer, Math.ceil(minPerPart(COST.light) / (K * inner)));
-  ctx.pool.run(`take${o.dtype.itemsize * 8}`, parts.map(([r0, r1]) => [px, pi, po, r0, r1, n, K, inner]));
+  ctx.pool.run(`take${o.dtype.itemsize * 8}`, mapPacked(parts, ([r0, r1]) => [px, pi, po, r0, r1, n, K, inner]));
   return true;
 };
 
@@ -212,7 +220,7 @@ const scatterAdd: NativeKernel<'scatterAdd'> = (ctx, [src, index], [o], params) 
   const pi = ctx.address(index);
   const po = ctx.address(o);
   ctx.heap.withScratch(parts.length * rowBytes, (scratch) => {
-    ctx.pool.run(`scatter_add_${fmt}`, parts.map(([r0, r1], i) => [ps, pi, po, r0, r1, n, K, inner, scratch + i * rowBytes]));
+    ctx.pool.run(`scatter_add_${fmt}`, mapPacked(parts, ([r0, r1], i) => [ps, pi, po, r0, r1, n, K, inner, scratch + i * rowBytes]));
   });
   return true;
 };

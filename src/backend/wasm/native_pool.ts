@@ -8,6 +8,7 @@ import { contiguous, fmtOf, unsafeAlias } from './layout.js';
 import type { KernelTensor } from '../backend.js';
 import type { NativeContext, NativeKernels } from './native.js';
 import { COST, minPerPart } from './native_rows.js';
+import { mapPacked } from '../../shape/packed.js';
 
 /** The pooling geometry when `big` ([..., H, W]) and `small` ([..., OH, OW]) share their planes, else null. */
 function geometry(big: KernelTensor, small: KernelTensor): { planes: number; H: number; W: number; OH: number; OW: number } | null {
@@ -31,7 +32,7 @@ function pool(ctx: NativeContext, kernel: 'adaptive_avgpool' | 'adaptive_avgpool
   const parts = ctx.pool.split(g.planes, Math.ceil(minPerPart(COST.cast) / work));
   const ps = ctx.address(src);
   const pd = ctx.address(dst);
-  ctx.pool.run(`${kernel}_${fmt}`, parts.map(([p0, p1]) => [ps, pd, g.H, g.W, g.OH, g.OW, p0, p1]));
+  ctx.pool.run(`${kernel}_${fmt}`, mapPacked(parts, ([p0, p1]) => [ps, pd, g.H, g.W, g.OH, g.OW, p0, p1]));
   return true;
 }
 

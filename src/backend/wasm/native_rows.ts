@@ -9,8 +9,9 @@
  * channels, expanded scalars, the last axis of a transposed matrix's rows, ...
  */
 import type { KernelTensor } from '../backend.js';
-import { contiguousStrides, numel } from '../../shape/strides.js';
-import { collapse, contiguous } from './layout.js';
+import { collapseDims, contiguousStrides, numel } from '../../shape/strides.js';
+import { mapPacked } from '../../shape/packed.js';
+import { contiguous } from './layout.js';
 import type { KernelPool } from './pool.js';
 
 /**
@@ -47,31 +48,55 @@ export interface Rows {
   innerStride: number[];
 }
 
-const sameShape = (s: readonly number[], t: readonly number[]): boolean => s.length === t.length && s.every((d, i) => d === t[i]);
+function sameShape(s: readonly number[], t: readonly number[]): boolean {
+  if (s.length !== t.length) return false;
+  for (let i = 0; i < s.length; i++) if (s[i] !== t[i]) return false;
+  return true;
+}
 
-/** The rows layout of `shape` (contiguous output) over the operands, or null (more dimensions, other inner strides). */
+/** A single row of `inner` elements: every operand at outer strides (0, 0) and inner stride `stride`. */
+function oneRow(inner: number, operands: number, stride: number): Rows {
+  const outer: [number, number][] = [];
+  const innerStride: number[] = [];
+  for (let k = 0; k < operands; k++) {
+    outer.push([0, 0]);
+    innerStride.push(stride);
+  }
+  return { rows: 1, n1: 1, inner, outer, innerStride };
+}
+
+/**
+ * The rows layout of `shape` (contiguous output) over the operands, or null (more dimensions, other
+ * inner strides). Plain loops and one object layout: it runs on every elementwise call, and its
+ * arrays stay packed in every V8 tier (src/shape/packed.ts).
+ */
 export function rowsLayout(shape: readonly number[], operands: readonly KernelTensor[]): Rows | null {
   // the common cases without collapsing (small calls: the handler's overhead is most of their time)
   const n = numel(shape);
-  if (n <= 1) return { rows: 1, n1: 1, inner: n, outer: operands.map(() => [0, 0]), innerStride: operands.map(() => 0) };
-  if (operands.every((t) => contiguous(t) && sameShape(t.shape, shape))) {
-    return { rows: 1, n1: 1, inner: n, outer: operands.map(() => [0, 0]), innerStride: operands.map(() => 1) };
-  }
-  const c = collapse(shape, [contiguousStrides(shape), ...operands.map((t) => t.strides)]);
-  let dims = c.dims;
-  let strides = c.strides.slice(1);
-  if (dims.length === 0) {
-    dims = [1];
-    strides = strides.map(() => [0]);
-  }
+  const m = operands.length;
+  if (n <= 1) return oneRow(n, m, 0);
+  let flat = true;
+  for (let k = 0; flat && k < m; k++) flat = contiguous(operands[k]!) && sameShape(operands[k]!.shape, shape);
+  if (flat) return oneRow(n, m, 1);
+  const list: (readonly number[])[] = [contiguousStrides(shape)];
+  for (let k = 0; k < m; k++) list.push(operands[k]!.strides);
+  const c = collapseDims(shape, list);
+  const dims = c.shape;
   const r = dims.length;
   if (r > 3) return null;
-  const inner = dims[r - 1]!;
-  const innerStride = strides.map((s) => s[r - 1]!);
-  if (innerStride.some((s) => s !== 0 && s !== 1)) return null;
-  if (r === 1) return { rows: 1, n1: 1, inner, outer: strides.map(() => [0, 0]), innerStride };
-  if (r === 2) return { rows: dims[0]!, n1: 1, inner, outer: strides.map((s) => [s[0]!, 0]), innerStride };
-  return { rows: dims[0]! * dims[1]!, n1: dims[1]!, inner, outer: strides.map((s) => [s[0]!, s[1]!]), innerStride };
+  // r = 0: every dimension has size 1 (a single element, n <= 1 above); kept for completeness
+  const inner = r === 0 ? 1 : dims[r - 1]!;
+  const outer: [number, number][] = [];
+  const innerStride: number[] = [];
+  for (let k = 0; k < m; k++) {
+    const s = c.strides[k + 1]!;
+    const is = r === 0 ? 0 : s[r - 1]!;
+    if (is !== 0 && is !== 1) return null;
+    innerStride.push(is);
+    outer.push(r === 3 ? [s[0]!, s[1]!] : r === 2 ? [s[0]!, 0] : [0, 0]);
+  }
+  const rows = r === 3 ? dims[0]! * dims[1]! : r === 2 ? dims[0]! : 1;
+  return { rows, n1: r === 3 ? dims[1]! : 1, inner, outer, innerStride };
 }
 
 /** Elements per part for a kernel of relative `cost` per element. */
@@ -102,8 +127,8 @@ export function runRows(
   args: (r0: number, r1: number, piece: { offset: number; length: number }) => number[],
 ): void {
   if (L.rows === 1) {
-    pool.run(kernel, elementParts(pool, L.inner, cost).map(([u0, u1]) => args(0, 1, { offset: u0, length: u1 - u0 })));
+    pool.run(kernel, mapPacked(elementParts(pool, L.inner, cost), ([u0, u1]) => args(0, 1, { offset: u0, length: u1 - u0 })));
   } else {
-    pool.run(kernel, rowParts(pool, L, cost).map(([r0, r1]) => args(r0, r1, { offset: 0, length: L.inner })));
+    pool.run(kernel, mapPacked(rowParts(pool, L, cost), ([r0, r1]) => args(r0, r1, { offset: 0, length: L.inner })));
   }
 }

@@ -12,6 +12,7 @@ import { contiguous, fmtOf, unsafeAlias } from './layout.js';
 import type { NativeContext, NativeKernel, NativeKernels } from './native.js';
 import { gather, withContiguousOperands } from './native_gather.js';
 import { elementParts } from './native_rows.js';
+import { mapPacked } from '../../shape/packed.js';
 
 const OP = { tanh: 0, sigmoid: 1, leakyRelu: 2, rsqrt: 3 } as const;
 
@@ -43,7 +44,7 @@ function activation(op: keyof typeof OP, kernel: 'unary' | 'unary_grad'): Native
     const pointers = [...operands.map((t) => ctx.address(t)), ctx.address(o)];
     const cost = op === 'leakyRelu' ? 1 : op === 'rsqrt' ? SQRT_COST : TRANSCENDENTAL_COST;
     const slope = slopeOf(op, params);
-    ctx.pool.run(`${kernel}_${fmt}`, elementParts(ctx.pool, numel(o.shape), cost).map(([u0, u1]) => [OP[op], ...pointers.map((p) => p + u0 * size), u1 - u0, slope]));
+    ctx.pool.run(`${kernel}_${fmt}`, mapPacked(elementParts(ctx.pool, numel(o.shape), cost), ([u0, u1]) => [OP[op], ...pointers.map((p) => p + u0 * size), u1 - u0, slope]));
     return true;
   };
   return run;

@@ -130,7 +130,9 @@ export class KernelPool {
    */
   runParts(kernel: string, args: readonly number[], parts = this.threads): void {
     const n = Math.max(1, Math.min(parts, this.threads));
-    this.run(kernel, Array.from({ length: n }, (_, p) => [...args, p, n]));
+    const list: number[][] = []; // pushed: packed in every V8 tier (src/shape/packed.ts)
+    for (let p = 0; p < n; p++) list.push([...args, p, n]);
+    this.run(kernel, list);
   }
 
   /** Run `kernel(...parts[i])` for every part across the threads; returns when all are done. */
