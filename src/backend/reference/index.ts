@@ -19,6 +19,7 @@ import { optimKernels } from './kernels/optim.js';
 import { batchNormKernels } from './kernels/batch_norm.js';
 import { nllKernels } from './kernels/nll.js';
 import { attentionKernels } from './kernels/attention.js';
+import { lstmKernels } from './kernels/lstm.js';
 
 class HostBuffer implements DeviceBuffer {
   freed = false;
@@ -42,6 +43,7 @@ export const REFERENCE_KERNELS: RefKernelTable = {
   ...batchNormKernels,
   ...nllKernels,
   ...attentionKernels,
+  ...lstmKernels,
 };
 
 /**
