@@ -77,7 +77,7 @@ export function lstm_scratch_bytes(H: i32, G: i32, parts: i32): i32 {
 /**
  * Pack w [4H, H] (dtype dt, contiguous) as float32 panels at ws. Forward (backward = 0): the B
  * operand of h [MR, H] x w^T, panel (q, jb) = columns q*H + jb*NR .. of w^T, [H][NR], at
- * (q * blocks + jb) * H * NR floats. Backward: the B operand of dGates [MR, 4H] x w, panel jb =
+ * (jb * 4 + q) * H * NR floats (a block's four gates side by side: one sequential stream). Backward: the B operand of dGates [MR, 4H] x w, panel jb =
  * columns jb*NR .. of w, [4H][NR], at jb * 4H * NR floats. Columns past H are zero.
  */
 export function lstm_pack(dt: i32, w: usize, H: i32, backward: i32, ws: usize, part: i32, parts: i32): void {
@@ -88,7 +88,7 @@ export function lstm_pack(dt: i32, w: usize, H: i32, backward: i32, ws: usize, p
     if (backward != 0) {
       packB(w, H, false, dt, 0, p * NR, 4 * H, min(NR, H - p * NR), ws + <usize>(p * 4 * H * NR) * 4);
     } else {
-      const q = p / nb, jb = p - q * nb;
+      const jb = p >> 2, q = p & 3;
       packB(w, H, true, dt, 0, q * H + jb * NR, H, min(NR, H - jb * NR), ws + <usize>(p * H * NR) * 4);
     }
   }
@@ -190,7 +190,7 @@ export function lstm_forward(
       const t = timeOf(k, T, reverse);
       for (let jb = 0; jb < nb; jb++) {
         for (let q = 0; q < 4; q++) {
-          const panel = wp + <usize>((q * nb + jb) * H * NR) * 4;
+          const panel = wp + <usize>((jb * 4 + q) * H * NR) * 4;
           for (let gi = 0; gi < groups; gi++) {
             const st = state + <usize>gi * groupBytes(H);
             tileProduct(st + flip, panel, H, tiles + <usize>((gi * 4 + q) * MR * NR) * 4, tmp);

@@ -33,7 +33,9 @@ const sameShape = (t: KernelTensor, s: readonly number[]) => t.shape.length === 
 function prepare(ctx: NativeContext, code: number, w: KernelTensor, H: number, B: number, backward: boolean): { ws: number; sync: number; parts: number; G: number } {
   const groups = Math.ceil(B / ROWS_PER_GROUP);
   const parts = Math.max(1, Math.min(ctx.pool.threads, groups));
-  const G = Math.min(MAX_GROUPS_PER_BLOCK, Math.ceil(groups / parts));
+  // at least two blocks per part where the batch allows: a thread the OS holds back leaves its
+  // second block to the others (blocks are taken dynamically)
+  const G = Math.max(1, Math.min(MAX_GROUPS_PER_BLOCK, Math.floor(groups / (2 * parts))));
   const bytes = ctx.pool.call('lstm_scratch_bytes', H, G, parts) as number;
   const { ws, sync } = scratchAndSync(ctx, bytes, parts);
   ctx.pool.runParts('lstm_pack', [code, ctx.address(w), H, backward ? 1 : 0, ws], parts);
