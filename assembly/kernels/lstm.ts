@@ -69,6 +69,18 @@ const DT_F16: i32 = 1;
   return stateOffset(G) + <usize>G * groupBytes(H);
 }
 
+/** Part `part`'s region of the scratch (after the shared packed weight). */
+// @ts-ignore: decorator
+@inline function partRegion(ws: usize, H: i32, G: i32, part: i32): usize {
+  return ws + packedBytes(H) + <usize>part * partBytes(H, G);
+}
+
+/** Where part `part` of `parts` starts in a static split of `units` (part = parts: the end). */
+// @ts-ignore: decorator
+@inline function shareStart(units: i32, part: i32, parts: i32): i32 {
+  return <i32>(<i64>units * part / parts);
+}
+
 /** Scratch for `parts` parts taking blocks of G row groups (G * MR rows). */
 export function lstm_scratch_bytes(H: i32, G: i32, parts: i32): i32 {
   return <i32>(packedBytes(H) + <usize>parts * partBytes(H, G));
@@ -83,7 +95,7 @@ export function lstm_scratch_bytes(H: i32, G: i32, parts: i32): i32 {
 export function lstm_pack(dt: i32, w: usize, H: i32, backward: i32, ws: usize, part: i32, parts: i32): void {
   const nb = blocks(H);
   const panels = backward != 0 ? nb : 4 * nb;
-  const p0 = <i32>(<i64>panels * part / parts), p1 = <i32>(<i64>panels * (part + 1) / parts);
+  const p0 = shareStart(panels, part, parts), p1 = shareStart(panels, part + 1, parts);
   for (let p = p0; p < p1; p++) {
     if (backward != 0) {
       packB(w, H, false, dt, 0, p * NR, 4 * H, min(NR, H - p * NR), ws + <usize>(p * 4 * H * NR) * 4);
@@ -159,14 +171,13 @@ export function lstm_forward(
   const es = dtBytes(dt);
   const nb = blocks(H);
   const wp = ws;
-  const own = ws + packedBytes(H) + <usize>part * partBytes(H, G);
-  const tiles = own, tmp = own + tmpOffset(G), state = own + stateOffset(G);
+  const tiles = partRegion(ws, H, G, part), tmp = tiles + tmpOffset(G), state = tiles + stateOffset(G);
   const aBytes = <usize>(H * MR) * 4;
   const rowsPerBlock = G * MR;
   const units = (B + rowsPerBlock - 1) / rowsPerBlock;
   const dynamic = sync != 0 && parts > 1;
-  let u = dynamic ? 0 : <i32>(<i64>units * part / parts);
-  const uEnd = dynamic ? units : <i32>(<i64>units * (part + 1) / parts);
+  let u = dynamic ? 0 : shareStart(units, part, parts);
+  const uEnd = dynamic ? units : shareStart(units, part + 1, parts);
   for (;;) {
     u = takeUnit(dynamic ? sync : 0, u);
     if (u >= uEnd) break;
@@ -270,14 +281,13 @@ export function lstm_backward(
   const es = dtBytes(dt);
   const nb = blocks(H);
   const wp = ws;
-  const own = ws + packedBytes(H) + <usize>part * partBytes(H, G);
-  const tiles = own, tmp = own + tmpOffset(G), state = own + stateOffset(G);
+  const tiles = partRegion(ws, H, G, part), tmp = tiles + tmpOffset(G), state = tiles + stateOffset(G);
   const one = f32x4.splat(1);
   const rowsPerBlock = G * MR;
-  const units = (B + rowsPerBlock - 1) / rowsPerBlock;
+  const blockCount = (B + rowsPerBlock - 1) / rowsPerBlock;
   const dynamic = sync != 0 && parts > 1;
-  let u = dynamic ? 0 : <i32>(<i64>units * part / parts);
-  const uEnd = dynamic ? units : <i32>(<i64>units * (part + 1) / parts);
+  let u = dynamic ? 0 : shareStart(blockCount, part, parts);
+  const uEnd = dynamic ? blockCount : shareStart(blockCount, part + 1, parts);
   for (;;) {
     u = takeUnit(dynamic ? sync : 0, u);
     if (u >= uEnd) break;
