@@ -36,6 +36,7 @@ export {
 export {
   conv_im2col, conv_col2im, conv_to_channel_major, conv_from_channel_major, conv_round_f32, conv_crop_taps, conv_uncrop_taps, conv_flip_weight,
 } from './kernels/conv_gemm'; // whole-batch convolution GEMMs (src/backend/wasm/native_conv_gemm.ts)
+export { lstm_scratch_bytes, lstm_pack, lstm_forward, lstm_backward } from './kernels/lstm'; // fused LSTM layer (src/backend/wasm/native_lstm.ts)
 export { bn_stats, bn_train, bn_grad_sums, bn_backward_input } from './kernels/batch_norm'; // fused batch norm (src/backend/wasm/native_batch_norm.ts)
 export {
   maxpool2d_forward, maxpool2d_backward, maxpool2d_scratch_bytes, bias_relu_forward, relu_backward,

@@ -411,7 +411,7 @@ const cases: Case[] = [
   {
     name: 'F.lstmLayer (a sequence: biases, outputs and final states)',
     fn: (gx, h, c, wh, bi, bh) => {
-      const [y, hN, cN] = F.lstmLayer(gx!, [h!, c!], wh!, bi!, bh!);
+      const [y, hN, cN] = F.lstmLayer(gx!, [h!, c!], wh!, bi!, bh!, { fused: false });
       return mx.cat([y.flatten(), hN.flatten(), cN.mul(0.5).flatten()]);
     },
     inputs: () => [uni([3, 2, 8]), uni([2, 2]), uni([2, 2]), uni([8, 2]), uni([8]), uni([8])],
@@ -419,7 +419,23 @@ const cases: Case[] = [
   {
     name: 'F.lstmLayer (reverse, no biases)',
     fn: (gx, h, c, wh) => {
-      const [y, , cN] = F.lstmLayer(gx!, [h!, c!], wh!, null, null, { reverse: true });
+      const [y, , cN] = F.lstmLayer(gx!, [h!, c!], wh!, null, null, { reverse: true, fused: false });
+      return mx.cat([y.flatten(), cN.flatten()]);
+    },
+    inputs: () => [uni([4, 1, 8]), uni([1, 2]), uni([1, 2]), uni([8, 2])],
+  },
+  {
+    name: 'F.lstmLayer fused (one kernel per pass: biases, outputs and final states)',
+    fn: (gx, h, c, wh, bi, bh) => {
+      const [y, hN, cN] = F.lstmLayer(gx!, [h!, c!], wh!, bi!, bh!, { fused: true });
+      return mx.cat([y.flatten(), hN.flatten(), cN.mul(0.5).flatten()]);
+    },
+    inputs: () => [uni([3, 5, 16]), uni([5, 4]), uni([5, 4]), uni([16, 4]), uni([16]), uni([16])],
+  },
+  {
+    name: 'F.lstmLayer fused (reverse, no biases)',
+    fn: (gx, h, c, wh) => {
+      const [y, , cN] = F.lstmLayer(gx!, [h!, c!], wh!, null, null, { reverse: true, fused: true });
       return mx.cat([y.flatten(), cN.flatten()]);
     },
     inputs: () => [uni([4, 1, 8]), uni([1, 2]), uni([1, 2]), uni([8, 2])],

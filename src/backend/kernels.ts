@@ -171,6 +171,14 @@ export interface NllParams {
   classDim: number;
 }
 
+/** One LSTM layer's recurrence over a sequence (src/nn/lstm_layer.ts, op 'lstmLayerFused'). */
+export interface LstmParams {
+  /** the sequence runs from its last step to its first */
+  reverse: boolean;
+  /** a bias input (forward) / a bias-gradient output (backward) is present */
+  hasBias: boolean;
+}
+
 /** Fused scaled dot-product attention (src/nn/attention.ts; FlashAttention's algorithm). */
 export interface FlashAttentionParams {
   /** multiplies q . k */
@@ -326,6 +334,10 @@ export interface KernelParamsMap {
   // fused attention (kernels/attention.ts): q [N..,L,E], k [N..,S,E], v [N..,S,Ev], mask [N..,L,S]
   flashAttentionForward: FlashAttentionParams; //  q, k, v, [mask] -> out [N..,L,Ev], lse float32 [N..,L]
   flashAttentionBackward: FlashAttentionParams; // q, k, v, [mask], out, lse, g -> dq, dk, dv
+
+  // fused LSTM layer (kernels/lstm.ts): gx [T,B,4H], states [B,H], w [4H,H]; out [T,B,2H] = h | c
+  lstmForward: LstmParams; //  gx, h0, c0, w, [bias [4H]] -> out, acts [T,B,5H] (i, f, g, o, tanh c)
+  lstmBackward: LstmParams; // gOut, out, c0, w, acts -> dGates [T,B,4H], dh0, dc0, [dBias per row [B,4H]]
 }
 
 export type KernelName = keyof KernelParamsMap;

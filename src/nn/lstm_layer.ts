@@ -23,13 +23,13 @@
  */
 import { float32, resultType, type DType } from '../dtype/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { apply } from '../ops/dispatch.js';
+import { apply, applyOutputs } from '../ops/dispatch.js';
 import { isGradEnabled } from '../autograd/mode.js';
 import { defineOp } from '../ops/registry.js';
 import { castTo, shapeStr } from '../ops/util.js';
 import { add, mul, sub, sigmoid, tanh } from '../ops/elementwise.js';
 import { sum } from '../ops/reduce.js';
-import { cat, narrow, reshape, squeeze, stack, transpose, unsqueeze } from '../ops/shape.js';
+import { cat, contiguous, narrow, reshape, squeeze, stack, transpose, unsqueeze } from '../ops/shape.js';
 import { matmul } from '../ops/linalg.js';
 
 interface LayerParams {
@@ -146,11 +146,66 @@ defineOp<LayerParams>({
   },
 });
 
+/** Per output of the fused forward: its activations (i, f, g, o, tanh c of every step), [T, B, 5H]. */
+const savedFused = new WeakMap<Tensor, Tensor>();
+
+/**
+ * The same layer as one backend kernel per direction and pass ('lstmForward', 'lstmBackward':
+ * the gate product, nonlinearities and state update of every step fused, the recurrent weight
+ * packed once per call): what 'lstmLayer' computes, with the same roundings per step, except that
+ * the bias gradient sums each row over time first. The wasm backend runs it natively; elsewhere
+ * the kernels are the reference's (src/backend/reference/kernels/lstm.ts), so lstmLayer takes it
+ * only where the backend has it natively.
+ */
+defineOp<LayerParams>({
+  name: 'lstmLayerFused', autocast: 'lower',
+  // one storage dtype for the sequence, states and weight (the biases are summed in float32 below)
+  prepare: (xs) => {
+    const dt = resultType(xs);
+    return xs.map((t) => castTo(t, dt));
+  },
+  compose: (xs, p) => {
+    const [gx, h0, c0, wHh] = xs as [Tensor, Tensor, Tensor, Tensor];
+    const dt = gx.dt;
+    const [T, B] = [gx.shape[0]!, gx.shape[1]!];
+    const H = wHh.shape[1]!;
+    const bias = biasSum(xs, p, wide(dt));
+    const inputs = [contiguous(gx), contiguous(h0), contiguous(c0), contiguous(wHh), ...(bias ? [contiguous(bias)] : [])];
+    const arith = bias?.dt ?? wide(dt)(h0).dt;
+    const [out, acts] = applyOutputs('lstmForward', inputs, [{ shape: [T, B, 2 * H], dtype: dt }, { shape: [T, B, 5 * H], dtype: arith }], { reverse: p.reverse, hasBias: !!bias });
+    if (p.saveActivations) savedFused.set(out!, acts!);
+    else acts!.dispose();
+    return out!;
+  },
+  backward: (gOut, { inputs, output, params: p }) => {
+    const [gx, h0, c0, wHh] = inputs as [Tensor, Tensor, Tensor, Tensor];
+    const acts = savedFused.get(output);
+    if (!acts) throw new Error('lstmLayerFused: backward without the forward pass\'s activations');
+    const dt = output.dt;
+    const [T, B] = [gx.shape[0]!, gx.shape[1]!];
+    const H = wHh.shape[1]!;
+    const hasBias = p.hasBih || p.hasBhh;
+    const outs = [{ shape: [T, B, 4 * H], dtype: dt }, { shape: [B, H], dtype: acts.dt }, { shape: [B, H], dtype: acts.dt }];
+    if (hasBias) outs.push({ shape: [B, 4 * H], dtype: acts.dt });
+    const ins = [contiguous(castTo(gOut, dt)), output, contiguous(c0), contiguous(wHh), acts];
+    const [dGates, dh0, dc0, dBiasRows] = applyOutputs('lstmBackward', ins, outs, { reverse: p.reverse, hasBias });
+    // the weight gradient of all steps in one GEMM: dGates^T [4H, T*B] x h_prev [T*B, H]
+    const hPrev = previousStates(narrow(output, 2, 0, H), h0, p.reverse);
+    const dW = matmul(transpose(reshape(dGates!, [T * B, 4 * H]), 0, 1), reshape(hPrev, [T * B, H]));
+    const dBias = dBiasRows ? sum(dBiasRows, [0]) : null;
+    const grads: (Tensor | null)[] = [dGates!, dh0!, dc0!, dW];
+    if (p.hasBih) grads.push(dBias);
+    if (p.hasBhh) grads.push(dBias);
+    return grads;
+  },
+});
+
 /**
  * The LSTM recurrence over a sequence whose input projections are given: gx [T, B, 4H]
  * (= x W_ih^T), states h0, c0 [B, H], weights wHh [4H, H] and the biases. Returns
  * [output [T, B, H], hN [B, H], cN [B, H]], hN and cN being the state after the last processed step
- * (t = 0 when `reverse`).
+ * (t = 0 when `reverse`). `fused`: the one-kernel form ('lstmLayerFused'); default where the
+ * backend runs its kernels natively (wasm), else the op-by-op definition ('lstmLayer').
  */
 export function lstmLayer(
   gx: Tensor,
@@ -158,7 +213,7 @@ export function lstmLayer(
   wHh: Tensor,
   bIh: Tensor | null,
   bHh: Tensor | null,
-  options: { reverse?: boolean } = {},
+  options: { reverse?: boolean; fused?: boolean } = {},
 ): [Tensor, Tensor, Tensor] {
   const [h0, c0] = state;
   const H = wHh.shape[1]!;
@@ -179,7 +234,8 @@ export function lstmLayer(
   if (bHh) xs.push(bHh);
   const reverse = options.reverse ?? false;
   const saveActivations = isGradEnabled() && xs.some((t) => t.requiresGrad);
-  const out = apply('lstmLayer', xs, { hasBih: !!bIh, hasBhh: !!bHh, reverse, saveActivations });
+  const fused = options.fused ?? (gx.backend.nativeKernel?.('lstmForward') ?? false);
+  const out = apply(fused ? 'lstmLayerFused' : 'lstmLayer', xs, { hasBih: !!bIh, hasBhh: !!bHh, reverse, saveActivations });
   const last = reverse ? 0 : T - 1;
   const final = squeeze(narrow(out, 0, last, 1), 0);
   return [narrow(out, 2, 0, H), narrow(final, 1, 0, H), narrow(final, 1, H, H)];

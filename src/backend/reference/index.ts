@@ -20,6 +20,7 @@ import { batchNormKernels } from './kernels/batch_norm.js';
 import { layerNormKernels } from './kernels/layer_norm.js';
 import { nllKernels } from './kernels/nll.js';
 import { attentionKernels } from './kernels/attention.js';
+import { lstmKernels } from './kernels/lstm.js';
 
 class HostBuffer implements DeviceBuffer {
   freed = false;
@@ -44,6 +45,7 @@ export const REFERENCE_KERNELS: RefKernelTable = {
   ...layerNormKernels,
   ...nllKernels,
   ...attentionKernels,
+  ...lstmKernels,
 };
 
 /**

@@ -35,6 +35,7 @@ import { gather, withContiguousOperands } from './native_gather.js';
 import { UNARY_KERNELS } from './native_unary.js';
 import { OPTIM_KERNELS } from './native_optim.js';
 import { ATTENTION_KERNELS } from './native_attention.js';
+import { LSTM_KERNELS } from './native_lstm.js';
 import { MATH_KERNELS } from './native_math.js';
 import { POOL_KERNELS } from './native_pool.js';
 import { BATCH_NORM_KERNELS } from './native_batch_norm.js';
@@ -420,6 +421,7 @@ export const NATIVE_KERNELS = {
   ...UNARY_KERNELS,
   ...OPTIM_KERNELS,
   ...ATTENTION_KERNELS,
+  ...LSTM_KERNELS,
   ...MATH_KERNELS,
   ...POOL_KERNELS,
   ...BATCH_NORM_KERNELS,
