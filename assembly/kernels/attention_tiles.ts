@@ -11,7 +11,7 @@
  *
  * Tile buffers are float32, row-major, rows and columns padded to multiples of 4 with zeros.
  */
-import { F32, load1, store1 } from './convert16';
+import { F32, F16, f32x4ToF16, f32x4ToBf16, widenLo } from './convert16';
 import { expNormal4 } from './vexp';
 import { word, wordF, batchBase, elem } from './attention_desc';
 
@@ -104,12 +104,35 @@ function mmAtB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i3
   }
 }
 
-/** One row of n elements of `fmt` at element `first` -> float32 at dst. */
+/** 4 elements of `fmt` at p widened to float32 (16-bit formats: one 8-byte load, SIMD widening; exact). */
+// @ts-ignore: decorator
+@inline function load4(fmt: i32, p: usize): v128 {
+  if (fmt == F32) return v128.load(p);
+  return widenLo(fmt, v128.load64_zero(p));
+}
+
+/** 4 float32 lanes rounded into `fmt` (nearest even, as store1) and stored at p. */
+// @ts-ignore: decorator
+@inline function store4(fmt: i32, p: usize, v: v128): void {
+  if (fmt == F32) v128.store(p, v);
+  else {
+    const bits = fmt == F16 ? f32x4ToF16(v) : f32x4ToBf16(v);
+    store<u64>(p, i64x2.extract_lane(i16x8.narrow_i32x4_u(bits, bits), 0));
+  }
+}
+
+/** One row of n elements of `fmt` at element `first` -> float32 at dst (n a multiple of 4). */
 // @ts-ignore: decorator
 @inline function loadRow(fmt: i32, p: usize, first: i32, n: i32, dst: usize): void {
   const src = elem(fmt, p, first);
   if (fmt == F32) memory.copy(dst, src, <usize>n << 2);
-  else for (let e = 0; e < n; e++) store<f32>(at(dst, e), load1(fmt, elem(fmt, src, e)));
+  else for (let e = 0; e < n; e += 4) v128.store(at(dst, e), load4(fmt, elem(fmt, src, e)));
+}
+
+/** n float32 at src rounded into `fmt` at dst (n a multiple of 4). */
+// @ts-ignore: decorator
+@inline function storeRow(fmt: i32, dst: usize, src: usize, n: i32): void {
+  for (let e = 0; e < n; e += 4) store4(fmt, elem(fmt, dst, e), v128.load(at(src, e)));
 }
 
 /** `rows` rows of n elements of `fmt` (row stride ld elements, from element `first`) -> float32 [rows4, n], padding rows zeroed. */
@@ -126,7 +149,14 @@ function mmAtB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i3
   const rows4 = round4(rows);
   for (let r = 0; r < rows; r++) {
     const src = elem(fmt, p, first + r * ld);
-    for (let e = 0; e < n; e++) store<f32>(at(dst, e * TILE_COLS + r), load1(fmt, elem(fmt, src, e)));
+    for (let e = 0; e < n; e += 4) {
+      const v = load4(fmt, elem(fmt, src, e));
+      const d = at(dst, e * TILE_COLS + r);
+      v128.store32_lane(d, v, 0);
+      v128.store32_lane(d, v, 1, TILE_COLS * 4);
+      v128.store32_lane(d, v, 2, TILE_COLS * 8);
+      v128.store32_lane(d, v, 3, TILE_COLS * 12);
+    }
   }
   for (let r = rows; r < rows4; r++) for (let e = 0; e < n; e++) store<f32>(at(dst, e * TILE_COLS + r), 0);
 }
@@ -220,10 +250,10 @@ function mmAtB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i3
     for (let r = 0; r < rows; r++) {
       const i = i0 + r;
       const l = load<f32>(at(Ls, r));
-      const f: f32 = <f32>1 / l;
+      const f = f32x4.splat(<f32>1 / l);
       const acc = Acc + (<usize>(r * Ev) << 2);
       const po = elem(fmt, out, (b * L + i) * Ev);
-      for (let e = 0; e < Ev; e++) store1(fmt, elem(fmt, po, e), load<f32>(at(acc, e)) * f);
+      for (let e = 0; e < Ev; e += 4) store4(fmt, elem(fmt, po, e), f32x4.mul(v128.load(at(acc, e)), f));
       store<f32>(at(lse, b * L + i), load<f32>(at(Ms, r)) + Mathf.log(l));
     }
   }
@@ -316,13 +346,13 @@ export function backwardTiledScratch(L: i32, E: i32, Ev: i32): i32 {
         const j = j0 + c;
         const pk = elem(fmt, dk, (b * S + j) * E);
         const pv = elem(fmt, dv, (b * S + j) * Ev);
-        for (let e = 0; e < E; e++) store1(fmt, elem(fmt, pk, e), load<f32>(at(dKs, c * E + e)));
-        for (let e = 0; e < Ev; e++) store1(fmt, elem(fmt, pv, e), load<f32>(at(dVs, c * Ev + e)));
+        storeRow(fmt, pk, at(dKs, c * E), E);
+        storeRow(fmt, pv, at(dVs, c * Ev), Ev);
       }
     }
     for (let i = 0; i < L; i++) {
       const pq = elem(fmt, dq, (b * L + i) * E);
-      for (let e = 0; e < E; e++) store1(fmt, elem(fmt, pq, e), load<f32>(at(dQs, i * E + e)));
+      storeRow(fmt, pq, at(dQs, i * E), E);
     }
   }
 }
