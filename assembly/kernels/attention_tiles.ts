@@ -7,12 +7,13 @@
  * registers (one vector load and four splats per step of the inner dimension), and the softmax's
  * exp runs on four lanes (vexp.ts). Sums run in float32 in a fixed order that does not depend on
  * the thread split, so results are deterministic; they differ from the scalar path's in rounding
- * only.
+ * only. Multiply-adds go through gemm.ts's `madd` (fused in the relaxed-SIMD build, as the GEMM's).
  *
  * Tile buffers are float32, row-major, rows and columns padded to multiples of 4 with zeros.
  */
 import { F32, F16, f32x4ToF16, f32x4ToBf16, widenLo } from './convert16';
 import { expNormal4 } from './vexp';
+import { madd } from './gemm';
 import { word, wordF, batchBase, elem } from './attention_desc';
 
 export const TILE_ROWS: i32 = 16;
@@ -58,10 +59,10 @@ function mmAB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i32
       for (let k = 0; k < K; k++) {
         const bv = v128.load(pb);
         const ko = <usize>k << 2;
-        s0 = f32x4.add(s0, f32x4.mul(v128.load32_splat(a0 + ko), bv));
-        s1 = f32x4.add(s1, f32x4.mul(v128.load32_splat(a1 + ko), bv));
-        s2 = f32x4.add(s2, f32x4.mul(v128.load32_splat(a2 + ko), bv));
-        s3 = f32x4.add(s3, f32x4.mul(v128.load32_splat(a3 + ko), bv));
+        s0 = madd(v128.load32_splat(a0 + ko), bv, s0);
+        s1 = madd(v128.load32_splat(a1 + ko), bv, s1);
+        s2 = madd(v128.load32_splat(a2 + ko), bv, s2);
+        s3 = madd(v128.load32_splat(a3 + ko), bv, s3);
         pb += <usize>ldb << 2;
       }
       v128.store(c0 + o, s0);
@@ -89,10 +90,10 @@ function mmAtB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i3
       let pb = b + o;
       for (let k = 0; k < K; k++) {
         const bv = v128.load(pb);
-        s0 = f32x4.add(s0, f32x4.mul(v128.load32_splat(pa), bv));
-        s1 = f32x4.add(s1, f32x4.mul(v128.load32_splat(pa, 4), bv));
-        s2 = f32x4.add(s2, f32x4.mul(v128.load32_splat(pa, 8), bv));
-        s3 = f32x4.add(s3, f32x4.mul(v128.load32_splat(pa, 12), bv));
+        s0 = madd(v128.load32_splat(pa), bv, s0);
+        s1 = madd(v128.load32_splat(pa, 4), bv, s1);
+        s2 = madd(v128.load32_splat(pa, 8), bv, s2);
+        s3 = madd(v128.load32_splat(pa, 12), bv, s3);
         pa += <usize>lda << 2;
         pb += <usize>ldb << 2;
       }
