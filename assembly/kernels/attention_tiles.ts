@@ -43,7 +43,40 @@ function mmAB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i32
     const c1 = c0 + (<usize>ldc << 2);
     const c2 = c1 + (<usize>ldc << 2);
     const c3 = c2 + (<usize>ldc << 2);
-    for (let n = 0; n < N; n += 4) {
+    let n = 0;
+    // 4 x 8 blocks first (twice the multiply-adds per splat), then a 4 x 4 block; same sums
+    for (; n + 8 <= N; n += 8) {
+      const o = <usize>n << 2;
+      let s0 = f32x4.splat(0), t0 = f32x4.splat(0);
+      let s1 = f32x4.splat(0), t1 = f32x4.splat(0);
+      let s2 = f32x4.splat(0), t2 = f32x4.splat(0);
+      let s3 = f32x4.splat(0), t3 = f32x4.splat(0);
+      if (accumulate) {
+        s0 = v128.load(c0 + o); t0 = v128.load(c0 + o, 16);
+        s1 = v128.load(c1 + o); t1 = v128.load(c1 + o, 16);
+        s2 = v128.load(c2 + o); t2 = v128.load(c2 + o, 16);
+        s3 = v128.load(c3 + o); t3 = v128.load(c3 + o, 16);
+      }
+      let pb = b + o;
+      for (let k = 0; k < K; k++) {
+        const bv = v128.load(pb), bw = v128.load(pb, 16);
+        const ko = <usize>k << 2;
+        let a = v128.load32_splat(a0 + ko);
+        s0 = madd(a, bv, s0); t0 = madd(a, bw, t0);
+        a = v128.load32_splat(a1 + ko);
+        s1 = madd(a, bv, s1); t1 = madd(a, bw, t1);
+        a = v128.load32_splat(a2 + ko);
+        s2 = madd(a, bv, s2); t2 = madd(a, bw, t2);
+        a = v128.load32_splat(a3 + ko);
+        s3 = madd(a, bv, s3); t3 = madd(a, bw, t3);
+        pb += <usize>ldb << 2;
+      }
+      v128.store(c0 + o, s0); v128.store(c0 + o, t0, 16);
+      v128.store(c1 + o, s1); v128.store(c1 + o, t1, 16);
+      v128.store(c2 + o, s2); v128.store(c2 + o, t2, 16);
+      v128.store(c3 + o, s3); v128.store(c3 + o, t3, 16);
+    }
+    for (; n < N; n += 4) {
       const o = <usize>n << 2;
       let s0 = f32x4.splat(0);
       let s1 = f32x4.splat(0);
@@ -80,7 +113,34 @@ function mmAtB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i3
     const c1 = c0 + (<usize>ldc << 2);
     const c2 = c1 + (<usize>ldc << 2);
     const c3 = c2 + (<usize>ldc << 2);
-    for (let n = 0; n < N; n += 4) {
+    let n = 0;
+    for (; n + 8 <= N; n += 8) {
+      const o = <usize>n << 2;
+      let s0 = v128.load(c0 + o), t0 = v128.load(c0 + o, 16);
+      let s1 = v128.load(c1 + o), t1 = v128.load(c1 + o, 16);
+      let s2 = v128.load(c2 + o), t2 = v128.load(c2 + o, 16);
+      let s3 = v128.load(c3 + o), t3 = v128.load(c3 + o, 16);
+      let pa = a + (<usize>r << 2);
+      let pb = b + o;
+      for (let k = 0; k < K; k++) {
+        const bv = v128.load(pb), bw = v128.load(pb, 16);
+        let x = v128.load32_splat(pa);
+        s0 = madd(x, bv, s0); t0 = madd(x, bw, t0);
+        x = v128.load32_splat(pa, 4);
+        s1 = madd(x, bv, s1); t1 = madd(x, bw, t1);
+        x = v128.load32_splat(pa, 8);
+        s2 = madd(x, bv, s2); t2 = madd(x, bw, t2);
+        x = v128.load32_splat(pa, 12);
+        s3 = madd(x, bv, s3); t3 = madd(x, bw, t3);
+        pa += <usize>lda << 2;
+        pb += <usize>ldb << 2;
+      }
+      v128.store(c0 + o, s0); v128.store(c0 + o, t0, 16);
+      v128.store(c1 + o, s1); v128.store(c1 + o, t1, 16);
+      v128.store(c2 + o, s2); v128.store(c2 + o, t2, 16);
+      v128.store(c3 + o, s3); v128.store(c3 + o, t3, 16);
+    }
+    for (; n < N; n += 4) {
       const o = <usize>n << 2;
       let s0 = v128.load(c0 + o);
       let s1 = v128.load(c1 + o);
