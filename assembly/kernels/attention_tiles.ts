@@ -30,21 +30,21 @@ export const TILE_COLS: i32 = 32;
 }
 
 /**
- * C[R, N] (+)= A[R, K] B[K, N] (R, N multiples of 4; lda, ldb, ldc in floats). Each 4 x 4 block of
- * C sums over k in order.
+ * C[R, N] (+)= op(A) B[K, N] (R, N multiples of 4; ldb, ldc in floats), op(A)[i, k] the float32 at
+ * a + i * rowStep + k * kStep (bytes): row-major A[R, K] or a transposed A[K, R]. Each 4 x 8 block
+ * of C (4 x 4 at a column tail) sums over k in order, so the two block widths give the same sums.
  */
-function mmAB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i32, N: i32, K: i32, accumulate: bool): void {
+// @ts-ignore: decorator
+@inline function mm(a: usize, rowStep: usize, kStep: usize, b: usize, ldb: i32, c: usize, ldc: i32, R: i32, N: i32, K: i32, accumulate: bool): void {
+  const bStep = <usize>ldb << 2;
   for (let r = 0; r < R; r += 4) {
-    const a0 = a + (<usize>(r * lda) << 2);
-    const a1 = a0 + (<usize>lda << 2);
-    const a2 = a1 + (<usize>lda << 2);
-    const a3 = a2 + (<usize>lda << 2);
+    const ar = a + <usize>r * rowStep;
     const c0 = c + (<usize>(r * ldc) << 2);
     const c1 = c0 + (<usize>ldc << 2);
     const c2 = c1 + (<usize>ldc << 2);
     const c3 = c2 + (<usize>ldc << 2);
     let n = 0;
-    // 4 x 8 blocks first (twice the multiply-adds per splat), then a 4 x 4 block; same sums
+    // 4 x 8 blocks (twice the multiply-adds per splat of 4 x 4)
     for (; n + 8 <= N; n += 8) {
       const o = <usize>n << 2;
       let s0 = f32x4.splat(0), t0 = f32x4.splat(0);
@@ -57,83 +57,20 @@ function mmAB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i32
         s2 = v128.load(c2 + o); t2 = v128.load(c2 + o, 16);
         s3 = v128.load(c3 + o); t3 = v128.load(c3 + o, 16);
       }
-      let pb = b + o;
-      for (let k = 0; k < K; k++) {
-        const bv = v128.load(pb), bw = v128.load(pb, 16);
-        const ko = <usize>k << 2;
-        let a = v128.load32_splat(a0 + ko);
-        s0 = madd(a, bv, s0); t0 = madd(a, bw, t0);
-        a = v128.load32_splat(a1 + ko);
-        s1 = madd(a, bv, s1); t1 = madd(a, bw, t1);
-        a = v128.load32_splat(a2 + ko);
-        s2 = madd(a, bv, s2); t2 = madd(a, bw, t2);
-        a = v128.load32_splat(a3 + ko);
-        s3 = madd(a, bv, s3); t3 = madd(a, bw, t3);
-        pb += <usize>ldb << 2;
-      }
-      v128.store(c0 + o, s0); v128.store(c0 + o, t0, 16);
-      v128.store(c1 + o, s1); v128.store(c1 + o, t1, 16);
-      v128.store(c2 + o, s2); v128.store(c2 + o, t2, 16);
-      v128.store(c3 + o, s3); v128.store(c3 + o, t3, 16);
-    }
-    for (; n < N; n += 4) {
-      const o = <usize>n << 2;
-      let s0 = f32x4.splat(0);
-      let s1 = f32x4.splat(0);
-      let s2 = f32x4.splat(0);
-      let s3 = f32x4.splat(0);
-      if (accumulate) {
-        s0 = v128.load(c0 + o);
-        s1 = v128.load(c1 + o);
-        s2 = v128.load(c2 + o);
-        s3 = v128.load(c3 + o);
-      }
-      let pb = b + o;
-      for (let k = 0; k < K; k++) {
-        const bv = v128.load(pb);
-        const ko = <usize>k << 2;
-        s0 = madd(v128.load32_splat(a0 + ko), bv, s0);
-        s1 = madd(v128.load32_splat(a1 + ko), bv, s1);
-        s2 = madd(v128.load32_splat(a2 + ko), bv, s2);
-        s3 = madd(v128.load32_splat(a3 + ko), bv, s3);
-        pb += <usize>ldb << 2;
-      }
-      v128.store(c0 + o, s0);
-      v128.store(c1 + o, s1);
-      v128.store(c2 + o, s2);
-      v128.store(c3 + o, s3);
-    }
-  }
-}
-
-/** C[R, N] += A[K, R]^T B[K, N] (R, N multiples of 4). */
-function mmAtB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i32, N: i32, K: i32): void {
-  for (let r = 0; r < R; r += 4) {
-    const c0 = c + (<usize>(r * ldc) << 2);
-    const c1 = c0 + (<usize>ldc << 2);
-    const c2 = c1 + (<usize>ldc << 2);
-    const c3 = c2 + (<usize>ldc << 2);
-    let n = 0;
-    for (; n + 8 <= N; n += 8) {
-      const o = <usize>n << 2;
-      let s0 = v128.load(c0 + o), t0 = v128.load(c0 + o, 16);
-      let s1 = v128.load(c1 + o), t1 = v128.load(c1 + o, 16);
-      let s2 = v128.load(c2 + o), t2 = v128.load(c2 + o, 16);
-      let s3 = v128.load(c3 + o), t3 = v128.load(c3 + o, 16);
-      let pa = a + (<usize>r << 2);
+      let pa = ar;
       let pb = b + o;
       for (let k = 0; k < K; k++) {
         const bv = v128.load(pb), bw = v128.load(pb, 16);
         let x = v128.load32_splat(pa);
         s0 = madd(x, bv, s0); t0 = madd(x, bw, t0);
-        x = v128.load32_splat(pa, 4);
+        x = v128.load32_splat(pa + rowStep);
         s1 = madd(x, bv, s1); t1 = madd(x, bw, t1);
-        x = v128.load32_splat(pa, 8);
+        x = v128.load32_splat(pa + 2 * rowStep);
         s2 = madd(x, bv, s2); t2 = madd(x, bw, t2);
-        x = v128.load32_splat(pa, 12);
+        x = v128.load32_splat(pa + 3 * rowStep);
         s3 = madd(x, bv, s3); t3 = madd(x, bw, t3);
-        pa += <usize>lda << 2;
-        pb += <usize>ldb << 2;
+        pa += kStep;
+        pb += bStep;
       }
       v128.store(c0 + o, s0); v128.store(c0 + o, t0, 16);
       v128.store(c1 + o, s1); v128.store(c1 + o, t1, 16);
@@ -142,27 +79,36 @@ function mmAtB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i3
     }
     for (; n < N; n += 4) {
       const o = <usize>n << 2;
-      let s0 = v128.load(c0 + o);
-      let s1 = v128.load(c1 + o);
-      let s2 = v128.load(c2 + o);
-      let s3 = v128.load(c3 + o);
-      let pa = a + (<usize>r << 2);
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      if (accumulate) {
+        s0 = v128.load(c0 + o); s1 = v128.load(c1 + o);
+        s2 = v128.load(c2 + o); s3 = v128.load(c3 + o);
+      }
+      let pa = ar;
       let pb = b + o;
       for (let k = 0; k < K; k++) {
         const bv = v128.load(pb);
         s0 = madd(v128.load32_splat(pa), bv, s0);
-        s1 = madd(v128.load32_splat(pa, 4), bv, s1);
-        s2 = madd(v128.load32_splat(pa, 8), bv, s2);
-        s3 = madd(v128.load32_splat(pa, 12), bv, s3);
-        pa += <usize>lda << 2;
-        pb += <usize>ldb << 2;
+        s1 = madd(v128.load32_splat(pa + rowStep), bv, s1);
+        s2 = madd(v128.load32_splat(pa + 2 * rowStep), bv, s2);
+        s3 = madd(v128.load32_splat(pa + 3 * rowStep), bv, s3);
+        pa += kStep;
+        pb += bStep;
       }
-      v128.store(c0 + o, s0);
-      v128.store(c1 + o, s1);
-      v128.store(c2 + o, s2);
-      v128.store(c3 + o, s3);
+      v128.store(c0 + o, s0); v128.store(c1 + o, s1);
+      v128.store(c2 + o, s2); v128.store(c3 + o, s3);
     }
   }
+}
+
+/** C[R, N] (+)= A[R, K] B[K, N] (R, N multiples of 4; lda, ldb, ldc in floats). */
+function mmAB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i32, N: i32, K: i32, accumulate: bool): void {
+  mm(a, <usize>lda << 2, 4, b, ldb, c, ldc, R, N, K, accumulate);
+}
+
+/** C[R, N] += A[K, R]^T B[K, N] (R, N multiples of 4). */
+function mmAtB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i32, N: i32, K: i32): void {
+  mm(a, 4, <usize>lda << 2, b, ldb, c, ldc, R, N, K, true);
 }
 
 /** 4 elements of `fmt` at p widened to float32 (16-bit formats: one 8-byte load, SIMD widening; exact). */
