@@ -43,6 +43,8 @@ const CASES: Case[] = [
   { name: 'causal with dropout 0.2', q: [2, 2, 8, 8], k: [2, 2, 8, 8], v: [2, 2, 8, 8], isCausal: true, dropoutP: 0.2 },
   { name: 'bool mask with dropout 0.5, unbatched', q: [6, 4], k: [5, 4], v: [5, 4], mask: 'bool', maskShape: [6, 5], dropoutP: 0.5 },
   { name: 'causal, heads of one packed projection (strided views)', q: [3, 4, 37, 8], k: [3, 4, 37, 8], v: [3, 4, 37, 8], isCausal: true, packed: true },
+  // the GPT's head size and block: whole 4x8 register blocks, two key tiles, four query tiles
+  { name: 'causal, packed heads of size 32, 64 tokens', q: [2, 2, 64, 32], k: [2, 2, 64, 32], v: [2, 2, 64, 32], isCausal: true, packed: true },
   { name: 'float mask [L, S], 40 keys, dropout 0.1, packed heads', q: [2, 2, 40, 16], k: [2, 2, 40, 16], v: [2, 2, 40, 16], mask: 'float', maskShape: [40, 40], dropoutP: 0.1, packed: true },
 ];
 

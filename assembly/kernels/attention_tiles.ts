@@ -7,12 +7,13 @@
  * registers (one vector load and four splats per step of the inner dimension), and the softmax's
  * exp runs on four lanes (vexp.ts). Sums run in float32 in a fixed order that does not depend on
  * the thread split, so results are deterministic; they differ from the scalar path's in rounding
- * only.
+ * only. Multiply-adds go through gemm.ts's `madd` (fused in the relaxed-SIMD build, as the GEMM's).
  *
  * Tile buffers are float32, row-major, rows and columns padded to multiples of 4 with zeros.
  */
-import { F32, load1, store1 } from './convert16';
+import { F32, F16, f32x4ToF16, f32x4ToBf16, widenLo } from './convert16';
 import { expNormal4 } from './vexp';
+import { madd } from './gemm';
 import { word, wordF, batchBase, elem } from './attention_desc';
 
 export const TILE_ROWS: i32 = 16;
@@ -29,87 +30,116 @@ export const TILE_COLS: i32 = 32;
 }
 
 /**
- * C[R, N] (+)= A[R, K] B[K, N] (R, N multiples of 4; lda, ldb, ldc in floats). Each 4 x 4 block of
- * C sums over k in order.
+ * C[R, N] (+)= op(A) B[K, N] (R, N multiples of 4; ldb, ldc in floats), op(A)[i, k] the float32 at
+ * a + i * rowStep + k * kStep (bytes): row-major A[R, K] or a transposed A[K, R]. Each 4 x 8 block
+ * of C (4 x 4 at a column tail) sums over k in order, so the two block widths give the same sums.
  */
-function mmAB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i32, N: i32, K: i32, accumulate: bool): void {
+// @ts-ignore: decorator
+@inline function mm(a: usize, rowStep: usize, kStep: usize, b: usize, ldb: i32, c: usize, ldc: i32, R: i32, N: i32, K: i32, accumulate: bool): void {
+  const bStep = <usize>ldb << 2;
   for (let r = 0; r < R; r += 4) {
-    const a0 = a + (<usize>(r * lda) << 2);
-    const a1 = a0 + (<usize>lda << 2);
-    const a2 = a1 + (<usize>lda << 2);
-    const a3 = a2 + (<usize>lda << 2);
+    const ar = a + <usize>r * rowStep;
     const c0 = c + (<usize>(r * ldc) << 2);
     const c1 = c0 + (<usize>ldc << 2);
     const c2 = c1 + (<usize>ldc << 2);
     const c3 = c2 + (<usize>ldc << 2);
-    for (let n = 0; n < N; n += 4) {
+    let n = 0;
+    // 4 x 8 blocks (twice the multiply-adds per splat of 4 x 4)
+    for (; n + 8 <= N; n += 8) {
       const o = <usize>n << 2;
-      let s0 = f32x4.splat(0);
-      let s1 = f32x4.splat(0);
-      let s2 = f32x4.splat(0);
-      let s3 = f32x4.splat(0);
+      let s0 = f32x4.splat(0), t0 = f32x4.splat(0);
+      let s1 = f32x4.splat(0), t1 = f32x4.splat(0);
+      let s2 = f32x4.splat(0), t2 = f32x4.splat(0);
+      let s3 = f32x4.splat(0), t3 = f32x4.splat(0);
       if (accumulate) {
-        s0 = v128.load(c0 + o);
-        s1 = v128.load(c1 + o);
-        s2 = v128.load(c2 + o);
-        s3 = v128.load(c3 + o);
+        s0 = v128.load(c0 + o); t0 = v128.load(c0 + o, 16);
+        s1 = v128.load(c1 + o); t1 = v128.load(c1 + o, 16);
+        s2 = v128.load(c2 + o); t2 = v128.load(c2 + o, 16);
+        s3 = v128.load(c3 + o); t3 = v128.load(c3 + o, 16);
       }
+      let pa = ar;
+      let pb = b + o;
+      for (let k = 0; k < K; k++) {
+        const bv = v128.load(pb), bw = v128.load(pb, 16);
+        let x = v128.load32_splat(pa);
+        s0 = madd(x, bv, s0); t0 = madd(x, bw, t0);
+        x = v128.load32_splat(pa + rowStep);
+        s1 = madd(x, bv, s1); t1 = madd(x, bw, t1);
+        x = v128.load32_splat(pa + 2 * rowStep);
+        s2 = madd(x, bv, s2); t2 = madd(x, bw, t2);
+        x = v128.load32_splat(pa + 3 * rowStep);
+        s3 = madd(x, bv, s3); t3 = madd(x, bw, t3);
+        pa += kStep;
+        pb += bStep;
+      }
+      v128.store(c0 + o, s0); v128.store(c0 + o, t0, 16);
+      v128.store(c1 + o, s1); v128.store(c1 + o, t1, 16);
+      v128.store(c2 + o, s2); v128.store(c2 + o, t2, 16);
+      v128.store(c3 + o, s3); v128.store(c3 + o, t3, 16);
+    }
+    for (; n < N; n += 4) {
+      const o = <usize>n << 2;
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      if (accumulate) {
+        s0 = v128.load(c0 + o); s1 = v128.load(c1 + o);
+        s2 = v128.load(c2 + o); s3 = v128.load(c3 + o);
+      }
+      let pa = ar;
       let pb = b + o;
       for (let k = 0; k < K; k++) {
         const bv = v128.load(pb);
-        const ko = <usize>k << 2;
-        s0 = f32x4.add(s0, f32x4.mul(v128.load32_splat(a0 + ko), bv));
-        s1 = f32x4.add(s1, f32x4.mul(v128.load32_splat(a1 + ko), bv));
-        s2 = f32x4.add(s2, f32x4.mul(v128.load32_splat(a2 + ko), bv));
-        s3 = f32x4.add(s3, f32x4.mul(v128.load32_splat(a3 + ko), bv));
-        pb += <usize>ldb << 2;
+        s0 = madd(v128.load32_splat(pa), bv, s0);
+        s1 = madd(v128.load32_splat(pa + rowStep), bv, s1);
+        s2 = madd(v128.load32_splat(pa + 2 * rowStep), bv, s2);
+        s3 = madd(v128.load32_splat(pa + 3 * rowStep), bv, s3);
+        pa += kStep;
+        pb += bStep;
       }
-      v128.store(c0 + o, s0);
-      v128.store(c1 + o, s1);
-      v128.store(c2 + o, s2);
-      v128.store(c3 + o, s3);
+      v128.store(c0 + o, s0); v128.store(c1 + o, s1);
+      v128.store(c2 + o, s2); v128.store(c3 + o, s3);
     }
   }
+}
+
+/** C[R, N] (+)= A[R, K] B[K, N] (R, N multiples of 4; lda, ldb, ldc in floats). */
+function mmAB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i32, N: i32, K: i32, accumulate: bool): void {
+  mm(a, <usize>lda << 2, 4, b, ldb, c, ldc, R, N, K, accumulate);
 }
 
 /** C[R, N] += A[K, R]^T B[K, N] (R, N multiples of 4). */
 function mmAtB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i32, N: i32, K: i32): void {
-  for (let r = 0; r < R; r += 4) {
-    const c0 = c + (<usize>(r * ldc) << 2);
-    const c1 = c0 + (<usize>ldc << 2);
-    const c2 = c1 + (<usize>ldc << 2);
-    const c3 = c2 + (<usize>ldc << 2);
-    for (let n = 0; n < N; n += 4) {
-      const o = <usize>n << 2;
-      let s0 = v128.load(c0 + o);
-      let s1 = v128.load(c1 + o);
-      let s2 = v128.load(c2 + o);
-      let s3 = v128.load(c3 + o);
-      let pa = a + (<usize>r << 2);
-      let pb = b + o;
-      for (let k = 0; k < K; k++) {
-        const bv = v128.load(pb);
-        s0 = f32x4.add(s0, f32x4.mul(v128.load32_splat(pa), bv));
-        s1 = f32x4.add(s1, f32x4.mul(v128.load32_splat(pa, 4), bv));
-        s2 = f32x4.add(s2, f32x4.mul(v128.load32_splat(pa, 8), bv));
-        s3 = f32x4.add(s3, f32x4.mul(v128.load32_splat(pa, 12), bv));
-        pa += <usize>lda << 2;
-        pb += <usize>ldb << 2;
-      }
-      v128.store(c0 + o, s0);
-      v128.store(c1 + o, s1);
-      v128.store(c2 + o, s2);
-      v128.store(c3 + o, s3);
-    }
+  mm(a, 4, <usize>lda << 2, b, ldb, c, ldc, R, N, K, true);
+}
+
+/** 4 elements of `fmt` at p widened to float32 (16-bit formats: one 8-byte load, SIMD widening; exact). */
+// @ts-ignore: decorator
+@inline function load4(fmt: i32, p: usize): v128 {
+  if (fmt == F32) return v128.load(p);
+  return widenLo(fmt, v128.load64_zero(p));
+}
+
+/** 4 float32 lanes rounded into `fmt` (nearest even, as store1) and stored at p. */
+// @ts-ignore: decorator
+@inline function store4(fmt: i32, p: usize, v: v128): void {
+  if (fmt == F32) v128.store(p, v);
+  else {
+    const bits = fmt == F16 ? f32x4ToF16(v) : f32x4ToBf16(v);
+    store<u64>(p, i64x2.extract_lane(i16x8.narrow_i32x4_u(bits, bits), 0));
   }
 }
 
-/** One row of n elements of `fmt` at element `first` -> float32 at dst. */
+/** One row of n elements of `fmt` at element `first` -> float32 at dst (n a multiple of 4). */
 // @ts-ignore: decorator
 @inline function loadRow(fmt: i32, p: usize, first: i32, n: i32, dst: usize): void {
   const src = elem(fmt, p, first);
   if (fmt == F32) memory.copy(dst, src, <usize>n << 2);
-  else for (let e = 0; e < n; e++) store<f32>(at(dst, e), load1(fmt, elem(fmt, src, e)));
+  else for (let e = 0; e < n; e += 4) v128.store(at(dst, e), load4(fmt, elem(fmt, src, e)));
+}
+
+/** n float32 at src rounded into `fmt` at dst (n a multiple of 4). */
+// @ts-ignore: decorator
+@inline function storeRow(fmt: i32, dst: usize, src: usize, n: i32): void {
+  for (let e = 0; e < n; e += 4) store4(fmt, elem(fmt, dst, e), v128.load(at(src, e)));
 }
 
 /** `rows` rows of n elements of `fmt` (row stride ld elements, from element `first`) -> float32 [rows4, n], padding rows zeroed. */
@@ -126,7 +156,14 @@ function mmAtB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i3
   const rows4 = round4(rows);
   for (let r = 0; r < rows; r++) {
     const src = elem(fmt, p, first + r * ld);
-    for (let e = 0; e < n; e++) store<f32>(at(dst, e * TILE_COLS + r), load1(fmt, elem(fmt, src, e)));
+    for (let e = 0; e < n; e += 4) {
+      const v = load4(fmt, elem(fmt, src, e));
+      const d = at(dst, e * TILE_COLS + r);
+      v128.store32_lane(d, v, 0);
+      v128.store32_lane(d, v, 1, TILE_COLS * 4);
+      v128.store32_lane(d, v, 2, TILE_COLS * 8);
+      v128.store32_lane(d, v, 3, TILE_COLS * 12);
+    }
   }
   for (let r = rows; r < rows4; r++) for (let e = 0; e < n; e++) store<f32>(at(dst, e * TILE_COLS + r), 0);
 }
@@ -220,10 +257,10 @@ function mmAtB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i3
     for (let r = 0; r < rows; r++) {
       const i = i0 + r;
       const l = load<f32>(at(Ls, r));
-      const f: f32 = <f32>1 / l;
+      const f = f32x4.splat(<f32>1 / l);
       const acc = Acc + (<usize>(r * Ev) << 2);
       const po = elem(fmt, out, (b * L + i) * Ev);
-      for (let e = 0; e < Ev; e++) store1(fmt, elem(fmt, po, e), load<f32>(at(acc, e)) * f);
+      for (let e = 0; e < Ev; e += 4) store4(fmt, elem(fmt, po, e), f32x4.mul(v128.load(at(acc, e)), f));
       store<f32>(at(lse, b * L + i), load<f32>(at(Ms, r)) + Mathf.log(l));
     }
   }
@@ -316,13 +353,13 @@ export function backwardTiledScratch(L: i32, E: i32, Ev: i32): i32 {
         const j = j0 + c;
         const pk = elem(fmt, dk, (b * S + j) * E);
         const pv = elem(fmt, dv, (b * S + j) * Ev);
-        for (let e = 0; e < E; e++) store1(fmt, elem(fmt, pk, e), load<f32>(at(dKs, c * E + e)));
-        for (let e = 0; e < Ev; e++) store1(fmt, elem(fmt, pv, e), load<f32>(at(dVs, c * Ev + e)));
+        storeRow(fmt, pk, at(dKs, c * E), E);
+        storeRow(fmt, pv, at(dVs, c * Ev), Ev);
       }
     }
     for (let i = 0; i < L; i++) {
       const pq = elem(fmt, dq, (b * L + i) * E);
-      for (let e = 0; e < E; e++) store1(fmt, elem(fmt, pq, e), load<f32>(at(dQs, i * E + e)));
+      storeRow(fmt, pq, at(dQs, i * E), E);
     }
   }
 }
