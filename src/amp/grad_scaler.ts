@@ -41,6 +41,7 @@ import {
 import { reciprocal } from '../ops/math.js';
 import { mean } from '../ops/reduce.js';
 import { castTo } from '../ops/util.js';
+import { scaleInPlaceFindingNonFinite } from '../ops/foreach.js';
 import { kernelView } from '../ops/dispatch.js';
 import type { OptimizerLike } from '../optim/optimizer.js';
 import type { AmpUpdateScaleParams } from '../backend/kernels.js';
@@ -555,8 +556,7 @@ function unscaleOnDevice(grads: readonly Tensor[], dev: DeviceState): Tensor | n
       const live = grads.filter((g) => g.numel > 0);
       if (live.length > 0 && dev.backend.hasKernel('ampUnscale')) {
         // one multi-tensor call (PyTorch's foreach kernel); the backend splits it as it must
-        const views = mapPacked(live, kernelView);
-        dev.backend.run('ampUnscale', [...views, kernelView(invScale), kernelView(found)], [...views, kernelView(found)], {});
+        scaleInPlaceFindingNonFinite(live, invScale, found);
         return found;
       }
       let nonFinite: Tensor | null = null;
@@ -616,8 +616,7 @@ function unscaleGrads(opt: OptimizerLike, invScale: number): boolean | null {
         // a native multi-tensor kernel (wasm): one call for the whole list, the same values as the ops below
         const inv = Tensor.empty([], float32, backend).fill_(invScale);
         const found = Tensor.empty([], float32, backend).zero_();
-        const views = mapPacked(live, kernelView);
-        backend.run('ampUnscale', [...views, kernelView(inv), kernelView(found)], [...views, kernelView(found)], {});
+        scaleInPlaceFindingNonFinite(live, inv, found);
         return found.dataSync()[0]! > 0;
       }
       // mean(g) accumulates in float64 and divides before rounding, so it is finite exactly when every

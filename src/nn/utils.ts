@@ -7,7 +7,8 @@ import { add, mul, abs } from '../ops/elementwise.js';
 import { stack } from '../ops/shape.js';
 import { sum, max } from '../ops/reduce.js';
 import { full } from '../ops/creation.js';
-import { apply, kernelView } from '../ops/dispatch.js';
+import { apply } from '../ops/dispatch.js';
+import { scaleInPlaceFindingNonFinite } from '../ops/foreach.js';
 import { defineOp } from '../ops/registry.js';
 
 /** [x_1..k] -> float32 [k]: each input's sum of squares (the backend's `sumSquares` kernel; no gradient). */
@@ -56,8 +57,7 @@ function foreachClip2(grads: readonly Tensor[], maxNorm: number): Tensor {
   const total = sum(apply('sumSquares', [...grads])).pow(0.5);
   const coef = mul(full([], maxNorm), total.add(1e-6).reciprocal()).clamp(null, 1);
   const found = Tensor.empty([], float32, backend).zero_();
-  const views = grads.map(kernelView);
-  backend.run('ampUnscale', [...views, kernelView(coef), kernelView(found)], [...views, kernelView(found)], {});
+  scaleInPlaceFindingNonFinite(grads, coef, found);
   found.dispose();
   return total;
 }
