@@ -81,35 +81,26 @@ def main():
     args = ap.parse_args()
 
     warm_allocator()
-    torch.manual_seed(args.seed)
     xtr, ytr, xte, yte = read_cifar(args.data)
-    model = build_model(args.stem)
-    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
     autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")  # noqa: E731
+    sgd = lambda net: torch.optim.SGD(net.parameters(), lr=args.lr, momentum=args.momentum)  # noqa: E731
 
-    def step(x, y):
+    def step(net, opt, x, y):
         opt.zero_grad(set_to_none=True)
         with autocast():
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(net(x), y)
         loss.backward()
         opt.step()
         return loss
 
-    # The thread trial trains on a copy so that the real run starts from the seeded weights.
+    # The thread trial trains a throw-away network, before the seed, so the run starts from the seeded draw.
     trial = build_model(args.stem)
-    trial_opt = torch.optim.SGD(trial.parameters(), lr=args.lr, momentum=args.momentum)
-
-    def trial_step():
-        trial_opt.zero_grad(set_to_none=True)
-        with autocast():
-            F.cross_entropy(trial(xtr[: args.batch_size]), ytr[: args.batch_size]).backward()
-        trial_opt.step()
-
-    threads, trials = set_threads(torch, args.threads, trial_step)
+    trial_opt = sgd(trial)
+    threads, trials = set_threads(torch, args.threads, lambda: step(trial, trial_opt, xtr[: args.batch_size], ytr[: args.batch_size]))
     del trial, trial_opt
     torch.manual_seed(args.seed)
-    model.load_state_dict(build_model(args.stem).state_dict())  # the seeded draw, as if the trial never ran
-    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    model = build_model(args.stem)
+    opt = sgd(model)
     generator = torch.Generator().manual_seed(args.seed)
 
     epochs = []
@@ -120,7 +111,7 @@ def main():
         loss_sum, batches = 0.0, 0
         for i in range(0, len(order), args.batch_size):
             idx = order[i : i + args.batch_size]
-            loss_sum += step(xtr[idx], ytr[idx]).item()
+            loss_sum += step(model, opt, xtr[idx], ytr[idx]).item()
             batches += 1
         seconds = time.perf_counter() - t0
         model.eval()
