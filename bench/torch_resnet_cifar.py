@@ -2,7 +2,8 @@
 
 The same recipe as mixprec's CLI defaults: torchvision's resnet18 (its default stem, conv 7x7 stride 2 +
 max-pool, on 32x32 images; 10 classes; --stem cifar for conv 3x3 stride 1 without the max-pool), SGD lr
-0.01 momentum 0.9 no weight decay, batch 64 reshuffled every epoch (the last partial batch kept), no
+0.01 momentum 0.9 no weight decay, the rate annealed to 0 along a half cosine over all the run's
+steps (CosineAnnealingLR stepped every batch; --lr-schedule constant keeps 0.01), batch 64 reshuffled every epoch (the last partial batch kept), no
 augmentation, pixels / 255 normalised with CIFAR-10's channel statistics (mixprec's CIFAR10_STATS),
 cross entropy; after each epoch the test accuracy in eval mode (running batch-norm statistics).
 --precision fp32, or bf16 (CPU autocast to bfloat16; PyTorch 1.13 has no CPU float16 autocast).
@@ -10,7 +11,8 @@ The peer at its best (bench/peer_common.py): allocator warmed (the data set is l
 --threads best (the faster of 1 and every core, timed on a few steps).
 
   /usr/bin/python3 bench/torch_resnet_cifar.py --data ../shared/datasets/cifar-10-binary.tar.gz \
-      [--epochs 3] [--seed 0] [--precision fp32|bf16] [--stem imagenet|cifar] [--json-out FILE]
+      [--epochs 3] [--seed 0] [--precision fp32|bf16] [--stem imagenet|cifar] [--lr-schedule cosine|constant]
+      [--json-out FILE]
 
 Prints one line per epoch and a final JSON object (also written to --json-out).
 """
@@ -76,6 +78,7 @@ def main():
     ap.add_argument("--momentum", type=float, default=0.9)
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--stem", choices=["imagenet", "cifar"], default="imagenet")
+    ap.add_argument("--lr-schedule", choices=["cosine", "constant"], default="cosine")
     ap.add_argument("--threads", type=thread_arg, default="best")
     ap.add_argument("--json-out")
     args = ap.parse_args()
@@ -101,6 +104,8 @@ def main():
     torch.manual_seed(args.seed)
     model = build_model(args.stem)
     opt = sgd(model)
+    steps_per_epoch = (len(ytr) + args.batch_size - 1) // args.batch_size
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs * steps_per_epoch) if args.lr_schedule == "cosine" else None
     generator = torch.Generator().manual_seed(args.seed)
 
     epochs = []
@@ -112,6 +117,8 @@ def main():
         for i in range(0, len(order), args.batch_size):
             idx = order[i : i + args.batch_size]
             loss_sum += step(model, opt, xtr[idx], ytr[idx]).item()
+            if scheduler:
+                scheduler.step()
             batches += 1
         seconds = time.perf_counter() - t0
         model.eval()
@@ -127,7 +134,7 @@ def main():
               f"{row['train_seconds']} s ({row['img_per_s']} img/s)", flush=True)
     result = {"library": "pytorch", "version": torch.__version__, "model": "resnet18", "stem": args.stem,
               "precision": args.precision, "seed": args.seed, "threads": threads, "thread_trials_ms": trials,
-              "batch_size": args.batch_size, "lr": args.lr, "momentum": args.momentum, "epochs": epochs,
+              "batch_size": args.batch_size, "lr": args.lr, "lr_schedule": args.lr_schedule, "momentum": args.momentum, "epochs": epochs,
               "test_accuracy": epochs[-1]["test_accuracy"]}
     print(json.dumps(result))
     if args.json_out:

@@ -69,6 +69,40 @@ describe('mixprec train', () => {
     assert.deepEqual(a.meta.scaler, b.meta.scaler);
   });
 
+  it('--lr-schedule cosine anneals the rate to 0 over the run, and a run stopped mid-way resumes it exactly', async () => {
+    const flags = [...base(), '--epochs', '2', '--lr-schedule', 'cosine'];
+    const stepsOf = (path: string) => readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.event === 'step');
+    // the closed form: 0.05 at step 0, halfway down a cosine to 0 after the 20th (last) step
+    const expected = (k: number) => (0.05 * (1 + Math.cos((Math.PI * k) / 20))) / 2;
+    const whole = join(work, 'cosine-whole.safetensors');
+    const wholeLog = join(work, 'cosine-whole.jsonl');
+    const r = cli([...flags, '--checkpoint', whole, '--log-json', wholeLog]);
+    assert.equal(r.code, 0, r.stderr);
+    const lrs = stepsOf(wholeLog).map((e) => e.lr as number);
+    assert.equal(lrs.length, 20);
+    lrs.forEach((lr, k) => assert.ok(Math.abs(lr - expected(k)) < 1e-15, `step ${k + 1}: lr ${lr}, expected ${expected(k)}`));
+    assert.ok(lrs[19]! < 0.001 && lrs[10]! === expected(10));
+
+    const split = join(work, 'cosine-split.safetensors');
+    const splitLog = join(work, 'cosine-split.jsonl');
+    const { code } = await interruptAtFirstStep([...flags, '--checkpoint', split, '--log-json', splitLog], splitLog);
+    assert.equal(code, 130);
+    const resumedLog = join(work, 'cosine-resumed.jsonl');
+    const resumed = cli([...flags, '--checkpoint', split, '--resume', split, '--log-json', resumedLog]);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const rest = stepsOf(resumedLog);
+    assert.ok(rest.length >= 1 && rest.length < 20);
+    for (const e of rest) assert.equal(e.lr, lrs[e.step - 1], `resumed step ${e.step} uses the uninterrupted run's rate`);
+    const a = await mx.io.loadCheckpoint(whole);
+    const b = await mx.io.loadCheckpoint(split);
+    for (const [name, t] of a.tensors) assert.deepEqual(await t.storageData(), await b.tensors.get(name)!.storageData(), name);
+
+    const other = cli([...base(), '--epochs', '2', '--resume', split]);
+    assert.notEqual(other.code, 0);
+    assert.equal(other.stderr.trim().split('\n').length, 1, other.stderr);
+    assert.match(other.stderr, /cosine-split\.safetensors: written with --lr-schedule cosine, not constant/);
+  });
+
   it('Ctrl-C writes a checkpoint that resumes', async () => {
     const ckpt = join(work, 'interrupted.safetensors');
     const log = join(work, 'interrupt.jsonl');

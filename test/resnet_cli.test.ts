@@ -61,7 +61,7 @@ describe('mixprec train --model resnet18', { skip }, () => {
   it("defaults to torchvision's stem (conv 7x7 stride 2 + max-pool) from scratch, also on small images", () => {
     const r = runCli(['train', '--model', 'resnet18', '--width', '4', ...common(), '--epochs', '1', '--lr', '0.05', '--precision', 'fp16']);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /training resnet18 \(width 4, imagenet stem\) on imagefolder .* of 3x16x16/);
+    assert.match(r.stdout, /training resnet18 \(width 4, imagenet stem\) on imagefolder .* of 3x16x16, precision fp16, sgd lr 0\.05 cosine to 0,/);
     assert.match(r.stdout, /test accuracy: \d+\.\d\d%\s*$/);
   });
 
@@ -114,6 +114,7 @@ describe('mixprec train --model resnet18', { skip }, () => {
       [['--model', 'resnet18', '--pretrained', 'imagenet', '--stem', 'cifar'], /--pretrained imagenet needs --stem imagenet/],
       [['--model', 'resnet18', '--pretrained', join(work, 'missing.pth')], /--pretrained .*missing\.pth: no such weights file/],
       [['--model', 'resnet18', '--stem', 'tiny'], /--stem must be one of cifar, imagenet/],
+      [['--model', 'resnet18', '--lr-schedule', 'step'], /--lr-schedule must be one of constant, cosine/],
     ];
     for (const [flags, pattern] of cases) {
       const r = runCli(['train', ...flags, ...common()]);

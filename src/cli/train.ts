@@ -14,6 +14,7 @@ import { ResNet } from '../models/resnet.js';
 import { SGD } from '../optim/sgd.js';
 import { Adam, AdamW } from '../optim/adam.js';
 import type { Optimizer } from '../optim/optimizer.js';
+import { CosineAnnealingLR } from '../optim/lr_scheduler.js';
 import { DataLoader, type DataLoaderState } from '../data/dataloader.js';
 import { saveCheckpoint, loadCheckpoint } from '../io/checkpoint.js';
 import { precisionReport, type PrecisionRecorder } from '../amp/diagnostics.js';
@@ -59,6 +60,9 @@ Trains the seed's CNN (LeNet) and prints the test accuracy after every epoch.
   --momentum X                  SGD momentum (default 0.9)
   --weight-decay X              (default 0)
   --optimizer sgd|adam|adamw    (default sgd)
+  --lr-schedule constant|cosine cosine: the rate decays from --lr to 0 along a half cosine over the run's
+                                steps (CosineAnnealingLR, stepped every batch); default cosine for the
+                                resnets (ResNet recipes decay the rate), constant for lenet and widecnn
   --augment                     random crop (padding 4) and horizontal flip
   --seed N                      seeds weights, data order and augmentation (default 0)
   --checkpoint FILE.safetensors written after every epoch and on Ctrl-C
@@ -88,6 +92,7 @@ const FLAGS = {
   momentum: { type: 'string' },
   'weight-decay': { type: 'string' },
   optimizer: { type: 'string' },
+  'lr-schedule': { type: 'string' },
   augment: { type: 'boolean' },
   seed: { type: 'string' },
   checkpoint: { type: 'string' },
@@ -101,6 +106,8 @@ const FLAGS = {
 } as const;
 
 type OptimizerName = 'sgd' | 'adam' | 'adamw';
+const LR_SCHEDULES = ['constant', 'cosine'] as const;
+type LrSchedule = (typeof LR_SCHEDULES)[number];
 
 export interface TrainArgs {
   model: ClassifierModelName;
@@ -125,6 +132,8 @@ export interface TrainArgs {
   momentum: number;
   weightDecay: number;
   optimizer: OptimizerName;
+  /** constant, or cosine annealing to 0 over all the run's steps (default: cosine for the resnets). */
+  lrSchedule: LrSchedule;
   augment: boolean;
   seed: number;
   checkpoint?: string;
@@ -141,8 +150,9 @@ export interface TrainArgs {
 export function parseTrainArgs(argv: string[]): TrainArgs {
   const v = parseFlags('train', argv, FLAGS);
   const optimizer = choice('train', 'optimizer', v['optimizer'], ['sgd', 'adam', 'adamw'] as const, 'sgd');
+  const model = choice('train', 'model', v['model'], CLASSIFIER_MODELS, 'lenet');
   const args: TrainArgs = {
-    model: choice('train', 'model', v['model'], CLASSIFIER_MODELS, 'lenet'),
+    model,
     dataset: choice('train', 'dataset', v['dataset'], DATASETS, 'cifar10'),
     download: Boolean(v['download']),
     precision: choice('train', 'precision', v['precision'], PRECISIONS, 'fp16'),
@@ -152,6 +162,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     momentum: number('train', 'momentum', v['momentum'], 0.9, { min: 0 }),
     weightDecay: number('train', 'weight-decay', v['weight-decay'], 0, { min: 0 }),
     optimizer,
+    lrSchedule: choice('train', 'lr-schedule', v['lr-schedule'], LR_SCHEDULES, isResNetName(model) ? 'cosine' : 'constant'),
     augment: Boolean(v['augment']),
     seed: number('train', 'seed', v['seed'], 0, { integer: true, min: 0 }),
     freezeBackbone: Boolean(v['freeze-backbone']),
@@ -302,6 +313,9 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
   const run = await setup(args, data, out.isTTY && !args.quiet, dp);
   if (dp?.isMain) await dp.barrier(); // the data and any pretrained weights are in place for the others
   const { model, optimizer, scaler, trainLoader, testLoader } = run;
+  // cosine: set before every batch from the run's step count (the closed form, so a resumed run
+  // continues the schedule of its --epochs exactly), from --lr down to 0 after the last step
+  const scheduler = args.lrSchedule === 'cosine' ? new CosineAnnealingLR(optimizer, args.epochs * trainLoader.length) : null;
   const width = classifierWidth(model);
   const stem = stemFor(args);
   const { normalize, imageSize: resize } = preprocessFor(args);
@@ -322,6 +336,8 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
     if ((meta.worldSize ?? 1) !== (dp?.worldSize ?? 1)) {
       throw new CliError(`--resume ${args.resume}: written by a run of ${meta.worldSize ?? 1} rank(s), this one has ${dp?.worldSize ?? 1} (the data order would differ)`);
     }
+    const writtenSchedule = meta.args?.lrSchedule ?? 'constant'; // checkpoints before --lr-schedule: constant
+    if (writtenSchedule !== args.lrSchedule) throw new CliError(`--resume ${args.resume}: written with --lr-schedule ${writtenSchedule}, not ${args.lrSchedule}`);
     if ((meta.normalize ?? 'dataset') !== normalize) throw new CliError(`--resume ${args.resume}: written with ${meta.normalize === 'imagenet' ? '' : 'no '}--pretrained (${meta.normalize ?? 'dataset'} normalisation), not ${normalize}`);
     const file = args.resume;
     restoreFrom(file, () => {
@@ -338,7 +354,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
   }
 
   const writeOptions = checkpointFaults();
-  const checkpoint = async (path: string) => {
+  const checkpoint = async (path: string, loaderState: DataLoaderState = trainLoader.state()) => {
     const meta: RunMeta = {
       kind: 'mixprec.train',
       model: args.model,
@@ -355,7 +371,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       epoch,
       step,
       skippedSteps,
-      data: trainLoader.state(),
+      data: loaderState,
       ...(dp ? { worldSize: dp.worldSize } : {}),
       rng: defaultGenerator.getState(),
       optimizer: optimizer.stateDict(),
@@ -374,7 +390,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
   };
   logJson(configEvent('train', {
     model: args.model, width, dataset: data.name, data_source: data.source, train_images: data.train.length, test_images: data.test.length,
-    precision: args.precision, optimizer: args.optimizer, lr: args.lr, momentum: args.optimizer === 'sgd' ? args.momentum : undefined,
+    precision: args.precision, optimizer: args.optimizer, lr: args.lr, lr_schedule: args.lrSchedule, momentum: args.optimizer === 'sgd' ? args.momentum : undefined,
     weight_decay: args.optimizer === 'adamw' ? args.weightDecay || 0.01 : args.weightDecay, batch_size: args.batchSize, epochs: args.epochs, augment: args.augment, seed: args.seed, resume: args.resume,
     world_size: dp?.worldSize,
   }));
@@ -400,7 +416,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
   ].filter(Boolean).join(', ');
   say(
     `training ${args.model}${modelNote ? ` (${modelNote})` : ''} on ${data.name} (${data.source}): ${data.train.length} train / ${data.test.length} test images of ${data.channels}x${data.imageSize}x${data.imageSize}, ` +
-      `precision ${args.precision}, ${args.optimizer} lr ${args.lr}, batch ${args.batchSize}${dp ? ` x ${dp.worldSize} ranks` : ''}, ${args.epochs} epochs, seed ${args.seed}`,
+      `precision ${args.precision}, ${args.optimizer} lr ${args.lr}${scheduler ? ' cosine to 0' : ''}, batch ${args.batchSize}${dp ? ` x ${dp.worldSize} ranks` : ''}, ${args.epochs} epochs, seed ${args.seed}`,
   );
   let lastAccuracy: number | null = null;
   try {
@@ -414,7 +430,10 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       const skippedAtStart = await scaler.getSkippedStepsAsync();
       let skippedSeen = skippedAtStart;
       const started = performance.now();
+      let stoppedAt: DataLoaderState | undefined;
       for await (const [x, y] of trainLoader) {
+        scheduler?.step(step);
+        const lr = (optimizer.paramGroups[0] as unknown as { lr: number }).lr; // the rate this step uses
         const { loss } = trainStep(ctx, x as Tensor, y as Tensor);
         const value = await loss.item();
         loss.dispose();
@@ -428,13 +447,17 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
         const seconds = (performance.now() - started) / 1000;
         if (logFile || report) {
           const skippedNow = await scaler.getSkippedStepsAsync();
-          logJson({ event: 'step', epoch: epoch + 1, step, loss: value, loss_scale: await scaler.getScaleAsync(), skipped: skippedNow > skippedSeen });
+          logJson({ event: 'step', epoch: epoch + 1, step, loss: value, lr, loss_scale: await scaler.getScaleAsync(), skipped: skippedNow > skippedSeen });
           skippedSeen = skippedNow;
         }
         progress?.update({ loss: lossSum / Math.max(lossCount, 1), imgPerS: (images * (dp?.worldSize ?? 1)) / seconds });
         // every rank stops after the same step
         interrupted = dp ? await dp.any(interrupt.requested) : interrupt.requested;
-        if (interrupted) break;
+        if (interrupted) {
+          // the loader's position now (after the loop it points at the next epoch: each loop is one epoch)
+          stoppedAt = trainLoader.state();
+          break;
+        }
       }
       progress?.done();
       const epochSkipped = (await scaler.getSkippedStepsAsync()) - skippedAtStart;
@@ -442,7 +465,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       if (interrupted) {
         if (!main) return 130;
         if (args.checkpoint) {
-          await checkpoint(args.checkpoint);
+          await checkpoint(args.checkpoint, stoppedAt);
           out.log(`interrupted: checkpoint written to ${args.checkpoint} (resume with --resume ${args.checkpoint})`);
         } else out.log('interrupted (no --checkpoint given: nothing saved)');
         return 130;
