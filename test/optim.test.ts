@@ -501,6 +501,14 @@ function kernelCalls(kernel: string): { native: number; fallback: number } | nul
   return b.kernelStats ? (b.kernelStats()[kernel] ?? { native: 0, fallback: 0 }) : null;
 }
 
+/** An updateGroup that updates each parameter as a group of its own (the per-tensor adamUpdate path). */
+function perTensor(opt: unknown): (g: { params: Tensor[] }) => void {
+  const proto = Object.getPrototypeOf(opt) as { updateGroup(g: unknown): void };
+  return (group) => {
+    for (const p of group.params) proto.updateGroup.call(opt, { ...group, params: [p] });
+  };
+}
+
 describe('fused Adam / AdamW (adamUpdate)', () => {
   const configs: [string, Record<string, unknown>][] = [
     ['Adam', {}],
@@ -512,7 +520,9 @@ describe('fused Adam / AdamW (adamUpdate)', () => {
   const dtypePairs: [DT, DT][] = [['float32', 'float32'], ['float32', 'float16'], ['float32', 'bfloat16'], ['float16', 'float16'], ['bfloat16', 'bfloat16']];
 
   it('equals the op-by-op update bit for bit (parameters and state, every step), 16-bit gradients read in the same pass', async () => {
-    const before = kernelCalls('adamUpdate');
+    // wasm updates a group's parameters in one multi-tensor call; webgpu one adamUpdate call each
+    const kernel = mx.getBackend().name === 'wasm' ? 'adamUpdateMulti' : 'adamUpdate';
+    const before = kernelCalls(kernel);
     for (const [kind, options] of configs) {
       for (const [pdt, gdt] of dtypePairs) {
         const label = `${kind} ${JSON.stringify(options)} param ${pdt} grad ${gdt}`;
@@ -535,8 +545,41 @@ describe('fused Adam / AdamW (adamUpdate)', () => {
         }
       }
     }
-    const after = kernelCalls('adamUpdate');
-    if (before && after) assert.ok(after.native > before.native, 'wasm: adamUpdate ran natively');
+    const after = kernelCalls(kernel);
+    if (before && after) assert.ok(after.native > before.native, `${kernel} ran natively`);
+  });
+
+  it('multi-tensor (adamUpdateMulti): one call per group and step count, bit for bit the per-tensor kernel, natively and through the reference', async () => {
+    const b = mx.getBackend() as unknown as { native?: boolean };
+    // sizes around the wasm parts' 16-element boundaries and the threads' split (~1.3e5 elements each)
+    const shapes = [[70001], [3], [129, 257], [16], [40000, 3]];
+    const run = async (foreach: boolean, native: boolean) => {
+      if (typeof b.native === 'boolean') b.native = native;
+      try {
+        const params = shapes.map((s, i) => mx.randn(s, { generator: new mx.Generator(20 + i) }).requiresGrad_());
+        const decay = params.filter((_, i) => i % 2 === 0);
+        const rest = params.filter((_, i) => i % 2 === 1);
+        const opt = new optim.AdamW([{ params: decay, weightDecay: 0.1 }, { params: rest, weightDecay: 0, amsgrad: true }], { lr: 0.01, betas: [0.9, 0.99] });
+        // per-tensor calls only: one parameter per call as when each is alone in its group
+        if (!foreach) (opt as unknown as { updateGroup(g: unknown): void }).updateGroup = perTensor(opt);
+        const before = kernelCalls('adamUpdateMulti');
+        for (let s = 0; s < 3; s++) {
+          params.forEach((p, i) => {
+            // parameter 2 has no gradient in step 2: its step count then lags, and it is updated on its own
+            p.grad = s === 1 && i === 2 ? null : mx.randn(p.shape, { generator: new mx.Generator(60 + 10 * s + i) }).mul(s === 2 ? 1e3 : 1).to(i % 3 === 2 ? 'float32' : 'float16');
+          });
+          opt.step();
+        }
+        const after = kernelCalls('adamUpdateMulti');
+        if (foreach && native && before && after && mx.getBackend().name === 'wasm') assert.ok(after.native >= before.native + 5, `wasm: adamUpdateMulti ran natively (${after.native - before.native} calls)`);
+        return await optimizerSnapshot(opt as AnyOptimizer, params);
+      } finally {
+        if (typeof b.native === 'boolean') b.native = true;
+      }
+    };
+    const reference = await run(false, true);
+    assert.deepEqual(await run(true, true), reference, 'multi-tensor vs per-tensor');
+    if (typeof b.native === 'boolean') assert.deepEqual(await run(true, false), reference, 'the reference kernel (the fallback) vs the native per-tensor one');
   });
 
   it('wasm: the native kernel equals the reference kernel (the fallback), split across threads or not', async () => {

@@ -155,6 +155,51 @@ export function adam_bf16_bf16(w: usize, g: usize, m: usize, v: usize, vmax: usi
 }
 
 /**
+ * adam_multi_<wfmt>_<gfmt>(table, count, u0, u1, b1, omb1, b2, omb2, eps, wd, decay, stepNeg, bc2, flags)
+ *     the multi-tensor update (PyTorch's foreach): `table` holds `count` records of six i32 words
+ *     (w, g, m, v, vmax, n) as adam_<wfmt>_<gfmt> takes them; their elements, record after record,
+ *     form one range, of which this call updates [u0, u1) (the runtime splits the whole range into
+ *     one such part per thread). Every element is updated exactly as adam_<wfmt>_<gfmt> updates it.
+ */
+// @ts-ignore: decorator
+@inline function adamMulti(
+  wfmt: i32, gfmt: i32, table: usize, count: i32, u0: i32, u1: i32,
+  b1: f32, omb1: f32, b2: f32, omb2: f32, eps: f32, wd: f32, decay: f32, stepNeg: f32, bc2: f32, flags: i32,
+): void {
+  const sw = shiftOf(wfmt);
+  const sg = shiftOf(gfmt);
+  let base = 0;
+  for (let t = 0; t < count && base < u1; t++) {
+    const r = table + <usize>t * 24;
+    const n = load<i32>(r, 20);
+    const lo = max(u0, base), hi = min(u1, base + n);
+    if (lo < hi) {
+      const o = <usize>(lo - base);
+      const vmax = load<u32>(r, 16);
+      adam(wfmt, gfmt, load<u32>(r) + (o << sw), load<u32>(r, 4) + (o << sg), load<u32>(r, 8) + (o << 2), load<u32>(r, 12) + (o << 2),
+        vmax != 0 ? vmax + (o << 2) : 0, hi - lo, b1, omb1, b2, omb2, eps, wd, decay, stepNeg, bc2, flags);
+    }
+    base += n;
+  }
+}
+
+export function adam_multi_f32_f32(table: usize, count: i32, u0: i32, u1: i32, b1: f32, omb1: f32, b2: f32, omb2: f32, eps: f32, wd: f32, decay: f32, stepNeg: f32, bc2: f32, flags: i32): void {
+  adamMulti(F32, F32, table, count, u0, u1, b1, omb1, b2, omb2, eps, wd, decay, stepNeg, bc2, flags);
+}
+export function adam_multi_f32_f16(table: usize, count: i32, u0: i32, u1: i32, b1: f32, omb1: f32, b2: f32, omb2: f32, eps: f32, wd: f32, decay: f32, stepNeg: f32, bc2: f32, flags: i32): void {
+  adamMulti(F32, F16, table, count, u0, u1, b1, omb1, b2, omb2, eps, wd, decay, stepNeg, bc2, flags);
+}
+export function adam_multi_f32_bf16(table: usize, count: i32, u0: i32, u1: i32, b1: f32, omb1: f32, b2: f32, omb2: f32, eps: f32, wd: f32, decay: f32, stepNeg: f32, bc2: f32, flags: i32): void {
+  adamMulti(F32, BF16, table, count, u0, u1, b1, omb1, b2, omb2, eps, wd, decay, stepNeg, bc2, flags);
+}
+export function adam_multi_f16_f16(table: usize, count: i32, u0: i32, u1: i32, b1: f32, omb1: f32, b2: f32, omb2: f32, eps: f32, wd: f32, decay: f32, stepNeg: f32, bc2: f32, flags: i32): void {
+  adamMulti(F16, F16, table, count, u0, u1, b1, omb1, b2, omb2, eps, wd, decay, stepNeg, bc2, flags);
+}
+export function adam_multi_bf16_bf16(table: usize, count: i32, u0: i32, u1: i32, b1: f32, omb1: f32, b2: f32, omb2: f32, eps: f32, wd: f32, decay: f32, stepNeg: f32, bc2: f32, flags: i32): void {
+  adamMulti(BF16, BF16, table, count, u0, u1, b1, omb1, b2, omb2, eps, wd, decay, stepNeg, bc2, flags);
+}
+
+/**
  * amp_unscale_<fmt>(g, n, inv) -> 1 if any of the n incoming elements is inf or NaN, else 0; in
  * place g = g * inv (one float32 product, rounded once into the format): one gradient of the
  * multi-tensor `ampUnscale` (PyTorch's _amp_foreach_non_finite_check_and_unscale_), whose

@@ -131,6 +131,12 @@ export interface AdamUpdateParams {
   foundInfInput?: boolean;
 }
 
+/** adamUpdateMulti: adamUpdate over `count` tensors in one call (PyTorch's foreach / multi-tensor Adam). */
+export interface AdamUpdateMultiParams extends AdamUpdateParams {
+  /** Tensors updated (>= 1): the inputs and outputs come in groups of `count` (kernels/optim.ts). */
+  count: number;
+}
+
 /** ampUpdateScale: GradScaler's options. */
 export interface AmpUpdateScaleParams {
   growthFactor: number;
@@ -310,6 +316,7 @@ export interface KernelParamsMap {
   // optimizers and loss scaling (kernels/optim.ts): in place, the outputs are the inputs' views
   sgdUpdate: SgdUpdateParams; //         param, grad, [buffer], [isFirst], [foundInf] -> param, [buffer], [nextIsFirst]
   adamUpdate: AdamUpdateParams; //       param, grad, expAvg, expAvgSq, [maxExpAvgSq], [step], [foundInf] -> param, states
+  adamUpdateMulti: AdamUpdateMultiParams; // param_1..k, grad_1..k, expAvg_1..k, expAvgSq_1..k, [maxExpAvgSq_1..k], [step], [foundInf] -> param_1..k, states_1..k
   ampUnscale: NoParams; //               grad_1..k, invScale, foundInf -> grad_1..k, foundInf
   sumSquares: NoParams; //               x_1..k -> float32 [k]: each one's sum of squares (gradient clipping's norm)
   ampUpdateScale: AmpUpdateScaleParams; // scale, growthTracker, overflowStreak, [skipped], foundInf -> the state

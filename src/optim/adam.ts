@@ -18,7 +18,9 @@
  *
  * Where the backend has the `adamUpdate` kernel (reference, wasm; src/backend/reference/kernels/optim.ts)
  * each parameter is updated by one call: parameter, gradient (float32, float16 or bfloat16) and state
- * in one pass, bit for bit the op-by-op update below (`fused: false` keeps that one).
+ * in one pass, bit for bit the op-by-op update below (`fused: false` keeps that one). Where the
+ * backend runs `adamUpdateMulti` natively (wasm), the parameters of a group with one step count and
+ * dtype pair are updated by one call for them all (PyTorch's foreach path; the same bits).
  */
 import { Optimizer, filledTensor, type ParamGroup, type ParamGroupInit, type ParamState } from './optimizer.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -72,6 +74,16 @@ const FUSED_DTYPES = new Set(['float32', 'float16', 'bfloat16']);
 
 const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
 
+/** A parameter waiting for its group's multi-tensor update. */
+interface FusedEntry {
+  p: Tensor;
+  grad: Tensor;
+  state: ParamState;
+}
+
+/** Whether `p`'s backend runs the multi-tensor update natively (a backend that only emulates it updates tensor by tensor). */
+const multiTensor = (p: Tensor): boolean => p.backend.hasKernel('adamUpdateMulti') && (p.backend.nativeKernel?.('adamUpdateMulti') ?? true);
+
 abstract class AdamBase extends Optimizer<AdamOptions> {
   override readonly supportsFoundInf = true;
   /** AdamW: weight decay shrinks the parameter instead of adding to the gradient. */
@@ -85,6 +97,7 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
   }
 
   protected updateGroup(group: ParamGroup<AdamOptions>): void {
+    const batches = new Map<string, FusedEntry[]>();
     for (const p of group.params) {
       const grad = p.grad;
       if (!grad) continue;
@@ -96,9 +109,18 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
         if (group.amsgrad) state['maxExpAvgSq'] = keep(filledTensor(p.backend, p.shape, 0));
       }
       const step = this.countStep(state, 'step', p.backend);
-      if (this.canFuse(p, grad, state, group)) this.fusedUpdate(p, grad, state, step, group);
-      else this.opByOp(p, state, step, group);
+      if (!this.canFuse(p, grad, state, group)) this.opByOp(p, state, step, group);
+      else if (typeof step !== 'number' || !multiTensor(p)) this.fusedUpdate(p, grad, state, step, group);
+      else {
+        // one adamUpdateMulti call per (step, dtypes, backend): PyTorch's foreach path
+        const key = `${step}|${p.dtype}|${grad.dtype}`;
+        const list = batches.get(key);
+        if (list && list[0]!.p.backend !== p.backend) this.fusedUpdate(p, grad, state, step, group);
+        else if (list) list.push({ p, grad, state });
+        else batches.set(key, [{ p, grad, state }]);
+      }
     }
+    for (const [key, entries] of batches) this.fusedUpdateMulti(entries, Number(key.split('|')[0]), group);
   }
 
   /** The update op by op (any backend, any dtype); with a device foundInf every new value goes through where(). */
@@ -162,10 +184,9 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
     return typeof step === 'number' || ok(step, []);
   }
 
-  /** The same update as one `adamUpdate` kernel call: parameter and state in place, bit for bit the op-by-op update. */
-  private fusedUpdate(p: Tensor, grad: Tensor, state: ParamState, step: number | Tensor, group: ParamGroup<AdamOptions>): void {
+  /** The fused kernels' parameters for this group and step. */
+  private fusedParams(step: number | Tensor, group: ParamGroup<AdamOptions>): AdamUpdateParams {
     const [beta1, beta2] = group.betas;
-    const found = this.stepFoundInf;
     const params: AdamUpdateParams = {
       lr: group.lr,
       beta1,
@@ -176,17 +197,43 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
       amsgrad: group.amsgrad,
       maximize: group.maximize,
       stepInput: typeof step !== 'number',
-      foundInfInput: found !== null,
+      foundInfInput: this.stepFoundInf !== null,
     };
     if (typeof step === 'number') [params.biasCorrection1, params.biasCorrection2Sqrt] = adamBiasCorrections(beta1, beta2, step);
+    return params;
+  }
+
+  /** The state tensors the fused kernels update (creating AMSGrad's maximum if it was switched on later). */
+  private fusedStates(p: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<AdamOptions>): Tensor[] {
     // amsgrad switched on later: its maximum starts at zero (max(0, v) = v, what the op-by-op path stores)
     if (group.amsgrad && state['maxExpAvgSq'] === undefined) state['maxExpAvgSq'] = keep(filledTensor(p.backend, p.shape, 0));
     p.assertAlive(`${this.constructor.name}.step`);
     grad.assertAlive(`${this.constructor.name}.step`);
-    const states = [state['expAvg'], state['expAvgSq'], ...(group.amsgrad ? [state['maxExpAvgSq']] : [])] as Tensor[];
+    return [state['expAvg'], state['expAvgSq'], ...(group.amsgrad ? [state['maxExpAvgSq']] : [])] as Tensor[];
+  }
+
+  /** The same update as one `adamUpdate` kernel call: parameter and state in place, bit for bit the op-by-op update. */
+  private fusedUpdate(p: Tensor, grad: Tensor, state: ParamState, step: number | Tensor, group: ParamGroup<AdamOptions>): void {
+    const found = this.stepFoundInf;
+    const states = this.fusedStates(p, grad, state, group);
     const inputs = [p, grad, ...states, ...(typeof step === 'number' ? [] : [step]), ...(found ? [found] : [])].map(kernelView);
     const outputs = [p, ...states].map(kernelView);
-    p.backend.run('adamUpdate', inputs, outputs, params);
+    p.backend.run('adamUpdate', inputs, outputs, this.fusedParams(step, group));
+  }
+
+  /** Parameters of one step count and dtype pair on one backend in one `adamUpdateMulti` call (each as fusedUpdate updates it). */
+  private fusedUpdateMulti(entries: readonly FusedEntry[], step: number, group: ParamGroup<AdamOptions>): void {
+    if (entries.length === 1) {
+      const { p, grad, state } = entries[0]!;
+      this.fusedUpdate(p, grad, state, step, group);
+      return;
+    }
+    const found = this.stepFoundInf;
+    const states = entries.map(({ p, grad, state }) => this.fusedStates(p, grad, state, group));
+    const lists = [entries.map((e) => e.p), entries.map((e) => e.grad), ...states[0]!.map((_, s) => states.map((st) => st[s]!))];
+    const inputs = [...lists.flat(), ...(found ? [found] : [])].map(kernelView);
+    const outputs = [lists[0]!, ...lists.slice(2)].flat().map(kernelView);
+    entries[0]!.p.backend.run('adamUpdateMulti', inputs, outputs, { ...this.fusedParams(step, group), count: entries.length });
   }
 }
 

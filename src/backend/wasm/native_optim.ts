@@ -15,13 +15,16 @@ import type { KernelTensor } from '../backend.js';
 import { numel } from '../../shape/strides.js';
 import { adamBiasCorrections } from '../optim_math.js';
 import { contiguous, extent, fmtOf } from './layout.js';
-import type { NativeKernel, NativeKernels } from './native.js';
+import type { NativeContext, NativeKernel, NativeKernels } from './native.js';
+import type { AdamUpdateParams } from '../kernels.js';
 import { MIN_ELEMENTS_PER_PART } from './native_rows.js';
 
 const ADAM_MAXIMIZE = 1;
 const ADAM_AMSGRAD = 2;
 const ADAM_DECOUPLED = 4;
 const ADAM_WEIGHT_DECAY = 8;
+/** The heap block holding adamUpdateMulti's table of tensors (calls never overlap). */
+const ADAM_TABLE = 'adam-multi-table';
 
 /** Whether two different tensors share any memory. */
 function overlap(a: KernelTensor, b: KernelTensor): boolean {
@@ -34,6 +37,29 @@ function overlap(a: KernelTensor, b: KernelTensor): boolean {
 }
 
 const sameView = (a: KernelTensor, b: KernelTensor): boolean => a.buffer === b.buffer && a.offset === b.offset && a.dtype === b.dtype;
+
+/** The adam kernels' scalar arguments (b1 .. bc2, flags), rounded as the reference rounds them. */
+function adamScalars(ctx: NativeContext, p: AdamUpdateParams, stepT: KernelTensor | undefined): number[] {
+  const [bc1, bc2s] = stepT ? adamBiasCorrections(p.beta1, p.beta2, ctx.readScalar(stepT)) : [p.biasCorrection1!, p.biasCorrection2Sqrt!];
+  const f = Math.fround;
+  const flags =
+    (p.maximize ? ADAM_MAXIMIZE : 0) |
+    (p.amsgrad ? ADAM_AMSGRAD : 0) |
+    (p.decoupled ? ADAM_DECOUPLED : 0) |
+    (p.weightDecay !== 0 ? ADAM_WEIGHT_DECAY : 0);
+  return [f(p.beta1), f(1 - p.beta1), f(p.beta2), f(1 - p.beta2), f(p.eps), f(p.weightDecay), f(1 - p.lr * p.weightDecay), f(-(p.lr / bc1)), f(bc2s), flags];
+}
+
+/** Whether any two of `tensors` (contiguous) share memory: their byte ranges sorted, neighbours compared. */
+function anyOverlap(ctx: NativeContext, tensors: readonly KernelTensor[]): boolean {
+  const ranges = tensors.map((t) => {
+    const a = ctx.address(t);
+    return [a, a + numel(t.shape) * t.dtype.itemsize] as const;
+  });
+  ranges.sort((x, y) => x[0] - y[0]);
+  for (let i = 1; i < ranges.length; i++) if (ranges[i]![0] < ranges[i - 1]![1]) return true;
+  return false;
+}
 
 const adamUpdate: NativeKernel<'adamUpdate'> = (ctx, inputs, outputs, p) => {
   const [w, g, m, v] = inputs;
@@ -58,17 +84,7 @@ const adamUpdate: NativeKernel<'adamUpdate'> = (ctx, inputs, outputs, p) => {
   }
   if (found && ctx.readScalar(found) !== 0) return true; // skipped: the outputs are the inputs' own views
   if (n === 0) return true;
-  const [bc1, bc2s] = stepT ? adamBiasCorrections(p.beta1, p.beta2, ctx.readScalar(stepT)) : [p.biasCorrection1!, p.biasCorrection2Sqrt!];
-  const f = Math.fround;
-  const flags =
-    (p.maximize ? ADAM_MAXIMIZE : 0) |
-    (p.amsgrad ? ADAM_AMSGRAD : 0) |
-    (p.decoupled ? ADAM_DECOUPLED : 0) |
-    (p.weightDecay !== 0 ? ADAM_WEIGHT_DECAY : 0);
-  const scalars = [
-    f(p.beta1), f(1 - p.beta1), f(p.beta2), f(1 - p.beta2), f(p.eps), f(p.weightDecay),
-    f(1 - p.lr * p.weightDecay), f(-(p.lr / bc1)), f(bc2s), flags,
-  ];
+  const scalars = adamScalars(ctx, p, stepT);
   const sw = w.dtype.itemsize;
   const sg = g.dtype.itemsize;
   const pw = ctx.address(w);
@@ -78,6 +94,58 @@ const adamUpdate: NativeKernel<'adamUpdate'> = (ctx, inputs, outputs, p) => {
   const pvmax = vmax ? ctx.address(vmax) : 0;
   const parts = ctx.pool.split(n, MIN_ELEMENTS_PER_PART, 16);
   ctx.pool.run(kernel, parts.map(([u0, u1]) => [pw + u0 * sw, pg + u0 * sg, pm + u0 * 4, pv + u0 * 4, vmax ? pvmax + u0 * 4 : 0, u1 - u0, ...scalars]));
+  return true;
+};
+
+/**
+ * adamUpdateMulti: the k tensors' elements as one range split across the threads, each part one
+ * `adam_multi_<wfmt>_<gfmt>` call over a table of (w, g, m, v, vmax, n) records in the heap; one
+ * parameter and one gradient format for all k (else the reference runs). Same conditions as
+ * adamUpdate per tensor, and no two of the 4k (5k) tensors may share memory.
+ */
+const adamUpdateMulti: NativeKernel<'adamUpdateMulti'> = (ctx, inputs, outputs, p) => {
+  const k = p.count;
+  const lists = p.amsgrad ? 5 : 4;
+  if (!Number.isInteger(k) || k < 1 || inputs.length !== lists * k + (p.stepInput ? 1 : 0) + (p.foundInfInput ? 1 : 0)) return false;
+  if (outputs.length !== (lists - 1) * k) return false;
+  const stepT = p.stepInput ? inputs[lists * k] : undefined;
+  const found = p.foundInfInput ? inputs[inputs.length - 1] : undefined;
+  const own = inputs.slice(0, lists * k);
+  const w0 = own[0]!;
+  const g0 = own[k]!;
+  const wf = fmtOf(w0.dtype);
+  const gf = fmtOf(g0.dtype);
+  const kernel = `adam_multi_${wf}_${gf}`;
+  if (!wf || !gf || !ctx.pool.hasKernel(kernel)) return false;
+  if (!own.every(contiguous) || !outputs.every(contiguous)) return false;
+  const sizes: number[] = [];
+  for (let i = 0; i < k; i++) {
+    const n = numel(own[i]!.shape);
+    if (own[i]!.dtype !== w0.dtype || own[k + i]!.dtype !== g0.dtype) return false;
+    for (let l = 1; l < lists; l++) if (numel(own[l * k + i]!.shape) !== n) return false;
+    for (let l = 2; l < lists; l++) if (own[l * k + i]!.dtype.name !== 'float32') return false;
+    // outputs: param, then the states, the inputs' own views
+    if (!sameView(outputs[i]!, own[i]!)) return false;
+    for (let l = 2; l < lists; l++) if (!sameView(outputs[(l - 1) * k + i]!, own[l * k + i]!)) return false;
+    sizes.push(n);
+  }
+  if (anyOverlap(ctx, own)) return false;
+  if (found && ctx.readScalar(found) !== 0) return true; // skipped: the outputs are the inputs' own views
+  const total = sizes.reduce((a, b) => a + b, 0);
+  if (total === 0) return true;
+  if (total > 0x7fffffff) return false;
+  const table = ctx.heap.cachedBlock(ADAM_TABLE, k * 24);
+  const i32 = ctx.heap.views().i32;
+  for (let i = 0, r = table >> 2; i < k; i++, r += 6) {
+    i32[r] = ctx.address(own[i]!);
+    i32[r + 1] = ctx.address(own[k + i]!);
+    i32[r + 2] = ctx.address(own[2 * k + i]!);
+    i32[r + 3] = ctx.address(own[3 * k + i]!);
+    i32[r + 4] = p.amsgrad ? ctx.address(own[4 * k + i]!) : 0;
+    i32[r + 5] = sizes[i]!;
+  }
+  const scalars = adamScalars(ctx, p, stepT);
+  ctx.pool.run(kernel, ctx.pool.split(total, MIN_ELEMENTS_PER_PART, 16).map(([u0, u1]) => [table, k, u0, u1, ...scalars]));
   return true;
 };
 
@@ -123,4 +191,4 @@ const sumSquares: NativeKernel<'sumSquares'> = (ctx, inputs, [out]) => {
 };
 
 /** The handlers of this file by kernel name (merged into NATIVE_KERNELS by native.ts). */
-export const OPTIM_KERNELS = { adamUpdate, ampUnscale, sumSquares } satisfies NativeKernels;
+export const OPTIM_KERNELS = { adamUpdate, adamUpdateMulti, ampUnscale, sumSquares } satisfies NativeKernels;

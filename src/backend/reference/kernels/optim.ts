@@ -17,7 +17,7 @@
  *   device, PyTorch's fused optimizers' `found_inf`).
  * - Scalars a GPU reads from the device (`foundInf`, `isFirst`, `step`) are 0-d float32 tensors.
  */
-import type { AdamUpdateParams, AmpUpdateScaleParams, NoParams, SgdUpdateParams } from '../../kernels.js';
+import type { AdamUpdateMultiParams, AdamUpdateParams, AmpUpdateScaleParams, NoParams, SgdUpdateParams } from '../../kernels.js';
 import { adamBiasCorrections } from '../../optim_math.js';
 import type { RefArray, RefKernel, RefKernels } from './types.js';
 
@@ -157,6 +157,27 @@ export const adamUpdate: RefKernel<AdamUpdateParams> = (inputs, params) => {
   return outVmax ? [outW, outM, outV, outVmax] : [outW, outM, outV];
 };
 
+/**
+ * adamUpdateMulti: adamUpdate over k = params.count tensors in one call (PyTorch's foreach Adam),
+ * each tensor exactly as adamUpdate updates it, with one shared step (if params.stepInput) and
+ * foundInf (if params.foundInfInput).
+ *
+ *   inputs   [param_1..k, grad_1..k, expAvg_1..k, expAvgSq_1..k] then [maxExpAvgSq_1..k] if
+ *            params.amsgrad, [step] if params.stepInput, [foundInf] if params.foundInfInput
+ *   outputs  [param_1..k, expAvg_1..k, expAvgSq_1..k] (+ [maxExpAvgSq_1..k] if amsgrad): in place
+ */
+export const adamUpdateMulti: RefKernel<AdamUpdateMultiParams> = (inputs, params) => {
+  const k = params.count;
+  const lists = params.amsgrad ? 5 : 4;
+  const shared = inputs.slice(lists * k);
+  const outs: Float64Array[][] = [];
+  for (let i = 0; i < k; i++) {
+    const own = Array.from({ length: lists }, (_, l) => inputs[l * k + i]!);
+    outs.push(adamUpdate([...own, ...shared], params, []));
+  }
+  return Array.from({ length: lists - 1 }, (_, o) => outs.map((r) => r[o]!)).flat();
+};
+
 /* ------------------------------------------------------------------ loss scaling */
 
 /**
@@ -246,4 +267,4 @@ export const sumSquares: RefKernel<NoParams> = (inputs) => [
   }),
 ];
 
-export const optimKernels = { sgdUpdate, adamUpdate, ampUnscale, ampUpdateScale, sumSquares } satisfies RefKernels;
+export const optimKernels = { sgdUpdate, adamUpdate, adamUpdateMulti, ampUnscale, ampUpdateScale, sumSquares } satisfies RefKernels;
