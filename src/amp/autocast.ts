@@ -18,7 +18,6 @@ import type { Tensor } from '../tensor/tensor.js';
 import { setAutocastHook, type AutocastDone, type AutocastHook } from '../ops/dispatch.js';
 import { allOps, type AutocastCategory, type OpDef } from '../ops/registry.js';
 import { castTo } from '../ops/util.js';
-import { mapPacked } from '../shape/packed.js';
 
 export interface AutocastOptions {
   dtype?: 'float16' | 'bfloat16';
@@ -96,11 +95,30 @@ export function addAutocastListener(fn: AutocastListener): () => void {
 }
 
 const hook: AutocastHook = (def: OpDef, inputs: readonly Tensor[]) => {
-  freeAfterOp = [];
+  if (freeAfterOp.length > 0) freeAfterOp = [];
   const ran = castForPolicy(def, inputs);
-  for (const fn of listeners) fn(def.name, inputs, ran);
+  if (listeners.size > 0) for (const fn of listeners) fn(def.name, inputs, ran);
   return ran;
 };
+
+/**
+ * `inputs` cast for the op: the same array when nothing needed a cast. Plain indexed loops (no
+ * closures, no iterators): this runs on every op of an autocast region, in the interpreter too
+ * during a process's first steps (bench/README.md, "warm-up").
+ */
+function castAll(inputs: readonly Tensor[], target: DType, region: Region, recasts: boolean): readonly Tensor[] {
+  let out: Tensor[] | null = null;
+  for (let i = 0; i < inputs.length; i++) {
+    const x = inputs[i]!;
+    const c = castInput(x, target, region, recasts);
+    if (c !== x && out === null) {
+      out = [];
+      for (let j = 0; j < i; j++) out.push(inputs[j]!);
+    }
+    if (out !== null) out.push(c);
+  }
+  return out ?? inputs;
+}
 
 function castForPolicy(def: OpDef, inputs: readonly Tensor[]): readonly Tensor[] {
   const region = current();
@@ -109,14 +127,16 @@ function castForPolicy(def: OpDef, inputs: readonly Tensor[]): readonly Tensor[]
   const recasts = def.recastsWeights === true;
   switch (def.autocast) {
     case 'lower':
-      return mapPacked(inputs, (x) => castInput(x, region.dtype, region, recasts));
+      return castAll(inputs, region.dtype, region, recasts);
     case 'float32':
-      return mapPacked(inputs, (x) => castInput(x, float32, region, recasts));
+      return castAll(inputs, float32, region, recasts);
     case 'promote': {
-      const floats = inputs.filter(castable);
-      if (floats.length === 0) return inputs;
-      const widest = floats.reduce((w, x) => promoteTypes(w, x.dt), floats[0]!.dt);
-      return mapPacked(inputs, (x) => castInput(x, widest, region, recasts));
+      let widest: DType | null = null;
+      for (let i = 0; i < inputs.length; i++) {
+        const x = inputs[i]!;
+        if (castable(x)) widest = widest === null ? x.dt : promoteTypes(widest, x.dt);
+      }
+      return widest === null ? inputs : castAll(inputs, widest, region, recasts);
     }
     default:
       return inputs;

@@ -345,7 +345,7 @@ export class GradScaler {
     const reads = Promise.all([event.scale.data(), event.found ? event.found.data() : Promise.resolve(null)]);
     this.events = this.events.then(async () => {
       try {
-        const [s, f] = await reads;
+        const { 0: s, 1: f } = await reads;
         const foundInf = f !== null && f[0]! !== 0;
         onStep({ scale: s[0]!, foundInf, skipped: foundInf });
       } catch (e) {
@@ -409,7 +409,7 @@ export class GradScaler {
   async getScaleAsync(): Promise<number> {
     if (!this.enabled) return 1;
     if (!this.device) return this.scaleValue;
-    const [scale] = await this.readDevice([this.device.scale]);
+    const { 0: scale } = await this.readDevice([this.device.scale]);
     return scale!;
   }
 
@@ -421,7 +421,7 @@ export class GradScaler {
 
   async getSkippedStepsAsync(): Promise<number> {
     if (!this.device) return this.skippedSteps;
-    const [n] = await this.readDevice([this.device.skippedSteps]);
+    const { 0: n } = await this.readDevice([this.device.skippedSteps]);
     return n!;
   }
 
@@ -471,7 +471,7 @@ export class GradScaler {
     if (!this.enabled) return {};
     if (!this.device) return this.stateDict();
     const d = this.device;
-    const [scale, tracker, streak] = await this.readDevice([d.scale, d.growthTracker, d.overflowStreak]);
+    const { 0: scale, 1: tracker, 2: streak } = await this.readDevice([d.scale, d.growthTracker, d.overflowStreak]);
     return this.stateWith(scale!, tracker!, streak!);
   }
 

@@ -54,8 +54,8 @@ export function queueBackwardCallback(fn: () => void): void {
  */
 function runHooks(hooks: readonly GradHook[] | undefined, grad: Tensor): Tensor | null {
   if (!hooks) return grad;
-  for (const h of hooks) {
-    const replaced = h(grad);
+  for (let i = 0; i < hooks.length; i++) {
+    const replaced = hooks[i]!(grad);
     if (replaced === null) return null;
     if (replaced) grad = replaced;
   }
@@ -75,6 +75,12 @@ function accumulateLeaf(leaf: Tensor, grad: Tensor, accumulate: Accumulate, owne
   if (g) accumulate(leaf, g, owned && !hooks);
 }
 
+/** Whether a gradient other than the `i`-th of `grads` shares `storage`. */
+function sharedWithOther(grads: readonly (Tensor | null | undefined)[], i: number, storage: Tensor['storage']): boolean {
+  for (let j = 0; j < grads.length; j++) if (j !== i && grads[j] && grads[j]!.storage === storage) return true;
+  return false;
+}
+
 /** Nodes reachable from `root`, each after every node that feeds it a gradient. */
 function topoOrder(root: GradNode): GradNode[] {
   const order: GradNode[] = [];
@@ -83,7 +89,7 @@ function topoOrder(root: GradNode): GradNode[] {
   seen.add(root);
   while (stack.length > 0) {
     const top = stack[stack.length - 1]!;
-    const [node, i] = top;
+    const { 0: node, 1: i } = top;
     if (i < node.inputs.length) {
       top[1]++;
       const next = node.inputs[i]!.gradFn;
@@ -132,8 +138,10 @@ class PostAccumulate {
   private readonly fired = new Set<Tensor>();
 
   constructor(order: readonly GradNode[]) {
-    for (const node of order) {
-      for (const input of node.inputs) {
+    for (let n = 0; n < order.length; n++) {
+      const inputs = order[n]!.inputs;
+      for (let i = 0; i < inputs.length; i++) {
+        const input = inputs[i]!;
         if (!input.gradFn && input.requiresGrad && postAccumulateHooks.has(input)) this.edges.set(input, (this.edges.get(input) ?? 0) + 1);
       }
     }
@@ -205,7 +213,10 @@ function backwardPass(root: Tensor, gradient: Tensor, options: BackwardOptions, 
     pending.set(rootNode, { dense: gradient, slices: [], like: null });
     const order = topoOrder(rootNode);
     const post = new PostAccumulate(order);
-    for (const node of order) {
+    // indexed loops, no per-node closures: until TurboFan compiles this, each for-of or forEach
+    // allocates per element (bench/README.md, "warm-up")
+    for (let n = 0; n < order.length; n++) {
+      const node = order[n]!;
       const waiting = pending.get(node);
       pending.delete(node);
       if (!waiting) continue;
@@ -235,7 +246,9 @@ function backwardPass(root: Tensor, gradient: Tensor, options: BackwardOptions, 
         activeNode = null;
       }
       if (!options.retainGraph) node.release();
-      node.inputs.forEach((input, i) => {
+      const inputs = node.inputs;
+      for (let i = 0; i < inputs.length; i++) {
+        const input = inputs[i]!;
         let g = inputGrads[i];
         if (g && input.requiresGrad) {
           if (g.dtype !== input.dtype) g = ops.castTo(g, input);
@@ -244,13 +257,13 @@ function backwardPass(root: Tensor, gradient: Tensor, options: BackwardOptions, 
           else {
             // Made by this node's rule (or the cast above) and handed to this input only: the leaf may keep it.
             const storage = g.storage;
-            const owned = storage.serial >= firstNew && inputGrads.every((o, j) => j === i || !o || o.storage !== storage);
+            const owned = storage.serial >= firstNew && !sharedWithOther(inputGrads, i, storage);
             accumulateLeaf(input, g, accumulate, owned);
             post.receive(input);
           }
         }
         if (!input.gradFn) post.edgeDone(input, pendingLeaves.has(input));
-      });
+      }
     }
     for (const [leaf, p] of pendingLeaves) {
       accumulateLeaf(leaf, gradientOf(p), accumulate);

@@ -116,7 +116,8 @@ export function resultType(xs: readonly PromotionOperand[]): DType {
   let dims: DType | null = null;
   let zeros: DType | null = null;
   let wrappedKind: DTypeKind | null = null;
-  for (const x of xs) {
+  for (let i = 0; i < xs.length; i++) {
+    const x = xs[i]!;
     if (x.wrappedNumber) {
       if (wrappedKind === null || KIND_ORDER[x.dt.kind] > KIND_ORDER[wrappedKind]) wrappedKind = x.dt.kind;
     } else if (x.ndim === 0) zeros = zeros ? promoteTypes(zeros, x.dt) : x.dt;

@@ -75,7 +75,7 @@ export interface ConvTranspose2dOptions extends Conv2dOptions {
 
 defineOp<ConvParams & { outputPadding: [number, number] }>({
   name: 'convTranspose2d', autocast: 'lower',
-  compose: ([x, w, b], p) => {
+  compose: ({ 0: x, 1: w, 2: b }, p) => {
     if (x!.ndim !== 4 || w!.ndim !== 4) throw new RangeError(`convTranspose2d: expected 4-D input and weight, got ${shapeStr(x!.shape)} and ${shapeStr(w!.shape)}`);
     if (x!.shape[1] !== w!.shape[0]) {
       throw new RangeError(`convTranspose2d: input ${shapeStr(x!.shape)} has ${x!.shape[1]} channels but weight ${shapeStr(w!.shape)} expects ${w!.shape[0]}`);
@@ -172,7 +172,9 @@ function checkTarget(op: string, input: Tensor, target: Tensor, ignoreIndex: num
   const classes = input.shape[input.ndim === 1 ? 0 : 1]!;
   if (target.backend.readSync) {
     // Validate class indices where reading them is free (CPU backends).
-    for (const v of target.dataSync()) {
+    const values = target.dataSync();
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i]!;
       if ((v < 0 || v >= classes) && v !== ignoreIndex) throw new RangeError(`${op}: target ${v} is out of bounds for ${classes} classes`);
     }
   }
@@ -186,8 +188,8 @@ interface NllParams extends NllKernelParams {
 /** Negative log-likelihood over log-probabilities `input` ([N,C,...] or [C]) and int32 class targets. */
 defineOp<NllParams>({
   name: 'nllLoss', autocast: 'float32',
-  compose: ([input, target, weight], p) =>
-    inFloat32([input, weight], input!.dt, ([logp, w]) => {
+  compose: ({ 0: input, 1: target, 2: weight }, p) =>
+    inFloat32([input, weight], input!.dt, ({ 0: logp, 1: w }) => {
       const t = target!;
       if (useFusedNll(logp!, w, p.fused)) {
         const q = { ignoreIndex: p.ignoreIndex, reduction: p.reduction, classDim: p.classDim };
@@ -220,8 +222,8 @@ export interface CrossEntropyOptions extends NllOptions {
  */
 defineOp<NllParams & { labelSmoothing: number; probabilities: boolean }>({
   name: 'crossEntropy', autocast: 'float32',
-  compose: ([input, target, weight], p) =>
-    inFloat32([input, weight, target], input!.dt, ([x, w, tgt]) => {
+  compose: ({ 0: input, 1: target, 2: weight }, p) =>
+    inFloat32([input, weight, target], input!.dt, ({ 0: x, 1: w, 2: tgt }) => {
       const logp = logSoftmax(x!, p.classDim);
       const C = x!.shape[p.classDim]!;
       const eps = p.labelSmoothing;
@@ -272,7 +274,7 @@ export function crossEntropy(input: Tensor, target: Tensor, options: CrossEntrop
 
 defineOp<{ reduction: Reduction }>({
   name: 'mseLoss', autocast: 'float32',
-  compose: ([x, y], p) => inFloat32([x, y], x!.dt, ([a, b]) => {
+  compose: ({ 0: x, 1: y }, p) => inFloat32([x, y], x!.dt, ({ 0: a, 1: b }) => {
     const d = sub(a!, b!);
     return reduce('mseLoss', mul(d, d), p.reduction);
   }),
@@ -292,7 +294,7 @@ export function mseLoss(input: Tensor, target: Tensor, options: { reduction?: Re
 
 defineOp<{ reduction: Reduction }>({
   name: 'l1Loss', autocast: 'float32',
-  compose: ([x, y], p) => inFloat32([x, y], x!.dt, ([a, b]) => reduce('l1Loss', abs(sub(a!, b!)), p.reduction)),
+  compose: ({ 0: x, 1: y }, p) => inFloat32([x, y], x!.dt, ({ 0: a, 1: b }) => reduce('l1Loss', abs(sub(a!, b!)), p.reduction)),
 });
 
 export function l1Loss(input: Tensor, target: Tensor, options: { reduction?: Reduction } = {}): Tensor {
@@ -307,10 +309,10 @@ export function l1Loss(input: Tensor, target: Tensor, options: { reduction?: Red
 defineOp<{ reduction: Reduction; hasWeight: boolean; hasPosWeight: boolean }>({
   name: 'binaryCrossEntropyWithLogits', autocast: 'float32',
   compose: (xs, p) => {
-    const [x0, y0] = xs;
+    const { 0: x0, 1: y0 } = xs;
     const w0 = p.hasWeight ? xs[2] : undefined;
     const pw0 = p.hasPosWeight ? xs[p.hasWeight ? 3 : 2] : undefined;
-    return inFloat32([x0, y0, w0, pw0], x0!.dt, ([x, y, w, pw]) => {
+    return inFloat32([x0, y0, w0, pw0], x0!.dt, ({ 0: x, 1: y, 2: w, 3: pw }) => {
       const softplusNeg = add(log1p(exp(neg(abs(x!)))), relu(neg(x!)));
       const coef = pw ? add(mul(sub(pw, 1), y!), 1) : null;
       let losses = add(mul(sub(1, y!), x!), coef ? mul(coef, softplusNeg) : softplusNeg);
@@ -341,8 +343,8 @@ defineOp<{ reduction: Reduction; hasWeight: boolean }>({
   name: 'binaryCrossEntropy', autocast: 'float32',
   autocastBanned:
     'binaryCrossEntropy is unsafe to autocast in float16: the probabilities saturate to 0 or 1. Most models apply a sigmoid right before it: combine the two with F.binaryCrossEntropyWithLogits (or nn.BCEWithLogitsLoss), which is safe to autocast.',
-  compose: ([x0, y0, w0], p) =>
-    inFloat32([x0, y0, w0], x0!.dt, ([x, y, w]) => {
+  compose: ({ 0: x0, 1: y0, 2: w0 }, p) =>
+    inFloat32([x0, y0, w0], x0!.dt, ({ 0: x, 1: y, 2: w }) => {
       const logP = maximum(log(x!), -100);
       const log1mP = maximum(log(sub(1, x!)), -100);
       let losses = neg(add(mul(y!, logP), mul(sub(1, y!), log1mP)));
@@ -384,10 +386,10 @@ export interface LayerNormOptions {
 defineOp<{ dims: number[]; eps: number; hasWeight: boolean; hasBias: boolean; fused?: boolean }>({
   name: 'layerNorm', autocast: 'float32',
   compose: (xs, p) => {
-    const [x0] = xs;
+    const { 0: x0 } = xs;
     const w0 = p.hasWeight ? xs[1] : undefined;
     const b0 = p.hasBias ? xs[p.hasWeight ? 2 : 1] : undefined;
-    return inFloat32([x0, w0, b0], x0!.dt, ([x, w, b]) => {
+    return inFloat32([x0, w0, b0], x0!.dt, ({ 0: x, 1: w, 2: b }) => {
       if (p.fused ?? x!.backend.nativeKernel?.('layerNormFused') ?? false) {
         const size = p.dims.reduce((n, d) => n * x!.shape[d]!, 1);
         // weight and bias in the input's dtype (float32 here unless float64 gradcheck inputs)
@@ -463,7 +465,7 @@ export function batchNorm(
   if (training && (options.fused ?? input.backend.nativeKernel?.('batchNormTrain') ?? false)) {
     return fusedBatchNorm(input, runningMean, runningVar, { eps, momentum, count, weight: options.weight ?? null, bias: options.bias ?? null });
   }
-  return inFloat32([input, options.weight ?? undefined, options.bias ?? undefined], input.dt, ([x, w, b]) => {
+  return inFloat32([input, options.weight ?? undefined, options.bias ?? undefined], input.dt, ({ 0: x, 1: w, 2: b }) => {
     let mu: Tensor;
     let v: Tensor;
     if (training) {

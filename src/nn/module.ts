@@ -109,12 +109,13 @@ export abstract class Module {
   /** Run the forward pre-hooks, `forward`, then the forward hooks (which may replace the output). */
   call(...args: Parameters<this['forward']>): ReturnType<this['forward']> {
     let inputs: unknown[] = args;
-    for (const hook of [...this.#preHooks.values()]) {
+    // (copies of the hook lists only when there are hooks: this runs for every module call)
+    if (this.#preHooks.size > 0) for (const hook of [...this.#preHooks.values()]) {
       const r = hook(this, inputs);
       if (r !== undefined) inputs = Array.isArray(r) ? r : [r];
     }
     let output: unknown = this.forward(...inputs);
-    for (const hook of [...this.#hooks.values()]) {
+    if (this.#hooks.size > 0) for (const hook of [...this.#hooks.values()]) {
       const r = hook(this, inputs, output);
       if (r !== undefined) output = r;
     }

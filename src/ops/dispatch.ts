@@ -52,9 +52,24 @@ export function kernelView(t: Tensor): KernelTensor {
   return { buffer: t.storage.buffer, dtype: t.dt, shape: t.shape, strides: t.strides, offset: t.offset };
 }
 
+/*
+ * The per-op path loops by index: a for-of loop (and some/every with a closure) allocates an
+ * iterator and a result object per element until TurboFan has compiled the function, which on a
+ * fresh process is most of the first few hundred steps (bench/README.md, "warm-up").
+ */
+
+function anyRequiresGrad(inputs: readonly Tensor[]): boolean {
+  for (let i = 0; i < inputs.length; i++) if (inputs[i]!.requiresGrad) return true;
+  return false;
+}
+
+function assertAllAlive(inputs: readonly Tensor[], op: string): void {
+  for (let i = 0; i < inputs.length; i++) inputs[i]!.assertAlive(op);
+}
+
 function record(def: OpDef, inputs: readonly Tensor[], output: Tensor, params: unknown): void {
   if (!def.backward || !isGradEnabled() || !output.dt.isFloating) return;
-  if (!inputs.some((x) => x.requiresGrad)) return;
+  if (!anyRequiresGrad(inputs)) return;
   const backward = def.backward;
   output.requiresGrad = true;
   const slice = def.gradientSlice ? def.gradientSlice(params as never) : null;
@@ -63,7 +78,7 @@ function record(def: OpDef, inputs: readonly Tensor[], output: Tensor, params: u
 
 export function apply<P extends object>(name: string, inputs: readonly Tensor[], params: P = {} as P): Tensor {
   const def = getOp(name) as OpDef<P>;
-  for (const x of inputs) x.assertAlive(name);
+  assertAllAlive(inputs, name);
   const autocasting = autocastHook !== null && def.autocast !== 'none';
   let xs: readonly Tensor[] = autocasting ? autocastHook!(def, inputs) : inputs;
   if (def.prepare) xs = def.prepare(xs, params);
@@ -79,7 +94,8 @@ export function apply<P extends object>(name: string, inputs: readonly Tensor[],
   }
 
   const backend = xs[0]?.backend;
-  for (const x of xs) {
+  for (let i = 1; i < xs.length; i++) {
+    const x = xs[i]!;
     if (x.backend !== backend) throw new Error(`${name}: tensors are on different backends (${backend?.name} and ${x.backend.name})`);
   }
 
@@ -95,7 +111,7 @@ export function apply<P extends object>(name: string, inputs: readonly Tensor[],
     if (out.numel > 0) out.backend.run(kernelOf(def), mapPacked(xs, kernelView), [kernelView(out)], params as KernelParams);
   }
   record(def, xs, out, params);
-  if (!def.view) for (const fn of observers) fn(name, xs, out);
+  if (!def.view && observers.size > 0) for (const fn of observers) fn(name, xs, out);
   if (autocasting && autocastDone) autocastDone(def, xs);
   return out;
 }
@@ -103,7 +119,7 @@ export function apply<P extends object>(name: string, inputs: readonly Tensor[],
 /** Run a kernel writing into an existing tensor view (in-place updates without autograd). */
 export function applyInto<K extends KernelName>(kernel: K, inputs: readonly Tensor[], target: Tensor, params: KernelParams<K>): void {
   target.assertAlive(kernel);
-  for (const x of inputs) x.assertAlive(kernel);
+  assertAllAlive(inputs, kernel);
   target.backend.run(kernel, mapPacked(inputs, kernelView), [kernelView(target)], params);
 }
 
@@ -112,9 +128,11 @@ export function applyInto<K extends KernelName>(kernel: K, inputs: readonly Tens
  * autograd: a composite op with its own backward records one node for the whole call).
  */
 export function applyOutputs<K extends KernelName>(kernel: K, inputs: readonly Tensor[], outputs: readonly { shape: readonly number[]; dtype: DType }[], params: KernelParams<K>): Tensor[] {
-  for (const x of inputs) x.assertAlive(kernel);
+  assertAllAlive(inputs, kernel);
   const backend = inputs[0]!.backend;
   const outs = mapPacked(outputs, (o) => Tensor.empty(o.shape, o.dtype, backend));
-  if (outs.every((o) => o.numel > 0)) backend.run(kernel, mapPacked(inputs, kernelView), mapPacked(outs, kernelView), params);
+  let empty = false;
+  for (let i = 0; i < outs.length; i++) empty ||= outs[i]!.numel === 0;
+  if (!empty) backend.run(kernel, mapPacked(inputs, kernelView), mapPacked(outs, kernelView), params);
   return outs;
 }

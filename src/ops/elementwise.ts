@@ -102,7 +102,7 @@ for (const name of ['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'logicalAnd', 'logicalOr
 
 defineOp({
   name: 'where', autocast: 'none',
-  prepare: ([c, a, b]) => {
+  prepare: ({ 0: c, 1: a, 2: b }) => {
     if (c!.dt !== bool) throw new TypeError(`where: expected condition to be a bool tensor, got ${c!.dtype} (compare it first, e.g. x.gt(0))`);
     const dt = resultType([a!, b!]);
     const shape = broadcastShapes('where', [c!.shape, a!.shape, b!.shape]);

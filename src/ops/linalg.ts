@@ -14,7 +14,7 @@ defineOp({
     const dt = resultType(xs);
     return mapPacked(xs, (x) => castTo(x, dt));
   },
-  infer: ([a, b]) => {
+  infer: ({ 0: a, 1: b }) => {
     if (!a!.dt.isFloating && a!.dt.kind !== 'int') throw new TypeError(`bmm: not supported for ${a!.dtype} tensors`);
     if (a!.ndim !== 3 || b!.ndim !== 3 || a!.shape[0] !== b!.shape[0] || a!.shape[2] !== b!.shape[1]) {
       throw new RangeError(`bmm: cannot multiply ${shapeStr(a!.shape)} by ${shapeStr(b!.shape)}`);
@@ -29,15 +29,15 @@ defineOp({
 
 defineOp({
   name: 'matmul', autocast: 'lower',
-  compose: ([a0, b0]) => {
+  compose: ({ 0: a0, 1: b0 }) => {
     const a = a0!;
     const b = b0!;
     const fail = () => new RangeError(`matmul: cannot multiply ${shapeStr(a.shape)} by ${shapeStr(b.shape)}`);
     if (a.ndim === 0 || b.ndim === 0) throw new RangeError(`matmul: both arguments need at least 1 dimension, got ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`);
     const a2 = a.ndim === 1 ? reshape(a, [1, a.shape[0]!]) : a;
     const b2 = b.ndim === 1 ? reshape(b, [b.shape[0]!, 1]) : b;
-    const [M, K] = a2.shape.slice(-2) as [number, number];
-    const [K2, N] = b2.shape.slice(-2) as [number, number];
+    const { 0: M, 1: K } = a2.shape.slice(-2) as [number, number];
+    const { 0: K2, 1: N } = b2.shape.slice(-2) as [number, number];
     if (K !== K2) throw fail();
     let out: Tensor;
     let batch: number[];
@@ -64,7 +64,7 @@ defineOp({
 
 defineOp({
   name: 'linear', autocast: 'lower',
-  compose: ([x, w, b]) => {
+  compose: ({ 0: x, 1: w, 2: b }) => {
     if (w!.ndim !== 2) throw new RangeError(`linear: weight must be 2-D [out, in], got ${shapeStr(w!.shape)}`);
     if (x!.shape[x!.ndim - 1] !== w!.shape[1]) {
       throw new RangeError(`linear: input ${shapeStr(x!.shape)} does not match weight ${shapeStr(w!.shape)} (expected last dim ${w!.shape[1]})`);

@@ -55,7 +55,7 @@ interface ReduceParams {
 /** prod: float inputs keep their dtype, integer and bool inputs give int32 (PyTorch: int64). */
 defineOp<ReduceParams>({
   name: 'prod', autocast: 'float32',
-  infer: ([x], p) => ({ shape: reducedShape(x!.shape, p.dims, p.keepdim), dtype: x!.dt.isFloating ? x!.dt : int32 }),
+  infer: ({ 0: x }, p) => ({ shape: reducedShape(x!.shape, p.dims, p.keepdim), dtype: x!.dt.isFloating ? x!.dt : int32 }),
   backward: (g, { inputs, params }) => {
     const x = inputs[0]!;
     return [apply('prodBackward', [x, reshape(g, reducedShape(x.shape, params.dims, true))], params)];
@@ -65,7 +65,7 @@ defineOp<ReduceParams>({
 /** cumsum along `dim` (from the end when `reverse`, which is its own gradient's direction). */
 defineOp<{ dim: number; reverse: boolean }>({
   name: 'cumsum', autocast: 'float32',
-  infer: ([x]) => ({ shape: x!.shape, dtype: x!.dt.isFloating ? x!.dt : int32 }),
+  infer: ({ 0: x }) => ({ shape: x!.shape, dtype: x!.dt.isFloating ? x!.dt : int32 }),
   backward: (g, { params }) => [apply('cumsum', [g], { dim: params.dim, reverse: !params.reverse })],
 });
 
@@ -76,7 +76,7 @@ defineOp<ReduceParams & { p: number }>({
     if (!xs[0]!.dt.isFloating) throw new TypeError(`norm: expected a floating point input, got ${xs[0]!.dtype}`);
     return [...xs];
   },
-  infer: ([x], p) => ({ shape: reducedShape(x!.shape, p.dims, p.keepdim), dtype: x!.dt }),
+  infer: ({ 0: x }, p) => ({ shape: reducedShape(x!.shape, p.dims, p.keepdim), dtype: x!.dt }),
   backward: (g, { inputs, params }) => {
     const x = inputs[0]!;
     return [apply('normBackward', [x, reshape(g, reducedShape(x.shape, params.dims, true))], params)];
@@ -86,9 +86,9 @@ defineOp<ReduceParams & { p: number }>({
 /** PyTorch 1.13's formula: sum(x1 x2) / sqrt(max(sum(x1^2) sum(x2^2), eps^2)) along dim. */
 defineOp<{ dim: number; eps: number }>({
   name: 'cosineSimilarity', autocast: 'float32',
-  compose: ([a0, b0], { dim, eps }) => {
-    const [a1, b1] = promoteAndBroadcast('cosineSimilarity', [a0!, b0!], true);
-    return inFloat32([a1!, b1!], a1!.dt, ([x1, x2]) => {
+  compose: ({ 0: a0, 1: b0 }, { dim, eps }) => {
+    const { 0: a1, 1: b1 } = promoteAndBroadcast('cosineSimilarity', [a0!, b0!], true);
+    return inFloat32([a1!, b1!], a1!.dt, ({ 0: x1, 1: x2 }) => {
       const w12 = sum(mul(x1!, x2!), dim);
       const w1 = sum(mul(x1!, x1!), dim);
       const w2 = sum(mul(x2!, x2!), dim);
@@ -139,7 +139,7 @@ defineOp<{ value: number }>({
 /** Inner product of two 1-D tensors: one bmm (accumulated in float64, rounded once). */
 defineOp({
   name: 'dot', autocast: 'promote',
-  compose: ([a, b]) => {
+  compose: ({ 0: a, 1: b }) => {
     if (a!.ndim !== 1 || b!.ndim !== 1) throw new RangeError(`dot: expects 1-D tensors, got ${shapeStr(a!.shape)} and ${shapeStr(b!.shape)}`);
     const n = a!.shape[0]!;
     if (b!.shape[0] !== n) throw new RangeError(`dot: inconsistent tensor size, expected tensors of the same length, got ${n} and ${b!.shape[0]}`);
@@ -151,10 +151,10 @@ defineOp({
 
 defineOp({
   name: 'mm', autocast: 'lower',
-  compose: ([a, b]) => {
+  compose: ({ 0: a, 1: b }) => {
     if (a!.ndim !== 2 || b!.ndim !== 2) throw new RangeError(`mm: expects 2-D tensors, got ${shapeStr(a!.shape)} and ${shapeStr(b!.shape)}`);
-    const [M, K] = a!.shape as [number, number];
-    const [K2, N] = b!.shape as [number, number];
+    const { 0: M, 1: K } = a!.shape as [number, number];
+    const { 0: K2, 1: N } = b!.shape as [number, number];
     if (K !== K2) throw new RangeError(`mm: cannot multiply ${shapeStr(a!.shape)} by ${shapeStr(b!.shape)} (${M}x${K} and ${K2}x${N})`);
     return reshape(apply('bmm', [reshape(a!, [1, M, K]), reshape(b!, [1, K, N])]), [M, N]);
   },
@@ -189,13 +189,13 @@ function addProduct(op: string, xs: readonly Tensor[], p: AddmmParams, product: 
   checkBroadcastTo(op, xs[0]!, shape);
   const dt = resultType(xs);
   const cast = xs.map((x) => castTo(x, dt));
-  return inFloat32(cast, dt, ([input, a, b]) => scaledSum(op, input!, product(a!, b!), p));
+  return inFloat32(cast, dt, ({ 0: input, 1: a, 2: b }) => scaledSum(op, input!, product(a!, b!), p));
 }
 
 defineOp<AddmmParams>({
   name: 'addmm', autocast: 'lower',
   compose: (xs, p) => {
-    const [, a, b] = xs;
+    const { 1: a, 2: b } = xs;
     if (a!.ndim !== 2 || b!.ndim !== 2 || a!.shape[1] !== b!.shape[0]) {
       throw new RangeError(`addmm: cannot multiply mat1 ${shapeStr(a!.shape)} by mat2 ${shapeStr(b!.shape)}`);
     }
@@ -206,7 +206,7 @@ defineOp<AddmmParams>({
 defineOp<AddmmParams>({
   name: 'baddbmm', autocast: 'lower',
   compose: (xs, p) => {
-    const [, a, b] = xs;
+    const { 1: a, 2: b } = xs;
     if (a!.ndim !== 3 || b!.ndim !== 3 || a!.shape[0] !== b!.shape[0] || a!.shape[2] !== b!.shape[1]) {
       throw new RangeError(`baddbmm: cannot multiply batch1 ${shapeStr(a!.shape)} by batch2 ${shapeStr(b!.shape)}`);
     }

@@ -71,7 +71,7 @@ for (const name of ['max', 'min'] as const) {
 for (const name of ['argmax', 'argmin'] as const) {
   defineOp<{ dim: number | null; keepdim: boolean }>({
     name, autocast: 'none',
-    infer: ([x], { dim, keepdim }) => ({
+    infer: ({ 0: x }, { dim, keepdim }) => ({
       shape: dim === null ? (keepdim ? mapNumbers(x!.shape, () => 1) : []) : reducedShape(x!.shape, [dim], keepdim),
       dtype: int32,
     }),
@@ -81,14 +81,14 @@ for (const name of ['argmax', 'argmin'] as const) {
 defineOp<{ dim: number }>({
   name: 'softmax', autocast: 'float32',
   prepare: (xs) => mapPacked(xs, (x) => (x.dt.isFloating ? x : castTo(x, float32))),
-  infer: ([x]) => ({ shape: x!.shape, dtype: x!.dt }),
+  infer: ({ 0: x }) => ({ shape: x!.shape, dtype: x!.dt }),
   backward: (g, { output, params }) => [apply('softmaxBackward', [output, g], params)],
 });
 
 defineOp<{ dim: number }>({
   name: 'logSoftmax', autocast: 'float32',
   prepare: (xs) => mapPacked(xs, (x) => (x.dt.isFloating ? x : castTo(x, float32))),
-  infer: ([x]) => ({ shape: x!.shape, dtype: x!.dt }),
+  infer: ({ 0: x }) => ({ shape: x!.shape, dtype: x!.dt }),
   backward: (g, { output, params }) => [apply('logSoftmaxBackward', [output, g], params)],
 });
 
@@ -99,7 +99,7 @@ for (const name of ['softmaxBackward', 'logSoftmaxBackward'] as const) {
 /** logsumexp = m + log(sum(exp(x - m))), m the (detached) max; infinite maxima are replaced by 0. */
 defineOp<{ dims: readonly number[]; keepdim: boolean }>({
   name: 'logsumexp', autocast: 'float32',
-  compose: ([x], { dims, keepdim }) => {
+  compose: ({ 0: x }, { dims, keepdim }) => {
     const m0 = apply('max', [x!.detach()], { dims, keepdim: true });
     const m = where(isfinite(m0), m0, 0);
     const s = log(apply('sum', [exp(sub(x!, m))], { dims, keepdim: true }));
@@ -111,7 +111,7 @@ defineOp<{ dims: readonly number[]; keepdim: boolean }>({
 /** var with Bessel's correction `correction`; 16-bit inputs are computed in float32 and rounded once. */
 defineOp<{ dims: readonly number[]; keepdim: boolean; correction: number }>({
   name: 'var', autocast: 'none',
-  compose: ([x0], { dims, keepdim, correction }) => {
+  compose: ({ 0: x0 }, { dims, keepdim, correction }) => {
     if (!x0!.dt.isFloating) throw new TypeError(`var: input dtype must be floating point, got ${x0!.dtype}`);
     const x = x0!.dt.isHalf ? castTo(x0!, float32) : x0!;
     let n = 1;

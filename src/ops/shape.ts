@@ -81,7 +81,7 @@ defineOp<{ shape: readonly number[]; strides: readonly number[] }>({
 
 defineOp({
   name: 'contiguous', autocast: 'none', kernel: 'copy',
-  infer: ([x]) => ({ shape: x!.shape, dtype: x!.dt }),
+  infer: ({ 0: x }) => ({ shape: x!.shape, dtype: x!.dt }),
   backward: (g) => [g],
 });
 
@@ -119,7 +119,7 @@ function checkIndexTensor(op: string, index: Tensor): void {
 
 defineOp<{ dim: number }>({
   name: 'indexSelect', autocast: 'none',
-  infer: ([x, index], { dim }) => {
+  infer: ({ 0: x, 1: index }, { dim }) => {
     checkIndexTensor('indexSelect', index!);
     if (index!.ndim > 1) throw new RangeError(`indexSelect: index must be 0-D or 1-D, got shape ${shapeStr(index!.shape)}`);
     const shape = [...x!.shape];
@@ -131,13 +131,13 @@ defineOp<{ dim: number }>({
 
 defineOp<{ dim: number; shape: readonly number[] }>({
   name: 'indexAdd', autocast: 'none',
-  infer: ([src], { shape }) => ({ shape, dtype: src!.dt }),
+  infer: ({ 0: src }, { shape }) => ({ shape, dtype: src!.dt }),
   backward: (g, { inputs, params }) => [indexSelect(g, params.dim, inputs[1]!), null],
 });
 
 defineOp<{ dim: number }>({
   name: 'gather', autocast: 'none',
-  infer: ([x, index], { dim }) => {
+  infer: ({ 0: x, 1: index }, { dim }) => {
     checkIndexTensor('gather', index!);
     const ok = index!.ndim === x!.ndim && index!.shape.every((d, i) => i === dim || d <= x!.shape[i]!);
     if (!ok) throw new RangeError(`gather: index ${shapeStr(index!.shape)} must have the input's rank and no larger size than input ${shapeStr(x!.shape)} outside dimension ${dim}`);
@@ -148,7 +148,7 @@ defineOp<{ dim: number }>({
 
 defineOp<{ dim: number; shape: readonly number[] }>({
   name: 'scatterAdd', autocast: 'none',
-  infer: ([src], { shape }) => ({ shape, dtype: src!.dt }),
+  infer: ({ 0: src }, { shape }) => ({ shape, dtype: src!.dt }),
   backward: (g, { inputs, params }) => [gather(g, params.dim, inputs[1]!), null],
 });
 

@@ -19,9 +19,10 @@ export function wrap(x: TensorLike, like?: Tensor): Tensor {
 
 export function broadcastShapes(op: string, shapes: readonly (readonly number[])[]): number[] {
   let rank = 0;
-  for (const s of shapes) rank = Math.max(rank, s.length);
+  for (let k = 0; k < shapes.length; k++) rank = Math.max(rank, shapes[k]!.length);
   const out = filledNumbers(rank, 1);
-  for (const s of shapes) {
+  for (let k = 0; k < shapes.length; k++) {
+    const s = shapes[k]!;
     for (let i = 0; i < s.length; i++) {
       const d = s[s.length - 1 - i]!;
       const o = rank - 1 - i;

@@ -7,6 +7,13 @@
  * Arrays built by `push` onto `[]` stay packed in every tier, so the per-op path builds its arrays
  * here (bench/README.md, "warm-up"). Numbers and objects have separate builders: V8 tracks the
  * elements kind per array literal, and one literal filled with both would flip between kinds.
+ *
+ * For the same reason the per-op path reads arrays by index: array destructuring (`const [a, b] =
+ * xs`, a handler's `(ctx, [x], [o])` parameters) and for-of run V8's iterator protocol, an
+ * iterator and a result object per element (~1 us per destructuring), until TurboFan has compiled
+ * the function, i.e. through most of a fresh process's first few hundred steps. The handlers
+ * destructure by index instead (`{ 0: x }`, plain property loads in every tier) and loop with
+ * counters.
  */
 
 /** `xs.map(f)` for lists of objects (tensors, views, parts), packed in every tier. */

@@ -26,7 +26,6 @@ const scopeStack: Set<Storage>[] = [];
 
 export class Storage {
   private disposedFlag = false;
-  private readonly token = {};
   /** Creation order (the autograd engine tells gradients it just made from ones held elsewhere). */
   readonly serial = nextSerial++;
 
@@ -37,7 +36,7 @@ export class Storage {
   ) {
     const top = scopeStack[scopeStack.length - 1];
     if (top) top.add(this);
-    else finalizer.register(this, { backend, buffer }, this.token);
+    else finalizer.register(this, { backend, buffer }, this); // (the storage is its own unregister token: no object per storage)
   }
 
   get disposed(): boolean {
@@ -51,16 +50,16 @@ export class Storage {
   dispose(): void {
     if (this.disposedFlag) return;
     this.disposedFlag = true;
-    finalizer.unregister(this.token);
-    for (const s of scopeStack) s.delete(this);
+    finalizer.unregister(this);
+    for (let i = 0; i < scopeStack.length; i++) scopeStack[i]!.delete(this);
     this.backend.free(this.buffer);
   }
 
   /** Take this storage out of every open scope; it then lives until `dispose` or garbage collection. */
   escape(): void {
     let tracked = false;
-    for (const s of scopeStack) tracked = s.delete(this) || tracked;
-    if (tracked && !this.disposedFlag) finalizer.register(this, { backend: this.backend, buffer: this.buffer }, this.token);
+    for (let i = 0; i < scopeStack.length; i++) tracked = scopeStack[i]!.delete(this) || tracked;
+    if (tracked && !this.disposedFlag) finalizer.register(this, { backend: this.backend, buffer: this.buffer }, this);
   }
 
   /** Move this storage from inner scopes to the scope just outside the innermost one. */
@@ -69,7 +68,7 @@ export class Storage {
     if (!inner || !inner.delete(this)) return;
     const parent = scopeStack[scopeStack.length - 2];
     if (parent) parent.add(this);
-    else finalizer.register(this, { backend: this.backend, buffer: this.buffer }, this.token);
+    else finalizer.register(this, { backend: this.backend, buffer: this.buffer }, this);
   }
 }
 
@@ -81,7 +80,11 @@ export function openScope(): void {
 export function closeScope(): void {
   const owned = scopeStack.pop();
   if (!owned) throw new Error('closeScope: no scope is open');
-  for (const s of owned) s.dispose();
+  owned.forEach(disposeStorage); // (no iterator objects, in any tier)
+}
+
+function disposeStorage(s: Storage): void {
+  s.dispose();
 }
 
 export function scopeDepth(): number {

@@ -412,7 +412,7 @@ export class WasmBackend implements Backend {
 
   /** Native and fallback calls per kernel name since the backend was created (or `resetKernelStats`). */
   kernelStats(): Record<string, KernelCallStats> {
-    return Object.fromEntries([...this.calls].map(([k, v]) => [k, { ...v }]));
+    return Object.fromEntries([...this.calls].map(({ 0: k, 1: v }) => [k, { ...v }]));
   }
 
   resetKernelStats(): void {

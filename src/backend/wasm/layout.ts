@@ -48,8 +48,8 @@ export function extent(t: KernelTensor): [number, number] {
 export function unsafeAlias(input: KernelTensor, out: KernelTensor): boolean {
   if (input.buffer !== out.buffer) return false;
   if (numel(input.shape) === 0 || numel(out.shape) === 0) return false;
-  const [a0, a1] = extent(input);
-  const [b0, b1] = extent(out);
+  const { 0: a0, 1: a1 } = extent(input);
+  const { 0: b0, 1: b1 } = extent(out);
   const i = input.dtype.itemsize;
   const o = out.dtype.itemsize;
   if ((a1 + 1) * i <= b0 * o || (b1 + 1) * o <= a0 * i) return false;

@@ -85,7 +85,7 @@ function binaryFormat(op: 'add' | 'sub' | 'mul' | 'div', o: KernelTensor): keyof
 }
 
 function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel<typeof op> {
-  const self: NativeKernel<typeof op> = (ctx, [a, b], [o]) => {
+  const self: NativeKernel<typeof op> = (ctx, { 0: a, 1: b }, { 0: o }) => {
     if (!a || !b || !o) return false;
     const fmt = binaryFormat(op, o);
     if (!fmt || !contiguous(o)) return false;
@@ -98,7 +98,7 @@ function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel<typeof op> {
     const po = ctx.address(o);
     if (sa !== sb) {
       // one operand is a scalar (any float format: PyTorch's float32 "opmath" scalar of 16-bit ops)
-      const [t, s] = sb ? [a, b] : [b, a];
+      const { 0: t, 1: s } = sb ? [a, b] : [b, a];
       if (t.dtype !== o.dtype || (fmt === 'i32' ? s.dtype !== o.dtype : !fmtOf(s.dtype))) return false;
       const L = rowsLayout(o.shape, [t]);
       if (!L || L.innerStride[0] !== 1) return false;
@@ -107,11 +107,11 @@ function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel<typeof op> {
       const pt = ctx.address(t);
       const kernel = `${op}s_${fmt}`;
       if (L.rows === 1) {
-        ctx.pool.run(kernel, mapPacked(elementParts(ctx, n, ARITH_COST[fmt]), ([u0, u1]) => [pt + u0 * size, value, po + u0 * size, 0, 1, 1, u1 - u0, 0, 0, swap]));
+        ctx.pool.run(kernel, mapPacked(elementParts(ctx, n, ARITH_COST[fmt]), ({ 0: u0, 1: u1 }) => [pt + u0 * size, value, po + u0 * size, 0, 1, 1, u1 - u0, 0, 0, swap]));
       } else {
-        const [s0, s1] = L.outer[0]!;
+        const { 0: s0, 1: s1 } = L.outer[0]!;
         const parts = ctx.pool.split(L.rows, Math.ceil(minPerPart(ARITH_COST[fmt]) / L.inner));
-        ctx.pool.run(kernel, mapPacked(parts, ([r0, r1]) => [pt, value, po, r0, r1, L.n1, L.inner, s0, s1, swap]));
+        ctx.pool.run(kernel, mapPacked(parts, ({ 0: r0, 1: r1 }) => [pt, value, po, r0, r1, L.n1, L.inner, s0, s1, swap]));
       }
       return true;
     }
@@ -121,18 +121,18 @@ function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel<typeof op> {
     const pa = ctx.address(a);
     const pb = ctx.address(b);
     const kernel = `${op}_${fmt}`;
-    const [ai, bi] = L.innerStride as [number, number];
+    const { 0: ai, 1: bi } = L.innerStride as [number, number];
     if (L.rows === 1) {
       // both contiguous (a broadcast operand over a single row would be a scalar)
-      ctx.pool.run(kernel, mapPacked(elementParts(ctx, n, ARITH_COST[fmt]), ([u0, u1]) => {
+      ctx.pool.run(kernel, mapPacked(elementParts(ctx, n, ARITH_COST[fmt]), ({ 0: u0, 1: u1 }) => {
         const off = u0 * size;
         return [pa + off * ai, pb + off * bi, po + off, 0, 1, 1, u1 - u0, 0, 0, ai, 0, 0, bi];
       }));
     } else {
-      const [as0, as1] = L.outer[0]!;
-      const [bs0, bs1] = L.outer[1]!;
+      const { 0: as0, 1: as1 } = L.outer[0]!;
+      const { 0: bs0, 1: bs1 } = L.outer[1]!;
       const parts = ctx.pool.split(L.rows, Math.ceil(minPerPart(ARITH_COST[fmt]) / L.inner));
-      ctx.pool.run(kernel, mapPacked(parts, ([r0, r1]) => [pa, pb, po, r0, r1, L.n1, L.inner, as0, as1, ai, bs0, bs1, bi]));
+      ctx.pool.run(kernel, mapPacked(parts, ({ 0: r0, 1: r1 }) => [pa, pb, po, r0, r1, L.n1, L.inner, as0, as1, ai, bs0, bs1, bi]));
     }
     return true;
   };
@@ -141,18 +141,18 @@ function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel<typeof op> {
 
 /* ------------------------------------------------------------------ unary */
 
-const relu: NativeKernel = (ctx, [x], [o]) => {
+const relu: NativeKernel = (ctx, { 0: x }, { 0: o }) => {
   if (!x || !o) return false;
   const fmt = fmtOf(o.dtype);
   if (!fmt || x.dtype !== o.dtype || !contiguous(x) || !contiguous(o) || unsafeAlias(x, o)) return false;
   const size = o.dtype.itemsize;
   const px = ctx.address(x);
   const po = ctx.address(o);
-  ctx.pool.run(`relu_${fmt}`, mapPacked(elementParts(ctx, numel(o.shape), fmt === 'f32' ? COST.light : COST.bits), ([u0, u1]) => [px + u0 * size, po + u0 * size, u1 - u0]));
+  ctx.pool.run(`relu_${fmt}`, mapPacked(elementParts(ctx, numel(o.shape), fmt === 'f32' ? COST.light : COST.bits), ({ 0: u0, 1: u1 }) => [px + u0 * size, po + u0 * size, u1 - u0]));
   return true;
 };
 
-const reluBackward: NativeKernel = (ctx, [x, g], [o]) => {
+const reluBackward: NativeKernel = (ctx, { 0: x, 1: g }, { 0: o }) => {
   if (!x || !g || !o) return false;
   const fmt = fmtOf(o.dtype);
   if (!fmt || x.dtype !== o.dtype || g.dtype !== o.dtype) return false;
@@ -161,7 +161,7 @@ const reluBackward: NativeKernel = (ctx, [x, g], [o]) => {
   const px = ctx.address(x);
   const pg = ctx.address(g);
   const po = ctx.address(o);
-  ctx.pool.run(`reluBackward_${fmt}`, mapPacked(elementParts(ctx, numel(o.shape), fmt === 'f32' ? COST.light : COST.bits), ([u0, u1]) => [px + u0 * size, pg + u0 * size, po + u0 * size, u1 - u0]));
+  ctx.pool.run(`reluBackward_${fmt}`, mapPacked(elementParts(ctx, numel(o.shape), fmt === 'f32' ? COST.light : COST.bits), ({ 0: u0, 1: u1 }) => [px + u0 * size, pg + u0 * size, po + u0 * size, u1 - u0]));
   return true;
 };
 
@@ -169,7 +169,7 @@ const reluBackward: NativeKernel = (ctx, [x, g], [o]) => {
  * copy (also cast and contiguous): a fill for a broadcast scalar, memcpy, strided gather, or a
  * cast between float formats.
  */
-const copy: NativeKernel = (ctx, [x], [o]) => {
+const copy: NativeKernel = (ctx, { 0: x }, { 0: o }) => {
   if (!x || !o || !contiguous(o)) return false;
   const n = numel(o.shape);
   if (n === 0) return true;
@@ -198,14 +198,14 @@ const copy: NativeKernel = (ctx, [x], [o]) => {
     if (!contiguous(x)) return false;
     const si = x.dtype.itemsize;
     const so = o.dtype.itemsize;
-    ctx.pool.run(`castto_${other}_${to}`, mapPacked(elementParts(ctx, n, to === 'f32' ? COST.light : COST.cast), ([u0, u1]) => [px + u0 * si, po + u0 * so, u1 - u0]));
+    ctx.pool.run(`castto_${other}_${to}`, mapPacked(elementParts(ctx, n, to === 'f32' ? COST.light : COST.cast), ({ 0: u0, 1: u1 }) => [px + u0 * si, po + u0 * so, u1 - u0]));
     return true;
   }
   if (!from) return false;
   const si = x.dtype.itemsize;
   const so = o.dtype.itemsize;
   const cost = from === 'f16' || to === 'f16' ? COST.cast : COST.light;
-  const cast = (src: number) => ctx.pool.run(`cast_${from}_${to}`, mapPacked(elementParts(ctx, n, cost), ([u0, u1]) => [src + u0 * si, po + u0 * so, u1 - u0]));
+  const cast = (src: number) => ctx.pool.run(`cast_${from}_${to}`, mapPacked(elementParts(ctx, n, cost), ({ 0: u0, 1: u1 }) => [src + u0 * si, po + u0 * so, u1 - u0]));
   if (contiguous(x)) {
     cast(px);
     return true;
@@ -247,10 +247,10 @@ function fillWith(ctx: NativeContext, o: KernelTensor, value: number): void {
       kernel = `fill${size * 8}`;
       bits = [encoderFor(o.dtype)(value)];
   }
-  ctx.pool.run(kernel, mapPacked(elementParts(ctx, n, COST.bits), ([u0, u1]) => [po + u0 * size, u1 - u0, ...bits]));
+  ctx.pool.run(kernel, mapPacked(elementParts(ctx, n, COST.bits), ({ 0: u0, 1: u1 }) => [po + u0 * size, u1 - u0, ...bits]));
 }
 
-const fill: NativeKernel<'fill'> = (ctx, _inputs, [o], params) => {
+const fill: NativeKernel<'fill'> = (ctx, _inputs, { 0: o }, params) => {
   if (!o || !contiguous(o)) return false;
   if (numel(o.shape) > 0) fillWith(ctx, o, params.value);
   return true;
@@ -262,7 +262,7 @@ const fill: NativeKernel<'fill'> = (ctx, _inputs, [o], params) => {
  * sum (and mean: sum with `scale`) of float32/float16/bfloat16, accumulated in float64: when the
  * reduced dimensions are [leading] [kept] [trailing] in that order (any of them absent).
  */
-const sum: NativeKernel<'sum'> = (ctx, [x], [o], params) => {
+const sum: NativeKernel<'sum'> = (ctx, { 0: x }, { 0: o }, params) => {
   if (!x || !o) return false;
   const fmt = fmtOf(x.dtype);
   if (!fmt || o.dtype !== x.dtype || !contiguous(x) || !contiguous(o) || unsafeAlias(x, o)) return false;
@@ -294,7 +294,7 @@ const sum: NativeKernel<'sum'> = (ctx, [x], [o], params) => {
     const K = Math.ceil(n / SUM_CHUNK);
     ctx.heap.withScratch(K * 8, (acc) => {
       const parts = ctx.pool.split(K, Math.ceil(minPerPart(sumCost) / SUM_CHUNK));
-      ctx.pool.run(`sumchunks_${fmt}`, mapPacked(parts, ([k0, k1]) => [px, acc, k0, k1, n, SUM_CHUNK]));
+      ctx.pool.run(`sumchunks_${fmt}`, mapPacked(parts, ({ 0: k0, 1: k1 }) => [px, acc, k0, k1, n, SUM_CHUNK]));
       const f64 = ctx.heap.views().f64;
       let s = 0;
       for (let i = 0; i < K; i++) s += f64[acc / 8 + i]!;
@@ -313,7 +313,7 @@ const sum: NativeKernel<'sum'> = (ctx, [x], [o], params) => {
     const per = units / B;
     ctx.heap.withScratch(units * 8, (acc) => {
       const parts = ctx.pool.split(units, Math.ceil(minPerPart(sumCost) / (chunk * C)));
-      ctx.pool.run(`sum3c_${fmt}`, mapPacked(parts, ([u0, u1]) => [px, acc, u0, u1, A, B, C, chunk]));
+      ctx.pool.run(`sum3c_${fmt}`, mapPacked(parts, ({ 0: u0, 1: u1 }) => [px, acc, u0, u1, A, B, C, chunk]));
       const f64 = ctx.heap.views().f64;
       const base = acc / 8;
       for (let b = 0; b < B; b++) {
@@ -327,7 +327,7 @@ const sum: NativeKernel<'sum'> = (ctx, [x], [o], params) => {
   }
   ctx.heap.withScratch(B * 8, (acc) => {
     const parts = ctx.pool.split(B, Math.ceil(minPerPart(sumCost) / (A * C)), 8);
-    ctx.pool.run(`sum3_${fmt}`, mapPacked(parts, ([b0, b1]) => [px, acc, b0, b1, A, B, C]));
+    ctx.pool.run(`sum3_${fmt}`, mapPacked(parts, ({ 0: b0, 1: b1 }) => [px, acc, b0, b1, A, B, C]));
     ctx.pool.call(`finish_${fmt}`, acc, po, B, scale);
   });
   return true;
@@ -358,9 +358,9 @@ const SGD_WEIGHT_DECAY = 16;
  * param float32/float16/bfloat16, grad any of those, buffer float32. A nonzero foundInf leaves the
  * in-place outputs as they are.
  */
-const sgdUpdate: NativeKernel<'sgdUpdate'> = (ctx, inputs, [ow, obuf, oflag], p) => {
+const sgdUpdate: NativeKernel<'sgdUpdate'> = (ctx, inputs, { 0: ow, 1: obuf, 2: oflag }, p) => {
   const hasMomentum = p.momentum !== 0;
-  const [w, g] = inputs;
+  const { 0: w, 1: g } = inputs;
   let k = 2;
   const buf = hasMomentum ? inputs[k++] : undefined;
   const isFirst = p.firstInput ? inputs[k++] : undefined;
@@ -396,7 +396,7 @@ const sgdUpdate: NativeKernel<'sgdUpdate'> = (ctx, inputs, [ow, obuf, oflag], p)
   const mom = Math.fround(p.momentum);
   const damp1 = Math.fround(1 - p.dampening);
   const wd = Math.fround(p.weightDecay);
-  ctx.pool.run(kernel, mapPacked(elementParts(ctx, n), ([u0, u1]) => [pw + u0 * sw, pg + u0 * sg, pb + u0 * 4, u1 - u0, lr, mom, damp1, wd, flags]));
+  ctx.pool.run(kernel, mapPacked(elementParts(ctx, n), ({ 0: u0, 1: u1 }) => [pw + u0 * sw, pg + u0 * sg, pb + u0 * 4, u1 - u0, lr, mom, damp1, wd, flags]));
   return true;
 };
 

@@ -20,7 +20,7 @@ export function gather(ctx: NativeContext, x: KernelTensor, px: number, dst: num
   const s = [...new Array<number>(pad).fill(0), ...c.strides[0]!];
   const rows = d[0]! * d[1]! * d[2]!;
   const parts = ctx.pool.split(rows, Math.ceil(minPerPart(COST.light) / d[3]!));
-  ctx.pool.run(`gather${size * 8}`, mapPacked(parts, ([r0, r1]) => [px, dst, r0, r1, d[1]!, d[2]!, d[3]!, s[0]!, s[1]!, s[2]!, s[3]!]));
+  ctx.pool.run(`gather${size * 8}`, mapPacked(parts, ({ 0: r0, 1: r1 }) => [px, dst, r0, r1, d[1]!, d[2]!, d[3]!, s[0]!, s[1]!, s[2]!, s[3]!]));
   return true;
 }
 
@@ -42,7 +42,8 @@ export function withContiguousOperands(
   const gathered: KernelTensor[] = [];
   const scratch: [number, number][] = [];
   try {
-    for (const t of operands) {
+    for (let k = 0; k < operands.length; k++) {
+      const t = operands[k]!;
       if (keep(t)) {
         gathered.push(t);
         continue;

@@ -84,14 +84,14 @@ export function matrixLayout(rows: number, cols: number, sr: number, sc: number)
 }
 
 /** bmm: [B,M,K] x [B,K,N] -> [B,M,N] contiguous. */
-const bmm: NativeKernel = (ctx, [a, b], [c]) => {
+const bmm: NativeKernel = (ctx, { 0: a, 1: b }, { 0: c }) => {
   if (!a || !b || !c) return false;
   const da = dtCode(a.dtype);
   const db = dtCode(b.dtype);
   const dc = dtCode(c.dtype);
   if (da === undefined || db === undefined || dc === undefined) return false;
   if (a.shape.length !== 3 || b.shape.length !== 3 || c.shape.length !== 3) return false;
-  const [B, M, K] = a.shape as [number, number, number];
+  const { 0: B, 1: M, 2: K } = a.shape as [number, number, number];
   const N = b.shape[2]!;
   if (b.shape[0] !== B || b.shape[1] !== K || c.shape[0] !== B || c.shape[1] !== M || c.shape[2] !== N) return false;
   if (B * M * N === 0) return true;
@@ -145,8 +145,8 @@ function convGeometry(xShape: readonly number[], wShape: readonly number[], para
   const groups = params['groups'] ?? 1;
   if (!stride || !padding || !dilation || !Number.isInteger(groups) || (groups as number) < 1) return null;
   const g = groups as number;
-  const [N, C, H, W] = xShape as [number, number, number, number];
-  const [O, Cg, KH, KW] = wShape as [number, number, number, number];
+  const { 0: N, 1: C, 2: H, 3: W } = xShape as [number, number, number, number];
+  const { 0: O, 1: Cg, 2: KH, 3: KW } = wShape as [number, number, number, number];
   if (C % g !== 0 || O % g !== 0 || Cg * g !== C) return null;
   const spanH = H + 2 * padding[0] - dilation[0] * (KH - 1) - 1;
   const spanW = W + 2 * padding[1] - dilation[1] * (KW - 1) - 1;
@@ -170,7 +170,7 @@ function runConv(ctx: NativeContext, kernel: string, geo: ConvGeometry, dtypes: 
 }
 
 /** conv2d (x, w, bias?) -> y. */
-const conv2d: NativeKernel<'conv2d'> = (ctx, [x, w, bias], [y], params) => {
+const conv2d: NativeKernel<'conv2d'> = (ctx, { 0: x, 1: w, 2: bias }, { 0: y }, params) => {
   if (!x || !w || !y) return false;
   const dx = dtCode(x.dtype);
   const dw = dtCode(w.dtype);
@@ -199,7 +199,7 @@ const conv2d: NativeKernel<'conv2d'> = (ctx, [x, w, bias], [y], params) => {
  * dx[N, Cin*KH*KW] = dY[N, Cout] x W[Cout, Cin*KH*KW]. False when the geometry is not that.
  */
 function gradInputAsGemm(ctx: NativeContext, geo: ConvGeometry, gy: KernelTensor, w: KernelTensor, dx: KernelTensor, dtypes: number): boolean {
-  const [N, C, H, W, O, KH, KW, , , ph, pw, dh, dwl, g] = geo.desc as number[];
+  const { 0: N, 1: C, 2: H, 3: W, 4: O, 5: KH, 6: KW, 9: ph, 10: pw, 11: dh, 12: dwl, 13: g } = geo.desc as number[];
   if (geo.OH !== 1 || geo.OW !== 1 || g !== 1 || ph !== 0 || pw !== 0 || dh !== 1 || dwl !== 1 || H !== KH || W !== KW) return false;
   const cols = C! * KH! * KW!;
   const parts = partsFor(ctx, N! * O! * cols, MIN_MACS_PER_PART, Math.max(Math.ceil(N! / 4), Math.ceil(cols / 8)));
@@ -213,7 +213,7 @@ function gradInputAsGemm(ctx: NativeContext, geo: ConvGeometry, gy: KernelTensor
 }
 
 /** conv2dBackwardInput (gy, w) -> dx (also convTranspose2d's forward). */
-const conv2dBackwardInput: NativeKernel<'conv2dBackwardInput'> = (ctx, [gy, w], [dx], params) => {
+const conv2dBackwardInput: NativeKernel<'conv2dBackwardInput'> = (ctx, { 0: gy, 1: w }, { 0: dx }, params) => {
   if (!gy || !w || !dx) return false;
   const dgy = dtCode(gy.dtype);
   const dw = dtCode(w.dtype);
@@ -236,7 +236,7 @@ const conv2dBackwardInput: NativeKernel<'conv2dBackwardInput'> = (ctx, [gy, w], 
 };
 
 /** conv2dBackwardWeight (x, gy) -> dw. */
-const conv2dBackwardWeight: NativeKernel<'conv2dBackwardWeight'> = (ctx, [x, gy], [dw], params) => {
+const conv2dBackwardWeight: NativeKernel<'conv2dBackwardWeight'> = (ctx, { 0: x, 1: gy }, { 0: dw }, params) => {
   if (!x || !gy || !dw) return false;
   const dx = dtCode(x.dtype);
   const dgy = dtCode(gy.dtype);
@@ -293,7 +293,7 @@ function poolGeometry(xShape: readonly number[], params: Pool2dParams): PoolGeom
 
 const pooledShape = (xShape: readonly number[], g: PoolGeometry): number[] => [...xShape.slice(0, -2), g.OH, g.OW];
 
-const maxPool2d: NativeKernel<'maxPool2d'> = (ctx, [x], [y], params) => {
+const maxPool2d: NativeKernel<'maxPool2d'> = (ctx, { 0: x }, { 0: y }, params) => {
   if (!x || !y) return false;
   const dx = dtCode(x.dtype);
   const dy = dtCode(y.dtype);
@@ -309,7 +309,7 @@ const maxPool2d: NativeKernel<'maxPool2d'> = (ctx, [x], [y], params) => {
 };
 
 /** maxPool2dBackward (x, gy) -> dx (the arg-max recomputed from x, as the reference does). */
-const maxPool2dBackward: NativeKernel<'maxPool2dBackward'> = (ctx, [x, gy], [dx], params) => {
+const maxPool2dBackward: NativeKernel<'maxPool2dBackward'> = (ctx, { 0: x, 1: gy }, { 0: dx }, params) => {
   if (!x || !gy || !dx) return false;
   const cx = dtCode(x.dtype);
   const cgy = dtCode(gy.dtype);

@@ -36,7 +36,7 @@ function elementwise(ctx: NativeContext, operands: readonly KernelTensor[], o: K
 
 /** `kernel(lead..., p_1 + u0, ..., p_k + u0, u1 - u0, ...tail)` over element parts of the pointers. */
 function byParts(ctx: NativeContext, kernel: string, itemsize: number, pointers: readonly number[], n: number, cost: number, lead: readonly number[], tail: readonly number[] = []): void {
-  ctx.pool.run(kernel, mapPacked(elementParts(ctx.pool, n, cost), ([u0, u1]) => [...lead, ...pointers.map((p) => p + u0 * itemsize), u1 - u0, ...tail]));
+  ctx.pool.run(kernel, mapPacked(elementParts(ctx.pool, n, cost), ({ 0: u0, 1: u1 }) => [...lead, ...pointers.map((p) => p + u0 * itemsize), u1 - u0, ...tail]));
 }
 
 /** Relative cost per element of a table lookup (exact 16-bit GELU). */
@@ -63,26 +63,26 @@ function geluTable(ctx: NativeContext, fmt: string): number {
 
 const isExact16 = (fmt: string, p: GeluParams) => p.approximate !== 'tanh' && (fmt === 'f16' || fmt === 'bf16');
 
-const gelu: NativeKernel<'gelu'> = (ctx, [x], [o], p: GeluParams) =>
+const gelu: NativeKernel<'gelu'> = (ctx, { 0: x }, { 0: o }, p: GeluParams) =>
   !!x && !!o && elementwise(ctx, [x], o, (fmt, ptrs, n) => {
     if (isExact16(fmt, p)) byParts(ctx, 'gelu_lut16', o.dtype.itemsize, ptrs, n, LUT_COST, [geluTable(ctx, fmt)]);
     else byParts(ctx, `gelu_${fmt}`, o.dtype.itemsize, ptrs, n, GELU_COST, [p.approximate === 'tanh' ? 1 : 0]);
   });
 
-const geluBackward: NativeKernel<'geluBackward'> = (ctx, [x, g], [o], p: GeluParams) =>
+const geluBackward: NativeKernel<'geluBackward'> = (ctx, { 0: x, 1: g }, { 0: o }, p: GeluParams) =>
   !!x && !!g && !!o && elementwise(ctx, [x, g], o, (fmt, ptrs, n) => {
     if (isExact16(fmt, p)) byParts(ctx, `gelu_grad_lut_${fmt}`, o.dtype.itemsize, ptrs, n, LUT_COST, [geluTable(ctx, fmt)]);
     else byParts(ctx, `gelu_grad_${fmt}`, o.dtype.itemsize, ptrs, n, GELU_COST, [p.approximate === 'tanh' ? 1 : 0]);
   });
 
-const reciprocal: NativeKernel<'reciprocal'> = (ctx, [x], [o]) =>
+const reciprocal: NativeKernel<'reciprocal'> = (ctx, { 0: x }, { 0: o }) =>
   !!x && !!o && elementwise(ctx, [x], o, (fmt, ptrs, n) => byParts(ctx, `unary_math_${fmt}`, o.dtype.itemsize, ptrs, n, MATH_COST, [OP.reciprocal], [NaN, NaN]));
 
-const clamp: NativeKernel<'clamp'> = (ctx, [x], [o], p: ClampParams) =>
+const clamp: NativeKernel<'clamp'> = (ctx, { 0: x }, { 0: o }, p: ClampParams) =>
   !!x && !!o && elementwise(ctx, [x], o, (fmt, ptrs, n) => byParts(ctx, `unary_math_${fmt}`, o.dtype.itemsize, ptrs, n, MATH_COST, [OP.clamp], [p.min ?? NaN, p.max ?? NaN]));
 
 /** a^b; b a tensor like a, or one value broadcast (of any float format: a 16-bit a's float32 exponent). */
-const pow: NativeKernel<'pow'> = (ctx, [a, b], [o]) => {
+const pow: NativeKernel<'pow'> = (ctx, { 0: a, 1: b }, { 0: o }) => {
   if (!a || !b || !o || !fmtOf(b.dtype)) return false;
   if (isScalar(b) && (numel(o.shape) > 1 || b.dtype !== o.dtype)) {
     const e = ctx.readScalar(b);
@@ -108,13 +108,13 @@ function around(shape: readonly number[], dim: number): [number, number, number]
 /** Row copies made on the calling thread at most before leaving a selection to the reference. */
 const MAX_ROW_COPIES = 1 << 20;
 
-const indexSelect: NativeKernel<'indexSelect'> = (ctx, [x, index], [o], p: DimParams) => {
+const indexSelect: NativeKernel<'indexSelect'> = (ctx, { 0: x, 1: index }, { 0: o }, p: DimParams) => {
   if (!x || !index || !o || x.dtype !== o.dtype || !contiguous(x) || !contiguous(o) || unsafeAlias(x, o)) return false;
-  const [outer, n, inner] = around(x.shape, p.dim);
+  const { 0: outer, 1: n, 2: inner } = around(x.shape, p.dim);
   const idx = indices(ctx, index, n);
   if (!idx || outer * idx.length > MAX_ROW_COPIES) return false;
   const size = x.dtype.itemsize;
-  const [px, po] = [ctx.address(x), ctx.address(o)];
+  const { 0: px, 1: po } = [ctx.address(x), ctx.address(o)];
   const u8 = ctx.heap.views().u8;
   const row = inner * size;
   for (let r = 0; r < outer; r++) {
@@ -128,19 +128,19 @@ const indexSelect: NativeKernel<'indexSelect'> = (ctx, [x, index], [o], p: DimPa
 
 const INDEX_ADD_ACC = 'index-add-acc';
 
-const indexAdd: NativeKernel<'indexAdd'> = (ctx, [src, index], [o], p: DimParams) => {
+const indexAdd: NativeKernel<'indexAdd'> = (ctx, { 0: src, 1: index }, { 0: o }, p: DimParams) => {
   if (!src || !index || !o || src.dtype !== o.dtype || !contiguous(src) || !contiguous(o) || unsafeAlias(src, o)) return false;
   const fmt = fmtOf(o.dtype);
   if (!fmt) return false;
-  const [outer, n, inner] = around(o.shape, p.dim);
+  const { 0: outer, 1: n, 2: inner } = around(o.shape, p.dim);
   const idx = indices(ctx, index, n);
   if (!idx) return false;
   const m = idx.length;
   // float64 sums of every output row of one outer slice, each part owning a range of rows
   const acc = ctx.heap.cachedBlock(INDEX_ADD_ACC, Math.max(8, n * inner * 8));
   const parts = ctx.pool.split(n, Math.ceil((1 << 16) / Math.max(1, (m * inner) / n)));
-  const [ps, pi, po] = [ctx.address(src), ctx.address(index), ctx.address(o)];
-  ctx.pool.run(`index_add_${fmt}`, mapPacked(parts, ([r0, r1]) => [ps, pi, po, outer, m, n, inner, r0, r1, acc + r0 * inner * 8]));
+  const { 0: ps, 1: pi, 2: po } = [ctx.address(src), ctx.address(index), ctx.address(o)];
+  ctx.pool.run(`index_add_${fmt}`, mapPacked(parts, ({ 0: r0, 1: r1 }) => [ps, pi, po, outer, m, n, inner, r0, r1, acc + r0 * inner * 8]));
   return true;
 };
 

@@ -51,10 +51,10 @@ function elementwiseRows(ctx: NativeContext, kernel: string, cost: number, opera
   const po = ctx.address(o);
   runRows(ctx.pool, kernel, L, cost, (r0, r1, p) => {
     const args: number[] = [];
-    for (const v of lead) args.push(v);
+    for (let i = 0; i < lead.length; i++) args.push(lead[i]!);
     for (let k = 0; k < operands.length; k++) args.push(at(ctx, operands[k]!, L, k, p.offset));
     args.push(po + p.offset * size, r0, r1, L.n1, p.length);
-    for (const v of strides) args.push(v);
+    for (let i = 0; i < strides.length; i++) args.push(strides[i]!);
     return args;
   });
   return true;
@@ -66,7 +66,7 @@ const CMP_CODE = { eq: 0, ne: 1, lt: 2, le: 3, gt: 4, ge: 5, logicalAnd: 6, logi
 
 function compare(name: keyof typeof CMP_CODE): NativeKernel<typeof name> {
   const code = CMP_CODE[name];
-  return (ctx, [a, b], [o]) => {
+  return (ctx, { 0: a, 1: b }, { 0: o }) => {
     if (!a || !b || !o || o.dtype.name !== 'bool' || a.dtype !== b.dtype || !contiguous(o)) return false;
     const t = typeOf(a);
     if (!t) return false;
@@ -76,7 +76,7 @@ function compare(name: keyof typeof CMP_CODE): NativeKernel<typeof name> {
 
 /** isfinite (op 0) and logicalNot (op 1): any dtype -> bool. */
 function test(op: number): NativeKernel {
-  return (ctx, [x], [o]) => {
+  return (ctx, { 0: x }, { 0: o }) => {
     if (!x || !o || o.dtype.name !== 'bool' || !contiguous(o)) return false;
     const t = typeOf(x);
     if (!t) return false;
@@ -87,7 +87,7 @@ function test(op: number): NativeKernel {
 /* ------------------------------------------------------------------ neg, abs */
 
 function signOp(op: number): NativeKernel {
-  return (ctx, [x], [o]) => {
+  return (ctx, { 0: x }, { 0: o }) => {
     if (!x || !o || x.dtype !== o.dtype || !contiguous(o)) return false;
     const t = typeOf(x);
     if (t !== 'f32' && t !== 'f16' && t !== 'bf16' && t !== 'i32') return false;
@@ -97,12 +97,12 @@ function signOp(op: number): NativeKernel {
 
 /* ------------------------------------------------------------------ where, divBackwardDivisor */
 
-const where: NativeKernel = (ctx, [c, a, b], [o]) => {
+const where: NativeKernel = (ctx, { 0: c, 1: a, 2: b }, { 0: o }) => {
   if (!c || !a || !b || !o || c.dtype.name !== 'bool' || a.dtype !== o.dtype || b.dtype !== o.dtype || !contiguous(o)) return false;
   return elementwiseRows(ctx, `where${o.dtype.itemsize * 8}`, COST.light, [c, a, b], o);
 };
 
-const divBackwardDivisor: NativeKernel = (ctx, [a, b, g], [o]) => {
+const divBackwardDivisor: NativeKernel = (ctx, { 0: a, 1: b, 2: g }, { 0: o }) => {
   if (!a || !b || !g || !o || a.dtype !== o.dtype || b.dtype !== o.dtype || g.dtype !== o.dtype || !contiguous(o)) return false;
   const fmt = fmtOf(o.dtype);
   if (!fmt) return false;
@@ -127,39 +127,39 @@ const MIN_SOFTMAX_ELEMENTS_PER_PART = 4096;
 const sameShape = (s: readonly number[], t: readonly number[]): boolean => s.length === t.length && s.every((d, i) => d === t[i]);
 
 function softmaxLike(log: number): NativeKernel<'softmax' | 'logSoftmax'> {
-  return (ctx, [x], [o], params) => {
+  return (ctx, { 0: x }, { 0: o }, params) => {
     if (!x || !o || x.dtype !== o.dtype || !sameShape(x.shape, o.shape) || !contiguous(x) || !contiguous(o)) return false;
     const fmt = fmtOf(o.dtype);
     const g = aroundAxis(x.shape, params.dim);
     if (!fmt || !g) return false;
-    const [outer, n, inner] = g;
+    const { 0: outer, 1: n, 2: inner } = g;
     if (outer * n * inner === 0) return true;
     if (unsafeAlias(x, o)) return false;
     const units = outer * inner;
     const parts = ctx.pool.split(units, Math.ceil(MIN_SOFTMAX_ELEMENTS_PER_PART / n));
     const px = ctx.address(x);
     const po = ctx.address(o);
-    ctx.pool.run(`softmax_${fmt}`, mapPacked(parts, ([u0, u1]) => [log, px, po, u0, u1, n, inner]));
+    ctx.pool.run(`softmax_${fmt}`, mapPacked(parts, ({ 0: u0, 1: u1 }) => [log, px, po, u0, u1, n, inner]));
     return true;
   };
 }
 
 /** softmaxBackward / logSoftmaxBackward: inputs (y, g), the forward's output and the incoming gradient. */
 function softmaxGrad(log: number): NativeKernel<'softmaxBackward' | 'logSoftmaxBackward'> {
-  return (ctx, [y, g], [o], params) => {
+  return (ctx, { 0: y, 1: g }, { 0: o }, params) => {
     if (!y || !g || !o || y.dtype !== o.dtype || g.dtype !== o.dtype) return false;
     if (!sameShape(y.shape, o.shape) || !sameShape(g.shape, o.shape) || !contiguous(y) || !contiguous(g) || !contiguous(o)) return false;
     const fmt = fmtOf(o.dtype);
     const geo = aroundAxis(y.shape, params.dim);
     if (!fmt || !geo) return false;
-    const [outer, n, inner] = geo;
+    const { 0: outer, 1: n, 2: inner } = geo;
     if (outer * n * inner === 0) return true;
     if (unsafeAlias(y, o) || unsafeAlias(g, o)) return false;
     const parts = ctx.pool.split(outer * inner, Math.ceil(MIN_SOFTMAX_ELEMENTS_PER_PART / n));
     const py = ctx.address(y);
     const pg = ctx.address(g);
     const po = ctx.address(o);
-    ctx.pool.run(`softmax_grad_${fmt}`, mapPacked(parts, ([u0, u1]) => [log, py, pg, po, u0, u1, n, inner]));
+    ctx.pool.run(`softmax_grad_${fmt}`, mapPacked(parts, ({ 0: u0, 1: u1 }) => [log, py, pg, po, u0, u1, n, inner]));
     return true;
   };
 }
@@ -183,12 +183,12 @@ function indicesValid(ctx: NativeContext, index: KernelTensor, count: number, n:
   return (ctx.pool.call('index_check', ctx.address(index), count, n) as number) === 0;
 }
 
-const gather: NativeKernel<'gather'> = (ctx, [x, index], [o], params) => {
+const gather: NativeKernel<'gather'> = (ctx, { 0: x, 1: index }, { 0: o }, params) => {
   if (!x || !index || !o || index.dtype.name !== 'int32' || x.dtype !== o.dtype || !sameShape(o.shape, index.shape)) return false;
   if (!contiguous(x) || !contiguous(index) || !contiguous(o)) return false;
   const geo = indexGeometry(x.shape, index.shape, params.dim);
   if (!geo) return false;
-  const [outer, n, K, inner] = geo;
+  const { 0: outer, 1: n, 2: K, 3: inner } = geo;
   const count = outer * K * inner;
   if (count === 0) return true;
   if (unsafeAlias(x, o) || unsafeAlias(index, o)) return false;
@@ -197,18 +197,18 @@ const gather: NativeKernel<'gather'> = (ctx, [x, index], [o], params) => {
   const pi = ctx.address(index);
   const po = ctx.address(o);
   const parts = ctx.pool.split(outer, Math.ceil(minPerPart(COST.light) / (K * inner)));
-  ctx.pool.run(`take${o.dtype.itemsize * 8}`, mapPacked(parts, ([r0, r1]) => [px, pi, po, r0, r1, n, K, inner]));
+  ctx.pool.run(`take${o.dtype.itemsize * 8}`, mapPacked(parts, ({ 0: r0, 1: r1 }) => [px, pi, po, r0, r1, n, K, inner]));
   return true;
 };
 
 /** scatterAdd (src, index) -> zeros of the output's shape with src added at the indexed places. */
-const scatterAdd: NativeKernel<'scatterAdd'> = (ctx, [src, index], [o], params) => {
+const scatterAdd: NativeKernel<'scatterAdd'> = (ctx, { 0: src, 1: index }, { 0: o }, params) => {
   if (!src || !index || !o || index.dtype.name !== 'int32' || src.dtype !== o.dtype || !sameShape(src.shape, index.shape)) return false;
   const fmt = fmtOf(o.dtype);
   if (!fmt || !contiguous(src) || !contiguous(index) || !contiguous(o)) return false;
   const geo = indexGeometry(o.shape, index.shape, params.dim);
   if (!geo) return false;
-  const [outer, n, K, inner] = geo;
+  const { 0: outer, 1: n, 2: K, 3: inner } = geo;
   if (outer * n * inner === 0) return true;
   if (unsafeAlias(src, o) || unsafeAlias(index, o)) return false;
   const count = outer * K * inner;
@@ -220,7 +220,7 @@ const scatterAdd: NativeKernel<'scatterAdd'> = (ctx, [src, index], [o], params) 
   const pi = ctx.address(index);
   const po = ctx.address(o);
   ctx.heap.withScratch(parts.length * rowBytes, (scratch) => {
-    ctx.pool.run(`scatter_add_${fmt}`, mapPacked(parts, ([r0, r1], i) => [ps, pi, po, r0, r1, n, K, inner, scratch + i * rowBytes]));
+    ctx.pool.run(`scatter_add_${fmt}`, mapPacked(parts, ({ 0: r0, 1: r1 }, i) => [ps, pi, po, r0, r1, n, K, inner, scratch + i * rowBytes]));
   });
   return true;
 };

@@ -127,8 +127,8 @@ export function runRows(
   args: (r0: number, r1: number, piece: { offset: number; length: number }) => number[],
 ): void {
   if (L.rows === 1) {
-    pool.run(kernel, mapPacked(elementParts(pool, L.inner, cost), ([u0, u1]) => args(0, 1, { offset: u0, length: u1 - u0 })));
+    pool.run(kernel, mapPacked(elementParts(pool, L.inner, cost), ({ 0: u0, 1: u1 }) => args(0, 1, { offset: u0, length: u1 - u0 })));
   } else {
-    pool.run(kernel, mapPacked(rowParts(pool, L, cost), ([r0, r1]) => args(r0, r1, { offset: 0, length: L.inner })));
+    pool.run(kernel, mapPacked(rowParts(pool, L, cost), ({ 0: r0, 1: r1 }) => args(r0, r1, { offset: 0, length: L.inner })));
   }
 }

@@ -33,7 +33,7 @@ function slopeOf(op: keyof typeof OP, params: KernelParams<ActivationKernel>): n
  */
 function activation(op: keyof typeof OP, kernel: 'unary' | 'unary_grad'): NativeKernel<ActivationKernel> {
   const arity = kernel === 'unary' ? 1 : 2;
-  const run: NativeKernel<ActivationKernel> = (ctx, inputs, [o], params) => {
+  const run: NativeKernel<ActivationKernel> = (ctx, inputs, { 0: o }, params) => {
     const operands = inputs.slice(0, arity);
     if (!o || operands.length !== arity || operands.some((t) => t.dtype !== o.dtype) || !contiguous(o)) return false;
     const fmt = fmtOf(o.dtype);
@@ -44,7 +44,7 @@ function activation(op: keyof typeof OP, kernel: 'unary' | 'unary_grad'): Native
     const pointers = [...operands.map((t) => ctx.address(t)), ctx.address(o)];
     const cost = op === 'leakyRelu' ? 1 : op === 'rsqrt' ? SQRT_COST : TRANSCENDENTAL_COST;
     const slope = slopeOf(op, params);
-    ctx.pool.run(`${kernel}_${fmt}`, mapPacked(elementParts(ctx.pool, numel(o.shape), cost), ([u0, u1]) => [OP[op], ...pointers.map((p) => p + u0 * size), u1 - u0, slope]));
+    ctx.pool.run(`${kernel}_${fmt}`, mapPacked(elementParts(ctx.pool, numel(o.shape), cost), ({ 0: u0, 1: u1 }) => [OP[op], ...pointers.map((p) => p + u0 * size), u1 - u0, slope]));
     return true;
   };
   return run;
@@ -54,7 +54,7 @@ function activation(op: keyof typeof OP, kernel: 'unary' | 'unary_grad'): Native
 const MAX_CAT_ROW_COPIES = 65536;
 
 /** cat along params.dim into a contiguous output: per piece a memcpy (or gather) of each outer row. */
-const cat: NativeKernel<'cat'> = (ctx: NativeContext, inputs: readonly KernelTensor[], [o], params) => {
+const cat: NativeKernel<'cat'> = (ctx: NativeContext, inputs: readonly KernelTensor[], { 0: o }, params) => {
   const dim = params.dim;
   if (!o || typeof dim !== 'number' || !contiguous(o) || inputs.some((x) => x.dtype !== o.dtype || unsafeAlias(x, o))) return false;
   const outer = numel(o.shape.slice(0, dim));

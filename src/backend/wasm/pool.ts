@@ -18,7 +18,7 @@
  */
 import type { WasmMemory, WasmModule } from './api.js';
 import {
-  ARGC, ARGS_BYTE_OFFSET, DONE, ERROR_UNITS, EXIT_CODE, EXITED, EXIT_KERNEL, KERNEL, MAX_ARGS, SEQ, SLOT_BYTES, SLOT_INTS, STATUS, readError,
+  ARGC, ARGS_BYTE_OFFSET, CLAIM, DONE, ERROR_UNITS, EXIT_CODE, EXITED, EXIT_KERNEL, KERNEL, MAX_ARGS, SEQ, SLOT_BYTES, SLOT_INTS, STATUS, TAKEN, readError,
   type WorkerInit,
 } from './protocol.js';
 import { canBlock, workerHost, type PoolWorker } from './threads.js';
@@ -47,6 +47,7 @@ export class KernelPool {
   private readonly ids = new Map<string, number>();
   private readonly fns: KernelFn[];
   private seq = 0;
+  private readonly taken: Uint8Array;
   private closed = false;
   /** Whether this thread may sleep in Atomics.wait (not a browser's main thread). */
   private readonly blocks = canBlock();
@@ -64,6 +65,7 @@ export class KernelPool {
     kernels.forEach((k, i) => this.ids.set(k, i));
     this.fns = kernels.map((k) => exports[k] as KernelFn);
     this.threads = workers.length + 1;
+    this.taken = new Uint8Array(workers.length);
     this.degradedReason = degraded;
   }
 
@@ -141,17 +143,23 @@ export class KernelPool {
     if (id === undefined) throw new Error(`wasm backend: the module has no kernel '${kernel}'`);
     const fn = this.fns[id]!;
     if (!this.retired && this.workers.length > 0 && !this.closed) {
-      const gone = this.workers.findIndex((_, w) => this.exitedWorker(w) !== null);
-      if (gone >= 0) this.retire(`worker ${gone} ${this.exitedWorker(gone)} between kernels`);
+      // a loop, not findIndex: no closure allocated per kernel call
+      for (let w = 0; w < this.workers.length; w++) {
+        const exited = this.exitedWorker(w);
+        if (exited) {
+          this.retire(`worker ${w} ${exited} between kernels`);
+          break;
+        }
+      }
     }
     if (parts.length <= 1 || this.workers.length === 0 || this.closed || this.retired) {
-      for (const p of parts) fn.apply(null, p as number[]);
+      for (let i = 0; i < parts.length; i++) fn.apply(null, parts[i] as number[]);
       return;
     }
     if (parts.length > this.threads) throw new Error(`wasm backend: ${parts.length} parts for ${this.threads} threads`);
     const ctrl = this.ctrl!;
     const argv = this.argv!;
-    const seq = (this.seq = (this.seq + 1) | 0);
+    const seq = (this.seq = (this.seq + 1) | 0 || 1); // never TAKEN
     const used = parts.length - 1;
     for (let w = 0; w < used; w++) {
       const args = parts[w + 1]!;
@@ -161,6 +169,7 @@ export class KernelPool {
       for (let i = 0; i < args.length; i++) argv[a0 + i] = args[i]!;
       ctrl[base + KERNEL] = id;
       ctrl[base + ARGC] = args.length;
+      Atomics.store(ctrl, base + CLAIM, seq);
       Atomics.store(ctrl, base + SEQ, seq);
       Atomics.notify(ctrl, base + SEQ, 1);
     }
@@ -170,18 +179,35 @@ export class KernelPool {
     } catch (e) {
       error = e;
     }
-    // Wait for every worker, even after one died: the others are still writing this call's outputs.
-    const deaths: string[] = [];
+    // Parts whose worker has not started them run here (protocol.ts): a worker whose core the OS
+    // gave to another thread (V8 compiling the first steps' code, another process) would otherwise
+    // hold the whole call up. Parts are independent ranges, so who runs one changes no result.
+    const taken = this.taken; // taken[w]: worker w took its part of this call
     for (let w = 0; w < used; w++) {
-      const death = this.waitFor(w, seq);
-      if (death) deaths.push(`worker ${w} ${death} while running ${kernel} (part ${w + 2} of ${parts.length})`);
+      if (Atomics.compareExchange(ctrl, w * SLOT_INTS + CLAIM, seq, TAKEN) !== seq) {
+        taken[w] = 1;
+        continue;
+      }
+      taken[w] = 0;
+      try {
+        fn.apply(null, parts[w + 1] as number[]);
+      } catch (e) {
+        error ??= e;
+      }
     }
-    if (deaths.length) {
+    // Wait for every worker that took its part, even after one died: the others are still writing this call's outputs.
+    let deaths: string[] | null = null; // allocated only when a worker died
+    for (let w = 0; w < used; w++) {
+      if (!taken[w]) continue;
+      const death = this.waitFor(w, seq);
+      if (death) (deaths ??= []).push(`worker ${w} ${death} while running ${kernel} (part ${w + 2} of ${parts.length})`);
+    }
+    if (deaths) {
       this.retire(deaths.join('; '));
       throw new Error(`wasm backend: ${deaths.join('; ')}; the call failed, and the pool now runs every kernel on the calling thread`);
     }
     for (let w = 0; w < used; w++) {
-      if (ctrl[w * SLOT_INTS + STATUS] !== 0) {
+      if (taken[w] && ctrl[w * SLOT_INTS + STATUS] !== 0) {
         error ??= new Error(`wasm backend: ${readError(this.errors!, w) || `${kernel} failed on worker ${w}`}`);
       }
     }
@@ -243,8 +269,10 @@ export class KernelPool {
     this.exitSignalled = true;
     this.workers.forEach((_, w) => {
       const base = w * SLOT_INTS;
+      const seq = (this.seq + 1) | 0 || 1;
       ctrl[base + KERNEL] = EXIT_KERNEL;
-      Atomics.store(ctrl, base + SEQ, (this.seq + 1) | 0);
+      Atomics.store(ctrl, base + CLAIM, seq);
+      Atomics.store(ctrl, base + SEQ, seq);
       Atomics.notify(ctrl, base + SEQ, 1);
     });
   }

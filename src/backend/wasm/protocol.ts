@@ -3,11 +3,16 @@
  * 256-byte slot per worker (its own cache lines), each slot an Int32 header followed by float64
  * kernel arguments (exact for every int32 address/count and every float32/float64 scalar).
  *
- *   main:   write KERNEL, ARGC and the arguments; Atomics.store(SEQ, seq); Atomics.notify(SEQ)
- *   worker: spin briefly, then Atomics.wait(SEQ, lastSeq); run exports[KERNEL](...args);
+ *   main:   write KERNEL, ARGC and the arguments; Atomics.store(CLAIM, seq); Atomics.store(SEQ, seq);
+ *           Atomics.notify(SEQ)
+ *   worker: spin briefly, then Atomics.wait(SEQ, lastSeq); take the part: compareExchange(CLAIM, seq,
+ *           TAKEN) (the main thread may have taken it: then skip this call); run exports[KERNEL](...args);
  *           STATUS = 0 | 1 (error, its message written to the slot's error text); Atomics.store(DONE, seq);
  *           Atomics.notify(DONE)
- *   main:   runs its own part meanwhile, then waits until every used slot's DONE equals seq.
+ *   main:   runs its own part meanwhile, then takes every part whose worker has not taken it yet (the
+ *           same compareExchange) and runs it itself, then waits until every slot whose worker took its
+ *           part has DONE equal to seq. A worker that is not running (the OS gave its core to V8's
+ *           compiler threads or to another process) thus never holds a call up. seq is never TAKEN (0).
  * KERNEL = -1 asks the worker to exit. A Node worker whose thread ends (process.exit, an uncaught
  * error) sets EXITED = 1 and EXIT_CODE from its 'exit' handler and notifies DONE, so the main
  * thread stops waiting for it at once (pool.ts; a thread killed without running handlers is found
@@ -24,6 +29,9 @@ export const KERNEL = 3;
 export const ARGC = 4;
 export const EXITED = 5;
 export const EXIT_CODE = 6;
+/** The call number while the slot's part is not taken yet; TAKEN once the worker or the main thread took it. */
+export const CLAIM = 7;
+export const TAKEN = 0;
 /** Arguments start 32 bytes into a slot. */
 export const ARGS_BYTE_OFFSET = 32;
 export const MAX_ARGS = (SLOT_BYTES - ARGS_BYTE_OFFSET) / 8;

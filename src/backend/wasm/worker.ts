@@ -4,7 +4,7 @@
  */
 import { wasmApi } from './api.js';
 import {
-  ARGC, ARGS_BYTE_OFFSET, DONE, EXIT_CODE, EXITED, EXIT_KERNEL, KERNEL, SEQ, SLOT_BYTES, SLOT_INTS, STATUS, writeError, type WorkerInit,
+  ARGC, ARGS_BYTE_OFFSET, CLAIM, DONE, EXIT_CODE, EXITED, EXIT_KERNEL, KERNEL, SEQ, SLOT_BYTES, SLOT_INTS, STATUS, TAKEN, writeError, type WorkerInit,
 } from './protocol.js';
 
 interface Channel {
@@ -67,6 +67,8 @@ async function main(channel: Channel): Promise<void> {
       s = Atomics.load(ctrl, base + SEQ);
     }
     seq = s;
+    // The main thread runs a part itself when it finished its own before this worker took it.
+    if (Atomics.compareExchange(ctrl, base + CLAIM, s, TAKEN) !== s) continue;
     const k = ctrl[base + KERNEL]!;
     if (k === EXIT_KERNEL) break;
     if (fault && ++calls === fault.call) {
