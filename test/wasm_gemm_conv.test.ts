@@ -259,6 +259,11 @@ describe('whole-batch convolution GEMMs (small maps) against the reference backe
       { N: 2, C: 5, H: 9, W: 9, O: 7, KH: 3, KW: 3, stride: 3, padding: 2, groups: 1 }, // stride 3, padding 2
       { N: 3, C: 6, H: 7, W: 7, O: 5, KH: 3, KW: 3, stride: 1, padding: 2, groups: 1, dilation: 2 }, // dilation 2
       { N: 2, C: 4, H: 9, W: 8, O: 3, KH: 2, KW: 3, stride: 2, padding: 1, groups: 1, dilation: 3 }, // dilation 3, stride 2
+      // stride 1 with the output map the input's size: im2col copies whole shifted planes
+      { N: 3, C: 5, H: 5, W: 7, O: 4, KH: 5, KW: 5, stride: 1, padding: 2, groups: 1 }, // 5x5 on a non-square map
+      { N: 4, C: 3, H: 2, W: 3, O: 5, KH: 5, KW: 5, stride: 1, padding: 2, groups: 1 }, // taps wholly outside the map
+      { N: 2, C: 6, H: 8, W: 1, O: 3, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1 }, // one-column map
+      { N: 3, C: 7, H: 4, W: 4, O: 6, KH: 1, KW: 1, stride: 1, padding: 0, groups: 1 }, // 1x1, nothing cut
     ];
     for (const dtype of FLOATS) cases.forEach((c, i) => checkConv(r, c, dtype, `resnet #${i}`));
   });
