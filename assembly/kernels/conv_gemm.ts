@@ -321,3 +321,62 @@ export function conv_flip_weight(dt: i32, src: usize, dst: usize, O: i32, C: i32
     }
   }
 }
+
+/**
+ * im2col of one output pixel (oh, ow) over images n0 .. n0 + nImg, its taps cropped to the window
+ * [kh0, kh0 + khN) x [kw0, kw0 + kwN) that reads the image: col[(ci * khN + a) * kwN + b][n - n0] =
+ * x[n][ci][oh * SH - PH + (kh0 + a) * DH][ow * SW - PW + (kw0 + b) * DW] (every index inside the
+ * image, by the caller's choice of window), in x's dtype (a copy). Parts split the rows.
+ */
+export function conv_im2col_pixel(desc: usize, dt: i32, x: usize, col: usize, n0: i32, nImg: i32, oh: i32, ow: i32, kh0: i32, khN: i32, kw0: i32, kwN: i32, part: i32, parts: i32): void {
+  const C = load<i32>(desc, 4), H = load<i32>(desc, 8), W = load<i32>(desc, 12);
+  const SH = load<i32>(desc, 28), SW = load<i32>(desc, 32), PH = load<i32>(desc, 36), PW = load<i32>(desc, 40);
+  const DH = load<i32>(desc, 44), DW = load<i32>(desc, 48);
+  const es = dtSize(dt);
+  const win = khN * kwN, K = C * win;
+  const k0 = share(K, part, parts, false), k1 = share(K, part, parts, true);
+  const imageStep = <usize>C * <usize>(H * W) * es;
+  for (let k = k0; k < k1; k++) {
+    const ci = k / win, t = k - ci * win;
+    const a = t / kwN, b = t - a * kwN;
+    const ih = oh * SH - PH + (kh0 + a) * DH, iw = ow * SW - PW + (kw0 + b) * DW;
+    let src = x + <usize>n0 * imageStep + <usize>((ci * H + ih) * W + iw) * es;
+    const dst = col + <usize>k * <usize>nImg * es;
+    if (es == 4) {
+      for (let n = 0; n < nImg; n++) {
+        store<u32>(dst + (<usize>n << 2), load<u32>(src));
+        src += imageStep;
+      }
+    } else {
+      for (let n = 0; n < nImg; n++) {
+        store<u16>(dst + (<usize>n << 1), load<u16>(src));
+        src += imageStep;
+      }
+    }
+  }
+}
+
+/**
+ * One output pixel's GEMM result into NCHW: dst[n][c][p] = src[c][n - n0] for images n0 .. n0 +
+ * nImg, channels c < C, P pixels per plane (dtype dt, a copy). Parts split the channels.
+ */
+export function conv_pixel_from_channel_major(dt: i32, src: usize, dst: usize, n0: i32, nImg: i32, C: i32, P: i32, p: i32, part: i32, parts: i32): void {
+  const es = dtSize(dt);
+  const c0 = share(C, part, parts, false), c1 = share(C, part, parts, true);
+  const imageStep = <usize>C * <usize>P * es;
+  for (let c = c0; c < c1; c++) {
+    const s = src + <usize>c * <usize>nImg * es;
+    let d = dst + <usize>n0 * imageStep + <usize>(c * P + p) * es;
+    if (es == 4) {
+      for (let n = 0; n < nImg; n++) {
+        store<u32>(d, load<u32>(s + (<usize>n << 2)));
+        d += imageStep;
+      }
+    } else {
+      for (let n = 0; n < nImg; n++) {
+        store<u16>(d, load<u16>(s + (<usize>n << 1)));
+        d += imageStep;
+      }
+    }
+  }
+}
