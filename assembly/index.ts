@@ -34,7 +34,7 @@ export {
   conv2d_forward, conv2d_grad_input, conv2d_grad_weight, conv2d_grad_bias, conv2d_scratch_bytes,
 } from './kernels/conv';
 export {
-  conv_im2col, conv_col2im, conv_to_channel_major, conv_from_channel_major, conv_round_f32, conv_crop_taps, conv_uncrop_taps, conv_flip_weight,
+  conv_im2col, conv_col2im, conv_to_channel_major, conv_from_channel_major, conv_round_f32, conv_crop_taps, conv_uncrop_taps, conv_flip_weight, conv_im2col_pixel, conv_pixel_from_channel_major,
 } from './kernels/conv_gemm'; // whole-batch convolution GEMMs (src/backend/wasm/native_conv_gemm.ts)
 export { lstm_scratch_bytes, lstm_pack, lstm_forward, lstm_backward } from './kernels/lstm'; // fused LSTM layer (src/backend/wasm/native_lstm.ts)
 export { bn_stats, bn_train, bn_grad_sums, bn_backward_input } from './kernels/batch_norm'; // fused batch norm (src/backend/wasm/native_batch_norm.ts)

@@ -28,7 +28,7 @@ import { kernelView } from '../src/ops/dispatch.js';
 import type { Conv2dParams, KernelName, KernelParams } from '../src/backend/kernels.js';
 import { withinAccumulationBound } from './helpers/compare.js';
 import { rng } from './helpers/rng.js';
-import { cropTaps } from '../src/backend/wasm/native_conv_gemm.js';
+import { cropTaps, pixelWindows } from '../src/backend/wasm/native_conv_gemm.js';
 import { contiguousStrides, numel } from '../src/shape/strides.js';
 
 const FLOATS = ['float32', 'float16', 'bfloat16'] as const;
@@ -259,6 +259,11 @@ describe('whole-batch convolution GEMMs (small maps) against the reference backe
       { N: 2, C: 5, H: 9, W: 9, O: 7, KH: 3, KW: 3, stride: 3, padding: 2, groups: 1 }, // stride 3, padding 2
       { N: 3, C: 6, H: 7, W: 7, O: 5, KH: 3, KW: 3, stride: 1, padding: 2, groups: 1, dilation: 2 }, // dilation 2
       { N: 2, C: 4, H: 9, W: 8, O: 3, KH: 2, KW: 3, stride: 2, padding: 1, groups: 1, dilation: 3 }, // dilation 3, stride 2
+      // stride 1 with the output map the input's size: im2col copies whole shifted planes
+      { N: 3, C: 5, H: 5, W: 7, O: 4, KH: 5, KW: 5, stride: 1, padding: 2, groups: 1 }, // 5x5 on a non-square map
+      { N: 4, C: 3, H: 2, W: 3, O: 5, KH: 5, KW: 5, stride: 1, padding: 2, groups: 1 }, // taps wholly outside the map
+      { N: 2, C: 6, H: 8, W: 1, O: 3, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1 }, // one-column map
+      { N: 3, C: 7, H: 4, W: 4, O: 6, KH: 1, KW: 1, stride: 1, padding: 0, groups: 1 }, // 1x1, nothing cut
     ];
     for (const dtype of FLOATS) cases.forEach((c, i) => checkConv(r, c, dtype, `resnet #${i}`));
   });
@@ -270,12 +275,22 @@ describe('whole-batch convolution GEMMs (small maps) against the reference backe
     assert.deepEqual(cropTaps(desc(2, 2, 3, 3, 2, 1), 1, 1), { desc: desc(2, 2, 2, 2, 2, 0), kh0: 1, khN: 2, kw0: 1, kwN: 2 });
     assert.equal(cropTaps(desc(2, 2, 3, 3, 1, 1), 2, 2), null); // every tap reads the image for some output
     assert.equal(cropTaps(desc(8, 8, 3, 3, 1, 1), 8, 8), null);
+    // layer3's 2x2 maps: forward by output pixel, each over the 2x2 window it reads (16 of 36 taps)
+    assert.deepEqual(pixelWindows(desc(2, 2, 3, 3, 1, 1), 2, 2), [
+      { oh: 0, ow: 0, kh0: 1, khN: 2, kw0: 1, kwN: 2 }, { oh: 0, ow: 1, kh0: 1, khN: 2, kw0: 0, kwN: 2 },
+      { oh: 1, ow: 0, kh0: 0, khN: 2, kw0: 1, kwN: 2 }, { oh: 1, ow: 1, kh0: 0, khN: 2, kw0: 0, kwN: 2 },
+    ]);
+    assert.equal(pixelWindows(desc(4, 4, 3, 3, 1, 1), 4, 4), null); // 100 of 144 taps live
+    assert.equal(pixelWindows(desc(4, 4, 3, 3, 2, 1), 2, 2), null); // 25 of 36
     const r = rng(115);
     const cases: Conv[] = [
       { N: 5, C: 300, H: 1, W: 1, O: 9, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1 }, // cropped K = 300 passes the 256 block
       { N: 4, C: 6, H: 1, W: 5, O: 7, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1 }, // cropped along H only
       { N: 3, C: 5, H: 2, W: 3, O: 4, KH: 5, KW: 5, stride: 2, padding: 2, groups: 1 }, // 5x5 stride 2 on a 2x3 map
       { N: 3, C: 4, H: 1, W: 1, O: 6, KH: 3, KW: 3, stride: 1, padding: 2, groups: 1, dilation: 2 }, // dilation 2, 1x1 map
+      { N: 5, C: 70, H: 2, W: 2, O: 9, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1 }, // by output pixel: K = 280 per pixel passes the 256 block
+      { N: 3, C: 4, H: 3, W: 3, O: 5, KH: 5, KW: 5, stride: 1, padding: 2, groups: 1 }, // by output pixel: 3x3 of 25 taps each
+      { N: 70, C: 3, H: 2, W: 2, O: 4, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1, dilation: 1 }, // by output pixel, 70 images
     ];
     for (const dtype of FLOATS) cases.forEach((c, i) => checkConv(r, c, dtype, `cropped #${i}`));
   });

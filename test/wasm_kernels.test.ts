@@ -392,10 +392,17 @@ function poolValues(r: () => number, n: number): Float32Array {
   });
 }
 
-function checkPool(r: () => number, p: PoolCase, dtype: Float, what: string, expectNative: boolean): void {
+/** poolValues with signed zeros among the ties (the first of -0 / +0 must win, bits and gradient) and one NaN. */
+function poolValuesZerosNaN(r: () => number, n: number): Float32Array {
+  const v = poolValues(r, n).map((x) => (r() < 0.3 ? (r() < 0.5 ? -0 : 0) : x));
+  v[Math.floor(r() * n)] = NaN;
+  return v;
+}
+
+function checkPool(r: () => number, p: PoolCase, dtype: Float, what: string, expectNative: boolean, values = poolValues): void {
   const [OH, OW] = poolOut(p)!;
   const outShape = [...p.shape.slice(0, -2), OH, OW];
-  const x: Spec = { data: poolValues(r, numel(p.shape)), dtype, shape: p.shape, strides: contiguousStrides(p.shape), offset: 0 };
+  const x: Spec = { data: values(r, numel(p.shape)), dtype, shape: p.shape, strides: contiguousStrides(p.shape), offset: 0 };
   const gy = dense(r, outShape, dtype);
   const params = { kernel: p.kernel, stride: p.stride, padding: p.padding, dilation: p.dilation, ceilMode: p.ceilMode, countIncludePad: true, divisorOverride: null };
   const label = `${what} ${dtype} ${JSON.stringify(p)}`;
@@ -407,6 +414,7 @@ function checkPool(r: () => number, p: PoolCase, dtype: Float, what: string, exp
     const fwd = runKernel(name, 'maxPool2d', [x], { shape: outShape, dtype }, params);
     const bwd = runKernel(name, 'maxPool2dBackward', [x, gy], { shape: p.shape, dtype }, params);
     sameValues(fwd.values, fwdRef.values, `maxPool2d ${label} on ${name}`);
+    fwd.values.forEach((v, i) => { if (!Number.isNaN(v) && !Object.is(v, fwdRef.values[i])) assert.fail(`maxPool2d ${label} on ${name}: element ${i} is ${v}, the reference gives ${fwdRef.values[i]} (sign of zero)`); });
     // overlapping windows sum gradients: float32 there, float64 in the reference
     if (overlap) withinAccumulationBound(bwd.values, bwdRef.values, bound.values, p.kernel[0] * p.kernel[1], dtype, `maxPool2dBackward ${label} on ${name}`);
     else sameValues(bwd.values, bwdRef.values, `maxPool2dBackward ${label} on ${name}`);
@@ -444,6 +452,17 @@ describe('native max-pool against the reference backend', () => {
         checkPool(r, { shape, kernel: [2, 2], stride: [2, 2], padding: [0, 0], dilation: [1, 1], ceilMode: false }, dtype, 'pool 2x2', true);
       }
       checkPool(r, { shape: [4, 6, 28, 28], kernel: [3, 3], stride: [2, 2], padding: [1, 1], dilation: [1, 1], ceilMode: false }, dtype, 'pool 3x3 s2 p1', true);
+    }
+  });
+
+  it("3x3 stride 2 padding 1 on even maps (ResNet's stem pool: the SIMD path), signed zeros, a NaN plane", () => {
+    const r = rng(34);
+    const p3 = (shape: number[]): PoolCase => ({ shape, kernel: [3, 3], stride: [2, 2], padding: [1, 1], dilation: [1, 1], ceilMode: false });
+    for (const dtype of FLOATS) {
+      for (const shape of [[4, 5, 16, 16], [2, 3, 32, 16], [3, 2, 8, 8], [2, 3, 12, 24], [7, 8, 16]]) {
+        checkPool(r, p3(shape), dtype, 'pool 3x3 s2 p1 (SIMD)', true);
+        checkPool(r, p3(shape), dtype, 'pool 3x3 s2 p1 (SIMD), zeros and NaN', true, poolValuesZerosNaN);
+      }
     }
   });
 

@@ -71,6 +71,42 @@ import { DT_F32, dtSize, loadF, storeF } from './gemm';
 }
 
 /**
+ * One im2col row (tap offsets offH, offW) of a stride-1 convolution whose output map is the input's
+ * size: each image's H x W block is its input plane shifted by offH * W + offW elements, with the
+ * rows and columns whose source falls outside the image zeroed. One contiguous copy per image (the
+ * rows in between come along, their wrapped-around edge columns zeroed after), instead of one
+ * copy per output row: ResNet's 8x8 .. 2x2 rows are 2 .. 16 bytes long.
+ */
+// @ts-ignore: decorator
+@inline function im2colShiftedPlanes(x: usize, rowBase: usize, es: usize, n0: i32, nImg: i32, C: i32, ci: i32, H: i32, W: i32, offH: i32, offW: i32): void {
+  const P = H * W;
+  const ohLo = min(max(0, -offH), H), ohHi = max(ohLo, min(H, H - offH));
+  const owLo = min(max(0, -offW), W), owHi = max(owLo, min(W, W - offW));
+  const planeBytes = <usize>P * es;
+  if (ohLo == ohHi || owLo == owHi) {
+    zeroRun(rowBase, <usize>nImg * planeBytes);
+    return;
+  }
+  // dst [a, b) reads src [a + shift, b + shift), inside the plane (first and last live elements)
+  const a = ohLo * W + owLo, b = (ohHi - 1) * W + owHi;
+  const shift = offH * W + offW;
+  const headBytes = <usize>a * es, copyBytes = <usize>(b - a) * es, tail = <usize>b * es;
+  const leftBytes = <usize>owLo * es, rightBytes = <usize>(W - owHi) * es, rowBytes = <usize>W * es;
+  let plane = x + (<usize>n0 * <usize>C + <usize>ci) * planeBytes;
+  const planeStep = <usize>C * planeBytes;
+  for (let n = 0; n < nImg; n++) {
+    const dst = rowBase + <usize>n * planeBytes;
+    zeroRun(dst, headBytes);
+    copyRun(dst + headBytes, plane + <usize>(a + shift) * es, copyBytes);
+    zeroRun(dst + tail, planeBytes - tail);
+    // the edge columns of the rows in between hold neighbouring rows' values: zero them
+    if (leftBytes != 0) for (let oh = ohLo + 1; oh < ohHi; oh++) zeroRun(dst + <usize>oh * rowBytes, leftBytes);
+    if (rightBytes != 0) for (let oh = ohLo; oh < ohHi - 1; oh++) zeroRun(dst + <usize>oh * rowBytes + <usize>owHi * es, rightBytes);
+    plane += planeStep;
+  }
+}
+
+/**
  * im2col of images n0 .. n0 + nImg: col[k][(n - n0) * P + oh * OW + ow] = x[n][ci][ih][iw] with
  * ih = oh * sh - ph + kh * dh (0 outside the image), in x's dtype `dt` (a copy, no rounding).
  * Parts split the K rows.
@@ -84,6 +120,8 @@ export function conv_im2col(desc: usize, dt: i32, x: usize, col: usize, n0: i32,
   const P = OH * OW, L = nImg * P, K = C * KH * KW;
   const es = dtSize(dt);
   const k0 = share(K, part, parts, false), k1 = share(K, part, parts, true);
+  // stride 1 with the output map the input's size ("same" padding: ResNet's 3x3 convolutions)
+  const sameMap = SH == 1 && SW == 1 && OH == H && OW == W;
   for (let k = k0; k < k1; k++) {
     const ci = k / (KH * KW), kk = k - ci * (KH * KW);
     const kh = kk / KW, kw = kk - kh * KW;
@@ -93,6 +131,10 @@ export function conv_im2col(desc: usize, dt: i32, x: usize, col: usize, n0: i32,
     const owLo = min(firstInside(offW, SW), owHi);
     const offH = kh * DH - PH;
     const rowBase = col + <usize>k * <usize>L * es;
+    if (sameMap) {
+      im2colShiftedPlanes(x, rowBase, es, n0, nImg, C, ci, H, W, offH, offW);
+      continue;
+    }
     for (let n = 0; n < nImg; n++) {
       const plane = x + (<usize>(n0 + n) * <usize>C + <usize>ci) * <usize>(H * W) * es;
       for (let oh = 0; oh < OH; oh++) {
@@ -275,6 +317,65 @@ export function conv_flip_weight(dt: i32, src: usize, dst: usize, O: i32, C: i32
         } else {
           for (let b = 0; b < kwN; b++) store<u16>(dr + (<usize>b << 1), load<u16>(sr - (<usize>b << 1)));
         }
+      }
+    }
+  }
+}
+
+/**
+ * im2col of one output pixel (oh, ow) over images n0 .. n0 + nImg, its taps cropped to the window
+ * [kh0, kh0 + khN) x [kw0, kw0 + kwN) that reads the image: col[(ci * khN + a) * kwN + b][n - n0] =
+ * x[n][ci][oh * SH - PH + (kh0 + a) * DH][ow * SW - PW + (kw0 + b) * DW] (every index inside the
+ * image, by the caller's choice of window), in x's dtype (a copy). Parts split the rows.
+ */
+export function conv_im2col_pixel(desc: usize, dt: i32, x: usize, col: usize, n0: i32, nImg: i32, oh: i32, ow: i32, kh0: i32, khN: i32, kw0: i32, kwN: i32, part: i32, parts: i32): void {
+  const C = load<i32>(desc, 4), H = load<i32>(desc, 8), W = load<i32>(desc, 12);
+  const SH = load<i32>(desc, 28), SW = load<i32>(desc, 32), PH = load<i32>(desc, 36), PW = load<i32>(desc, 40);
+  const DH = load<i32>(desc, 44), DW = load<i32>(desc, 48);
+  const es = dtSize(dt);
+  const win = khN * kwN, K = C * win;
+  const k0 = share(K, part, parts, false), k1 = share(K, part, parts, true);
+  const imageStep = <usize>C * <usize>(H * W) * es;
+  for (let k = k0; k < k1; k++) {
+    const ci = k / win, t = k - ci * win;
+    const a = t / kwN, b = t - a * kwN;
+    const ih = oh * SH - PH + (kh0 + a) * DH, iw = ow * SW - PW + (kw0 + b) * DW;
+    let src = x + <usize>n0 * imageStep + <usize>((ci * H + ih) * W + iw) * es;
+    const dst = col + <usize>k * <usize>nImg * es;
+    if (es == 4) {
+      for (let n = 0; n < nImg; n++) {
+        store<u32>(dst + (<usize>n << 2), load<u32>(src));
+        src += imageStep;
+      }
+    } else {
+      for (let n = 0; n < nImg; n++) {
+        store<u16>(dst + (<usize>n << 1), load<u16>(src));
+        src += imageStep;
+      }
+    }
+  }
+}
+
+/**
+ * One output pixel's GEMM result into NCHW: dst[n][c][p] = src[c][n - n0] for images n0 .. n0 +
+ * nImg, channels c < C, P pixels per plane (dtype dt, a copy). Parts split the channels.
+ */
+export function conv_pixel_from_channel_major(dt: i32, src: usize, dst: usize, n0: i32, nImg: i32, C: i32, P: i32, p: i32, part: i32, parts: i32): void {
+  const es = dtSize(dt);
+  const c0 = share(C, part, parts, false), c1 = share(C, part, parts, true);
+  const imageStep = <usize>C * <usize>P * es;
+  for (let c = c0; c < c1; c++) {
+    const s = src + <usize>c * <usize>nImg * es;
+    let d = dst + <usize>n0 * imageStep + <usize>(c * P + p) * es;
+    if (es == 4) {
+      for (let n = 0; n < nImg; n++) {
+        store<u32>(d, load<u32>(s + (<usize>n << 2)));
+        d += imageStep;
+      }
+    } else {
+      for (let n = 0; n < nImg; n++) {
+        store<u16>(d, load<u16>(s + (<usize>n << 1)));
+        d += imageStep;
       }
     }
   }

@@ -224,9 +224,16 @@ export function maxpool2d_forward(desc: usize, dtypes: i32, x: usize, y: usize, 
     return;
   }
   const xs = shiftOf(xDt), ys = shiftOf(yDt);
+  const fast = KH == 3 && KW == 3 && SH == 2 && SW == 2 && PH == 1 && PW == 1 && xDt == yDt && fast3x3s2(xDt, H, W, OH, OW);
+  const inf = xDt == F16 ? 0x7c00 : 0x7f80;
   for (let pl = p0; pl < p1; pl++) {
     const xp = x + ((<usize>pl * <usize>(H * W)) << xs);
     const yp = y + ((<usize>pl * <usize>(OH * OW)) << ys);
+    if (fast && !planeHasNaN(xDt, inf, xp, H * W)) {
+      if (xDt == F32) plane3x3s2f32(true, xp, yp, 0, F32, 0, W, OH, OW);
+      else plane3x3s2x16(true, xp, yp, 0, F16, 0, W, OH, OW);
+      continue;
+    }
     for (let oh = 0; oh < OH; oh++) {
       for (let ow = 0; ow < OW; ow++) {
         let m: f32 = -Infinity;
@@ -360,6 +367,165 @@ export function maxpool2d_forward(desc: usize, dtypes: i32, x: usize, y: usize, 
   }
 }
 
+/* ------------------------------------------------------------------ 3x3 / stride 2 / padding 1 */
+
+// ResNet's stem pool. Fast path for W = 2 OW, H = 2 OH (every window's centre tap at (2 oh, 2 ow)),
+// output rows cut in blocks of 8 (16-bit) or 4 (float32) windows: each input row is split into its
+// even columns E (iw = 2 ow), odd columns O (2 ow + 1) and O shifted by one window (2 ow - 1), and
+// the 9 taps are compared in the reference's scan order (kh, kw): the first tap equal to the
+// window's maximum wins (-0 equals +0), so the output keeps that tap's bits and the gradient goes
+// to it, as in the scalar scan. Planes holding a NaN take the scalar scan.
+
+/** Whether the fast path applies (the caller checked K = 3, S = 2, P = 1 and one format). */
+// @ts-ignore: decorator
+@inline function fast3x3s2(fmt: i32, H: i32, W: i32, OH: i32, OW: i32): bool {
+  return W == 2 * OW && H == 2 * OH && (OW & (fmt == F32 ? 3 : 7)) == 0;
+}
+
+/** Whether the plane of n (a multiple of 8) elements at p holds a NaN. */
+// @ts-ignore: decorator
+@inline function planeHasNaN(fmt: i32, inf: i32, p: usize, n: i32): bool {
+  let any = i32x4.splat(0);
+  if (fmt == F32) {
+    for (let i = 0; i < n; i += 4) {
+      const v = v128.load(p + (<usize>i << 2));
+      any = v128.or(any, f32x4.ne(v, v));
+    }
+  } else {
+    for (let i = 0; i < n; i += 8) any = v128.or(any, nan16(v128.load(p + (<usize>i << 1)), inf));
+  }
+  return v128.any_true(any);
+}
+
+/**
+ * One plane of the 16-bit fast path. fwd: y[oh][ow] = the bits of each window's first maximal
+ * tap; else: each window's dy added (float64) at its first maximal tap in buf (the plane's H x W
+ * float64 sums, scan order of the windows).
+ */
+// @ts-ignore: decorator
+@inline function plane3x3s2x16(fwd: bool, xp: usize, yp: usize, gp: usize, gFmt: i32, buf: usize, W: i32, OH: i32, OW: i32): void {
+  const MINKEY = i16x8.splat(-32768); // below every value's key: padding never wins
+  const rowBytes = <usize>W << 1;
+  for (let oh = 0; oh < OH; oh++) {
+    for (let ow0 = 0; ow0 < OW; ow0 += 8) {
+      let m = MINKEY;
+      // taps of the three rows 2oh-1, 2oh, 2oh+1 (the first is padding for oh = 0): bits and keys
+      let b0 = i16x8.splat(0), b1 = b0, b2 = b0, b3 = b0, b4 = b0, b5 = b0, b6 = b0, b7 = b0, b8 = b0;
+      let k0 = MINKEY, k1 = MINKEY, k2 = MINKEY, k3 = MINKEY, k4 = MINKEY, k5 = MINKEY, k6 = MINKEY, k7 = MINKEY, k8 = MINKEY;
+      for (let r = 0; r < 3; r++) {
+        const ih = 2 * oh - 1 + r;
+        if (ih < 0) continue;
+        const row = xp + <usize>ih * rowBytes + (<usize>(2 * ow0) << 1);
+        const lo = v128.load(row), hi = v128.load(row, 16);
+        const E = evens16(lo, hi), O = odds16(lo, hi);
+        const prev = ow0 > 0 ? i16x8.splat(load<u16>(row - 2)) : i16x8.splat(0);
+        const Om = i8x16.shuffle(prev, O, 0, 1, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29);
+        let kOm = valueKey(Om);
+        if (ow0 == 0) kOm = i16x8.replace_lane(kOm, 0, -32768);
+        const kE = valueKey(E), kO = valueKey(O);
+        m = i16x8.max_s(m, i16x8.max_s(kOm, i16x8.max_s(kE, kO)));
+        if (r == 0) { b0 = Om; b1 = E; b2 = O; k0 = kOm; k1 = kE; k2 = kO; }
+        else if (r == 1) { b3 = Om; b4 = E; b5 = O; k3 = kOm; k4 = kE; k5 = kO; }
+        else { b6 = Om; b7 = E; b8 = O; k6 = kOm; k7 = kE; k8 = kO; }
+      }
+      // scan order: the first tap equal to the maximum
+      let found = i16x8.eq(k0, m);
+      let bits = v128.and(b0, found);
+      let tap = i16x8.splat(0);
+      let e = v128.andnot(i16x8.eq(k1, m), found);
+      bits = v128.bitselect(b1, bits, e); tap = v128.bitselect(i16x8.splat(1), tap, e); found = v128.or(found, e);
+      e = v128.andnot(i16x8.eq(k2, m), found);
+      bits = v128.bitselect(b2, bits, e); tap = v128.bitselect(i16x8.splat(2), tap, e); found = v128.or(found, e);
+      e = v128.andnot(i16x8.eq(k3, m), found);
+      bits = v128.bitselect(b3, bits, e); tap = v128.bitselect(i16x8.splat(3), tap, e); found = v128.or(found, e);
+      e = v128.andnot(i16x8.eq(k4, m), found);
+      bits = v128.bitselect(b4, bits, e); tap = v128.bitselect(i16x8.splat(4), tap, e); found = v128.or(found, e);
+      e = v128.andnot(i16x8.eq(k5, m), found);
+      bits = v128.bitselect(b5, bits, e); tap = v128.bitselect(i16x8.splat(5), tap, e); found = v128.or(found, e);
+      e = v128.andnot(i16x8.eq(k6, m), found);
+      bits = v128.bitselect(b6, bits, e); tap = v128.bitselect(i16x8.splat(6), tap, e); found = v128.or(found, e);
+      e = v128.andnot(i16x8.eq(k7, m), found);
+      bits = v128.bitselect(b7, bits, e); tap = v128.bitselect(i16x8.splat(7), tap, e); found = v128.or(found, e);
+      e = v128.andnot(i16x8.eq(k8, m), found);
+      bits = v128.bitselect(b8, bits, e); tap = v128.bitselect(i16x8.splat(8), tap, e);
+      if (fwd) {
+        v128.store(yp + (<usize>(oh * OW + ow0) << 1), bits);
+      } else {
+        scatter3x3s2(tap, 8, gp, gFmt, buf, W, OW, oh, ow0);
+      }
+    }
+  }
+}
+
+/** The float32 fast path's plane (4 windows at a time), as plane3x3s2x16. */
+// @ts-ignore: decorator
+@inline function plane3x3s2f32(fwd: bool, xp: usize, yp: usize, gp: usize, gFmt: i32, buf: usize, W: i32, OH: i32, OW: i32): void {
+  const NEGINF = f32x4.splat(-Infinity);
+  const rowBytes = <usize>W << 2;
+  const notLane0 = i32x4(0, -1, -1, -1);
+  for (let oh = 0; oh < OH; oh++) {
+    for (let ow0 = 0; ow0 < OW; ow0 += 4) {
+      let m = NEGINF;
+      let b0 = NEGINF, b1 = NEGINF, b2 = NEGINF, b3 = NEGINF, b4 = NEGINF, b5 = NEGINF, b6 = NEGINF, b7 = NEGINF, b8 = NEGINF;
+      for (let r = 0; r < 3; r++) {
+        const ih = 2 * oh - 1 + r;
+        if (ih < 0) continue;
+        const row = xp + <usize>ih * rowBytes + (<usize>(2 * ow0) << 2);
+        const lo = v128.load(row), hi = v128.load(row, 16);
+        const E = v128.shuffle<f32>(lo, hi, 0, 2, 4, 6), O = v128.shuffle<f32>(lo, hi, 1, 3, 5, 7);
+        const prev = ow0 > 0 ? f32x4.splat(load<f32>(row - 4)) : NEGINF;
+        const Om = v128.shuffle<f32>(prev, O, 0, 4, 5, 6);
+        m = f32x4.max(m, f32x4.max(Om, f32x4.max(E, O)));
+        if (r == 0) { b0 = Om; b1 = E; b2 = O; }
+        else if (r == 1) { b3 = Om; b4 = E; b5 = O; }
+        else { b6 = Om; b7 = E; b8 = O; }
+      }
+      // padding taps (row -1, column -1) never count: the maximum is a real value
+      const pad0 = oh == 0 ? i32x4.splat(0) : (ow0 == 0 ? notLane0 : i32x4.splat(-1));
+      const padCol = ow0 == 0 ? notLane0 : i32x4.splat(-1);
+      let found = v128.and(f32x4.eq(b0, m), pad0);
+      let bits = v128.and(b0, found);
+      let tap = i32x4.splat(0);
+      let e = v128.andnot(v128.and(f32x4.eq(b1, m), oh == 0 ? i32x4.splat(0) : i32x4.splat(-1)), found);
+      bits = v128.bitselect(b1, bits, e); tap = v128.bitselect(i32x4.splat(1), tap, e); found = v128.or(found, e);
+      e = v128.andnot(v128.and(f32x4.eq(b2, m), oh == 0 ? i32x4.splat(0) : i32x4.splat(-1)), found);
+      bits = v128.bitselect(b2, bits, e); tap = v128.bitselect(i32x4.splat(2), tap, e); found = v128.or(found, e);
+      e = v128.andnot(v128.and(f32x4.eq(b3, m), padCol), found);
+      bits = v128.bitselect(b3, bits, e); tap = v128.bitselect(i32x4.splat(3), tap, e); found = v128.or(found, e);
+      e = v128.andnot(f32x4.eq(b4, m), found);
+      bits = v128.bitselect(b4, bits, e); tap = v128.bitselect(i32x4.splat(4), tap, e); found = v128.or(found, e);
+      e = v128.andnot(f32x4.eq(b5, m), found);
+      bits = v128.bitselect(b5, bits, e); tap = v128.bitselect(i32x4.splat(5), tap, e); found = v128.or(found, e);
+      e = v128.andnot(v128.and(f32x4.eq(b6, m), padCol), found);
+      bits = v128.bitselect(b6, bits, e); tap = v128.bitselect(i32x4.splat(6), tap, e); found = v128.or(found, e);
+      e = v128.andnot(f32x4.eq(b7, m), found);
+      bits = v128.bitselect(b7, bits, e); tap = v128.bitselect(i32x4.splat(7), tap, e); found = v128.or(found, e);
+      e = v128.andnot(f32x4.eq(b8, m), found);
+      bits = v128.bitselect(b8, bits, e); tap = v128.bitselect(i32x4.splat(8), tap, e);
+      if (fwd) {
+        v128.store(yp + (<usize>(oh * OW + ow0) << 2), bits);
+      } else {
+        // i32 tap lanes -> i16 lanes 0..3 for the shared scatter
+        scatter3x3s2(i16x8.narrow_i32x4_s(tap, tap), 4, gp, gFmt, buf, W, OW, oh, ow0);
+      }
+    }
+  }
+}
+
+/** buf[tap's input pixel] += dy[oh][ow0 + l] (float64) for the n windows l of a block, in order. */
+// @ts-ignore: decorator
+@inline function scatter3x3s2(tap: v128, n: i32, gp: usize, gFmt: i32, buf: usize, W: i32, OW: i32, oh: i32, ow0: i32): void {
+  const gs = shiftOf(gFmt);
+  for (let l = 0; l < n; l++) {
+    const t = <i32>i16x8.extract_lane_u(tap, 0);
+    tap = i8x16.shuffle(tap, tap, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1);
+    const kh = t / 3, kw = t - kh * 3;
+    const ih = 2 * oh - 1 + kh, iw = 2 * (ow0 + l) - 1 + kw;
+    const p = buf + (<usize>(ih * W + iw) << 3);
+    store<f64>(p, load<f64>(p) + <f64>load1(gFmt, gp + (<usize>(oh * OW + ow0 + l) << gs)));
+  }
+}
+
 /**
  * dx (+)= scatter of dy to each window's arg-max (see the file comment).
  * dtypes: xDt | dyDt << 4 | dxDt << 8; flags: ACCUMULATE (4) adds to dx.
@@ -387,12 +553,17 @@ export function maxpool2d_backward(desc: usize, dtypes: i32, flags: i32, x: usiz
   // order, as the reference adds them), then one rounding per element
   const xs = shiftOf(xDt), gs = shiftOf(dyDt), ds = shiftOf(dxDt);
   const buf = scratch + <usize>part * <usize>maxpool2d_scratch_bytes(desc);
+  const fast = KH == 3 && KW == 3 && SH == 2 && SW == 2 && PH == 1 && PW == 1 && fast3x3s2(xDt, H, W, OH, OW);
+  const inf = xDt == F16 ? 0x7c00 : 0x7f80;
   for (let pl = p0; pl < p1; pl++) {
     const xp = x + ((<usize>pl * <usize>(H * W)) << xs);
     const gp = dy + ((<usize>pl * <usize>(OH * OW)) << gs);
     const dp = dx + ((<usize>pl * <usize>(H * W)) << ds);
     memory.fill(buf, 0, <usize>(H * W) * 8);
-    for (let oh = 0; oh < OH; oh++) {
+    if (fast && !planeHasNaN(xDt, inf, xp, H * W)) {
+      if (xDt == F32) plane3x3s2f32(false, xp, 0, gp, dyDt, buf, W, OH, OW);
+      else plane3x3s2x16(false, xp, 0, gp, dyDt, buf, W, OH, OW);
+    } else for (let oh = 0; oh < OH; oh++) {
       for (let ow = 0; ow < OW; ow++) {
         let m: f32 = -Infinity, bi = -1;
         for (let kh = 0; kh < KH; kh++) {
@@ -412,7 +583,17 @@ export function maxpool2d_backward(desc: usize, dtypes: i32, flags: i32, x: usiz
       }
     }
     const n = H * W;
-    for (let i = 0; i < n; i++) {
+    let i = 0;
+    if (!acc) {
+      // 8 at a time: float64 -> float32 (demote, round to nearest even) -> dx's format, as below
+      for (; i + 8 <= n; i += 8) {
+        const q = buf + (<usize>i << 3);
+        const v0 = v128.shuffle<f32>(f32x4.demote_f64x2_zero(v128.load(q)), f32x4.demote_f64x2_zero(v128.load(q, 16)), 0, 1, 4, 5);
+        const v1 = v128.shuffle<f32>(f32x4.demote_f64x2_zero(v128.load(q, 32)), f32x4.demote_f64x2_zero(v128.load(q, 48)), 0, 1, 4, 5);
+        store8(dxDt, dp + (<usize>i << ds), v0, v1);
+      }
+    }
+    for (; i < n; i++) {
       let v = load<f64>(buf + (<usize>i << 3));
       if (acc) v += <f64>load1(dxDt, dp + (<usize>i << ds));
       store1(dxDt, dp + (<usize>i << ds), <f32>v);
