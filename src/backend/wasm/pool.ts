@@ -192,7 +192,8 @@ export class KernelPool {
       try {
         fn.apply(null, parts[w + 1] as number[]);
       } catch (e) {
-        error ??= e;
+        // named as a worker's error would be (worker.ts), with where it ran
+        error ??= new Error(`wasm backend: ${kernel} part ${w + 2} of ${parts.length} on the calling thread (worker ${w} had not started it): ${e instanceof Error ? e.message : String(e)}`);
       }
     }
     // Wait for every worker that took its part, even after one died: the others are still writing this call's outputs.
