@@ -157,6 +157,17 @@ describe('pretrained weights from a local server', () => {
     const tuned = await mx.models.resnet50({ weights: path, width: 8, numClasses: 10 });
     assert.deepEqual(tuned.fc.weight.shape, [10, 256]);
     assert.deepEqual([...(await tuned.layer4.at(2).getParameter('bn3.bias').data())], [...(await fromPth.layer4.at(2).getParameter('bn3.bias').data())]);
+    // A file whose backbone keys are renamed, with a new head: one line, the first few keys of each kind and how many more.
+    const renamed = new Map<string, mx.Tensor>();
+    let n = 0;
+    for (const [k, v] of Object.entries(fromPth.stateDict())) renamed.set(k.startsWith('layer') && n++ < 10 ? `old.${k}` : k, v);
+    const renamedPath = join(dir, 'renamed.safetensors');
+    await mx.io.saveSafetensors(renamedPath, renamed);
+    await assert.rejects(mx.models.resnet50({ weights: renamedPath, width: 8, numClasses: 10 }), (e: Error) => {
+      assert.match(e.message, /^resnet50: .*renamed\.safetensors does not match resnet50's backbone: missing layer1\.0\.conv1\.weight, [^;]+ and 4 more; unexpected old\.layer1[^;]+ and 4 more$/);
+      assert.ok(!e.message.includes('\n'), e.message);
+      return true;
+    });
     await assert.rejects(mx.models.resnet50({ weights: 'IMAGENET1K_V3' }), /weights 'IMAGENET1K_V3' is neither a weights name of resnet50 \(IMAGENET1K_V1, IMAGENET1K_V2, DEFAULT\) nor an existing file/);
   });
 });

@@ -130,7 +130,7 @@ async function build(net: ResNetName, options: ResNetFactoryOptions): Promise<Re
     const { missingKeys, unexpectedKeys } = model.loadStateDict(backbone, { strict: false, allowDtypeCast: true });
     const missing = missingKeys.filter((k) => !k.startsWith('fc.'));
     if (missing.length || unexpectedKeys.length) {
-      throw new Error(`${net}: ${source} does not match ${net}'s backbone: ${[missing.length ? `missing ${missing.join(', ')}` : '', unexpectedKeys.length ? `unexpected ${unexpectedKeys.join(', ')}` : ''].filter(Boolean).join('; ')}`);
+      throw new Error(`${net}: ${source} does not match ${net}'s backbone: ${[missing.length ? `missing ${someOf(missing)}` : '', unexpectedKeys.length ? `unexpected ${someOf(unexpectedKeys)}` : ''].filter(Boolean).join('; ')}`);
     }
     return model;
   } finally {
@@ -152,4 +152,9 @@ export function resnet34(options: ResNetFactoryOptions = {}): Promise<ResNet> {
 /** ResNet-50 (torchvision's V1.5), optionally with pretrained weights. */
 export function resnet50(options: ResNetFactoryOptions = {}): Promise<ResNet> {
   return build('resnet50', options);
+}
+
+/** A key list for a one-line error: the first few names and how many more (a wrong file can have hundreds). */
+function someOf(keys: readonly string[], shown = 6): string {
+  return keys.length <= shown ? keys.join(', ') : `${keys.slice(0, shown).join(', ')} and ${keys.length - shown} more`;
 }
