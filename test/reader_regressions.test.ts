@@ -270,6 +270,7 @@ test('mixprec train --resume: a checkpoint whose training state does not fit nam
     [(m: any) => (m.epoch = 'x'), /epoch is "x" in its training state; expected a non-negative integer/],
     [(m: any) => (m.rng = [1, 2]), /its training state does not fit this run \(Generator\.setState: expected 5 numbers, got 2\)/],
     [(m: any) => (m.optimizer.paramGroups = []), /its training state does not fit this run \(loadStateDict: state has 0 parameter groups, optimizer has 1\)/],
+    [(m: any) => delete m.data, /its training state does not fit this run \(DataLoader\.loadState: expected \{ seed, epoch, batch \}\)/],
   ] as const) {
     const file = edited(edit);
     const r = runCli([...train, '--resume', file]);

@@ -345,7 +345,7 @@ export async function runTrain(args: TrainArgs, out: Output): Promise<number> {
       optimizer.loadStateDict(meta.optimizer);
       if (meta.precision === 'fp16' && args.precision === 'fp16') scaler.loadStateDict(meta.scaler);
       defaultGenerator.setState(meta.rng);
-      trainLoader.loadState(dp ? { ...meta.data, seed: dp.rankSeed(meta.data.seed) } : meta.data);
+      trainLoader.loadState(dp && meta.data ? { ...meta.data, seed: dp.rankSeed(meta.data.seed) } : meta.data); // no data state: loadState's own error
       epoch = stateCounter(file, 'epoch', meta.epoch);
       step = stateCounter(file, 'step', meta.step);
       skippedSteps = stateCounter(file, 'skippedSteps', meta.skippedSteps);
