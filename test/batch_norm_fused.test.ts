@@ -135,3 +135,32 @@ test('webgpu: training-mode batch norm is fused by default, in fewer dispatches 
   assert.ok(fused.dispatches * 2 < composite.dispatches, `fused ${fused.dispatches} vs composite ${composite.dispatches} dispatches`);
   assert.ok(fused.saved < composite.saved, `memory held by the forward: fused ${fused.saved} vs composite ${composite.saved} bytes`);
 });
+
+test(`fused batchNorm on ${backendName}: with one spatial position every channel's results are the same bits wherever it sits (wasm: 4 channels per vector, the rest one by one)`, async () => {
+  // C = 7 channels: on wasm channels 0-3 go through the 4-lane path and 4-6 through the per-channel
+  // one (one thread); rolling the channels moves each channel between the two paths.
+  const [N, C] = [9, 7];
+  for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
+    for (const shape of [[N, C], [N, C, 1, 1]]) {
+      const g = new mx.Generator(11);
+      const x0 = mx.randn(shape, { generator: g }).mul(2).add(0.7).to(dtype);
+      const gy0 = mx.randn(shape, { generator: g }).to(dtype);
+      const w0 = mx.randn([C], { generator: g });
+      const b0 = mx.randn([C], { generator: g });
+      const bits = async (t: Tensor) => Array.from(new Uint16Array((await t.contiguous().data() as Float32Array | Uint16Array).buffer));
+      const results: number[][][] = [];
+      for (let shift = 0; shift < C; shift++) {
+        const perm = mx.tensor(Array.from({ length: C }, (_, i) => (i + shift) % C), { dtype: 'int32' });
+        const back = mx.tensor(Array.from({ length: C }, (_, i) => (i - shift + C) % C), { dtype: 'int32' });
+        const x = x0.indexSelect(1, perm).requiresGrad_(true);
+        const w = w0.indexSelect(0, perm).requiresGrad_(true);
+        const b = b0.indexSelect(0, perm).requiresGrad_(true);
+        const rm = mx.zeros([C]), rv = mx.ones([C]);
+        const y = F.batchNorm(x, rm, rv, { training: true, weight: w, bias: b, fused: true });
+        y.mul(gy0.indexSelect(1, perm)).sum().backward();
+        results.push(await Promise.all([y.indexSelect(1, back), x.grad!.indexSelect(1, back), w.grad!.indexSelect(0, back), b.grad!.indexSelect(0, back), rm.indexSelect(0, back), rv.indexSelect(0, back)].map(bits)));
+      }
+      for (let shift = 1; shift < C; shift++) assert.deepEqual(results[shift], results[0], `${dtype} ${shape}: channels rolled by ${shift}`);
+    }
+  }
+});

@@ -266,12 +266,25 @@ export function conv_round_f32(dt: i32, src: usize, dst: usize, n: i32, part: i3
 export function conv_crop_taps(dt: i32, src: usize, dst: usize, rows: i32, KH: i32, KW: i32, kh0: i32, khN: i32, kw0: i32, kwN: i32, part: i32, parts: i32): void {
   const es = dtSize(dt);
   const r0 = share(rows, part, parts, false), r1 = share(rows, part, parts, true);
-  for (let r = r0; r < r1; r++) {
-    const s = src + <usize>r * <usize>(KH * KW) * es;
-    const d = dst + <usize>r * <usize>(khN * kwN) * es;
-    for (let a = 0; a < khN; a++) {
-      copyRun(d + <usize>(a * kwN) * es, s + <usize>((kh0 + a) * KW + kw0) * es, <usize>kwN * es);
+  const rowIn = <usize>(KH * KW) * es, rowOut = <usize>(khN * kwN) * es, lineIn = <usize>KW * es;
+  const runBytes = <usize>kwN * es;
+  let s = src + <usize>r0 * rowIn + <usize>(kh0 * KW + kw0) * es, d = dst + <usize>r0 * rowOut;
+  // runs of 2, 4 or 8 bytes (ResNet's 2x2 windows of a 3x3 kernel: 4 bytes in 16 bits; the centre
+  // tap: 2) as one load and store each: copyRun's loops cost more than the bytes they move
+  if (runBytes == 2 || runBytes == 4 || runBytes == 8) {
+    for (let r = r0; r < r1; r++, s += rowIn) {
+      let sa = s;
+      const dEnd = d + rowOut;
+      for (; d < dEnd; d += runBytes, sa += lineIn) {
+        if (runBytes == 2) store<u16>(d, load<u16>(sa));
+        else if (runBytes == 4) store<u32>(d, load<u32>(sa));
+        else store<u64>(d, load<u64>(sa));
+      }
     }
+    return;
+  }
+  for (let r = r0; r < r1; r++, s += rowIn, d += rowOut) {
+    for (let a = 0; a < khN; a++) copyRun(d + <usize>a * runBytes, s + <usize>a * lineIn, runBytes);
   }
 }
 
@@ -295,6 +308,9 @@ export function conv_uncrop_taps(dt: i32, src: usize, dst: usize, rows: i32, KH:
   }
 }
 
+/** Input channels flipped together by conv_flip_weight. */
+const FLIP_CB: i32 = 8;
+
 /**
  * The weight of grad-input as a forward convolution (stride 1, dilation 1): dst[ci][co][a][b] =
  * src[co][ci][kh0 + khN - 1 - a][kw0 + kwN - 1 - b] (dtype dt, a copy), i.e. the live window
@@ -305,17 +321,35 @@ export function conv_flip_weight(dt: i32, src: usize, dst: usize, O: i32, C: i32
   const es = dtSize(dt);
   const c0 = share(C, part, parts, false), c1 = share(C, part, parts, true);
   const live = khN * kwN;
-  for (let ci = c0; ci < c1; ci++) {
+  // a whole 3x3 plane flipped is its 9 values reversed: two or three vector moves
+  const whole9 = khN == 3 && kwN == 3 && KH == 3 && KW == 3;
+  // FLIP_CB input channels at a time, so each source cache line (several ci of one co) is read
+  // once for all of them instead of once per ci (the co loop strides C * KH * KW apart)
+  for (let cb = c0; cb < c1; cb += FLIP_CB) {
+    const ce = min(cb + FLIP_CB, c1);
     for (let co = 0; co < O; co++) {
-      const s = src + <usize>((co * C + ci) * KH * KW) * es;
-      const d = dst + <usize>((ci * O + co) * live) * es;
-      for (let a = 0; a < khN; a++) {
-        const sr = s + <usize>((kh0 + khN - 1 - a) * KW + kw0 + kwN - 1) * es;
-        const dr = d + <usize>(a * kwN) * es;
-        if (es == 4) {
-          for (let b = 0; b < kwN; b++) store<u32>(dr + (<usize>b << 2), load<u32>(sr - (<usize>b << 2)));
-        } else {
-          for (let b = 0; b < kwN; b++) store<u16>(dr + (<usize>b << 1), load<u16>(sr - (<usize>b << 1)));
+      for (let ci = cb; ci < ce; ci++) {
+        const s = src + <usize>((co * C + ci) * KH * KW) * es;
+        const d = dst + <usize>((ci * O + co) * live) * es;
+        if (whole9) {
+          if (es == 2) {
+            store<u16>(d, load<u16>(s, 16));
+            v128.store(d, v128.shuffle<u16>(v128.load(s), v128.load(s), 7, 6, 5, 4, 3, 2, 1, 0), 2);
+          } else {
+            store<u32>(d, load<u32>(s, 32));
+            v128.store(d, v128.shuffle<u32>(v128.load(s, 16), v128.load(s, 16), 3, 2, 1, 0), 4);
+            v128.store(d, v128.shuffle<u32>(v128.load(s), v128.load(s), 3, 2, 1, 0), 20);
+          }
+          continue;
+        }
+        for (let a = 0; a < khN; a++) {
+          const sr = s + <usize>((kh0 + khN - 1 - a) * KW + kw0 + kwN - 1) * es;
+          const dr = d + <usize>(a * kwN) * es;
+          if (es == 4) {
+            for (let b = 0; b < kwN; b++) store<u32>(dr + (<usize>b << 2), load<u32>(sr - (<usize>b << 2)));
+          } else {
+            for (let b = 0; b < kwN; b++) store<u16>(dr + (<usize>b << 1), load<u16>(sr - (<usize>b << 1)));
+          }
         }
       }
     }

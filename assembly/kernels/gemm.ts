@@ -554,10 +554,14 @@ export function gemm(
   // block sizes (depend on the shape and parts only, so every part agrees)
   let mb = min(MC, (M + MR - 1) & ~(MR - 1));
   let nb = min(NC, (N + NR - 1) & ~(NR - 1));
-  // keep a whole K x nb panel of op(B) packed when possible (nb >= 64)
-  while (nb > 64 && Kp * nb > B_CAP) nb = ((nb >> 1) + NR - 1) & ~(NR - 1);
+  // keep a whole K x nb panel of op(B) packed when possible (nb >= 64). Where K is too long for
+  // even that (a 7x7 stem's weight gradient: K = 16384 columns of its 64 images), narrower column
+  // blocks would only pack A once more each: keep them wide, and split the work just once per part
+  // (each unit packs its A and B blocks once per KC block whatever its size).
+  const canReside = Kp * 64 <= B_CAP;
+  if (canReside) while (nb > 64 && Kp * nb > B_CAP) nb = ((nb >> 1) + NR - 1) & ~(NR - 1);
   if (parts > 1) {
-    const want = parts * 4;
+    const want = canReside ? parts * 4 : parts;
     while (batch * cdiv(M, mb) * cdiv(N, nb) < want) {
       const canM = mb > 16, canN = nb > 32;
       if (canM && (mb * 2 >= nb || !canN)) mb = ((mb >> 1) + MR - 1) & ~(MR - 1);
