@@ -11,23 +11,13 @@
  *
  * Tile buffers are float32, row-major, rows and columns padded to multiples of 4 with zeros.
  */
-import { F32, F16, f32x4ToF16, f32x4ToBf16, widenLo } from './convert16';
+import { F32 } from './convert16';
 import { expNormal4 } from './vexp';
 import { madd } from './gemm';
-import { word, wordF, batchBase, elem } from './attention_desc';
+import { word, wordF, batchBase, elem, at, round4, load4, loadRow, store4, storeRow } from './attention_desc';
 
 export const TILE_ROWS: i32 = 16;
 export const TILE_COLS: i32 = 32;
-
-// @ts-ignore: decorator
-@inline function at(p: usize, i: i32): usize {
-  return p + (<usize>i << 2);
-}
-
-// @ts-ignore: decorator
-@inline function round4(n: i32): i32 {
-  return (n + 3) & ~3;
-}
 
 /**
  * C[R, N] (+)= op(A) B[K, N] (R, N multiples of 4; ldb, ldc in floats), op(A)[i, k] the float32 at
@@ -109,37 +99,6 @@ function mmAB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i32
 /** C[R, N] += A[K, R]^T B[K, N] (R, N multiples of 4). */
 function mmAtB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i32, N: i32, K: i32): void {
   mm(a, 4, <usize>lda << 2, b, ldb, c, ldc, R, N, K, true);
-}
-
-/** 4 elements of `fmt` at p widened to float32 (16-bit formats: one 8-byte load, SIMD widening; exact). */
-// @ts-ignore: decorator
-@inline function load4(fmt: i32, p: usize): v128 {
-  if (fmt == F32) return v128.load(p);
-  return widenLo(fmt, v128.load64_zero(p));
-}
-
-/** 4 float32 lanes rounded into `fmt` (nearest even, as store1) and stored at p. */
-// @ts-ignore: decorator
-@inline function store4(fmt: i32, p: usize, v: v128): void {
-  if (fmt == F32) v128.store(p, v);
-  else {
-    const bits = fmt == F16 ? f32x4ToF16(v) : f32x4ToBf16(v);
-    store<u64>(p, i64x2.extract_lane(i16x8.narrow_i32x4_u(bits, bits), 0));
-  }
-}
-
-/** One row of n elements of `fmt` at element `first` -> float32 at dst (n a multiple of 4). */
-// @ts-ignore: decorator
-@inline function loadRow(fmt: i32, p: usize, first: i32, n: i32, dst: usize): void {
-  const src = elem(fmt, p, first);
-  if (fmt == F32) memory.copy(dst, src, <usize>n << 2);
-  else for (let e = 0; e < n; e += 4) v128.store(at(dst, e), load4(fmt, elem(fmt, src, e)));
-}
-
-/** n float32 at src rounded into `fmt` at dst (n a multiple of 4). */
-// @ts-ignore: decorator
-@inline function storeRow(fmt: i32, dst: usize, src: usize, n: i32): void {
-  for (let e = 0; e < n; e += 4) store4(fmt, elem(fmt, dst, e), v128.load(at(src, e)));
 }
 
 /** `rows` rows of n elements of `fmt` (row stride ld elements, from element `first`) -> float32 [rows4, n], padding rows zeroed. */

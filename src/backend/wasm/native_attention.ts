@@ -4,9 +4,10 @@
  * and bfloat16 q, k, v of one format, read through their strides (the heads of a packed projection
  * need no copy) as long as the last dim is contiguous and the batch dims collapse to two; the mask
  * bool or of q's format, broadcast through strides (a [L, S] mask is never expanded); outputs
- * contiguous. The forward splits query tiles of every batch across the threads, the backward whole
- * batches (each accumulates its dk and dv over all query tiles). Scratch per thread: one tile set
- * (and the backward's float32 dq of one batch), from attention_scratch_bytes.
+ * contiguous. The forward splits query blocks of every batch across the threads (their size:
+ * attention_block_rows, which depends on the algorithm the shape gets), the backward whole batches
+ * (each accumulates its dk and dv over all query blocks). Scratch per thread: from
+ * attention_scratch_bytes.
  */
 import type { KernelTensor } from '../backend.js';
 import type { FlashAttentionParams } from '../kernels.js';
@@ -61,7 +62,7 @@ function writeDesc(ctx: NativeContext, g: Geometry, rows: readonly (readonly num
 
 /** Per-part scratch of `parts` parts; returns the first part's address and the bytes per part. */
 function scratch(ctx: NativeContext, g: Geometry, parts: number): [number, number] {
-  const per = ctx.pool.call('attention_scratch_bytes', g.L, g.E, g.Ev) as number;
+  const per = ctx.pool.call('attention_scratch_bytes', g.L, g.S, g.E, g.Ev) as number;
   return [ctx.heap.cachedBlock(SCRATCH, per * parts), per];
 }
 
@@ -70,9 +71,11 @@ const flashAttentionForward: NativeKernel<'flashAttentionForward'> = (ctx, input
   if (!out || !lse || !contiguous(out) || !contiguous(lse) || lse.dtype.name !== 'float32') return false;
   const g = geometry(inputs.slice(0, 3), mask, p);
   if (!g || out.dtype !== inputs[0]!.dtype || numel(out.shape) !== g.N * g.L * g.Ev) return false;
-  const BR = ctx.pool.call('attention_block_rows') as number;
+  const desc = writeDesc(ctx, g, g.strides.slice(0, 3), mask ? g.strides[3]! : null, 0, p);
+  // the kernel picks its algorithm (and so its work unit) from the call's shape
+  const BR = ctx.pool.call('attention_block_rows', desc) as number;
   const nQB = Math.ceil(g.L / BR);
-  const desc = writeDesc(ctx, g, g.strides.slice(0, 3), mask ? g.strides[3]! : null, nQB, p);
+  ctx.heap.views().i32[(desc >> 2) + 5] = nQB;
   const macs = BR * g.S * (g.E + g.Ev);
   const parts = ctx.pool.split(g.N * nQB, Math.ceil(MIN_MACS_PER_PART / macs));
   const [ws, per] = scratch(ctx, g, parts.length);
