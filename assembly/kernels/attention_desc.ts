@@ -73,3 +73,13 @@ import { F32, F16, f32x4ToF16, f32x4ToBf16, widenLo } from './convert16';
   for (let e = 0; e < n; e += 4) store4(fmt, elem(fmt, dst, e), v128.load(at(src, e)));
 }
 
+/**
+ * `rows` rows of n elements of `fmt` (row stride ld elements, from element `first`) -> float32
+ * [rows4, n] at dst, the padding rows up to a multiple of 4 zeroed.
+ */
+// @ts-ignore: decorator
+@inline export function loadRows(fmt: i32, p: usize, first: i32, ld: i32, rows: i32, n: i32, dst: usize): void {
+  for (let r = 0; r < rows; r++) loadRow(fmt, p, first + r * ld, n, at(dst, r * n));
+  const rows4 = round4(rows);
+  if (rows4 > rows) memory.fill(at(dst, rows * n), 0, <usize>((rows4 - rows) * n) << 2);
+}
