@@ -46,6 +46,14 @@ const CASES: Case[] = [
   // the GPT's head size and block: whole 4x8 register blocks, two key tiles, four query tiles
   { name: 'causal, packed heads of size 32, 64 tokens', q: [2, 2, 64, 32], k: [2, 2, 64, 32], v: [2, 2, 64, 32], isCausal: true, packed: true },
   { name: 'float mask [L, S], 40 keys, dropout 0.1, packed heads', q: [2, 2, 40, 16], k: [2, 2, 40, 16], v: [2, 2, 40, 16], mask: 'float', maskShape: [40, 40], dropoutP: 0.1, packed: true },
+  // wasm's key strips (head sizes multiples of 4, at most 256 keys): query blocks of 64, padding
+  // rows and columns, the causal triangle with L < S and L > S, keys no query reaches
+  { name: 'causal, 100 tokens (two query blocks), packed heads', q: [1, 2, 100, 16], k: [1, 2, 100, 16], v: [1, 2, 100, 16], isCausal: true, packed: true },
+  { name: 'causal, L < S (keys no query reaches), head size 8', q: [2, 1, 5, 8], k: [2, 1, 11, 8], v: [2, 1, 11, 12], isCausal: true },
+  { name: 'causal, L > S', q: [1, 2, 70, 8], k: [1, 2, 9, 8], v: [1, 2, 9, 4], isCausal: true },
+  { name: 'no mask, 70 queries, 45 keys', q: [1, 2, 70, 8], k: [1, 2, 45, 8], v: [1, 2, 45, 12] },
+  // beyond the strips: the online-softmax tiles
+  { name: 'causal, 300 tokens (the tiles)', q: [1, 1, 300, 8], k: [1, 1, 300, 8], v: [1, 1, 300, 8], isCausal: true },
 ];
 
 interface Result {

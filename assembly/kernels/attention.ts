@@ -13,9 +13,12 @@
  *     work unit u = batch b: D_i = dO_i . o_i, then per key tile (its dK, dV accumulated in float32
  *     over every query tile) and query tile the scores are recomputed, P = exp(S - lse_i),
  *     dV += P^T dO, dP = dO V^T, dS = P (dP - D) * scale, dQ += dS K, dK += dS^T Q.
- *   attention_scratch_bytes(L, E, Ev) -> bytes of scratch per part (the largest of the kernels')
+ *   attention_scratch_bytes(L, S, E, Ev) -> bytes of scratch per part (the largest of the kernels')
+ *   attention_block_rows(desc) -> query rows per forward work unit (desc words 0..4, 21, 27 set)
  * Without a mask tensor or dropout and with head sizes multiples of 4 (a GPT's attention) both run
- * attention_tiles.ts's register-blocked tile products instead of the per-score loops below.
+ * register-blocked products instead of the per-score loops below: attention_strips.ts's key strips
+ * for at most STRIP_MAX_KEYS keys (whole-strip softmax; forward work units of STRIP_ROWS queries),
+ * else attention_tiles.ts's online-softmax tiles.
  *
  * desc: int32 words (src/backend/wasm/native_attention.ts writes them)
  *   0 L, 1 S, 2 E, 3 Ev, 4 B2 (batch b = b1 * B2 + b2), 5 nQB,
@@ -26,8 +29,9 @@
  * Outputs (out, lse, dq, dk, dv) are contiguous; the last dim of every input has stride 1.
  */
 import { F32, F16, BF16, load1, store1 } from './convert16';
-import { word, wordF, batchBase, elem } from './attention_desc';
+import { word, wordF, batchBase, elem, round4 } from './attention_desc';
 import { TILE_ROWS, TILE_COLS, forwardTiled, backwardTiled, backwardTiledScratch } from './attention_tiles';
+import { STRIP_ROWS, STRIP_MAX_KEYS, stripsFit, forwardStrips, backwardStrips, stripsScratch } from './attention_strips';
 
 const BR: i32 = TILE_ROWS;
 const BC: i32 = TILE_COLS;
@@ -107,6 +111,7 @@ const BC: i32 = TILE_COLS;
 
 // @ts-ignore: decorator
 @inline function forward(fmt: i32, desc: usize, q: usize, k: usize, v: usize, mask: usize, out: usize, lse: usize, u0: i32, u1: i32, ws: usize): void {
+  if (stripsFit(desc)) return forwardStrips(fmt, desc, q, k, v, out, lse, u0, u1, ws);
   if (tiled(desc)) return forwardTiled(fmt, desc, q, k, v, out, lse, u0, u1, ws);
   const L = word(desc, 0);
   const S = word(desc, 1);
@@ -188,6 +193,7 @@ const BC: i32 = TILE_COLS;
 
 // @ts-ignore: decorator
 @inline function backward(fmt: i32, desc: usize, q: usize, k: usize, v: usize, mask: usize, o: usize, lse: usize, g: usize, dq: usize, dk: usize, dv: usize, u0: i32, u1: i32, ws: usize): void {
+  if (stripsFit(desc)) return backwardStrips(fmt, desc, q, k, v, o, lse, g, dq, dk, dv, u0, u1, ws);
   if (tiled(desc)) return backwardTiled(fmt, desc, q, k, v, o, lse, g, dq, dk, dv, u0, u1, ws);
   const L = word(desc, 0);
   const S = word(desc, 1);
@@ -275,16 +281,17 @@ const BC: i32 = TILE_COLS;
   }
 }
 
-/** Scratch bytes per part (16-byte multiples): the larger of the forward's and the backward's. */
-export function attention_scratch_bytes(L: i32, E: i32, Ev: i32): i32 {
+/** Scratch bytes per part (16-byte multiples): the largest of the kernels' that a call of this shape can run. */
+export function attention_scratch_bytes(L: i32, S: i32, E: i32, Ev: i32): i32 {
   const fwd = BR * E + BC * E + BC * Ev + BR * BC + BR * Ev + 2 * BR;
   const bwd = 2 * BC * E + 2 * BC * Ev + BR * E + BR * Ev + Ev + L + L * E;
-  return ((max(max(fwd, bwd), backwardTiledScratch(L, E, Ev)) * 4 + 15) >> 4) << 4;
+  const strips = S <= STRIP_MAX_KEYS ? stripsScratch(S, round4(E), round4(Ev)) : 0;
+  return ((max(max(max(fwd, bwd), backwardTiledScratch(L, E, Ev)), strips) * 4 + 15) >> 4) << 4;
 }
 
-/** Query rows per forward work unit. */
-export function attention_block_rows(): i32 {
-  return BR;
+/** Query rows per forward work unit of the call described by `desc` (words 5 and up may be unset). */
+export function attention_block_rows(desc: usize): i32 {
+  return stripsFit(desc) ? STRIP_ROWS : BR;
 }
 
 export function attention_forward_f32(desc: usize, q: usize, k: usize, v: usize, mask: usize, out: usize, lse: usize, u0: i32, u1: i32, ws: usize): void {

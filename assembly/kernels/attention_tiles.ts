@@ -11,23 +11,13 @@
  *
  * Tile buffers are float32, row-major, rows and columns padded to multiples of 4 with zeros.
  */
-import { F32, F16, f32x4ToF16, f32x4ToBf16, widenLo } from './convert16';
+import { F32 } from './convert16';
 import { expNormal4 } from './vexp';
-import { madd } from './gemm';
-import { word, wordF, batchBase, elem } from './attention_desc';
+import { rowBlock } from './attention_block';
+import { word, wordF, batchBase, elem, at, round4, load4, loadRow, loadRows, store4, storeRow } from './attention_desc';
 
 export const TILE_ROWS: i32 = 16;
 export const TILE_COLS: i32 = 32;
-
-// @ts-ignore: decorator
-@inline function at(p: usize, i: i32): usize {
-  return p + (<usize>i << 2);
-}
-
-// @ts-ignore: decorator
-@inline function round4(n: i32): i32 {
-  return (n + 3) & ~3;
-}
 
 /**
  * C[R, N] (+)= op(A) B[K, N] (R, N multiples of 4; ldb, ldc in floats), op(A)[i, k] the float32 at
@@ -36,69 +26,7 @@ export const TILE_COLS: i32 = 32;
  */
 // @ts-ignore: decorator
 @inline function mm(a: usize, rowStep: usize, kStep: usize, b: usize, ldb: i32, c: usize, ldc: i32, R: i32, N: i32, K: i32, accumulate: bool): void {
-  const bStep = <usize>ldb << 2;
-  for (let r = 0; r < R; r += 4) {
-    const ar = a + <usize>r * rowStep;
-    const c0 = c + (<usize>(r * ldc) << 2);
-    const c1 = c0 + (<usize>ldc << 2);
-    const c2 = c1 + (<usize>ldc << 2);
-    const c3 = c2 + (<usize>ldc << 2);
-    let n = 0;
-    // 4 x 8 blocks (twice the multiply-adds per splat of 4 x 4)
-    for (; n + 8 <= N; n += 8) {
-      const o = <usize>n << 2;
-      let s0 = f32x4.splat(0), t0 = f32x4.splat(0);
-      let s1 = f32x4.splat(0), t1 = f32x4.splat(0);
-      let s2 = f32x4.splat(0), t2 = f32x4.splat(0);
-      let s3 = f32x4.splat(0), t3 = f32x4.splat(0);
-      if (accumulate) {
-        s0 = v128.load(c0 + o); t0 = v128.load(c0 + o, 16);
-        s1 = v128.load(c1 + o); t1 = v128.load(c1 + o, 16);
-        s2 = v128.load(c2 + o); t2 = v128.load(c2 + o, 16);
-        s3 = v128.load(c3 + o); t3 = v128.load(c3 + o, 16);
-      }
-      let pa = ar;
-      let pb = b + o;
-      for (let k = 0; k < K; k++) {
-        const bv = v128.load(pb), bw = v128.load(pb, 16);
-        let x = v128.load32_splat(pa);
-        s0 = madd(x, bv, s0); t0 = madd(x, bw, t0);
-        x = v128.load32_splat(pa + rowStep);
-        s1 = madd(x, bv, s1); t1 = madd(x, bw, t1);
-        x = v128.load32_splat(pa + 2 * rowStep);
-        s2 = madd(x, bv, s2); t2 = madd(x, bw, t2);
-        x = v128.load32_splat(pa + 3 * rowStep);
-        s3 = madd(x, bv, s3); t3 = madd(x, bw, t3);
-        pa += kStep;
-        pb += bStep;
-      }
-      v128.store(c0 + o, s0); v128.store(c0 + o, t0, 16);
-      v128.store(c1 + o, s1); v128.store(c1 + o, t1, 16);
-      v128.store(c2 + o, s2); v128.store(c2 + o, t2, 16);
-      v128.store(c3 + o, s3); v128.store(c3 + o, t3, 16);
-    }
-    for (; n < N; n += 4) {
-      const o = <usize>n << 2;
-      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-      if (accumulate) {
-        s0 = v128.load(c0 + o); s1 = v128.load(c1 + o);
-        s2 = v128.load(c2 + o); s3 = v128.load(c3 + o);
-      }
-      let pa = ar;
-      let pb = b + o;
-      for (let k = 0; k < K; k++) {
-        const bv = v128.load(pb);
-        s0 = madd(v128.load32_splat(pa), bv, s0);
-        s1 = madd(v128.load32_splat(pa + rowStep), bv, s1);
-        s2 = madd(v128.load32_splat(pa + 2 * rowStep), bv, s2);
-        s3 = madd(v128.load32_splat(pa + 3 * rowStep), bv, s3);
-        pa += kStep;
-        pb += bStep;
-      }
-      v128.store(c0 + o, s0); v128.store(c1 + o, s1);
-      v128.store(c2 + o, s2); v128.store(c3 + o, s3);
-    }
-  }
+  for (let r = 0; r < R; r += 4) rowBlock(a + <usize>r * rowStep, rowStep, kStep, b, ldb, c + (<usize>(r * ldc) << 2), ldc, 0, N, 0, K, accumulate);
 }
 
 /** C[R, N] (+)= A[R, K] B[K, N] (R, N multiples of 4; lda, ldb, ldc in floats). */
@@ -109,45 +37,6 @@ function mmAB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i32
 /** C[R, N] += A[K, R]^T B[K, N] (R, N multiples of 4). */
 function mmAtB(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, R: i32, N: i32, K: i32): void {
   mm(a, 4, <usize>lda << 2, b, ldb, c, ldc, R, N, K, true);
-}
-
-/** 4 elements of `fmt` at p widened to float32 (16-bit formats: one 8-byte load, SIMD widening; exact). */
-// @ts-ignore: decorator
-@inline function load4(fmt: i32, p: usize): v128 {
-  if (fmt == F32) return v128.load(p);
-  return widenLo(fmt, v128.load64_zero(p));
-}
-
-/** 4 float32 lanes rounded into `fmt` (nearest even, as store1) and stored at p. */
-// @ts-ignore: decorator
-@inline function store4(fmt: i32, p: usize, v: v128): void {
-  if (fmt == F32) v128.store(p, v);
-  else {
-    const bits = fmt == F16 ? f32x4ToF16(v) : f32x4ToBf16(v);
-    store<u64>(p, i64x2.extract_lane(i16x8.narrow_i32x4_u(bits, bits), 0));
-  }
-}
-
-/** One row of n elements of `fmt` at element `first` -> float32 at dst (n a multiple of 4). */
-// @ts-ignore: decorator
-@inline function loadRow(fmt: i32, p: usize, first: i32, n: i32, dst: usize): void {
-  const src = elem(fmt, p, first);
-  if (fmt == F32) memory.copy(dst, src, <usize>n << 2);
-  else for (let e = 0; e < n; e += 4) v128.store(at(dst, e), load4(fmt, elem(fmt, src, e)));
-}
-
-/** n float32 at src rounded into `fmt` at dst (n a multiple of 4). */
-// @ts-ignore: decorator
-@inline function storeRow(fmt: i32, dst: usize, src: usize, n: i32): void {
-  for (let e = 0; e < n; e += 4) store4(fmt, elem(fmt, dst, e), v128.load(at(src, e)));
-}
-
-/** `rows` rows of n elements of `fmt` (row stride ld elements, from element `first`) -> float32 [rows4, n], padding rows zeroed. */
-// @ts-ignore: decorator
-@inline function loadRows(fmt: i32, p: usize, first: i32, ld: i32, rows: i32, n: i32, dst: usize): void {
-  for (let r = 0; r < rows; r++) loadRow(fmt, p, first + r * ld, n, dst + (<usize>(r * n) << 2));
-  const rows4 = round4(rows);
-  if (rows4 > rows) memory.fill(dst + (<usize>(rows * n) << 2), 0, <usize>((rows4 - rows) * n) << 2);
 }
 
 /** The same rows transposed: float32 [n, TILE_COLS], columns rows..round4(rows) zeroed. */

@@ -478,6 +478,14 @@ export function fill64(o: usize, n: i32, lo: u32, hi: u32): void {
 export function gather8(src: usize, dst: usize, r0: i32, r1: i32, d1: i32, d2: i32, d3: i32, s0: i32, s1: i32, s2: i32, s3: i32): void {
   gather<u8>(src, dst, r0, r1, d1, d2, d3, s0, s1, s2, s3);
 }
+/**
+ * Rows [r0, r1) of `bytes` bytes each: dst + r * dstStride <- src + r * srcStride (byte strides):
+ * a piece of a cat along an inner dimension, one memory.copy per row instead of one JavaScript
+ * copyWithin call per row.
+ */
+export function copy_rows(src: usize, srcStride: i32, dst: usize, dstStride: i32, bytes: i32, r0: i32, r1: i32): void {
+  for (let r = r0; r < r1; r++) memory.copy(dst + <usize>r * <usize>dstStride, src + <usize>r * <usize>srcStride, <usize>bytes);
+}
 export function gather16(src: usize, dst: usize, r0: i32, r1: i32, d1: i32, d2: i32, d3: i32, s0: i32, s1: i32, s2: i32, s3: i32): void {
   gather<u16>(src, dst, r0, r1, d1, d2, d3, s0, s1, s2, s3);
 }

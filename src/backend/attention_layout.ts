@@ -24,12 +24,30 @@ export interface AttentionLayout {
  * when the batch dims do not collapse to two.
  */
 export function attentionLayout(rowed: readonly KernelTensor[], mask: KernelTensor | null): AttentionLayout | null {
-  const [q, k, v] = rowed as [KernelTensor, KernelTensor, KernelTensor];
+  // plain loops, no closures: the wasm backend calls this twice per attention layer and step
+  const q = rowed[0]!;
+  const k = rowed[1]!;
+  const v = rowed[2]!;
   const nb = q.shape.length - 2;
-  const operands = mask ? [...rowed, mask] : rowed;
-  const c = collapseTo(q.shape.slice(0, nb), operands.map((t) => t.strides.slice(0, nb)), 2);
+  const count = rowed.length + (mask ? 1 : 0);
+  const batchShape: number[] = [];
+  for (let d = 0; d < nb; d++) batchShape.push(q.shape[d]!);
+  const batchStrides: number[][] = [];
+  for (let t = 0; t < count; t++) {
+    const x = t < rowed.length ? rowed[t]! : mask!;
+    const s: number[] = [];
+    for (let d = 0; d < nb; d++) s.push(x.strides[d]!);
+    batchStrides.push(s);
+  }
+  const c = collapseTo(batchShape, batchStrides, 2);
   if (!c) return null;
-  const strides = c.strides.map((s, t) => [...s, operands[t]!.strides[nb]!]);
-  if (mask) strides[strides.length - 1]!.push(mask.strides[nb + 1]!);
+  const strides: number[][] = [];
+  for (let t = 0; t < count; t++) {
+    const x = t < rowed.length ? rowed[t]! : mask!;
+    const s = c.strides[t]!;
+    const row = [s[0]!, s[1]!, x.strides[nb]!];
+    if (t === rowed.length) row.push(x.strides[nb + 1]!);
+    strides.push(row);
+  }
   return { L: q.shape[nb]!, E: q.shape[nb + 1]!, S: k.shape[nb]!, Ev: v.shape[nb + 1]!, N: c.shape[0]! * c.shape[1]!, B2: c.shape[1]!, strides };
 }

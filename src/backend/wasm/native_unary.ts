@@ -11,7 +11,7 @@ import { numel } from '../../shape/strides.js';
 import { contiguous, fmtOf, unsafeAlias } from './layout.js';
 import type { NativeContext, NativeKernel, NativeKernels } from './native.js';
 import { gather, withContiguousOperands } from './native_gather.js';
-import { elementParts } from './native_rows.js';
+import { COST, elementParts, minPerPart } from './native_rows.js';
 import { mapPacked } from '../../shape/packed.js';
 
 const OP = { tanh: 0, sigmoid: 1, leakyRelu: 2, rsqrt: 3 } as const;
@@ -50,19 +50,15 @@ function activation(op: keyof typeof OP, kernel: 'unary' | 'unary_grad'): Native
   return run;
 }
 
-/** Row copies cat makes on the calling thread at most (one memcpy each) before leaving it to the reference. */
-const MAX_CAT_ROW_COPIES = 65536;
-
-/** cat along params.dim into a contiguous output: per piece a memcpy (or gather) of each outer row. */
+/** cat along params.dim into a contiguous output: per piece a memcpy, a strided gather, or copy_rows (a memcpy per outer row, across the threads). */
 const cat: NativeKernel<'cat'> = (ctx: NativeContext, inputs: readonly KernelTensor[], { 0: o }, params) => {
   const dim = params.dim;
   if (!o || typeof dim !== 'number' || !contiguous(o) || inputs.some((x) => x.dtype !== o.dtype || unsafeAlias(x, o))) return false;
   const outer = numel(o.shape.slice(0, dim));
   const inner = numel(o.shape.slice(dim + 1));
   const rowElems = o.shape[dim]! * inner;
-  if (outer > 1 && (inputs.some((x) => !contiguous(x)) || outer * inputs.length > MAX_CAT_ROW_COPIES)) return false;
+  if (outer > 1 && inputs.some((x) => !contiguous(x))) return false;
   const size = o.dtype.itemsize;
-  const u8 = ctx.heap.views().u8;
   let at = 0;
   for (const x of inputs) {
     const piece = x.shape[dim]! * inner;
@@ -71,8 +67,11 @@ const cat: NativeKernel<'cat'> = (ctx: NativeContext, inputs: readonly KernelTen
       const po = ctx.address(o, at);
       if (outer === 1 && !contiguous(x)) {
         if (!gather(ctx, x, px, po, x.shape)) return false;
+      } else if (outer === 1) {
+        ctx.heap.views().u8.copyWithin(po, px, px + piece * size);
       } else {
-        for (let r = 0; r < outer; r++) u8.copyWithin(po + r * rowElems * size, px + r * piece * size, px + (r + 1) * piece * size);
+        const parts = ctx.pool.split(outer, Math.ceil(minPerPart(COST.light) / piece));
+        ctx.pool.run('copy_rows', mapPacked(parts, ({ 0: r0, 1: r1 }) => [px, piece * size, po, rowElems * size, piece * size, r0, r1]));
       }
     }
     at += piece;
