@@ -429,28 +429,12 @@ export function maxpool2d_forward(desc: usize, dtypes: i32, x: usize, y: usize, 
         else { b6 = Om; b7 = E; b8 = O; k6 = kOm; k7 = kE; k8 = kO; }
       }
       // scan order: the first tap equal to the maximum
-      let found = i16x8.eq(k0, m);
-      let bits = v128.and(b0, found);
-      let tap = i16x8.splat(0);
-      let e = v128.andnot(i16x8.eq(k1, m), found);
-      bits = v128.bitselect(b1, bits, e); tap = v128.bitselect(i16x8.splat(1), tap, e); found = v128.or(found, e);
-      e = v128.andnot(i16x8.eq(k2, m), found);
-      bits = v128.bitselect(b2, bits, e); tap = v128.bitselect(i16x8.splat(2), tap, e); found = v128.or(found, e);
-      e = v128.andnot(i16x8.eq(k3, m), found);
-      bits = v128.bitselect(b3, bits, e); tap = v128.bitselect(i16x8.splat(3), tap, e); found = v128.or(found, e);
-      e = v128.andnot(i16x8.eq(k4, m), found);
-      bits = v128.bitselect(b4, bits, e); tap = v128.bitselect(i16x8.splat(4), tap, e); found = v128.or(found, e);
-      e = v128.andnot(i16x8.eq(k5, m), found);
-      bits = v128.bitselect(b5, bits, e); tap = v128.bitselect(i16x8.splat(5), tap, e); found = v128.or(found, e);
-      e = v128.andnot(i16x8.eq(k6, m), found);
-      bits = v128.bitselect(b6, bits, e); tap = v128.bitselect(i16x8.splat(6), tap, e); found = v128.or(found, e);
-      e = v128.andnot(i16x8.eq(k7, m), found);
-      bits = v128.bitselect(b7, bits, e); tap = v128.bitselect(i16x8.splat(7), tap, e); found = v128.or(found, e);
-      e = v128.andnot(i16x8.eq(k8, m), found);
-      bits = v128.bitselect(b8, bits, e); tap = v128.bitselect(i16x8.splat(8), tap, e);
+      const e0 = i16x8.eq(k0, m), e1 = i16x8.eq(k1, m), e2 = i16x8.eq(k2, m), e3 = i16x8.eq(k3, m), e4 = i16x8.eq(k4, m);
+      const e5 = i16x8.eq(k5, m), e6 = i16x8.eq(k6, m), e7 = i16x8.eq(k7, m), e8 = i16x8.eq(k8, m);
       if (fwd) {
-        v128.store(yp + (<usize>(oh * OW + ow0) << 1), bits);
+        v128.store(yp + (<usize>(oh * OW + ow0) << 1), firstSet(e0, e1, e2, e3, e4, e5, e6, e7, e8, b0, b1, b2, b3, b4, b5, b6, b7, b8));
       } else {
+        const tap = firstSet(e0, e1, e2, e3, e4, e5, e6, e7, e8, i16x8.splat(0), i16x8.splat(1), i16x8.splat(2), i16x8.splat(3), i16x8.splat(4), i16x8.splat(5), i16x8.splat(6), i16x8.splat(7), i16x8.splat(8));
         scatter3x3s2(tap, 8, gp, gFmt, buf, W, OW, oh, ow0);
       }
     }
@@ -481,35 +465,38 @@ export function maxpool2d_forward(desc: usize, dtypes: i32, x: usize, y: usize, 
         else { b6 = Om; b7 = E; b8 = O; }
       }
       // padding taps (row -1, column -1) never count: the maximum is a real value
-      const pad0 = oh == 0 ? i32x4.splat(0) : (ow0 == 0 ? notLane0 : i32x4.splat(-1));
-      const padCol = ow0 == 0 ? notLane0 : i32x4.splat(-1);
-      let found = v128.and(f32x4.eq(b0, m), pad0);
-      let bits = v128.and(b0, found);
-      let tap = i32x4.splat(0);
-      let e = v128.andnot(v128.and(f32x4.eq(b1, m), oh == 0 ? i32x4.splat(0) : i32x4.splat(-1)), found);
-      bits = v128.bitselect(b1, bits, e); tap = v128.bitselect(i32x4.splat(1), tap, e); found = v128.or(found, e);
-      e = v128.andnot(v128.and(f32x4.eq(b2, m), oh == 0 ? i32x4.splat(0) : i32x4.splat(-1)), found);
-      bits = v128.bitselect(b2, bits, e); tap = v128.bitselect(i32x4.splat(2), tap, e); found = v128.or(found, e);
-      e = v128.andnot(v128.and(f32x4.eq(b3, m), padCol), found);
-      bits = v128.bitselect(b3, bits, e); tap = v128.bitselect(i32x4.splat(3), tap, e); found = v128.or(found, e);
-      e = v128.andnot(f32x4.eq(b4, m), found);
-      bits = v128.bitselect(b4, bits, e); tap = v128.bitselect(i32x4.splat(4), tap, e); found = v128.or(found, e);
-      e = v128.andnot(f32x4.eq(b5, m), found);
-      bits = v128.bitselect(b5, bits, e); tap = v128.bitselect(i32x4.splat(5), tap, e); found = v128.or(found, e);
-      e = v128.andnot(v128.and(f32x4.eq(b6, m), padCol), found);
-      bits = v128.bitselect(b6, bits, e); tap = v128.bitselect(i32x4.splat(6), tap, e); found = v128.or(found, e);
-      e = v128.andnot(f32x4.eq(b7, m), found);
-      bits = v128.bitselect(b7, bits, e); tap = v128.bitselect(i32x4.splat(7), tap, e); found = v128.or(found, e);
-      e = v128.andnot(f32x4.eq(b8, m), found);
-      bits = v128.bitselect(b8, bits, e); tap = v128.bitselect(i32x4.splat(8), tap, e);
+      const row0 = oh == 0 ? i32x4.splat(0) : i32x4.splat(-1);
+      const col0 = ow0 == 0 ? notLane0 : i32x4.splat(-1);
+      const e0 = v128.and(f32x4.eq(b0, m), v128.and(row0, col0)), e1 = v128.and(f32x4.eq(b1, m), row0), e2 = v128.and(f32x4.eq(b2, m), row0);
+      const e3 = v128.and(f32x4.eq(b3, m), col0), e4 = f32x4.eq(b4, m), e5 = f32x4.eq(b5, m);
+      const e6 = v128.and(f32x4.eq(b6, m), col0), e7 = f32x4.eq(b7, m), e8 = f32x4.eq(b8, m);
       if (fwd) {
-        v128.store(yp + (<usize>(oh * OW + ow0) << 2), bits);
+        v128.store(yp + (<usize>(oh * OW + ow0) << 2), firstSet(e0, e1, e2, e3, e4, e5, e6, e7, e8, b0, b1, b2, b3, b4, b5, b6, b7, b8));
       } else {
+        const tap = firstSet(e0, e1, e2, e3, e4, e5, e6, e7, e8, i32x4.splat(0), i32x4.splat(1), i32x4.splat(2), i32x4.splat(3), i32x4.splat(4), i32x4.splat(5), i32x4.splat(6), i32x4.splat(7), i32x4.splat(8));
         // i32 tap lanes -> i16 lanes 0..3 for the shared scatter
         scatter3x3s2(i16x8.narrow_i32x4_s(tap, tap), 4, gp, gFmt, buf, W, OW, oh, ow0);
       }
     }
   }
+}
+
+/**
+ * Per lane, the first of v0..v8 (the 9 taps in scan order) whose mask e0..e8 is set: masks are whole
+ * lanes, so one selection serves 16- and 32-bit lanes, tap bits or tap indices. Every lane has a set
+ * mask (a window's maximum is one of its real taps), so selecting from the last tap back leaves the
+ * first set one.
+ */
+// @ts-ignore: decorator
+@inline function firstSet(e0: v128, e1: v128, e2: v128, e3: v128, e4: v128, e5: v128, e6: v128, e7: v128, e8: v128, v0: v128, v1: v128, v2: v128, v3: v128, v4: v128, v5: v128, v6: v128, v7: v128, v8: v128): v128 {
+  let r = v128.bitselect(v7, v8, e7);
+  r = v128.bitselect(v6, r, e6);
+  r = v128.bitselect(v5, r, e5);
+  r = v128.bitselect(v4, r, e4);
+  r = v128.bitselect(v3, r, e3);
+  r = v128.bitselect(v2, r, e2);
+  r = v128.bitselect(v1, r, e1);
+  return v128.bitselect(v0, r, e0);
 }
 
 /** buf[tap's input pixel] += dy[oh][ow0 + l] (float64) for the n windows l of a block, in order. */
