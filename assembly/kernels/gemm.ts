@@ -13,7 +13,7 @@
 // operands are handled, so the 4x8 register-tiled micro-kernel only ever sees
 // packed float32.
 
-import { f16ToF32, f32ToF16, f32ToBf16, f16x4ToF32, f32x4ToF16, f32x4ToBf16 } from './convert16';
+import { f16ToF32, f32ToF16, f32ToBf16, f16x4ToF32, f16sx4ToF32, f32x4ToF16, f32x4ToBf16 } from './convert16';
 
 // ---------------------------------------------------------------- dtypes ----
 
@@ -72,14 +72,13 @@ export const DT_BF16: i32 = 2;
     v128.store(dst, v128.load(p, 16), 16);
   } else {
     const h = v128.load(p);
-    const lo = i32x4.extend_low_i16x8_u(h);
-    const hi = i32x4.extend_high_i16x8_u(h);
     if (dt == DT_F16) {
-      v128.store(dst, f16x4ToF32x4(lo));
-      v128.store(dst, f16x4ToF32x4(hi), 16);
+      // sign-extending widen: f16sx4ToF32 takes the sign from bit 31 as it is (no shift pair)
+      v128.store(dst, f16sx4ToF32(i32x4.extend_low_i16x8_s(h)));
+      v128.store(dst, f16sx4ToF32(i32x4.extend_high_i16x8_s(h)), 16);
     } else {
-      v128.store(dst, i32x4.shl(lo, 16));
-      v128.store(dst, i32x4.shl(hi, 16), 16);
+      v128.store(dst, i32x4.shl(i32x4.extend_low_i16x8_u(h), 16));
+      v128.store(dst, i32x4.shl(i32x4.extend_high_i16x8_u(h), 16), 16);
     }
   }
 }
@@ -262,9 +261,8 @@ export function macroKernel(ap: usize, bp: usize, mc: i32, nc: i32, kc: i32, c: 
 // @ts-ignore: decorator
 @inline export function load4F(p: usize, dt: i32): v128 {
   if (dt == DT_F32) return v128.load(p);
-  const h = v128.load16x4_u(p);
-  if (dt == DT_F16) return f16x4ToF32x4(h);
-  return i32x4.shl(h, 16);
+  if (dt == DT_F16) return f16sx4ToF32(v128.load16x4_s(p)); // sign-extended by the load
+  return i32x4.shl(v128.load16x4_u(p), 16);
 }
 
 /** Store the 4x4 transpose of rows r0..r3 as 4 vectors at d, d + step, d + 2 step, d + 3 step. */
@@ -383,8 +381,8 @@ export function fillBias(buf: usize, bias: usize, dt: i32, off: i32, n: i32): vo
 @inline export function load4of8(p: usize, dt: i32, hi: bool): v128 {
   if (dt == DT_F32) return hi ? v128.load(p, 16) : v128.load(p);
   const h = v128.load(p);
+  if (dt == DT_F16) return f16sx4ToF32(hi ? i32x4.extend_high_i16x8_s(h) : i32x4.extend_low_i16x8_s(h));
   const w = hi ? i32x4.extend_high_i16x8_u(h) : i32x4.extend_low_i16x8_u(h);
-  if (dt == DT_F16) return f16x4ToF32x4(w);
   return i32x4.shl(w, 16);
 }
 
