@@ -13,7 +13,7 @@
 // operands are handled, so the 4x8 register-tiled micro-kernel only ever sees
 // packed float32.
 
-import { f16ToF32, f32ToF16, f32ToBf16, f16x4ToF32, f32x4ToF16, f32x4ToBf16 } from './convert16';
+import { f16ToF32, f32ToF16, f32ToBf16, f16x4ToF32, f16sx4ToF32, f32x4ToF16, f32x4ToBf16 } from './convert16';
 
 // ---------------------------------------------------------------- dtypes ----
 
@@ -72,14 +72,13 @@ export const DT_BF16: i32 = 2;
     v128.store(dst, v128.load(p, 16), 16);
   } else {
     const h = v128.load(p);
-    const lo = i32x4.extend_low_i16x8_u(h);
-    const hi = i32x4.extend_high_i16x8_u(h);
     if (dt == DT_F16) {
-      v128.store(dst, f16x4ToF32x4(lo));
-      v128.store(dst, f16x4ToF32x4(hi), 16);
+      // sign-extending widen: f16sx4ToF32 takes the sign from bit 31 as it is (no shift pair)
+      v128.store(dst, f16sx4ToF32(i32x4.extend_low_i16x8_s(h)));
+      v128.store(dst, f16sx4ToF32(i32x4.extend_high_i16x8_s(h)), 16);
     } else {
-      v128.store(dst, i32x4.shl(lo, 16));
-      v128.store(dst, i32x4.shl(hi, 16), 16);
+      v128.store(dst, i32x4.shl(i32x4.extend_low_i16x8_u(h), 16));
+      v128.store(dst, i32x4.shl(i32x4.extend_high_i16x8_u(h), 16), 16);
     }
   }
 }
@@ -113,7 +112,13 @@ const OFF_BIAS: usize = 256; // max(MC, NC) f32
 const OFF_A: usize = OFF_BIAS + <usize>NC * 4; // MC*KC f32
 const OFF_B: usize = OFF_A + <usize>(MC * KC) * 4; // B_CAP f32
 const OFF_CW: usize = OFF_B + <usize>B_CAP * 4; // MC*NC f32 (16-bit output only)
-export const GEMM_SCRATCH: usize = OFF_CW + <usize>(MC * NC) * 4;
+/** Floats of the packed-A region: all of op(A)'s row blocks stay packed while they fit (1 MiB). */
+export const A_CAP: i32 = 262144;
+/** Row blocks of op(A) that the packed-A region can hold (one key each). */
+const A_KEYS: i32 = 64;
+const OFF_AKEY: usize = OFF_CW + <usize>(MC * NC) * 4; // A_KEYS i32: the batch entry packed per row block
+const OFF_AFULL: usize = OFF_AKEY + <usize>A_KEYS * 4; // A_CAP f32
+export const GEMM_SCRATCH: usize = OFF_AFULL + <usize>A_CAP * 4;
 
 /** Bytes of scratch each thread needs; `scratch` must hold parts * this. */
 export function gemm_scratch_bytes(): i32 {
@@ -256,9 +261,8 @@ export function macroKernel(ap: usize, bp: usize, mc: i32, nc: i32, kc: i32, c: 
 // @ts-ignore: decorator
 @inline export function load4F(p: usize, dt: i32): v128 {
   if (dt == DT_F32) return v128.load(p);
-  const h = v128.load16x4_u(p);
-  if (dt == DT_F16) return f16x4ToF32x4(h);
-  return i32x4.shl(h, 16);
+  if (dt == DT_F16) return f16sx4ToF32(v128.load16x4_s(p)); // sign-extended by the load
+  return i32x4.shl(v128.load16x4_u(p), 16);
 }
 
 /** Store the 4x4 transpose of rows r0..r3 as 4 vectors at d, d + step, d + 2 step, d + 3 step. */
@@ -377,8 +381,8 @@ export function fillBias(buf: usize, bias: usize, dt: i32, off: i32, n: i32): vo
 @inline export function load4of8(p: usize, dt: i32, hi: bool): v128 {
   if (dt == DT_F32) return hi ? v128.load(p, 16) : v128.load(p);
   const h = v128.load(p);
+  if (dt == DT_F16) return f16sx4ToF32(hi ? i32x4.extend_high_i16x8_s(h) : i32x4.extend_low_i16x8_s(h));
   const w = hi ? i32x4.extend_high_i16x8_u(h) : i32x4.extend_low_i16x8_u(h);
-  if (dt == DT_F16) return f16x4ToF32x4(w);
   return i32x4.shl(w, 16);
 }
 
@@ -485,7 +489,7 @@ function storeLanes(p: usize, v: v128, dt: i32, n: i32): void {
 function gemmBlock(
   flags: i32, aDt: i32, bDt: i32, cDt: i32, biasDt: i32,
   K: i32, a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, bias: usize,
-  m0: i32, mc: i32, n0: i32, nc: i32, bpFull: bool, ws: usize,
+  m0: i32, mc: i32, n0: i32, nc: i32, bpFull: bool, ws: usize, apFull: usize, apPacked: bool,
 ): void {
   const transA = (flags & GEMM_TRANS_A) != 0;
   const transB = (flags & GEMM_TRANS_B) != 0;
@@ -504,14 +508,19 @@ function gemmBlock(
     let bp = bp0;
     if (bpFull) bp = bp0 + <usize>(pc * ncPad) * 4;
     else packB(b, ldb, transB, bDt, pc, n0, kc, nc, bp);
-    packA(a, lda, transA, aDt, m0, pc, mc, kc, ap);
+    let apc = ap;
+    if (apFull != 0) {
+      // op(A)'s row block stays packed for the whole call: KC block pc at pc * mcPad floats
+      apc = apFull + <usize>(pc * ((mc + MR - 1) & ~(MR - 1))) * 4;
+      if (!apPacked) packA(a, lda, transA, aDt, m0, pc, mc, kc, apc);
+    } else packA(a, lda, transA, aDt, m0, pc, mc, kc, ap);
     if (f32out) {
       // C itself accumulates the KC blocks; the first one writes C (+ bias) (+ old C)
       const first = pc == 0;
-      macroKernel(ap, bp, mc, nc, kc, cb, ldc, !first || acc, first ? biasMode : 0, bb, t);
+      macroKernel(apc, bp, mc, nc, kc, cb, ldc, !first || acc, first ? biasMode : 0, bb, t);
     } else {
       // 16-bit output: accumulate in f32 (cw), round once below
-      macroKernel(ap, bp, mc, nc, kc, cw, NC, pc != 0, 0, 0, t);
+      macroKernel(apc, bp, mc, nc, kc, cw, NC, pc != 0, 0, 0, t);
     }
     pc += KC;
   } while (pc < K);
@@ -579,6 +588,10 @@ export function gemm(
   let u = dynamic ? 0 : <i32>(<i64>units * part / parts);
   const uEnd = dynamic ? units : <i32>(<i64>units * (part + 1) / parts);
   let packedKey = -1; // the (batch entry, column block) whose whole B panel is packed in this slot
+  // Keep every row block of op(A) packed once it is (a unit of each column block would pack it
+  // again, widening 16-bit values each time): in this slot's packed-A region when all fit.
+  const aResident = nI <= A_KEYS && <i64>nI * <i64>mb * <i64>Kp <= <i64>A_CAP;
+  if (aResident) for (let i = 0; i < nI; i++) store<i32>(ws + OFF_AKEY + <usize>i * 4, -1);
   for (;;) {
     u = takeUnit(dynamic ? sync : 0, u);
     if (u >= uEnd) break;
@@ -600,10 +613,18 @@ export function gemm(
         packedKey = key;
       }
     }
+    let apFull: usize = 0, apPacked = false;
+    if (aResident) {
+      const keyAt = ws + OFF_AKEY + <usize>ib * 4;
+      const aKey = strideA == 0 ? 0 : bi;
+      apFull = ws + OFF_AFULL + <usize>(ib * mb) * <usize>Kp * 4;
+      apPacked = load<i32>(keyAt) == aKey;
+      store<i32>(keyAt, aKey);
+    }
     gemmBlock(flags, aDt, bDt, cDt, biasDt, K,
       a + <usize>bi * <usize>strideA * aEs, lda, bB, ldb,
       c + <usize>bi * <usize>strideC * cEs, ldc, bias,
-      m0, mc, n0, nc, resident, ws);
+      m0, mc, n0, nc, resident, ws, apFull, apPacked);
     if (!dynamic) u++;
   }
 }
