@@ -4,7 +4,7 @@
  */
 import { int32, resultType, type DType } from '../dtype/dtype.js';
 import { Tensor, normalizeDim } from '../tensor/tensor.js';
-import { contiguousStrides, isContiguous, numel } from '../shape/strides.js';
+import { contiguousStrides, isContiguous, numel, sameShape } from '../shape/strides.js';
 import { filledNumbers, mapNumbers, mapPacked } from '../shape/packed.js';
 import { apply } from './dispatch.js';
 import { defineOp } from './registry.js';
@@ -178,12 +178,6 @@ function copyNumbers(xs: readonly number[]): number[] {
   const out: number[] = [];
   for (let i = 0; i < xs.length; i++) out.push(xs[i]!);
   return out;
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 function resolveShape(op: string, x: Tensor, shape: readonly number[]): number[] {

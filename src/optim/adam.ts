@@ -31,6 +31,7 @@ import { addcdiv, addcmul } from '../ops/math.js';
 import type { AdamUpdateMultiParams, AdamUpdateParams } from '../backend/kernels.js';
 import type { KernelTensor } from '../backend/backend.js';
 import { adamBiasCorrections } from '../backend/optim_math.js';
+import { sameShape } from '../shape/strides.js';
 
 export interface AdamOptions {
   lr: number;
@@ -77,12 +78,6 @@ const FUSED_DTYPES = new Set(['float32', 'float16', 'bfloat16']);
  * The step's host code loops by index and creates no closures: it runs a few times per step, too
  * rarely for V8 to optimise it in a fresh process's first few hundred steps (bench/README.md, "warm-up").
  */
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 /** Whether a state entry is a live float32 tensor of `shape` on `p`'s backend (what the fused kernels update). */
 function liveFloat32(t: Tensor | number | undefined, p: Tensor, shape: readonly number[]): boolean {
