@@ -727,6 +727,51 @@ describe("a transformer's kernels: gelu, reciprocal, clamp, pow, indexSelect, in
   });
 });
 
+describe('the multi-tensor kernels check that no two tensors share memory', () => {
+  // k views into one float32 buffer each for the parameters and the gradients, [start, length] apiece
+  const adamMulti = (pieces: readonly (readonly [number, number])[]) => () => {
+    const n = 64;
+    const w = make(valuesOf('float32', n, 7).map((v) => (Number.isFinite(v) ? v : 0.5)), [n], 'float32');
+    const g = make(valuesOf('float32', n, 8).map((v) => (Number.isFinite(v) ? v : -0.25)), [n], 'float32');
+    const ws = pieces.map(([s, l]) => w.narrow(0, s, l));
+    const gs = pieces.map(([s, l]) => g.narrow(0, s, l));
+    const ms = pieces.map(([, l]) => mx.full([l], 0.125, { dtype: 'float32' }));
+    const vs = pieces.map(([, l]) => mx.full([l], 0.5, { dtype: 'float32' }));
+    const params = { lr: 0.01, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1, decoupled: true, amsgrad: false, maximize: false, stepInput: false, foundInfInput: false, biasCorrection1: 0.1, biasCorrection2Sqrt: Math.sqrt(0.01), count: pieces.length };
+    const own = [...ws, ...ms, ...vs];
+    mx.getBackend().run('adamUpdateMulti', [...ws, ...gs, ...ms, ...vs].map(kernelView), own.map(kernelView), params);
+    return [w, ...ms, ...vs];
+  };
+
+  it('adamUpdateMulti: views side by side (and in any order, and empty ones) run natively; overlapping ones fall back: the reference bits', async () => {
+    const apart = adamMulti([[40, 9], [0, 16], [16, 0], [16, 17], [33, 7]]);
+    await agree('adamUpdateMulti, views side by side', apart);
+    await assertNative('adamUpdateMulti', apart);
+    for (const [label, pieces] of [['overlapping parameters', [[0, 16], [20, 9], [15, 3]]], ['the same parameter twice', [[3, 5], [3, 5]]]] as const) {
+      const f = adamMulti(pieces);
+      await agree(`adamUpdateMulti, ${label}`, f);
+      assert.equal((await calls(f))['adamUpdateMulti']?.fallback, 1, label);
+    }
+  });
+
+  it('ampUnscale: gradients side by side run natively, overlapping ones fall back: the reference bits', async () => {
+    const unscale = (pieces: readonly (readonly [number, number])[]) => () => {
+      const g = make(valuesOf('float16', 48, 9).map((v) => (Number.isFinite(v) && Math.abs(v) < 6e4 ? v : 0.75)), [48], 'float16');
+      const views = pieces.map(([s, l]) => kernelView(g.narrow(0, s, l)));
+      const inv = mx.tensor([Math.fround(1 / 1024)], { dtype: 'float32', shape: [] });
+      const found = mx.zeros([], { dtype: 'float32' });
+      mx.getBackend().run('ampUnscale', [...views, kernelView(inv), kernelView(found)], [...views, kernelView(found)], {});
+      return [g, found];
+    };
+    const apart = unscale([[30, 18], [0, 10], [10, 20]]);
+    await agree('ampUnscale, side by side', apart);
+    await assertNative('ampUnscale', apart);
+    const overlapping = unscale([[0, 10], [9, 20]]);
+    await agree('ampUnscale, overlapping', overlapping);
+    assert.equal((await calls(overlapping))['ampUnscale']?.fallback, 1);
+  });
+});
+
 /* ================================================================== ResNet's kernels */
 
 describe('the multi-tensor loss-scale unscale (ampUnscale)', () => {

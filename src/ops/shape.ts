@@ -4,7 +4,7 @@
  */
 import { int32, resultType, type DType } from '../dtype/dtype.js';
 import { Tensor, normalizeDim } from '../tensor/tensor.js';
-import { contiguousStrides, isContiguous, numel } from '../shape/strides.js';
+import { contiguousStrides, isContiguous, numel, sameShape } from '../shape/strides.js';
 import { filledNumbers, mapNumbers, mapPacked } from '../shape/packed.js';
 import { apply } from './dispatch.js';
 import { defineOp } from './registry.js';
@@ -37,10 +37,18 @@ defineOp<{ shape: readonly number[] }>({
 
 defineOp<{ dims: readonly number[] }>({
   name: 'permute', autocast: 'none',
-  view: (x, { dims }) => ({ shape: mapNumbers(dims, (d) => x.shape[d]!), strides: mapNumbers(dims, (d) => x.strides[d]!), offset: x.offset }),
+  view: (x, { dims }) => {
+    const shape: number[] = [];
+    const strides: number[] = [];
+    for (let i = 0; i < dims.length; i++) {
+      shape.push(x.shape[dims[i]!]!);
+      strides.push(x.strides[dims[i]!]!);
+    }
+    return { shape, strides, offset: x.offset };
+  },
   backward: (g, { params }) => {
     const inverse = filledNumbers(params.dims.length, 0);
-    params.dims.forEach((d, i) => (inverse[d] = i));
+    for (let i = 0; i < params.dims.length; i++) inverse[params.dims[i]!] = i;
     return [permute(g, inverse)];
   },
 });
@@ -48,7 +56,7 @@ defineOp<{ dims: readonly number[] }>({
 defineOp<{ dim: number; start: number; length: number }>({
   name: 'narrow', autocast: 'none',
   view: (x, { dim, start, length }) => {
-    const shape = [...x.shape];
+    const shape = copyNumbers(x.shape);
     shape[dim] = length;
     return { shape, strides: x.strides, offset: x.offset + start * x.strides[dim]! };
   },
@@ -159,14 +167,31 @@ defineOp<{ shape: readonly number[]; dtype: DType; value: number }>({
 
 /* ------------------------------------------------------------------ public functions */
 
+/*
+ * The view functions below loop by index and create no closures or spreads: a GPT step calls each
+ * only tens of times, too rarely for V8 to optimise them in a fresh process's first hundred steps
+ * (bench/README.md, "warm-up"), and the interpreter pays for every closure and iterator.
+ */
+
+/** A packed copy of a shape (packed.ts). */
+function copyNumbers(xs: readonly number[]): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < xs.length; i++) out.push(xs[i]!);
+  return out;
+}
+
 function resolveShape(op: string, x: Tensor, shape: readonly number[]): number[] {
-  const out = [...shape];
+  const out = copyNumbers(shape);
   const unknown = out.indexOf(-1);
-  if (out.some((d, i) => !Number.isInteger(d) || d < -1 || (d === -1 && i !== unknown))) {
-    throw new RangeError(`${op}: invalid shape ${shapeStr(shape)}: sizes must be integers >= 0 with at most one -1`);
+  let known = 1;
+  for (let i = 0; i < out.length; i++) {
+    const d = out[i]!;
+    if (!Number.isInteger(d) || d < -1 || (d === -1 && i !== unknown)) {
+      throw new RangeError(`${op}: invalid shape ${shapeStr(shape)}: sizes must be integers >= 0 with at most one -1`);
+    }
+    if (d !== -1) known *= d;
   }
   if (unknown >= 0) {
-    const known = out.reduce((a, d) => (d === -1 ? a : a * d), 1);
     if (known === 0 || x.numel % known !== 0) throw new RangeError(`${op}: shape ${shapeStr(shape)} is invalid for input of size ${x.numel} (shape ${shapeStr(x.shape)})`);
     out[unknown] = x.numel / known;
   }
@@ -175,7 +200,7 @@ function resolveShape(op: string, x: Tensor, shape: readonly number[]): number[]
 }
 
 const shapeArgs = (args: readonly (number | readonly number[])[]): number[] =>
-  args.length === 1 && Array.isArray(args[0]) ? [...(args[0] as number[])] : (args as number[]);
+  args.length === 1 && Array.isArray(args[0]) ? copyNumbers(args[0] as number[]) : (args as number[]);
 
 /**
  * A view of `x` with the new shape when its strides allow one (as PyTorch's reshape: e.g. a
@@ -183,7 +208,7 @@ const shapeArgs = (args: readonly (number | readonly number[])[]): number[] =>
  */
 export function reshape(x: Tensor, ...shape: (number | readonly number[])[]): Tensor {
   const s = resolveShape('reshape', x, shapeArgs(shape));
-  if (s.length === x.ndim && s.every((d, i) => d === x.shape[i])) return x;
+  if (sameShape(s, x.shape)) return x;
   if (isContiguous(x.shape, x.strides)) return apply('reshape', [x], { shape: s });
   const strides = viewStrides(x.shape, x.strides, s);
   return strides ? apply('restride', [x], { shape: s, strides }) : apply('reshape', [contiguous(x)], { shape: s });
@@ -235,9 +260,18 @@ export function contiguous(x: Tensor): Tensor {
   return isContiguous(x.shape, x.strides) ? x : apply('contiguous', [x]);
 }
 
+/** Whether `dims` (each in [0, n)) names each of n dims once. */
+function isPermutation(dims: readonly number[], n: number): boolean {
+  if (dims.length !== n) return false;
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) if (dims[i] === dims[j]) return false;
+  return true;
+}
+
 export function permute(x: Tensor, ...dims: (number | readonly number[])[]): Tensor {
-  const d = mapNumbers(shapeArgs(dims), (v) => normalizeDim(v, x.ndim, 'permute'));
-  if (d.length !== x.ndim || new Set(d).size !== d.length) {
+  const given = shapeArgs(dims);
+  const d: number[] = [];
+  for (let i = 0; i < given.length; i++) d.push(normalizeDim(given[i]!, x.ndim, 'permute'));
+  if (!isPermutation(d, x.ndim)) {
     throw new RangeError(`permute: dims ${shapeStr(shapeArgs(dims))} must be a permutation of the ${x.ndim} dims of ${shapeStr(x.shape)}`);
   }
   return apply('permute', [x], { dims: d });
@@ -247,7 +281,8 @@ export function transpose(x: Tensor, dim0: number, dim1: number): Tensor {
   const a = normalizeDim(dim0, x.ndim, 'transpose');
   const b = normalizeDim(dim1, x.ndim, 'transpose');
   if (x.ndim < 2 && a === b) return x;
-  const dims = mapNumbers(x.shape, (_, i) => (i === a ? b : i === b ? a : i));
+  const dims: number[] = [];
+  for (let i = 0; i < x.ndim; i++) dims.push(i === a ? b : i === b ? a : i);
   return apply('permute', [x], { dims });
 }
 

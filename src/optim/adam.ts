@@ -28,8 +28,10 @@ import { keep } from '../tensor/scope.js';
 import { kernelView } from '../ops/dispatch.js';
 import { div, maximum, pow, sub } from '../ops/elementwise.js';
 import { addcdiv, addcmul } from '../ops/math.js';
-import type { AdamUpdateParams } from '../backend/kernels.js';
+import type { AdamUpdateMultiParams, AdamUpdateParams } from '../backend/kernels.js';
+import type { KernelTensor } from '../backend/backend.js';
 import { adamBiasCorrections } from '../backend/optim_math.js';
+import { sameShape } from '../shape/strides.js';
 
 export interface AdamOptions {
   lr: number;
@@ -72,13 +74,37 @@ const f32 = Math.fround;
 /** Parameter and gradient dtypes the fused kernel takes. */
 const FUSED_DTYPES = new Set(['float32', 'float16', 'bfloat16']);
 
-const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+/*
+ * The step's host code loops by index and creates no closures: it runs a few times per step, too
+ * rarely for V8 to optimise it in a fresh process's first few hundred steps (bench/README.md, "warm-up").
+ */
+
+/** Whether a state entry is a live float32 tensor of `shape` on `p`'s backend (what the fused kernels update). */
+function liveFloat32(t: Tensor | number | undefined, p: Tensor, shape: readonly number[]): boolean {
+  return t instanceof Tensor && !t.storage.disposed && t.backend === p.backend && t.dtype === 'float32' && sameShape(t.shape, shape);
+}
 
 /** A parameter waiting for its group's multi-tensor update. */
 interface FusedEntry {
   p: Tensor;
   grad: Tensor;
   state: ParamState;
+}
+
+/** The parameters of one adamUpdateMulti call: one step count, parameter dtype, gradient dtype and backend. */
+interface FusedBatch {
+  step: number;
+  pDtype: string;
+  gDtype: string;
+  entries: FusedEntry[];
+}
+
+function batchFor(batches: readonly FusedBatch[], step: number, p: Tensor, grad: Tensor): FusedBatch | undefined {
+  for (let i = 0; i < batches.length; i++) {
+    const b = batches[i]!;
+    if (b.step === step && b.pDtype === p.dtype && b.gDtype === grad.dtype) return b;
+  }
+  return undefined;
 }
 
 /** Whether `p`'s backend runs the multi-tensor update natively (a backend that only emulates it updates tensor by tensor). */
@@ -97,8 +123,10 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
   }
 
   protected updateGroup(group: ParamGroup<AdamOptions>): void {
-    const batches = new Map<string, FusedEntry[]>();
-    for (const p of group.params) {
+    const batches: FusedBatch[] = [];
+    const params = group.params;
+    for (let i = 0; i < params.length; i++) {
+      const p = params[i]!;
       const grad = p.grad;
       if (!grad) continue;
       const state = this.stateOf(p);
@@ -113,14 +141,13 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
       else if (typeof step !== 'number' || !multiTensor(p)) this.fusedUpdate(p, grad, state, step, group);
       else {
         // one adamUpdateMulti call per (step, dtypes, backend): PyTorch's foreach path
-        const key = `${step}|${p.dtype}|${grad.dtype}`;
-        const list = batches.get(key);
-        if (list && list[0]!.p.backend !== p.backend) this.fusedUpdate(p, grad, state, step, group);
-        else if (list) list.push({ p, grad, state });
-        else batches.set(key, [{ p, grad, state }]);
+        const batch = batchFor(batches, step, p, grad);
+        if (batch && batch.entries[0]!.p.backend !== p.backend) this.fusedUpdate(p, grad, state, step, group);
+        else if (batch) batch.entries.push({ p, grad, state });
+        else batches.push({ step, pDtype: p.dtype, gDtype: grad.dtype, entries: [{ p, grad, state }] });
       }
     }
-    for (const [key, entries] of batches) this.fusedUpdateMulti(entries, Number(key.split('|')[0]), group);
+    for (let i = 0; i < batches.length; i++) this.fusedUpdateMulti(batches[i]!.entries, batches[i]!.step, group);
   }
 
   /** The update op by op (any backend, any dtype); with a device foundInf every new value goes through where(). */
@@ -175,13 +202,11 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
     if (!this.fused || !p.backend.hasKernel('adamUpdate') || !FUSED_DTYPES.has(p.dtype) || !FUSED_DTYPES.has(grad.dtype)) return false;
     if (grad.backend !== p.backend || !sameShape(grad.shape, p.shape)) return false;
     if (this.stepFoundInf && this.stepFoundInf.backend !== p.backend) return false;
-    const ok = (t: Tensor | number | undefined, shape: readonly number[]) =>
-      t instanceof Tensor && !t.storage.disposed && t.backend === p.backend && t.dtype === 'float32' && sameShape(t.shape, shape);
-    if (!ok(state['expAvg'], p.shape) || !ok(state['expAvgSq'], p.shape)) return false;
+    if (!liveFloat32(state['expAvg'], p, p.shape) || !liveFloat32(state['expAvgSq'], p, p.shape)) return false;
     const vmax = state['maxExpAvgSq'];
-    if (group.amsgrad && vmax !== undefined && !ok(vmax, p.shape)) return false;
+    if (group.amsgrad && vmax !== undefined && !liveFloat32(vmax, p, p.shape)) return false;
     const step = state['step'];
-    return typeof step === 'number' || ok(step, []);
+    return typeof step === 'number' || liveFloat32(step, p, []);
   }
 
   /** The fused kernels' parameters for this group and step. */
@@ -209,7 +234,9 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
     if (group.amsgrad && state['maxExpAvgSq'] === undefined) state['maxExpAvgSq'] = keep(filledTensor(p.backend, p.shape, 0));
     p.assertAlive(`${this.constructor.name}.step`);
     grad.assertAlive(`${this.constructor.name}.step`);
-    return [state['expAvg'], state['expAvgSq'], ...(group.amsgrad ? [state['maxExpAvgSq']] : [])] as Tensor[];
+    const states = [state['expAvg'] as Tensor, state['expAvgSq'] as Tensor];
+    if (group.amsgrad) states.push(state['maxExpAvgSq'] as Tensor);
+    return states;
   }
 
   /** The same update as one `adamUpdate` kernel call: parameter and state in place, bit for bit the op-by-op update. */
@@ -229,11 +256,27 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
       return;
     }
     const found = this.stepFoundInf;
-    const states = entries.map(({ p, grad, state }) => this.fusedStates(p, grad, state, group));
-    const lists = [entries.map((e) => e.p), entries.map((e) => e.grad), ...states[0]!.map((_, s) => states.map((st) => st[s]!))];
-    const inputs = [...lists.flat(), ...(found ? [found] : [])].map(kernelView);
-    const outputs = [lists[0]!, ...lists.slice(2)].flat().map(kernelView);
-    entries[0]!.p.backend.run('adamUpdateMulti', inputs, outputs, { ...this.fusedParams(step, group), count: entries.length });
+    const k = entries.length;
+    const states: Tensor[][] = [];
+    for (let i = 0; i < k; i++) states.push(this.fusedStates(entries[i]!.p, entries[i]!.grad, entries[i]!.state, group));
+    // inputs: params, grads, then each state list (k apiece), [foundInf]; outputs: params, then the state lists
+    const inputs: KernelTensor[] = [];
+    const outputs: KernelTensor[] = [];
+    for (let i = 0; i < k; i++) {
+      inputs.push(kernelView(entries[i]!.p));
+      outputs.push(kernelView(entries[i]!.p));
+    }
+    for (let i = 0; i < k; i++) inputs.push(kernelView(entries[i]!.grad));
+    for (let s = 0; s < states[0]!.length; s++) {
+      for (let i = 0; i < k; i++) {
+        inputs.push(kernelView(states[i]![s]!));
+        outputs.push(kernelView(states[i]![s]!));
+      }
+    }
+    if (found) inputs.push(kernelView(found));
+    const params = this.fusedParams(step, group) as AdamUpdateMultiParams;
+    params.count = k;
+    entries[0]!.p.backend.run('adamUpdateMulti', inputs, outputs, params);
   }
 }
 

@@ -11,6 +11,13 @@ export function numel(shape: readonly number[]): number {
   return n;
 }
 
+/** Whether two shapes are equal (a loop: the per-op path's helpers create no closures, packed.ts). */
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export function contiguousStrides(shape: readonly number[]): number[] {
   // pushed, not new Array(n): packed in every V8 tier, as the other shape arrays (packed.ts)
   const strides: number[] = [];

@@ -50,14 +50,36 @@ function adamScalars(ctx: NativeContext, p: AdamUpdateParams, stepT: KernelTenso
   return [f(p.beta1), f(1 - p.beta1), f(p.beta2), f(1 - p.beta2), f(p.eps), f(p.weightDecay), f(1 - p.lr * p.weightDecay), f(-(p.lr / bc1)), f(bc2s), flags];
 }
 
-/** Whether any two of `tensors` (contiguous) share memory: their byte ranges sorted, neighbours compared. */
+/** Tensors an overlap check takes (the index rides in the low bits of its sort key). */
+const MAX_OVERLAP_TENSORS = 2 ** 20;
+
+/**
+ * Whether any two of `tensors` (contiguous) share memory: their byte ranges sorted by start, neighbours
+ * compared. The sort is a typed array's own (no comparator calls: this runs on every optimizer step, too
+ * rarely for V8 to optimise a comparator soon): key = start * 2^20 + index, exact in float64 (addresses
+ * < 2^32), equal starts in input order as a stable sort leaves them.
+ */
 function anyOverlap(ctx: NativeContext, tensors: readonly KernelTensor[]): boolean {
-  const ranges = tensors.map((t) => {
+  const n = tensors.length;
+  if (n > MAX_OVERLAP_TENSORS) return true; // (not checked: the caller falls back)
+  const keys = new Float64Array(n);
+  const ends = new Float64Array(n);
+  let m = 0; // nonempty ranges (an empty tensor shares no memory)
+  for (let i = 0; i < n; i++) {
+    const t = tensors[i]!;
+    const bytes = numel(t.shape) * t.dtype.itemsize;
+    if (bytes === 0) continue;
     const a = ctx.address(t);
-    return [a, a + numel(t.shape) * t.dtype.itemsize] as const;
-  });
-  ranges.sort((x, y) => x[0] - y[0]);
-  for (let i = 1; i < ranges.length; i++) if (ranges[i]![0] < ranges[i - 1]![1]) return true;
+    keys[m++] = a * MAX_OVERLAP_TENSORS + i;
+    ends[i] = a + bytes;
+  }
+  const sorted = keys.subarray(0, m).sort();
+  let prevEnd = -1;
+  for (let j = 0; j < m; j++) {
+    const start = Math.floor(sorted[j]! / MAX_OVERLAP_TENSORS);
+    if (j > 0 && start < prevEnd) return true;
+    prevEnd = ends[sorted[j]! - start * MAX_OVERLAP_TENSORS]!;
+  }
   return false;
 }
 
@@ -159,14 +181,15 @@ const ampUnscale: NativeKernel<'ampUnscale'> = (ctx, inputs, outputs) => {
   const k = inputs.length - 2;
   const inv = inputs[k];
   const found = inputs[k + 1];
-  if (k < 1 || !inv || !found || outputs.length !== k + 1 || !outputs.every((o, i) => sameView(o, inputs[i === k ? k + 1 : i]!))) return false;
+  if (k < 1 || !inv || !found || outputs.length !== k + 1 || !sameView(outputs[k]!, found)) return false;
   if (inv.dtype.name !== 'float32' || found.dtype.name !== 'float32' || !contiguous(found)) return false;
   const grads = inputs.slice(0, k);
-  if (!grads.every((g) => fmtOf(g.dtype) && contiguous(g))) return false;
-  for (let i = 0; i < k; i++) for (let j = i + 1; j < k; j++) if (overlap(grads[i]!, grads[j]!)) return false;
+  for (let i = 0; i < k; i++) if (!sameView(outputs[i]!, grads[i]!) || !fmtOf(grads[i]!.dtype) || !contiguous(grads[i]!)) return false;
+  if (anyOverlap(ctx, grads)) return false;
   const scale = Math.fround(ctx.readScalar(inv));
   let bad = false;
-  for (const g of grads) {
+  for (let i = 0; i < k; i++) {
+    const g = grads[i]!;
     const n = numel(g.shape);
     if (n > 0 && ctx.pool.call(`amp_unscale_${fmtOf(g.dtype)}`, ctx.address(g), n, scale) !== 0) bad = true;
   }

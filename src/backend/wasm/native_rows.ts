@@ -9,7 +9,7 @@
  * channels, expanded scalars, the last axis of a transposed matrix's rows, ...
  */
 import type { KernelTensor } from '../backend.js';
-import { collapseDims, contiguousStrides, numel } from '../../shape/strides.js';
+import { collapseDims, contiguousStrides, numel, sameShape } from '../../shape/strides.js';
 import { mapPacked } from '../../shape/packed.js';
 import { contiguous } from './layout.js';
 import type { KernelPool } from './pool.js';
@@ -46,12 +46,6 @@ export interface Rows {
   outer: [number, number][];
   /** Per operand: the stride along the row, 0 or 1. */
   innerStride: number[];
-}
-
-function sameShape(s: readonly number[], t: readonly number[]): boolean {
-  if (s.length !== t.length) return false;
-  for (let i = 0; i < s.length; i++) if (s[i] !== t[i]) return false;
-  return true;
 }
 
 /** A single row of `inner` elements: every operand at outer strides (0, 0) and inner stride `stride`. */
