@@ -14,7 +14,7 @@
  * tanh. Checked over all 2^32 inputs (tools/check-lstm-gates.mjs): every accepted lane, and every
  * result, has the full-length path's bits.
  */
-import { sigmoidV, tanhV, lo64, hi64, join32 } from './transcendental';
+import { sigmoidV, tanhV, tanhFrom, lo64, hi64, join32 } from './transcendental';
 
 const LN2_HI: f64 = 6.93147180369123816490e-01;
 const LN2_LO: f64 = 1.90821492927058770002e-10;
@@ -64,17 +64,12 @@ export const TANH_TOL: f64 = 1e-11;
 // @ts-ignore: decorator
 @inline export function tanhShort(x: v128): v128 {
   const a = f64x2.abs(x);
-  const one = f64x2.splat(1);
-  const e = expShort(f64x2.add(a, a));
-  const big = f64x2.sub(one, f64x2.div(f64x2.splat(2), f64x2.add(e, one)));
-  const signed = v128.bitselect(x, big, i64x2.splat(0x8000000000000000));
   const x2 = f64x2.mul(x, x);
   const x4 = f64x2.mul(x2, x2);
   const u0 = f64x2.add(f64x2.splat(-1.0 / 3.0), f64x2.mul(x2, f64x2.splat(2.0 / 15.0)));
   const u1 = f64x2.add(f64x2.splat(-17.0 / 315.0), f64x2.mul(x2, f64x2.splat(62.0 / 2835.0)));
   const p = f64x2.add(u0, f64x2.mul(x4, f64x2.add(u1, f64x2.mul(x4, f64x2.splat(-1382.0 / 155925.0)))));
-  const small = f64x2.mul(x, f64x2.add(one, f64x2.mul(p, x2))); // x (1 + ...): keeps -0
-  return v128.bitselect(small, signed, f64x2.lt(a, f64x2.splat(0.1)));
+  return tanhFrom(x, expShort(f64x2.add(a, a)), p, x2);
 }
 
 /**
@@ -94,7 +89,7 @@ export const TANH_TOL: f64 = 1e-11;
 @inline export function sigmoid4(v: v128): v128 {
   const lo = sigmoidShort(lo64(v)), hi = sigmoidShort(hi64(v));
   if (i32x4.all_true(acceptedLanes(lo, hi, SIGMOID_TOL))) return join32(lo, hi);
-  return join32(sigmoidV(lo64(v)), sigmoidV(hi64(v)));
+  return sigmoidFull(v);
 }
 
 /** tanh of four float32 lanes, rounded to float32 (tanhV's bits). */
@@ -102,5 +97,14 @@ export const TANH_TOL: f64 = 1e-11;
 @inline export function tanh4(v: v128): v128 {
   const lo = tanhShort(lo64(v)), hi = tanhShort(hi64(v));
   if (i32x4.all_true(acceptedLanes(lo, hi, TANH_TOL))) return join32(lo, hi);
+  return tanhFull(v);
+}
+
+// The full-length paths, called (not inlined) on the rare rejection: inlined five times into the
+// cell's loop they cost registers on the common path.
+function sigmoidFull(v: v128): v128 {
+  return join32(sigmoidV(lo64(v)), sigmoidV(hi64(v)));
+}
+function tanhFull(v: v128): v128 {
   return join32(tanhV(lo64(v)), tanhV(hi64(v)));
 }
