@@ -15,8 +15,8 @@
 //
 // Numerics are the reference kernel's: the gate product accumulates in float32 by 4x8 tiles
 // (gemm.ts's micro-kernel, K in KC blocks added as the GEMM adds them) and is rounded to the
-// storage dtype; gate inputs, nonlinearities (float64, as unary.ts) and state updates in float32,
-// h and c rounded to the storage dtype after every step. dtype codes: 0 f32, 1 f16, 2 bf16.
+// storage dtype; gate inputs, nonlinearities (float64 rounded once, unary.ts's bits: lstm_gates.ts)
+// and state updates in float32, h and c rounded to the storage dtype after every step. dtype codes: 0 f32, 1 f16, 2 bf16.
 //
 //   lstm_scratch_bytes(H, G, parts)                       shared packed weight + per-part state
 //   lstm_pack(dt, w, H, backward, ws, part, parts)        w [4H, H] -> panels at ws
@@ -25,7 +25,7 @@
 
 import { f16x4ToF32, f32x4ToF16, f32x4ToBf16 } from './convert16';
 import { kernel4x8, load4F, store4, packB, KC, MR, NR, takeUnit } from './gemm';
-import { sigmoidV, tanhV, lo64, hi64, join32 } from './transcendental';
+import { sigmoid4, tanh4 } from './lstm_gates';
 
 const DT_F32: i32 = 0;
 const DT_F16: i32 = 1;
@@ -130,16 +130,6 @@ export function lstm_pack(dt: i32, w: usize, H: i32, backward: i32, ws: usize, p
   if (dt == DT_F32) return v;
   if (dt == DT_F16) return roundF16(v);
   return i32x4.shl(f32x4ToBf16(v), 16);
-}
-
-// @ts-ignore: decorator
-@inline function sigmoid4(v: v128): v128 {
-  return join32(sigmoidV(lo64(v)), sigmoidV(hi64(v)));
-}
-
-// @ts-ignore: decorator
-@inline function tanh4(v: v128): v128 {
-  return join32(tanhV(lo64(v)), tanhV(hi64(v)));
 }
 
 /**

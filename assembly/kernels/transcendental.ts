@@ -56,10 +56,6 @@ const LOG2E: f64 = 1.4426950408889634;
 // @ts-ignore: decorator
 @inline export function tanhV(x: v128): v128 {
   const a = f64x2.abs(x);
-  const one = f64x2.splat(1);
-  const e = expV(f64x2.add(a, a));
-  const big = f64x2.sub(one, f64x2.div(f64x2.splat(2), f64x2.add(e, one)));
-  const signed = v128.bitselect(x, big, i64x2.splat(0x8000000000000000));
   const x2 = f64x2.mul(x, x);
   let p = f64x2.splat(6404582.0 / 10854718875.0);
   p = f64x2.add(f64x2.mul(p, x2), f64x2.splat(-929569.0 / 638512875.0));
@@ -69,10 +65,21 @@ const LOG2E: f64 = 1.4426950408889634;
   p = f64x2.add(f64x2.mul(p, x2), f64x2.splat(-17.0 / 315.0));
   p = f64x2.add(f64x2.mul(p, x2), f64x2.splat(2.0 / 15.0));
   p = f64x2.add(f64x2.mul(p, x2), f64x2.splat(-1.0 / 3.0));
-  const small = f64x2.mul(x, f64x2.add(one, f64x2.mul(p, x2))); // x (1 + ...): keeps -0
-  return v128.bitselect(small, signed, f64x2.lt(a, f64x2.splat(0.1)));
+  return tanhFrom(x, expV(f64x2.add(a, a)), p, x2);
 }
 
+/**
+ * tanh of two float64 lanes x from e = exp(2|x|) and the odd series' p (tanh x = x (1 + p x^2),
+ * x2 = x^2): sign(x) (1 - 2 / (e + 1)) from |x| = 0.1 on, the series below (it keeps -0).
+ */
+// @ts-ignore: decorator
+@inline export function tanhFrom(x: v128, e: v128, p: v128, x2: v128): v128 {
+  const one = f64x2.splat(1);
+  const big = f64x2.sub(one, f64x2.div(f64x2.splat(2), f64x2.add(e, one)));
+  const signed = v128.bitselect(x, big, i64x2.splat(0x8000000000000000));
+  const small = f64x2.mul(x, f64x2.add(one, f64x2.mul(p, x2))); // x (1 + ...): keeps -0
+  return v128.bitselect(small, signed, f64x2.lt(f64x2.abs(x), f64x2.splat(0.1)));
+}
 
 /** Four float32 lanes through `f` in float64, rounded back to float32 once. */
 // @ts-ignore: decorator
