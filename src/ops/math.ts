@@ -21,6 +21,7 @@ import { broadcastShapes, castTo, inFloat32, operandDtype, promoteAndBroadcast, 
 import { add, mul, div, maximum, sqrt } from './elementwise.js';
 import { reduceDims, reducedShape, sum, type Dims } from './reduce.js';
 import { reshape } from './shape.js';
+import { sameShape } from '../shape/strides.js';
 
 const toFloat = (xs: readonly Tensor[]) => xs.map((x) => (x.dt.isFloating ? x : castTo(x, float32)));
 const sameAsInput = (xs: readonly Tensor[]) => ({ shape: xs[0]!.shape, dtype: operandDtype(xs) });
@@ -177,7 +178,7 @@ function checkBroadcastTo(op: string, input: Tensor, shape: readonly number[]): 
   if (ok) {
     try {
       const b = broadcastShapes(op, [input.shape, shape]);
-      ok = b.length === shape.length && b.every((d, i) => d === shape[i]);
+      ok = sameShape(b, shape);
     } catch {
       ok = false;
     }

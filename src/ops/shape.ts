@@ -297,7 +297,7 @@ export function expand(x: Tensor, ...shape: (number | readonly number[])[]): Ten
   const lead = target.length - x.ndim;
   const resolved = mapNumbers(target, (d, i) => (d === -1 && i >= lead ? x.shape[i - lead]! : d));
   if (resolved.some((d) => !Number.isInteger(d) || d < 0)) throw new RangeError(`expand: invalid target shape ${shapeStr(target)}`);
-  if (resolved.length === x.ndim && resolved.every((d, i) => d === x.shape[i])) return x;
+  if (sameShape(resolved, x.shape)) return x;
   return apply('expand', [x], { shape: resolved });
 }
 

@@ -4,6 +4,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { apply } from './dispatch.js';
 import { numbersToStorage } from '../tensor/host.js';
 import { filledNumbers, mapPacked } from '../shape/packed.js';
+import { sameShape } from '../shape/strides.js';
 
 export type TensorLike = Tensor | number | boolean;
 
@@ -52,7 +53,7 @@ export function recastIfFreed(t: Tensor): Tensor {
 }
 
 export function expandTo(x: Tensor, shape: readonly number[]): Tensor {
-  if (x.shape.length === shape.length && x.shape.every((d, i) => d === shape[i])) return x;
+  if (sameShape(x.shape, shape)) return x;
   return apply('expand', [x], { shape });
 }
 
@@ -78,7 +79,7 @@ export function operandDtype(xs: readonly Tensor[]): DType {
 
 /** Reduce a broadcast gradient back to `shape` (summing the broadcast dimensions). */
 export function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
-  if (g.shape.length === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
+  if (sameShape(g.shape, shape)) return g;
   const lead = g.ndim - shape.length;
   const dims: number[] = [];
   for (let i = 0; i < g.ndim; i++) if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) dims.push(i);

@@ -11,6 +11,7 @@ import { float32 } from '../dtype/dtype.js';
 import { applyInto, kernelView } from '../ops/dispatch.js';
 import { ne, where } from '../ops/elementwise.js';
 import type { SgdHyperparameters, SgdUpdateParams } from '../backend/kernels.js';
+import { sameShape } from '../shape/strides.js';
 
 /** lr, momentum, dampening, weightDecay, nesterov, maximize: the fused kernel's hyperparameters. */
 export type SGDOptions = SgdHyperparameters;
@@ -185,4 +186,3 @@ export class SGD extends Optimizer<SGDOptions> {
 /** Parameter and gradient dtypes the fused kernel takes (float64 parameters keep the op-by-op path). */
 const FUSED_DTYPES = new Set(['float32', 'float16', 'bfloat16']);
 
-const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);

@@ -8,7 +8,7 @@
  * (float64 gradcheck inputs, strided views, aliasing) returns false: the reference kernel runs.
  */
 import type { KernelTensor } from '../backend.js';
-import { numel } from '../../shape/strides.js';
+import { numel, sameShape } from '../../shape/strides.js';
 import { contiguous, dtCode, unsafeAlias } from './layout.js';
 import type { NativeContext, NativeKernels } from './native.js';
 import { COST, minPerPart } from './native_rows.js';
@@ -20,7 +20,6 @@ function layout(x: KernelTensor): [number, number, number] | null {
   return [x.shape[0]!, x.shape[1]!, S];
 }
 
-const sameShape = (a: KernelTensor, b: KernelTensor): boolean => a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
 
 /** A contiguous float32 [2, C] statistics or sums tensor. */
 const isStats = (t: KernelTensor | undefined, C: number): t is KernelTensor =>
@@ -74,7 +73,7 @@ export const BATCH_NORM_KERNELS = {
     if (!x || !l || !y) return false;
     const [N, C, S] = l;
     const xDt = dtCode(x.dtype), yDt = dtCode(y.dtype);
-    if (xDt === undefined || yDt === undefined || !contiguous(x) || !contiguous(y) || !sameShape(x, y) || !isStats(stats, C)) return false;
+    if (xDt === undefined || yDt === undefined || !contiguous(x) || !contiguous(y) || !sameShape(x.shape, y.shape) || !isStats(stats, C)) return false;
     if (unsafeAlias(x, y) || unsafeAlias(stats, y) || affine.some((t) => unsafeAlias(t, y))) return false;
     const a = affinePair(ctx, affine, p.hasWeight, p.hasBias, C);
     if (!a) return false;
@@ -88,7 +87,7 @@ export const BATCH_NORM_KERNELS = {
     if (!g || !x || !l || !out) return false;
     const [N, C, S] = l;
     const gDt = dtCode(g.dtype), xDt = dtCode(x.dtype);
-    if (gDt === undefined || xDt === undefined || !contiguous(g) || !contiguous(x) || !sameShape(g, x) || !isStats(stats, C) || !isStats(out, C)) return false;
+    if (gDt === undefined || xDt === undefined || !contiguous(g) || !contiguous(x) || !sameShape(g.shape, x.shape) || !isStats(stats, C) || !isStats(out, C)) return false;
     if (unsafeAlias(g, out) || unsafeAlias(x, out) || unsafeAlias(stats, out)) return false;
     if (C === 0) return true;
     ctx.pool.runParts('bn_grad_sums', [N, C, S, gDt, ctx.address(g), xDt, ctx.address(x), ctx.address(stats), p.eps, ctx.address(out)], parts(ctx, N, C, S));
@@ -101,7 +100,7 @@ export const BATCH_NORM_KERNELS = {
     const [N, C, S] = l;
     const gDt = dtCode(g.dtype), xDt = dtCode(x.dtype), dxDt = dtCode(dx.dtype);
     if (gDt === undefined || xDt === undefined || dxDt === undefined) return false;
-    if (!contiguous(g) || !contiguous(x) || !contiguous(dx) || !sameShape(g, x) || !sameShape(x, dx) || !isStats(stats, C) || !isStats(sums, C)) return false;
+    if (!contiguous(g) || !contiguous(x) || !contiguous(dx) || !sameShape(g.shape, x.shape) || !sameShape(x.shape, dx.shape) || !isStats(stats, C) || !isStats(sums, C)) return false;
     if ([g, x, stats, sums, w].some((t) => t && unsafeAlias(t, dx))) return false;
     const wDt = p.hasWeight ? affineCode(w, C) : 0;
     if (wDt === undefined) return false;

@@ -22,7 +22,7 @@
  */
 import type { KernelTensor } from '../backend.js';
 import type { Conv2dParams, Pool2dParams } from '../kernels.js';
-import { numel } from '../../shape/strides.js';
+import { numel, sameShape } from '../../shape/strides.js';
 import { contiguous, dtCode, unsafeAlias } from './layout.js';
 import type { NativeContext, NativeKernel, NativeKernels } from './native.js';
 import { gemmScratchBytes, MIN_MACS_PER_PART, partsFor, scratch, scratchAndSync, writeDesc } from './native_scratch.js';
@@ -160,7 +160,6 @@ function convGeometry(xShape: readonly number[], wShape: readonly number[], para
   return { desc, OH, OW, macs, weightTiles };
 }
 
-const sameShape = (s: readonly number[], t: readonly number[]): boolean => s.length === t.length && s.every((d, i) => d === t[i]);
 
 /** Run one of the conv2d_* kernels (args between the descriptor/dtypes/flags and the scratch). */
 function runConv(ctx: NativeContext, kernel: string, geo: ConvGeometry, dtypes: number, pointers: readonly number[], parts: number): void {

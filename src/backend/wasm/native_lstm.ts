@@ -10,6 +10,7 @@ import type { KernelTensor } from '../backend.js';
 import { contiguous, dtCode, unsafeAlias } from './layout.js';
 import type { NativeContext, NativeKernel, NativeKernels } from './native.js';
 import { scratchAndSync } from './native_scratch.js';
+import { sameShape } from '../../shape/strides.js';
 
 const ROWS_PER_GROUP = 4;
 /**
@@ -27,7 +28,6 @@ function commonCode(ts: readonly (KernelTensor | undefined)[]): number | undefin
   return dtCode(first.dtype);
 }
 
-const sameShape = (t: KernelTensor, s: readonly number[]) => t.shape.length === s.length && t.shape.every((d, i) => d === s[i]);
 
 /** Scratch (packed weight + per-part state) and the parts that share the batch's row groups. */
 function prepare(ctx: NativeContext, code: number, w: KernelTensor, H: number, B: number, backward: boolean): { ws: number; sync: number; parts: number; G: number } {
@@ -48,8 +48,8 @@ const lstmForward: NativeKernel<'lstmForward'> = (ctx, [gx, h0, c0, w, bias], [o
   if (code === undefined) return false;
   const [T, B, gates] = gx.shape as [number, number, number];
   const H = gates / 4;
-  if (H % 4 !== 0 || !sameShape(out, [T, B, 2 * H]) || !sameShape(acts, [T, B, 5 * H]) || !sameShape(w, [4 * H, H])) return false;
-  if (p.hasBias && (!isF32(bias) || !sameShape(bias, [4 * H]))) return false;
+  if (H % 4 !== 0 || !sameShape(out.shape, [T, B, 2 * H]) || !sameShape(acts.shape, [T, B, 5 * H]) || !sameShape(w.shape, [4 * H, H])) return false;
+  if (p.hasBias && (!isF32(bias) || !sameShape(bias.shape, [4 * H]))) return false;
   if ([gx, h0!, c0!, w, ...(p.hasBias ? [bias!] : [])].some((t) => unsafeAlias(t, out) || unsafeAlias(t, acts))) return false;
   const { ws, sync, parts, G } = prepare(ctx, code, w, H, B, false);
   const pb = p.hasBias ? ctx.address(bias!) : 0;
@@ -63,8 +63,8 @@ const lstmBackward: NativeKernel<'lstmBackward'> = (ctx, [gOut, out, c0, w, acts
   if (code === undefined) return false;
   const [T, B, H2] = out.shape as [number, number, number];
   const H = H2 / 2;
-  if (H % 4 !== 0 || !sameShape(gOut!, out.shape) || !sameShape(acts, [T, B, 5 * H]) || !sameShape(dGates, [T, B, 4 * H]) || !sameShape(w, [4 * H, H])) return false;
-  if (p.hasBias && (!isF32(dBias) || !sameShape(dBias, [B, 4 * H]))) return false;
+  if (H % 4 !== 0 || !sameShape(gOut!.shape, out.shape) || !sameShape(acts.shape, [T, B, 5 * H]) || !sameShape(dGates.shape, [T, B, 4 * H]) || !sameShape(w.shape, [4 * H, H])) return false;
+  if (p.hasBias && (!isF32(dBias) || !sameShape(dBias.shape, [B, 4 * H]))) return false;
   const outputs = [dGates, dh0, dc0, ...(p.hasBias ? [dBias!] : [])];
   if ([gOut!, out, c0!, w, acts].some((t) => outputs.some((o) => unsafeAlias(t, o)))) return false;
   const { ws, sync, parts, G } = prepare(ctx, code, w, H, B, true);

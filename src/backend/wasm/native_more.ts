@@ -19,7 +19,7 @@
  * of float64 exp / log: see softmax.ts). Everything else returns false.
  */
 import type { KernelTensor } from '../backend.js';
-import { numel } from '../../shape/strides.js';
+import { numel, sameShape } from '../../shape/strides.js';
 import { contiguous, fmtOf, unsafeAlias } from './layout.js';
 import type { NativeContext, NativeKernel, NativeKernels } from './native.js';
 import { COST, minPerPart, rowsLayout, runRows, type Rows } from './native_rows.js';
@@ -124,7 +124,6 @@ function aroundAxis(shape: readonly number[], dim: unknown): [number, number, nu
 /** Elements per thread of the exp-bound softmax kernels below which one thread runs the call. */
 const MIN_SOFTMAX_ELEMENTS_PER_PART = 4096;
 
-const sameShape = (s: readonly number[], t: readonly number[]): boolean => s.length === t.length && s.every((d, i) => d === t[i]);
 
 function softmaxLike(log: number): NativeKernel<'softmax' | 'logSoftmax'> {
   return (ctx, { 0: x }, { 0: o }, params) => {
