@@ -285,6 +285,7 @@ describe('whole-batch convolution GEMMs (small maps) against the reference backe
     const r = rng(115);
     const cases: Conv[] = [
       { N: 5, C: 300, H: 1, W: 1, O: 9, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1 }, // cropped K = 300 passes the 256 block
+      { N: 3, C: 66, H: 1, W: 1, O: 21, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1 }, // one live tap: grad-input's weight transposed 8 output channels per vector (two and a tail of 5), input channels past a 64 block
       { N: 4, C: 6, H: 1, W: 5, O: 7, KH: 3, KW: 3, stride: 1, padding: 1, groups: 1 }, // cropped along H only
       { N: 3, C: 5, H: 2, W: 3, O: 4, KH: 5, KW: 5, stride: 2, padding: 2, groups: 1 }, // 5x5 stride 2 on a 2x3 map
       { N: 3, C: 4, H: 1, W: 1, O: 6, KH: 3, KW: 3, stride: 1, padding: 2, groups: 1, dilation: 2 }, // dilation 2, 1x1 map

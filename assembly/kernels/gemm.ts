@@ -454,8 +454,11 @@ export function finalizeBlock(w: usize, ldw: i32, c: usize, ldc: i32, dt: i32, m
 // @ts-ignore: decorator
 @inline export function store4(p: usize, v: v128, dt: i32): void {
   if (dt == DT_F32) v128.store(p, v);
-  else if (dt == DT_F16) v128.store64_lane(p, i16x8.narrow_i32x4_u(f32x4ToF16x4(v), f32x4ToF16x4(v)), 0);
-  else v128.store64_lane(p, i16x8.narrow_i32x4_u(f32x4ToBf16x4(v), f32x4ToBf16x4(v)), 0);
+  else {
+    // converted once: passing the call twice to narrow inlined the conversion (its NaN branch too) twice
+    const h = dt == DT_F16 ? f32x4ToF16x4(v) : f32x4ToBf16x4(v);
+    v128.store64_lane(p, i16x8.narrow_i32x4_u(h, h), 0);
+  }
 }
 
 /** Store lanes 0 .. n-1 (n = 1..3) of v as dtype dt at p (rounded once for 16-bit). */

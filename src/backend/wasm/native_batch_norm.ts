@@ -13,6 +13,9 @@ import { contiguous, dtCode, unsafeAlias } from './layout.js';
 import type { NativeContext, NativeKernels } from './native.js';
 import { COST, minPerPart } from './native_rows.js';
 
+/** The kernels' float16 dtype code (layout.ts's dtCode). */
+const DT_F16 = 1;
+
 /** [N, C, S] of an [N, C, ...] tensor, or null below 2 dims. */
 function layout(x: KernelTensor): [number, number, number] | null {
   if (x.shape.length < 2) return null;
@@ -31,9 +34,14 @@ function affineCode(t: KernelTensor | undefined, C: number): number | undefined 
   return dtCode(t.dtype);
 }
 
-/** Channel parts: every element is read (or written) a few times per call. */
-function parts(ctx: NativeContext, N: number, C: number, S: number): number {
-  return Math.max(1, Math.min(ctx.pool.threads, C, Math.floor((N * C * S) / minPerPart(COST.cast))));
+/**
+ * Channel parts: every element is read (or written) a few times per call. float16 input costs about
+ * twice a cast per element (widening, and narrowing where the output is float16: bn_train 1.25 ns
+ * per element at 1 thread against a cast's ~0.8), so ResNet's layer2 maps ([64, 128, 4, 4]) split too.
+ */
+function parts(ctx: NativeContext, N: number, C: number, S: number, xDt: number): number {
+  const cost = xDt === DT_F16 ? 2 * COST.cast : COST.cast;
+  return Math.max(1, Math.min(ctx.pool.threads, C, Math.floor((N * C * S) / minPerPart(cost))));
 }
 
 /** The weight and bias ([w?, b?] after the fixed inputs) as (address, dtype code) pairs; null when one is unusable. */
@@ -64,7 +72,7 @@ export const BATCH_NORM_KERNELS = {
     if (xDt === undefined || !contiguous(x) || !isStats(stats, C) || unsafeAlias(x, stats)) return false;
     if (C === 0) return true;
     if (N * S === 0) return false; // the reference's NaN statistics
-    ctx.pool.runParts('bn_stats', [N, C, S, xDt, ctx.address(x), ctx.address(stats)], parts(ctx, N, C, S));
+    ctx.pool.runParts('bn_stats', [N, C, S, xDt, ctx.address(x), ctx.address(stats)], parts(ctx, N, C, S, xDt));
     return true;
   },
 
@@ -78,7 +86,7 @@ export const BATCH_NORM_KERNELS = {
     const a = affinePair(ctx, affine, p.hasWeight, p.hasBias, C);
     if (!a) return false;
     if (N * C * S === 0) return true;
-    ctx.pool.runParts('bn_train', [N, C, S, xDt, ctx.address(x), ctx.address(stats), a.w, a.wDt, a.b, a.bDt, p.eps, yDt, ctx.address(y)], parts(ctx, N, C, S));
+    ctx.pool.runParts('bn_train', [N, C, S, xDt, ctx.address(x), ctx.address(stats), a.w, a.wDt, a.b, a.bDt, p.eps, yDt, ctx.address(y)], parts(ctx, N, C, S, xDt));
     return true;
   },
 
@@ -90,7 +98,7 @@ export const BATCH_NORM_KERNELS = {
     if (gDt === undefined || xDt === undefined || !contiguous(g) || !contiguous(x) || !sameShape(g.shape, x.shape) || !isStats(stats, C) || !isStats(out, C)) return false;
     if (unsafeAlias(g, out) || unsafeAlias(x, out) || unsafeAlias(stats, out)) return false;
     if (C === 0) return true;
-    ctx.pool.runParts('bn_grad_sums', [N, C, S, gDt, ctx.address(g), xDt, ctx.address(x), ctx.address(stats), p.eps, ctx.address(out)], parts(ctx, N, C, S));
+    ctx.pool.runParts('bn_grad_sums', [N, C, S, gDt, ctx.address(g), xDt, ctx.address(x), ctx.address(stats), p.eps, ctx.address(out)], parts(ctx, N, C, S, xDt));
     return true;
   },
 
@@ -106,7 +114,7 @@ export const BATCH_NORM_KERNELS = {
     if (wDt === undefined) return false;
     if (N * C * S === 0) return true;
     const wAddr = p.hasWeight ? ctx.address(w!) : 0;
-    ctx.pool.runParts('bn_backward_input', [N, C, S, gDt, ctx.address(g), xDt, ctx.address(x), ctx.address(stats), ctx.address(sums), wAddr, wDt, p.eps, dxDt, ctx.address(dx)], parts(ctx, N, C, S));
+    ctx.pool.runParts('bn_backward_input', [N, C, S, gDt, ctx.address(g), xDt, ctx.address(x), ctx.address(stats), ctx.address(sums), wAddr, wDt, p.eps, dxDt, ctx.address(dx)], parts(ctx, N, C, S, xDt));
     return true;
   },
 
