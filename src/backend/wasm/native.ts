@@ -5,7 +5,8 @@
  * run the reference kernel instead (src/backend/wasm/index.ts), so every kernel works everywhere
  * and native coverage can grow case by case.
  *
- * Covered here: add/sub/mul/div (float32, float16, bfloat16; add/sub also int32; the rows layout of
+ * Covered here: add/sub/mul/div (float32, float16, bfloat16; add/sub also int32; add also float32 +
+ * float16 / bfloat16 into float32; the rows layout of
  * native_rows.ts: contiguous, broadcast rows and channels, scalar operands, 0-dim tensors), relu, reluBackward,
  * copy (memcpy, strided gather of any dtype with register-blocked transposes, casts between the
  * three float formats, also from strided views, and into them from bool / int32 / float64), fill
@@ -84,6 +85,24 @@ function binaryFormat(op: 'add' | 'sub' | 'mul' | 'div', o: KernelTensor): keyof
   return fmtOf(o.dtype);
 }
 
+/**
+ * float32 out = a + b with one operand float32 and the other float16 / bfloat16, both of out's shape
+ * (the op layer's mixed-dtype add, src/ops/elementwise.ts): add_f32_<fmt> widens the 16-bit operand
+ * in registers. Strided operands are gathered first; any other mix is not covered.
+ */
+function mixedAdd(ctx: NativeContext, a: KernelTensor, b: KernelTensor, o: KernelTensor, n: number, self: NativeKernel<'add' | 'sub' | 'mul' | 'div'>): boolean {
+  const wide = a.dtype === o.dtype ? a : b;
+  const half = wide === a ? b : a;
+  const fmt = fmtOf(half.dtype);
+  if (wide.dtype !== o.dtype || (fmt !== 'f16' && fmt !== 'bf16')) return false;
+  if (!contiguous(a) || !contiguous(b)) return withContiguousOperands(ctx, [a, b], o.shape, (xs) => self(ctx, xs, [o], {}), contiguous);
+  const pw = ctx.address(wide);
+  const ph = ctx.address(half);
+  const po = ctx.address(o);
+  ctx.pool.run(`add_f32_${fmt}`, mapPacked(elementParts(ctx, n, ARITH_COST.f16), ({ 0: u0, 1: u1 }) => [pw + u0 * 4, ph + u0 * 2, po + u0 * 4, u1 - u0]));
+  return true;
+}
+
 function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel<typeof op> {
   const self: NativeKernel<typeof op> = (ctx, { 0: a, 1: b }, { 0: o }) => {
     if (!a || !b || !o) return false;
@@ -115,7 +134,7 @@ function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel<typeof op> {
       }
       return true;
     }
-    if (a.dtype !== o.dtype || b.dtype !== o.dtype) return false;
+    if (a.dtype !== o.dtype || b.dtype !== o.dtype) return op === 'add' && fmt === 'f32' ? mixedAdd(ctx, a, b, o, n, self) : false;
     const L = rowsLayout(o.shape, [a, b]);
     if (!L) return withContiguousOperands(ctx, [a, b], o.shape, (xs) => self(ctx, xs, [o], {}));
     const pa = ctx.address(a);
