@@ -14,7 +14,7 @@
  * everything) and the fused SGD update `sgdUpdate`; comparisons, logical ops, isfinite, where,
  * neg, abs, softmax / logSoftmax and their gradients, gather, scatterAdd and divBackwardDivisor in
  * native_more.ts; bmm, conv2d, conv2dBackwardInput, conv2dBackwardWeight, maxPool2d and
- * maxPool2dBackward in native_linalg.ts; adaptiveAvgPool2d and its gradient in native_pool.ts
+ * maxPool2dBackward in native_linalg.ts; nllLossFused / nllLossBackward in native_nll.ts; adaptiveAvgPool2d and its gradient in native_pool.ts
  * (layout helpers in layout.ts and native_rows.ts).
  *
  * A LeNet or ResNet training step (fp32, fp16 with loss scaling, bf16) runs every kernel natively. Calls are
@@ -41,6 +41,8 @@ import { MATH_KERNELS } from './native_math.js';
 import { POOL_KERNELS } from './native_pool.js';
 import { BATCH_NORM_KERNELS } from './native_batch_norm.js';
 import { LAYER_NORM_KERNELS } from './native_layer_norm.js';
+import { NLL_KERNELS } from './native_nll.js';
+import { fullSum, SUM_CHUNK } from './native_sum.js';
 
 export { collapse, fmtOf } from './layout.js';
 
@@ -66,8 +68,6 @@ export type NativeKernel<K extends KernelName = KernelName> = (
 
 /** Native handlers by kernel name, each taking its kernel's params (src/backend/kernels.ts). */
 export type NativeKernels = { readonly [K in KernelName]?: NativeKernel<K> };
-/** Elements per chunk of a full sum (fixed, so results do not depend on the thread count). */
-export const SUM_CHUNK = 16384;
 
 /** Parts splitting n contiguous elements of a kernel of relative `cost` (native_rows.ts). */
 function elementParts(ctx: NativeContext, n: number, cost = 1): [number, number][] {
@@ -310,14 +310,9 @@ const sum: NativeKernel<'sum'> = (ctx, { 0: x }, { 0: o }, params) => {
   const po = ctx.address(o);
   const sumCost = fmt === 'f16' ? COST.cast : COST.light;
   if (B === 1) {
-    const K = Math.ceil(n / SUM_CHUNK);
-    ctx.heap.withScratch(K * 8, (acc) => {
-      const parts = ctx.pool.split(K, Math.ceil(minPerPart(sumCost) / SUM_CHUNK));
-      ctx.pool.run(`sumchunks_${fmt}`, mapPacked(parts, ({ 0: k0, 1: k1 }) => [px, acc, k0, k1, n, SUM_CHUNK]));
-      const f64 = ctx.heap.views().f64;
-      let s = 0;
-      for (let i = 0; i < K; i++) s += f64[acc / 8 + i]!;
-      f64[acc / 8] = s;
+    ctx.heap.withScratch(8, (acc) => {
+      const total = fullSum(ctx, fmt, px, n);
+      ctx.heap.views().f64[acc / 8] = total;
       ctx.pool.call(`finish_${fmt}`, acc, po, 1, scale);
     });
     return true;
@@ -445,4 +440,5 @@ export const NATIVE_KERNELS = {
   ...POOL_KERNELS,
   ...BATCH_NORM_KERNELS,
   ...LAYER_NORM_KERNELS,
+  ...NLL_KERNELS,
 } satisfies NativeKernels;
