@@ -459,6 +459,40 @@ describe('autocast', () => {
     assert.equal(loss.dtype, 'float32');
     assert.equal(w.grad!.dtype, 'float32');
   });
+
+  for (const half of ['float16', 'bfloat16'] as const) {
+    it(`${half}: a residual add of the float32 stream and a ${half} branch is float32 with the bits and gradients of casting the branch first`, async () => {
+      const run = (castFirst: boolean) => {
+        const x = mx.tensor([0.1, -2.5, 3.25, 1e-3, 7, -0.75, 0.3, 11], { shape: [2, 4], requiresGrad: true });
+        const w = mx.tensor([0.5, -1.25, 0.2, 2, 0.1, 0.7, -0.3, 1.5, -0.4, 0.05, 0.9, -2, 1, 0.25, -0.6, 0.33], { shape: [4, 4], requiresGrad: true });
+        const y = mx.amp.autocast({ dtype: half }, () => {
+          const branch = F.linear(x, w);
+          assert.equal(branch.dtype, half);
+          const h = castFirst ? mx.add(x, branch.to('float32')) : mx.add(x, branch);
+          assert.equal(h.dtype, 'float32');
+          return mx.mul(h, h).sum();
+        });
+        y.backward();
+        return { y, gx: x.grad!, gw: w.grad! };
+      };
+      const mixed = run(false);
+      const cast = run(true);
+      assert.deepEqual(await mixed.y.data(), await cast.y.data());
+      assert.equal(mixed.gx.dtype, 'float32');
+      assert.equal(mixed.gw.dtype, 'float32');
+      assert.deepEqual(await mixed.gx.data(), await cast.gx.data());
+      assert.deepEqual(await mixed.gw.data(), await cast.gw.data());
+      // the 16-bit operand's gradient comes back in its own dtype
+      const a = mx.tensor([1, 2, 3], { requiresGrad: true });
+      const b = mx.tensor([0.5, 0.25, -1], { dtype: half, requiresGrad: true });
+      const s = mx.add(b, a);
+      assert.equal(s.dtype, 'float32');
+      mx.mul(s, 3).sum().backward();
+      assert.equal(b.grad!.dtype, half);
+      assert.equal(a.grad!.dtype, 'float32');
+      assert.deepEqual(Array.from(await b.grad!.data()), [3, 3, 3]);
+    });
+  }
 });
 
 function castOf(y: mx.Tensor, w: mx.Tensor): mx.Tensor {

@@ -1,10 +1,11 @@
 /**
  * The fused negative log-likelihood (src/nn/nll_ops.ts; F.nllLoss / F.crossEntropy take it where
- * the backend runs it natively, webgpu) against the composite definition, on the suite's backend:
+ * the backend runs it natively: webgpu, wasm) against the composite definition, on the suite's backend:
  * loss and input gradient for 2-D, 4-D and [C] inputs, every reduction, ignored targets, class
  * weights, every target ignored (a NaN mean with zero gradients), and float32/float16/bfloat16
- * logits. On the reference backend the two agree bit for bit; elsewhere the composite's own
- * kernels (and on webgpu the WGSL sums) may order float32 sums differently: within 2e-6.
+ * logits. On the reference and wasm backends the two agree bit for bit (wasm's fused kernels sum
+ * through the composite's own sum kernel); on webgpu the WGSL sums may order float32 sums
+ * differently: within 2e-6.
  */
 import { backendName } from './helpers/backend.js';
 import { test } from 'node:test';
@@ -60,7 +61,8 @@ for (const c of CASES) {
         const fused = await run(c, reduction, dtype, true);
         const composite = await run(c, reduction, dtype, false);
         // 16-bit results round once from float32: equal, or one 16-bit ulp apart where float32 sums differ
-        const tol = backendName === 'reference' ? 0 : dtype === 'float32' ? 2e-6 : dtype === 'float16' ? 1e-3 : 8e-3;
+        // (wasm's fused kernels sum through the composite's own sum kernel: bit for bit too)
+        const tol = backendName === 'reference' || backendName === 'wasm' ? 0 : dtype === 'float32' ? 2e-6 : dtype === 'float16' ? 1e-3 : 8e-3;
         same(`${reduction} ${dtype} loss`, fused.loss, composite.loss, tol);
         same(`${reduction} ${dtype} grad`, fused.grad, composite.grad, tol);
         if (c.name === 'every target ignored' && reduction === 'mean') {
@@ -93,4 +95,24 @@ test('webgpu: the default cross-entropy is the fused loss, run as WGSL', { skip:
   assert.equal(stats['nllLossFused']?.native, 1);
   assert.equal(stats['nllLossBackward']?.native, 1);
   assert.equal(stats['gather'], undefined, 'no composite gather');
+});
+
+test('wasm: the default cross-entropy is the fused loss, run natively (float32 logits, class weights, spatial targets)', { skip: backendName === 'wasm' ? false : `runs in the wasm pass (MIXPREC_BACKEND=wasm), not ${backendName}` }, async () => {
+  const backend = mx.getBackend() as unknown as { kernelStats(): Record<string, { native: number; fallback: number }>; resetKernelStats(): void };
+  for (const [shape, targets, weight] of [
+    [[8, 10], [0, 1, 2, 3, 4, 5, 6, 7], undefined],
+    [[5, 3], [2, -100, 0, 1, 1], [0.5, 2, 0.25]],
+    [[2, 3, 2, 2], [0, 1, 2, 1, -100, 0, 2, 2], undefined],
+  ] as [number[], number[], number[] | undefined][]) {
+    backend.resetKernelStats();
+    const x: Tensor = mx.randn(shape).requiresGrad_(true);
+    const t = mx.tensor(targets, { dtype: 'int32', shape: [shape[0]!, ...shape.slice(2)] });
+    const loss = F.crossEntropy(x, t, { weight: weight && mx.tensor(weight) });
+    loss.backward();
+    await x.grad!.data();
+    const stats = backend.kernelStats();
+    assert.deepEqual(stats['nllLossFused'], { ...stats['nllLossFused'], native: 1, fallback: 0 }, `${shape}: the loss`);
+    assert.deepEqual(stats['nllLossBackward'], { ...stats['nllLossBackward'], native: 1, fallback: 0 }, `${shape}: its gradient`);
+    assert.equal(stats['gather'], undefined, 'no composite gather');
+  }
 });

@@ -304,6 +304,36 @@ describe('casts into float formats, 0-dim arithmetic, divBackwardDivisor', () =>
     }
   });
 
+  it('mixed float32 + float16 / bfloat16 add: every 16-bit pattern, either order, strided operands; the bits of casting first', async () => {
+    for (const half of ['float16', 'bfloat16'] as const) {
+      for (const n of [0, 1, 7, 8, 37, 1000, 65536]) {
+        const wideVals = valuesOf('float32', n, 11 + n);
+        const halfVals = n === 65536 ? Array.from({ length: n }, (_, i) => valueOf(half, i)) : valuesOf(half, n, 13 + n);
+        await agree(`float32 + ${half} [${n}]`, () => {
+          const a = make(wideVals, [n], 'float32');
+          const b = make(halfVals, [n], half);
+          return [mx.add(a, b), mx.add(b, a)];
+        });
+        await on('wm-t4', () => {
+          const a = make(wideVals, [n], 'float32');
+          const b = make(halfVals, [n], half);
+          const y = mx.add(a, b);
+          assert.equal(y.dtype, 'float32');
+          assert.deepEqual(storage(y), storage(mx.add(a, b.to('float32'))), `float32 + ${half} [${n}]: the bits of casting first`);
+        });
+        if (n > 0) await assertNative('add', () => mx.add(make(wideVals, [n], 'float32'), make(halfVals, [n], half)), `float32 + ${half} [${n}]`);
+      }
+      // strided operands of one shape (a transposed view of either) are gathered first
+      const A = valuesOf('float32', 7 * 9, 5);
+      const B = valuesOf(half, 7 * 9, 6);
+      await agree(`float32 + ${half}, transposed operands`, () => [
+        mx.add(make(A, [7, 9], 'float32').t(), make(B, [9, 7], half)),
+        mx.add(make(A, [9, 7], 'float32'), make(B, [7, 9], half).t()),
+      ]);
+      await assertNative('add', () => mx.add(make(A, [7, 9], 'float32').t(), make(B, [9, 7], half)), `float32 + ${half} transposed`);
+    }
+  });
+
   it('divBackwardDivisor: (-g a) / (b b) in float64, rounded once; broadcast and 0-dim', async () => {
     for (const dtype of FLOATS) {
       for (const n of [1, 5, 37]) {

@@ -12,6 +12,8 @@
  *       (r0 <= r < r1) being (i0, i1) = (r / n1, r % n1); operand row starts are
  *       a + (i0 as0 + i1 as1), b + (i0 bs0 + i1 bs1), and along a row an operand's stride is
  *       ai / bi in {0, 1} (0: one value broadcast along the row).
+ *   add_f32_<fmt>(a, b, out, n)
+ *       a float32, b of fmt (f16, bf16), out float32, all contiguous: the mixed-dtype add.
  *   <op>s_<fmt>(a, s, out, r0, r1, n1, inner, as0, as1, swap)
  *       one operand a float32 scalar `s`: out = swap ? s op a : a op s (a's row stride is 1).
  *   relu_<fmt>(x, out, n), reluBackward_<fmt>(x, g, out, n)    contiguous
@@ -180,6 +182,32 @@ export function div_f16(a: usize, b: usize, o: usize, r0: i32, r1: i32, n1: i32,
 }
 export function div_bf16(a: usize, b: usize, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, ai: i32, bs0: i32, bs1: i32, bi: i32): void {
   binaryRows(DIV, BF16, a, b, o, r0, r1, n1, inner, as0, as1, ai, bs0, bs1, bi);
+}
+
+/**
+ * out = a + b with a float32, b a 16-bit `fmt` and out float32, all contiguous (n elements): PyTorch's
+ * float32 + float16 / bfloat16 promotion (a transformer's float32 residual stream plus a 16-bit branch
+ * under autocast). The 16-bit operand is widened in registers (exact), so the result is bit for bit
+ * a cast op followed by add_f32, without the cast's float32 copy.
+ */
+// @ts-ignore: decorator
+@inline function addMixed(fmt: i32, a: usize, b: usize, o: usize, n: i32): void {
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const raw = v128.load(b + (<usize>i << 1));
+    const pa = a + (<usize>i << 2);
+    const po = o + (<usize>i << 2);
+    v128.store(po, f32x4.add(v128.load(pa), widenLo(fmt, raw)));
+    v128.store(po, f32x4.add(v128.load(pa, 16), widenHi(fmt, raw)), 16);
+  }
+  for (; i < n; i++) store<f32>(o + (<usize>i << 2), load<f32>(a + (<usize>i << 2)) + load1(fmt, b + (<usize>i << 1)));
+}
+
+export function add_f32_f16(a: usize, b: usize, o: usize, n: i32): void {
+  addMixed(F16, a, b, o, n);
+}
+export function add_f32_bf16(a: usize, b: usize, o: usize, n: i32): void {
+  addMixed(BF16, a, b, o, n);
 }
 
 export function adds_f32(a: usize, s: f32, o: usize, r0: i32, r1: i32, n1: i32, inner: i32, as0: i32, as1: i32, swap: i32): void {

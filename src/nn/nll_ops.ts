@@ -1,6 +1,6 @@
 /**
  * The negative log-likelihood loss as two fused ops. F.nllLoss (and so F.crossEntropy with class
- * targets) takes them where the backend runs their kernels natively (webgpu): the loss is one
+ * targets) takes them where the backend runs their kernels natively (webgpu, wasm): the loss is one
  * dispatch and its gradient one or two, where the composite definition in src/nn/functional.ts is
  * some 20 small elementwise, gather and reduction ops. They are bit for bit that composite on the
  * reference backend (test/nll_fused.test.ts). Kernels: src/backend/kernels.ts (contract),

@@ -9,6 +9,7 @@ import type { KernelName } from '../backend/kernels.js';
 import { defineOp, type AutocastCategory } from './registry.js';
 import { broadcastShapes, castTo, expandTo, operandDtype, promoteAndBroadcast, sumToShape, wrap, type TensorLike } from './util.js';
 import { mapPacked } from '../shape/packed.js';
+import { sameShape } from '../shape/strides.js';
 
 const sameAsInput = (xs: readonly Tensor[]) => ({ shape: xs[0]!.shape, dtype: operandDtype(xs) });
 const grad = (kernel: string, inputs: Tensor[], params: object = {}) => apply(kernel, inputs, params);
@@ -82,7 +83,24 @@ function binaryOp(
   });
 }
 
-binaryOp('add', (g) => [g, g]);
+/**
+ * add keeps a float32 and a float16 / bfloat16 tensor of one shape as they are (neither a wrapped
+ * number): the kernel widens the 16-bit operand (exact) and adds in float32, as PyTorch's
+ * TensorIterator does, so the bits are those of casting it first, without the cast op and its float32
+ * copy (a transformer's residual add under autocast: the float32 stream plus a 16-bit branch). Each
+ * input's gradient goes back in its own dtype, as PyTorch's autograd casts it.
+ */
+function isMixedAdd(a: Tensor, b: Tensor): boolean {
+  if (a.dt === b.dt || a.wrappedNumber || b.wrappedNumber) return false;
+  return (a.dt === float32 ? b.dt.isHalf : a.dt.isHalf && b.dt === float32) && sameShape(a.shape, b.shape);
+}
+const gradAs = (g: Tensor, x: Tensor) => (x.dt === g.dt || x.wrappedNumber ? g : castTo(g, x.dt));
+defineOp({
+  name: 'add', autocast: 'none',
+  prepare: (xs) => (xs.length === 2 && isMixedAdd(xs[0]!, xs[1]!) ? [xs[0]!, xs[1]!] : promoteAndBroadcast('add', xs)),
+  infer: (xs) => ({ shape: xs[0]!.shape, dtype: xs.length === 2 && isMixedAdd(xs[0]!, xs[1]!) ? float32 : operandDtype(xs) }),
+  backward: (g, { inputs }) => [gradAs(g, inputs[0]!), gradAs(g, inputs[1]!)],
+});
 binaryOp('sub', (g) => [g, neg(g)]);
 binaryOp('mul', (g, a, b) => [mul(g, b), mul(g, a)]);
 binaryOp('div', (g, a, b) => [div(g, b), grad('divBackwardDivisor', [a, b, g])], true);

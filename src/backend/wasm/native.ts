@@ -5,7 +5,8 @@
  * run the reference kernel instead (src/backend/wasm/index.ts), so every kernel works everywhere
  * and native coverage can grow case by case.
  *
- * Covered here: add/sub/mul/div (float32, float16, bfloat16; add/sub also int32; the rows layout of
+ * Covered here: add/sub/mul/div (float32, float16, bfloat16; add/sub also int32; add also float32 +
+ * float16 / bfloat16 into float32; the rows layout of
  * native_rows.ts: contiguous, broadcast rows and channels, scalar operands, 0-dim tensors), relu, reluBackward,
  * copy (memcpy, strided gather of any dtype with register-blocked transposes, casts between the
  * three float formats, also from strided views, and into them from bool / int32 / float64), fill
@@ -13,7 +14,7 @@
  * everything) and the fused SGD update `sgdUpdate`; comparisons, logical ops, isfinite, where,
  * neg, abs, softmax / logSoftmax and their gradients, gather, scatterAdd and divBackwardDivisor in
  * native_more.ts; bmm, conv2d, conv2dBackwardInput, conv2dBackwardWeight, maxPool2d and
- * maxPool2dBackward in native_linalg.ts; adaptiveAvgPool2d and its gradient in native_pool.ts
+ * maxPool2dBackward in native_linalg.ts; nllLossFused / nllLossBackward in native_nll.ts; adaptiveAvgPool2d and its gradient in native_pool.ts
  * (layout helpers in layout.ts and native_rows.ts).
  *
  * A LeNet or ResNet training step (fp32, fp16 with loss scaling, bf16) runs every kernel natively. Calls are
@@ -40,6 +41,8 @@ import { MATH_KERNELS } from './native_math.js';
 import { POOL_KERNELS } from './native_pool.js';
 import { BATCH_NORM_KERNELS } from './native_batch_norm.js';
 import { LAYER_NORM_KERNELS } from './native_layer_norm.js';
+import { NLL_KERNELS } from './native_nll.js';
+import { fullSum, SUM_CHUNK } from './native_sum.js';
 
 export { collapse, fmtOf } from './layout.js';
 
@@ -65,8 +68,6 @@ export type NativeKernel<K extends KernelName = KernelName> = (
 
 /** Native handlers by kernel name, each taking its kernel's params (src/backend/kernels.ts). */
 export type NativeKernels = { readonly [K in KernelName]?: NativeKernel<K> };
-/** Elements per chunk of a full sum (fixed, so results do not depend on the thread count). */
-export const SUM_CHUNK = 16384;
 
 /** Parts splitting n contiguous elements of a kernel of relative `cost` (native_rows.ts). */
 function elementParts(ctx: NativeContext, n: number, cost = 1): [number, number][] {
@@ -82,6 +83,24 @@ const ARITH_COST = { f32: COST.light, f16: COST.half, bf16: COST.cast, i32: COST
 function binaryFormat(op: 'add' | 'sub' | 'mul' | 'div', o: KernelTensor): keyof typeof ARITH_COST | undefined {
   if (o.dtype.name === 'int32') return op === 'add' || op === 'sub' ? 'i32' : undefined;
   return fmtOf(o.dtype);
+}
+
+/**
+ * float32 out = a + b with one operand float32 and the other float16 / bfloat16, both of out's shape
+ * (the op layer's mixed-dtype add, src/ops/elementwise.ts): add_f32_<fmt> widens the 16-bit operand
+ * in registers. Strided operands are gathered first; any other mix is not covered.
+ */
+function mixedAdd(ctx: NativeContext, a: KernelTensor, b: KernelTensor, o: KernelTensor, n: number, self: NativeKernel<'add' | 'sub' | 'mul' | 'div'>): boolean {
+  const wide = a.dtype === o.dtype ? a : b;
+  const half = wide === a ? b : a;
+  const fmt = fmtOf(half.dtype);
+  if (wide.dtype !== o.dtype || (fmt !== 'f16' && fmt !== 'bf16')) return false;
+  if (!contiguous(a) || !contiguous(b)) return withContiguousOperands(ctx, [a, b], o.shape, (xs) => self(ctx, xs, [o], {}), contiguous);
+  const pw = ctx.address(wide);
+  const ph = ctx.address(half);
+  const po = ctx.address(o);
+  ctx.pool.run(`add_f32_${fmt}`, mapPacked(elementParts(ctx, n, ARITH_COST.f16), ({ 0: u0, 1: u1 }) => [pw + u0 * 4, ph + u0 * 2, po + u0 * 4, u1 - u0]));
+  return true;
 }
 
 function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel<typeof op> {
@@ -115,7 +134,7 @@ function binary(op: 'add' | 'sub' | 'mul' | 'div'): NativeKernel<typeof op> {
       }
       return true;
     }
-    if (a.dtype !== o.dtype || b.dtype !== o.dtype) return false;
+    if (a.dtype !== o.dtype || b.dtype !== o.dtype) return op === 'add' && fmt === 'f32' ? mixedAdd(ctx, a, b, o, n, self) : false;
     const L = rowsLayout(o.shape, [a, b]);
     if (!L) return withContiguousOperands(ctx, [a, b], o.shape, (xs) => self(ctx, xs, [o], {}));
     const pa = ctx.address(a);
@@ -291,14 +310,9 @@ const sum: NativeKernel<'sum'> = (ctx, { 0: x }, { 0: o }, params) => {
   const po = ctx.address(o);
   const sumCost = fmt === 'f16' ? COST.cast : COST.light;
   if (B === 1) {
-    const K = Math.ceil(n / SUM_CHUNK);
-    ctx.heap.withScratch(K * 8, (acc) => {
-      const parts = ctx.pool.split(K, Math.ceil(minPerPart(sumCost) / SUM_CHUNK));
-      ctx.pool.run(`sumchunks_${fmt}`, mapPacked(parts, ({ 0: k0, 1: k1 }) => [px, acc, k0, k1, n, SUM_CHUNK]));
-      const f64 = ctx.heap.views().f64;
-      let s = 0;
-      for (let i = 0; i < K; i++) s += f64[acc / 8 + i]!;
-      f64[acc / 8] = s;
+    ctx.heap.withScratch(8, (acc) => {
+      const total = fullSum(ctx, fmt, px, n);
+      ctx.heap.views().f64[acc / 8] = total;
       ctx.pool.call(`finish_${fmt}`, acc, po, 1, scale);
     });
     return true;
@@ -426,4 +440,5 @@ export const NATIVE_KERNELS = {
   ...POOL_KERNELS,
   ...BATCH_NORM_KERNELS,
   ...LAYER_NORM_KERNELS,
+  ...NLL_KERNELS,
 } satisfies NativeKernels;
