@@ -11,7 +11,8 @@ const FMT: Partial<Record<string, Fmt>> = { float32: 'f32', float16: 'f16', bflo
 export const fmtOf = (d: DType): Fmt | undefined => FMT[d.name];
 
 /** The kernels' dtype codes (docs/kernels.md): 0 float32, 1 float16, 2 bfloat16. */
-const DT_CODE: Partial<Record<string, number>> = { float32: 0, float16: 1, bfloat16: 2 };
+export const DT_F16 = 1;
+const DT_CODE: Partial<Record<string, number>> = { float32: 0, float16: DT_F16, bfloat16: 2 };
 export const dtCode = (d: DType): number | undefined => DT_CODE[d.name];
 
 /** Drop size-1 dimensions and merge neighbours that are contiguous in every stride list. */

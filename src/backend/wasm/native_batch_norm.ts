@@ -9,12 +9,9 @@
  */
 import type { KernelTensor } from '../backend.js';
 import { numel, sameShape } from '../../shape/strides.js';
-import { contiguous, dtCode, unsafeAlias } from './layout.js';
+import { contiguous, dtCode, DT_F16, unsafeAlias } from './layout.js';
 import type { NativeContext, NativeKernels } from './native.js';
 import { COST, minPerPart } from './native_rows.js';
-
-/** The kernels' float16 dtype code (layout.ts's dtCode). */
-const DT_F16 = 1;
 
 /** [N, C, S] of an [N, C, ...] tensor, or null below 2 dims. */
 function layout(x: KernelTensor): [number, number, number] | null {
