@@ -74,6 +74,16 @@ for (const c of CASES) {
   });
 }
 
+test('a mean over a -Inf log-probability is Inf (as in PyTorch) on the fused and the composite path, with a finite gradient', async () => {
+  for (const fused of [true, false]) {
+    const logp = mx.tensor([[-Infinity, -0.1], [-0.5, -1.0]]).requiresGrad_(true);
+    const loss = F.nllLoss(logp, mx.tensor([0, 1], { dtype: 'int32' }), { fused });
+    loss.backward();
+    assert.equal(await loss.item(), Infinity, `fused ${fused}: the loss`);
+    assert.deepEqual(Array.from(await logp.grad!.data()), [-0.5, 0, 0, -0.5], `fused ${fused}: its gradient`);
+  }
+});
+
 test('the fused loss refuses a class weight that wants a gradient (as PyTorch gives none); the default keeps the composite then', async () => {
   const x = mx.randn([3, 4]).requiresGrad_(true);
   const t = mx.tensor([0, 1, 3], { dtype: 'int32' });

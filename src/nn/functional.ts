@@ -35,7 +35,9 @@ export type Reduction = 'mean' | 'sum' | 'none';
 function weightedMean(total: Tensor, weight: Tensor): Tensor {
   const exact = div(total.detach(), weight.detach()); // NaN (0/0) when every target is ignored
   const viaSafe = div(total, where(eq(weight, 0), 1, weight)); // the gradient path, never 1/0
-  return add(viaSafe, sub(exact, viaSafe.detach())); // == exact, bit for bit
+  // exact (no gradient) where the weight is 0, else viaSafe, which is exact's value bit for bit; picked,
+  // not added as viaSafe + (exact - viaSafe): an infinite total stays Inf (as in PyTorch), not Inf - Inf
+  return where(eq(weight, 0), exact, viaSafe);
 }
 
 function reduce(op: string, losses: Tensor, reduction: Reduction): Tensor {
