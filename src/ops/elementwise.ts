@@ -94,7 +94,7 @@ function isMixedAdd(a: Tensor, b: Tensor): boolean {
   if (a.dt === b.dt || a.wrappedNumber || b.wrappedNumber) return false;
   return (a.dt === float32 ? b.dt.isHalf : a.dt.isHalf && b.dt === float32) && sameShape(a.shape, b.shape);
 }
-const gradAs = (g: Tensor, x: Tensor) => (x.dt === g.dt || x.wrappedNumber ? g : castTo(g, x.dt));
+const gradAs = (g: Tensor, x: Tensor) => (x.wrappedNumber ? g : castTo(g, x.dt));
 defineOp({
   name: 'add', autocast: 'none',
   prepare: (xs) => (xs.length === 2 && isMixedAdd(xs[0]!, xs[1]!) ? [xs[0]!, xs[1]!] : promoteAndBroadcast('add', xs)),

@@ -42,7 +42,7 @@ import { POOL_KERNELS } from './native_pool.js';
 import { BATCH_NORM_KERNELS } from './native_batch_norm.js';
 import { LAYER_NORM_KERNELS } from './native_layer_norm.js';
 import { NLL_KERNELS } from './native_nll.js';
-import { fullSum, SUM_CHUNK } from './native_sum.js';
+import { fullSum, sumCost as sumCostOf } from './native_sum.js';
 
 export { collapse, fmtOf } from './layout.js';
 
@@ -308,7 +308,7 @@ const sum: NativeKernel<'sum'> = (ctx, { 0: x }, { 0: o }, params) => {
   if (numel(o.shape) !== B) return false;
   const px = ctx.address(x);
   const po = ctx.address(o);
-  const sumCost = fmt === 'f16' ? COST.cast : COST.light;
+  const sumCost = sumCostOf(fmt);
   if (B === 1) {
     ctx.heap.withScratch(8, (acc) => {
       const total = fullSum(ctx, fmt, px, n);
