@@ -311,6 +311,16 @@ export function conv_uncrop_taps(dt: i32, src: usize, dst: usize, rows: i32, KH:
 /** Input channels per block of flipOneTap: its source rows (one per output channel) stay in L1 across them. */
 const ONE_TAP_CB: i32 = 64;
 
+/** The 32-bit values at p, p + step, p + 2 step, p + 3 step in one vector (lane indices must be constants). */
+// @ts-ignore: decorator
+@inline function fourRows32(p: usize, step: usize): v128 {
+  let v = i32x4.splat(0);
+  v = v128.load32_lane(p, v, 0);
+  v = v128.load32_lane(p + step, v, 1);
+  v = v128.load32_lane(p + 2 * step, v, 2);
+  return v128.load32_lane(p + 3 * step, v, 3);
+}
+
 /**
  * conv_flip_weight with a one-tap window (ResNet-18's layer4 at 32x32: the 3x3 kernels on 1x1 maps
  * keep their centre tap): dst[ci][co] = src[co][ci][tap], a transpose of a strided matrix. Eight
@@ -340,17 +350,8 @@ function flipOneTap(es: usize, src: usize, dst: usize, O: i32, C: i32, taps: i32
           v = v128.load16_lane(s + 7 * rowBytes, v, 7);
           v128.store(d, v);
         } else {
-          let v = i32x4.splat(0), u = i32x4.splat(0);
-          v = v128.load32_lane(s, v, 0);
-          v = v128.load32_lane(s + rowBytes, v, 1);
-          v = v128.load32_lane(s + 2 * rowBytes, v, 2);
-          v = v128.load32_lane(s + 3 * rowBytes, v, 3);
-          u = v128.load32_lane(s + 4 * rowBytes, u, 0);
-          u = v128.load32_lane(s + 5 * rowBytes, u, 1);
-          u = v128.load32_lane(s + 6 * rowBytes, u, 2);
-          u = v128.load32_lane(s + 7 * rowBytes, u, 3);
-          v128.store(d, v);
-          v128.store(d, u, 16);
+          v128.store(d, fourRows32(s, rowBytes));
+          v128.store(d, fourRows32(s + 4 * rowBytes, rowBytes), 16);
         }
       }
     }
