@@ -160,7 +160,7 @@ function parent() {
   }
   const median = (xs) => {
     const s = [...xs].sort((a, b) => a - b);
-    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    return Number((s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2).toFixed(3));
   };
   const summary = {};
   for (const mode of modes) {
