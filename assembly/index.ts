@@ -20,6 +20,7 @@ export * from './kernels/logical';
 export * from './kernels/softmax';
 export * from './kernels/unary'; // tanh, sigmoid, leakyRelu and gradients (src/backend/wasm/native_unary.ts)
 export * from './kernels/gather';
+export * from './kernels/nll'; // the negative log-likelihood's per-target loops (src/backend/wasm/native_nll.ts)
 export * from './kernels/optim'; // fused Adam/AdamW (src/backend/wasm/native_optim.ts)
 export * from './kernels/attention'; // fused attention (src/backend/wasm/native_attention.ts)
 export * from './kernels/math_more'; // gelu, reciprocal, clamp, pow, index_add (src/backend/wasm/native_math.ts)

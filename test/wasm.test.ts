@@ -15,7 +15,7 @@ import { WasmBackend, NATIVE_KERNELS } from '../src/backend/wasm/index.js';
 import { WasmHeap, blockSize, BLOCK_ALIGN, PAGE_BYTES } from '../src/backend/wasm/memory.js';
 import { sgdUpdateReference, collapse } from '../src/backend/wasm/native.js';
 import { REFERENCE_KERNELS } from '../src/backend/reference/index.js';
-import { kernelView, applyInto } from '../src/ops/dispatch.js';
+import { apply, kernelView, applyInto } from '../src/ops/dispatch.js';
 import type { KernelName } from '../src/backend/kernels.js';
 import { F16_TO_F32 } from '../src/dtype/convert.js';
 import { float32 } from '../src/dtype/dtype.js';
@@ -562,5 +562,60 @@ describe('reference fallback', () => {
     const kernels = Object.keys(used).filter((k) => used[k]!.fallback > (fbBefore[k]?.fallback ?? 0));
     for (const k of kernels) assert.equal(used[k]!.native, 0, `${k} ran natively on the fallback-only backend`);
     assert.ok(kernels.length >= 25, `the network exercised ${kernels.length} kernels through the fallback: ${kernels.join(', ')}`);
+  });
+});
+
+/* ================================================================== negative log-likelihood */
+
+describe('nllLossFused / nllLossBackward natively (assembly/kernels/nll.ts), bit for bit against the reference backend', () => {
+  // logp with the values that decide signs: zeros (a loss of -0, a gradient of 0 + -0 = +0), -Inf, NaN
+  const specials = [0, -0, -Infinity, NaN, 1e-30, -3.5, 2.25];
+  const logpOf = (n: number, seed: number) => {
+    const v = randomValues(n, seed);
+    for (let i = 0; i < v.length; i += 3) v[i] = specials[(i / 3) % specials.length]!;
+    return v;
+  };
+  const CASES = [
+    { what: '[9,5]', shape: [9, 5], classDim: 1, targets: [0, 4, 2, 2, 3, 1, 3, 0, 1], weight: undefined as number[] | undefined, ignoreIndex: -100 },
+    { what: '[9,5], ignored targets and class weights (one 0, one -0)', shape: [9, 5], classDim: 1, targets: [0, -100, 2, 2, 3, 1, -100, 4, 1], weight: [0.5, 0, 1, -0, 3], ignoreIndex: -100 },
+    { what: '[2,3,2,3] (spatial targets), ignoreIndex 1', shape: [2, 3, 2, 3], classDim: 1, targets: [0, 1, 2, 2, 1, 0, 1, 1, 0, 2, 2, 0], weight: undefined, ignoreIndex: 1 },
+    { what: '[6] (0-d target)', shape: [6], classDim: 0, targets: [3], weight: undefined, ignoreIndex: -100 },
+  ];
+  for (const c of CASES) {
+    for (const reduction of ['mean', 'sum', 'none'] as const) {
+      it(`${c.what}, reduction ${reduction}`, async () => {
+        const params = { ignoreIndex: c.ignoreIndex, reduction, classDim: c.classDim };
+        const targetShape = c.classDim === 0 ? [] : [c.shape[0]!, ...c.shape.slice(2)];
+        const inputs = () => {
+          const logp = make(logpOf(c.shape.reduce((a, b) => a * b, 1), c.shape.length), c.shape, 'float32');
+          const target = mx.tensor(c.targets, { dtype: 'int32', shape: targetShape });
+          const w = c.weight && mx.tensor(c.weight);
+          return { logp, target, w };
+        };
+        const loss = () => {
+          const { logp, target, w } = inputs();
+          return apply('nllLossFused', w ? [logp, target, w] : [logp, target], params);
+        };
+        const gradient = () => {
+          const { logp, target, w } = inputs();
+          const g = reduction === 'none' ? make(Float32Array.from(c.targets, (_, i) => [1.5, 0, -0, NaN, -2][i % 5]!), targetShape, 'float32') : mx.tensor(0.75);
+          return apply('nllLossBackward', w ? [g, logp, target, w] : [g, logp, target], params);
+        };
+        await agree(`${c.what} ${reduction}: loss`, loss);
+        await agree(`${c.what} ${reduction}: gradient`, gradient);
+        assert.deepEqual(await nativeCalls('nllLossFused', loss), { native: 1, fallback: 0 });
+        assert.deepEqual(await nativeCalls('nllLossBackward', gradient), { native: 1, fallback: 0 });
+      });
+    }
+  }
+
+  it('a target outside [0, C) (not ignoreIndex) goes to the reference kernel', async () => {
+    const run = () => {
+      const logp = make(randomValues(12, 3), [4, 3], 'float32');
+      const target = mx.tensor([0, 3, 1, 2], { dtype: 'int32', shape: [4] });
+      return apply('nllLossFused', [logp, target], { ignoreIndex: -100, reduction: 'sum', classDim: 1 });
+    };
+    await agree('out-of-range target', run);
+    assert.deepEqual(await nativeCalls('nllLossFused', run), { native: 0, fallback: 1 });
   });
 });

@@ -29,7 +29,7 @@
  *   computes the new scale on the device (`ampUpdateScale`). Nothing is read back: read the state with
  *   `await getScaleAsync()`, `await stateDictAsync()`, `await getSkippedStepsAsync()`.
  */
-import { float32, int32 } from '../dtype/dtype.js';
+import { float16, float32, int32 } from '../dtype/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Backend } from '../backend/backend.js';
 import { noGrad } from '../autograd/mode.js';
@@ -523,10 +523,18 @@ export class GradScaler {
 /** The optimizer's gradients, refusing float16 ones (they mean the model has no float32 master weights). */
 function gradsOf(opt: OptimizerLike): Tensor[] {
   // built by push, not flatMap/map/filter: packed in every V8 tier (src/shape/packed.ts)
+  // and by index: a for-of allocates an iterator and a result per element until V8 compiles this
   const grads: Tensor[] = [];
-  for (const group of opt.paramGroups) for (const p of group.params) if (p.grad !== null) grads.push(p.grad);
-  for (const g of grads) {
-    if (g.dtype === 'float16') {
+  const groups = opt.paramGroups;
+  for (let i = 0; i < groups.length; i++) {
+    const params = groups[i]!.params;
+    for (let j = 0; j < params.length; j++) {
+      const g = params[j]!.grad;
+      if (g !== null) grads.push(g);
+    }
+  }
+  for (let i = 0; i < grads.length; i++) {
+    if (grads[i]!.dt === float16) {
       throw new Error(
         'Attempting to unscale FP16 gradients. The optimizer holds float16 parameters; keep float32 weights under autocast, or use mx.amp.masterWeights(model, optimizer) for a float16 model.',
       );

@@ -107,7 +107,7 @@ defineOp<AttentionParams & { saveForBackward: boolean }>({
     else lse!.dispose();
     return out!;
   },
-  backward: (g, { inputs: [q, k, v, mask], output, params: p }) => {
+  backward: (g, { inputs: { 0: q, 1: k, 2: v, 3: mask }, output, params: p }) => {
     const lse = savedLogsumexp.get(output);
     if (!lse) throw new Error('flashAttention: backward without the forward pass\'s logsumexp');
     const ins = [q!, k!, v!, ...(mask ? [mask] : []), output, lse, castTo(g, output.dt)];

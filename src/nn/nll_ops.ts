@@ -20,23 +20,20 @@ const REDUCTIONS = new Set(['mean', 'sum', 'none']);
 /** The loss of log-probabilities logp and int32 targets; inputs [logp, target, w?]. */
 defineOp<NllParams>({
   name: 'nllLossFused', autocast: 'none',
-  infer: ([logp, target, w], p) => {
+  infer: ({ 0: logp, 1: target, 2: w }, p) => {
     if (!REDUCTIONS.has(p.reduction)) throw new RangeError(`nllLoss: reduction must be 'mean', 'sum' or 'none', got '${p.reduction as string}'`);
     const C = logp!.shape[p.classDim]!;
     if (w && (w.ndim !== 1 || w.shape[0] !== C)) throw new RangeError(`nllLoss: weight ${shapeStr(w.shape)} must have shape [${C}]`);
     return { shape: p.reduction === 'none' ? target!.shape : [], dtype: logp!.dt };
   },
-  backward: (g, { inputs: [logp, target, w], params }) => [
-    apply('nllLossBackward', w ? [g, logp!, target!, w] : [g, logp!, target!], params),
-    null,
-    ...(w ? [null] : []),
-  ],
+  backward: (g, { inputs: { 0: logp, 1: target, 2: w }, params }) =>
+    w ? [apply('nllLossBackward', [g, logp!, target!, w], params), null, null] : [apply('nllLossBackward', [g, logp!, target!], params), null],
 });
 
 /** The gradient of the loss with respect to logp; inputs [g, logp, target, w?] (no double backward, as the engine has none). */
 defineOp<NllParams>({
   name: 'nllLossBackward', autocast: 'none',
-  infer: ([, logp]) => ({ shape: logp!.shape, dtype: logp!.dt }),
+  infer: ({ 1: logp }) => ({ shape: logp!.shape, dtype: logp!.dt }),
 });
 
 /** Whether F.nllLoss takes the fused ops: `fused` forces either way, else where the backend runs them natively. */

@@ -43,7 +43,7 @@ const promote = (xs: readonly Tensor[]) => {
 
 defineOp<ConvParams>({
   name: 'conv2d', autocast: 'lower', prepare: promote, recastsWeights: true,
-  infer: ([x, w, b], p) => {
+  infer: ({ 0: x, 1: w, 2: b }, p) => {
     checkConvInputs('conv2d', x!, w!, b, p.groups, 1);
     const [N, , H, W] = x!.shape as number[];
     const [O, , KH, KW] = w!.shape as number[];
@@ -54,7 +54,7 @@ defineOp<ConvParams>({
     }
     return { shape: [N!, O!, OH, OW], dtype: x!.dt };
   },
-  backward: (g, { inputs: [x, w, b], params }) => {
+  backward: (g, { inputs: { 0: x, 1: w, 2: b }, params }) => {
     let dx: Tensor | null = null;
     if (x!.requiresGrad) {
       // autocast may have freed its 16-bit weight cast after the forward: made again here, freed after use
@@ -72,8 +72,8 @@ defineOp<ConvParams>({
 
 defineOp<ConvParams & { inputShape: readonly number[] }>({
   name: 'conv2dBackwardInput', autocast: 'lower', prepare: promote,
-  infer: ([g], p) => ({ shape: p.inputShape, dtype: g!.dt }),
-  backward: (grad, { inputs: [g, w], params }) => [
+  infer: ({ 0: g }, p) => ({ shape: p.inputShape, dtype: g!.dt }),
+  backward: (grad, { inputs: { 0: g, 1: w }, params }) => [
     g!.requiresGrad ? apply('conv2d', [grad, w!], params) : null,
     w!.requiresGrad ? apply('conv2dBackwardWeight', [grad, g!], { ...params, weightShape: w!.shape }) : null,
   ],
@@ -81,8 +81,8 @@ defineOp<ConvParams & { inputShape: readonly number[] }>({
 
 defineOp<ConvParams & { weightShape: readonly number[] }>({
   name: 'conv2dBackwardWeight', autocast: 'lower', prepare: promote,
-  infer: ([x], p) => ({ shape: p.weightShape, dtype: x!.dt }),
-  backward: (grad, { inputs: [x, g], params }) => [
+  infer: ({ 0: x }, p) => ({ shape: p.weightShape, dtype: x!.dt }),
+  backward: (grad, { inputs: { 0: x, 1: g }, params }) => [
     x!.requiresGrad ? apply('conv2dBackwardInput', [g!, grad], { ...params, inputShape: x!.shape }) : null,
     g!.requiresGrad ? apply('conv2d', [x!, grad], params) : null,
   ],
@@ -116,29 +116,29 @@ const floatOnly = (op: string) => (xs: readonly Tensor[]) => {
 
 defineOp<PoolParams>({
   name: 'maxPool2d', autocast: 'none', prepare: floatOnly('maxPool2d'),
-  infer: ([x], p) => ({ shape: poolShape('maxPool2d', x!, p), dtype: x!.dt }),
-  backward: (g, { inputs: [x], params }) => [apply('maxPool2dBackward', [x!, g], params)],
+  infer: ({ 0: x }, p) => ({ shape: poolShape('maxPool2d', x!, p), dtype: x!.dt }),
+  backward: (g, { inputs: { 0: x }, params }) => [apply('maxPool2dBackward', [x!, g], params)],
 });
-defineOp<PoolParams>({ name: 'maxPool2dBackward', autocast: 'none', infer: ([x, g]) => ({ shape: x!.shape, dtype: g!.dt }) });
+defineOp<PoolParams>({ name: 'maxPool2dBackward', autocast: 'none', infer: ({ 0: x, 1: g }) => ({ shape: x!.shape, dtype: g!.dt }) });
 
 defineOp<PoolParams>({
   name: 'avgPool2d', autocast: 'none', prepare: floatOnly('avgPool2d'),
-  infer: ([x], p) => ({ shape: poolShape('avgPool2d', x!, p), dtype: x!.dt }),
-  backward: (g, { inputs: [x], params }) => [apply('avgPool2dBackward', [g], { ...params, inputShape: x!.shape })],
+  infer: ({ 0: x }, p) => ({ shape: poolShape('avgPool2d', x!, p), dtype: x!.dt }),
+  backward: (g, { inputs: { 0: x }, params }) => [apply('avgPool2dBackward', [g], { ...params, inputShape: x!.shape })],
 });
 defineOp<PoolParams & { inputShape: readonly number[] }>({
-  name: 'avgPool2dBackward', autocast: 'none', infer: ([g], p) => ({ shape: p.inputShape, dtype: g!.dt }),
+  name: 'avgPool2dBackward', autocast: 'none', infer: ({ 0: g }, p) => ({ shape: p.inputShape, dtype: g!.dt }),
   backward: (grad, { params }) => [apply('avgPool2d', [grad], params)],
 });
 
 defineOp<{ outputSize: [number, number] }>({
   name: 'adaptiveAvgPool2d', autocast: 'none', prepare: floatOnly('adaptiveAvgPool2d'),
-  infer: ([x], p) => {
+  infer: ({ 0: x }, p) => {
     if (x!.ndim !== 3 && x!.ndim !== 4) throw new RangeError(`adaptiveAvgPool2d: expected a 3-D or 4-D input, got ${shapeStr(x!.shape)}`);
     return { shape: [...x!.shape.slice(0, -2), ...p.outputSize], dtype: x!.dt };
   },
-  backward: (g, { inputs: [x] }) => [apply('adaptiveAvgPool2dBackward', [g], { inputShape: x!.shape })],
+  backward: (g, { inputs: { 0: x } }) => [apply('adaptiveAvgPool2dBackward', [g], { inputShape: x!.shape })],
 });
 defineOp<{ inputShape: readonly number[] }>({
-  name: 'adaptiveAvgPool2dBackward', autocast: 'none', infer: ([g], p) => ({ shape: p.inputShape, dtype: g!.dt }),
+  name: 'adaptiveAvgPool2dBackward', autocast: 'none', infer: ({ 0: g }, p) => ({ shape: p.inputShape, dtype: g!.dt }),
 });

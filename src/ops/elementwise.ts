@@ -101,18 +101,26 @@ defineOp({
   infer: (xs) => ({ shape: xs[0]!.shape, dtype: xs.length === 2 && isMixedAdd(xs[0]!, xs[1]!) ? float32 : operandDtype(xs) }),
   backward: (g, { inputs }) => [gradAs(g, inputs[0]!), gradAs(g, inputs[1]!)],
 });
-binaryOp('sub', (g) => [g, neg(g)]);
-binaryOp('mul', (g, a, b) => [mul(g, b), mul(g, a)]);
-binaryOp('div', (g, a, b) => [div(g, b), grad('divBackwardDivisor', [a, b, g])], true);
-binaryOp('pow', (g, a, b) => [grad('powBackwardBase', [a, b, g]), grad('powBackwardExponent', [a, b, g])], false, 'float32');
+// Each input's gradient is computed only where the engine will use it (it drops the gradient of an
+// input that needs none, as conv2d and bmm skip theirs): a tensor times a constant (the GradScaler's
+// scale, a wrapped number) costs one backward op, not two.
+binaryOp('sub', (g, a, b) => [g, b.requiresGrad ? neg(g) : null]);
+binaryOp('mul', (g, a, b) => [a.requiresGrad ? mul(g, b) : null, b.requiresGrad ? mul(g, a) : null]);
+binaryOp('div', (g, a, b) => [a.requiresGrad ? div(g, b) : null, b.requiresGrad ? grad('divBackwardDivisor', [a, b, g]) : null], true);
+binaryOp(
+  'pow',
+  (g, a, b) => [a.requiresGrad ? grad('powBackwardBase', [a, b, g]) : null, b.requiresGrad ? grad('powBackwardExponent', [a, b, g]) : null],
+  false,
+  'float32',
+);
 
 /** PyTorch refuses integers to negative integer powers (the result is not an integer). */
 function checkIntegerPow(base: Tensor, exponent: Tensor): void {
   if (base.dt.isFloating || exponent.dt.isFloating || !exponent.backend.readSync) return;
   if (exponent.dataSync().some((v) => v < 0)) throw new RangeError('pow: integers to negative integer powers are not allowed (cast the base to a float dtype)');
 }
-binaryOp('maximum', (g, a, b) => [grad('maximumBackward', [a, b, g]), grad('maximumBackward', [b, a, g])]);
-binaryOp('minimum', (g, a, b) => [grad('minimumBackward', [a, b, g]), grad('minimumBackward', [b, a, g])]);
+binaryOp('maximum', (g, a, b) => [a.requiresGrad ? grad('maximumBackward', [a, b, g]) : null, b.requiresGrad ? grad('maximumBackward', [b, a, g]) : null]);
+binaryOp('minimum', (g, a, b) => [a.requiresGrad ? grad('minimumBackward', [a, b, g]) : null, b.requiresGrad ? grad('minimumBackward', [b, a, g]) : null]);
 
 for (const name of ['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'logicalAnd', 'logicalOr'] as const) {
   defineOp({ name, autocast: 'none', prepare: (xs) => promoteAndBroadcast(name, xs), infer: (xs) => ({ shape: xs[0]!.shape, dtype: bool }) });

@@ -21,7 +21,7 @@ defineOp({
     }
     return { shape: [a!.shape[0]!, a!.shape[1]!, b!.shape[2]!], dtype: a!.dt };
   },
-  backward: (g, { inputs: [a, b] }) => [
+  backward: (g, { inputs: { 0: a, 1: b } }) => [
     a!.requiresGrad ? apply('bmm', [g, transpose(b!, 1, 2)]) : null,
     b!.requiresGrad ? apply('bmm', [transpose(a!, 1, 2), g]) : null,
   ],

@@ -104,7 +104,7 @@ defineOp({
   name: 'atan2', autocast: 'promote',
   prepare: (xs) => promoteAndBroadcast('atan2', xs, true),
   infer: sameAsInput,
-  backward: (g, { inputs: [a, b] }) => [
+  backward: (g, { inputs: { 0: a, 1: b } }) => [
     a!.requiresGrad ? apply('atan2BackwardInput', [a!, b!, g]) : null,
     b!.requiresGrad ? apply('atan2BackwardOther', [a!, b!, g]) : null,
   ],
@@ -114,7 +114,7 @@ defineOp<{ value: number }>({
   name: 'addcmul', autocast: 'promote',
   prepare: (xs) => promoteAndBroadcast('addcmul', xs),
   infer: sameAsInput,
-  backward: (g, { inputs: [x, t1, t2], params }) => [
+  backward: (g, { inputs: { 0: x, 1: t1, 2: t2 }, params }) => [
     x!.requiresGrad ? g : null,
     t1!.requiresGrad ? apply('addcmulBackward', [t2!, g], params) : null,
     t2!.requiresGrad ? apply('addcmulBackward', [t1!, g], params) : null,
@@ -130,7 +130,7 @@ defineOp<{ value: number }>({
     return promoteAndBroadcast('addcdiv', xs, true);
   },
   infer: sameAsInput,
-  backward: (g, { inputs: [x, t1, t2], params }) => [
+  backward: (g, { inputs: { 0: x, 1: t1, 2: t2 }, params }) => [
     x!.requiresGrad ? g : null,
     t1!.requiresGrad ? apply('addcdivBackwardNumerator', [t2!, g], params) : null,
     t2!.requiresGrad ? apply('addcdivBackwardDenominator', [t1!, t2!, g], params) : null,

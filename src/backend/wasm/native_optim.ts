@@ -184,18 +184,33 @@ const ampUnscale: NativeKernel<'ampUnscale'> = (ctx, inputs, outputs) => {
   if (k < 1 || !inv || !found || outputs.length !== k + 1 || !sameView(outputs[k]!, found)) return false;
   if (inv.dtype.name !== 'float32' || found.dtype.name !== 'float32' || !contiguous(found)) return false;
   const grads = inputs.slice(0, k);
-  for (let i = 0; i < k; i++) if (!sameView(outputs[i]!, grads[i]!) || !fmtOf(grads[i]!.dtype) || !contiguous(grads[i]!)) return false;
-  if (anyOverlap(ctx, grads)) return false;
-  const scale = Math.fround(ctx.readScalar(inv));
+  if (!unscalable(grads, outputs) || anyOverlap(ctx, grads)) return false;
+  if (unscaleAll(ctx, grads, Math.fround(ctx.readScalar(inv)))) ctx.heap.views().f32[ctx.address(found) >> 2] = 1;
+  return true;
+};
+
+/*
+ * ampUnscale runs once per step; its loops over the gradients live in these two small functions, so
+ * that V8 compiles just them when they get hot in a process's first steps, not the whole handler
+ * with everything inlined into it (bench/README.md, "warm-up").
+ */
+
+/** Every gradient a contiguous float tensor written in place (its output the same view). */
+function unscalable(grads: readonly KernelTensor[], outputs: readonly KernelTensor[]): boolean {
+  for (let i = 0; i < grads.length; i++) if (!sameView(outputs[i]!, grads[i]!) || !fmtOf(grads[i]!.dtype) || !contiguous(grads[i]!)) return false;
+  return true;
+}
+
+/** Each gradient times `scale` in place; whether any incoming element was inf or NaN. */
+function unscaleAll(ctx: NativeContext, grads: readonly KernelTensor[], scale: number): boolean {
   let bad = false;
-  for (let i = 0; i < k; i++) {
+  for (let i = 0; i < grads.length; i++) {
     const g = grads[i]!;
     const n = numel(g.shape);
     if (n > 0 && ctx.pool.call(`amp_unscale_${fmtOf(g.dtype)}`, ctx.address(g), n, scale) !== 0) bad = true;
   }
-  if (bad) ctx.heap.views().f32[ctx.address(found) >> 2] = 1;
-  return true;
-};
+  return bad;
+}
 
 /**
  * sumSquares over [x_1..k] into a float32 [k]: each contiguous float input by `sum_squares_<fmt>`
