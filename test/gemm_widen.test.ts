@@ -26,7 +26,8 @@ import { float16 } from '../src/dtype/dtype.js';
 import { f32BitsToF16Bits } from '../src/dtype/convert.js';
 import { contiguousStrides } from '../src/shape/strides.js';
 
-const wasm1 = await WasmBackend.create({ threads: 1, native: true });
+// one thread on the plain SIMD build, three on the default one (relaxed SIMD where the engine runs it)
+const wasm1 = await WasmBackend.create({ threads: 1, native: true, simd: 'plain' });
 const wasm3 = await WasmBackend.create({ threads: 3, native: true });
 mx.registerBackend('gemm-widen-t1', async () => wasm1);
 mx.registerBackend('gemm-widen-t3', async () => wasm3);
