@@ -329,3 +329,24 @@ export const K_MAXFINITE2X8: usize = 28;
 @inline export function f16x8AnyInfNaN(acc: v128): bool {
   return v128.any_true(i16x8.sub_sat_u(acc, kv(K_MAXFINITE2X8)));
 }
+
+/**
+ * n float16 values at src (n a multiple of 8) widened to float32 at dst, 8 at a time as above.
+ * False when an Inf or NaN was among them: dst is then wrong and the caller widens the row again
+ * with f16sx4ToF32.
+ */
+// @ts-ignore: decorator
+@inline export function f16RowFiniteToF32(src: usize, n: i32, dst: usize): bool {
+  let mags = i16x8.splat(0);
+  const end = dst + (<usize>n << 2);
+  while (dst < end) {
+    const h = v128.load(src);
+    mags = f16x8Magnitudes(mags, h);
+    const zero = f16x8Zeros(h), sub = f16x8Subnormals(h, zero), high = f16x8High(h, zero, sub);
+    v128.store(dst, f16x8FiniteLo(h, high, sub));
+    v128.store(dst, f16x8FiniteHi(h, high, sub), 16);
+    src += 16;
+    dst += 32;
+  }
+  return !f16x8AnyInfNaN(mags);
+}
