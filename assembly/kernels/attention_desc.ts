@@ -3,7 +3,7 @@
  * operands and moving rows between them and float32 scratch; shared by attention.ts,
  * attention_tiles.ts and attention_strips.ts. Module-internal (all @inline).
  */
-import { F32, F16, f32x4ToF16, f32x4ToBf16, widenLo } from './convert16';
+import { F32, F16, f32x4ToF16, f32x4ToBf16, widenLo, f16RowFiniteToF32 } from './convert16';
 
 /** Word i of the descriptor (int32). */
 // @ts-ignore: decorator
@@ -64,7 +64,12 @@ import { F32, F16, f32x4ToF16, f32x4ToBf16, widenLo } from './convert16';
 @inline export function loadRow(fmt: i32, p: usize, first: i32, n: i32, dst: usize): void {
   const src = elem(fmt, p, first);
   if (fmt == F32) memory.copy(dst, src, <usize>n << 2);
-  else for (let e = 0; e < n; e += 4) v128.store(at(dst, e), load4(fmt, elem(fmt, src, e)));
+  else {
+    // float16 rows of whole 8s: 8 at a time in 16-bit lanes (convert16.ts), a row holding an Inf or
+    // NaN widened again below
+    if (fmt == F16 && (n & 7) == 0 && f16RowFiniteToF32(src, n, dst)) return;
+    for (let e = 0; e < n; e += 4) v128.store(at(dst, e), load4(fmt, elem(fmt, src, e)));
+  }
 }
 
 /** n float32 at src rounded into `fmt` at dst (n a multiple of 4). */

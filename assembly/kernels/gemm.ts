@@ -14,6 +14,7 @@
 // packed float32.
 
 import { f16ToF32, f32ToF16, f32ToBf16, f16x4ToF32, f16sx4ToF32, f32x4ToF16, f32x4ToBf16 } from './convert16';
+import { packA4F16, packA4TF16, packB8F16, packB8TF16, storeT4 } from './gemm_pack_f16';
 
 // ---------------------------------------------------------------- dtypes ----
 
@@ -265,17 +266,6 @@ export function macroKernel(ap: usize, bp: usize, mc: i32, nc: i32, kc: i32, c: 
   return i32x4.shl(v128.load16x4_u(p), 16);
 }
 
-/** Store the 4x4 transpose of rows r0..r3 as 4 vectors at d, d + step, d + 2 step, d + 3 step. */
-// @ts-ignore: decorator
-@inline function storeT4(d: usize, step: usize, r0: v128, r1: v128, r2: v128, r3: v128): void {
-  const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5);
-  const t2 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7), t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
-  v128.store(d, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
-  v128.store(d + step, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7));
-  v128.store(d + 2 * step, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5));
-  v128.store(d + 3 * step, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7));
-}
-
 /**
  * Pack the [mc x kc] block of op(A) starting at (i0, k0) into pr-row
  * micro-panels (pr = MR = 4, or 3 for the 3-row kernels of conv.ts):
@@ -288,6 +278,14 @@ export function packA(a: usize, lda: i32, trans: bool, dt: i32, i0: i32, k0: i32
   for (let p = 0; p < mc; p += pr) {
     const mr = min(pr, mc - p);
     const dst = ap + <usize>(p * kc) * 4;
+    if (dt == DT_F16 && mr == 4 && pr == 4) {
+      // float16 widened 8 at a time in 16-bit lanes (gemm_pack_f16.ts); a panel holding an Inf or NaN
+      // (only after an overflow) is packed again by the general path below
+      const clean = trans
+        ? packA4TF16(a + <usize>(k0 * lda + i0 + p) * 2, <usize>lda * 2, kc, dst)
+        : packA4F16(a + <usize>((i0 + p) * lda + k0) * 2, rowStep, kc, dst);
+      if (clean) continue;
+    }
     if (!trans) {
       const src = a + <usize>((i0 + p) * lda + k0) * es;
       let k = 0;
@@ -328,6 +326,14 @@ export function packB(b: usize, ldb: i32, trans: bool, dt: i32, k0: i32, j0: i32
   for (let q = 0; q < nc; q += NR) {
     const nr = min(NR, nc - q);
     const dst = bp + <usize>(q * kc) * 4;
+    if (dt == DT_F16 && nr == NR) {
+      // float16 widened 8 at a time in 16-bit lanes (gemm_pack_f16.ts); a panel holding an Inf or NaN
+      // (only after an overflow) is packed again by the general path below
+      const clean = trans
+        ? packB8TF16(b + <usize>((j0 + q) * ldb + k0) * 2, <usize>ldb * 2, kc, dst)
+        : packB8F16(b + <usize>(k0 * ldb + j0 + q) * 2, <usize>ldb * 2, kc, dst);
+      if (clean) continue;
+    }
     if (!trans) {
       if (nr == NR) {
         let src = b + <usize>(k0 * ldb + j0 + q) * es;
