@@ -46,7 +46,7 @@ export interface WasmBackendOptions {
   threads?: number;
   /** false: run every kernel through the reference fallback (testing). Default: MIXPREC_WASM_NATIVE !== '0'. */
   native?: boolean;
-  /** Microseconds a waiting thread spins before it sleeps. Default: MIXPREC_WASM_SPIN_US, else 300 (protocol.ts). */
+  /** Microseconds a waiting thread spins before it sleeps, whatever the load. Default: MIXPREC_WASM_SPIN_US, else 300 µs while the machine has a core per runnable thread and ~10 µs while it is oversubscribed (pool.ts). */
   spinMicros?: number;
   /** Shared memory (needed for threads). Default: whether SharedArrayBuffer exists. */
   shared?: boolean;

@@ -28,7 +28,10 @@ type KernelFn = (...args: number[]) => unknown;
 export interface PoolOptions {
   /** Threads in all, the calling thread included (1: no workers). */
   threads: number;
-  /** Microseconds a waiting thread spins before it sleeps (Atomics.wait). Default DEFAULT_SPIN_MICROS. */
+  /**
+   * Microseconds a waiting thread spins before it sleeps (Atomics.wait), whatever the load. Default:
+   * DEFAULT_SPIN_MICROS, and LOADED_SPIN_MICROS while the machine is oversubscribed.
+   */
   spinMicros?: number;
 }
 
@@ -109,7 +112,7 @@ export class KernelPool {
     for (const w of workers) w.unref(); // idle workers do not keep the process alive
     const ctrl = new Int32Array(control);
     Atomics.store(ctrl, spinWordIndex(ctrl), spinMicros);
-    return new KernelPool(kernels, exports, workers, ctrl, new Float64Array(control), errors, spinMicros, await loadPerCore(), null);
+    return new KernelPool(kernels, exports, workers, ctrl, new Float64Array(control), errors, spinMicros, options.spinMicros === undefined ? await loadPerCore() : null, null);
   }
 
   hasKernel(name: string): boolean {
