@@ -30,6 +30,7 @@ import { withinAccumulationBound } from './helpers/compare.js';
 import { rng } from './helpers/rng.js';
 import { cropTaps, pixelWindows } from '../src/backend/wasm/native_conv_gemm.js';
 import { contiguousStrides, numel } from '../src/shape/strides.js';
+import { f32BitsToBf16Bits, f32BitsToF16Bits } from '../src/dtype/convert.js';
 
 const FLOATS = ['float32', 'float16', 'bfloat16'] as const;
 type Float = (typeof FLOATS)[number];
@@ -348,6 +349,38 @@ describe('conv2dBackwardInput by phases (stride > 1) and as one GEMM (1x1 dY) ag
       { N: 2, C: 3, H: 3, W: 2, O: 5, KH: 3, KW: 2, stride: [1, 1], padding: [0, 0] }, // 1x1 dY: the GEMM
     ];
     for (const dtype of FLOATS) cases.forEach((c, i) => checkGradInput(r, c, dtype, `phases #${i}`));
+  });
+});
+
+describe('conv_uncrop_taps with one live tap (the 16-bit weight gradient of a centre-tap convolution)', () => {
+  it('rounds as the reference: every 16-bit pattern with the float32 values just around its rounding boundaries, NaN payloads, Inf; 1 and 3 parts', () => {
+    // float32 inputs: every pattern h as the top half, with low halves on both sides of bfloat16's
+    // tie (0x8000) and float16's (0x1000 in the 13 dropped bits of a normal value), and their ends
+    const lows = [0, 0x0fff, 0x1000, 0x1001, 0x1fff, 0x7fff, 0x8000, 0x8001, 0xefff, 0xf000, 0xf001, 0xffff];
+    const n = 65536 * lows.length + 3; // a tail of 3 past the vectors of 4
+    const bits = new Uint32Array(n);
+    for (let h = 0, i = 0; h < 65536; h++) for (const lo of lows) bits[i++] = ((h << 16) | lo) >>> 0;
+    bits.set([0x38800000, 0x33000000, 0x7f800001], n - 3); // float16's smallest normal, half its smallest subnormal, a signalling NaN
+    const taps = 9, tap = 4;
+    for (const simd of VARIANTS) {
+      const b = backends.get(simd)!.t3;
+      const heap = b.heap;
+      const src = heap.alloc(n * 4), dst = heap.alloc(n * taps * 2);
+      heap.views().u32.set(bits, src >> 2);
+      for (const [dt, name, encode] of [[1, 'float16', f32BitsToF16Bits], [2, 'bfloat16', f32BitsToBf16Bits]] as const) {
+        for (const parts of [1, 3]) {
+          heap.views().u16.fill(0xffff, dst >> 1, (dst >> 1) + n * taps);
+          b.pool.runParts('conv_uncrop_taps', [dt, src, dst, n, 3, 3, 1, 1, 1, 1], parts);
+          const out = heap.views().u16.slice(dst >> 1, (dst >> 1) + n * taps);
+          for (let r = 0; r < n; r++) {
+            for (let t = 0; t < taps; t++) {
+              const want = t === tap ? encode(bits[r]!) : 0;
+              if (out[r * taps + t] !== want) assert.fail(`${simd} ${name} ${parts} part(s): row ${r} (0x${bits[r]!.toString(16)}) tap ${t}: 0x${out[r * taps + t]!.toString(16)}, want 0x${want.toString(16)}`);
+            }
+          }
+        }
+      }
+    }
   });
 });
 

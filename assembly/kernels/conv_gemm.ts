@@ -15,7 +15,7 @@
 // Geometry: the same 16-i32 descriptor as conv.ts (docs/kernels.md):
 //   N, Cin, H, W, Cout, KH, KW, strideH, strideW, padH, padW, dilH, dilW, groups
 
-import { DT_F32, dtSize, loadF, storeF } from './gemm';
+import { DT_F16, DT_F32, dtSize, f32x4ToBf16x4, f32x4ToF16x4, loadF, storeF } from './gemm';
 
 // @ts-ignore: decorator
 @inline function outSize(len: i32, pad: i32, k: i32, s: i32, d: i32): i32 {
@@ -299,6 +299,10 @@ export function conv_uncrop_taps(dt: i32, src: usize, dst: usize, rows: i32, KH:
   const taps = KH * KW, live = khN * kwN;
   // zero the part's rows in one fill, then write the live window of each row
   memory.fill(dst + <usize>r0 * <usize>taps * es, 0, <usize>(r1 - r0) * <usize>taps * es);
+  if (live == 1 && dt != DT_F32) {
+    uncropOneTap16(dt, src, dst, taps, kh0 * KW + kw0, r0, r1);
+    return;
+  }
   for (let r = r0; r < r1; r++) {
     const s = r * live;
     const d = r * taps + kh0 * KW + kw0;
@@ -306,6 +310,30 @@ export function conv_uncrop_taps(dt: i32, src: usize, dst: usize, rows: i32, KH:
       for (let b = 0; b < kwN; b++) storeF(dst, d + a * KW + b, dt, load<f32>(src + <usize>(s + a * kwN + b) * 4));
     }
   }
+}
+
+/**
+ * conv_uncrop_taps with one live tap into a 16-bit weight (ResNet-18's layer4 at 32x32: the 3x3
+ * kernels on 1x1 maps keep their centre tap; 512 x 512 rows): the rows' float32 values are
+ * contiguous, so four are rounded per vector by convert16's f32x4 narrowing (the cast kernels'
+ * rounding, the same bits as storeF's scalar one: round to nearest even, Inf on overflow, NaN
+ * quieted with its payload's top bits) and their four patterns stored `taps` elements apart,
+ * instead of one scalar rounding per value (~1 ms per 512 x 512 call that way).
+ */
+function uncropOneTap16(dt: i32, src: usize, dst: usize, taps: i32, tap: i32, r0: i32, r1: i32): void {
+  const step = <usize>taps << 1;
+  let d = dst + ((<usize>r0 * <usize>taps + <usize>tap) << 1);
+  let r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const v = v128.load(src + (<usize>r << 2));
+    const h = dt == DT_F16 ? f32x4ToF16x4(v) : f32x4ToBf16x4(v);
+    store<u16>(d, <u16>i32x4.extract_lane(h, 0));
+    store<u16>(d + step, <u16>i32x4.extract_lane(h, 1));
+    store<u16>(d + 2 * step, <u16>i32x4.extract_lane(h, 2));
+    store<u16>(d + 3 * step, <u16>i32x4.extract_lane(h, 3));
+    d += 4 * step;
+  }
+  for (; r < r1; r++) storeF(dst, r * taps + tap, dt, load<f32>(src + (<usize>r << 2)));
 }
 
 /** Input channels per block of flipOneTap: its source rows (one per output channel) stay in L1 across them. */
@@ -455,23 +483,30 @@ export function conv_im2col_pixel(desc: usize, dt: i32, x: usize, col: usize, n0
 /**
  * One output pixel's GEMM result into NCHW: dst[n][c][p] = src[c][n - n0] for images n0 .. n0 +
  * nImg, channels c < C, P pixels per plane (dtype dt, a copy). Parts split the channels.
+ * Image by image, the channels inner: the stores of one image land P elements apart in a few
+ * cache lines, and the reads (src is C x nImg, ~32 KB) stay in L1. Channels outer put each store
+ * of a channel's run C * P elements after the last (2 KB for layer3's 256 x 2x2 planes), one
+ * cache line per store: ~6 ns per element.
  */
 export function conv_pixel_from_channel_major(dt: i32, src: usize, dst: usize, n0: i32, nImg: i32, C: i32, P: i32, p: i32, part: i32, parts: i32): void {
   const es = dtSize(dt);
   const c0 = share(C, part, parts, false), c1 = share(C, part, parts, true);
   const imageStep = <usize>C * <usize>P * es;
-  for (let c = c0; c < c1; c++) {
-    const s = src + <usize>c * <usize>nImg * es;
-    let d = dst + <usize>n0 * imageStep + <usize>(c * P + p) * es;
+  const srcStep = <usize>nImg * es, dstStep = <usize>P * es;
+  for (let n = 0; n < nImg; n++) {
+    let s = src + <usize>c0 * srcStep + <usize>n * es;
+    let d = dst + <usize>(n0 + n) * imageStep + <usize>(c0 * P + p) * es;
     if (es == 4) {
-      for (let n = 0; n < nImg; n++) {
-        store<u32>(d, load<u32>(s + (<usize>n << 2)));
-        d += imageStep;
+      for (let c = c0; c < c1; c++) {
+        store<u32>(d, load<u32>(s));
+        s += srcStep;
+        d += dstStep;
       }
     } else {
-      for (let n = 0; n < nImg; n++) {
-        store<u16>(d, load<u16>(s + (<usize>n << 1)));
-        d += imageStep;
+      for (let c = c0; c < c1; c++) {
+        store<u16>(d, load<u16>(s));
+        s += srcStep;
+        d += dstStep;
       }
     }
   }

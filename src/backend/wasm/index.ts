@@ -46,8 +46,8 @@ export interface WasmBackendOptions {
   threads?: number;
   /** false: run every kernel through the reference fallback (testing). Default: MIXPREC_WASM_NATIVE !== '0'. */
   native?: boolean;
-  /** Spin iterations before a waiting thread sleeps. */
-  spin?: number;
+  /** Microseconds a waiting thread spins before it sleeps, whatever the load. Default: MIXPREC_WASM_SPIN_US, else 300 µs while the machine has a core per runnable thread and ~10 µs while it is oversubscribed (pool.ts). */
+  spinMicros?: number;
   /** Shared memory (needed for threads). Default: whether SharedArrayBuffer exists. */
   shared?: boolean;
   /** Time every kernel call (kernelStats().*Ms). Default: MIXPREC_WASM_PROFILE === '1'. */
@@ -93,6 +93,15 @@ function decodeBase64(b64: string): Uint8Array {
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
+}
+
+/** MIXPREC_WASM_SPIN_US: how long waiting threads spin before they sleep, µs (undefined: the pool's default). */
+function spinFromEnv(): number | undefined {
+  const v = env('MIXPREC_WASM_SPIN_US');
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new RangeError(`MIXPREC_WASM_SPIN_US must be a number of microseconds >= 0, got '${v}'`);
+  return n;
 }
 
 async function defaultThreads(): Promise<number> {
@@ -329,7 +338,7 @@ export class WasmBackend implements Backend {
     });
     const exports = instance.exports;
     const heap = new WasmHeap(memory, (exports['heapBase'] as () => number)(), MAXIMUM_PAGES);
-    const pool = await KernelPool.create(module, memory, exports, KERNEL_EXPORTS, { threads, spin: options.spin });
+    const pool = await KernelPool.create(module, memory, exports, KERNEL_EXPORTS, { threads, spinMicros: options.spinMicros ?? spinFromEnv() });
     return new WasmBackend(heap, pool, native, options.profile ?? env('MIXPREC_WASM_PROFILE') === '1', simd);
   }
 

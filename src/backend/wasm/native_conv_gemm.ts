@@ -30,8 +30,13 @@ const DT_F32 = 0;
 
 /** Elements of the column matrix per chunk of images (16 MiB in float32). */
 const COL_CAP_ELEMENTS = 1 << 22;
-/** Elements moved per thread below which a copy step runs on the calling thread alone. */
-const MIN_COPY_PER_PART = 1 << 16;
+/**
+ * Elements moved per thread below which a copy step runs on the calling thread alone: ~15-25 us of
+ * copying (im2col of one pixel ~1.5 ns per element), against the 1-2 us a part costs to hand to a
+ * worker that is spinning (pool.ts: waiting threads spin by time). 1 << 16 when a part cost 40-60
+ * us (the worker asleep): layer3's by-pixel im2col and scatters (64K elements) ran on one thread.
+ */
+const MIN_COPY_PER_PART = 1 << 14;
 
 const bytesOf = (dt: number): number => (dt === DT_F32 ? 4 : 2);
 

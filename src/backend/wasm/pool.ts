@@ -18,18 +18,21 @@
  */
 import type { WasmMemory, WasmModule } from './api.js';
 import {
-  ARGC, ARGS_BYTE_OFFSET, CLAIM, DONE, ERROR_UNITS, EXIT_CODE, EXITED, EXIT_KERNEL, KERNEL, MAX_ARGS, SEQ, SLOT_BYTES, SLOT_INTS, STATUS, TAKEN, readError,
+  ARGC, ARGS_BYTE_OFFSET, CLAIM, DEFAULT_SPIN_MICROS, DONE, ERROR_UNITS, EXIT_CODE, EXITED, EXIT_KERNEL, KERNEL, LOADED_SPIN_MICROS, MAX_ARGS, SEQ, SLOT_BYTES, SLOT_INTS, spinWordIndex, STATUS, TAIL_BYTES, TAKEN, readError,
   type WorkerInit,
 } from './protocol.js';
-import { canBlock, workerHost, type PoolWorker } from './threads.js';
+import { canBlock, loadPerCore, workerHost, type PoolWorker } from './threads.js';
 
 type KernelFn = (...args: number[]) => unknown;
 
 export interface PoolOptions {
   /** Threads in all, the calling thread included (1: no workers). */
   threads: number;
-  /** Spin iterations before a waiting thread sleeps (Atomics.wait). */
-  spin?: number;
+  /**
+   * Microseconds a waiting thread spins before it sleeps (Atomics.wait), whatever the load. Default:
+   * DEFAULT_SPIN_MICROS, and LOADED_SPIN_MICROS while the machine is oversubscribed.
+   */
+  spinMicros?: number;
 }
 
 export class KernelPool {
@@ -49,6 +52,12 @@ export class KernelPool {
   private seq = 0;
   private readonly taken: Uint8Array;
   private closed = false;
+  /** The spin budget now in force (µs): spinMicros, or LOADED_SPIN_MICROS while the machine is oversubscribed. */
+  private spinNow: number;
+  /** When the load was last looked at (performance.now(), ms). */
+  private loadCheckedAt = -Infinity;
+  /** How often the load average is read, ms (it is a 1-minute average: nothing changes faster). */
+  private static readonly LOAD_CHECK_MS = 500;
   /** Whether this thread may sleep in Atomics.wait (not a browser's main thread). */
   private readonly blocks = canBlock();
 
@@ -59,7 +68,8 @@ export class KernelPool {
     private readonly ctrl: Int32Array | null,
     private readonly argv: Float64Array | null,
     private readonly errors: SharedArrayBuffer | null,
-    private readonly spin: number,
+    private readonly spinMicros: number,
+    private readonly load: (() => number) | null,
     degraded: string | null,
   ) {
     kernels.forEach((k, i) => this.ids.set(k, i));
@@ -67,6 +77,7 @@ export class KernelPool {
     this.threads = workers.length + 1;
     this.taken = new Uint8Array(workers.length);
     this.degradedReason = degraded;
+    this.spinNow = spinMicros;
   }
 
   static async create(
@@ -76,9 +87,9 @@ export class KernelPool {
     kernels: readonly string[],
     options: PoolOptions,
   ): Promise<KernelPool> {
-    const spin = options.spin ?? 2000;
+    const spinMicros = Math.max(0, options.spinMicros ?? DEFAULT_SPIN_MICROS);
     const want = Math.max(1, Math.floor(options.threads));
-    const single = (why: string | null) => new KernelPool(kernels, exports, [], null, null, null, spin, why);
+    const single = (why: string | null) => new KernelPool(kernels, exports, [], null, null, null, spinMicros, null, why);
     if (want === 1) return single(null);
     if (typeof SharedArrayBuffer === 'undefined' || !(memory.buffer instanceof SharedArrayBuffer)) {
       return single('SharedArrayBuffer is not available');
@@ -86,10 +97,10 @@ export class KernelPool {
     const host = await workerHost();
     if (typeof host === 'string') return single(host);
     const n = want - 1;
-    const control = new SharedArrayBuffer(n * SLOT_BYTES);
+    const control = new SharedArrayBuffer(n * SLOT_BYTES + TAIL_BYTES);
     const errors = new SharedArrayBuffer(n * ERROR_UNITS * 2);
     const started = await Promise.allSettled(
-      Array.from({ length: n }, (_, slot) => host({ module, memory, control, slot, kernels, spin, errors } satisfies WorkerInit)),
+      Array.from({ length: n }, (_, slot) => host({ module, memory, control, slot, kernels, errors } satisfies WorkerInit)),
     );
     const workers = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const failure = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -99,7 +110,9 @@ export class KernelPool {
       return single(`workers failed to start: ${e instanceof Error ? e.message : String(e)}`);
     }
     for (const w of workers) w.unref(); // idle workers do not keep the process alive
-    return new KernelPool(kernels, exports, workers, new Int32Array(control), new Float64Array(control), errors, spin, null);
+    const ctrl = new Int32Array(control);
+    Atomics.store(ctrl, spinWordIndex(ctrl), spinMicros);
+    return new KernelPool(kernels, exports, workers, ctrl, new Float64Array(control), errors, spinMicros, options.spinMicros === undefined ? await loadPerCore() : null, null);
   }
 
   hasKernel(name: string): boolean {
@@ -158,6 +171,7 @@ export class KernelPool {
     }
     if (parts.length > this.threads) throw new Error(`wasm backend: ${parts.length} parts for ${this.threads} threads`);
     const ctrl = this.ctrl!;
+    this.refreshSpin(ctrl);
     const argv = this.argv!;
     const seq = (this.seq = (this.seq + 1) | 0 || 1); // never TAKEN
     const used = parts.length - 1;
@@ -219,18 +233,43 @@ export class KernelPool {
   private waitFor(w: number, seq: number): string | null {
     const ctrl = this.ctrl!;
     const idx = w * SLOT_INTS + DONE;
+    // spin first (spinWhile's clock: read every 64 loads), as a worker does: a sleeping main thread
+    // takes as long to wake as a sleeping worker
+    const deadline = performance.now() + this.spinNow / 1000;
+    let spinning = this.spinNow > 0;
     let spins = 0;
     let d: number;
     while ((d = Atomics.load(ctrl, idx)) !== seq) {
       const exited = this.exitedWorker(w);
       if (exited) return exited;
-      if (spins++ < this.spin) continue;
+      spins++;
+      if (spinning) {
+        if ((spins & 63) !== 0 || performance.now() < deadline) continue;
+        spinning = false;
+      }
       // A browser's main thread may not block: it keeps spinning, checking the worker now and then.
       const timedOut = this.blocks ? Atomics.wait(ctrl, idx, d, KernelPool.LIVENESS_MS) === 'timed-out' : (spins & 0xfffff) === 0;
       if (timedOut && !this.workers[w]!.alive()) return 'stopped (its thread is gone)';
     }
     return null;
   }
+
+  /**
+   * Spin only while the machine has a core per runnable thread: above one runnable thread per core
+   * (the load average, which counts our own spinning threads too) a spinning thread takes time
+   * slices from threads with work, so the workers and the calling thread sleep almost at once.
+   */
+  private refreshSpin(ctrl: Int32Array): void {
+    if (!this.load) return;
+    const now = performance.now();
+    if (now - this.loadCheckedAt < KernelPool.LOAD_CHECK_MS) return;
+    this.loadCheckedAt = now;
+    const spin = this.load() > KernelPool.OVERSUBSCRIBED ? Math.min(this.spinMicros, LOADED_SPIN_MICROS) : this.spinMicros;
+    if (spin !== this.spinNow) Atomics.store(ctrl, spinWordIndex(ctrl), (this.spinNow = spin));
+  }
+
+  /** Load average per core above which the machine counts as oversubscribed (our own threads spinning give ~1). */
+  private static readonly OVERSUBSCRIBED = 1.25;
 
   /** How worker `w`'s thread ended, if it reported ending (null while it runs). */
   private exitedWorker(w: number): string | null {

@@ -5,7 +5,7 @@
  *
  *   main:   write KERNEL, ARGC and the arguments; Atomics.store(CLAIM, seq); Atomics.store(SEQ, seq);
  *           Atomics.notify(SEQ)
- *   worker: spin briefly, then Atomics.wait(SEQ, lastSeq); take the part: compareExchange(CLAIM, seq,
+ *   worker: spin up to spinMicros, then Atomics.wait(SEQ, lastSeq); take the part: compareExchange(CLAIM, seq,
  *           TAKEN) (the main thread may have taken it: then skip this call); run exports[KERNEL](...args);
  *           STATUS = 0 | 1 (error, its message written to the slot's error text); Atomics.store(DONE, seq);
  *           Atomics.notify(DONE)
@@ -53,6 +53,14 @@ export function readError(errors: SharedArrayBuffer, slot: number): string {
   return String.fromCharCode(...units.subarray(1, 1 + units[0]!));
 }
 
+/**
+ * After the slots, one 64-byte block (its own cache line) holding the spin budget in µs that
+ * waiting workers read before each wait (the pool lowers it while the machine is oversubscribed).
+ */
+export const TAIL_BYTES = 64;
+/** Index of the spin budget in the control block's Int32Array. */
+export const spinWordIndex = (ctrl: Int32Array): number => ctrl.length - TAIL_BYTES / 4;
+
 /** What a worker receives first (workerData in Node, its first message in a browser). */
 export interface WorkerInit {
   module: WasmModule;
@@ -62,8 +70,38 @@ export interface WorkerInit {
   slot: number;
   /** Kernel names by id (KERNEL values index this list). */
   kernels: readonly string[];
-  /** Spin iterations before sleeping in Atomics.wait. */
-  spin: number;
   /** ERROR_UNITS UTF-16 units per worker: why a kernel failed (STATUS 1). */
   errors: SharedArrayBuffer;
+}
+
+/**
+ * How long a waiting thread spins before it sleeps, µs. A worker asleep in Atomics.wait takes
+ * 40-60 µs to start its next part on this project's 2-core VM (the notify is a futex wake of an
+ * idle vCPU), a spinning one 1-2 µs. A training step's kernels are mostly 5-200 µs apart
+ * (ResNet-18 fp16: 584 of 594 gaps per step under 200 µs, bench/README.md), so the spin covers
+ * those gaps; a thread idle for longer (between steps, or the process doing something else)
+ * sleeps and costs no CPU.
+ */
+export const DEFAULT_SPIN_MICROS = 300;
+/**
+ * The spin while the machine is oversubscribed (more runnable threads than cores): a spinning
+ * thread then takes time slices from threads with work, ours included, so it sleeps almost at
+ * once, as the pool did before it spun by time (~2000 loads).
+ */
+export const LOADED_SPIN_MICROS = 10;
+
+/**
+ * Spin while `ctrl[idx]` equals `old`, for at most `micros` µs; returns the last value read (still
+ * `old` when the time ran out). The clock is read every 64 loads: a load is a few ns, a clock read
+ * tens of ns.
+ */
+export function spinWhile(ctrl: Int32Array, idx: number, old: number, micros: number): number {
+  let v = Atomics.load(ctrl, idx);
+  if (v !== old || micros <= 0) return v;
+  const deadline = performance.now() + micros / 1000;
+  for (let i = 1; ; i++) {
+    v = Atomics.load(ctrl, idx);
+    if (v !== old) return v;
+    if ((i & 63) === 0 && performance.now() >= deadline) return v;
+  }
 }

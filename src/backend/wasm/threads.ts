@@ -192,3 +192,15 @@ export function canBlock(): boolean {
     return false;
   }
 }
+
+/**
+ * How oversubscribed the machine is: the 1-minute load average per core (Node), or null where the
+ * host has no such figure (browsers). The pool spins less while it is above 1 (pool.ts).
+ */
+export async function loadPerCore(): Promise<(() => number) | null> {
+  const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+  if (!isNode) return null;
+  const os = await import('node:os');
+  const cores = Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+  return () => os.loadavg()[0]! / cores;
+}

@@ -4,7 +4,7 @@
  */
 import { wasmApi } from './api.js';
 import {
-  ARGC, ARGS_BYTE_OFFSET, CLAIM, DONE, EXIT_CODE, EXITED, EXIT_KERNEL, KERNEL, SEQ, SLOT_BYTES, SLOT_INTS, STATUS, TAKEN, writeError, type WorkerInit,
+  ARGC, ARGS_BYTE_OFFSET, CLAIM, DONE, EXIT_CODE, EXITED, EXIT_KERNEL, KERNEL, SEQ, SLOT_BYTES, SLOT_INTS, STATUS, TAKEN, spinWhile, spinWordIndex, writeError, type WorkerInit,
 } from './protocol.js';
 
 interface Channel {
@@ -42,6 +42,7 @@ async function main(channel: Channel): Promise<void> {
   const ctrl = new Int32Array(init.control);
   const argv = new Float64Array(init.control, init.slot * SLOT_BYTES + ARGS_BYTE_OFFSET);
   const base = init.slot * SLOT_INTS;
+  const spinWord = spinWordIndex(ctrl);
   const args: number[] = [];
   // Read the sequence number before saying 'ready': the pool may post the first call (or the exit)
   // as soon as it hears 'ready', and a worker reading SEQ after that would take that call's number
@@ -60,8 +61,7 @@ async function main(channel: Channel): Promise<void> {
   channel.post('ready');
 
   for (;;) {
-    let s = seq;
-    for (let i = 0; i < init.spin && s === seq; i++) s = Atomics.load(ctrl, base + SEQ);
+    let s = spinWhile(ctrl, base + SEQ, seq, Atomics.load(ctrl, spinWord));
     while (s === seq) {
       Atomics.wait(ctrl, base + SEQ, seq);
       s = Atomics.load(ctrl, base + SEQ);
