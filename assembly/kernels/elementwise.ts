@@ -364,6 +364,7 @@ export function cast_f32_f16(x: usize, o: usize, n: i32): void {
 export function cast_f32_bf16(x: usize, o: usize, n: i32): void {
   cast(F32, BF16, x, o, n);
 }
+
 // float16 -> float32 in blocks of this many values (a multiple of 8): a block that held an Inf or
 // NaN is widened again from its source, still in the L1 cache.
 const CAST_BLOCK: i32 = 512;
