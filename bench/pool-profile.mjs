@@ -2,7 +2,7 @@
 // Where a multi-threaded training step loses against the single-threaded one, pool call by pool call
 // (run `npm run build` first):
 //
-//   node bench/pool-profile.mjs [--model resnet18] [--precision fp16] [--threads 2] [--steps 6] [--warmup 2] [--json-out FILE]
+//   node bench/pool-profile.mjs [--model resnet18|gpt|...] [--precision fp16] [--threads 2] [--steps 6] [--warmup 2] [--json-out FILE]
 //
 // Runs `benchTrain` (the `mixprec bench train` step: batch 64, 32x32, SGD momentum) on the wasm
 // backend at 1 thread, then at --threads, timing every call of the kernel pool (KernelPool.run, the
@@ -75,7 +75,9 @@ async function profile(n) {
   // benchTrain resets the kernel counters just before its timed steps: start timing there
   const reset = backend.resetKernelStats.bind(backend);
   backend.resetKernelStats = () => { reset(); timing = true; start = performance.now(); };
-  const r = await benchTrain({ model, batchSize: 64, imageSize: 32, precision, steps, warmup });
+  // the GPT takes token blocks (nanoGPT's CPU recipe, as bench/gpt-peers.mjs), the others 32x32 images
+  const shape = model === 'gpt' ? { batchSize: 12 } : { batchSize: 64, imageSize: 32 };
+  const r = await benchTrain({ model, ...shape, precision, steps, warmup });
   const total = performance.now() - start;
   timing = false;
   backend.resetKernelStats = reset;
