@@ -18,7 +18,7 @@
  */
 import type { WasmMemory, WasmModule } from './api.js';
 import {
-  ARGC, ARGS_BYTE_OFFSET, CLAIM, DEFAULT_SPIN_MICROS, DONE, ERROR_UNITS, EXIT_CODE, EXITED, EXIT_KERNEL, KERNEL, LOADED_SPIN_MICROS, MAX_ARGS, SEQ, SLOT_BYTES, SLOT_INTS, spinWordIndex, STATUS, TAIL_BYTES, TAKEN, readError,
+  ARGC, ARGS_BYTE_OFFSET, CLAIM, DEFAULT_SPIN_MICROS, DONE, ERROR_UNITS, EXIT_CODE, EXITED, EXIT_KERNEL, KERNEL, LOADED_SPIN_MICROS, MAX_ARGS, SEQ, SLOT_BYTES, SLOT_INTS, spinWhile, spinWordIndex, STATUS, TAIL_BYTES, TAKEN, readError,
   type WorkerInit,
 } from './protocol.js';
 import { canBlock, loadPerCore, workerHost, type PoolWorker } from './threads.js';
@@ -233,23 +233,16 @@ export class KernelPool {
   private waitFor(w: number, seq: number): string | null {
     const ctrl = this.ctrl!;
     const idx = w * SLOT_INTS + DONE;
-    // spin first (spinWhile's clock: read every 64 loads), as a worker does: a sleeping main thread
-    // takes as long to wake as a sleeping worker
-    const deadline = performance.now() + this.spinNow / 1000;
-    let spinning = this.spinNow > 0;
-    let spins = 0;
-    let d: number;
-    while ((d = Atomics.load(ctrl, idx)) !== seq) {
+    // spin first, as a worker does: a sleeping main thread takes as long to wake as a sleeping worker
+    let d = Atomics.load(ctrl, idx);
+    if (d !== seq) d = spinWhile(ctrl, idx, d, this.spinNow);
+    for (let spins = 1; d !== seq; spins++) {
       const exited = this.exitedWorker(w);
       if (exited) return exited;
-      spins++;
-      if (spinning) {
-        if ((spins & 63) !== 0 || performance.now() < deadline) continue;
-        spinning = false;
-      }
       // A browser's main thread may not block: it keeps spinning, checking the worker now and then.
       const timedOut = this.blocks ? Atomics.wait(ctrl, idx, d, KernelPool.LIVENESS_MS) === 'timed-out' : (spins & 0xfffff) === 0;
       if (timedOut && !this.workers[w]!.alive()) return 'stopped (its thread is gone)';
+      d = Atomics.load(ctrl, idx);
     }
     return null;
   }
