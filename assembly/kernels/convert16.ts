@@ -330,23 +330,35 @@ export const K_MAXFINITE2X8: usize = 28;
   return v128.any_true(i16x8.sub_sat_u(acc, kv(K_MAXFINITE2X8)));
 }
 
+/** 8 finite float16 values h widened (exact): elements 0..3 at d, 4..7 at d + hiStep. */
+// @ts-ignore: decorator
+@inline export function f16x8FiniteTo(d: usize, hiStep: usize, h: v128): void {
+  const zero = f16x8Zeros(h), sub = f16x8Subnormals(h, zero), high = f16x8High(h, zero, sub);
+  v128.store(d, f16x8FiniteLo(h, high, sub));
+  v128.store(d + hiStep, f16x8FiniteHi(h, high, sub));
+}
+
 /**
- * n float16 values at src (n a multiple of 8) widened to float32 at dst, 8 at a time as above.
- * False when an Inf or NaN was among them: dst is then wrong and the caller widens the row again
- * with f16sx4ToF32.
+ * `runs` runs of 8 float16 values, run r at src + r * srcStep (bytes), widened to float32 at dst
+ * (32 bytes per run), 8 at a time as above. False when an Inf or NaN was among them: dst is then
+ * wrong and the caller widens them again with f16sx4ToF32.
  */
 // @ts-ignore: decorator
-@inline export function f16RowFiniteToF32(src: usize, n: i32, dst: usize): bool {
+@inline export function f16x8RunsFiniteToF32(src: usize, srcStep: usize, runs: i32, dst: usize): bool {
   let mags = i16x8.splat(0);
-  const end = dst + (<usize>n << 2);
+  const end = dst + (<usize>runs << 5);
   while (dst < end) {
     const h = v128.load(src);
     mags = f16x8Magnitudes(mags, h);
-    const zero = f16x8Zeros(h), sub = f16x8Subnormals(h, zero), high = f16x8High(h, zero, sub);
-    v128.store(dst, f16x8FiniteLo(h, high, sub));
-    v128.store(dst, f16x8FiniteHi(h, high, sub), 16);
-    src += 16;
+    f16x8FiniteTo(dst, 16, h);
+    src += srcStep;
     dst += 32;
   }
   return !f16x8AnyInfNaN(mags);
+}
+
+/** n float16 values at src (n a multiple of 8) widened to float32 at dst: f16x8RunsFiniteToF32 of one row. */
+// @ts-ignore: decorator
+@inline export function f16RowFiniteToF32(src: usize, n: i32, dst: usize): bool {
+  return f16x8RunsFiniteToF32(src, 16, n >> 3, dst);
 }

@@ -6,7 +6,7 @@
 // packed floats are the same bits as the general path's. The k tails (kc not a multiple of the step)
 // are widened 4 at a time the same way, then one by one with the exact scalar codec.
 
-import { f16ToF32, f16x8Zeros, f16x8Subnormals, f16x8High, f16x8FiniteLo, f16x8FiniteHi, f16x8Magnitudes, f16x8AnyInfNaN } from './convert16';
+import { f16ToF32, f16x8Zeros, f16x8Subnormals, f16x8High, f16x8FiniteLo, f16x8FiniteHi, f16x8FiniteTo, f16x8RunsFiniteToF32, f16x8Magnitudes, f16x8AnyInfNaN } from './convert16';
 
 /** Store the 4x4 transpose of rows r0..r3 as 4 vectors at d, d + step, d + 2 step, d + 3 step. */
 // @ts-ignore: decorator
@@ -17,14 +17,6 @@ import { f16ToF32, f16x8Zeros, f16x8Subnormals, f16x8High, f16x8FiniteLo, f16x8F
   v128.store(d + step, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7));
   v128.store(d + 2 * step, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5));
   v128.store(d + 3 * step, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7));
-}
-
-/** 8 finite float16 values h widened (exact): elements 0..3 at d, 4..7 at d + hiStep. */
-// @ts-ignore: decorator
-@inline function widen8To(d: usize, hiStep: usize, h: v128): void {
-  const zero = f16x8Zeros(h), sub = f16x8Subnormals(h, zero), high = f16x8High(h, zero, sub);
-  v128.store(d, f16x8FiniteLo(h, high, sub));
-  v128.store(d + hiStep, f16x8FiniteHi(h, high, sub));
 }
 
 /**
@@ -105,7 +97,7 @@ export function packA4TF16(src: usize, rowStep: usize, kc: i32, dst: usize): boo
   for (; k + 2 <= kc; k += 2) {
     const h = v128.load64_lane(src + rowStep, v128.load64_zero(src), 1);
     mags = f16x8Magnitudes(mags, h);
-    widen8To(dst + (<usize>k << 4), 16, h);
+    f16x8FiniteTo(dst + (<usize>k << 4), 16, h);
     src += rowStep << 1;
   }
   if (k < kc) {
@@ -118,16 +110,7 @@ export function packA4TF16(src: usize, rowStep: usize, kc: i32, dst: usize): boo
 
 /** B's 8-column micro-panel, B not transposed: bp[k][j] = B[k][j], row k at src + k * rowStep. */
 export function packB8F16(src: usize, rowStep: usize, kc: i32, dst: usize): bool {
-  let mags = i16x8.splat(0);
-  const end = dst + (<usize>kc << 5);
-  while (dst < end) {
-    const h = v128.load(src);
-    mags = f16x8Magnitudes(mags, h);
-    widen8To(dst, 16, h);
-    src += rowStep;
-    dst += 32;
-  }
-  return !f16x8AnyInfNaN(mags);
+  return f16x8RunsFiniteToF32(src, rowStep, kc, dst);
 }
 
 /**
