@@ -176,41 +176,45 @@ export class SGD extends Optimizer<SGDOptions> {
     // inputs: params, grads, [buffers], [isFirst flags] (k apiece), [foundInf]; outputs: params, [buffers], [next flags]
     const inputs: KernelTensor[] = [];
     const outputs: KernelTensor[] = [];
-    for (let i = 0; i < k; i++) {
-      inputs.push(kernelView(entries[i]!.p));
-      outputs.push(kernelView(entries[i]!.p));
-    }
-    for (let i = 0; i < k; i++) inputs.push(kernelView(entries[i]!.grad));
+    pushViews(inputs, entries, PARAM);
+    pushViews(outputs, entries, PARAM);
+    pushViews(inputs, entries, GRAD);
     if (group.momentum !== 0) {
-      for (let i = 0; i < k; i++) {
-        inputs.push(kernelView(entries[i]!.buf!));
-        outputs.push(kernelView(entries[i]!.buf!));
-      }
+      pushViews(inputs, entries, BUFFER);
+      pushViews(outputs, entries, BUFFER);
     }
-    if (flagged) for (let i = 0; i < k; i++) inputs.push(kernelView(entries[i]!.flag!));
+    if (flagged) pushViews(inputs, entries, FLAG);
     if (found) inputs.push(kernelView(found));
     // The kernel also writes each flag's next value, into another tensor (every thread reads the
     // old one); the two swap each step, so the kernel's buffers (and bind groups) stay the same.
-    const nexts: Tensor[] = [];
-    if (params.flagOutput) {
-      for (let i = 0; i < k; i++) {
-        nexts.push(this.spareFlag(entries[i]!.p, entries[i]!.flag!));
-        outputs.push(kernelView(nexts[i]!));
-      }
-    }
+    const nexts = params.flagOutput ? this.spareFlagsOf(entries, outputs) : null;
     if (k === 1) e0.p.backend.run('sgdUpdate', inputs, outputs, params);
     else {
       const multi = params as SgdUpdateMultiParams;
       multi.count = k;
       e0.p.backend.run('sgdUpdateMulti', inputs, outputs, multi);
     }
-    for (let i = 0; i < k; i++) {
+    if (flagged) this.settleFlags(entries, nexts);
+  }
+
+  /** Each entry's spare flag (the next flag's tensor), its view pushed onto `outputs`. */
+  private spareFlagsOf(entries: readonly FusedEntry[], outputs: KernelTensor[]): Tensor[] {
+    const nexts: Tensor[] = [];
+    for (let i = 0; i < entries.length; i++) {
+      nexts.push(this.spareFlag(entries[i]!.p, entries[i]!.flag!));
+      outputs.push(kernelView(nexts[i]!));
+    }
+    return nexts;
+  }
+
+  /** After the kernel: each entry's next flag becomes its flag (the old one its spare), or without a device foundInf the flag is settled. */
+  private settleFlags(entries: readonly FusedEntry[], nexts: readonly Tensor[] | null): void {
+    for (let i = 0; i < entries.length; i++) {
       const { p, state, flag } = entries[i]!;
-      if (!flag) continue;
-      if (params.flagOutput) {
+      if (nexts) {
         state![EMPTY_FLAG] = nexts[i]!;
-        this.spareFlags.set(p, flag);
-      } else this.settleEmptyFlag(p, state!, flag);
+        this.spareFlags.set(p, flag!);
+      } else this.settleEmptyFlag(p, state!, flag!);
     }
   }
 
@@ -249,6 +253,23 @@ interface FusedEntry {
  * (webgpu) updates tensor by tensor.
  */
 const multiTensor = (p: Tensor): boolean => p.backend.hasKernel('sgdUpdateMulti') && (p.backend.nativeKernel?.('sgdUpdateMulti') ?? true);
+
+const PARAM = 0;
+const GRAD = 1;
+const BUFFER = 2;
+const FLAG = 3;
+
+/**
+ * Pushes the kernel view of each entry's parameter, gradient, buffer or flag onto `list`. The
+ * once-per-step fusedUpdate calls it for each list, so that the per-tensor loop is this small
+ * function (V8 compiles just it when it gets hot in a process's first steps; bench/README.md, "warm-up").
+ */
+function pushViews(list: KernelTensor[], entries: readonly FusedEntry[], which: number): void {
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    list.push(kernelView(which === PARAM ? e.p : which === GRAD ? e.grad : which === BUFFER ? e.buf! : e.flag!));
+  }
+}
 
 /** Adds `entry` to the batch of its backend, dtypes, `first` and flag presence (one kernel call each). */
 function addToBatch(batches: FusedEntry[][], entry: FusedEntry): void {

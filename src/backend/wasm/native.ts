@@ -395,7 +395,7 @@ const sgdUpdate: NativeKernel<'sgdUpdate'> = (ctx, inputs, { 0: ow, 1: obuf, 2: 
   const pb = hasMomentum ? ctx.address(buf!) : 0;
   const sw = w.dtype.itemsize;
   const sg = g.dtype.itemsize;
-  const [lr, mom, damp1, wd] = sgdScalars(p);
+  const { 0: lr, 1: mom, 2: damp1, 3: wd } = sgdScalars(p);
   ctx.pool.run(kernel, mapPacked(elementParts(ctx, n), ({ 0: u0, 1: u1 }) => [pw + u0 * sw, pg + u0 * sg, pb + u0 * 4, u1 - u0, lr, mom, damp1, wd, flags]));
   return true;
 };

@@ -219,8 +219,10 @@ const sgdUpdateMulti: NativeKernel<'sgdUpdateMulti'> = (ctx, inputs, outputs, p)
   const kernel = `sgd_multi_${wf}_${gf}`;
   if (!wf || !gf || !ctx.pool.hasKernel(kernel)) return false;
   const updated = momentum ? 3 * k : 2 * k; // params, grads, [buffers]
-  if (!sgdMultiNative(inputs, outputs, k, updated, momentum, p.flagOutput === true)) return false;
-  if (anyOverlap(ctx, p.flagOutput ? [...inputs.slice(0, lists * k), ...outputs.slice(updated - k)] : inputs.slice(0, lists * k))) return false;
+  const total = sgdMultiElements(inputs, outputs, k, updated, momentum, p.flagOutput === true);
+  if (total < 0 || total > 0x7fffffff) return false;
+  const own = inputs.slice(0, lists * k);
+  if (anyOverlap(ctx, p.flagOutput ? own.concat(outputs.slice(updated - k)) : own)) return false;
   // every isFirst flag read before any next flag is written
   const firsts = p.firstInput ? readFlags(ctx, inputs, updated, k) : null;
   const skipped = p.foundInfInput && ctx.readScalar(inputs[lists * k]!) !== 0;
@@ -229,20 +231,9 @@ const sgdUpdateMulti: NativeKernel<'sgdUpdateMulti'> = (ctx, inputs, outputs, p)
     for (let i = 0; i < k; i++) f32[ctx.address(outputs[updated - k + i]!) >> 2] = skipped ? firsts![i]! : 0;
   }
   if (skipped) return true; // the outputs are the inputs' own views
-  let total = 0;
-  for (let i = 0; i < k; i++) total += numel(inputs[i]!.shape);
   if (total === 0) return true;
-  if (total > 0x7fffffff) return false;
-  const table = ctx.heap.cachedBlock(SGD_TABLE, k * 20);
-  const i32 = ctx.heap.views().i32;
-  for (let i = 0, r = table >> 2; i < k; i++, r += 5) {
-    i32[r] = ctx.address(inputs[i]!);
-    i32[r + 1] = ctx.address(inputs[k + i]!);
-    i32[r + 2] = momentum ? ctx.address(inputs[2 * k + i]!) : 0;
-    i32[r + 3] = numel(inputs[i]!.shape);
-    i32[r + 4] = sgdFlags(p, firsts ? firsts[i] !== 0 : p.first);
-  }
-  const [lr, mom, damp1, wd] = sgdScalars(p);
+  const table = sgdTable(ctx, inputs, k, momentum, firsts, p);
+  const { 0: lr, 1: mom, 2: damp1, 3: wd } = sgdScalars(p);
   const parts = ctx.pool.split(total, MIN_ELEMENTS_PER_PART, 16);
   const args: number[][] = []; // pushed: packed in every V8 tier (src/shape/packed.ts)
   for (let j = 0; j < parts.length; j++) args.push([table, k, parts[j]![0], parts[j]![1], lr, mom, damp1, wd]);
@@ -253,26 +244,48 @@ const sgdUpdateMulti: NativeKernel<'sgdUpdateMulti'> = (ctx, inputs, outputs, p)
 /**
  * sgdUpdateMulti's layout checks: the parameters of one dtype, the gradients of another, each
  * gradient (and buffer, float32) of its parameter's size, everything contiguous, the parameter and
- * buffer outputs the inputs' own views, the next flags (if any) contiguous float32.
+ * buffer outputs the inputs' own views, the next flags (if any) contiguous float32. Returns the
+ * parameters' total element count, or -1 where the reference must run.
  */
-function sgdMultiNative(inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], k: number, updated: number, momentum: boolean, flagOutput: boolean): boolean {
+function sgdMultiElements(inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], k: number, updated: number, momentum: boolean, flagOutput: boolean): number {
+  let total = 0;
   const wd = inputs[0]!.dtype;
   const gd = inputs[k]!.dtype;
   for (let i = 0; i < k; i++) {
     const w = inputs[i]!;
     const g = inputs[k + i]!;
     const n = numel(w.shape);
-    if (w.dtype !== wd || g.dtype !== gd || numel(g.shape) !== n || !contiguous(w) || !contiguous(g) || !sameView(outputs[i]!, w)) return false;
+    total += n;
+    if (w.dtype !== wd || g.dtype !== gd || numel(g.shape) !== n || !contiguous(w) || !contiguous(g) || !sameView(outputs[i]!, w)) return -1;
     if (momentum) {
       const b = inputs[2 * k + i]!;
-      if (b.dtype.name !== 'float32' || numel(b.shape) !== n || !contiguous(b) || !sameView(outputs[k + i]!, b)) return false;
+      if (b.dtype.name !== 'float32' || numel(b.shape) !== n || !contiguous(b) || !sameView(outputs[k + i]!, b)) return -1;
     }
     if (flagOutput) {
       const f = outputs[updated - k + i]!;
-      if (f.dtype.name !== 'float32' || numel(f.shape) !== 1 || !contiguous(f)) return false;
+      if (f.dtype.name !== 'float32' || numel(f.shape) !== 1 || !contiguous(f)) return -1;
     }
   }
-  return true;
+  return total;
+}
+
+/**
+ * sgdUpdateMulti's table in the heap: per tensor its (w, g, buf, n, flags) record (its first step
+ * from its own isFirst flag where there are flags). A function of its own: the once-per-step handler
+ * then holds no loop over the tensors (V8 compiles just this loop when it gets hot; bench/README.md,
+ * "warm-up").
+ */
+function sgdTable(ctx: NativeContext, inputs: readonly KernelTensor[], k: number, momentum: boolean, firsts: Float64Array | null, p: SgdUpdateParams): number {
+  const table = ctx.heap.cachedBlock(SGD_TABLE, k * 20);
+  const i32 = ctx.heap.views().i32;
+  for (let i = 0, r = table >> 2; i < k; i++, r += 5) {
+    i32[r] = ctx.address(inputs[i]!);
+    i32[r + 1] = ctx.address(inputs[k + i]!);
+    i32[r + 2] = momentum ? ctx.address(inputs[2 * k + i]!) : 0;
+    i32[r + 3] = numel(inputs[i]!.shape);
+    i32[r + 4] = sgdFlags(p, firsts ? firsts[i] !== 0 : p.first);
+  }
+  return table;
 }
 
 /** The k isFirst flags (inputs from `at`) as numbers. */
