@@ -603,6 +603,105 @@ describe('fused Adam / AdamW (adamUpdate)', () => {
   });
 });
 
+/**
+ * An optimizerSnapshot without the momentum buffers still flagged empty (momentumBufferEmpty set): their
+ * contents are never read (the fused path leaves a new one uninitialised, op by op it is zero-filled).
+ */
+function startedState(snapshot: unknown[]): unknown[] {
+  return snapshot.map((entry) => {
+    const [bits, state] = entry as [unknown, Record<string, unknown>];
+    if (!state['momentumBufferEmpty']) return entry;
+    const { momentumBuffer: _unread, ...rest } = state;
+    return [bits, rest];
+  });
+}
+
+describe('multi-tensor SGD (sgdUpdateMulti)', () => {
+  // every option: plain, momentum (+ dampening, weight decay), Nesterov (+ weight decay), maximize
+  const configs: Record<string, unknown>[] = [
+    { lr: 0.1 },
+    { lr: 0.1, weightDecay: 0.01, maximize: true },
+    { lr: 0.05, momentum: 0.9 },
+    { lr: 0.05, momentum: 0.8, dampening: 0.3, weightDecay: 0.02 },
+    { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 },
+    { lr: 0.01, momentum: 0.7, dampening: 0.1, maximize: true },
+  ];
+  const dtypePairs: [DT, DT][] = [
+    ['float32', 'float32'], ['float32', 'float16'], ['float32', 'bfloat16'],
+    ['float16', 'float16'], ['float16', 'float32'], ['bfloat16', 'bfloat16'], ['bfloat16', 'float32'],
+  ];
+  // skipped first (the buffer must not start: the isFirst flags), then a mix
+  const skips = [1, 0, 1, 0, 0];
+
+  it('equals the op-by-op update bit for bit (parameters and momentum buffers, every step), with and without a device foundInf', async () => {
+    const kernel = mx.getBackend().name === 'webgpu' ? 'sgdUpdate' : 'sgdUpdateMulti';
+    const before = kernelCalls(kernel);
+    for (const cfg of configs) {
+      for (const [pdt, gdt] of dtypePairs) {
+        for (const device of [false, true]) {
+          const label = `SGD ${JSON.stringify(cfg)} param ${pdt} grad ${gdt}${device ? ', foundInf' : ''}`;
+          // 37 elements: a vector body and a scalar tail in the wasm kernel; 1: a tail alone
+          const init = [[37], [4, 3], [1], [16]].map((shape, i) => mx.randn(shape, { generator: new mx.Generator(5 + i) }).to(pdt));
+          const make = (fused: boolean) => {
+            const params = init.map((t) => t.clone().requiresGrad_());
+            return { params, opt: new optim.SGD(params, { ...cfg, fused }) as AnyOptimizer };
+          };
+          const fused = make(true);
+          const plain = make(false);
+          for (let s = 0; s < skips.length; s++) {
+            for (const run of [fused, plain]) {
+              run.params.forEach((p, i) => (p.grad = mx.randn(p.shape, { generator: new mx.Generator(100 + 10 * s + i) }).mul(s === 3 ? 1e3 : 1).to(gdt)));
+              if (device) run.opt.step({ foundInf: mx.tensor(skips[s]!) });
+              else run.opt.step();
+            }
+            assert.deepEqual(startedState(await optimizerSnapshot(fused.opt, fused.params)), startedState(await optimizerSnapshot(plain.opt, plain.params)), `${label}, step ${s + 1}`);
+          }
+        }
+      }
+    }
+    const after = kernelCalls(kernel);
+    if (before && after) assert.ok(after.native > before.native, `${kernel} ran natively`);
+  });
+
+  it('one call per group, dtype pair and first-step state, bit for bit the per-tensor kernel, natively (split across threads) and through the reference', async () => {
+    const b = mx.getBackend() as unknown as { native?: boolean };
+    // sizes around the wasm parts' 16-element boundaries and the threads' split (~1.3e5 elements each)
+    const shapes = [[70001], [3], [129, 257], [16], [40000, 3], [5]];
+    const run = async (foreach: boolean, native: boolean) => {
+      if (typeof b.native === 'boolean') b.native = native;
+      try {
+        const params = shapes.map((s, i) => mx.randn(s, { generator: new mx.Generator(20 + i) }).requiresGrad_());
+        const opt = new optim.SGD(
+          [
+            { params: params.filter((_, i) => i % 2 === 0), momentum: 0.9, nesterov: true, weightDecay: 1e-3 },
+            { params: params.filter((_, i) => i % 2 === 1), momentum: 0.8, dampening: 0.2, maximize: true },
+          ],
+          { lr: 0.05 },
+        );
+        if (!foreach) (opt as unknown as { updateGroup(g: unknown): void }).updateGroup = perTensor(opt);
+        const before = kernelCalls('sgdUpdateMulti');
+        for (let s = 0; s < 4; s++) {
+          params.forEach((p, i) => {
+            // parameter 2 has no gradient in step 1: its buffer starts a step later (a batch of its own then)
+            p.grad = s === 0 && i === 2 ? null : mx.randn(p.shape, { generator: new mx.Generator(60 + 10 * s + i) }).mul(s === 2 ? 1e3 : 1).to(i % 3 === 2 ? 'float32' : 'float16');
+          });
+          // steps 3 and 4 with a device foundInf (zero, then one): the isFirst flags are created set, then settled
+          if (s >= 2) opt.step({ foundInf: mx.tensor(s === 3 ? 1 : 0) });
+          else opt.step();
+        }
+        const after = kernelCalls('sgdUpdateMulti');
+        if (foreach && native && before && after && mx.getBackend().name === 'wasm') assert.ok(after.native >= before.native + 6, `wasm: sgdUpdateMulti ran natively (${after.native - before.native} calls)`);
+        return await optimizerSnapshot(opt as AnyOptimizer, params);
+      } finally {
+        if (typeof b.native === 'boolean') b.native = true;
+      }
+    };
+    const reference = await run(false, true);
+    assert.deepEqual(await run(true, true), reference, 'multi-tensor vs per-tensor');
+    if (typeof b.native === 'boolean') assert.deepEqual(await run(true, false), reference, 'the reference kernel (the fallback) vs the native per-tensor one');
+  });
+});
+
 describe('step({ foundInf }): the skip decided on the device', () => {
   const makers: [string, (ps: Tensor[], fused: boolean) => AnyOptimizer][] = [
     ['SGD momentum', (ps, fused) => new optim.SGD(ps, { lr: 0.1, momentum: 0.9, dampening: 0.1, weightDecay: 0.01, fused })],

@@ -784,6 +784,43 @@ describe('the multi-tensor kernels check that no two tensors share memory', () =
     }
   });
 
+  // sgdUpdateMulti with momentum, isFirst flags (one set, the others not) and next flags: pieces as adamMulti's
+  const sgdMulti = (pieces: readonly (readonly [number, number])[], flagsAt = (i: number) => i, n = 64) => () => {
+    const w = make(valuesOf('float16', n, 7).map((v) => (Number.isFinite(v) && Math.abs(v) < 1e4 ? v : 0.5)), [n], 'float16');
+    const g = make(valuesOf('float32', n, 8).map((v) => (Number.isFinite(v) ? v : -0.25)), [n], 'float32');
+    const ws = pieces.map(([s, l]) => w.narrow(0, s, l));
+    const gs = pieces.map(([s, l]) => g.narrow(0, s, l));
+    const bufs = pieces.map(([, l]) => mx.full([l], 0.125, { dtype: 'float32' }));
+    const firsts = mx.tensor(pieces.map((_, i) => (i === 1 ? 1 : 0)), { dtype: 'float32' });
+    const isFirst = pieces.map((_, i) => firsts.narrow(0, i, 1).reshape([]));
+    const nexts = mx.full([pieces.length + 1], 7, { dtype: 'float32' });
+    const next = pieces.map((_, i) => nexts.narrow(0, flagsAt(i), 1).reshape([]));
+    const found = mx.zeros([], { dtype: 'float32' });
+    const params = { lr: 0.01, momentum: 0.9, dampening: 0.1, weightDecay: 0.1, nesterov: false, maximize: false, first: false, firstInput: true, foundInfInput: true, flagOutput: true, count: pieces.length };
+    mx.getBackend().run('sgdUpdateMulti', [...ws, ...gs, ...bufs, ...isFirst, found].map(kernelView), [...ws, ...bufs, ...next].map(kernelView), params);
+    return [w, ...bufs, nexts];
+  };
+
+  it('sgdUpdateMulti: views side by side (and in any order, and empty ones) run natively; overlapping ones fall back: the reference bits', async () => {
+    const apart = sgdMulti([[40, 9], [0, 16], [16, 0], [16, 17], [33, 7]]);
+    await agree('sgdUpdateMulti, views side by side', apart);
+    await assertNative('sgdUpdateMulti', apart);
+    for (const [label, f] of [
+      ['overlapping parameters', sgdMulti([[0, 16], [20, 9], [15, 3]])],
+      ['the same parameter twice', sgdMulti([[3, 5], [3, 5]])],
+      ['two next flags in one place', sgdMulti([[0, 8], [8, 8]], () => 0)],
+    ] as const) {
+      await agree(`sgdUpdateMulti, ${label}`, f);
+      assert.equal((await calls(f))['sgdUpdateMulti']?.fallback, 1, label);
+    }
+  });
+
+  it('sgdUpdateMulti split across 4 threads (parts starting inside a tensor and spanning several) equals the reference and one thread', async () => {
+    const big = sgdMulti([[0, 200003], [200003, 5], [200008, 13], [200021, 300000]], (i) => i, 500021);
+    await agree('sgdUpdateMulti, 500021 elements', big);
+    await assertNative('sgdUpdateMulti', big);
+  });
+
   it('ampUnscale: gradients side by side run natively, overlapping ones fall back: the reference bits', async () => {
     const unscale = (pieces: readonly (readonly [number, number])[]) => () => {
       const g = make(valuesOf('float16', 48, 9).map((v) => (Number.isFinite(v) && Math.abs(v) < 6e4 ? v : 0.75)), [48], 'float16');

@@ -22,8 +22,7 @@
  *   gather8/16/32/64(src, dst, r0, r1, d1, d2, d3, s0, s1, s2, s3)
  *       strided copy of a [d0, d1, d2, d3] view (strides s0..s3) into contiguous dst, rows
  *       r0..r1 of the d0 d1 d2 rows of d3 elements.
- *   sgd_<wfmt>_<gfmt>(w, g, buf, n, lr, momentum, damp1, wd, flags)
- *       the SGD update in one pass (see `sgd` below).
+ * (The SGD update, sgd_<wfmt>_<gfmt>, lives with the other optimizer kernels in optim.ts.)
  */
 import {
   F32, F16, BF16, shiftOf, load1, store1, encode, load8lo, load8hi, store8, widenLo, widenHi, narrow8,
@@ -550,114 +549,6 @@ export function gather32(src: usize, dst: usize, r0: i32, r1: i32, d1: i32, d2: 
 }
 export function gather64(src: usize, dst: usize, r0: i32, r1: i32, d1: i32, d2: i32, d3: i32, s0: i32, s1: i32, s2: i32, s3: i32): void {
   gather<u64>(src, dst, r0, r1, d1, d2, d3, s0, s1, s2, s3);
-}
-
-/* ------------------------------------------------------------------ SGD */
-
-/** `flags` bits of the sgd kernels (src/backend/wasm/native.ts mirrors them). */
-const SGD_MOMENTUM: i32 = 1;
-const SGD_FIRST: i32 = 2;
-const SGD_NESTEROV: i32 = 4;
-const SGD_MAXIMIZE: i32 = 8;
-const SGD_WEIGHT_DECAY: i32 = 16;
-
-/**
- * PyTorch's SGD step for n parameters in one pass, every step rounded to float32 exactly as the
- * op-by-op optimizer does (so the result is bit for bit the same):
- *   d = g (widened); d = -d if maximize; d = d + wd w if weight decay;
- *   with momentum: buf = first ? d : momentum buf + damp1 d (damp1 = 1 - dampening);
- *                  d = nesterov ? d + momentum buf : buf;
- *   w = w - lr d, rounded into w's format.
- * w: parameters (float32 master weights, or 16-bit), g: gradients (any of the three formats),
- * buf: float32 momentum buffer (unused without momentum).
- */
-// @ts-ignore: decorator
-@inline function sgd(wfmt: i32, gfmt: i32, w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
-  const sw = shiftOf(wfmt);
-  const sg = shiftOf(gfmt);
-  const hasMomentum = (flags & SGD_MOMENTUM) != 0;
-  const first = (flags & SGD_FIRST) != 0;
-  const nesterov = (flags & SGD_NESTEROV) != 0;
-  const maximize = (flags & SGD_MAXIMIZE) != 0;
-  const decay = (flags & SGD_WEIGHT_DECAY) != 0;
-  const vlr = f32x4.splat(lr);
-  const vmom = f32x4.splat(momentum);
-  const vdamp = f32x4.splat(damp1);
-  const vwd = f32x4.splat(wd);
-  let i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const pw = w + (<usize>i << sw);
-    const pg = g + (<usize>i << sg);
-    const pb = buf + (<usize>i << 2);
-    let w0 = load8lo(wfmt, pw);
-    let w1 = load8hi(wfmt, pw);
-    let d0 = load8lo(gfmt, pg);
-    let d1 = load8hi(gfmt, pg);
-    if (maximize) {
-      d0 = f32x4.neg(d0);
-      d1 = f32x4.neg(d1);
-    }
-    if (decay) {
-      d0 = f32x4.add(d0, f32x4.mul(w0, vwd));
-      d1 = f32x4.add(d1, f32x4.mul(w1, vwd));
-    }
-    if (hasMomentum) {
-      let b0 = d0;
-      let b1 = d1;
-      if (!first) {
-        b0 = f32x4.add(f32x4.mul(v128.load(pb), vmom), f32x4.mul(d0, vdamp));
-        b1 = f32x4.add(f32x4.mul(v128.load(pb, 16), vmom), f32x4.mul(d1, vdamp));
-      }
-      v128.store(pb, b0);
-      v128.store(pb, b1, 16);
-      if (nesterov) {
-        d0 = f32x4.add(d0, f32x4.mul(b0, vmom));
-        d1 = f32x4.add(d1, f32x4.mul(b1, vmom));
-      } else {
-        d0 = b0;
-        d1 = b1;
-      }
-    }
-    w0 = f32x4.sub(w0, f32x4.mul(d0, vlr));
-    w1 = f32x4.sub(w1, f32x4.mul(d1, vlr));
-    store8(wfmt, pw, w0, w1);
-  }
-  for (; i < n; i++) {
-    const pw = w + (<usize>i << sw);
-    const pb = buf + (<usize>i << 2);
-    let wv = load1(wfmt, pw);
-    let d = load1(gfmt, g + (<usize>i << sg));
-    if (maximize) d = -d;
-    if (decay) d = d + wv * wd;
-    if (hasMomentum) {
-      const b = first ? d : load<f32>(pb) * momentum + d * damp1;
-      store<f32>(pb, b);
-      d = nesterov ? d + b * momentum : b;
-    }
-    store1(wfmt, pw, wv - d * lr);
-  }
-}
-
-export function sgd_f32_f32(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
-  sgd(F32, F32, w, g, buf, n, lr, momentum, damp1, wd, flags);
-}
-export function sgd_f32_f16(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
-  sgd(F32, F16, w, g, buf, n, lr, momentum, damp1, wd, flags);
-}
-export function sgd_f32_bf16(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
-  sgd(F32, BF16, w, g, buf, n, lr, momentum, damp1, wd, flags);
-}
-export function sgd_f16_f16(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
-  sgd(F16, F16, w, g, buf, n, lr, momentum, damp1, wd, flags);
-}
-export function sgd_f16_f32(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
-  sgd(F16, F32, w, g, buf, n, lr, momentum, damp1, wd, flags);
-}
-export function sgd_bf16_bf16(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
-  sgd(BF16, BF16, w, g, buf, n, lr, momentum, damp1, wd, flags);
-}
-export function sgd_bf16_f32(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
-  sgd(BF16, F32, w, g, buf, n, lr, momentum, damp1, wd, flags);
 }
 
 /* ------------------------------------------------------------------ divBackwardDivisor */

@@ -1,7 +1,7 @@
 /**
  * Optimizer kernels: the fused Adam / AdamW update (src/backend/reference/kernels/optim.ts,
- * `adamUpdate`, is the definition; src/backend/wasm/native_optim.ts calls these). The SGD update
- * lives in elementwise.ts (`sgd_<wfmt>_<gfmt>`).
+ * `adamUpdate`, is the definition; src/backend/wasm/native_optim.ts calls these), and the SGD
+ * update, per tensor and multi-tensor (`sgdUpdate`, `sgdUpdateMulti`; native.ts and native_optim.ts).
  *
  *   adam_<wfmt>_<gfmt>(w, g, m, v, vmax, n, b1, omb1, b2, omb2, eps, wd, decay, stepNeg, bc2, flags)
  *       n elements from the given addresses (the runtime splits a call into ranges): parameters w
@@ -197,6 +197,165 @@ export function adam_multi_f16_f16(table: usize, count: i32, u0: i32, u1: i32, b
 }
 export function adam_multi_bf16_bf16(table: usize, count: i32, u0: i32, u1: i32, b1: f32, omb1: f32, b2: f32, omb2: f32, eps: f32, wd: f32, decay: f32, stepNeg: f32, bc2: f32, flags: i32): void {
   adamMulti(BF16, BF16, table, count, u0, u1, b1, omb1, b2, omb2, eps, wd, decay, stepNeg, bc2, flags);
+}
+
+/* ------------------------------------------------------------------ SGD */
+
+/** `flags` bits of the sgd kernels (src/backend/wasm/native.ts and native_optim.ts mirror them). */
+const SGD_MOMENTUM: i32 = 1;
+const SGD_FIRST: i32 = 2;
+const SGD_NESTEROV: i32 = 4;
+const SGD_MAXIMIZE: i32 = 8;
+const SGD_WEIGHT_DECAY: i32 = 16;
+
+/**
+ * PyTorch's SGD step for n parameters in one pass, every step rounded to float32 exactly as the
+ * op-by-op optimizer does (so the result is bit for bit the same):
+ *   d = g (widened); d = -d if maximize; d = d + wd w if weight decay;
+ *   with momentum: buf = first ? d : momentum buf + damp1 d (damp1 = 1 - dampening);
+ *                  d = nesterov ? d + momentum buf : buf;
+ *   w = w - lr d, rounded into w's format.
+ * w: parameters (float32 master weights, or 16-bit), g: gradients (any of the three formats),
+ * buf: float32 momentum buffer (unused without momentum).
+ */
+// @ts-ignore: decorator
+@inline function sgd(wfmt: i32, gfmt: i32, w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
+  const sw = shiftOf(wfmt);
+  const sg = shiftOf(gfmt);
+  const hasMomentum = (flags & SGD_MOMENTUM) != 0;
+  const first = (flags & SGD_FIRST) != 0;
+  const nesterov = (flags & SGD_NESTEROV) != 0;
+  const maximize = (flags & SGD_MAXIMIZE) != 0;
+  const decay = (flags & SGD_WEIGHT_DECAY) != 0;
+  const vlr = f32x4.splat(lr);
+  const vmom = f32x4.splat(momentum);
+  const vdamp = f32x4.splat(damp1);
+  const vwd = f32x4.splat(wd);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const pw = w + (<usize>i << sw);
+    const pg = g + (<usize>i << sg);
+    const pb = buf + (<usize>i << 2);
+    let w0 = load8lo(wfmt, pw);
+    let w1 = load8hi(wfmt, pw);
+    let d0 = load8lo(gfmt, pg);
+    let d1 = load8hi(gfmt, pg);
+    if (maximize) {
+      d0 = f32x4.neg(d0);
+      d1 = f32x4.neg(d1);
+    }
+    if (decay) {
+      d0 = f32x4.add(d0, f32x4.mul(w0, vwd));
+      d1 = f32x4.add(d1, f32x4.mul(w1, vwd));
+    }
+    if (hasMomentum) {
+      let b0 = d0;
+      let b1 = d1;
+      if (!first) {
+        b0 = f32x4.add(f32x4.mul(v128.load(pb), vmom), f32x4.mul(d0, vdamp));
+        b1 = f32x4.add(f32x4.mul(v128.load(pb, 16), vmom), f32x4.mul(d1, vdamp));
+      }
+      v128.store(pb, b0);
+      v128.store(pb, b1, 16);
+      if (nesterov) {
+        d0 = f32x4.add(d0, f32x4.mul(b0, vmom));
+        d1 = f32x4.add(d1, f32x4.mul(b1, vmom));
+      } else {
+        d0 = b0;
+        d1 = b1;
+      }
+    }
+    w0 = f32x4.sub(w0, f32x4.mul(d0, vlr));
+    w1 = f32x4.sub(w1, f32x4.mul(d1, vlr));
+    store8(wfmt, pw, w0, w1);
+  }
+  for (; i < n; i++) {
+    const pw = w + (<usize>i << sw);
+    const pb = buf + (<usize>i << 2);
+    let wv = load1(wfmt, pw);
+    let d = load1(gfmt, g + (<usize>i << sg));
+    if (maximize) d = -d;
+    if (decay) d = d + wv * wd;
+    if (hasMomentum) {
+      const b = first ? d : load<f32>(pb) * momentum + d * damp1;
+      store<f32>(pb, b);
+      d = nesterov ? d + b * momentum : b;
+    }
+    store1(wfmt, pw, wv - d * lr);
+  }
+}
+
+export function sgd_f32_f32(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
+  sgd(F32, F32, w, g, buf, n, lr, momentum, damp1, wd, flags);
+}
+export function sgd_f32_f16(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
+  sgd(F32, F16, w, g, buf, n, lr, momentum, damp1, wd, flags);
+}
+export function sgd_f32_bf16(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
+  sgd(F32, BF16, w, g, buf, n, lr, momentum, damp1, wd, flags);
+}
+export function sgd_f16_f16(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
+  sgd(F16, F16, w, g, buf, n, lr, momentum, damp1, wd, flags);
+}
+export function sgd_f16_f32(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
+  sgd(F16, F32, w, g, buf, n, lr, momentum, damp1, wd, flags);
+}
+export function sgd_bf16_bf16(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
+  sgd(BF16, BF16, w, g, buf, n, lr, momentum, damp1, wd, flags);
+}
+export function sgd_bf16_f32(w: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, damp1: f32, wd: f32, flags: i32): void {
+  sgd(BF16, F32, w, g, buf, n, lr, momentum, damp1, wd, flags);
+}
+
+
+/**
+ * sgd_multi_<wfmt>_<gfmt>(table, count, u0, u1, lr, momentum, damp1, wd)
+ *     the multi-tensor update (PyTorch's foreach SGD): `table` holds `count` records of five i32
+ *     words (w, g, buf, n, flags) as sgd_<wfmt>_<gfmt> takes them (flags per tensor: its first step
+ *     may come from its own isFirst flag); their elements, record after record, form one range, of
+ *     which this call updates [u0, u1) (the runtime splits the whole range into one part per thread).
+ *     Every element is updated exactly as sgd_<wfmt>_<gfmt> updates it: the update is elementwise and
+ *     the vector body and scalar tail round alike (float32 operations, one rounding into the
+ *     parameter's format), so the bits do not depend on where a part starts or ends.
+ */
+// @ts-ignore: decorator
+@inline function sgdMulti(wfmt: i32, gfmt: i32, table: usize, count: i32, u0: i32, u1: i32, lr: f32, momentum: f32, damp1: f32, wd: f32): void {
+  const sw = shiftOf(wfmt);
+  const sg = shiftOf(gfmt);
+  let base = 0;
+  for (let t = 0; t < count && base < u1; t++) {
+    const r = table + <usize>t * 20;
+    const n = load<i32>(r, 12);
+    const lo = max(u0, base), hi = min(u1, base + n);
+    if (lo < hi) {
+      const o = <usize>(lo - base);
+      const buf = load<u32>(r, 8);
+      sgd(wfmt, gfmt, load<u32>(r) + (o << sw), load<u32>(r, 4) + (o << sg), buf != 0 ? buf + (o << 2) : 0, hi - lo, lr, momentum, damp1, wd, load<i32>(r, 16));
+    }
+    base += n;
+  }
+}
+
+export function sgd_multi_f32_f32(table: usize, count: i32, u0: i32, u1: i32, lr: f32, momentum: f32, damp1: f32, wd: f32): void {
+  sgdMulti(F32, F32, table, count, u0, u1, lr, momentum, damp1, wd);
+}
+export function sgd_multi_f32_f16(table: usize, count: i32, u0: i32, u1: i32, lr: f32, momentum: f32, damp1: f32, wd: f32): void {
+  sgdMulti(F32, F16, table, count, u0, u1, lr, momentum, damp1, wd);
+}
+export function sgd_multi_f32_bf16(table: usize, count: i32, u0: i32, u1: i32, lr: f32, momentum: f32, damp1: f32, wd: f32): void {
+  sgdMulti(F32, BF16, table, count, u0, u1, lr, momentum, damp1, wd);
+}
+export function sgd_multi_f16_f16(table: usize, count: i32, u0: i32, u1: i32, lr: f32, momentum: f32, damp1: f32, wd: f32): void {
+  sgdMulti(F16, F16, table, count, u0, u1, lr, momentum, damp1, wd);
+}
+export function sgd_multi_f16_f32(table: usize, count: i32, u0: i32, u1: i32, lr: f32, momentum: f32, damp1: f32, wd: f32): void {
+  sgdMulti(F16, F32, table, count, u0, u1, lr, momentum, damp1, wd);
+}
+export function sgd_multi_bf16_bf16(table: usize, count: i32, u0: i32, u1: i32, lr: f32, momentum: f32, damp1: f32, wd: f32): void {
+  sgdMulti(BF16, BF16, table, count, u0, u1, lr, momentum, damp1, wd);
+}
+export function sgd_multi_bf16_f32(table: usize, count: i32, u0: i32, u1: i32, lr: f32, momentum: f32, damp1: f32, wd: f32): void {
+  sgdMulti(BF16, F32, table, count, u0, u1, lr, momentum, damp1, wd);
 }
 
 /**

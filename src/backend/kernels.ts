@@ -110,6 +110,15 @@ export interface SgdUpdateParams extends SgdHyperparameters {
   flagOutput?: boolean;
 }
 
+/**
+ * sgdUpdateMulti: sgdUpdate over `count` tensors in one call (PyTorch's foreach / multi-tensor SGD):
+ * every tensor with the same hyperparameters, `first`, and optional inputs and outputs.
+ */
+export interface SgdUpdateMultiParams extends SgdUpdateParams {
+  /** Tensors updated (>= 1): the inputs and outputs come in groups of `count` (kernels/optim.ts). */
+  count: number;
+}
+
 /** adamUpdate: PyTorch's Adam and AdamW. */
 export interface AdamUpdateParams {
   lr: number;
@@ -315,6 +324,7 @@ export interface KernelParamsMap {
 
   // optimizers and loss scaling (kernels/optim.ts): in place, the outputs are the inputs' views
   sgdUpdate: SgdUpdateParams; //         param, grad, [buffer], [isFirst], [foundInf] -> param, [buffer], [nextIsFirst]
+  sgdUpdateMulti: SgdUpdateMultiParams; // param_1..k, grad_1..k, [buffer_1..k], [isFirst_1..k], [foundInf] -> param_1..k, [buffer_1..k], [nextIsFirst_1..k]
   adamUpdate: AdamUpdateParams; //       param, grad, expAvg, expAvgSq, [maxExpAvgSq], [step], [foundInf] -> param, states
   adamUpdateMulti: AdamUpdateMultiParams; // param_1..k, grad_1..k, expAvg_1..k, expAvgSq_1..k, [maxExpAvgSq_1..k], [step], [foundInf] -> param_1..k, states_1..k
   ampUnscale: NoParams; //               grad_1..k, invScale, foundInf -> grad_1..k, foundInf

@@ -1,8 +1,11 @@
 /**
  * SGD with momentum, dampening, Nesterov and weight decay, PyTorch's update rule. Where the backend
- * has the `sgdUpdate` kernel (reference, wasm) each parameter is one call, bit for bit the op-by-op
- * update (`fused: false` keeps that one). With a device foundInf (Optimizer.step) the kernel, or
- * where() op by op, leaves parameter and buffer unchanged when it is set.
+ * has the `sgdUpdate` kernel (reference, wasm, webgpu) each parameter is one call, bit for bit the
+ * op-by-op update (`fused: false` keeps that one); where it runs `sgdUpdateMulti` natively (wasm) or
+ * only has the reference (reference), the parameters of a group with one dtype pair and one
+ * first-step state are updated by one call for them all (PyTorch's foreach path; the same bits).
+ * With a device foundInf (Optimizer.step) the kernel, or where() op by op, leaves parameter and
+ * buffer unchanged when it is set.
  */
 import { Optimizer, filledTensor, type ParamGroup, type ParamGroupInit, type ParamState } from './optimizer.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -10,7 +13,8 @@ import { keep } from '../tensor/scope.js';
 import { float32 } from '../dtype/dtype.js';
 import { applyInto, kernelView } from '../ops/dispatch.js';
 import { ne, where } from '../ops/elementwise.js';
-import type { SgdHyperparameters, SgdUpdateParams } from '../backend/kernels.js';
+import type { SgdHyperparameters, SgdUpdateMultiParams, SgdUpdateParams } from '../backend/kernels.js';
+import type { KernelTensor } from '../backend/backend.js';
 import { sameShape } from '../shape/strides.js';
 
 /** lr, momentum, dampening, weightDecay, nesterov, maximize: the fused kernel's hyperparameters. */
@@ -42,9 +46,14 @@ export class SGD extends Optimizer<SGDOptions> {
   }
 
   protected updateGroup(group: ParamGroup<SGDOptions>): void {
-    for (const p of group.params) {
+    const batches: FusedEntry[][] = [];
+    const params = group.params;
+    for (let i = 0; i < params.length; i++) {
+      const p = params[i]!;
       if (p.grad && this.canFuse(p, p.grad, group)) {
-        this.fusedUpdate(p, p.grad, group);
+        const entry = this.fusedEntry(p, p.grad, group);
+        if (multiTensor(p)) addToBatch(batches, entry);
+        else this.fusedUpdate([entry], group);
         continue;
       }
       let d = this.grad32(p);
@@ -75,6 +84,7 @@ export class SGD extends Optimizer<SGDOptions> {
       }
       this.writeParam(p, this.unlessSkipped(p32, p32.sub(d.mul(group.lr))));
     }
+    for (let i = 0; i < batches.length; i++) this.fusedUpdate(batches[i]!, group);
   }
 
   /**
@@ -113,13 +123,44 @@ export class SGD extends Optimizer<SGDOptions> {
   }
 
   /**
-   * The same update as one `sgdUpdate` kernel call (backends that have it: reference, wasm):
-   * parameter and float32 momentum buffer updated in place, bit for bit what the op-by-op path
-   * computes (every step rounded to float32, the parameter rounded once into its dtype), without the
-   * temporaries. A device foundInf goes to the kernel, which then leaves both unchanged.
+   * A parameter's fused update, its state made ready: the float32 momentum buffer (created on the
+   * first step: the kernel then starts it from the gradient, ignoring its old contents) and, with a
+   * device foundInf, the buffer's empty flag (a buffer created by a step that may be skipped).
    */
-  private fusedUpdate(p: Tensor, grad: Tensor, group: ParamGroup<SGDOptions>): void {
+  private fusedEntry(p: Tensor, grad: Tensor, group: ParamGroup<SGDOptions>): FusedEntry {
+    p.assertAlive('SGD.step');
+    grad.assertAlive('SGD.step');
+    const entry: FusedEntry = { p, grad, state: undefined, buf: undefined, flag: undefined, first: false };
+    if (group.momentum === 0) return entry;
+    const state = this.stateOf(p);
+    let buf = state['momentumBuffer'] as Tensor | undefined;
+    let flag = state[EMPTY_FLAG] as Tensor | undefined;
+    if (!buf) {
+      buf = keep(Tensor.empty(p.shape, float32, p.backend));
+      state['momentumBuffer'] = buf;
+      if (this.stepFoundInf) {
+        flag = keep(filledTensor(p.backend, [], 1));
+        state[EMPTY_FLAG] = flag;
+      } else entry.first = true;
+    }
+    entry.state = state;
+    entry.buf = buf;
+    entry.flag = flag;
+    return entry;
+  }
+
+  /**
+   * The update of `entries` (one backend, parameter dtype, gradient dtype, `first` and flag presence)
+   * as one `sgdUpdate` call (one entry) or one `sgdUpdateMulti` call: parameters and float32 momentum
+   * buffers updated in place, bit for bit what the op-by-op path computes (every step rounded to
+   * float32, the parameter rounded once into its dtype), without the temporaries. A device foundInf
+   * goes to the kernel, which then leaves them unchanged.
+   */
+  private fusedUpdate(entries: readonly FusedEntry[], group: ParamGroup<SGDOptions>): void {
     const found = this.stepFoundInf;
+    const k = entries.length;
+    const e0 = entries[0]!;
+    const flagged = e0.flag !== undefined;
     const params: SgdUpdateParams = {
       lr: group.lr,
       momentum: group.momentum,
@@ -127,50 +168,54 @@ export class SGD extends Optimizer<SGDOptions> {
       weightDecay: group.weightDecay,
       nesterov: group.nesterov,
       maximize: group.maximize,
-      first: false,
-      firstInput: false,
+      first: e0.first,
+      firstInput: flagged,
       foundInfInput: found !== null,
-      flagOutput: false,
+      flagOutput: flagged && found !== null,
     };
-    p.assertAlive('SGD.step');
-    grad.assertAlive('SGD.step');
-    const inputs = [kernelView(p), kernelView(grad)];
-    const outputs = [kernelView(p)];
-    let flag: Tensor | undefined;
-    let state: ParamState | undefined;
+    // inputs: params, grads, [buffers], [isFirst flags] (k apiece), [foundInf]; outputs: params, [buffers], [next flags]
+    const inputs: KernelTensor[] = [];
+    const outputs: KernelTensor[] = [];
+    pushViews(inputs, entries, PARAM);
+    pushViews(outputs, entries, PARAM);
+    pushViews(inputs, entries, GRAD);
     if (group.momentum !== 0) {
-      state = this.stateOf(p);
-      let buf = state['momentumBuffer'] as Tensor | undefined;
-      flag = state[EMPTY_FLAG] as Tensor | undefined;
-      if (!buf) {
-        // first step: the kernel starts the buffer from the gradient (its old contents are ignored)
-        buf = keep(Tensor.empty(p.shape, float32, p.backend));
-        state['momentumBuffer'] = buf;
-        if (found) {
-          flag = keep(filledTensor(p.backend, [], 1));
-          state[EMPTY_FLAG] = flag;
-        } else params.first = true;
-      }
-      inputs.push(kernelView(buf));
-      outputs.push(kernelView(buf));
-      if (flag) {
-        params.firstInput = true;
-        inputs.push(kernelView(flag));
-      }
+      pushViews(inputs, entries, BUFFER);
+      pushViews(outputs, entries, BUFFER);
     }
+    if (flagged) pushViews(inputs, entries, FLAG);
     if (found) inputs.push(kernelView(found));
-    // The kernel also writes the flag's next value, into another tensor (every thread reads the
+    // The kernel also writes each flag's next value, into another tensor (every thread reads the
     // old one); the two swap each step, so the kernel's buffers (and bind groups) stay the same.
-    const next = flag && found ? this.spareFlag(p, flag) : null;
-    if (next) {
-      params.flagOutput = true;
-      outputs.push(kernelView(next));
+    const nexts = params.flagOutput ? this.spareFlagsOf(entries, outputs) : null;
+    if (k === 1) e0.p.backend.run('sgdUpdate', inputs, outputs, params);
+    else {
+      const multi = params as SgdUpdateMultiParams;
+      multi.count = k;
+      e0.p.backend.run('sgdUpdateMulti', inputs, outputs, multi);
     }
-    p.backend.run('sgdUpdate', inputs, outputs, params);
-    if (next) {
-      state![EMPTY_FLAG] = next;
-      this.spareFlags.set(p, flag!);
-    } else if (flag) this.settleEmptyFlag(p, state!, flag);
+    if (flagged) this.settleFlags(entries, nexts);
+  }
+
+  /** Each entry's spare flag (the next flag's tensor), its view pushed onto `outputs`. */
+  private spareFlagsOf(entries: readonly FusedEntry[], outputs: KernelTensor[]): Tensor[] {
+    const nexts: Tensor[] = [];
+    for (let i = 0; i < entries.length; i++) {
+      nexts.push(this.spareFlag(entries[i]!.p, entries[i]!.flag!));
+      outputs.push(kernelView(nexts[i]!));
+    }
+    return nexts;
+  }
+
+  /** After the kernel: each entry's next flag becomes its flag (the old one its spare), or without a device foundInf the flag is settled. */
+  private settleFlags(entries: readonly FusedEntry[], nexts: readonly Tensor[] | null): void {
+    for (let i = 0; i < entries.length; i++) {
+      const { p, state, flag } = entries[i]!;
+      if (nexts) {
+        state![EMPTY_FLAG] = nexts[i]!;
+        this.spareFlags.set(p, flag!);
+      } else this.settleEmptyFlag(p, state!, flag!);
+    }
   }
 
   /** Per parameter, the empty flag's other half (not optimizer state: its content is never read). */
@@ -185,4 +230,57 @@ export class SGD extends Optimizer<SGDOptions> {
 
 /** Parameter and gradient dtypes the fused kernel takes (float64 parameters keep the op-by-op path). */
 const FUSED_DTYPES = new Set(['float32', 'float16', 'bfloat16']);
+
+/*
+ * The step's host code loops by index and creates no closures: it runs once per step, too rarely for
+ * V8 to optimise it in a fresh process's first few hundred steps (bench/README.md, "warm-up").
+ */
+
+/** A parameter waiting for its fused update, its state ready (fusedEntry). */
+interface FusedEntry {
+  p: Tensor;
+  grad: Tensor;
+  state: ParamState | undefined;
+  buf: Tensor | undefined;
+  flag: Tensor | undefined;
+  /** The buffer starts with this step (no device foundInf: the host knows the step is taken). */
+  first: boolean;
+}
+
+/**
+ * Whether `p`'s backend takes the multi-tensor update: it runs it natively, or has no native
+ * kernels at all (the reference: its kernel is the definition); a backend that only emulates it
+ * (webgpu) updates tensor by tensor.
+ */
+const multiTensor = (p: Tensor): boolean => p.backend.hasKernel('sgdUpdateMulti') && (p.backend.nativeKernel?.('sgdUpdateMulti') ?? true);
+
+const PARAM = 0;
+const GRAD = 1;
+const BUFFER = 2;
+const FLAG = 3;
+
+/**
+ * Pushes the kernel view of each entry's parameter, gradient, buffer or flag onto `list`. The
+ * once-per-step fusedUpdate calls it for each list, so that the per-tensor loop is this small
+ * function (V8 compiles just it when it gets hot in a process's first steps; bench/README.md, "warm-up").
+ */
+function pushViews(list: KernelTensor[], entries: readonly FusedEntry[], which: number): void {
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    list.push(kernelView(which === PARAM ? e.p : which === GRAD ? e.grad : which === BUFFER ? e.buf! : e.flag!));
+  }
+}
+
+/** Adds `entry` to the batch of its backend, dtypes, `first` and flag presence (one kernel call each). */
+function addToBatch(batches: FusedEntry[][], entry: FusedEntry): void {
+  const { p, grad } = entry;
+  for (let i = 0; i < batches.length; i++) {
+    const e = batches[i]![0]!;
+    if (e.p.backend === p.backend && e.p.dtype === p.dtype && e.grad.dtype === grad.dtype && e.first === entry.first && (e.flag === undefined) === (entry.flag === undefined)) {
+      batches[i]!.push(entry);
+      return;
+    }
+  }
+  batches.push([entry]);
+}
 

@@ -35,7 +35,7 @@ import { MORE_KERNELS } from './native_more.js';
 import { COST, elementParts as splitElements, minPerPart, rowsLayout } from './native_rows.js';
 import { gather, withContiguousOperands } from './native_gather.js';
 import { UNARY_KERNELS } from './native_unary.js';
-import { OPTIM_KERNELS } from './native_optim.js';
+import { OPTIM_KERNELS, sgdFlags, sgdScalars } from './native_optim.js';
 import { ATTENTION_KERNELS } from './native_attention.js';
 import { LSTM_KERNELS } from './native_lstm.js';
 import { MATH_KERNELS } from './native_math.js';
@@ -359,12 +359,6 @@ const SUM_ROW_CHUNKS = 8;
 // (src/backend/reference/kernels/optim.ts); re-exported under its old name.
 export { sgdUpdate as sgdUpdateReference } from '../reference/kernels/optim.js';
 
-const SGD_MOMENTUM = 1;
-const SGD_FIRST = 2;
-const SGD_NESTEROV = 4;
-const SGD_MAXIMIZE = 8;
-const SGD_WEIGHT_DECAY = 16;
-
 /**
  * sgdUpdate (definition: src/backend/reference/kernels/optim.ts): inputs [param, grad] or
  * [param, grad, momentumBuffer], then the optional isFirst and foundInf scalars; outputs [param] or
@@ -395,22 +389,13 @@ const sgdUpdate: NativeKernel<'sgdUpdate'> = (ctx, inputs, { 0: ow, 1: obuf, 2: 
   const skipped = foundInf !== undefined && ctx.readScalar(foundInf) !== 0;
   if (oflag) fillWith(ctx, oflag, skipped ? ctx.readScalar(isFirst!) : 0);
   if (skipped) return true; // the outputs are the inputs' own views
-  const first = p.firstInput ? ctx.readScalar(isFirst!) !== 0 : p.first;
-  const flags =
-    (hasMomentum ? SGD_MOMENTUM : 0) |
-    (first ? SGD_FIRST : 0) |
-    (p.nesterov ? SGD_NESTEROV : 0) |
-    (p.maximize ? SGD_MAXIMIZE : 0) |
-    (p.weightDecay !== 0 ? SGD_WEIGHT_DECAY : 0);
+  const flags = sgdFlags(p, p.firstInput ? ctx.readScalar(isFirst!) !== 0 : p.first);
   const pw = ctx.address(w);
   const pg = ctx.address(g);
   const pb = hasMomentum ? ctx.address(buf!) : 0;
   const sw = w.dtype.itemsize;
   const sg = g.dtype.itemsize;
-  const lr = Math.fround(p.lr);
-  const mom = Math.fround(p.momentum);
-  const damp1 = Math.fround(1 - p.dampening);
-  const wd = Math.fround(p.weightDecay);
+  const { 0: lr, 1: mom, 2: damp1, 3: wd } = sgdScalars(p);
   ctx.pool.run(kernel, mapPacked(elementParts(ctx, n), ({ 0: u0, 1: u1 }) => [pw + u0 * sw, pg + u0 * sg, pb + u0 * 4, u1 - u0, lr, mom, damp1, wd, flags]));
   return true;
 };

@@ -1,5 +1,6 @@
 /**
- * Native handlers of the fused Adam / AdamW update, `adamUpdate`, and of the multi-tensor unscale
+ * Native handlers of the multi-tensor SGD update `sgdUpdateMulti` (the per-tensor `sgdUpdate` is in
+ * native.ts), of the fused Adam / AdamW update, `adamUpdate`, and of the multi-tensor unscale
  * `ampUnscale` (below). adamUpdate (definition:
  * src/backend/reference/kernels/optim.ts), on the `adam_<wfmt>_<gfmt>` kernels of
  * assembly/kernels/optim.ts: one pass over float32 master weights (or 16-bit parameters), float32
@@ -16,7 +17,7 @@ import { numel } from '../../shape/strides.js';
 import { adamBiasCorrections } from '../optim_math.js';
 import { contiguous, extent, fmtOf } from './layout.js';
 import type { NativeContext, NativeKernel, NativeKernels } from './native.js';
-import type { AdamUpdateParams } from '../kernels.js';
+import type { AdamUpdateParams, SgdUpdateParams } from '../kernels.js';
 import { MIN_ELEMENTS_PER_PART } from './native_rows.js';
 
 const ADAM_MAXIMIZE = 1;
@@ -25,6 +26,31 @@ const ADAM_DECOUPLED = 4;
 const ADAM_WEIGHT_DECAY = 8;
 /** The heap block holding adamUpdateMulti's table of tensors (calls never overlap). */
 const ADAM_TABLE = 'adam-multi-table';
+
+/** `flags` bits of the sgd kernels (assembly/kernels/optim.ts). */
+const SGD_MOMENTUM = 1;
+const SGD_FIRST = 2;
+const SGD_NESTEROV = 4;
+const SGD_MAXIMIZE = 8;
+const SGD_WEIGHT_DECAY = 16;
+/** The heap block holding sgdUpdateMulti's table of tensors (calls never overlap). */
+const SGD_TABLE = 'sgd-multi-table';
+
+/** The sgd kernels' `flags` word for a call (or a tensor: `first` may be its own). */
+export function sgdFlags(p: SgdUpdateParams, first: boolean): number {
+  return (
+    (p.momentum !== 0 ? SGD_MOMENTUM : 0) |
+    (first ? SGD_FIRST : 0) |
+    (p.nesterov ? SGD_NESTEROV : 0) |
+    (p.maximize ? SGD_MAXIMIZE : 0) |
+    (p.weightDecay !== 0 ? SGD_WEIGHT_DECAY : 0)
+  );
+}
+
+/** The sgd kernels' scalar arguments lr, momentum, damp1, wd, rounded as the reference rounds them. */
+export function sgdScalars(p: SgdUpdateParams): [number, number, number, number] {
+  return [Math.fround(p.lr), Math.fround(p.momentum), Math.fround(1 - p.dampening), Math.fround(p.weightDecay)];
+}
 
 /** Whether two different tensors share any memory. */
 function overlap(a: KernelTensor, b: KernelTensor): boolean {
@@ -172,6 +198,104 @@ const adamUpdateMulti: NativeKernel<'adamUpdateMulti'> = (ctx, inputs, outputs, 
 };
 
 /**
+ * sgdUpdateMulti (definition: src/backend/reference/kernels/optim.ts): the k tensors' elements as one
+ * range split across the threads, each part one `sgd_multi_<wfmt>_<gfmt>` call over a table of
+ * (w, g, buf, n, flags) records in the heap; one parameter and one gradient format for all k (else
+ * the reference runs). Native when every parameter, gradient and buffer is contiguous, the buffers
+ * float32, the outputs the inputs' own views, and no two of those 2k (3k) tensors, the isFirst flags
+ * and the next flags share memory. The isFirst and foundInf scalars are read here (the backend is
+ * synchronous): each tensor's first step is its own flags bit; a nonzero foundInf leaves the in-place
+ * outputs as they are.
+ */
+const sgdUpdateMulti: NativeKernel<'sgdUpdateMulti'> = (ctx, inputs, outputs, p) => {
+  const k = p.count;
+  const momentum = p.momentum !== 0;
+  const lists = 2 + (momentum ? 1 : 0) + (p.firstInput ? 1 : 0);
+  if (!Number.isInteger(k) || k < 1 || inputs.length !== lists * k + (p.foundInfInput ? 1 : 0)) return false;
+  if (p.flagOutput && !(p.firstInput && p.foundInfInput)) return false;
+  if (outputs.length !== (1 + (momentum ? 1 : 0) + (p.flagOutput ? 1 : 0)) * k) return false;
+  const wf = fmtOf(inputs[0]!.dtype);
+  const gf = fmtOf(inputs[k]!.dtype);
+  const kernel = `sgd_multi_${wf}_${gf}`;
+  if (!wf || !gf || !ctx.pool.hasKernel(kernel)) return false;
+  const updated = momentum ? 3 * k : 2 * k; // params, grads, [buffers]
+  const total = sgdMultiElements(inputs, outputs, k, updated, momentum, p.flagOutput === true);
+  if (total < 0 || total > 0x7fffffff) return false;
+  const own = inputs.slice(0, lists * k);
+  if (anyOverlap(ctx, p.flagOutput ? own.concat(outputs.slice(updated - k)) : own)) return false;
+  // every isFirst flag read before any next flag is written
+  const firsts = p.firstInput ? readFlags(ctx, inputs, updated, k) : null;
+  const skipped = p.foundInfInput && ctx.readScalar(inputs[lists * k]!) !== 0;
+  if (p.flagOutput) {
+    const f32 = ctx.heap.views().f32;
+    for (let i = 0; i < k; i++) f32[ctx.address(outputs[updated - k + i]!) >> 2] = skipped ? firsts![i]! : 0;
+  }
+  if (skipped) return true; // the outputs are the inputs' own views
+  if (total === 0) return true;
+  const table = sgdTable(ctx, inputs, k, momentum, firsts, p);
+  const { 0: lr, 1: mom, 2: damp1, 3: wd } = sgdScalars(p);
+  const parts = ctx.pool.split(total, MIN_ELEMENTS_PER_PART, 16);
+  const args: number[][] = []; // pushed: packed in every V8 tier (src/shape/packed.ts)
+  for (let j = 0; j < parts.length; j++) args.push([table, k, parts[j]![0], parts[j]![1], lr, mom, damp1, wd]);
+  ctx.pool.run(kernel, args);
+  return true;
+};
+
+/**
+ * sgdUpdateMulti's layout checks: the parameters of one dtype, the gradients of another, each
+ * gradient (and buffer, float32) of its parameter's size, everything contiguous, the parameter and
+ * buffer outputs the inputs' own views, the next flags (if any) contiguous float32. Returns the
+ * parameters' total element count, or -1 where the reference must run.
+ */
+function sgdMultiElements(inputs: readonly KernelTensor[], outputs: readonly KernelTensor[], k: number, updated: number, momentum: boolean, flagOutput: boolean): number {
+  let total = 0;
+  const wd = inputs[0]!.dtype;
+  const gd = inputs[k]!.dtype;
+  for (let i = 0; i < k; i++) {
+    const w = inputs[i]!;
+    const g = inputs[k + i]!;
+    const n = numel(w.shape);
+    total += n;
+    if (w.dtype !== wd || g.dtype !== gd || numel(g.shape) !== n || !contiguous(w) || !contiguous(g) || !sameView(outputs[i]!, w)) return -1;
+    if (momentum) {
+      const b = inputs[2 * k + i]!;
+      if (b.dtype.name !== 'float32' || numel(b.shape) !== n || !contiguous(b) || !sameView(outputs[k + i]!, b)) return -1;
+    }
+    if (flagOutput) {
+      const f = outputs[updated - k + i]!;
+      if (f.dtype.name !== 'float32' || numel(f.shape) !== 1 || !contiguous(f)) return -1;
+    }
+  }
+  return total;
+}
+
+/**
+ * sgdUpdateMulti's table in the heap: per tensor its (w, g, buf, n, flags) record (its first step
+ * from its own isFirst flag where there are flags). A function of its own: the once-per-step handler
+ * then holds no loop over the tensors (V8 compiles just this loop when it gets hot; bench/README.md,
+ * "warm-up").
+ */
+function sgdTable(ctx: NativeContext, inputs: readonly KernelTensor[], k: number, momentum: boolean, firsts: Float64Array | null, p: SgdUpdateParams): number {
+  const table = ctx.heap.cachedBlock(SGD_TABLE, k * 20);
+  const i32 = ctx.heap.views().i32;
+  for (let i = 0, r = table >> 2; i < k; i++, r += 5) {
+    i32[r] = ctx.address(inputs[i]!);
+    i32[r + 1] = ctx.address(inputs[k + i]!);
+    i32[r + 2] = momentum ? ctx.address(inputs[2 * k + i]!) : 0;
+    i32[r + 3] = numel(inputs[i]!.shape);
+    i32[r + 4] = sgdFlags(p, firsts ? firsts[i] !== 0 : p.first);
+  }
+  return table;
+}
+
+/** The k isFirst flags (inputs from `at`) as numbers. */
+function readFlags(ctx: NativeContext, inputs: readonly KernelTensor[], at: number, k: number): Float64Array {
+  const out = new Float64Array(k);
+  for (let i = 0; i < k; i++) out[i] = ctx.readScalar(inputs[at + i]!);
+  return out;
+}
+
+/**
  * ampUnscale over [grad_1..k, invScale, foundInf] (outputs: the same views): each contiguous
  * float gradient unscaled in place by `amp_unscale_<fmt>` on the calling thread (a GPT's ~1M
  * gradient elements take well under a millisecond; one call instead of six ops per gradient),
@@ -229,4 +353,4 @@ const sumSquares: NativeKernel<'sumSquares'> = (ctx, inputs, [out]) => {
 };
 
 /** The handlers of this file by kernel name (merged into NATIVE_KERNELS by native.ts). */
-export const OPTIM_KERNELS = { adamUpdate, adamUpdateMulti, ampUnscale, sumSquares } satisfies NativeKernels;
+export const OPTIM_KERNELS = { sgdUpdateMulti, adamUpdate, adamUpdateMulti, ampUnscale, sumSquares } satisfies NativeKernels;

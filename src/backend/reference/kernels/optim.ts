@@ -17,7 +17,7 @@
  *   device, PyTorch's fused optimizers' `found_inf`).
  * - Scalars a GPU reads from the device (`foundInf`, `isFirst`, `step`) are 0-d float32 tensors.
  */
-import type { AdamUpdateMultiParams, AdamUpdateParams, AmpUpdateScaleParams, NoParams, SgdUpdateParams } from '../../kernels.js';
+import type { AdamUpdateMultiParams, AdamUpdateParams, AmpUpdateScaleParams, NoParams, SgdUpdateMultiParams, SgdUpdateParams } from '../../kernels.js';
 import { adamBiasCorrections } from '../../optim_math.js';
 import type { RefArray, RefKernel, RefKernels } from './types.js';
 
@@ -79,6 +79,27 @@ export const sgdUpdate: RefKernel<SgdUpdateParams> = (inputs, params) => {
     outW[i] = f(wv - f(d * lr));
   }
   return hasMomentum ? [outW, outB, ...flag] : [outW, ...flag];
+};
+
+/**
+ * sgdUpdateMulti: sgdUpdate over k = params.count tensors in one call (PyTorch's foreach SGD), each
+ * tensor exactly as sgdUpdate updates it, with the same params and one shared foundInf.
+ *
+ *   inputs   [param_1..k, grad_1..k] then [buffer_1..k] if momentum != 0, [isFirst_1..k] if
+ *            params.firstInput, [foundInf] if params.foundInfInput
+ *   outputs  [param_1..k] then [buffer_1..k] if momentum != 0 (in place), [nextIsFirst_1..k] if
+ *            params.flagOutput
+ */
+export const sgdUpdateMulti: RefKernel<SgdUpdateMultiParams> = (inputs, params) => {
+  const k = params.count;
+  const lists = 2 + (params.momentum !== 0 ? 1 : 0) + (params.firstInput ? 1 : 0);
+  const shared = inputs.slice(lists * k);
+  const outs: Float64Array[][] = [];
+  for (let i = 0; i < k; i++) {
+    const own = Array.from({ length: lists }, (_, l) => inputs[l * k + i]!);
+    outs.push(sgdUpdate([...own, ...shared], params, []));
+  }
+  return Array.from({ length: outs[0]?.length ?? 0 }, (_, o) => outs.map((r) => r[o]!)).flat();
 };
 
 /* ------------------------------------------------------------------ Adam / AdamW */
@@ -267,4 +288,4 @@ export const sumSquares: RefKernel<NoParams> = (inputs) => [
   }),
 ];
 
-export const optimKernels = { sgdUpdate, adamUpdate, adamUpdateMulti, ampUnscale, ampUpdateScale, sumSquares } satisfies RefKernels;
+export const optimKernels = { sgdUpdate, sgdUpdateMulti, adamUpdate, adamUpdateMulti, ampUnscale, ampUpdateScale, sumSquares } satisfies RefKernels;
