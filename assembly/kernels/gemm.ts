@@ -137,6 +137,44 @@ export function gemm_scratch_bytes(): i32 {
   return sync != 0 ? atomic.add<i32>(sync, 1) : next;
 }
 
+/**
+ * Work units per part a split call aims at (blocks halved until there are as many): a part's
+ * last unit is what the other may wait for at the end of a call (the GPT's 768 x 128 x 512-class
+ * products took 8-12 units of 150-350 us at 4 per part), and with owned ranges (takeRanged) smaller
+ * units add no packing: a part still packs only its range's panels.
+ */
+const UNITS_PER_PART: i32 = 8;
+
+/** Parts whose unit ranges fit the sync block (one i32 each) for takeRanged. */
+const RANGED_MAX_PARTS: i32 = 16;
+
+/**
+ * The next work unit of part `part` when each part owns the static range [p U / parts, (p+1) U /
+ * parts) of the `units` and may steal from the others': word p of the sync block (zeroed by the
+ * caller) counts the units taken from the front of range p (low 16 bits, by its owner) and from
+ * its back (high 16 bits, by the others), so a unit is taken once (compare-and-swap on the word).
+ * A part works through its own range first, so it packs only the A row blocks and B panels of that
+ * range (as the static split does: with one shared counter both threads took alternate units and
+ * each packed nearly all of A and B); once its range is empty it takes the last units of another
+ * range, so a part that starts late (its core was busy) still does less of the work. -1: none left.
+ * Ranges must hold at most 65535 units (the caller checks).
+ */
+function takeRanged(sync: usize, part: i32, parts: i32, units: i32): i32 {
+  for (let k = 0; k < parts; k++) {
+    const p = part + k < parts ? part + k : part + k - parts;
+    const start = <i32>(<i64>units * p / parts), end = <i32>(<i64>units * (p + 1) / parts);
+    const word = sync + (<usize>p << 2);
+    for (;;) {
+      const w = atomic.load<i32>(word);
+      const front = w & 0xffff, back = <i32>(<u32>w >> 16);
+      if (front + back >= end - start) break;
+      const next = k == 0 ? w + 1 : w + 0x10000;
+      if (atomic.cmpxchg<i32>(word, w, next) == w) return k == 0 ? start + front : end - 1 - back;
+    }
+  }
+  return -1;
+}
+
 // flags
 export const GEMM_TRANS_A: i32 = 1; // A stored as [K, M] (lda >= M)
 export const GEMM_TRANS_B: i32 = 2; // B stored as [N, K] (ldb >= K)
@@ -579,7 +617,7 @@ export function gemm(
   const canReside = Kp * 64 <= B_CAP;
   if (canReside) while (nb > 64 && Kp * nb > B_CAP) nb = ((nb >> 1) + NR - 1) & ~(NR - 1);
   if (parts > 1) {
-    const want = canReside ? parts * 4 : parts;
+    const want = canReside ? parts * UNITS_PER_PART : parts;
     while (batch * cdiv(M, mb) * cdiv(N, nb) < want) {
       const canM = mb > 16, canN = nb > 32;
       if (canM && (mb * 2 >= nb || !canN)) mb = ((mb >> 1) + MR - 1) & ~(MR - 1);
@@ -594,6 +632,8 @@ export function gemm(
   const resident = Kp * nbPad <= B_CAP;
   const transB = (flags & GEMM_TRANS_B) != 0;
   const dynamic = sync != 0 && parts > 1;
+  // owned ranges with stealing where the sync block holds them, else one shared counter
+  const ranged = dynamic && parts <= RANGED_MAX_PARTS && cdiv(units, parts) <= 0xffff;
   let u = dynamic ? 0 : <i32>(<i64>units * part / parts);
   const uEnd = dynamic ? units : <i32>(<i64>units * (part + 1) / parts);
   let packedKey = -1; // the (batch entry, column block) whose whole B panel is packed in this slot
@@ -602,8 +642,8 @@ export function gemm(
   const aResident = nI <= A_KEYS && <i64>nI * <i64>mb * <i64>Kp <= <i64>A_CAP;
   if (aResident) for (let i = 0; i < nI; i++) store<i32>(ws + OFF_AKEY + <usize>i * 4, -1);
   for (;;) {
-    u = takeUnit(dynamic ? sync : 0, u);
-    if (u >= uEnd) break;
+    u = ranged ? takeRanged(sync, part, parts, units) : takeUnit(dynamic ? sync : 0, u);
+    if (u < 0 || u >= uEnd) break;
     const bi = u / perBatch, rem = u - bi * perBatch;
     const jb = rem / nI, ib = rem - jb * nI;
     const m0 = ib * mb, mc = min(mb, M - m0);
