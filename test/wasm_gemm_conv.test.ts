@@ -352,6 +352,77 @@ describe('conv2dBackwardInput by phases (stride > 1) and as one GEMM (1x1 dY) ag
   });
 });
 
+/** im2col by definition: col[k][(n - n0) * P + p] for tap k = (ci, kh, kw), 0 where the tap reads the padding. */
+function im2colReference(x: Uint16Array | Uint32Array, N: number, C: number, H: number, W: number, K: number, pad: number, dil: number, n0: number, nImg: number): number[] {
+  const OH = H + 2 * pad - dil * (K - 1), OW = W + 2 * pad - dil * (K - 1), P = OH * OW;
+  const out: number[] = [];
+  for (let ci = 0; ci < C; ci++) {
+    for (let kh = 0; kh < K; kh++) {
+      for (let kw = 0; kw < K; kw++) {
+        for (let n = n0; n < n0 + nImg; n++) {
+          for (let p = 0; p < P; p++) {
+            const ih = Math.floor(p / OW) - pad + kh * dil, iw = (p % OW) - pad + kw * dil;
+            out.push(ih < 0 || ih >= H || iw < 0 || iw >= W ? 0 : x[((n * C + ci) * H + ih) * W + iw]!);
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+describe('conv_im2col of same-size maps (the masked plane copies) against its definition', () => {
+  it('8x8 .. 1x1 maps (and 2x4, 4x2, 8x4, 1x8, 3x3) in 16 bits and float32, kernels 1 / 3 / 5, dilation 2, chunks, x first and last in its block; 1 and 3 parts', () => {
+    const b = backends.get('plain')!.t3;
+    const heap = b.heap;
+    const r = rng(141);
+    const maps: [number, number][] = [[8, 8], [4, 4], [2, 2], [1, 1], [2, 4], [4, 2], [8, 4], [4, 8], [1, 8], [8, 1], [2, 1], [3, 3]];
+    const kernels: [number, number, number][] = [[3, 1, 1], [1, 0, 1], [5, 2, 1], [3, 2, 2]]; // size, padding, dilation: "same" maps
+    for (const es of [2, 4]) {
+      for (const [H, W] of maps) {
+        for (const [K, pad, dil] of kernels) {
+          const N = 5, C = 3, elems = N * C * H * W;
+          // x placed at both ends of a block filled with all-ones bits: a masked lane that kept a
+          // byte read outside the planes it should would show up as non-zero
+          const guard = 64;
+          const block = heap.alloc((elems + 2 * guard) * es);
+          for (const at of [guard, 0, 2 * guard]) {
+            const x = block + at * es;
+            const vals = es === 2 ? new Uint16Array(elems) : new Uint32Array(elems);
+            // every 16-bit pattern cycles through x in 16 bits (NaNs, Infs, subnormals: a copy keeps them)
+            for (let i = 0; i < elems; i++) vals[i] = es === 2 ? (i * 40503 + Math.floor(r() * 65536)) & 0xffff : Math.floor(r() * 2 ** 32);
+            if (es === 2) {
+              heap.views().u16.fill(0xffff, block >> 1, (block >> 1) + elems + 2 * guard);
+              heap.views().u16.set(vals, x >> 1);
+            } else {
+              heap.views().u32.fill(0xffffffff, block >> 2, (block >> 2) + elems + 2 * guard);
+              heap.views().u32.set(vals, x >> 2);
+            }
+            const desc = heap.alloc(64);
+            heap.views().i32.set([N, C, H, W, 4, K, K, 1, 1, pad, pad, dil, dil, 1, 0, 0], desc >> 2);
+            for (const [n0, nImg] of [[0, N], [0, 2], [3, 2], [4, 1]] as const) {
+              const want = im2colReference(vals, N, C, H, W, K, pad, dil, n0, nImg);
+              const col = heap.alloc(want.length * es + 16);
+              for (const parts of [1, 3]) {
+                if (es === 2) heap.views().u16.fill(0x7e00, col >> 1, (col >> 1) + want.length);
+                else heap.views().u32.fill(0x7fc00000, col >> 2, (col >> 2) + want.length);
+                b.pool.runParts('conv_im2col', [desc, es === 2 ? 1 : 0, x, col, n0, nImg], parts);
+                const got = es === 2 ? heap.views().u16.slice(col >> 1, (col >> 1) + want.length) : heap.views().u32.slice(col >> 2, (col >> 2) + want.length);
+                for (let i = 0; i < want.length; i++) {
+                  if (got[i] !== want[i]) assert.fail(`es ${es} ${H}x${W} k${K} p${pad} d${dil} x at +${at} images ${n0}+${nImg} ${parts} part(s): col[${i}] = 0x${got[i]!.toString(16)}, want 0x${want[i]!.toString(16)}`);
+                }
+              }
+              heap.release(col, want.length * es + 16);
+            }
+            heap.release(desc, 64);
+          }
+          heap.release(block, (elems + 2 * guard) * es);
+        }
+      }
+    }
+  });
+});
+
 describe('conv_uncrop_taps with one live tap (the 16-bit weight gradient of a centre-tap convolution)', () => {
   it('rounds as the reference: every 16-bit pattern with the float32 values just around its rounding boundaries, NaN payloads, Inf; 1 and 3 parts', () => {
     // float32 inputs: every pattern h as the top half, with low halves on both sides of bfloat16's

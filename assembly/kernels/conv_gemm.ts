@@ -107,12 +107,97 @@ import { DT_F16, DT_F32, dtSize, f32x4ToBf16x4, f32x4ToF16x4, loadF, storeF } fr
 }
 
 /**
+ * The bits of one `es`-byte element of a plane kept (all ones) or zeroed by a same-map im2col row:
+ * element p = oh * W + ow is live when its source p + shift lies inside the image, i.e. when
+ * ohLo <= oh < ohHi and owLo <= ow < owHi.
+ */
+// @ts-ignore: decorator
+@inline function liveBits(p: i32, W: i32, ohLo: i32, ohHi: i32, owLo: i32, owHi: i32, es: usize): u64 {
+  const oh = p / W, ow = p - oh * W;
+  if (oh < ohLo || oh >= ohHi || ow < owLo || ow >= owHi) return 0;
+  return es == 4 ? <u64>0xffffffff : <u64>0xffff;
+}
+
+/** The live-element mask of the 16 bytes of a plane from element p0 (lanes of `es` bytes). */
+// @ts-ignore: decorator
+@inline function liveMask16(p0: i32, W: i32, ohLo: i32, ohHi: i32, owLo: i32, owHi: i32, es: usize): v128 {
+  const half = <i32>(8 / es);
+  let lo: u64 = 0, hi: u64 = 0;
+  for (let l = 0; l < half; l++) {
+    lo |= liveBits(p0 + l, W, ohLo, ohHi, owLo, owHi, es) << (<u64>l * <u64>es * 8);
+    hi |= liveBits(p0 + half + l, W, ohLo, ohHi, owLo, owHi, es) << (<u64>l * <u64>es * 8);
+  }
+  return i64x2.replace_lane(i64x2.splat(lo), 1, hi);
+}
+
+/**
+ * The masked form of im2colShiftedPlanes, for the plane sizes of ResNet's maps (8x8 .. 1x1 in 16
+ * bits, 8x8 .. 1x1 in float32): each image's block is its plane read at the shift, one load per
+ * 2 .. 16 bytes, ANDed with the row's live-element mask (the same for every image), instead of a
+ * zero fill, a copy and edge fixes per plane (8 .. 128 bytes: their loop overheads were most of
+ * the time). Exact: live lanes are copied bit for bit and the others are 0, as the plane-by-plane
+ * version writes them. The masked lanes read the neighbouring plane (|shift| < P), so this runs
+ * on images nLo .. nHi, whose reads the caller keeps inside x. Images outer, so each source plane
+ * is read once while it is in L1 (the planes are C * P elements apart: a multiple of 4 KB, one L1
+ * set, for layer1). Returns false where the plane size or row is not one of those handled.
+ */
+// @ts-ignore: decorator
+@inline function im2colMaskedPlanes(x: usize, rowBase: usize, es: usize, n0: i32, nLo: i32, nHi: i32, C: i32, ci: i32, H: i32, W: i32, offH: i32, offW: i32): bool {
+  const P = H * W;
+  const planeBytes = <usize>P * es, rowBytes = <usize>W * es;
+  const small = planeBytes == 2 || planeBytes == 4 || planeBytes == 8;
+  const vectors = planeBytes == 16 || planeBytes == 32;
+  // whole rows of one or two vectors (8x8 in 16 bits; 4x4 and 8x8 in float32)
+  const byRows = (rowBytes == 16 || rowBytes == 32) && planeBytes <= 256;
+  if (!small && !vectors && !byRows) return false;
+  const ohLo = min(max(0, -offH), H), ohHi = max(ohLo, min(H, H - offH));
+  const owLo = min(max(0, -offW), W), owHi = max(owLo, min(W, W - offW));
+  // an all-padding row is a fill; otherwise |offH| < H and |offW| < W, so |shift| < P
+  if (ohLo == ohHi || owLo == owHi) return false;
+  const planeStep = <usize>C * planeBytes;
+  let src = <usize>(<isize>(x + (<usize>(n0 + nLo) * <usize>C + <usize>ci) * planeBytes) + <isize>(offH * W + offW) * <isize>es);
+  let dst = rowBase + <usize>nLo * planeBytes;
+  if (small) {
+    let mask: u64 = 0;
+    for (let p = 0; p < P; p++) mask |= liveBits(p, W, ohLo, ohHi, owLo, owHi, es) << (<u64>p * <u64>es * 8);
+    for (let n = nLo; n < nHi; n++, src += planeStep, dst += planeBytes) {
+      if (planeBytes == 8) store<u64>(dst, load<u64>(src) & mask);
+      else if (planeBytes == 4) store<u32>(dst, load<u32>(src) & <u32>mask);
+      else store<u16>(dst, load<u16>(src) & <u16>mask);
+    }
+  } else if (vectors) {
+    const lanes = <i32>(16 / es);
+    const m0 = liveMask16(0, W, ohLo, ohHi, owLo, owHi, es);
+    const m1 = planeBytes == 32 ? liveMask16(lanes, W, ohLo, ohHi, owLo, owHi, es) : m0;
+    for (let n = nLo; n < nHi; n++, src += planeStep, dst += planeBytes) {
+      v128.store(dst, v128.and(v128.load(src), m0));
+      if (planeBytes == 32) v128.store(dst, v128.and(v128.load(src, 16), m1), 16);
+    }
+  } else {
+    // a row is live or not as a whole; a live row keeps columns owLo .. owHi (the same mask per row)
+    const lanes = <i32>(16 / es);
+    const c0 = liveMask16(ohLo * W, W, ohLo, ohHi, owLo, owHi, es);
+    const c1 = rowBytes == 32 ? liveMask16(ohLo * W + lanes, W, ohLo, ohHi, owLo, owHi, es) : c0;
+    const zero = i32x4.splat(0);
+    for (let n = nLo; n < nHi; n++, src += planeStep, dst += planeBytes) {
+      let d = dst, q = src;
+      for (let oh = 0; oh < H; oh++, d += rowBytes, q += rowBytes) {
+        const live = oh >= ohLo && oh < ohHi;
+        v128.store(d, live ? v128.and(v128.load(q), c0) : zero);
+        if (rowBytes == 32) v128.store(d, live ? v128.and(v128.load(q, 16), c1) : zero, 16);
+      }
+    }
+  }
+  return true;
+}
+
+/**
  * im2col of images n0 .. n0 + nImg: col[k][(n - n0) * P + oh * OW + ow] = x[n][ci][ih][iw] with
  * ih = oh * sh - ph + kh * dh (0 outside the image), in x's dtype `dt` (a copy, no rounding).
  * Parts split the K rows.
  */
 export function conv_im2col(desc: usize, dt: i32, x: usize, col: usize, n0: i32, nImg: i32, part: i32, parts: i32): void {
-  const C = load<i32>(desc, 4), H = load<i32>(desc, 8), W = load<i32>(desc, 12);
+  const N = load<i32>(desc, 0), C = load<i32>(desc, 4), H = load<i32>(desc, 8), W = load<i32>(desc, 12);
   const KH = load<i32>(desc, 20), KW = load<i32>(desc, 24);
   const SH = load<i32>(desc, 28), SW = load<i32>(desc, 32), PH = load<i32>(desc, 36), PW = load<i32>(desc, 40);
   const DH = load<i32>(desc, 44), DW = load<i32>(desc, 48);
@@ -132,7 +217,15 @@ export function conv_im2col(desc: usize, dt: i32, x: usize, col: usize, n0: i32,
     const offH = kh * DH - PH;
     const rowBase = col + <usize>k * <usize>L * es;
     if (sameMap) {
-      im2colShiftedPlanes(x, rowBase, es, n0, nImg, C, ci, H, W, offH, offW);
+      // the masked copy reads up to a plane before / after each source plane: x's first plane
+      // (with a shift back) and last plane (a shift forward) go plane by plane
+      const shift = offH * W + offW;
+      const nLo = shift < 0 && n0 == 0 && ci == 0 ? 1 : 0;
+      const nHi = shift > 0 && n0 + nImg == N && ci == C - 1 ? nImg - 1 : nImg;
+      if (nLo < nHi && im2colMaskedPlanes(x, rowBase, es, n0, nLo, nHi, C, ci, H, W, offH, offW)) {
+        if (nLo > 0) im2colShiftedPlanes(x, rowBase, es, n0, 1, C, ci, H, W, offH, offW);
+        if (nHi < nImg) im2colShiftedPlanes(x, rowBase + <usize>nHi * <usize>(H * W) * es, es, n0 + nHi, 1, C, ci, H, W, offH, offW);
+      } else im2colShiftedPlanes(x, rowBase, es, n0, nImg, C, ci, H, W, offH, offW);
       continue;
     }
     for (let n = 0; n < nImg; n++) {
