@@ -423,6 +423,46 @@ describe('conv_im2col of same-size maps (the masked plane copies) against its de
   });
 });
 
+describe('conv_to_channel_major / conv_from_channel_major (runs of 2 .. 32 bytes by single moves) against their definition', () => {
+  it('planes of 1 .. 64 elements in 16 bits and float32, chunks of images, 1 and 3 parts; the inverse gives x back', () => {
+    const b = backends.get('plain')!.t3;
+    const heap = b.heap;
+    const r = rng(142);
+    for (const es of [2, 4]) {
+      for (const P of [1, 2, 3, 4, 8, 16, 64]) {
+        const N = 6, C = 7, elems = N * C * P;
+        const x = heap.alloc(elems * es), cm = heap.alloc(elems * es), back = heap.alloc(elems * es);
+        const view = () => (es === 2 ? heap.views().u16 : heap.views().u32);
+        const vals = Array.from({ length: elems }, () => Math.floor(r() * (es === 2 ? 65536 : 2 ** 32)));
+        view().set(vals, x / es);
+        for (const [n0, nImg] of [[0, N], [2, 3], [5, 1]] as const) {
+          for (const parts of [1, 3]) {
+            view().fill(0, cm / es, cm / es + elems);
+            b.pool.runParts('conv_to_channel_major', [es === 2 ? 1 : 0, x, cm, n0, nImg, C, P], parts);
+            const got = view().slice(cm / es, cm / es + nImg * C * P);
+            for (let c = 0; c < C; c++) {
+              for (let n = 0; n < nImg; n++) {
+                for (let p = 0; p < P; p++) {
+                  const want = vals[((n0 + n) * C + c) * P + p]!, have = got[c * nImg * P + n * P + p]!;
+                  if (have !== want) assert.fail(`to_channel_major es ${es} P ${P} images ${n0}+${nImg} ${parts} part(s): [${c}][${n}][${p}] 0x${have.toString(16)}, want 0x${want.toString(16)}`);
+                }
+              }
+            }
+            view().fill(0, back / es, back / es + elems);
+            b.pool.runParts('conv_from_channel_major', [es === 2 ? 1 : 0, cm, back, n0, nImg, C, P], parts);
+            const round = view().slice(back / es, back / es + elems);
+            for (let i = 0; i < elems; i++) {
+              const inside = Math.floor(i / (C * P)) >= n0 && Math.floor(i / (C * P)) < n0 + nImg;
+              if (round[i] !== (inside ? vals[i] : 0)) assert.fail(`from_channel_major es ${es} P ${P} images ${n0}+${nImg} ${parts} part(s): element ${i}`);
+            }
+          }
+        }
+        for (const a of [x, cm, back]) heap.release(a, elems * es);
+      }
+    }
+  });
+});
+
 describe('conv_uncrop_taps with one live tap (the 16-bit weight gradient of a centre-tap convolution)', () => {
   it('rounds as the reference: every 16-bit pattern with the float32 values just around its rounding boundaries, NaN payloads, Inf; 1 and 3 parts', () => {
     // float32 inputs: every pattern h as the top half, with low halves on both sides of bfloat16's
