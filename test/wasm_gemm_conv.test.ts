@@ -352,6 +352,158 @@ describe('conv2dBackwardInput by phases (stride > 1) and as one GEMM (1x1 dY) ag
   });
 });
 
+/** im2col by definition: col[k][(n - n0) * P + p] for tap k = (ci, kh, kw), 0 where the tap reads the padding. */
+function im2colReference(x: Uint16Array | Uint32Array, N: number, C: number, H: number, W: number, K: number, pad: number, dil: number, n0: number, nImg: number, stride = 1): number[] {
+  const OH = Math.floor((H + 2 * pad - dil * (K - 1) - 1) / stride) + 1, OW = Math.floor((W + 2 * pad - dil * (K - 1) - 1) / stride) + 1, P = OH * OW;
+  const out: number[] = [];
+  for (let ci = 0; ci < C; ci++) {
+    for (let kh = 0; kh < K; kh++) {
+      for (let kw = 0; kw < K; kw++) {
+        for (let n = n0; n < n0 + nImg; n++) {
+          for (let p = 0; p < P; p++) {
+            const ih = Math.floor(p / OW) * stride - pad + kh * dil, iw = (p % OW) * stride - pad + kw * dil;
+            out.push(ih < 0 || ih >= H || iw < 0 || iw >= W ? 0 : x[((n * C + ci) * H + ih) * W + iw]!);
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+describe('conv_im2col (masked plane copies, swizzled strided rows) against its definition', () => {
+  it('strided (the swizzled rows and one-pixel outputs): 8x8 .. 1x1 maps and odd sizes, strides 2 and 3, kernels 1 .. 7, x last in its block; 1 and 3 parts', () => {
+    const b = backends.get('plain')!.t3;
+    const heap = b.heap;
+    const r = rng(143);
+    const maps: [number, number][] = [[8, 8], [4, 4], [2, 2], [1, 1], [8, 4], [5, 7], [16, 16], [3, 2]];
+    const kernels: [number, number, number, number][] = [[3, 1, 1, 2], [1, 0, 1, 2], [2, 0, 1, 2], [3, 1, 1, 3], [7, 3, 1, 2], [3, 2, 2, 2]]; // size, padding, dilation, stride
+    for (const es of [2, 4]) {
+      for (const [H, W] of maps) {
+        for (const [K, pad, dil, stride] of kernels) {
+          if (H + 2 * pad < dil * (K - 1) + 1 || W + 2 * pad < dil * (K - 1) + 1) continue;
+          const N = 4, C = 3, elems = N * C * H * W;
+          // x at the end of its block (the 16-byte row loads must stop at its end) and inside it
+          const block = heap.alloc((elems + 64) * es);
+          for (const at of [64, 0]) {
+            const x = block + at * es;
+            const vals = es === 2 ? new Uint16Array(elems) : new Uint32Array(elems);
+            for (let i = 0; i < elems; i++) vals[i] = es === 2 ? Math.floor(r() * 65536) : Math.floor(r() * 2 ** 32);
+            (es === 2 ? heap.views().u16 : heap.views().u32).set(vals, x / es);
+            const desc = heap.alloc(64);
+            heap.views().i32.set([N, C, H, W, 4, K, K, stride, stride, pad, pad, dil, dil, 1, 0, 0], desc >> 2);
+            for (const [n0, nImg] of [[0, N], [1, 3], [3, 1]] as const) {
+              const want = im2colReference(vals, N, C, H, W, K, pad, dil, n0, nImg, stride);
+              const col = heap.alloc(want.length * es + 16);
+              for (const parts of [1, 3]) {
+                (es === 2 ? heap.views().u16 : heap.views().u32).fill(es === 2 ? 0x7e00 : 0x7fc00000, col / es, col / es + want.length);
+                b.pool.runParts('conv_im2col', [desc, es === 2 ? 1 : 0, x, col, n0, nImg], parts);
+                const got = (es === 2 ? heap.views().u16 : heap.views().u32).slice(col / es, col / es + want.length);
+                for (let i = 0; i < want.length; i++) {
+                  if (got[i] !== want[i]) assert.fail(`es ${es} ${H}x${W} k${K} p${pad} d${dil} s${stride} images ${n0}+${nImg} ${parts} part(s): col[${i}] = 0x${got[i]!.toString(16)}, want 0x${want[i]!.toString(16)}`);
+                }
+              }
+              heap.release(col, want.length * es + 16);
+            }
+            heap.release(desc, 64);
+          }
+          heap.release(block, (elems + 64) * es);
+        }
+      }
+    }
+  });
+
+  it('8x8 .. 1x1 maps (and 2x4, 4x2, 8x4, 1x8, 3x3) in 16 bits and float32, kernels 1 / 3 / 5, dilation 2, chunks, x first and last in its block; 1 and 3 parts', () => {
+    const b = backends.get('plain')!.t3;
+    const heap = b.heap;
+    const r = rng(141);
+    const maps: [number, number][] = [[8, 8], [4, 4], [2, 2], [1, 1], [2, 4], [4, 2], [8, 4], [4, 8], [1, 8], [8, 1], [2, 1], [3, 3]];
+    const kernels: [number, number, number][] = [[3, 1, 1], [1, 0, 1], [5, 2, 1], [3, 2, 2]]; // size, padding, dilation: "same" maps
+    for (const es of [2, 4]) {
+      for (const [H, W] of maps) {
+        for (const [K, pad, dil] of kernels) {
+          const N = 5, C = 3, elems = N * C * H * W;
+          // x placed at both ends of a block filled with all-ones bits: a masked lane that kept a
+          // byte read outside the planes it should would show up as non-zero
+          const guard = 64;
+          const block = heap.alloc((elems + 2 * guard) * es);
+          for (const at of [guard, 0, 2 * guard]) {
+            const x = block + at * es;
+            const vals = es === 2 ? new Uint16Array(elems) : new Uint32Array(elems);
+            // every 16-bit pattern cycles through x in 16 bits (NaNs, Infs, subnormals: a copy keeps them)
+            for (let i = 0; i < elems; i++) vals[i] = es === 2 ? (i * 40503 + Math.floor(r() * 65536)) & 0xffff : Math.floor(r() * 2 ** 32);
+            if (es === 2) {
+              heap.views().u16.fill(0xffff, block >> 1, (block >> 1) + elems + 2 * guard);
+              heap.views().u16.set(vals, x >> 1);
+            } else {
+              heap.views().u32.fill(0xffffffff, block >> 2, (block >> 2) + elems + 2 * guard);
+              heap.views().u32.set(vals, x >> 2);
+            }
+            const desc = heap.alloc(64);
+            heap.views().i32.set([N, C, H, W, 4, K, K, 1, 1, pad, pad, dil, dil, 1, 0, 0], desc >> 2);
+            for (const [n0, nImg] of [[0, N], [0, 2], [3, 2], [4, 1]] as const) {
+              const want = im2colReference(vals, N, C, H, W, K, pad, dil, n0, nImg);
+              const col = heap.alloc(want.length * es + 16);
+              for (const parts of [1, 3]) {
+                if (es === 2) heap.views().u16.fill(0x7e00, col >> 1, (col >> 1) + want.length);
+                else heap.views().u32.fill(0x7fc00000, col >> 2, (col >> 2) + want.length);
+                b.pool.runParts('conv_im2col', [desc, es === 2 ? 1 : 0, x, col, n0, nImg], parts);
+                const got = es === 2 ? heap.views().u16.slice(col >> 1, (col >> 1) + want.length) : heap.views().u32.slice(col >> 2, (col >> 2) + want.length);
+                for (let i = 0; i < want.length; i++) {
+                  if (got[i] !== want[i]) assert.fail(`es ${es} ${H}x${W} k${K} p${pad} d${dil} x at +${at} images ${n0}+${nImg} ${parts} part(s): col[${i}] = 0x${got[i]!.toString(16)}, want 0x${want[i]!.toString(16)}`);
+                }
+              }
+              heap.release(col, want.length * es + 16);
+            }
+            heap.release(desc, 64);
+          }
+          heap.release(block, (elems + 2 * guard) * es);
+        }
+      }
+    }
+  });
+});
+
+describe('conv_to_channel_major / conv_from_channel_major (runs of 2 .. 32 bytes by single moves) against their definition', () => {
+  it('planes of 1 .. 64 elements in 16 bits and float32, chunks of images, 1 and 3 parts; the inverse gives x back', () => {
+    const b = backends.get('plain')!.t3;
+    const heap = b.heap;
+    const r = rng(142);
+    for (const es of [2, 4]) {
+      for (const P of [1, 2, 3, 4, 8, 16, 64]) {
+        const N = 6, C = 7, elems = N * C * P;
+        const x = heap.alloc(elems * es), cm = heap.alloc(elems * es), back = heap.alloc(elems * es);
+        const view = () => (es === 2 ? heap.views().u16 : heap.views().u32);
+        const vals = Array.from({ length: elems }, () => Math.floor(r() * (es === 2 ? 65536 : 2 ** 32)));
+        view().set(vals, x / es);
+        for (const [n0, nImg] of [[0, N], [2, 3], [5, 1]] as const) {
+          for (const parts of [1, 3]) {
+            view().fill(0, cm / es, cm / es + elems);
+            b.pool.runParts('conv_to_channel_major', [es === 2 ? 1 : 0, x, cm, n0, nImg, C, P], parts);
+            const got = view().slice(cm / es, cm / es + nImg * C * P);
+            for (let c = 0; c < C; c++) {
+              for (let n = 0; n < nImg; n++) {
+                for (let p = 0; p < P; p++) {
+                  const want = vals[((n0 + n) * C + c) * P + p]!, have = got[c * nImg * P + n * P + p]!;
+                  if (have !== want) assert.fail(`to_channel_major es ${es} P ${P} images ${n0}+${nImg} ${parts} part(s): [${c}][${n}][${p}] 0x${have.toString(16)}, want 0x${want.toString(16)}`);
+                }
+              }
+            }
+            view().fill(0, back / es, back / es + elems);
+            b.pool.runParts('conv_from_channel_major', [es === 2 ? 1 : 0, cm, back, n0, nImg, C, P], parts);
+            const round = view().slice(back / es, back / es + elems);
+            for (let i = 0; i < elems; i++) {
+              const inside = Math.floor(i / (C * P)) >= n0 && Math.floor(i / (C * P)) < n0 + nImg;
+              if (round[i] !== (inside ? vals[i] : 0)) assert.fail(`from_channel_major es ${es} P ${P} images ${n0}+${nImg} ${parts} part(s): element ${i}`);
+            }
+          }
+        }
+        for (const a of [x, cm, back]) heap.release(a, elems * es);
+      }
+    }
+  });
+});
+
 describe('conv_uncrop_taps with one live tap (the 16-bit weight gradient of a centre-tap convolution)', () => {
   it('rounds as the reference: every 16-bit pattern with the float32 values just around its rounding boundaries, NaN payloads, Inf; 1 and 3 parts', () => {
     // float32 inputs: every pattern h as the top half, with low halves on both sides of bfloat16's

@@ -107,12 +107,186 @@ import { DT_F16, DT_F32, dtSize, f32x4ToBf16x4, f32x4ToF16x4, loadF, storeF } fr
 }
 
 /**
+ * The bits of one `es`-byte element of a plane kept (all ones) or zeroed by a same-map im2col row:
+ * element p = oh * W + ow is live when its source p + shift lies inside the image, i.e. when
+ * ohLo <= oh < ohHi and owLo <= ow < owHi.
+ */
+// @ts-ignore: decorator
+@inline function liveBits(p: i32, W: i32, ohLo: i32, ohHi: i32, owLo: i32, owHi: i32, es: usize): u64 {
+  const oh = p / W, ow = p - oh * W;
+  if (oh < ohLo || oh >= ohHi || ow < owLo || ow >= owHi) return 0;
+  return es == 4 ? <u64>0xffffffff : <u64>0xffff;
+}
+
+/** The live-element mask of the 16 bytes of a plane from element p0 (lanes of `es` bytes). */
+// @ts-ignore: decorator
+@inline function liveMask16(p0: i32, W: i32, ohLo: i32, ohHi: i32, owLo: i32, owHi: i32, es: usize): v128 {
+  const half = <i32>(8 / es);
+  let lo: u64 = 0, hi: u64 = 0;
+  for (let l = 0; l < half; l++) {
+    lo |= liveBits(p0 + l, W, ohLo, ohHi, owLo, owHi, es) << (<u64>l * <u64>es * 8);
+    hi |= liveBits(p0 + half + l, W, ohLo, ohHi, owLo, owHi, es) << (<u64>l * <u64>es * 8);
+  }
+  return i64x2.replace_lane(i64x2.splat(lo), 1, hi);
+}
+
+/**
+ * The masked form of im2colShiftedPlanes, for the plane sizes of ResNet's maps (8x8 .. 1x1 in 16
+ * bits, 8x8 .. 1x1 in float32): each image's block is its plane read at the shift, one load per
+ * 2 .. 16 bytes, ANDed with the row's live-element mask (the same for every image), instead of a
+ * zero fill, a copy and edge fixes per plane (8 .. 128 bytes: their loop overheads were most of
+ * the time). Exact: live lanes are copied bit for bit and the others are 0, as the plane-by-plane
+ * version writes them. The masked lanes read the neighbouring plane (|shift| < P), so this runs
+ * on images nLo .. nHi, whose reads the caller keeps inside x. Images outer, so each source plane
+ * is read once while it is in L1 (the planes are C * P elements apart: a multiple of 4 KB, one L1
+ * set, for layer1). Returns false where the plane size or row is not one of those handled.
+ */
+// @ts-ignore: decorator
+@inline function im2colMaskedPlanes(x: usize, rowBase: usize, es: usize, n0: i32, nLo: i32, nHi: i32, C: i32, ci: i32, H: i32, W: i32, offH: i32, offW: i32): bool {
+  const P = H * W;
+  const planeBytes = <usize>P * es, rowBytes = <usize>W * es;
+  const small = planeBytes == 2 || planeBytes == 4 || planeBytes == 8;
+  const vectors = planeBytes == 16 || planeBytes == 32;
+  // whole rows of one or two vectors (8x8 in 16 bits; 4x4 and 8x8 in float32)
+  const byRows = (rowBytes == 16 || rowBytes == 32) && planeBytes <= 256;
+  if (!small && !vectors && !byRows) return false;
+  const ohLo = min(max(0, -offH), H), ohHi = max(ohLo, min(H, H - offH));
+  const owLo = min(max(0, -offW), W), owHi = max(owLo, min(W, W - offW));
+  // an all-padding row is a fill; otherwise |offH| < H and |offW| < W, so |shift| < P
+  if (ohLo == ohHi || owLo == owHi) return false;
+  const planeStep = <usize>C * planeBytes;
+  let src = <usize>(<isize>(x + (<usize>(n0 + nLo) * <usize>C + <usize>ci) * planeBytes) + <isize>(offH * W + offW) * <isize>es);
+  let dst = rowBase + <usize>nLo * planeBytes;
+  if (small) {
+    let mask: u64 = 0;
+    for (let p = 0; p < P; p++) mask |= liveBits(p, W, ohLo, ohHi, owLo, owHi, es) << (<u64>p * <u64>es * 8);
+    for (let n = nLo; n < nHi; n++, src += planeStep, dst += planeBytes) {
+      if (planeBytes == 8) store<u64>(dst, load<u64>(src) & mask);
+      else if (planeBytes == 4) store<u32>(dst, load<u32>(src) & <u32>mask);
+      else store<u16>(dst, load<u16>(src) & <u16>mask);
+    }
+  } else if (vectors) {
+    const lanes = <i32>(16 / es);
+    const m0 = liveMask16(0, W, ohLo, ohHi, owLo, owHi, es);
+    const m1 = planeBytes == 32 ? liveMask16(lanes, W, ohLo, ohHi, owLo, owHi, es) : m0;
+    for (let n = nLo; n < nHi; n++, src += planeStep, dst += planeBytes) {
+      v128.store(dst, v128.and(v128.load(src), m0));
+      if (planeBytes == 32) v128.store(dst, v128.and(v128.load(src, 16), m1), 16);
+    }
+  } else {
+    // a row is live or not as a whole; a live row keeps columns owLo .. owHi (the same mask per row)
+    const lanes = <i32>(16 / es);
+    const c0 = liveMask16(ohLo * W, W, ohLo, ohHi, owLo, owHi, es);
+    const c1 = rowBytes == 32 ? liveMask16(ohLo * W + lanes, W, ohLo, ohHi, owLo, owHi, es) : c0;
+    const zero = i32x4.splat(0);
+    for (let n = nLo; n < nHi; n++, src += planeStep, dst += planeBytes) {
+      let d = dst, q = src;
+      for (let oh = 0; oh < H; oh++, d += rowBytes, q += rowBytes) {
+        const live = oh >= ohLo && oh < ohHi;
+        v128.store(d, live ? v128.and(v128.load(q), c0) : zero);
+        if (rowBytes == 32) v128.store(d, live ? v128.and(v128.load(q, 16), c1) : zero, 16);
+      }
+    }
+  }
+  return true;
+}
+
+/**
+ * One im2col row (tap offsets offH, offW) of a strided convolution on maps whose input rows fit in
+ * 16 bytes (ResNet's stride-2 convolutions on 8x8 .. 2x2 maps in 16 bits; 4x4 .. 1x1 in float32)
+ * and whose output rows are 4, 8 or 16 bytes, or whose output is one pixel: each output row is one 16-byte load of its input
+ * row and one i8x16.swizzle picking the strided elements, the taps that read the padding getting
+ * index 0xff (swizzle writes 0 for indices >= 16), instead of a scalar load and store per element
+ * and fills at the edges. A copy, bit for bit. The load may read past the input row into the next
+ * rows (discarded lanes), so a row whose last image's last load would pass `xEnd` (the end of x:
+ * the last channels of the batch's last image) is left to the element loop, as are sizes that do
+ * not fit (the function returns false).
+ */
+// @ts-ignore: decorator
+@inline function im2colSwizzledRows(x: usize, xEnd: usize, rowBase: usize, es: usize, n0: i32, nImg: i32, C: i32, ci: i32, H: i32, W: i32, OH: i32, OW: i32, SH: i32, SW: i32, offH: i32, offW: i32): bool {
+  const planeBytes = <usize>(H * W) * es, P = OH * OW;
+  const planeStep = <usize>C * planeBytes;
+  if (P == 1) {
+    // one output per image (2x2 -> 1x1): one element of each plane, or a fill
+    let dst = rowBase;
+    const dstEnd = rowBase + <usize>nImg * es;
+    if (offH < 0 || offH >= H || offW < 0 || offW >= W) {
+      zeroRun(rowBase, <usize>nImg * es);
+      return true;
+    }
+    let src = x + (<usize>n0 * <usize>C + <usize>ci) * planeBytes + <usize>(offH * W + offW) * es;
+    if (es == 2) for (; dst < dstEnd; dst += 2, src += planeStep) store<u16>(dst, load<u16>(src));
+    else for (; dst < dstEnd; dst += 4, src += planeStep) store<u32>(dst, load<u32>(src));
+    return true;
+  }
+  const inBytes = <usize>W * es, outBytes = <usize>OW * es;
+  if (inBytes > 16 || !(outBytes == 4 || outBytes == 8 || outBytes == 16)) return false;
+  // the swizzle: output byte b takes input byte idx[b] (0xff: zero)
+  let lo: u64 = 0, hi: u64 = 0;
+  for (let b = 0; b < 16; b++) {
+    const j = b / <i32>es, within = b - j * <i32>es;
+    const iw = j * SW + offW;
+    const idx: u64 = j < OW && iw >= 0 && iw < W ? <u64>(iw * <i32>es + within) : 0xff;
+    if (b < 8) lo |= idx << (<u64>b * 8);
+    else hi |= idx << (<u64>(b - 8) * 8);
+  }
+  const pick = i64x2.replace_lane(i64x2.splat(lo), 1, hi);
+  if (x + (<usize>(n0 + nImg - 1) * <usize>C + <usize>ci) * planeBytes + <usize>(H - 1) * inBytes + 16 > xEnd) return false;
+  for (let n = 0; n < nImg; n++) {
+    const plane = x + (<usize>(n0 + n) * <usize>C + <usize>ci) * planeBytes;
+    let dst = rowBase + <usize>(n * P) * es;
+    for (let oh = 0; oh < OH; oh++, dst += outBytes) {
+      const ih = oh * SH + offH;
+      const v = ih >= 0 && ih < H ? i8x16.swizzle(v128.load(plane + <usize>ih * inBytes), pick) : i32x4.splat(0);
+      if (outBytes == 4) store<u32>(dst, i32x4.extract_lane(v, 0));
+      else if (outBytes == 8) store<u64>(dst, i64x2.extract_lane(v, 0));
+      else v128.store(dst, v);
+    }
+  }
+  return true;
+}
+
+/**
+ * One im2col row (tap offsets offH, offW) by the general loop: any stride, fills at the edges.
+ * A function of its own (not inlined): compiled inside conv_im2col beside the faster paths, its
+ * loop ran ~20% slower (2x2 -> 1x1 at stride 2, the 7x7 stem).
+ */
+function im2colRowGeneric(x: usize, rowBase: usize, es: usize, n0: i32, nImg: i32, C: i32, ci: i32, H: i32, W: i32, OH: i32, OW: i32, SH: i32, SW: i32, offH: i32, offW: i32): void {
+  const P = OH * OW;
+  // the ow range whose iw = ow * SW + offW falls inside [0, W)
+  const owHi = endInside(offW, SW, W, OW);
+  const owLo = min(firstInside(offW, SW), owHi);
+  for (let n = 0; n < nImg; n++) {
+    const plane = x + (<usize>(n0 + n) * <usize>C + <usize>ci) * <usize>(H * W) * es;
+    for (let oh = 0; oh < OH; oh++) {
+      const dst = rowBase + <usize>(n * P + oh * OW) * es;
+      const ih = oh * SH + offH;
+      if (ih < 0 || ih >= H) {
+        zeroRun(dst, <usize>OW * es);
+        continue;
+      }
+      if (owLo > 0) zeroRun(dst, <usize>owLo * es);
+      if (owHi < OW) zeroRun(dst + <usize>owHi * es, <usize>(OW - owHi) * es);
+      const src = plane + <usize>(ih * W + owLo * SW + offW) * es;
+      const cnt = owHi - owLo;
+      const d = dst + <usize>owLo * es;
+      if (SW == 1) copyRun(d, src, <usize>cnt * es);
+      else if (es == 4) {
+        for (let j = 0; j < cnt; j++) store<u32>(d + (<usize>j << 2), load<u32>(src + <usize>(j * SW) * 4));
+      } else {
+        for (let j = 0; j < cnt; j++) store<u16>(d + (<usize>j << 1), load<u16>(src + <usize>(j * SW) * 2));
+      }
+    }
+  }
+}
+
+/**
  * im2col of images n0 .. n0 + nImg: col[k][(n - n0) * P + oh * OW + ow] = x[n][ci][ih][iw] with
  * ih = oh * sh - ph + kh * dh (0 outside the image), in x's dtype `dt` (a copy, no rounding).
  * Parts split the K rows.
  */
 export function conv_im2col(desc: usize, dt: i32, x: usize, col: usize, n0: i32, nImg: i32, part: i32, parts: i32): void {
-  const C = load<i32>(desc, 4), H = load<i32>(desc, 8), W = load<i32>(desc, 12);
+  const N = load<i32>(desc, 0), C = load<i32>(desc, 4), H = load<i32>(desc, 8), W = load<i32>(desc, 12);
   const KH = load<i32>(desc, 20), KW = load<i32>(desc, 24);
   const SH = load<i32>(desc, 28), SW = load<i32>(desc, 32), PH = load<i32>(desc, 36), PW = load<i32>(desc, 40);
   const DH = load<i32>(desc, 44), DW = load<i32>(desc, 48);
@@ -125,39 +299,52 @@ export function conv_im2col(desc: usize, dt: i32, x: usize, col: usize, n0: i32,
   for (let k = k0; k < k1; k++) {
     const ci = k / (KH * KW), kk = k - ci * (KH * KW);
     const kh = kk / KW, kw = kk - kh * KW;
-    // the ow range whose iw = ow * SW - PW + kw * DW falls inside [0, W)
-    const offW = kw * DW - PW;
-    const owHi = endInside(offW, SW, W, OW);
-    const owLo = min(firstInside(offW, SW), owHi);
-    const offH = kh * DH - PH;
+    const offW = kw * DW - PW, offH = kh * DH - PH;
     const rowBase = col + <usize>k * <usize>L * es;
     if (sameMap) {
-      im2colShiftedPlanes(x, rowBase, es, n0, nImg, C, ci, H, W, offH, offW);
+      // the masked copy reads up to a plane before / after each source plane: x's first plane
+      // (with a shift back) and last plane (a shift forward) go plane by plane
+      const shift = offH * W + offW;
+      const nLo = shift < 0 && n0 == 0 && ci == 0 ? 1 : 0;
+      const nHi = shift > 0 && n0 + nImg == N && ci == C - 1 ? nImg - 1 : nImg;
+      if (nLo < nHi && im2colMaskedPlanes(x, rowBase, es, n0, nLo, nHi, C, ci, H, W, offH, offW)) {
+        if (nLo > 0) im2colShiftedPlanes(x, rowBase, es, n0, 1, C, ci, H, W, offH, offW);
+        if (nHi < nImg) im2colShiftedPlanes(x, rowBase + <usize>nHi * <usize>(H * W) * es, es, n0 + nHi, 1, C, ci, H, W, offH, offW);
+      } else im2colShiftedPlanes(x, rowBase, es, n0, nImg, C, ci, H, W, offH, offW);
       continue;
     }
-    for (let n = 0; n < nImg; n++) {
-      const plane = x + (<usize>(n0 + n) * <usize>C + <usize>ci) * <usize>(H * W) * es;
-      for (let oh = 0; oh < OH; oh++) {
-        const dst = rowBase + <usize>(n * P + oh * OW) * es;
-        const ih = oh * SH + offH;
-        if (ih < 0 || ih >= H) {
-          zeroRun(dst, <usize>OW * es);
-          continue;
-        }
-        if (owLo > 0) zeroRun(dst, <usize>owLo * es);
-        if (owHi < OW) zeroRun(dst + <usize>owHi * es, <usize>(OW - owHi) * es);
-        const src = plane + <usize>(ih * W + owLo * SW + offW) * es;
-        const cnt = owHi - owLo;
-        const d = dst + <usize>owLo * es;
-        if (SW == 1) copyRun(d, src, <usize>cnt * es);
-        else if (es == 4) {
-          for (let j = 0; j < cnt; j++) store<u32>(d + (<usize>j << 2), load<u32>(src + <usize>(j * SW) * 4));
-        } else {
-          for (let j = 0; j < cnt; j++) store<u16>(d + (<usize>j << 1), load<u16>(src + <usize>(j * SW) * 2));
-        }
-      }
-    }
+    const xEnd = x + <usize>N * <usize>C * <usize>(H * W) * es;
+    if (SW > 1 && im2colSwizzledRows(x, xEnd, rowBase, es, n0, nImg, C, ci, H, W, OH, OW, SH, SW, offH, offW)) continue;
+    im2colRowGeneric(x, rowBase, es, n0, nImg, C, ci, H, W, OH, OW, SH, SW, offH, offW);
   }
+}
+
+/** One run of 2, 4, 8, 16 or 32 bytes as one or two loads and stores (`bytes` a constant). */
+// @ts-ignore: decorator
+@inline function moveRun(dst: usize, src: usize, bytes: usize): void {
+  if (bytes == 2) store<u16>(dst, load<u16>(src));
+  else if (bytes == 4) store<u32>(dst, load<u32>(src));
+  else if (bytes == 8) store<u64>(dst, load<u64>(src));
+  else {
+    v128.store(dst, v128.load(src));
+    if (bytes == 32) v128.store(dst, v128.load(src, 16), 16);
+  }
+}
+
+/** `count` runs of `bytes` (a constant: one loop per run size) from src, srcStep apart, to dst, dstStep apart. */
+// @ts-ignore: decorator
+@inline function moveRuns(dst: usize, dstStep: usize, src: usize, srcStep: usize, count: i32, bytes: usize): void {
+  for (let i = 0; i < count; i++, dst += dstStep, src += srcStep) moveRun(dst, src, bytes);
+}
+
+/** moveRuns with the run size dispatched once to its own loop. */
+// @ts-ignore: decorator
+@inline function moveShortRuns(dst: usize, dstStep: usize, src: usize, srcStep: usize, count: i32, bytes: usize): void {
+  if (bytes == 2) moveRuns(dst, dstStep, src, srcStep, count, 2);
+  else if (bytes == 4) moveRuns(dst, dstStep, src, srcStep, count, 4);
+  else if (bytes == 8) moveRuns(dst, dstStep, src, srcStep, count, 8);
+  else if (bytes == 16) moveRuns(dst, dstStep, src, srcStep, count, 16);
+  else moveRuns(dst, dstStep, src, srcStep, count, 32);
 }
 
 /**
@@ -170,6 +357,22 @@ export function conv_im2col(desc: usize, dt: i32, x: usize, col: usize, n0: i32,
   const c0 = share(C, part, parts, false), c1 = share(C, part, parts, true);
   const run = <usize>P * es;
   const step = <usize>C * run;
+  // runs of 2 .. 32 bytes (ResNet's 1x1, 2x2 and 4x4 maps) as one or two loads and stores each
+  // (copyRun's loop tests cost more than the bytes they move), in the order that makes the writes
+  // sequential: the strided side (C * run bytes apart, a multiple of 4 KB for 4x4 maps, one L1 set)
+  // is then only read. 1 thread, fp16, 64 images, min of 200: [512 ch][1 px] to / from 49-76 /
+  // 41-56 -> 22-27 / 15-18 us, [256][4] 30-46 / 26-37 -> 19-20 / 14-16, [128][16] from 47-72 -> 11
+  if (run == 2 || run == 4 || run == 8 || run == 16 || run == 32) {
+    const cmRow = <usize>(nImg * P) * es;
+    if (toCm) {
+      for (let c = c0; c < c1; c++) moveShortRuns(cm + <usize>c * cmRow, run, nchw + (<usize>n0 * <usize>C + <usize>c) * run, step, nImg, run);
+    } else {
+      for (let n = 0; n < nImg; n++) {
+        moveShortRuns(nchw + (<usize>(n0 + n) * <usize>C + <usize>c0) * run, run, cm + <usize>c0 * cmRow + <usize>n * run, cmRow, c1 - c0, run);
+      }
+    }
+    return;
+  }
   for (let c = c0; c < c1; c++) {
     let q = cm + <usize>c * <usize>(nImg * P) * es;
     let t = nchw + (<usize>n0 * <usize>C + <usize>c) * run;
