@@ -54,12 +54,13 @@ interface WorkerThreadsModule {
 
 /**
  * The parent's Node options without preloads (--import, --require, --loader): a preload that
- * selects the wasm backend must not run again in every worker (each would start its own pool).
+ * selects the wasm backend must not run again in every worker (each would start its own pool); and
+ * without --input-type, which concerns the parent's -e / stdin source (a worker refuses to start with it).
  */
 function workerExecArgv(): string[] {
   const argv = typeof process !== 'undefined' ? process.execArgv : [];
   const out: string[] = [];
-  const withValue = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader']);
+  const withValue = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader', '--input-type']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (withValue.has(a)) i++;
@@ -68,9 +69,32 @@ function workerExecArgv(): string[] {
   return out;
 }
 
+/**
+ * A kernel worker with the parent's options (workerExecArgv). Node refuses V8 and process-wide flags
+ * in a worker's execArgv (--stack-size, --trace-gc, --max-semi-space-size, ...: the error names them);
+ * those already hold for every thread of the process, so the worker starts without them (or, where
+ * the error's list cannot be read, without any option).
+ */
+function startWorker(wt: WorkerThreadsModule, init: WorkerInit): NodeWorker {
+  const execArgv = workerExecArgv();
+  try {
+    return new wt.Worker(workerUrl(), { workerData: init, execArgv });
+  } catch (e) {
+    if ((e as { code?: unknown }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw e;
+    // "Initiated Worker with invalid execArgv flags: --stack-size=984, --trace-gc"
+    const refused = new Set(String((e as Error).message).replace(/^[^:]*:\s*/, '').split(', '));
+    const kept = execArgv.filter((a) => !refused.has(a));
+    try {
+      return new wt.Worker(workerUrl(), { workerData: init, execArgv: kept });
+    } catch {
+      return new wt.Worker(workerUrl(), { workerData: init, execArgv: [] });
+    }
+  }
+}
+
 function nodeHost(wt: WorkerThreadsModule): WorkerHost {
   return async (init) => {
-    const worker = new wt.Worker(workerUrl(), { workerData: init, execArgv: workerExecArgv() });
+    const worker = startWorker(wt, init);
     let alive = true;
     const exited = new Promise<void>((resolve) => worker.once('exit', () => {
       alive = false;
