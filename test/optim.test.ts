@@ -509,6 +509,34 @@ function perTensor(opt: unknown): (g: { params: Tensor[] }) => void {
   };
 }
 
+/**
+ * A multi-tensor kernel's check: `shapes`' parameters (seeded) stepped by `steps` three ways, per
+ * tensor (each parameter a group of its own), multi-tensor natively and multi-tensor through the
+ * reference kernel (the fallback), compared bit for bit (parameters and state); on wasm the native
+ * multi-tensor run makes at least `minCalls` native calls of `kernel`.
+ */
+async function checkMultiTensor(kernel: string, shapes: number[][], minCalls: number, make: (params: Tensor[]) => AnyOptimizer, steps: (opt: AnyOptimizer, params: Tensor[]) => void): Promise<void> {
+  const b = mx.getBackend() as unknown as { native?: boolean };
+  const run = async (foreach: boolean, native: boolean) => {
+    if (typeof b.native === 'boolean') b.native = native;
+    try {
+      const params = shapes.map((s, i) => mx.randn(s, { generator: new mx.Generator(20 + i) }).requiresGrad_());
+      const opt = make(params);
+      if (!foreach) (opt as unknown as { updateGroup(g: unknown): void }).updateGroup = perTensor(opt);
+      const before = kernelCalls(kernel);
+      steps(opt, params);
+      const after = kernelCalls(kernel);
+      if (foreach && native && before && after && mx.getBackend().name === 'wasm') assert.ok(after.native >= before.native + minCalls, `wasm: ${kernel} ran natively (${after.native - before.native} calls)`);
+      return await optimizerSnapshot(opt, params);
+    } finally {
+      if (typeof b.native === 'boolean') b.native = true;
+    }
+  };
+  const reference = await run(false, true);
+  assert.deepEqual(await run(true, true), reference, 'multi-tensor vs per-tensor');
+  if (typeof b.native === 'boolean') assert.deepEqual(await run(true, false), reference, 'the reference kernel (the fallback) vs the native per-tensor one');
+}
+
 describe('fused Adam / AdamW (adamUpdate)', () => {
   const configs: [string, Record<string, unknown>][] = [
     ['Adam', {}],
@@ -550,36 +578,22 @@ describe('fused Adam / AdamW (adamUpdate)', () => {
   });
 
   it('multi-tensor (adamUpdateMulti): one call per group and step count, bit for bit the per-tensor kernel, natively and through the reference', async () => {
-    const b = mx.getBackend() as unknown as { native?: boolean };
     // sizes around the wasm parts' 16-element boundaries and the threads' split (~1.3e5 elements each)
     const shapes = [[70001], [3], [129, 257], [16], [40000, 3]];
-    const run = async (foreach: boolean, native: boolean) => {
-      if (typeof b.native === 'boolean') b.native = native;
-      try {
-        const params = shapes.map((s, i) => mx.randn(s, { generator: new mx.Generator(20 + i) }).requiresGrad_());
-        const decay = params.filter((_, i) => i % 2 === 0);
-        const rest = params.filter((_, i) => i % 2 === 1);
-        const opt = new optim.AdamW([{ params: decay, weightDecay: 0.1 }, { params: rest, weightDecay: 0, amsgrad: true }], { lr: 0.01, betas: [0.9, 0.99] });
-        // per-tensor calls only: one parameter per call as when each is alone in its group
-        if (!foreach) (opt as unknown as { updateGroup(g: unknown): void }).updateGroup = perTensor(opt);
-        const before = kernelCalls('adamUpdateMulti');
-        for (let s = 0; s < 3; s++) {
-          params.forEach((p, i) => {
-            // parameter 2 has no gradient in step 2: its step count then lags, and it is updated on its own
-            p.grad = s === 1 && i === 2 ? null : mx.randn(p.shape, { generator: new mx.Generator(60 + 10 * s + i) }).mul(s === 2 ? 1e3 : 1).to(i % 3 === 2 ? 'float32' : 'float16');
-          });
-          opt.step();
-        }
-        const after = kernelCalls('adamUpdateMulti');
-        if (foreach && native && before && after && mx.getBackend().name === 'wasm') assert.ok(after.native >= before.native + 5, `wasm: adamUpdateMulti ran natively (${after.native - before.native} calls)`);
-        return await optimizerSnapshot(opt as AnyOptimizer, params);
-      } finally {
-        if (typeof b.native === 'boolean') b.native = true;
-      }
+    const make = (params: Tensor[]) => {
+      const decay = params.filter((_, i) => i % 2 === 0);
+      const rest = params.filter((_, i) => i % 2 === 1);
+      return new optim.AdamW([{ params: decay, weightDecay: 0.1 }, { params: rest, weightDecay: 0, amsgrad: true }], { lr: 0.01, betas: [0.9, 0.99] }) as AnyOptimizer;
     };
-    const reference = await run(false, true);
-    assert.deepEqual(await run(true, true), reference, 'multi-tensor vs per-tensor');
-    if (typeof b.native === 'boolean') assert.deepEqual(await run(true, false), reference, 'the reference kernel (the fallback) vs the native per-tensor one');
+    await checkMultiTensor('adamUpdateMulti', shapes, 5, make, (opt, params) => {
+      for (let s = 0; s < 3; s++) {
+        params.forEach((p, i) => {
+          // parameter 2 has no gradient in step 2: its step count then lags, and it is updated on its own
+          p.grad = s === 1 && i === 2 ? null : mx.randn(p.shape, { generator: new mx.Generator(60 + 10 * s + i) }).mul(s === 2 ? 1e3 : 1).to(i % 3 === 2 ? 'float32' : 'float16');
+        });
+        opt.step();
+      }
+    });
   });
 
   it('wasm: the native kernel equals the reference kernel (the fallback), split across threads or not', async () => {
@@ -664,41 +678,27 @@ describe('multi-tensor SGD (sgdUpdateMulti)', () => {
   });
 
   it('one call per group, dtype pair and first-step state, bit for bit the per-tensor kernel, natively (split across threads) and through the reference', async () => {
-    const b = mx.getBackend() as unknown as { native?: boolean };
     // sizes around the wasm parts' 16-element boundaries and the threads' split (~1.3e5 elements each)
     const shapes = [[70001], [3], [129, 257], [16], [40000, 3], [5]];
-    const run = async (foreach: boolean, native: boolean) => {
-      if (typeof b.native === 'boolean') b.native = native;
-      try {
-        const params = shapes.map((s, i) => mx.randn(s, { generator: new mx.Generator(20 + i) }).requiresGrad_());
-        const opt = new optim.SGD(
-          [
-            { params: params.filter((_, i) => i % 2 === 0), momentum: 0.9, nesterov: true, weightDecay: 1e-3 },
-            { params: params.filter((_, i) => i % 2 === 1), momentum: 0.8, dampening: 0.2, maximize: true },
-          ],
-          { lr: 0.05 },
-        );
-        if (!foreach) (opt as unknown as { updateGroup(g: unknown): void }).updateGroup = perTensor(opt);
-        const before = kernelCalls('sgdUpdateMulti');
-        for (let s = 0; s < 4; s++) {
-          params.forEach((p, i) => {
-            // parameter 2 has no gradient in step 1: its buffer starts a step later (a batch of its own then)
-            p.grad = s === 0 && i === 2 ? null : mx.randn(p.shape, { generator: new mx.Generator(60 + 10 * s + i) }).mul(s === 2 ? 1e3 : 1).to(i % 3 === 2 ? 'float32' : 'float16');
-          });
-          // steps 3 and 4 with a device foundInf (zero, then one): the isFirst flags are created set, then settled
-          if (s >= 2) opt.step({ foundInf: mx.tensor(s === 3 ? 1 : 0) });
-          else opt.step();
-        }
-        const after = kernelCalls('sgdUpdateMulti');
-        if (foreach && native && before && after && mx.getBackend().name === 'wasm') assert.ok(after.native >= before.native + 6, `wasm: sgdUpdateMulti ran natively (${after.native - before.native} calls)`);
-        return await optimizerSnapshot(opt as AnyOptimizer, params);
-      } finally {
-        if (typeof b.native === 'boolean') b.native = true;
+    const make = (params: Tensor[]) =>
+      new optim.SGD(
+        [
+          { params: params.filter((_, i) => i % 2 === 0), momentum: 0.9, nesterov: true, weightDecay: 1e-3 },
+          { params: params.filter((_, i) => i % 2 === 1), momentum: 0.8, dampening: 0.2, maximize: true },
+        ],
+        { lr: 0.05 },
+      ) as AnyOptimizer;
+    await checkMultiTensor('sgdUpdateMulti', shapes, 6, make, (opt, params) => {
+      for (let s = 0; s < 4; s++) {
+        params.forEach((p, i) => {
+          // parameter 2 has no gradient in step 1: its buffer starts a step later (a batch of its own then)
+          p.grad = s === 0 && i === 2 ? null : mx.randn(p.shape, { generator: new mx.Generator(60 + 10 * s + i) }).mul(s === 2 ? 1e3 : 1).to(i % 3 === 2 ? 'float32' : 'float16');
+        });
+        // steps 3 and 4 with a device foundInf (zero, then one): the isFirst flags are created set, then settled
+        if (s >= 2) opt.step({ foundInf: mx.tensor(s === 3 ? 1 : 0) });
+        else opt.step();
       }
-    };
-    const reference = await run(false, true);
-    assert.deepEqual(await run(true, true), reference, 'multi-tensor vs per-tensor');
-    if (typeof b.native === 'boolean') assert.deepEqual(await run(true, false), reference, 'the reference kernel (the fallback) vs the native per-tensor one');
+    });
   });
 });
 
