@@ -10,20 +10,14 @@
  *
  * Makes its own backend and switches to it explicitly, whatever MIXPREC_BACKEND says.
  */
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';
-import { WasmBackend } from '../src/backend/wasm/index.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { float16 } from '../src/dtype/dtype.js';
+import { wasmBackends } from './helpers/backends.js';
 
-const wasm = await WasmBackend.create({ threads: 2, native: true });
-mx.registerBackend('attention-widen', async () => wasm);
-await mx.setBackend('attention-widen');
-await mx.setBackend('reference');
-after(async () => {
-  await wasm.close();
-});
+await wasmBackends({ 'attention-widen': { threads: 2, native: true } });
 
 const F = mx.nn.functional;
 const E = 8;

@@ -14,23 +14,14 @@
  *
  * Makes its own backends and switches to them explicitly, whatever MIXPREC_BACKEND says.
  */
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';
-import { WasmBackend } from '../src/backend/wasm/index.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { float16 } from '../src/dtype/dtype.js';
+import { wasmBackends } from './helpers/backends.js';
 
-const wasm1 = await WasmBackend.create({ threads: 1, native: true, simd: 'plain' });
-const wasm3 = await WasmBackend.create({ threads: 3, native: true });
-mx.registerBackend('cast-widen-t1', async () => wasm1);
-mx.registerBackend('cast-widen-t3', async () => wasm3);
-await mx.setBackend('cast-widen-t1');
-await mx.setBackend('cast-widen-t3');
-await mx.setBackend('reference');
-after(async () => {
-  await Promise.all([wasm1.close(), wasm3.close()]);
-});
+await wasmBackends({ 'cast-widen-t1': { threads: 1, native: true, simd: 'plain' }, 'cast-widen-t3': { threads: 3, native: true } });
 
 /** float32 bits of `patterns` (float16) cast on backend `name`. */
 async function castBits(name: string, patterns: Uint16Array): Promise<Uint32Array> {

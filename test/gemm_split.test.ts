@@ -14,21 +14,13 @@
  *
  * Makes its own backends and switches to them explicitly, whatever MIXPREC_BACKEND says.
  */
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';
 import { WasmBackend } from '../src/backend/wasm/index.js';
+import { wasmBackends } from './helpers/backends.js';
 
-const wasm1 = await WasmBackend.create({ threads: 1, native: true });
-const wasm3 = await WasmBackend.create({ threads: 3, native: true });
-mx.registerBackend('gemm-split-t1', async () => wasm1);
-mx.registerBackend('gemm-split-t3', async () => wasm3);
-await mx.setBackend('gemm-split-t1');
-await mx.setBackend('gemm-split-t3');
-await mx.setBackend('reference');
-after(async () => {
-  await Promise.all([wasm1.close(), wasm3.close()]);
-});
+const [wasm1] = await wasmBackends({ 'gemm-split-t1': { threads: 1, native: true }, 'gemm-split-t3': { threads: 3, native: true } });
 
 const TRANS_A = 1, TRANS_B = 2, BIAS_COL = 2 << 8;
 const DTYPES = ['float32', 'float16', 'bfloat16'] as const;

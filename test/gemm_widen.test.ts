@@ -15,7 +15,7 @@
  *
  * Makes its own backend and switches to it explicitly, whatever MIXPREC_BACKEND says.
  */
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';
 import type { KernelTensor } from '../src/index.js';
@@ -25,18 +25,10 @@ import { Tensor } from '../src/tensor/tensor.js';
 import { float16 } from '../src/dtype/dtype.js';
 import { f32BitsToF16Bits } from '../src/dtype/convert.js';
 import { contiguousStrides } from '../src/shape/strides.js';
+import { wasmBackends } from './helpers/backends.js';
 
 // one thread on the plain SIMD build, three on the default one (relaxed SIMD where the engine runs it)
-const wasm1 = await WasmBackend.create({ threads: 1, native: true, simd: 'plain' });
-const wasm3 = await WasmBackend.create({ threads: 3, native: true });
-mx.registerBackend('gemm-widen-t1', async () => wasm1);
-mx.registerBackend('gemm-widen-t3', async () => wasm3);
-await mx.setBackend('gemm-widen-t1');
-await mx.setBackend('gemm-widen-t3');
-await mx.setBackend('reference');
-after(async () => {
-  await Promise.all([wasm1.close(), wasm3.close()]);
-});
+await wasmBackends({ 'gemm-widen-t1': { threads: 1, native: true, simd: 'plain' }, 'gemm-widen-t3': { threads: 3, native: true } });
 
 const K = 13;
 /** Every float16 pattern, then three more (a subnormal, a NaN, a negative normal) for a partial panel. */

@@ -18,28 +18,19 @@
  *
  * Makes its own backends (wk-t4, wk-t1) and switches to them explicitly, whatever MIXPREC_BACKEND says.
  */
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as mx from '../src/index.js';
 import type { KernelTensor, Tensor } from '../src/index.js';
-import { WasmBackend } from '../src/backend/wasm/index.js';
 import { matrixLayout } from '../src/backend/wasm/native_linalg.js';
 import { kernelView } from '../src/ops/dispatch.js';
 import type { Conv2dParams, KernelName, KernelParams } from '../src/backend/kernels.js';
 import { withinAccumulationBound } from './helpers/compare.js';
 import { rng } from './helpers/rng.js';
 import { contiguousStrides, numel } from '../src/shape/strides.js';
+import { wasmBackends } from './helpers/backends.js';
 
-const t4 = await WasmBackend.create({ threads: 4, native: true });
-const t1 = await WasmBackend.create({ threads: 1, native: true });
-mx.registerBackend('wk-t4', async () => t4);
-mx.registerBackend('wk-t1', async () => t1);
-await mx.setBackend('wk-t4');
-await mx.setBackend('wk-t1');
-await mx.setBackend('reference');
-after(async () => {
-  await Promise.all([t4.close(), t1.close()]);
-});
+const [t4, t1] = await wasmBackends({ 'wk-t4': { threads: 4, native: true }, 'wk-t1': { threads: 1, native: true } });
 
 const FLOATS = ['float32', 'float16', 'bfloat16'] as const;
 type Float = (typeof FLOATS)[number];
