@@ -3,7 +3,7 @@
 //
 //   node bench/gemm-shapes.mjs [--model gpt|resnet18] [--precision fp16] [--threads 2] [--steps 6] [--warmup 2] [--replays 20]
 //
-// Runs `benchTrain` (as bench/pool-profile.mjs does) on the wasm backend at 1 thread, then at --threads,
+// Runs `benchTrain` (as bench/pool-profile.mjs does, through bench/pool_timing.mjs) on the wasm backend at 1 thread, then at --threads,
 // timing every `gemm` call of the kernel pool by shape (batch x M x N x K, flags, dtypes): wall time per
 // call, the calling thread's own part ("busy"), the parts it was split into. During the N-thread run
 // each non-accumulating shape is also replayed on the calling thread alone (same operands, its output
@@ -12,9 +12,8 @@
 // against the one-part time is the work the split adds, their maximum against an even share its
 // imbalance). Best of --replays each.
 import { loadavg } from "node:os";
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
-import { root, scriptArgs } from "./peer_common.mjs";
+import { scriptArgs } from "./peer_common.mjs";
+import { busy, interceptPoolRuns, timedTrainRun } from "./pool_timing.mjs";
 
 const { opt } = scriptArgs(import.meta.url);
 const model = opt("model", "gpt");
@@ -24,29 +23,16 @@ const steps = Number(opt("steps", "6"));
 const warmup = Number(opt("warmup", "2"));
 const replays = Number(opt("replays", "20"));
 
-const dist = (p) => pathToFileURL(join(root, "dist", p)).href;
-await import(dist("index.js"));
-const { selectBackend } = await import(dist("bench/common.js"));
-const { benchTrain } = await import(dist("bench/train.js"));
-const { KernelPool } = await import(dist("backend/wasm/pool.js"));
-
 const GEMM_ACCUMULATE = 4;
 let stats = new Map();
 let timing = false;
 let replay = false;
-let busy = 0;
-const wrapped = new WeakSet();
-const run = KernelPool.prototype.run;
 const shapeKey = (a) => `${a[2]}x${a[3]}x${a[4]}x${a[5]} f${a[0] & 255} d${(a[1] & 4095).toString(16)}`;
-KernelPool.prototype.run = function (kernel, parts) {
-  if (!wrapped.has(this)) {
-    wrapped.add(this);
-    this.fns = this.fns.map((f) => (typeof f === "function" ? (...a) => { const t = performance.now(); try { return f(...a); } finally { busy += performance.now() - t; } } : f));
-  }
-  if (kernel !== "gemm" || !timing) return run.call(this, kernel, parts);
-  busy = 0;
+interceptPoolRuns((pool, kernel, parts, run) => {
+  if (kernel !== "gemm" || !timing) return run();
+  busy.ms = 0;
   const t0 = performance.now();
-  run.call(this, kernel, parts);
+  run();
   const t1 = performance.now();
   const args = parts[0];
   const key = shapeKey(args);
@@ -54,10 +40,10 @@ KernelPool.prototype.run = function (kernel, parts) {
   if (!s) stats.set(key, (s = { calls: 0, wall: 0, busy: 0, parts: parts.length, one: Infinity, part: [] }));
   s.calls++;
   s.wall += t1 - t0;
-  s.busy += busy;
+  s.busy += busy.ms;
   if (replay && parts.length > 1 && (args[0] & GEMM_ACCUMULATE) === 0 && s.replayed === undefined) {
     s.replayed = true;
-    const fn = this.fns[this.ids.get("gemm")];
+    const fn = pool.fns[pool.ids.get("gemm")];
     const n = parts.length;
     const base = args.slice(0, -3); // without sync, part, parts
     s.part = new Array(n).fill(Infinity);
@@ -72,19 +58,14 @@ KernelPool.prototype.run = function (kernel, parts) {
       }
     }
   }
-};
+});
 
 async function profile(n, withReplay) {
-  const { backend } = await selectBackend("wasm", n);
   stats = new Map();
   timing = false;
   replay = withReplay;
-  const reset = backend.resetKernelStats.bind(backend);
-  backend.resetKernelStats = () => { reset(); timing = true; };
-  const shape = model === "gpt" ? { batchSize: 12 } : { batchSize: 64, imageSize: 32 };
-  const r = await benchTrain({ model, ...shape, precision, steps, warmup });
+  const r = await timedTrainRun(n, { model, precision, steps, warmup }, () => { timing = true; });
   timing = false;
-  backend.resetKernelStats = reset;
   return { step_ms: r.step_ms, stats };
 }
 

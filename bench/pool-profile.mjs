@@ -15,9 +15,8 @@
 // A diagnostic: it wraps the pool's methods from outside, so it reads the built dist/.
 import { writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
-import { root, scriptArgs } from "./peer_common.mjs";
+import { scriptArgs } from "./peer_common.mjs";
+import { busy, interceptPoolRuns, timedTrainRun } from "./pool_timing.mjs";
 
 const { opt } = scriptArgs(import.meta.url);
 const model = opt("model", "resnet18");
@@ -27,31 +26,17 @@ const steps = Number(opt("steps", "6"));
 const warmup = Number(opt("warmup", "2"));
 const jsonOut = opt("json-out", null);
 
-const dist = (p) => pathToFileURL(join(root, "dist", p)).href;
-await import(dist("index.js"));
-const { selectBackend } = await import(dist("bench/common.js"));
-const { benchTrain } = await import(dist("bench/train.js"));
-const { KernelPool } = await import(dist("backend/wasm/pool.js"));
-
 // One profile at a time: the counters below belong to the run in progress.
 let stats = new Map();
 let timing = false;
 let inPool = 0;
 let lastEnd = 0;
 let gaps = [];
-let busy = 0;
-const wrapped = new WeakSet();
-const run = KernelPool.prototype.run;
-KernelPool.prototype.run = function (kernel, parts) {
-  if (!wrapped.has(this)) {
-    // time the calling thread's kernel calls (its part, and parts it takes over)
-    wrapped.add(this);
-    this.fns = this.fns.map((f) => (typeof f === "function" ? (...a) => { const t = performance.now(); try { return f(...a); } finally { busy += performance.now() - t; } } : f));
-  }
-  busy = 0;
+interceptPoolRuns((pool, kernel, parts, run) => {
+  busy.ms = 0;
   const t0 = performance.now();
   if (timing && lastEnd) gaps.push(t0 - lastEnd);
-  run.call(this, kernel, parts);
+  run();
   const t1 = performance.now();
   lastEnd = t1;
   if (!timing) return;
@@ -60,27 +45,20 @@ KernelPool.prototype.run = function (kernel, parts) {
   if (!s) stats.set(kernel, (s = { calls: 0, wall: 0, busy: 0, unsplit: 0 }));
   s.calls++;
   s.wall += t1 - t0;
-  s.busy += busy;
+  s.busy += busy.ms;
   if (parts.length <= 1) s.unsplit += t1 - t0;
-};
+});
 
 async function profile(n) {
-  const { backend } = await selectBackend("wasm", n);
   stats = new Map();
   gaps = [];
   inPool = 0;
   lastEnd = 0;
   timing = false;
   let start = 0;
-  // benchTrain resets the kernel counters just before its timed steps: start timing there
-  const reset = backend.resetKernelStats.bind(backend);
-  backend.resetKernelStats = () => { reset(); timing = true; start = performance.now(); };
-  // the GPT takes token blocks (nanoGPT's CPU recipe, as bench/gpt-peers.mjs), the others 32x32 images
-  const shape = model === 'gpt' ? { batchSize: 12 } : { batchSize: 64, imageSize: 32 };
-  const r = await benchTrain({ model, ...shape, precision, steps, warmup });
+  const r = await timedTrainRun(n, { model, precision, steps, warmup }, () => { timing = true; start = performance.now(); });
   const total = performance.now() - start;
   timing = false;
-  backend.resetKernelStats = reset;
   const per = (x) => x / steps;
   return {
     threads: n, step_ms: r.step_ms, host_ms: per(total - inPool), load_avg_1m: r.load_avg_1m,
